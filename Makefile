@@ -1,0 +1,193 @@
+# wisp - one Makefile for the engine, its tests, fuzzers and benchmarks.
+#
+#   make                 build/wisp (CPU engine)
+#   make CUDA=1          also compile kernels/*.cu with nvcc and link cudart +
+#                        cuBLAS. CUDA is built only when asked (CUDA=1): nvcc
+#                        being installed is not enough, because a CUDA build
+#                        needs the CUDA runtime at run time too.
+#   make SANITIZE=1      ASan + UBSan build under build/san/
+#   make test            unit tests + end-to-end tests (add SANITIZE=1 to repeat
+#                        them under the sanitizers)
+#   make fuzz            libFuzzer targets, each run FUZZ_SECONDS
+#   make bench           benchmarks (see README)
+#   make deps            install the Debian packages the build and tests need
+
+CC       ?= gcc
+CLANG    ?= clang
+PYTHON   ?= /usr/bin/python3
+CUDA     ?= 0
+SANITIZE ?= 0
+CUDA_HOME ?= /usr/local/cuda
+NVCC     ?= $(CUDA_HOME)/bin/nvcc
+SHARED   ?= $(abspath ../shared)
+FUZZ_SECONDS ?= 60
+
+ifeq ($(SANITIZE),1)
+OUT := build/san
+OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+else
+OUT := build
+OPT := -O2 -g
+LDSAN :=
+endif
+
+ifeq ($(CUDA),1)
+VARIANT := cuda
+else
+VARIANT := cpu
+endif
+OBJ := $(OUT)/obj-$(VARIANT)
+
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -march=native -pthread $(WARN) -Isrc -MMD -MP
+LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -lpthread -lm
+
+# Instruction-set specific files choose their ISA by name; the dispatcher
+# picks among them at run time from the CPU's features.
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
+
+SRC_ALL  := $(shell find src -name '*.c' | sort)
+SRC_CUDA := $(filter src/engine/cuda/%,$(SRC_ALL))
+SRC_LIB  := $(filter-out src/main.c $(SRC_CUDA),$(SRC_ALL))
+CU_SRC   :=
+ifeq ($(CUDA),1)
+SRC_LIB  += $(SRC_CUDA)
+CU_SRC   := $(sort $(wildcard kernels/*.cu))
+CFLAGS   += -DWISP_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+NVFLAGS  := -O2 -std=c++17 -Isrc -Ikernels -Xcompiler -fPIC,-Wall \
+            -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+            -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+            -gencode arch=compute_90,code=compute_90
+endif
+
+LIB_OBJ  := $(SRC_LIB:%.c=$(OBJ)/%.o) $(CU_SRC:%.cu=$(OBJ)/%.cu.o)
+MAIN_OBJ := $(OBJ)/src/main.o
+LIB      := $(OBJ)/libwisp.a
+BIN      := $(OUT)/wisp
+
+TEST_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BIN  := $(TEST_SRC:tests/unit/%.c=$(OUT)/tests/unit/%)
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(OUT)/tools/%)
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all test unit e2e fuzz bench deps clean tools test-gpu check-cuda
+all: $(BIN) $(TOOL_BIN)
+
+# A stamp per variant forces a relink when CUDA=0/1 alternate in one folder.
+$(OUT)/.variant-$(VARIANT):
+	@mkdir -p $(OUT)
+	@rm -f $(OUT)/.variant-*
+	@touch $@
+
+$(BIN): $(MAIN_OBJ) $(LIB) $(OUT)/.variant-$(VARIANT)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(OBJ)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVX2) -c -o $@ $<
+
+$(OBJ)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVX512) -c -o $@ $<
+
+$(OBJ)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+$(OUT)/tests/unit/%: tests/unit/%.c $(LIB) tests/unit/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
+
+$(OUT)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
+
+tools: $(TOOL_BIN)
+
+# ---------------------------------------------------------------- tests
+# Sanitizer runs: leaks are errors; abort on the first report.
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+
+test: unit e2e
+
+unit: $(TEST_BIN) $(BIN) $(TOOL_BIN)
+	WISP_SHARED=$(SHARED) WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) \
+	    tests/unit/run.sh $(OUT)/tests/unit
+
+e2e: $(BIN) $(TOOL_BIN)
+	WISP_SHARED=$(SHARED) WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) \
+	    $(PYTHON) -m pytest -q -rs tests/e2e
+
+test-gpu:
+	$(MAKE) CUDA=1 all
+	WISP_SHARED=$(SHARED) WISP_BIN=$(abspath $(BIN)) WISP_DEVICE=cuda \
+	    $(PYTHON) -m pytest -q -rs tests/e2e -m 'gpu or not gpu'
+
+# ---------------------------------------------------------------- fuzz
+# libFuzzer needs clang; the library is rebuilt with clang and coverage.
+FUZZ_OBJ := build/fuzz/obj
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -march=native -pthread -Isrc -Wall -Wextra -Werror \
+    -Wno-unused-parameter -fsanitize=fuzzer-no-link,address,undefined -MMD -MP
+FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/engine/cuda/%,$(SRC_ALL:%.c=$(FUZZ_OBJ)/%.o))
+FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/main.o,$(FUZZ_LIB_OBJ))
+
+$(FUZZ_OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_OBJ)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $(ISA_AVX2) -c -o $@ $<
+$(FUZZ_OBJ)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $(ISA_AVX512) -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	    name=$$(basename $$f); corpus=build/fuzz/corpus-$$name; mkdir -p $$corpus; \
+	    seeds=tests/fuzz/seeds/$$name; [ -d $$seeds ] || seeds=; \
+	    echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	        -print_final_stats=1 $$corpus $$seeds 2>build/fuzz/$$name.log \
+	      || { tail -n 60 build/fuzz/$$name.log; echo "fuzz: $$name FAILED"; exit 1; }; \
+	    grep -E 'stat::number_of_executed_runs' build/fuzz/$$name.log || true; \
+	done
+
+# ---------------------------------------------------------------- bench
+bench: $(BIN) $(TOOL_BIN)
+	WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) tests/bench/run.sh
+
+# ---------------------------------------------------------------- deps
+DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
+    libutf8proc-dev python3 python3-pytest python3-jsonschema
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all installed"; fi
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,98 @@
+/*
+ * engine.h - the compute engine interface.
+ *
+ * An engine runs one forward step over a batch of sequences. Each sequence
+ * brings the new tokens to process, the position of the first one, and its
+ * block table: the physical KV blocks (of block_size tokens each) that hold
+ * positions [0, pos0 + n_tokens). The engine owns the KV storage (host RAM
+ * for the CPU engine, VRAM for CUDA); the block allocator and prefix cache
+ * (kv/) own the block ids. This is vLLM's split: the scheduler decides which
+ * blocks a sequence uses, the engine only reads and writes them.
+ *
+ * Engines are vtables (struct wisp_engine_ops + ctx); optional members may
+ * be NULL and say so.
+ */
+#ifndef WISP_ENGINE_H
+#define WISP_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "model/model.h"
+
+typedef enum wisp_kv_type {
+    WISP_KV_F16 = 0,
+    WISP_KV_Q8_0 = 1,
+    WISP_KV_F32 = 2,   /* for parity tests */
+} wisp_kv_type;
+
+typedef struct wisp_engine_opts {
+    int n_threads;             /* CPU threads; 0 = physical cores */
+    int block_size;            /* tokens per KV block (default 16) */
+    int n_blocks;              /* KV blocks in the pool */
+    wisp_kv_type kv_type;
+    int max_batch_tokens;      /* most tokens one forward step may carry */
+    int max_seqs;              /* most sequences one step may carry */
+} wisp_engine_opts;
+
+typedef struct wisp_batch_seq {
+    const int32_t *tokens;     /* n_tokens new tokens */
+    int n_tokens;
+    int pos0;                  /* position of tokens[0] = tokens already cached */
+    const int32_t *block_table;/* physical block ids, ceil((pos0+n_tokens)/block_size) of them */
+    int n_blocks;
+    /* Logits wanted: for every new token (evaluate) or only the last. */
+    bool all_logits;
+    float *logits;             /* out: n_tokens*vocab (all_logits) or vocab floats */
+} wisp_batch_seq;
+
+typedef struct wisp_batch {
+    wisp_batch_seq *seqs;
+    int n_seqs;
+    /* Polled between layers; when it returns true the step stops early and
+     * forward returns WISP_E_CANCELLED (KV contents of this step's tokens are
+     * then undefined; the scheduler drops or recomputes them). May be NULL. */
+    bool (*should_stop)(void *ud);
+    void *stop_ud;
+} wisp_batch;
+
+typedef struct wisp_engine_stats {
+    uint64_t kv_bytes;         /* bytes of the KV pool */
+    uint64_t scratch_bytes;
+    uint64_t weight_bytes;     /* weights resident (device engines) */
+} wisp_engine_stats;
+
+typedef struct wisp_engine wisp_engine;
+
+struct wisp_engine_ops {
+    const char *name;          /* "cpu", "cuda" */
+    /* Runs one step. Returns 0, WISP_E_CANCELLED, or another negative code
+     * with err set. */
+    int (*forward)(void *ctx, const wisp_batch *batch, wisp_err *err);
+    /* Copies block src to dst (copy-on-write of a partially filled block). */
+    int (*copy_block)(void *ctx, int32_t dst, int32_t src, wisp_err *err);
+    /* Moves one block's KV (all layers) to or from host memory in the
+     * engine's storage format, for the second cache tier and persistence.
+     * bytes_per_block() tells the buffer size. */
+    size_t (*bytes_per_block)(void *ctx);
+    int (*read_block)(void *ctx, int32_t block, void *dst, wisp_err *err);
+    int (*write_block)(void *ctx, int32_t block, const void *src, wisp_err *err);
+    void (*get_stats)(void *ctx, wisp_engine_stats *out);
+    void (*destroy)(void *ctx);
+};
+
+struct wisp_engine {
+    const struct wisp_engine_ops *ops;
+    void *ctx;
+    const wisp_model *model;
+    wisp_engine_opts opts;
+};
+
+/* Creates the CPU engine for a model (the model must outlive it). */
+int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts,
+                           wisp_engine **out, wisp_err *err);
+void wisp_engine_destroy(wisp_engine *e);
+
+#endif

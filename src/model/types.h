@@ -1,0 +1,82 @@
+/*
+ * types.h - the tensor type table.
+ *
+ * One row per type, indexed by ggml's numeric type id as stored in GGUF
+ * (ggml's type_traits design): name, elements per block, bytes per block,
+ * and the reference row conversions. Engines keep their own tables of
+ * kernels (dot products, activation quantizers) indexed by the same ids, so
+ * adding a type touches one row here and one row per engine, never a switch
+ * spread across files.
+ */
+#ifndef WISP_TYPES_H
+#define WISP_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml's type ids (the values stored in GGUF tensor infos). Ids that wisp
+ * does not compute with still get a row with a name, so a file using them
+ * is refused by name ("type IQ2_XS, which wisp does not support yet"). */
+typedef enum wisp_type {
+    WISP_TYPE_F32 = 0,
+    WISP_TYPE_F16 = 1,
+    WISP_TYPE_Q4_0 = 2,
+    WISP_TYPE_Q4_1 = 3,
+    WISP_TYPE_Q5_0 = 6,
+    WISP_TYPE_Q5_1 = 7,
+    WISP_TYPE_Q8_0 = 8,
+    WISP_TYPE_Q8_1 = 9,
+    WISP_TYPE_Q2_K = 10,
+    WISP_TYPE_Q3_K = 11,
+    WISP_TYPE_Q4_K = 12,
+    WISP_TYPE_Q5_K = 13,
+    WISP_TYPE_Q6_K = 14,
+    WISP_TYPE_Q8_K = 15,
+    WISP_TYPE_IQ2_XXS = 16,
+    WISP_TYPE_IQ2_XS = 17,
+    WISP_TYPE_IQ3_XXS = 18,
+    WISP_TYPE_IQ1_S = 19,
+    WISP_TYPE_IQ4_NL = 20,
+    WISP_TYPE_IQ3_S = 21,
+    WISP_TYPE_IQ2_S = 22,
+    WISP_TYPE_IQ4_XS = 23,
+    WISP_TYPE_I8 = 24,
+    WISP_TYPE_I16 = 25,
+    WISP_TYPE_I32 = 26,
+    WISP_TYPE_I64 = 27,
+    WISP_TYPE_F64 = 28,
+    WISP_TYPE_IQ1_M = 29,
+    WISP_TYPE_BF16 = 30,
+    WISP_TYPE_TQ1_0 = 34,
+    WISP_TYPE_TQ2_0 = 35,
+    WISP_TYPE_MXFP4 = 39,
+    WISP_TYPE_COUNT = 40,
+} wisp_type;
+
+/* Converts n elements (a multiple of the block size) of a row. */
+typedef void (*wisp_to_float_fn)(const void *src, float *dst, int64_t n);
+typedef void (*wisp_from_float_fn)(const float *src, void *dst, int64_t n);
+
+typedef struct wisp_type_traits {
+    const char *name;          /* "Q4_K"; NULL for ids ggml never assigned */
+    int block_size;            /* elements per block */
+    size_t type_size;          /* bytes per block */
+    bool supported;            /* wisp loads and computes with this type */
+    bool is_quantized;
+    wisp_to_float_fn to_float;     /* reference dequantization */
+    wisp_from_float_fn from_float; /* reference quantization (synthesizer, KV) */
+} wisp_type_traits;
+
+/* The row for a type id; ids outside the table get a row with name NULL. */
+const wisp_type_traits *wisp_type_get(int type);
+/* "Q4_K", or "type 57" style text for unknown ids (static buffer per call
+ * site is not used: returns "unknown" for ids without a name). */
+const char *wisp_type_name(int type);
+/* Looks a type up by name, case-insensitive ("q4_k", "F16"); -1 if none. */
+int wisp_type_from_name(const char *name);
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block size
+ * or the type is unknown. */
+size_t wisp_type_row_size(int type, int64_t n);
+
+#endif
