@@ -32,7 +32,18 @@ int wisp_err_prefix(wisp_err *err, const char *fmt, ...)
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    /* head + ": " + old, cut to the buffer (truncation is fine for a message). */
+    size_t n = strlen(head), cap = sizeof err->msg - 1;
+    if (n > cap)
+        n = cap;
+    memcpy(err->msg, head, n);
+    for (const char *p = ": "; *p && n < cap; p++)
+        err->msg[n++] = *p;
+    size_t m = strnlen(old, sizeof old);
+    if (m > cap - n)
+        m = cap - n;
+    memcpy(err->msg + n, old, m);
+    err->msg[n + m] = '\0';
     return err->code;
 }
 
