@@ -93,7 +93,8 @@ struct wisp_tokenizer {
     char b2u[256][2];        /* GPT-2 byte -> UTF-8 of its code point */
     uint8_t b2u_len[256];
     int16_t u2b[324];        /* code point (< 324) -> byte, -1 */
-    int32_t byte_tok[256];   /* <0xXX> token (or the 1-byte token), -1 */
+    int32_t byte_tok[256];
+    bool barrier[256];       /* bytes no multi-byte vocabulary string holds */   /* <0xXX> token (or the 1-byte token), -1 */
     uint8_t *eog;            /* n_vocab flags */
     int32_t *special_ids;    /* partition candidates, longest text first */
     int32_t n_special;
@@ -136,8 +137,12 @@ int tok_pretok_split(const wisp_tokenizer *tok, const char *text, size_t len, si
                      size_t *n, wisp_err *err);
 
 /* ---- model.c: the merge loops ---- */
-int tok_spm_encode(const wisp_tokenizer *tok, const char *text, size_t len, wisp_tokens *out);
-int tok_bpe_encode_word(const wisp_tokenizer *tok, const char *word, size_t len,
+typedef struct tok_scratch tok_scratch;   /* per-call symbols and heap */
+tok_scratch *tok_scratch_new(void);
+void tok_scratch_free(tok_scratch *sc);
+int tok_spm_encode(const wisp_tokenizer *tok, const char *text, size_t len, tok_scratch *sc,
+                   wisp_tokens *out);
+int tok_bpe_encode_word(const wisp_tokenizer *tok, const char *word, size_t len, tok_scratch *sc,
                         wisp_tokens *out);
 
 /* ---- utf8.c ---- */
