@@ -32,7 +32,7 @@ typedef struct tok_strtab {
 } tok_strtab;
 
 typedef struct tok_merge {
-    int32_t left, right;   /* 0 left == -1 marks an empty slot */
+    int32_t left, right;   /* left == -1 marks an empty slot */
     int32_t rank;
     int32_t result;
 } tok_merge;
@@ -147,8 +147,8 @@ int tok_bpe_encode_word(const wisp_tokenizer *tok, const char *word, size_t len,
 
 /* ---- utf8.c ---- */
 size_t tok_utf8_len(unsigned char lead);
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, or -(needed)
- * style: returns SIZE_MAX when s[0..n) is a valid but incomplete prefix. */
+/* Length (1..4) of the valid UTF-8 sequence at s[0..n); 0 when it is
+ * invalid; SIZE_MAX when s[0..n) is a valid but incomplete prefix. */
 size_t tok_utf8_check(const unsigned char *s, size_t n);
 /* The GPT-2 byte-level mapping: byte -> UTF-8 of its code point (1-2 bytes). */
 size_t tok_byte_to_unicode(unsigned char b, char out[2]);
