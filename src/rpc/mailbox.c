@@ -107,7 +107,10 @@ wisp_mailbox_item *wisp_mailbox_take(wisp_mailbox *mb)
      * through set_out_bytes; count them there from now on. */
     for (wisp_mailbox_item *it = all; it; it = it->next)
         mb->box_bytes -= it->text ? it->len : 0;
+    bool room = all && !over(mb);
     pthread_mutex_unlock(&mb->lock);
+    if (room)
+        pthread_cond_broadcast(&mb->room);
     return all;
 }
 

@@ -284,8 +284,10 @@ class Client:
             self.proc.wait()
             raise AssertionError("wisp did not exit after stdin EOF; stderr:\n" + self.stderr_text())
         self._reader.join(TIMEOUT)
+        self._errreader.join(TIMEOUT)
         if self.violations:
             raise AssertionError("protocol violations:\n" + "\n".join(self.violations))
+        check_sanitizer_report(self.stderr_text())
 
 
 @pytest.fixture
@@ -322,7 +324,15 @@ def error_of(resp, code):
     return resp["error"]["message"]
 
 
+def check_sanitizer_report(stderr):
+    """Fails on an ASan/UBSan/LSan report (SANITIZE=1 builds)."""
+    for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert mark not in stderr, "sanitizer report from wisp:\n" + stderr
+
+
 def run_once(args, stdin=b"", timeout=TIMEOUT):
     """Runs wisp to completion: (returncode, stdout bytes, stderr text)."""
     p = subprocess.run([WISP_BIN, *args], input=stdin, capture_output=True, timeout=timeout)
-    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    check_sanitizer_report(err)
+    return p.returncode, p.stdout, err
