@@ -159,10 +159,23 @@ static void stop_reading(wisp_loop *l, const char *why)
     if (!l->reading)
         return;
     WISP_LOGD("stdin: %s", why);
-    wisp_framer_finish(&l->framer);
     l->reading = false;
     l->draining = true;
     ev_io_stop(l->ev, &l->in_w);
+    /* A last line without a newline is a message too (it may be `exit`). */
+    wisp_framer_finish(&l->framer);
+}
+
+/* After input was dispatched: `exit` ends reading and starts the grace
+ * period within which cancelled requests must be answered. */
+static void check_exit(wisp_loop *l)
+{
+    int code;
+    if (!wisp_dispatch_exit_requested(l->dispatch, &code) || ev_is_active(&l->grace_w))
+        return;
+    l->exit_code = code;
+    stop_reading(l, "exit");
+    ev_timer_start(l->ev, &l->grace_w);
 }
 
 static void in_cb(struct ev_loop *ev, ev_io *w, int revents)
@@ -174,23 +187,12 @@ static void in_cb(struct ev_loop *ev, ev_io *w, int revents)
             return;
         WISP_LOGE("stdin: %s", strerror(errno));
         stop_reading(l, "read error");
-        return;
-    }
-    if (n == 0) {
+    } else if (n == 0) {
         stop_reading(l, "end of input");
-        return;
+    } else {
+        wisp_framer_feed(&l->framer, l->chunk, (size_t)n);
     }
-    wisp_framer_feed(&l->framer, l->chunk, (size_t)n);
-    if (!l->reading)
-        return;
-    int code;
-    if (wisp_dispatch_exit_requested(l->dispatch, &code)) {
-        l->exit_code = code;
-        l->reading = false;
-        l->draining = true;
-        ev_io_stop(ev, &l->in_w);
-        ev_timer_start(ev, &l->grace_w);
-    }
+    check_exit(l);
 }
 
 /* ------------------------------------------------------------ lifecycle */
