@@ -286,6 +286,8 @@ int wisp_loop_run(const wisp_options *opts)
         goto out;
     }
     l->server.worker = l->worker;
+    wisp_worker_set_step(l->worker, wisp_model_step, &l->server);
+    wisp_worker_set_exit(l->worker, wisp_model_teardown, &l->server);
     wisp_dispatch_io io = {.write = loop_write, .submit = submit, .wake = wake_engine, .ud = l};
     l->dispatch = wisp_dispatch_new(&l->server, &io);
     if (!l->dispatch) {
@@ -334,6 +336,8 @@ int wisp_loop_run(const wisp_options *opts)
 out:
     if (l->worker && !stopped)
         wisp_worker_stop(l->worker);
+    /* A model loaded by --model while the engine thread never started. */
+    wisp_model_teardown(&l->server);
     wisp_dispatch_free(l->dispatch);
     wisp_worker_free(l->worker);
     wisp_framer_free(&l->framer);
