@@ -340,23 +340,6 @@ int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_
     return 0;
 }
 
-int wisp_engine_cuda_create(const wisp_model *model, const wisp_engine_opts *opts,
-                            wisp_engine **out, wisp_err *err)
-{
-    *out = NULL;
-    if (!model)
-        return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: no model");
-    const wisp_model_weights *w = wisp_model_get_weights(model);
-    if (!w)
-        return wisp_err_set(err, WISP_E_NO_MODEL,
-                            "cuda engine: %s was opened vocabulary-only and has no weights",
-                            wisp_model_get_path(model));
-    int rc = wisp_engine_cuda_create_from(wisp_model_get_config(model), w, opts, out, err);
-    if (rc == 0)
-        (*out)->model = model;
-    return rc;
-}
-
 int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights *w,
                           const wisp_engine_opts *opts, uint64_t headroom_bytes, int *n_blocks,
                           wisp_err *err)
