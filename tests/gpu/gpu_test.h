@@ -121,30 +121,33 @@ typedef struct gt_type {
     gt_dq8_fn dq8;       /* quantized types only */
     int half_off[2];     /* byte offsets of the block's half scales */
     int n_half;
+    float qmax;          /* largest |quant x sub-scale| of the format */
 } gt_type;
 
 static const gt_type GT_TYPES[] = {
-    {WISP_TYPE_F32, "F32", 1, 4, NULL, {0, 0}, 0},
-    {WISP_TYPE_F16, "F16", 1, 2, NULL, {0, 0}, 0},
-    {WISP_TYPE_BF16, "BF16", 1, 2, NULL, {0, 0}, 0},
-    {WISP_TYPE_Q4_0, "Q4_0", 32, 18, wisp_blk_q4_0_dequant8, {0, 0}, 1},
-    {WISP_TYPE_Q4_1, "Q4_1", 32, 20, wisp_blk_q4_1_dequant8, {0, 2}, 2},
-    {WISP_TYPE_Q5_0, "Q5_0", 32, 22, wisp_blk_q5_0_dequant8, {0, 0}, 1},
-    {WISP_TYPE_Q5_1, "Q5_1", 32, 24, wisp_blk_q5_1_dequant8, {0, 2}, 2},
-    {WISP_TYPE_Q8_0, "Q8_0", 32, 34, wisp_blk_q8_0_dequant8, {0, 0}, 1},
-    {WISP_TYPE_Q2_K, "Q2_K", 256, 84, wisp_blk_q2_K_dequant8, {80, 82}, 2},
-    {WISP_TYPE_Q3_K, "Q3_K", 256, 110, wisp_blk_q3_K_dequant8, {108, 0}, 1},
-    {WISP_TYPE_Q4_K, "Q4_K", 256, 144, wisp_blk_q4_K_dequant8, {0, 2}, 2},
-    {WISP_TYPE_Q5_K, "Q5_K", 256, 176, wisp_blk_q5_K_dequant8, {0, 2}, 2},
-    {WISP_TYPE_Q6_K, "Q6_K", 256, 210, wisp_blk_q6_K_dequant8, {208, 0}, 1},
+    {WISP_TYPE_F32, "F32", 1, 4, NULL, {0, 0}, 0, 1},
+    {WISP_TYPE_F16, "F16", 1, 2, NULL, {0, 0}, 0, 1},
+    {WISP_TYPE_BF16, "BF16", 1, 2, NULL, {0, 0}, 0, 1},
+    {WISP_TYPE_Q4_0, "Q4_0", 32, 18, wisp_blk_q4_0_dequant8, {0, 0}, 1, 8},
+    {WISP_TYPE_Q4_1, "Q4_1", 32, 20, wisp_blk_q4_1_dequant8, {0, 2}, 2, 15},
+    {WISP_TYPE_Q5_0, "Q5_0", 32, 22, wisp_blk_q5_0_dequant8, {0, 0}, 1, 16},
+    {WISP_TYPE_Q5_1, "Q5_1", 32, 24, wisp_blk_q5_1_dequant8, {0, 2}, 2, 31},
+    {WISP_TYPE_Q8_0, "Q8_0", 32, 34, wisp_blk_q8_0_dequant8, {0, 0}, 1, 127},
+    {WISP_TYPE_Q2_K, "Q2_K", 256, 84, wisp_blk_q2_K_dequant8, {80, 82}, 2, 45},
+    {WISP_TYPE_Q3_K, "Q3_K", 256, 110, wisp_blk_q3_K_dequant8, {108, 0}, 1, 128},
+    {WISP_TYPE_Q4_K, "Q4_K", 256, 144, wisp_blk_q4_K_dequant8, {0, 2}, 2, 945},
+    {WISP_TYPE_Q5_K, "Q5_K", 256, 176, wisp_blk_q5_K_dequant8, {0, 2}, 2, 1953},
+    {WISP_TYPE_Q6_K, "Q6_K", 256, 210, wisp_blk_q6_K_dequant8, {208, 0}, 1, 4064},
 };
 #define GT_N_TYPES ((int)(sizeof(GT_TYPES) / sizeof(GT_TYPES[0])))
 
 /* Random weight bytes of n_rows rows of n_in elements (n_in % qk == 0),
- * and their exact F32 values in ref (n_rows * n_in). Scales are kept small
- * so that products stay O(1). Returns malloc'd bytes; *bytes_out = size. */
-static inline void *gt_random_weight(const gt_type *t, int64_t n_in, int64_t n_rows, float *ref,
-                                     size_t *bytes_out)
+ * and their exact F32 values in ref (n_rows * n_in). Values stay within
+ * about +-amp: float weights are uniform in it, quantized blocks get
+ * scales (and minimums) of up to amp / qmax. Returns malloc'd bytes;
+ * *bytes_out = size. */
+static inline void *gt_random_weight(const gt_type *t, int64_t n_in, int64_t n_rows, float amp,
+                                     float *ref, size_t *bytes_out)
 {
     const size_t row = (size_t)(n_in / t->qk) * (size_t)t->bytes;
     uint8_t *w = malloc(row * (size_t)n_rows);
@@ -153,7 +156,7 @@ static inline void *gt_random_weight(const gt_type *t, int64_t n_in, int64_t n_r
         float *fr = ref + r * n_in;
         if (t->qk == 1) {
             for (int64_t i = 0; i < n_in; i++) {
-                float v = gt_uniform(-1.0f, 1.0f);
+                float v = gt_uniform(-amp, amp);
                 if (t->type == WISP_TYPE_F32) {
                     memcpy(wr + 4 * i, &v, 4);
                     fr[i] = v;
@@ -172,7 +175,7 @@ static inline void *gt_random_weight(const gt_type *t, int64_t n_in, int64_t n_r
             for (int i = 0; i < t->bytes; i++)
                 blk[i] = (uint8_t)gt_u32();
             for (int k = 0; k < t->n_half; k++) {
-                uint16_t h = wisp_float_to_half(gt_uniform(-0.05f, 0.05f));
+                uint16_t h = wisp_float_to_half(gt_uniform(-amp, amp) / t->qmax);
                 memcpy(blk + t->half_off[k], &h, 2);
             }
             for (int g = 0; g < t->qk / 8; g++)

@@ -128,7 +128,7 @@ static int run_case(const attn_cfg *ac, const seq_spec *ss, int n_seqs)
                     dst[d] = kv_elem(ac->kv_type, r, d);
                     float want = ac->kv_type == 0 ? wisp_half_to_float(wisp_float_to_half(src[d]))
                                                   : src[d];
-                    /* Q8_0: half a step of d = amax/127, plus 127 times the rounding of d to a half */
+                    /* Q8_0: half a step of d = amax/127, plus 127 x the half rounding of d */
                     float tol = ac->kv_type == 1 ? amax / 127.0f * 0.6f + 1e-6f : 0.0f;
                     if (!(fabsf(dst[d] - want) <= tol)) {
                         if (bad < 5)

@@ -47,7 +47,9 @@ static const wisp_tensor *mk_mat(tiny *m, int type, int64_t n_in, int64_t n_out,
     wisp_tensor *t = &m->t[m->nt];
     *ref = malloc(sizeof(float) * (size_t)(n_in * n_out));
     size_t bytes;
-    m->blobs[m->nt] = gt_random_weight(gtype(type), n_in, n_out, *ref, &bytes);
+    /* std ~ 1/sqrt(n_in): activations stay O(1) through the layers */
+    m->blobs[m->nt] =
+        gt_random_weight(gtype(type), n_in, n_out, 1.7f / sqrtf((float)n_in), *ref, &bytes);
     *t = (wisp_tensor){"w", type, 2, {n_in, n_out, 1, 1}, bytes, m->blobs[m->nt]};
     m->nt++;
     return t;
@@ -533,7 +535,7 @@ TEST(create_refuses_bad_models)
     wisp_err err = {0};
     wisp_engine_opts o = {.n_blocks = 4};
     wisp_tensor saved = m.t[2];
-    m.t[2].ne[0] = 255; /* a layer matrix with the wrong shape */
+    m.t[2].ne[0] = 255; /* output_norm with the wrong length */
     CHECK(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err) != 0);
     CHECK(e == NULL);
     m.t[2] = saved;

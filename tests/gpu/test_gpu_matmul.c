@@ -37,7 +37,7 @@ static void mm_make(mm_case *c, const gt_type *t, int64_t n_in, int64_t n_out, i
     c->n_out = n_out;
     c->n_tok = n_tok;
     c->ref_w = malloc(sizeof(float) * (size_t)(n_in * n_out));
-    c->w_host = gt_random_weight(t, n_in, n_out, c->ref_w, &c->w_bytes);
+    c->w_host = gt_random_weight(t, n_in, n_out, 1.0f, c->ref_w, &c->w_bytes);
     c->x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
     gt_floats(c->x, (size_t)(n_in * n_tok), -1.0f, 1.0f);
     c->ref_y = malloc(sizeof(double) * (size_t)(n_out * n_tok));
@@ -131,7 +131,7 @@ TEST(dequant_f16_matches_reference)
         float *ref = malloc(sizeof(float) * (size_t)(n_in * n_rows));
         size_t bytes;
         gt_seed((uint64_t)ti + 7);
-        void *w = gt_random_weight(t, n_in, n_rows, ref, &bytes);
+        void *w = gt_random_weight(t, n_in, n_rows, 1.0f, ref, &bytes);
         void *dw = gt_upload(w, bytes);
         uint16_t *dout = gt_dev(2 * (size_t)(n_in * take));
         K_OK(wisp_k_dequant_f16(dw, t->type, n_in, row0, take, dout, 0, KERR));

@@ -184,7 +184,7 @@ TEST(embed_every_type_and_gather)
         const int64_t vocab = 50;
         float *ref = malloc(sizeof(float) * (size_t)(n_embd * vocab));
         size_t bytes;
-        void *w = gt_random_weight(t, n_embd, vocab, ref, &bytes);
+        void *w = gt_random_weight(t, n_embd, vocab, 1.0f, ref, &bytes);
         const int32_t toks[] = {0, 49, 7, 7, 23};
         const int nt = 5;
         void *dw = gt_upload(w, bytes);
