@@ -16,6 +16,9 @@
 #include "common/log.h"
 #include "model/gguf.h"
 #include "model/types.h"
+#ifdef WISP_CUDA
+#include "engine/cuda/engine_cuda.h"
+#endif
 
 #define DEFAULT_CTX_CAP 4096
 #define DEFAULT_CONTEXTS_IN_POOL 8
@@ -102,31 +105,62 @@ static int open_tokenizer(wisp_runtime *rt, wisp_err *err)
     return wisp_tokenizer_from_hf(dir, &rt->tok, err);
 }
 
-static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
-{
-    const char *dev = o->device && *o->device ? o->device : "auto";
-    if (strcmp(dev, "cuda") == 0) {
 #ifdef WISP_CUDA
+/* True when a GPU this build's kernels run on is present; else why not. */
+static bool cuda_usable(char *why, size_t n)
+{
+    wisp_cuda_device_info d[8];
+    wisp_err e = {0};
+    int k = wisp_cuda_devices(d, 8, &e);
+    if (k < 0) {
+        snprintf(why, n, "%s", e.msg);
+        return false;
+    }
+    for (int i = 0; i < k; i++)
+        if (d[i].usable)
+            return true;
+    snprintf(why, n, k == 0 ? "no CUDA device found"
+                            : "no CUDA device of compute capability 8.0 or newer");
+    return false;
+}
+#endif
+
+/* Decides the engine: "cpu", "cuda", or "auto" (CUDA when a usable GPU is
+ * there, else the CPU, saying why in device_note). */
+static int choose_device(const char *dev, wisp_runtime *rt, wisp_err *err)
+{
+    if (strcmp(dev, "cpu") == 0) {
+        snprintf(rt->device, sizeof rt->device, "cpu");
+        return 0;
+    }
+    if (strcmp(dev, "cuda") != 0 && strcmp(dev, "auto") != 0)
+        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda)", dev);
+#ifdef WISP_CUDA
+    char why[200];
+    if (cuda_usable(why, sizeof why)) {
         snprintf(rt->device, sizeof rt->device, "cuda");
+        return 0;
+    }
+    if (strcmp(dev, "cuda") == 0)
+        return wisp_err_set(err, WISP_E_DEVICE, "device \"cuda\" was requested but %s", why);
+    snprintf(rt->device_note, sizeof rt->device_note, "auto: %s; using the CPU", why);
 #else
+    if (strcmp(dev, "cuda") == 0)
         return wisp_err_set(err, WISP_E_DEVICE,
                             "device \"cuda\" was requested but this wisp was built without CUDA "
                             "(rebuild with make CUDA=1)");
+    snprintf(rt->device_note, sizeof rt->device_note, "auto: built without CUDA; using the CPU");
 #endif
-    } else if (strcmp(dev, "cpu") == 0 || strcmp(dev, "auto") == 0) {
-        snprintf(rt->device, sizeof rt->device, "cpu");
-        if (strcmp(dev, "auto") == 0)
-            snprintf(rt->device_note, sizeof rt->device_note,
-#ifdef WISP_CUDA
-                     "auto: the CUDA engine is not selected automatically yet; using the CPU"
-#else
-                     "auto: built without CUDA; using the CPU"
-#endif
-            );
-    } else {
-        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda)", dev);
-    }
-    int rc = choose_blocks(o, rt->cfg, rt->n_ctx, rt, err);
+    snprintf(rt->device, sizeof rt->device, "cpu");
+    return 0;
+}
+
+static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
+{
+    int rc = choose_device(o->device && *o->device ? o->device : "auto", rt, err);
+    if (rc)
+        return rc;
+    rc = choose_blocks(o, rt->cfg, rt->n_ctx, rt, err);
     if (rc)
         return rc;
     wisp_engine_opts eo = {
@@ -138,8 +172,26 @@ static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *e
         .max_seqs = MAX_SEQS,
     };
 #ifdef WISP_CUDA
-    if (strcmp(rt->device, "cuda") == 0)
+    if (strcmp(rt->device, "cuda") == 0) {
+        /* The default pool is bounded by free VRAM, not host RAM. */
+        int fit = 0;
+        if (o->kv_cache_mb <= 0 &&
+            wisp_cuda_plan_blocks(rt->cfg, wisp_model_get_weights(rt->model), &eo,
+                                  (uint64_t)512 << 20, &fit, err) == 0 &&
+            fit < eo.n_blocks) {
+            int min_blocks = (rt->n_ctx + BLOCK_SIZE - 1) / BLOCK_SIZE + 1;
+            if (fit < min_blocks)
+                return wisp_err_set(err, WISP_E_TOO_LARGE,
+                                    "the GPU has room for %d KV blocks after the weights, less "
+                                    "than one context of %d tokens needs (%d): lower n_ctx",
+                                    fit, rt->n_ctx, min_blocks);
+            eo.n_blocks = fit;
+            rt->n_kv_blocks = fit;
+            rt->kv_bytes = (int64_t)fit * (int64_t)kv_bytes_per_token(rt->cfg, o->kv_type) *
+                           BLOCK_SIZE;
+        }
         return wisp_engine_cuda_create(rt->model, &eo, &rt->engine, err);
+    }
 #endif
     return wisp_engine_cpu_create(rt->model, &eo, &rt->engine, err);
 }
