@@ -2,13 +2,14 @@
  * main.c - the wisp program: subcommands, command line, exit codes.
  *
  * `wisp [options]` serves JSON-RPC on stdin/stdout (rpc/loop.c). Other
- * subcommands (`wisp bench`, later) dispatch from the table below by their
+ * subcommands (`wisp bench`) dispatch from the table below by their
  * first argument. This is the only file that decides the exit code: 0 on a
  * clean end, 1 on a failure, 2 on a bad command line.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "common/log.h"
 #include "rpc/loop.h"
 #include "rpc/options.h"
@@ -43,8 +44,8 @@ static int serve(int argc, char **argv, int first)
     return wisp_loop_run(&opts);
 }
 
-/* Subcommands land here as they are written (wisp bench, ...). */
 static const subcommand subcommands[] = {
+    {"bench", wisp_cmd_bench, "prefill and decode tokens/s of a model, like llama-bench"},
     {NULL, NULL, NULL},
 };
 

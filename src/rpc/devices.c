@@ -10,6 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef WISP_CUDA
+#include "common/log.h"
+#include "engine/cuda/engine_cuda.h"
+#endif
+
 static void cpu_name(char *out, size_t cap)
 {
     snprintf(out, cap, "cpu");
@@ -48,5 +53,20 @@ int wisp_devices_detect(wisp_device_info *out, int max)
     cpu_name(out[0].name, sizeof out[0].name);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     out[0].memory_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
-    return 1;
+    int n = 1;
+#ifdef WISP_CUDA
+    wisp_cuda_device_info gpus[WISP_MAX_DEVICES];
+    wisp_err err = {0};
+    int k = wisp_cuda_devices(gpus, WISP_MAX_DEVICES, &err);
+    if (k < 0)
+        WISP_LOGI("no CUDA device: %s", err.msg);
+    for (int i = 0; i < k && n < max && i < WISP_MAX_DEVICES; i++) {
+        memset(&out[n], 0, sizeof out[n]);
+        snprintf(out[n].kind, sizeof out[n].kind, "cuda");
+        snprintf(out[n].name, sizeof out[n].name, "%s", gpus[i].name);
+        out[n].memory_bytes = gpus[i].total_bytes;
+        n++;
+    }
+#endif
+    return n;
 }

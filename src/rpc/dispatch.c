@@ -20,10 +20,10 @@
 #include "rpc/registry.h"
 #include "rpc/server.h"
 
-typedef struct wisp_batch {
+typedef struct wisp_rpc_batch {
     json_t *replies;       /* array of responses */
     size_t pending;        /* members still to answer, plus the reading guard */
-} wisp_batch;
+} wisp_rpc_batch;
 
 struct wisp_dispatch {
     struct wisp_server *server;
@@ -97,7 +97,7 @@ int wisp_dispatch_emit(wisp_dispatch *d, const json_t *msg)
     return 0;
 }
 
-static void batch_release(wisp_dispatch *d, wisp_batch *b)
+static void batch_release(wisp_dispatch *d, wisp_rpc_batch *b)
 {
     WISP_ASSERT(b->pending > 0);
     if (--b->pending > 0)
@@ -110,7 +110,7 @@ static void batch_release(wisp_dispatch *d, wisp_batch *b)
 }
 
 /* Writes resp (stolen) or adds it to its batch. */
-static void answer(wisp_dispatch *d, wisp_batch *b, json_t *resp)
+static void answer(wisp_dispatch *d, wisp_rpc_batch *b, json_t *resp)
 {
     if (b) {
         json_array_append_new(b->replies, resp);
@@ -120,7 +120,7 @@ static void answer(wisp_dispatch *d, wisp_batch *b, json_t *resp)
     json_decref(resp);
 }
 
-static void answer_error(wisp_dispatch *d, wisp_batch *b, const json_t *id, int code,
+static void answer_error(wisp_dispatch *d, wisp_rpc_batch *b, const json_t *id, int code,
                          const char *msg, json_t *data)
 {
     answer(d, b, wisp_rpc_error_response(id, code, msg, data));
@@ -149,7 +149,7 @@ void wisp_dispatch_complete(wisp_dispatch *d, wisp_job *job, json_t *response)
         d->cancelled++;
     else
         d->failed++;
-    wisp_batch *b = job->batch;
+    wisp_rpc_batch *b = job->batch;
     wisp_job_free(job);
     answer(d, b, response);
     if (b)
@@ -186,7 +186,7 @@ static void handle_notification(wisp_dispatch *d, const wisp_method *m, const ch
     json_decref(empty);
 }
 
-static void handle_request(wisp_dispatch *d, wisp_batch *b, json_t *id, const wisp_method *m,
+static void handle_request(wisp_dispatch *d, wisp_rpc_batch *b, json_t *id, const wisp_method *m,
                            const char *name, json_t *params)
 {
     char msg[320];
@@ -245,7 +245,7 @@ static void handle_request(wisp_dispatch *d, wisp_batch *b, json_t *id, const wi
 }
 
 /* One request object (alone or a batch member). */
-static void handle_one(wisp_dispatch *d, json_t *msg, wisp_batch *b)
+static void handle_one(wisp_dispatch *d, json_t *msg, wisp_rpc_batch *b)
 {
     if (!json_is_object(msg)) {
         answer_error(d, b, NULL, WISP_RPC_INVALID_REQUEST,
@@ -306,7 +306,7 @@ void wisp_dispatch_message(wisp_dispatch *d, const char *data, size_t len)
             answer_error(d, NULL, NULL, WISP_RPC_INVALID_REQUEST, "invalid request: empty batch",
                          NULL);
         } else {
-            wisp_batch *b = calloc(1, sizeof *b);
+            wisp_rpc_batch *b = calloc(1, sizeof *b);
             json_t *replies = json_array();
             if (!b || !replies) {
                 free(b);

@@ -11,7 +11,7 @@
 
 struct wisp_method;
 struct wisp_dispatch;
-struct wisp_batch;
+struct wisp_rpc_batch;
 
 struct wisp_job {
     json_t *id;                       /* string or number (owned reference) */
@@ -20,7 +20,7 @@ struct wisp_job {
     const struct wisp_method *method;
     struct wisp_server *server;
     struct wisp_dispatch *dispatch;
-    struct wisp_batch *batch;         /* the batch it came in, or NULL */
+    struct wisp_rpc_batch *batch;         /* the batch it came in, or NULL */
     atomic_bool cancelled;
     atomic_bool answered;             /* set by the one reply or error */
     bool on_engine;                   /* answers travel through the mailbox */

@@ -159,10 +159,23 @@ static void stop_reading(wisp_loop *l, const char *why)
     if (!l->reading)
         return;
     WISP_LOGD("stdin: %s", why);
-    wisp_framer_finish(&l->framer);
     l->reading = false;
     l->draining = true;
     ev_io_stop(l->ev, &l->in_w);
+    /* A last line without a newline is a message too (it may be `exit`). */
+    wisp_framer_finish(&l->framer);
+}
+
+/* After input was dispatched: `exit` ends reading and starts the grace
+ * period within which cancelled requests must be answered. */
+static void check_exit(wisp_loop *l)
+{
+    int code;
+    if (!wisp_dispatch_exit_requested(l->dispatch, &code) || ev_is_active(&l->grace_w))
+        return;
+    l->exit_code = code;
+    stop_reading(l, "exit");
+    ev_timer_start(l->ev, &l->grace_w);
 }
 
 static void in_cb(struct ev_loop *ev, ev_io *w, int revents)
@@ -174,23 +187,12 @@ static void in_cb(struct ev_loop *ev, ev_io *w, int revents)
             return;
         WISP_LOGE("stdin: %s", strerror(errno));
         stop_reading(l, "read error");
-        return;
-    }
-    if (n == 0) {
+    } else if (n == 0) {
         stop_reading(l, "end of input");
-        return;
+    } else {
+        wisp_framer_feed(&l->framer, l->chunk, (size_t)n);
     }
-    wisp_framer_feed(&l->framer, l->chunk, (size_t)n);
-    if (!l->reading)
-        return;
-    int code;
-    if (wisp_dispatch_exit_requested(l->dispatch, &code)) {
-        l->exit_code = code;
-        l->reading = false;
-        l->draining = true;
-        ev_io_stop(ev, &l->in_w);
-        ev_timer_start(ev, &l->grace_w);
-    }
+    check_exit(l);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -284,6 +286,8 @@ int wisp_loop_run(const wisp_options *opts)
         goto out;
     }
     l->server.worker = l->worker;
+    wisp_worker_set_step(l->worker, wisp_model_step, &l->server);
+    wisp_worker_set_exit(l->worker, wisp_model_teardown, &l->server);
     wisp_dispatch_io io = {.write = loop_write, .submit = submit, .wake = wake_engine, .ud = l};
     l->dispatch = wisp_dispatch_new(&l->server, &io);
     if (!l->dispatch) {
@@ -332,6 +336,8 @@ int wisp_loop_run(const wisp_options *opts)
 out:
     if (l->worker && !stopped)
         wisp_worker_stop(l->worker);
+    /* A model loaded by --model while the engine thread never started. */
+    wisp_model_teardown(&l->server);
     wisp_dispatch_free(l->dispatch);
     wisp_worker_free(l->worker);
     wisp_framer_free(&l->framer);

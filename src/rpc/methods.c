@@ -23,6 +23,7 @@
 #define END {NULL, 0, false, 0, 0, NULL}
 
 static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
+static const char *const kv_types[] = {"f16", "q8_0", "f32", NULL};
 
 static const wisp_param p_none[] = {END};
 
@@ -40,6 +41,10 @@ static const wisp_param p_model_load[] = {
     OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     OPT_RANGE("threads", WISP_PT_INT, 1, 4096),
+    OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
+    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
+    OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
+    OPT("cache_dir", WISP_PT_STRING),
     END,
 };
 
@@ -47,6 +52,7 @@ static const wisp_param p_model_plan[] = {
     REQ("path", WISP_PT_STRING),
     OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
     OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
+    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     END,
 };
@@ -60,6 +66,7 @@ static const wisp_param p_tokenize[] = {
 
 static const wisp_param p_detokenize[] = {
     REQ_RANGE("tokens", WISP_PT_INT_ARRAY, 0, I32_MAX),
+    OPT("render_special", WISP_PT_BOOL),
     END,
 };
 
@@ -69,6 +76,10 @@ static const wisp_param p_detokenize[] = {
     OPT_RANGE("top_k", WISP_PT_INT, 0, I32_MAX),                               \
     OPT_RANGE("top_p", WISP_PT_NUMBER, 0, 1),                                  \
     OPT_RANGE("min_p", WISP_PT_NUMBER, 0, 1),                                  \
+    OPT_RANGE("typical_p", WISP_PT_NUMBER, 0, 1),                              \
+    OPT_RANGE("repeat_last_n", WISP_PT_INT, 0, I32_MAX),                       \
+    OPT("logit_bias", WISP_PT_ANY),                                            \
+    OPT_RANGE("priority", WISP_PT_INT, -1000000, 1000000),                     \
     OPT_RANGE("repeat_penalty", WISP_PT_NUMBER, 0, 100),                       \
     OPT_RANGE("presence_penalty", WISP_PT_NUMBER, -100, 100),                  \
     OPT_RANGE("frequency_penalty", WISP_PT_NUMBER, -100, 100),                 \
@@ -110,14 +121,14 @@ static const wisp_method table[] = {
     {"status", wisp_m_status, NULL, 0, p_none, "requests, KV cache and prefix cache counters"},
     {"model/load", wisp_m_model_load, NULL, ENGINE, p_model_load, "load a model"},
     {"model/info", wisp_m_model_info, NULL, ENGINE | MODEL, p_none, "the loaded model"},
-    {"model/unload", NULL, NULL, ENGINE | MODEL, p_none, "unload the model"},
+    {"model/unload", wisp_m_model_unload, NULL, ENGINE | MODEL, p_none, "unload the model"},
     {"model/plan", wisp_m_model_plan, NULL, ENGINE, p_model_plan,
      "memory estimate for a model without loading it"},
-    {"tokenize", NULL, NULL, ENGINE | MODEL, p_tokenize, "text to token ids"},
-    {"detokenize", NULL, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
-    {"generate", NULL, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
+    {"tokenize", wisp_m_tokenize, NULL, ENGINE | MODEL, p_tokenize, "text to token ids"},
+    {"detokenize", wisp_m_detokenize, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
+    {"generate", wisp_m_generate, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
     {"infill", NULL, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
-    {"evaluate", NULL, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
+    {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
     {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
     {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},
 };
@@ -143,7 +154,7 @@ void wisp_method_run(wisp_job *job)
         wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, NULL, NULL);
         return;
     }
-    if ((m->flags & WISP_M_NEEDS_MODEL) && !job->server->model) {
+    if ((m->flags & WISP_M_NEEDS_MODEL) && !job->server->runtime) {
         wisp_job_error(job, WISP_RPC_NO_MODEL,
                        "no model loaded: start wisp with --model PATH or call model/load", NULL);
         return;

@@ -25,5 +25,16 @@ void wisp_m_model_info(wisp_job *job);
 struct wisp_server;
 int wisp_model_startup_load(struct wisp_server *s, const char *path, wisp_err *err);
 void wisp_m_model_unload(wisp_job *job);
+/* The engine thread's step hook and exit hook (ud: the wisp_server). */
+bool wisp_model_step(void *ud);
+void wisp_model_teardown(void *ud);
+
+/* methods_text.c */
+void wisp_m_tokenize(wisp_job *job);
+void wisp_m_detokenize(wisp_job *job);
+
+/* methods_gen.c */
+void wisp_m_generate(wisp_job *job);
+void wisp_m_evaluate(wisp_job *job);
 
 #endif

@@ -16,6 +16,7 @@
 
 static const char usage[] =
     "usage: wisp [options]            serve JSON-RPC 2.0 on stdin/stdout\n"
+    "       wisp bench -m MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--json]\n"
     "       wisp --help | --version\n"
     "\n"
     "options:\n"
@@ -23,6 +24,12 @@ static const char usage[] =
     "  --ctx N                  context length in tokens (default: the model's)\n"
     "  --threads N              CPU threads (default: physical cores)\n"
     "  --device auto|cpu|cuda   where to run the model (default: auto)\n"
+    "  --kv-mb N                KV cache pool in MiB (default: eight contexts, at most a\n"
+    "                           quarter of available RAM)\n"
+    "  --kv-type T              KV cache storage: f16 (default), q8_0 or f32\n"
+    "  --host-cache-mb N        host-RAM tier of the prefix cache in MiB (default: as large as\n"
+    "                           the KV pool; 0 turns it off)\n"
+    "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
     "  --log-level L            error, warn, info or debug (default: info); logs go to stderr\n"
     "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
     "                           answered -32600 \"message too large\" and skipped\n"
@@ -47,6 +54,7 @@ void wisp_options_defaults(wisp_options *o)
     o->device = WISP_DEVICE_AUTO;
     o->log_level = WISP_LOG_INFO;
     o->max_message_bytes = WISP_DEFAULT_MAX_MESSAGE_BYTES;
+    o->host_cache_mb = -1;
 }
 
 /* A whole decimal number in [lo, hi]; anything else is an error. */
@@ -123,6 +131,44 @@ static int set_max_message(wisp_options *o, const char *flag, const char *v, wis
     return rc;
 }
 
+static int set_kv_mb(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 1, (uint64_t)1 << 30, &n, err);
+    if (rc == 0)
+        o->kv_mb = (int64_t)n;
+    return rc;
+}
+
+static int set_host_cache_mb(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 0, (uint64_t)1 << 30, &n, err);
+    if (rc == 0)
+        o->host_cache_mb = (int64_t)n;
+    return rc;
+}
+
+static int set_kv_type(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    static const char *names[] = {"f16", "q8_0", "f32"}; /* wisp_kv_type order */
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            o->kv_type = i;
+            return 0;
+        }
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected f16, q8_0 or f32, got '%s'", flag, v);
+}
+
+static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected a directory, got an empty string",
+                            flag);
+    o->cache_dir = v;
+    return 0;
+}
+
 static const struct flag {
     const char *name;
     int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
@@ -134,6 +180,10 @@ static const struct flag {
     {"--device", set_device, 0},
     {"--log-level", set_log_level, 0},
     {"--max-message-bytes", set_max_message, 0},
+    {"--kv-mb", set_kv_mb, 0},
+    {"--kv-type", set_kv_type, 0},
+    {"--host-cache-mb", set_host_cache_mb, 0},
+    {"--cache-dir", set_cache_dir, 0},
     {"--help", NULL, WISP_OPTIONS_HELP},
     {"--version", NULL, WISP_OPTIONS_VERSION},
 };

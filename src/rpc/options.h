@@ -10,6 +10,7 @@
 #define WISP_RPC_OPTIONS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -27,6 +28,10 @@ typedef struct wisp_options {
     wisp_device_choice device;  /* --device auto|cpu|cuda */
     wisp_log_level log_level;   /* --log-level error|warn|info|debug */
     size_t max_message_bytes;   /* --max-message-bytes N (default 16 MiB) */
+    int64_t kv_mb;              /* --kv-mb N: KV cache pool in MiB; 0 = default */
+    int kv_type;                /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
+    int64_t host_cache_mb;      /* --host-cache-mb N: second-tier prefix cache; -1 = default */
+    const char *cache_dir;      /* --cache-dir DIR: persistent prefix cache; NULL = none */
 } wisp_options;
 
 typedef enum wisp_options_status {

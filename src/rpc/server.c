@@ -46,14 +46,14 @@ json_t *wisp_server_model_info(wisp_server *s)
     return info ? info : json_null();
 }
 
-void wisp_server_publish_stats(wisp_server *s, const wisp_engine_stats *st)
+void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st)
 {
     pthread_mutex_lock(&s->lock);
     s->stats = *st;
     pthread_mutex_unlock(&s->lock);
 }
 
-void wisp_server_read_stats(wisp_server *s, wisp_engine_stats *out)
+void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out)
 {
     pthread_mutex_lock(&s->lock);
     *out = s->stats;

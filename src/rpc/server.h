@@ -18,8 +18,9 @@
 #include <stdint.h>
 
 #include "rpc/options.h"
+#include "sched/sched.h"
 
-struct wisp_model;
+struct wisp_runtime;
 typedef struct wisp_worker wisp_worker;
 typedef struct wisp_mailbox wisp_mailbox;
 
@@ -31,14 +32,10 @@ typedef struct wisp_device_info {
     uint64_t memory_bytes;     /* RAM for the CPU, VRAM for a GPU */
 } wisp_device_info;
 
-/* What the engine side reports for `status`. Zero is the true value while no
- * model (hence no KV cache) exists. */
-typedef struct wisp_engine_stats {
-    uint64_t kv_blocks_total, kv_blocks_used, kv_block_size, kv_bytes_total, kv_bytes_used;
-    uint64_t prefix_blocks_cached, prefix_hits, prefix_misses, prefix_host_blocks;
-    uint64_t running, waiting;            /* sequences in the batch / queued */
-    uint64_t tokens_generated, tokens_prompt;
-} wisp_engine_stats;
+/* What the engine side reports for `status`: the scheduler's snapshot (KV
+ * blocks, prefix cache, tiers, counters). All zero is the true value while
+ * no model (hence no KV cache) exists. */
+typedef wisp_sched_stats wisp_server_stats;
 
 typedef struct wisp_server {
     /* set once */
@@ -50,12 +47,12 @@ typedef struct wisp_server {
     wisp_mailbox *mailbox;                /* NULL when handlers run inline */
 
     /* engine thread only */
-    struct wisp_model *model;             /* NULL while no model is loaded */
+    struct wisp_runtime *runtime;         /* NULL while no model is loaded */
 
     /* published snapshots */
     pthread_mutex_t lock;
     json_t *model_info;                   /* model/info's result, or NULL */
-    wisp_engine_stats stats;
+    wisp_server_stats stats;
 } wisp_server;
 
 /* Fills devices and the clock; opts must outlive the server. */
@@ -69,8 +66,8 @@ void wisp_server_publish_model(wisp_server *s, json_t *info);
 json_t *wisp_server_model_info(wisp_server *s);
 
 /* Engine thread: publishes statistics; any thread: reads a copy. */
-void wisp_server_publish_stats(wisp_server *s, const wisp_engine_stats *st);
-void wisp_server_read_stats(wisp_server *s, wisp_engine_stats *out);
+void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
+void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out);
 
 /* Milliseconds on the monotonic clock. */
 int64_t wisp_now_ms(void);

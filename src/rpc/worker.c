@@ -19,6 +19,8 @@ struct wisp_worker {
     bool stop;
     wisp_worker_step_fn step;
     void *step_ud;
+    void (*on_exit)(void *ud);
+    void *exit_ud;
 };
 
 static void *run(void *arg)
@@ -63,6 +65,10 @@ static void *run(void *arg)
         jobs = job->next;
         wisp_job_error(job, WISP_RPC_SHUTTING_DOWN, "server is shutting down", NULL);
     }
+    /* Engine-thread state (the loaded model) is torn down on its own thread:
+     * requests it still holds get their answers here. */
+    if (w->on_exit)
+        w->on_exit(w->exit_ud);
     return NULL;
 }
 
@@ -91,6 +97,14 @@ void wisp_worker_set_step(wisp_worker *w, wisp_worker_step_fn step, void *ud)
     w->step_ud = ud;
     w->woken = true;
     pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void wisp_worker_set_exit(wisp_worker *w, void (*fn)(void *ud), void *ud)
+{
+    pthread_mutex_lock(&w->lock);
+    w->on_exit = fn;
+    w->exit_ud = ud;
     pthread_mutex_unlock(&w->lock);
 }
 

@@ -37,6 +37,9 @@ int wisp_worker_start(wisp_worker **out, wisp_err *err);
  * takes effect at the next turn. */
 void wisp_worker_set_step(wisp_worker *w, wisp_worker_step_fn step, void *ud);
 
+/* Installs a function the engine thread runs last, as it stops (after
+ * answering the jobs that never started): it frees engine-thread state. */
+void wisp_worker_set_exit(wisp_worker *w, void (*fn)(void *ud), void *ud);
 /* Loop thread: queues a job for the engine thread. */
 void wisp_worker_submit(wisp_worker *w, wisp_job *job);
 /* Any thread: makes the engine thread run a turn (the step hook looks at

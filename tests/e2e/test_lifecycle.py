@@ -132,7 +132,7 @@ def test_logs_never_on_stdout(wisp):
     c.recv()
     c.call("shutdown")
     c.notify("exit")
-    assert c.wait() == 1 or True
+    assert c.wait() == 0
     # Every byte on stdout parsed as protocol (the harness checks that); the
     # logs went to stderr.
     assert b"wisp" not in c.stdout_bytes.replace(b'"wisp"', b"")
@@ -149,3 +149,25 @@ def test_client_closing_stdout_does_not_kill_wisp():
     p.stdin.close()
     assert p.wait(timeout=20) == 0
     assert "stdout" in p.stderr.read().decode()
+
+
+def test_exit_on_the_last_line_without_newline():
+    rc, out, err = run_once([], b'{"jsonrpc":"2.0","method":"exit"}')
+    assert rc == 1 and out == b""
+    rc, out, err = run_once([], b'{"jsonrpc":"2.0","id":1,"method":"shutdown"}\n'
+                                b'{"jsonrpc":"2.0","method":"exit"}\n'
+                                b'{"jsonrpc":"2.0","id":2,"method":"status"}\n')
+    assert rc == 0
+    assert [json.loads(l)["id"] for l in out.splitlines()] == [1], "nothing is read after exit"
+
+
+def test_regular_files_as_stdin_and_stdout(tmp_path):
+    import subprocess
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"".join(b'{"jsonrpc":"2.0","id":%d,"method":"status"}\n' % i for i in range(100)))
+    dst = tmp_path / "out.jsonl"
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        rc = subprocess.run([WISP_BIN], stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                            timeout=20).returncode
+    assert rc == 0
+    assert [json.loads(l)["id"] for l in dst.read_bytes().splitlines()] == list(range(100))

@@ -1,0 +1,6 @@
+/* quants_avx512.c - avx512 kernels (being written). */
+#include "engine/cpu/cpu_types.h"
+
+const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_F32] = {0},
+};

@@ -1,0 +1,256 @@
+/*
+ * test_attention.c - paged attention against a direct softmax(QK^T)V in
+ * double, RoPE against its formulas, and the KV pool's block operations.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu/attention.h"
+#include "engine/cpu/kv_pool.h"
+#include "engine/cpu/ops.h"
+#include "harness.h"
+
+static float frand(unsigned *state)
+{
+    *state = *state * 1103515245u + 12345u;
+    return ((float)((*state >> 8) & 0xffff) / 65535.0f) * 2.0f - 1.0f;
+}
+
+/* Direct attention for one query head over positions [0, pos]. */
+static void reference(const float *q, const float *K, const float *V, int pos, int hd, float scale,
+                      double *out)
+{
+    double mx = -1e300, sum = 0, *w = malloc(sizeof(double) * (size_t)(pos + 1));
+    REQUIRE(w);
+    for (int p = 0; p <= pos; p++) {
+        double s = 0;
+        for (int d = 0; d < hd; d++)
+            s += (double)q[d] * K[(size_t)p * hd + d];
+        w[p] = s * scale;
+        mx = w[p] > mx ? w[p] : mx;
+    }
+    for (int p = 0; p <= pos; p++)
+        sum += w[p] = exp(w[p] - mx);
+    for (int d = 0; d < hd; d++) {
+        double a = 0;
+        for (int p = 0; p <= pos; p++)
+            a += w[p] * V[(size_t)p * hd + d];
+        out[d] = a / sum;
+    }
+    free(w);
+}
+
+static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int bs, int n_ctx,
+                           float tol)
+{
+    const int n_blocks = (n_ctx + bs - 1) / bs, pool_blocks = n_blocks + 5, layer = 1;
+    wisp_kv_pool kv;
+    wisp_err err = {0};
+    REQUIRE(wisp_kv_pool_init(&kv, type, 2, pool_blocks, bs, n_kv, hd, &err) == 0);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)n_blocks);
+    REQUIRE(table);
+    for (int i = 0; i < n_blocks; i++)
+        table[i] = (int32_t)((i * 3 + 4) % pool_blocks);
+    /* K/V per kv head as stored (after a round trip through the pool type). */
+    float *K = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
+    float *V = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
+    float *row = malloc(sizeof(float) * (size_t)hd);
+    REQUIRE(K && V && row);
+    unsigned st = 17;
+    for (int p = 0; p < n_ctx; p++)
+        for (int h = 0; h < n_kv; h++)
+            for (int kvi = 0; kvi < 2; kvi++) {
+                for (int d = 0; d < hd; d++)
+                    row[d] = frand(&st) * 2.0f;
+                uint8_t *dst = wisp_kv_row(&kv, layer, kvi, table[p / bs], p % bs, h);
+                wisp_kv_store_row(&kv, row, dst);
+                wisp_kv_load_row(&kv, dst, (kvi ? V : K) + ((size_t)h * n_ctx + p) * hd);
+            }
+    /* Query rows at a few positions, as a prefill chunk ending at n_ctx - 1. */
+    const int n_rows = n_ctx < 6 ? n_ctx : 6;
+    int *pos = malloc(sizeof(int) * (size_t)n_rows);
+    const int32_t **tables = malloc(sizeof(*tables) * (size_t)n_rows);
+    float *q = malloc(sizeof(float) * (size_t)n_rows * n_head * hd);
+    float *out = malloc(sizeof(float) * (size_t)n_rows * n_head * hd);
+    REQUIRE(pos && tables && q && out);
+    for (int r = 0; r < n_rows; r++) {
+        pos[r] = n_ctx - n_rows + r;
+        tables[r] = table;
+    }
+    for (int i = 0; i < n_rows * n_head * hd; i++)
+        q[i] = frand(&st) * 3.0f;
+
+    wisp_threadpool *tp = NULL;
+    REQUIRE(wisp_threadpool_create(2, &tp, &err) == 0);
+    size_t per = wisp_attention_scratch_floats(n_head, n_kv, hd, bs);
+    float *scratch = malloc(sizeof(float) * per * (size_t)wisp_threadpool_size(tp));
+    REQUIRE(scratch);
+    wisp_attn_job job = {.kv = &kv, .layer = layer, .n_rows = n_rows, .row_pos = pos,
+                         .row_table = tables, .q = q, .out = out, .n_head = n_head,
+                         .n_head_kv = n_kv, .scale = 1.0f / sqrtf((float)hd),
+                         .scratch = scratch, .scratch_floats = per};
+    wisp_attention_run(tp, &job);
+
+    double *ref = malloc(sizeof(double) * (size_t)hd), dev = 0;
+    REQUIRE(ref);
+    for (int r = 0; r < n_rows; r++)
+        for (int h = 0; h < n_head; h++) {
+            int hk = h / (n_head / n_kv);
+            reference(q + ((size_t)r * n_head + h) * hd, K + (size_t)hk * n_ctx * hd,
+                      V + (size_t)hk * n_ctx * hd, pos[r], hd, job.scale, ref);
+            for (int d = 0; d < hd; d++)
+                dev = fmax(dev, fabs(out[((size_t)r * n_head + h) * hd + d] - ref[d]));
+        }
+    fprintf(stderr, "  heads %d/%d hd %d bs %d ctx %d: max dev %.2e\n", n_head, n_kv, hd, bs,
+            n_ctx, dev);
+    CHECK(dev <= tol);
+    free(ref);
+    free(scratch);
+    wisp_threadpool_destroy(tp);
+    free(pos);
+    free(tables);
+    free(q);
+    free(out);
+    free(K);
+    free(V);
+    free(row);
+    free(table);
+    wisp_kv_pool_free(&kv);
+}
+
+TEST(attention_gqa_matches_direct_softmax) { attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f); }
+TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 1e-5f); }
+TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1e-6f); }
+TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 1e-5f); }
+TEST(attention_q8_pool) { attention_case(WISP_KV_Q8_0, 4, 4, 32, 8, 50, 1e-5f); }
+
+TEST(attention_large_scores_stay_finite)
+{
+    /* Scores near 1e3 overflow a naive exp; the online softmax must not. */
+    wisp_kv_pool kv;
+    wisp_err err = {0};
+    const int hd = 4, bs = 2, n_ctx = 5;
+    REQUIRE(wisp_kv_pool_init(&kv, WISP_KV_F32, 1, 3, bs, 1, hd, &err) == 0);
+    int32_t table[3] = {2, 0, 1};
+    for (int p = 0; p < n_ctx; p++) {
+        float k[4] = {100.0f + p, 0, 0, 0}, v[4] = {(float)p, 1, 0, 0};
+        wisp_kv_store_row(&kv, k, wisp_kv_row(&kv, 0, 0, table[p / bs], p % bs, 0));
+        wisp_kv_store_row(&kv, v, wisp_kv_row(&kv, 0, 1, table[p / bs], p % bs, 0));
+    }
+    float q[4] = {20.0f, 0, 0, 0}, out[4];
+    int pos = n_ctx - 1;
+    const int32_t *tables[1] = {table};
+    wisp_threadpool *tp = NULL;
+    REQUIRE(wisp_threadpool_create(1, &tp, &err) == 0);
+    float scratch[64];
+    REQUIRE(wisp_attention_scratch_floats(1, 1, hd, bs) <= 64);
+    wisp_attn_job job = {.kv = &kv, .layer = 0, .n_rows = 1, .row_pos = &pos, .row_table = tables,
+                         .q = q, .out = out, .n_head = 1, .n_head_kv = 1, .scale = 1.0f,
+                         .scratch = scratch, .scratch_floats = 64};
+    wisp_attention_run(tp, &job);
+    /* Scores 2000..2080 step 20: weights e^0, e^-20 ...: output ~ v[4]. */
+    CHECK(isfinite(out[0]));
+    CHECK_NEAR(out[0], 4.0, 1e-6);
+    CHECK_NEAR(out[1], 1.0, 1e-6);
+    wisp_threadpool_destroy(tp);
+    wisp_kv_pool_free(&kv);
+}
+
+/* ---------------------------------------------------------------- RoPE */
+
+static wisp_model_config rope_config(wisp_rope_layout layout, int hd, int rope_dim, float base)
+{
+    wisp_model_config c;
+    memset(&c, 0, sizeof(c));
+    c.head_dim = hd;
+    c.rope_dim = rope_dim;
+    c.rope_layout = layout;
+    c.rope_freq_base = base;
+    c.n_ctx_train = 4096;
+    return c;
+}
+
+TEST(rope_normal_and_neox_rotate_the_right_pairs)
+{
+    const int hd = 16, pos = 37;
+    for (int layout = 0; layout < 2; layout++) {
+        wisp_model_config c = rope_config((wisp_rope_layout)layout, hd, 12, 10000.0f);
+        wisp_rope r;
+        wisp_rope_init(&r, &c);
+        float cache[16], x[16], y[16];
+        for (int i = 0; i < hd; i++)
+            x[i] = y[i] = (float)(i + 1) * 0.1f;
+        wisp_rope_cache(&r, pos, cache);
+        wisp_rope_apply(&r, cache, y);
+        for (int i = 0; i < 6; i++) {
+            double th = pos * pow(10000.0, -2.0 * i / 12);
+            int a = layout == WISP_ROPE_NEOX ? i : 2 * i;
+            int b = layout == WISP_ROPE_NEOX ? i + 6 : 2 * i + 1;
+            CHECK_NEAR(y[a], x[a] * cos(th) - x[b] * sin(th), 1e-4);
+            CHECK_NEAR(y[b], x[a] * sin(th) + x[b] * cos(th), 1e-4);
+        }
+        for (int i = 12; i < hd; i++) /* beyond rope_dim: untouched */
+            CHECK(y[i] == x[i]);
+    }
+}
+
+TEST(rope_linear_scaling_divides_positions)
+{
+    wisp_model_config c = rope_config(WISP_ROPE_NEOX, 8, 8, 1e6f);
+    wisp_rope plain, scaled;
+    wisp_rope_init(&plain, &c);
+    c.rope_scaling = WISP_ROPE_SCALING_LINEAR;
+    c.rope_scale_factor = 4.0f;
+    wisp_rope_init(&scaled, &c);
+    float a[8], b[8];
+    wisp_rope_cache(&plain, 10, a);
+    wisp_rope_cache(&scaled, 40, b);
+    for (int i = 0; i < 8; i++)
+        CHECK_NEAR(a[i], b[i], 1e-5);
+}
+
+TEST(rope_yarn_follows_the_ramp)
+{
+    /* llama.cpp's YaRN: dims below the ramp keep extrapolated angles, dims
+     * above it interpolate (angle * freq_scale), and both are scaled by
+     * mscale = 1 + 0.1 ln(factor). */
+    const int hd = 64, pos = 100;
+    const double base = 10000.0, factor = 4.0;
+    wisp_model_config c = rope_config(WISP_ROPE_NEOX, hd, hd, (float)base);
+    c.rope_scaling = WISP_ROPE_SCALING_YARN;
+    c.rope_scale_factor = (float)factor;
+    c.rope_orig_ctx = 2048;
+    c.yarn_beta_fast = 32.0f;
+    c.yarn_beta_slow = 1.0f;
+    wisp_rope r;
+    wisp_rope_init(&r, &c);
+    double lo = floor(hd * log(2048 / (32 * 2 * M_PI)) / (2 * log(base)));
+    double hi = ceil(hd * log(2048 / (1 * 2 * M_PI)) / (2 * log(base)));
+    CHECK_NEAR(r.corr_dims[0], fmax(0, lo), 1e-6);
+    CHECK_NEAR(r.corr_dims[1], fmin(hd - 1, hi), 1e-6);
+    float cache[64];
+    wisp_rope_cache(&r, pos, cache);
+    const double ms = 1.0 + 0.1 * log(factor);
+    for (int i = 0; i < hd / 2; i++) {
+        double ext = pos * pow(base, -2.0 * i / hd), interp = ext / factor;
+        double y = (i - r.corr_dims[0]) / fmax(0.001, r.corr_dims[1] - r.corr_dims[0]);
+        double mix = 1 - fmin(1, fmax(0, y));
+        double th = interp * (1 - mix) + ext * mix;
+        /* Float angles built by repeated products: compare to 1e-3. */
+        CHECK_NEAR(cache[2 * i], cos(th) * ms, 1e-3);
+        CHECK_NEAR(cache[2 * i + 1], sin(th) * ms, 1e-3);
+    }
+}
+
+/* ---------------------------------------------------------------- pool */
+
+TEST(kv_pool_refuses_bad_shapes)
+{
+    wisp_kv_pool kv;
+    wisp_err err = {0};
+    CHECK_EQ_INT(wisp_kv_pool_init(&kv, WISP_KV_Q8_0, 1, 4, 16, 2, 48, &err), WISP_E_UNSUPPORTED);
+    CHECK(strstr(err.msg, "multiple of 32") != NULL);
+    CHECK_EQ_INT(wisp_kv_pool_init(&kv, WISP_KV_F16, 1, 0, 16, 2, 48, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_kv_pool_init(&kv, (wisp_kv_type)9, 1, 4, 16, 2, 48, &err), WISP_E_INVALID);
+}

@@ -1,0 +1,467 @@
+/*
+ * test_forward.c - the CPU forward pass against llama.cpp, and the paged KV
+ * cache against itself.
+ *
+ * Parity: every model in ../shared/golden and ../shared/models comes with
+ * llama.cpp's top-5 logits at every position of prompt_ids + greedy_ids;
+ * wisp feeds the same tokens teacher-forced (all logits) and must agree
+ * within the README's tolerances. Paging: the same tokens fed as a 5-token
+ * prefill and then one token at a time, through a shuffled block table,
+ * must give the logits of the one-shot run.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "harness.h"
+#include "model/model.h"
+
+/* ---------------------------------------------------------------- fixtures */
+
+typedef struct golden {
+    json_t *root;
+    int32_t *ids;      /* prompt_ids + greedy_ids */
+    int n_prompt, n_ids;
+    json_t *top[2];    /* top5, gen_top5 */
+} golden;
+
+static void golden_load(golden *g, const char *json_path)
+{
+    json_error_t jerr;
+    memset(g, 0, sizeof(*g));
+    g->root = json_load_file(json_path, 0, &jerr);
+    if (!g->root)
+        fprintf(stderr, "  %s: %s\n", json_path, jerr.text);
+    REQUIRE(g->root);
+    json_t *p = json_object_get(g->root, "prompt_ids");
+    json_t *q = json_object_get(g->root, "greedy_ids");
+    REQUIRE(json_is_array(p) && json_is_array(q));
+    g->n_prompt = (int)json_array_size(p);
+    g->n_ids = g->n_prompt + (int)json_array_size(q);
+    g->ids = malloc(sizeof(int32_t) * (size_t)g->n_ids);
+    REQUIRE(g->ids);
+    for (int i = 0; i < g->n_ids; i++) {
+        json_t *v = i < g->n_prompt ? json_array_get(p, (size_t)i)
+                                    : json_array_get(q, (size_t)(i - g->n_prompt));
+        g->ids[i] = (int32_t)json_integer_value(v);
+    }
+    g->top[0] = json_object_get(g->root, "top5");
+    g->top[1] = json_object_get(g->root, "gen_top5");
+    REQUIRE(json_array_size(g->top[0]) == (size_t)g->n_prompt);
+    REQUIRE(json_array_size(g->top[0]) + json_array_size(g->top[1]) == (size_t)g->n_ids);
+}
+
+static void golden_free(golden *g)
+{
+    json_decref(g->root);
+    free(g->ids);
+}
+
+/* The reference's top-5 at position i: pairs (id, logit). */
+static int golden_top(const golden *g, int pos, int32_t ids[5], float vals[5])
+{
+    json_t *list = pos < g->n_prompt ? json_array_get(g->top[0], (size_t)pos)
+                                     : json_array_get(g->top[1], (size_t)(pos - g->n_prompt));
+    int n = (int)json_array_size(list);
+    for (int k = 0; k < n && k < 5; k++) {
+        json_t *pair = json_array_get(list, (size_t)k);
+        ids[k] = (int32_t)json_integer_value(json_array_get(pair, 0));
+        vals[k] = (float)json_number_value(json_array_get(pair, 1));
+    }
+    return n < 5 ? n : 5;
+}
+
+static wisp_model *open_model(const char *path)
+{
+    wisp_model *m = NULL;
+    wisp_err err = {0};
+    int rc = wisp_model_open(path, NULL, &m, &err);
+    if (rc)
+        fprintf(stderr, "  open %s: %s\n", path, err.msg);
+    REQUIRE(rc == 0 && m);
+    return m;
+}
+
+static wisp_engine *make_engine(const wisp_model *m, int block_size, int n_blocks, int max_tokens,
+                                int max_seqs, wisp_kv_type kv)
+{
+    wisp_engine_opts o = {.n_threads = 2,
+                          .block_size = block_size,
+                          .n_blocks = n_blocks,
+                          .kv_type = kv,
+                          .max_batch_tokens = max_tokens,
+                          .max_seqs = max_seqs};
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    int rc = wisp_engine_cpu_create(m, &o, &e, &err);
+    if (rc)
+        fprintf(stderr, "  engine: %s\n", err.msg);
+    REQUIRE(rc == 0 && e);
+    return e;
+}
+
+static int run_seq(wisp_engine *e, const int32_t *toks, int n, int pos0, const int32_t *table,
+                   int n_blocks, bool all, float *logits)
+{
+    wisp_batch_seq s = {.tokens = toks,
+                        .n_tokens = n,
+                        .pos0 = pos0,
+                        .block_table = table,
+                        .n_blocks = n_blocks,
+                        .all_logits = all,
+                        .logits = logits};
+    wisp_batch b = {.seqs = &s, .n_seqs = 1};
+    wisp_err err = {0};
+    int rc = e->ops->forward(e->ctx, &b, &err);
+    if (rc && rc != WISP_E_CANCELLED)
+        fprintf(stderr, "  forward: %s\n", err.msg);
+    return rc;
+}
+
+/* One-shot teacher-forced logits for all n ids: n * vocab floats. */
+static float *all_logits(const wisp_model *m, const int32_t *ids, int n, wisp_kv_type kv)
+{
+    const int V = wisp_model_get_config(m)->vocab_size, bs = 16;
+    int nb = (n + bs - 1) / bs;
+    wisp_engine *e = make_engine(m, bs, nb, n, 1, kv);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)nb);
+    float *out = malloc(sizeof(float) * (size_t)n * (size_t)V);
+    REQUIRE(table && out);
+    for (int i = 0; i < nb; i++)
+        table[i] = i;
+    REQUIRE(run_seq(e, ids, n, 0, table, nb, true, out) == 0);
+    free(table);
+    wisp_engine_destroy(e);
+    return out;
+}
+
+/* ---------------------------------------------------------------- parity */
+
+static void parity(const char *dir, const char *name)
+{
+    char gguf[512], json[512], rel[256];
+    snprintf(rel, sizeof rel, "%s/%s.gguf", dir, name);
+    wisp_test_shared_path(gguf, sizeof gguf, rel);
+    snprintf(rel, sizeof rel, "%s/%s.json", dir, name);
+    wisp_test_shared_path(json, sizeof json, rel);
+    golden g;
+    golden_load(&g, json);
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    const float tol = strstr(name, "q4") ? 0.1f : 0.05f;
+    float *lg = all_logits(m, g.ids, g.n_ids, WISP_KV_F16);
+
+    float max_dev = 0;
+    int argmax_checked = 0, bad_vals = 0, bad_argmax = 0;
+    for (int pos = 0; pos < g.n_ids; pos++) {
+        int32_t ids[5];
+        float vals[5];
+        int k = golden_top(&g, pos, ids, vals);
+        REQUIRE(k >= 2);
+        const float *row = lg + (size_t)pos * V;
+        for (int j = 0; j < k; j++) {
+            float d = fabsf(row[ids[j]] - vals[j]);
+            max_dev = d > max_dev ? d : max_dev;
+            if (!(d <= tol)) {
+                if (bad_vals++ < 5)
+                    fprintf(stderr, "  %s pos %d token %d: wisp %.5f llama.cpp %.5f\n", name,
+                            pos, ids[j], row[ids[j]], vals[j]);
+            }
+        }
+        if (vals[0] - vals[1] > tol) {
+            int best = 0;
+            for (int t = 1; t < V; t++)
+                if (row[t] > row[best])
+                    best = t;
+            argmax_checked++;
+            if (best != ids[0] && bad_argmax++ < 5)
+                fprintf(stderr, "  %s pos %d: argmax %d, llama.cpp %d\n", name, pos, best, ids[0]);
+        }
+    }
+    fprintf(stderr, "  %s: %d positions, max |dlogit| %.5f (tol %.2f), argmax checked at %d\n",
+            name, g.n_ids, max_dev, tol, argmax_checked);
+    CHECK_EQ_INT(bad_vals, 0);
+    CHECK_EQ_INT(bad_argmax, 0);
+    free(lg);
+    wisp_model_close(m);
+    golden_free(&g);
+}
+
+TEST(parity_syn_llama_spm_f16) { parity("golden", "syn-llama-spm-f16"); }
+TEST(parity_syn_llama_spm_q8_0) { parity("golden", "syn-llama-spm-q8_0"); }
+TEST(parity_syn_llama_spm_q4_k_m) { parity("golden", "syn-llama-spm-q4_k_m"); }
+TEST(parity_syn_qwen2_dsc_f16) { parity("golden", "syn-qwen2-dsc-f16"); }
+TEST(parity_syn_qwen2_dsc_q8_0) { parity("golden", "syn-qwen2-dsc-q8_0"); }
+TEST(parity_syn_qwen2_dsc_q4_0) { parity("golden", "syn-qwen2-dsc-q4_0"); }
+TEST(parity_stories260K) { parity("models", "stories260K"); }
+TEST(parity_llama_2_tiny_random) { parity("models", "llama-2-tiny-random"); }
+
+/* ---------------------------------------------------------------- paging */
+
+/* Prefill 5, then decode one by one, through a shuffled block table of
+ * 4-token blocks in a pool with spare blocks: same logits as one shot. */
+static void paged_equals_contiguous(const char *dir, const char *name, wisp_kv_type kv)
+{
+    char gguf[512], json[512], rel[256];
+    snprintf(rel, sizeof rel, "%s/%s.gguf", dir, name);
+    wisp_test_shared_path(gguf, sizeof gguf, rel);
+    snprintf(rel, sizeof rel, "%s/%s.json", dir, name);
+    wisp_test_shared_path(json, sizeof json, rel);
+    golden g;
+    golden_load(&g, json);
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size, bs = 4;
+    float *ref = all_logits(m, g.ids, g.n_ids, kv);
+
+    const int need = (g.n_ids + bs - 1) / bs, pool = need * 2 + 3;
+    wisp_engine *e = make_engine(m, bs, pool, 8, 1, kv);
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)need);
+    float *out = malloc(sizeof(float) * 5 * (size_t)V);
+    REQUIRE(table && out);
+    /* A fixed permutation of odd-strided ids across the pool. */
+    for (int i = 0; i < need; i++)
+        table[i] = (int32_t)((i * 7 + 3) % pool);
+    for (int i = 0; i < need; i++)
+        for (int j = 0; j < i; j++)
+            REQUIRE(table[i] != table[j]);
+
+    float max_dev = 0;
+    int pre = g.n_ids < 5 ? g.n_ids : 5;
+    REQUIRE(run_seq(e, g.ids, pre, 0, table, (pre + bs - 1) / bs, true, out) == 0);
+    for (int i = 0; i < pre * V; i++)
+        max_dev = fmaxf(max_dev, fabsf(out[i] - ref[i]));
+    for (int pos = pre; pos < g.n_ids; pos++) {
+        REQUIRE(run_seq(e, g.ids + pos, 1, pos, table, pos / bs + 1, false, out) == 0);
+        for (int i = 0; i < V; i++)
+            max_dev = fmaxf(max_dev, fabsf(out[i] - ref[(size_t)pos * V + i]));
+    }
+    fprintf(stderr, "  %s: paged vs one-shot max |dlogit| %.2e\n", name, max_dev);
+    CHECK(max_dev <= 1e-3f);
+    free(table);
+    free(out);
+    free(ref);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+    golden_free(&g);
+}
+
+TEST(paged_equals_contiguous_stories_f32) { paged_equals_contiguous("models", "stories260K", WISP_KV_F32); }
+TEST(paged_equals_contiguous_qwen2_f16) { paged_equals_contiguous("golden", "syn-qwen2-dsc-f16", WISP_KV_F16); }
+TEST(paged_equals_contiguous_llama_q8_kv) { paged_equals_contiguous("golden", "syn-llama-spm-q8_0", WISP_KV_Q8_0); }
+
+/* ---------------------------------------------------------------- greedy */
+
+TEST(stories260K_greedy_60_tokens)
+{
+    char gguf[512], json[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_test_shared_path(json, sizeof json, "models/stories260K.json");
+    golden g;
+    golden_load(&g, json);
+    REQUIRE(g.n_ids - g.n_prompt == 60);
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size, bs = 16;
+    const int nb = (g.n_ids + bs - 1) / bs;
+    wisp_engine *e = make_engine(m, bs, nb, g.n_prompt, 1, WISP_KV_F16);
+    int32_t table[64];
+    REQUIRE(nb <= 64);
+    for (int i = 0; i < nb; i++)
+        table[i] = nb - 1 - i;
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    REQUIRE(logits);
+    int32_t tok[1];
+    REQUIRE(run_seq(e, g.ids, g.n_prompt, 0, table, (g.n_prompt + bs - 1) / bs, false, logits) == 0);
+    int matched = 0;
+    for (int i = 0; i < 60; i++) {
+        int best = 0;
+        for (int t = 1; t < V; t++)
+            if (logits[t] > logits[best])
+                best = t;
+        if (best != g.ids[g.n_prompt + i]) {
+            fprintf(stderr, "  token %d: wisp %d, llama.cpp %d\n", i, best, g.ids[g.n_prompt + i]);
+            break;
+        }
+        matched++;
+        tok[0] = best;
+        int pos = g.n_prompt + i;
+        if (i < 59)
+            REQUIRE(run_seq(e, tok, 1, pos, table, pos / bs + 1, false, logits) == 0);
+    }
+    CHECK_EQ_INT(matched, 60);
+    free(logits);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+    golden_free(&g);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+TEST(two_sequences_in_one_batch_match_separate_runs)
+{
+    char gguf[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "golden/syn-qwen2-dsc-q8_0.gguf");
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    const int32_t a[7] = {32013, 1000, 2000, 3000, 4000, 5000, 6000};
+    const int32_t b[3] = {32013, 77, 8888};
+    float *ra = all_logits(m, a, 7, WISP_KV_F16), *rb = all_logits(m, b, 3, WISP_KV_F16);
+    wisp_engine *e = make_engine(m, 4, 8, 16, 2, WISP_KV_F16);
+    const int32_t ta[2] = {5, 1}, tb[1] = {6};
+    float *la = malloc(sizeof(float) * 7 * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
+    REQUIRE(la && lb);
+    wisp_batch_seq s[2] = {
+        {.tokens = a, .n_tokens = 7, .pos0 = 0, .block_table = ta, .n_blocks = 2, .all_logits = true, .logits = la},
+        {.tokens = b, .n_tokens = 3, .pos0 = 0, .block_table = tb, .n_blocks = 1, .all_logits = false, .logits = lb},
+    };
+    wisp_batch batch = {.seqs = s, .n_seqs = 2};
+    wisp_err err = {0};
+    REQUIRE(e->ops->forward(e->ctx, &batch, &err) == 0);
+    float dev = 0;
+    for (int i = 0; i < 7 * V; i++)
+        dev = fmaxf(dev, fabsf(la[i] - ra[i]));
+    for (int i = 0; i < V; i++)
+        dev = fmaxf(dev, fabsf(lb[i] - rb[2 * (size_t)V + i]));
+    fprintf(stderr, "  batched vs separate max |dlogit| %.2e\n", dev);
+    CHECK(dev <= 1e-3f);
+    free(la);
+    free(lb);
+    free(ra);
+    free(rb);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+TEST(blocks_copy_and_round_trip_through_host_memory)
+{
+    char gguf[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    const int32_t ids[9] = {1, 403, 407, 383, 432, 286, 261, 300, 320};
+    wisp_engine *e = make_engine(m, 4, 12, 16, 1, WISP_KV_F16);
+    float *ref = malloc(sizeof(float) * (size_t)V), *out = malloc(sizeof(float) * (size_t)V);
+    const int32_t t1[3] = {0, 1, 2};
+    REQUIRE(ref && out);
+    REQUIRE(run_seq(e, ids, 9, 0, t1, 3, false, ref) == 0);
+    /* Blocks 0 and 1 exported and imported as 7 and 8; block 2 (partial)
+     * copied on write to 9; the last token recomputed there. */
+    size_t n = e->ops->bytes_per_block(e->ctx);
+    REQUIRE(n > 0);
+    void *buf = malloc(n);
+    wisp_err err = {0};
+    REQUIRE(buf);
+    REQUIRE(e->ops->read_block(e->ctx, 0, buf, &err) == 0);
+    REQUIRE(e->ops->write_block(e->ctx, 7, buf, &err) == 0);
+    REQUIRE(e->ops->read_block(e->ctx, 1, buf, &err) == 0);
+    REQUIRE(e->ops->write_block(e->ctx, 8, buf, &err) == 0);
+    REQUIRE(e->ops->copy_block(e->ctx, 9, 2, &err) == 0);
+    CHECK_EQ_INT(e->ops->copy_block(e->ctx, 12, 2, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->read_block(e->ctx, -1, buf, &err), WISP_E_INVALID);
+    const int32_t t2[3] = {7, 8, 9};
+    REQUIRE(run_seq(e, ids + 8, 1, 8, t2, 3, false, out) == 0);
+    float dev = 0;
+    for (int i = 0; i < V; i++)
+        dev = fmaxf(dev, fabsf(out[i] - ref[i]));
+    CHECK(dev <= 1e-4f);
+    wisp_engine_stats st;
+    e->ops->get_stats(e->ctx, &st);
+    CHECK_EQ_INT(st.kv_bytes, 12 * n);
+    CHECK(st.scratch_bytes > 0);
+    free(buf);
+    free(ref);
+    free(out);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
+
+/* ---------------------------------------------------------------- cancel */
+
+typedef struct poll_count {
+    int polls;
+    int stop_at;
+} poll_count;
+
+static bool stop_after(void *ud)
+{
+    poll_count *p = ud;
+    return ++p->polls >= p->stop_at;
+}
+
+TEST(cancel_between_layers)
+{
+    char gguf[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_model *m = open_model(gguf);
+    const wisp_model_config *c = wisp_model_get_config(m);
+    REQUIRE(c->n_layers >= 3);
+    wisp_engine *e = make_engine(m, 16, 4, 32, 1, WISP_KV_F16);
+    int32_t ids[32], table[2] = {0, 1};
+    for (int i = 0; i < 32; i++)
+        ids[i] = 1 + (i * 13) % (c->vocab_size - 1);
+    float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
+    REQUIRE(logits);
+    wisp_batch_seq s = {.tokens = ids, .n_tokens = 32, .pos0 = 0, .block_table = table,
+                        .n_blocks = 2, .logits = logits};
+    for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
+        poll_count pc = {0, stop_at};
+        wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
+        wisp_err err = {0};
+        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
+        /* It stopped at the poll that said so: no further layer ran. */
+        CHECK_EQ_INT(pc.polls, stop_at);
+        CHECK(strstr(err.msg, "cancelled") != NULL);
+    }
+    /* Never stopping: one poll per layer plus one before the head. */
+    poll_count pc = {0, 1000};
+    wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
+    wisp_err err = {0};
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
+    CHECK_EQ_INT(pc.polls, c->n_layers + 1);
+    free(logits);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+TEST(bad_batches_are_refused_with_reasons)
+{
+    char gguf[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_model *m = open_model(gguf);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    wisp_engine *e = make_engine(m, 4, 4, 8, 1, WISP_KV_F16);
+    float *logits = malloc(sizeof(float) * 8 * (size_t)V);
+    REQUIRE(logits);
+    int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, table[3] = {0, 1, 2};
+    wisp_err err = {0};
+    wisp_batch_seq s = {.tokens = ids, .n_tokens = 6, .pos0 = 0, .block_table = table,
+                        .n_blocks = 1, .logits = logits};
+    wisp_batch b = {.seqs = &s, .n_seqs = 1};
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "block table") != NULL);
+    s.n_blocks = 2;
+    table[1] = 4;
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "outside the pool") != NULL);
+    table[1] = 1;
+    ids[2] = V;
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "vocabulary") != NULL);
+    ids[2] = 3;
+    s.n_tokens = 9;
+    s.n_blocks = 3;
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "built for 8") != NULL);
+    s.n_tokens = 6;
+    s.n_blocks = 2;
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
+    free(logits);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
