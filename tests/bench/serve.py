@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+"""Serving benchmark (issue 6 section 5): drives build/wisp over stdio the
+way a client does and measures what the scheduler and the paged KV cache
+give under load.
+
+It reports:
+  - aggregate generated tokens/s with 1, 4, 16 and 64 concurrent streams
+    (--streams): N greedy `generate` requests with different prompts written
+    at once, each producing exactly --max-tokens tokens (end-of-generation
+    banned through logit_bias), timed from the first write to the last
+    answer; with the median time to first token (first `$/stream`) and the
+    per-stream decode rate;
+  - time to first token of a prompt whose --prefix-tokens (2000) leading
+    tokens are in the prefix cache against one whose prefix is not (the
+    same length, a fresh prefix), from the server's timings.ttft_ms and the
+    client's clock, with usage.cached_tokens;
+  - KV memory waste while the streams run: `status` is sampled every
+    --sample-ms; waste = kv_cache.unused_slots / (kv_cache.blocks_used *
+    kv_cache.block_size), the empty slots in partially filled blocks over the
+    slots the live sequences hold (vLLM's measure), as mean and max over the
+    samples of the largest run.
+Goals on CPU (issue 6): 16 streams >= 4x one stream; cached TTFT < 10% of
+uncached; KV waste < 4%.
+
+HOW TO RUN:
+
+    make -j2
+    # the ~200M Qwen2-layout model of issue 5 (dim 1024, 16 layers, 16/2
+    # heads, ffn 2816, 32k vocabulary, tied output), Q8_0:
+    /usr/bin/python3 tests/bench/serve.py --synth /tmp/qwen2-200m-q8_0.gguf --threads 2
+    # or any model:
+    /usr/bin/python3 tests/bench/serve.py --model models/stories260K.gguf --ctx 2560
+
+  Options: --streams 1,4,16,64  --max-tokens 128  --prompt-tokens 32
+  --prefix-tokens 2000  --ctx N (default: enough for the prefix test)
+  --kv-mb N  --threads N  --device cpu|cuda  --json (machine-readable
+  summary on stdout; the table goes to stderr)  --skip-ttft  --skip-throughput.
+
+Standard library only; run with /usr/bin/python3.
+"""
+import argparse
+import json
+import os
+import pathlib
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_BIN = os.environ.get("WISP_BIN", str(ROOT / "build" / "wisp"))
+DEFAULT_SYNTH = str(ROOT / "build" / "tools" / "synth")
+DEFAULT_VOCAB = str(ROOT.parent / "shared" / "vocab" / "ggml-vocab-deepseek-coder.gguf")
+
+
+class Wisp:
+    """One wisp process: requests by id, first-token times, answers."""
+
+    def __init__(self, binary, args):
+        self.proc = subprocess.Popen([binary, *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+        self.cv = threading.Condition()
+        self.answers = {}
+        self.first = {}            # id -> monotonic time of the first $/stream
+        self.pieces = {}
+        self.next_id = 1
+        self.closed = False
+        self.stderr = bytearray()
+        self.wlock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            now = time.monotonic()
+            m = json.loads(line)
+            with self.cv:
+                if m.get("method") == "$/stream":
+                    rid = m["params"]["id"]
+                    self.first.setdefault(rid, now)
+                    self.pieces[rid] = self.pieces.get(rid, 0) + 1
+                elif "id" in m and "method" not in m:
+                    self.answers[m["id"]] = (now, m)
+                    self.cv.notify_all()
+        with self.cv:
+            self.closed = True
+            self.cv.notify_all()
+
+    def _drain_stderr(self):
+        for chunk in iter(lambda: self.proc.stderr.read(65536), b""):
+            self.stderr += chunk
+            del self.stderr[:-20000]
+
+    def send(self, method, params=None):
+        with self.wlock:
+            rid = self.next_id
+            self.next_id += 1
+            msg = {"jsonrpc": "2.0", "id": rid, "method": method}
+            if params is not None:
+                msg["params"] = params
+            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        return rid
+
+    def wait(self, rid, timeout=3600):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while rid not in self.answers:
+                if self.closed:
+                    raise SystemExit("wisp exited:\n" + self.stderr.decode("utf-8", "replace"))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise SystemExit(f"no answer to request {rid} within {timeout}s")
+                self.cv.wait(left)
+            return self.answers.pop(rid)
+
+    def call(self, method, params=None, timeout=3600):
+        t, m = self.wait(self.send(method, params), timeout)
+        if "error" in m:
+            raise SystemExit(f"{method} failed: {m['error']}")
+        return m["result"]
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def synthesize(path, synth, vocab, ctx):
+    cmd = [synth, "--arch", "qwen2", "--layers", "16", "--embd", "1024", "--heads", "16",
+           "--kv-heads", "2", "--ff", "2816", "--tied", "--type", "q8_0", "--ctx", str(ctx),
+           "--vocab", vocab, "--name", "qwen2-200m-synthetic", "--out", path]
+    print("synthesizing:", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True)
+
+
+class Sampler(threading.Thread):
+    """Polls `status` while streams run: KV waste and batch sizes."""
+
+    def __init__(self, w, period):
+        super().__init__(daemon=True)
+        self.w, self.period = w, period
+        self.stop = threading.Event()
+        self.waste, self.running, self.blocks = [], [], []
+
+    def run(self):
+        while not self.stop.is_set():
+            st = self.w.call("status")
+            kv = st["kv_cache"]
+            used = kv["blocks_used"] * kv.get("block_size", 16)
+            if used and "unused_slots" in kv:
+                self.waste.append(kv["unused_slots"] / used)
+            self.running.append(st["requests"].get("running", 0))
+            self.blocks.append(kv["blocks_used"])
+            self.stop.wait(self.period)
+
+
+def random_prompt(rng, n, lo, hi, bos):
+    return ([bos] if bos is not None else []) + [rng.randrange(lo, hi) for _ in range(n)]
+
+
+def throughput(w, info, args, n_streams, rng, sample):
+    """N concurrent streams of exactly max_tokens tokens each."""
+    lo, hi, bos, eos = info["token_range"] + (info["bos"], info["eos"])
+    bias = [[eos, False]] if eos is not None else []
+    prompts = [random_prompt(rng, args.prompt_tokens, lo, hi, bos) for _ in range(n_streams)]
+    sampler = Sampler(w, args.sample_ms / 1000.0) if sample else None
+    if sampler:
+        sampler.start()
+    t0 = time.monotonic()
+    sent = {}
+    for p in prompts:
+        rid = w.send("generate", {"prompt": p, "max_tokens": args.max_tokens, "temperature": 0,
+                                  "logit_bias": bias})
+        sent[rid] = time.monotonic()
+    results = {rid: w.wait(rid) for rid in sent}
+    t1 = max(t for t, _ in results.values())
+    if sampler:
+        sampler.stop.set()
+        sampler.join()
+    gen = 0
+    ttft, rates = [], []
+    for rid, (t, m) in results.items():
+        if "error" in m:
+            raise SystemExit(f"generate failed with {n_streams} streams: {m['error']}")
+        r = m["result"]
+        gen += r["usage"]["completion_tokens"]
+        if rid in w.first:
+            ttft.append((w.first[rid] - sent[rid]) * 1000)
+        rates.append(r["timings"].get("decode_tokens_per_s", 0.0))
+    out = {"streams": n_streams, "generated_tokens": gen, "wall_s": t1 - t0,
+           "tokens_per_s": gen / (t1 - t0),
+           "ttft_ms_median": statistics.median(ttft) if ttft else None,
+           "stream_decode_tokens_per_s_median": statistics.median(rates)}
+    if sampler:
+        out["kv_waste_mean"] = statistics.fmean(sampler.waste) if sampler.waste else None
+        out["kv_waste_max"] = max(sampler.waste) if sampler.waste else None
+        out["kv_waste_samples"] = len(sampler.waste)
+        out["running_max"] = max(sampler.running) if sampler.running else 0
+        out["blocks_used_max"] = max(sampler.blocks) if sampler.blocks else 0
+    return out
+
+
+def prefix_ttft(w, info, args, rng):
+    """TTFT with the prefix cached vs not, same prompt length."""
+    lo, hi, bos, _ = info["token_range"] + (info["bos"], info["eos"])
+    suffix_n = 16
+
+    def one(prompt):
+        t0 = time.monotonic()
+        rid = w.send("generate", {"prompt": prompt, "max_tokens": 1, "temperature": 0})
+        t, m = w.wait(rid)
+        if "error" in m:
+            raise SystemExit(f"prefix test: {m['error']}")
+        r = m["result"]
+        first = w.first.get(rid, t)
+        return {"ttft_ms": r["timings"]["ttft_ms"], "client_ttft_ms": (first - t0) * 1000,
+                "cached_tokens": r["usage"]["cached_tokens"],
+                "prompt_tokens": r["usage"]["prompt_tokens"]}
+
+    uncached, cached = [], []
+    for _ in range(args.reps):
+        prefix = random_prompt(rng, args.prefix_tokens - 1, lo, hi, bos)
+        uncached.append(one(prefix + random_prompt(rng, suffix_n, lo, hi, None)))
+        for _ in range(args.reps):
+            cached.append(one(prefix + random_prompt(rng, suffix_n, lo, hi, None)))
+
+    def med(rows, k):
+        return statistics.median(r[k] for r in rows)
+
+    out = {"prefix_tokens": args.prefix_tokens, "prompt_tokens": uncached[0]["prompt_tokens"],
+           "uncached_ttft_ms": med(uncached, "ttft_ms"),
+           "uncached_client_ttft_ms": med(uncached, "client_ttft_ms"),
+           "uncached_cached_tokens": med(uncached, "cached_tokens"),
+           "cached_ttft_ms": med(cached, "ttft_ms"),
+           "cached_client_ttft_ms": med(cached, "client_ttft_ms"),
+           "cached_cached_tokens": med(cached, "cached_tokens")}
+    out["ratio"] = out["cached_ttft_ms"] / out["uncached_ttft_ms"]
+    return out
+
+
+def model_facts(info):
+    tok = info.get("tokenizer", {})
+    special = tok.get("special", {})
+    vocab = info["vocab_size"]
+    bos = special.get("bos") if tok.get("add_bos", True) else None
+    # Plain tokens only: skip the low ids (control and byte tokens in most
+    # vocabularies) and the top of the vocabulary (added specials).
+    lo = min(300, vocab // 4)
+    hi = max(lo + 1, min(vocab - 300, 30000))
+    return {"token_range": (lo, hi), "bos": bos, "eos": special.get("eos"),
+            "n_ctx": info["n_ctx"], "name": info.get("name"), "vocab_size": vocab}
+
+
+def fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def report(res, out):
+    p = lambda *a: print(*a, file=out)
+    m = res["model"]
+    p(f"model {m['path']} ({m['name']}), threads {res['threads']}, ctx {m['n_ctx']}, "
+      f"KV pool {m['kv_blocks']} blocks of {m['block_size']}")
+    if res.get("throughput"):
+        p("")
+        p(f"{'streams':>7} {'tokens':>7} {'wall s':>8} {'agg tok/s':>10} {'x1':>6} "
+          f"{'ttft ms':>8} {'tok/s/stream':>12} {'KV waste':>9} {'run max':>7}")
+        base = res["throughput"][0]["tokens_per_s"]
+        for r in res["throughput"]:
+            waste = r.get("kv_waste_mean")
+            p(f"{r['streams']:>7} {r['generated_tokens']:>7} {r['wall_s']:>8.2f} "
+              f"{r['tokens_per_s']:>10.1f} {r['tokens_per_s'] / base:>6.2f} "
+              f"{fmt(r['ttft_ms_median']):>8} {fmt(r['stream_decode_tokens_per_s_median']):>12} "
+              f"{'-' if waste is None else format(waste * 100, '.2f') + '%':>9} "
+              f"{r.get('running_max', '-'):>7}")
+    if res.get("prefix"):
+        x = res["prefix"]
+        p("")
+        p(f"TTFT, {x['prompt_tokens']}-token prompt, {x['prefix_tokens']}-token prefix:")
+        p(f"  uncached {x['uncached_ttft_ms']:.1f} ms (client {x['uncached_client_ttft_ms']:.1f}, "
+          f"{x['uncached_cached_tokens']:.0f} cached)")
+        p(f"  cached   {x['cached_ttft_ms']:.1f} ms (client {x['cached_client_ttft_ms']:.1f}, "
+          f"{x['cached_cached_tokens']:.0f} cached)")
+        p(f"  ratio    {x['ratio'] * 100:.1f}% (goal < 10%)")
+    g = res.get("goals", {})
+    if g:
+        p("")
+        for k, v in g.items():
+            p(f"goal {k}: {v}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="GGUF file or HF directory")
+    ap.add_argument("--synth", metavar="PATH",
+                    help="synthesize the ~200M Qwen2-layout Q8_0 model at PATH (if missing) and use it")
+    ap.add_argument("--synth-bin", default=DEFAULT_SYNTH)
+    ap.add_argument("--vocab", default=DEFAULT_VOCAB, help="vocabulary for --synth")
+    ap.add_argument("--wisp", default=DEFAULT_BIN)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--ctx", type=int, default=None,
+                    help="context (default: prefix + 64, at least the prompt + max tokens)")
+    ap.add_argument("--kv-mb", type=int, default=None)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--prompt-tokens", type=int, default=32)
+    ap.add_argument("--streams", default="1,4,16,64")
+    ap.add_argument("--prefix-tokens", type=int, default=2000)
+    ap.add_argument("--reps", type=int, default=2, help="prefixes (and cached runs per prefix)")
+    ap.add_argument("--sample-ms", type=float, default=50)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-ttft", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    args = ap.parse_args()
+    if args.synth:
+        ctx = args.ctx or max(4096, args.prefix_tokens + 64)
+        if not os.path.exists(args.synth):
+            synthesize(args.synth, args.synth_bin, args.vocab, ctx)
+        args.model = args.synth
+    if not args.model:
+        ap.error("--model or --synth is required")
+    streams = [int(s) for s in args.streams.split(",") if s]
+    ctx = args.ctx or max(args.prefix_tokens + 64, args.prompt_tokens + args.max_tokens + 2)
+
+    wargs = ["--model", args.model, "--ctx", str(ctx), "--log-level", "warn"]
+    if args.threads:
+        wargs += ["--threads", str(args.threads)]
+    if args.kv_mb:
+        wargs += ["--kv-mb", str(args.kv_mb)]
+    if args.device:
+        wargs += ["--device", args.device]
+    w = Wisp(args.wisp, wargs)
+    try:
+        info = w.call("model/info")
+        facts = model_facts(info)
+        kv = w.call("status")["kv_cache"]
+        res = {"model": {"path": args.model, "name": facts["name"], "n_ctx": info["n_ctx"],
+                         "vocab_size": facts["vocab_size"], "kv_blocks": kv["blocks_total"],
+                         "block_size": kv.get("block_size")},
+               "threads": args.threads, "max_tokens": args.max_tokens,
+               "prompt_tokens": args.prompt_tokens}
+        rng = random.Random(args.seed)
+        # Warm-up: page the weights in, start the pool's threads.
+        w.call("generate", {"prompt": random_prompt(rng, 8, *facts["token_range"], facts["bos"]),
+                            "max_tokens": 4, "temperature": 0})
+        if not args.skip_throughput:
+            res["throughput"] = []
+            for i, n in enumerate(streams):
+                r = throughput(w, facts, args, n, rng, sample=True)
+                res["throughput"].append(r)
+                print(f"{n} streams: {r['tokens_per_s']:.1f} tok/s", file=sys.stderr)
+        if not args.skip_ttft:
+            res["prefix"] = prefix_ttft(w, facts, args, rng)
+        res["status"] = w.call("status")
+    finally:
+        w.close()
+
+    goals = {}
+    tp = {r["streams"]: r for r in res.get("throughput", [])}
+    if 1 in tp and 16 in tp:
+        x = tp[16]["tokens_per_s"] / tp[1]["tokens_per_s"]
+        goals["16 streams >= 4x one stream"] = f"{x:.2f}x ({'met' if x >= 4 else 'NOT met'})"
+    if res.get("prefix"):
+        x = res["prefix"]["ratio"]
+        goals["cached TTFT < 10% of uncached"] = \
+            f"{x * 100:.1f}% ({'met' if x < 0.10 else 'NOT met'})"
+    wastes = [r["kv_waste_mean"] for r in res.get("throughput", [])
+              if r.get("kv_waste_mean") is not None]
+    if wastes:
+        big = res["throughput"][-1].get("kv_waste_mean")
+        if big is not None:
+            goals["KV waste < 4% (largest run)"] = \
+                f"{big * 100:.2f}% ({'met' if big < 0.04 else 'NOT met'})"
+    res["goals"] = goals
+    report(res, sys.stderr if args.json else sys.stdout)
+    if args.json:
+        json.dump(res, sys.stdout, indent=1)
+        print()
+
+
+if __name__ == "__main__":
+    main()
