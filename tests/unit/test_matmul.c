@@ -282,6 +282,10 @@ static void check_simd(int type)
     wisp_simd_level max = wisp_cpu_simd_max();
     if (max == WISP_SIMD_SCALAR)
         SKIP("this CPU has no SIMD level above scalar");
+    /* Every level above scalar has its own kernel for this type. */
+    for (int lv = WISP_SIMD_SCALAR + 1; lv <= (int)max; lv++)
+        CHECK(wisp_cpu_kernels_at((wisp_simd_level)lv, type)->dot !=
+              wisp_cpu_kernels_at(WISP_SIMD_SCALAR, type)->dot);
     int blk = wisp_cpu_block_size(type) > 32 ? wisp_cpu_block_size(type) : 32;
     int fails = 0;
     static const int64_t toks[] = {1, 3, 17, 40};
@@ -307,7 +311,7 @@ static void check_simd(int type)
                             k->to_float((const char *)c.w + (size_t)o * row, wf, c.n_in);
                             double scale = abs_dot(wf, c.x + t * c.n_in, c.n_in) + 1e-3;
                             double got = y[t * c.n_out + o], want = c.y_ref[t * c.n_out + o];
-                            if (!(fabs(got - want) <= 1e-4 * scale) && fails++ < 5)
+                            if (!(fabs(got - want) <= 1e-5 * scale) && fails++ < 5)
                                 fprintf(stderr,
                                         "  %s %s n_in=%lld n_tok=%lld threads=%d t=%lld o=%lld: "
                                         "%.7g vs scalar %.7g (scale %.3g)\n",
