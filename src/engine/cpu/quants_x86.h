@@ -82,6 +82,7 @@ AI __m256 round_away(__m256 v)
 AI int q8_block32(const float *x, int8_t *qs, uint16_t *dh, float *d_out)
 {
     __m256 v[4], amax = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8")
     for (int k = 0; k < 4; k++) {
         v[k] = _mm256_loadu_ps(x + 8 * k);
         amax = _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.f), v[k]));
@@ -94,6 +95,7 @@ AI int q8_block32(const float *x, int8_t *qs, uint16_t *dh, float *d_out)
     *dh = wisp_float_to_half(d);
     *d_out = d;
     __m256i q[4];
+    _Pragma("GCC unroll 8")
     for (int k = 0; k < 4; k++)
         q[k] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[k], _mm256_set1_ps(id))));
     __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
@@ -132,6 +134,7 @@ static void x86_quantize_q8_K(const float *x, void *vy, int64_t n)
         /* The signed value of largest magnitude (first one on ties, as the
          * scalar loop): vector max of |x|, then a scalar search for it. */
         __m256 amax8 = _mm256_setzero_ps();
+        _Pragma("GCC unroll 8")
         for (int k = 0; k < 32; k++)
             amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(_mm256_set1_ps(-0.f), _mm256_loadu_ps(xb + 8 * k)));
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
@@ -150,8 +153,10 @@ static void x86_quantize_q8_K(const float *x, void *vy, int64_t n)
             }
         const float iscale = -127.f / max;
         const __m256 is = _mm256_set1_ps(iscale);
+        _Pragma("GCC unroll 8")
         for (int k = 0; k < 8; k++) {
             __m256i q[4];
+            _Pragma("GCC unroll 8")
             for (int l = 0; l < 4; l++) {
                 __m256 v = _mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * k + 8 * l));
                 q[l] = _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127));
@@ -251,6 +256,7 @@ AI blk32 dec_q8_0(const void *p)
         const char *w = vw;                                                                      \
         __m256 acc[WISP_DOT_NC_MAX];                                                             \
         float accm[WISP_DOT_NC_MAX];                                                             \
+        _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++) {                                                           \
             acc[c] = _mm256_setzero_ps();                                                        \
             accm[c] = 0.f;                                                                       \
@@ -258,6 +264,7 @@ AI blk32 dec_q8_0(const void *p)
         for (int64_t i = 0; i < n / 32; i++) {                                                   \
             blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                    \
             __m256i u = SIGNED ? _mm256_sign_epi8(b.q, b.q) : b.q;                               \
+            _Pragma("GCC unroll 8") \
             for (int c = 0; c < nc; c++) {                                                       \
                 const AB *a = (const AB *)((const char *)va + (size_t)c * sa) + i;               \
                 __m256i y = loadu256(a->qs);                                                     \
@@ -269,6 +276,7 @@ AI blk32 dec_q8_0(const void *p)
                     accm[c] += b.m * h2f(((const wisp_block_q8_1 *)a)->s);                       \
             }                                                                                    \
         }                                                                                        \
+        _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                         \
     }                                                                                            \

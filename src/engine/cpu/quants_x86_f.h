@@ -25,17 +25,20 @@ AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const 
                       size_t ss)                                                                 \
     {                                                                                            \
         __m256 acc0[WISP_DOT_NC_MAX], acc1[WISP_DOT_NC_MAX];                                     \
+        _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++)                                                             \
             acc0[c] = acc1[c] = _mm256_setzero_ps();                                             \
         int64_t i = 0;                                                                           \
         for (; i + 16 <= n; i += 16) {                                                           \
             __m256 w0 = load_##name(w, i), w1 = load_##name(w, i + 8);                           \
+            _Pragma("GCC unroll 8") \
             for (int c = 0; c < nc; c++) {                                                       \
                 const char *a = (const char *)va + (size_t)c * sa;                               \
                 acc0[c] = _mm256_fmadd_ps(w0, load_##name(a, i), acc0[c]);                       \
                 acc1[c] = _mm256_fmadd_ps(w1, load_##name(a, i + 8), acc1[c]);                   \
             }                                                                                    \
         }                                                                                        \
+        _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++) {                                                           \
             const char *a = (const char *)va + (size_t)c * sa;                                   \
             float t = hsum8(_mm256_add_ps(acc0[c], acc1[c]));                                    \
