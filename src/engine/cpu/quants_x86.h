@@ -246,6 +246,20 @@ AI blk32 dec_q8_0(const void *p)
     return (blk32){loadu256(b->qs), h2f(b->d), 0.f};
 }
 
+/* The table entry: nc as a compile-time constant in each inlined copy, so
+ * the per-row accumulators live in registers. */
+#define DEF_DOT_SWITCH(name)                                                                     \
+    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
+                               float *s, size_t ss)                                              \
+    {                                                                                            \
+        switch (nc) {                                                                            \
+        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
+        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
+        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
+        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
+        }                                                                                        \
+    }
+
 /* One weight row of 32-blocks against NC activation rows. SIGNED: q is
  * signed (the sign moves onto the activation so the dot is u8 x s8);
  * otherwise q is unsigned and the minimum pairs with Q8_1's s = d*sum. */
@@ -280,21 +294,75 @@ AI blk32 dec_q8_0(const void *p)
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                         \
     }                                                                                            \
-    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
-                               float *s, size_t ss)                                              \
-    {                                                                                            \
-        switch (nc) {                                                                            \
-        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
-        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
-        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
-        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
-        }                                                                                        \
-    }
+    DEF_DOT_SWITCH(name)
 
-DEF_DOT32(q4_0, wisp_block_q4_0, wisp_block_q8_0, 1)
 DEF_DOT32(q4_1, wisp_block_q4_1, wisp_block_q8_1, 0)
-DEF_DOT32(q5_0, wisp_block_q5_0, wisp_block_q8_0, 1)
 DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
-DEF_DOT32(q8_0, wisp_block_q8_0, wisp_block_q8_0, 1)
+
+/* Signed weights x Q8_0, four blocks at a time: the four blocks' int32 dot
+ * vectors are reduced together with two rounds of hadd into one vector of
+ * four block sums, which is scaled by four weight scales times four
+ * activation scales (read as floats from the row's scale copy, see
+ * cpu_types.h) in one multiply and one FMA. Per block and token that leaves
+ * a load, a sign and a dot; the per-block float work of DEF_DOT32 is what
+ * limited prefill. */
+#define DEF_DOT32S(name, WB)                                                                     \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
+                      size_t ss)                                                                 \
+    {                                                                                            \
+        const char *w = vw;                                                                      \
+        const int64_t nb = n / 32;                                                               \
+        const size_t soff = wisp_cpu_act_scales_offset(n);                                       \
+        __m128 acc[WISP_DOT_NC_MAX];                                                             \
+        float tail[WISP_DOT_NC_MAX];                                                             \
+        _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                                  \
+            acc[c] = _mm_setzero_ps();                                                           \
+            tail[c] = 0.f;                                                                       \
+        }                                                                                        \
+        int64_t i = 0;                                                                           \
+        for (; i + 4 <= nb; i += 4) {                                                            \
+            blk32 b0 = dec_##name(w + (size_t)i * sizeof(WB));                                   \
+            blk32 b1 = dec_##name(w + (size_t)(i + 1) * sizeof(WB));                             \
+            blk32 b2 = dec_##name(w + (size_t)(i + 2) * sizeof(WB));                             \
+            blk32 b3 = dec_##name(w + (size_t)(i + 3) * sizeof(WB));                             \
+            const __m128 dw = _mm_setr_ps(b0.d, b1.d, b2.d, b3.d);                               \
+            const __m256i u0 = _mm256_sign_epi8(b0.q, b0.q), u1 = _mm256_sign_epi8(b1.q, b1.q);  \
+            const __m256i u2 = _mm256_sign_epi8(b2.q, b2.q), u3 = _mm256_sign_epi8(b3.q, b3.q);  \
+            _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                              \
+                const char *row = (const char *)va + (size_t)c * sa;                             \
+                const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
+                const __m256i z = _mm256_setzero_si256();                                        \
+                __m256i p0 = dot_u8s8(z, u0, _mm256_sign_epi8(loadu256(a[0].qs), b0.q));         \
+                __m256i p1 = dot_u8s8(z, u1, _mm256_sign_epi8(loadu256(a[1].qs), b1.q));         \
+                __m256i p2 = dot_u8s8(z, u2, _mm256_sign_epi8(loadu256(a[2].qs), b2.q));         \
+                __m256i p3 = dot_u8s8(z, u3, _mm256_sign_epi8(loadu256(a[3].qs), b3.q));         \
+                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)); \
+                __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)); \
+                __m128 da = _mm_loadu_ps((const float *)(row + soff) + i);                       \
+                acc[c] = _mm_fmadd_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(sum), acc[c]);         \
+            }                                                                                    \
+        }                                                                                        \
+        for (; i < nb; i++) {                                                                    \
+            blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                    \
+            __m256i u = _mm256_sign_epi8(b.q, b.q);                                              \
+            for (int c = 0; c < nc; c++) {                                                       \
+                const char *row = (const char *)va + (size_t)c * sa;                             \
+                const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
+                __m256i p = dot_u8s8(_mm256_setzero_si256(), u, _mm256_sign_epi8(loadu256(a->qs), b.q)); \
+                tail[c] += b.d * ((const float *)(row + soff))[i] * (float)hsum8i(p);            \
+            }                                                                                    \
+        }                                                                                        \
+        for (int c = 0; c < nc; c++) {                                                           \
+            __m128 v = acc[c];                                                                   \
+            v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                              \
+            v = _mm_add_ss(v, _mm_movehdup_ps(v));                                               \
+            s[(size_t)c * ss] = _mm_cvtss_f32(v) + tail[c];                                      \
+        }                                                                                        \
+    }                                                                                            \
+    DEF_DOT_SWITCH(name)
+
+DEF_DOT32S(q4_0, wisp_block_q4_0)
+DEF_DOT32S(q5_0, wisp_block_q5_0)
+DEF_DOT32S(q8_0, wisp_block_q8_0)
 
 #endif

@@ -47,16 +47,8 @@ AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const 
             s[(size_t)c * ss] = t;                                                               \
         }                                                                                        \
     }                                                                                            \
-    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
-                               float *s, size_t ss)                                              \
-    {                                                                                            \
-        switch (nc) {                                                                            \
-        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
-        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
-        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
-        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
-        }                                                                                        \
-    }
+    DEF_DOT_SWITCH(name)
+
 
 DEF_DOTF(f32, 4)
 DEF_DOTF(f16, 2)

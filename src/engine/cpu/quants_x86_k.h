@@ -226,16 +226,8 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = hsum8(_mm256_add_ps(acc[c], accm[c]));                           \
     }                                                                                            \
-    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
-                               float *s, size_t ss)                                              \
-    {                                                                                            \
-        switch (nc) {                                                                            \
-        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
-        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
-        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
-        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
-        }                                                                                        \
-    }
+    DEF_DOT_SWITCH(name)
+
 
 DEF_DOTK(q2_K, wisp_block_q2_K)
 DEF_DOTK(q3_K, wisp_block_q3_K)
