@@ -37,8 +37,12 @@
 #define ROWS_DECODE 16
 /* Rows per tile for a batch. */
 #define ROWS_PREFILL 16
-/* Bytes of activation rows a prefill tile aims to keep in cache. */
-#define TILE_ACT_BYTES (48 * 1024)
+/* Bytes of activation rows a prefill tile aims to keep in cache (the L2
+ * of current x86 cores is 1-2 MB; the weight rows stream through L1), and
+ * the fewest token rows a tile takes, so that wide rows (F32, F16) still
+ * reuse each weight row for several kernel calls before it is evicted. */
+#define TILE_ACT_BYTES (192 * 1024)
+#define TILE_MIN_TOKS 16
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -183,8 +187,8 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.rows_per_tile = ROWS_PREFILL;
         int64_t tok = (int64_t)(TILE_ACT_BYTES / j.a_row);
         tok = tok / WISP_DOT_NC_MAX * WISP_DOT_NC_MAX;
-        if (tok < WISP_DOT_NC_MAX)
-            tok = WISP_DOT_NC_MAX;
+        if (tok < TILE_MIN_TOKS)
+            tok = TILE_MIN_TOKS;
         j.toks_per_tile = tok < n_tok ? tok : n_tok;
     }
     j.n_row_tiles = (n_out + j.rows_per_tile - 1) / j.rows_per_tile;
