@@ -16,34 +16,9 @@
 #include <strings.h>
 
 #include "infill/fim_prompt.h"
+#include "infill/infill_buf.h"
 
 /* ---------------------------------------------------------------- text */
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static int sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return WISP_E_NOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-
-static int sb_str(sbuf *b, const char *s) { return sb_put(b, s, strlen(s)); }
 
 /* Comment syntax for file headers of vocabularies without a file-separator
  * token, by extension (or whole base name); "//" for the rest. */
@@ -84,14 +59,14 @@ static const comment_style *style_of(const char *filename)
     return &k_slash;
 }
 
-static int put_header(sbuf *b, const char *filename)
+static int put_header(wisp_ibuf *b, const char *filename)
 {
     const comment_style *cs = style_of(filename);
-    int rc = sb_str(b, cs->open);
-    rc = rc ? rc : sb_str(b, " ");
-    rc = rc ? rc : sb_str(b, filename);
-    rc = rc ? rc : sb_str(b, cs->close);
-    return rc ? rc : sb_str(b, "\n");
+    int rc = wisp_ibuf_str(b, cs->open);
+    rc = rc ? rc : wisp_ibuf_str(b, " ");
+    rc = rc ? rc : wisp_ibuf_str(b, filename);
+    rc = rc ? rc : wisp_ibuf_str(b, cs->close);
+    return rc ? rc : wisp_ibuf_str(b, "\n");
 }
 
 /* ---------------------------------------------------------------- tokens */
@@ -215,13 +190,13 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
     if (!repo_ctx)
         return 0;
     bool sep_mode = fim->sep >= 0;
-    sbuf b = {0};
+    wisp_ibuf b = {0};
     int rc = 0;
     if (sep_mode && fim->rep >= 0) {
         rc = push(&p->rep_hdr, fim->rep, err);
         b.n = 0;
-        if (!rc && (rc = sb_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
-            (rc = sb_str(&b, "\n")) == 0)
+        if (!rc && (rc = wisp_ibuf_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
+            (rc = wisp_ibuf_str(&b, "\n")) == 0)
             rc = tokenize_part(tok, b.p, b.n, "repo_name", &p->rep_hdr, err);
     }
     for (size_t i = 0; !rc && i < req->n_extra; i++) {
@@ -230,14 +205,14 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
         b.n = 0;
         if (sep_mode) {
             rc = push(&p->chunks[i], fim->sep, err);
-            rc = rc ? rc : sb_str(&b, name);
-            rc = rc ? rc : sb_str(&b, "\n");
+            rc = rc ? rc : wisp_ibuf_str(&b, name);
+            rc = rc ? rc : wisp_ibuf_str(&b, "\n");
         } else {
             rc = put_header(&b, name);
         }
-        rc = rc ? rc : sb_put(&b, c->text, c->text_len);
+        rc = rc ? rc : wisp_ibuf_put(&b, c->text, c->text_len);
         if (!rc && c->text_len && c->text[c->text_len - 1] != '\n')
-            rc = sb_str(&b, "\n");
+            rc = wisp_ibuf_str(&b, "\n");
         if (!rc) {
             char what[64];
             snprintf(what, sizeof what, "input_extra[%zu]", i);
@@ -249,15 +224,15 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
         const char *name = req->filename ? req->filename : "untitled";
         if (sep_mode) {
             rc = push(&p->cur_hdr, fim->sep, err);
-            rc = rc ? rc : sb_str(&b, name);
-            rc = rc ? rc : sb_str(&b, "\n");
+            rc = rc ? rc : wisp_ibuf_str(&b, name);
+            rc = rc ? rc : wisp_ibuf_str(&b, "\n");
         } else {
             rc = put_header(&b, name);
         }
         if (!rc)
             rc = tokenize_part(tok, b.p, b.n, "filename", &p->cur_hdr, err);
     }
-    free(b.p);
+    wisp_ibuf_free(&b);
     if (rc == WISP_E_NOMEM && (!err || err->code != WISP_E_NOMEM))
         wisp_err_set(err, WISP_E_NOMEM, "infill: no memory for input_extra");
     return rc;
