@@ -31,8 +31,7 @@ struct wisp_code_stop {
     /* the held line being decided */
     size_t line_ws;    /* its leading whitespace so far */
     bool line_content; /* a non-blank byte seen */
-    size_t match;      /* bytes of target matched */
-    bool trail;        /* target fully matched, then whitespace */
+    size_t match;      /* bytes of target matched; only blanks may follow all of it */
 };
 
 static const char *const k_reason_names[] = {
@@ -138,7 +137,6 @@ static void new_line(wisp_code_stop *cs)
     cs->line_ws = 0;
     cs->line_content = false;
     cs->match = 0;
-    cs->trail = false;
 }
 
 static int start_hold(wisp_code_stop *cs)
@@ -190,12 +188,8 @@ static int hold_byte(wisp_code_stop *cs, char c, wisp_stop_reason *r)
         if (cs->tlen == 0) /* no suffix rule: the line is decided */
             return release_held(cs) || emit(cs, &c, 1) ? WISP_E_NOMEM : 0;
     }
-    if (!cs->trail && cs->match < cs->tlen && c == cs->target[cs->match]) {
-        cs->match++;
-        return wisp_ibuf_put(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
-    }
-    if (cs->match == cs->tlen && is_blank(c)) {
-        cs->trail = true;
+    if (cs->match < cs->tlen ? c == cs->target[cs->match] : is_blank(c)) {
+        cs->match += cs->match < cs->tlen;
         return wisp_ibuf_put(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
     }
     /* the line differs from the suffix's: release it, back to free mode */
