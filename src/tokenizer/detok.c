@@ -31,7 +31,8 @@ static int dbuf_put(dbuf *b, const void *s, size_t n)
         b->p = np;
         b->cap = nc;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n)
+        memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = '\0';
     return 0;
@@ -125,7 +126,8 @@ int wisp_token_to_piece(const wisp_tokenizer *tok, int32_t id, bool render_speci
         free(b.p);
         return WISP_E_TOO_LARGE;
     }
-    memcpy(buf, b.p, b.n < cap ? b.n : cap);
+    if (b.n && cap)
+        memcpy(buf, b.p, b.n < cap ? b.n : cap);
     int n = (int)b.n;
     free(b.p);
     return n;

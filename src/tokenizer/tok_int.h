@@ -32,7 +32,7 @@ typedef struct tok_strtab {
 } tok_strtab;
 
 typedef struct tok_merge {
-    int32_t left, right;   /* 0 left == -1 marks an empty slot */
+    int32_t left, right;   /* left == -1 marks an empty slot */
     int32_t rank;
     int32_t result;
 } tok_merge;
@@ -93,7 +93,8 @@ struct wisp_tokenizer {
     char b2u[256][2];        /* GPT-2 byte -> UTF-8 of its code point */
     uint8_t b2u_len[256];
     int16_t u2b[324];        /* code point (< 324) -> byte, -1 */
-    int32_t byte_tok[256];   /* <0xXX> token (or the 1-byte token), -1 */
+    int32_t byte_tok[256];
+    bool barrier[256];       /* bytes no multi-byte vocabulary string holds */   /* <0xXX> token (or the 1-byte token), -1 */
     uint8_t *eog;            /* n_vocab flags */
     int32_t *special_ids;    /* partition candidates, longest text first */
     int32_t n_special;
@@ -136,14 +137,18 @@ int tok_pretok_split(const wisp_tokenizer *tok, const char *text, size_t len, si
                      size_t *n, wisp_err *err);
 
 /* ---- model.c: the merge loops ---- */
-int tok_spm_encode(const wisp_tokenizer *tok, const char *text, size_t len, wisp_tokens *out);
-int tok_bpe_encode_word(const wisp_tokenizer *tok, const char *word, size_t len,
+typedef struct tok_scratch tok_scratch;   /* per-call symbols and heap */
+tok_scratch *tok_scratch_new(void);
+void tok_scratch_free(tok_scratch *sc);
+int tok_spm_encode(const wisp_tokenizer *tok, const char *text, size_t len, tok_scratch *sc,
+                   wisp_tokens *out);
+int tok_bpe_encode_word(const wisp_tokenizer *tok, const char *word, size_t len, tok_scratch *sc,
                         wisp_tokens *out);
 
 /* ---- utf8.c ---- */
 size_t tok_utf8_len(unsigned char lead);
-/* Length of the valid UTF-8 sequence at s (1..4), 0 if invalid, or -(needed)
- * style: returns SIZE_MAX when s[0..n) is a valid but incomplete prefix. */
+/* Length (1..4) of the valid UTF-8 sequence at s[0..n); 0 when it is
+ * invalid; SIZE_MAX when s[0..n) is a valid but incomplete prefix. */
 size_t tok_utf8_check(const unsigned char *s, size_t n);
 /* The GPT-2 byte-level mapping: byte -> UTF-8 of its code point (1-2 bytes). */
 size_t tok_byte_to_unicode(unsigned char b, char out[2]);

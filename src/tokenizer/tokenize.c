@@ -44,11 +44,31 @@ static bool is_space(unsigned char c)
     return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
+/* Which byte pairs occur in the text: a special token with a pair that
+ * does not occur cannot occur either, which spares most memmem scans
+ * (vocabularies carry up to thousands of special tokens). */
+static bool may_occur(const uint64_t *pairs, const char *t, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        unsigned k = ((unsigned)(unsigned char)t[i] << 8) | (unsigned char)t[i + 1];
+        if (!(pairs[k >> 6] & (1ull << (k & 63))))
+            return false;
+    }
+    return true;
+}
+
 static int partition(const wisp_tokenizer *tok, const char *text, size_t len, bool parse_special,
                      frags *out)
 {
     frags cur = {0}, nxt = {0};
     int rc = 0;
+    uint64_t *pairs = calloc(1024, sizeof(uint64_t));
+    if (!pairs)
+        return WISP_E_NOMEM;
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned k = ((unsigned)(unsigned char)text[i] << 8) | (unsigned char)text[i + 1];
+        pairs[k >> 6] |= 1ull << (k & 63);
+    }
     if (len && (rc = frags_push(&cur, (frag){-1, 0, len})))
         goto done;
     for (int32_t k = 0; k < tok->n_special; k++) {
@@ -58,6 +78,8 @@ static int partition(const wisp_tokenizer *tok, const char *text, size_t len, bo
             continue;
         size_t tl;
         const char *t = tok_strtab_str(&tok->st, id, &tl);
+        if (tl > len || !may_occur(pairs, t, tl))
+            continue;
         bool any = false;
         nxt.n = 0;
         for (size_t i = 0; i < cur.n; i++) {
@@ -95,6 +117,7 @@ static int partition(const wisp_tokenizer *tok, const char *text, size_t len, bo
     *out = cur;
     cur.v = NULL;
 done:
+    free(pairs);
     free(cur.v);
     free(nxt.v);
     return rc;
@@ -109,6 +132,8 @@ typedef struct buf {
 
 static int buf_put(buf *b, const void *s, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (b->n + n > b->cap) {
         size_t nc = b->cap ? b->cap : 256;
         while (nc < b->n + n)
@@ -199,7 +224,8 @@ static int encode_bpe(const wisp_tokenizer *tok, const char *s, size_t n, wisp_t
     }
     const size_t *o = offs ? offs : whole;
     buf word = {0};
-    int rc = 0;
+    tok_scratch *sc = tok_scratch_new();
+    int rc = sc ? 0 : WISP_E_NOMEM;
     for (size_t w = 0; rc == 0 && w < nw; w++) {
         const char *p = s + o[w];
         size_t len = o[w + 1] - o[w];
@@ -213,8 +239,9 @@ static int encode_bpe(const wisp_tokenizer *tok, const char *s, size_t n, wisp_t
             len = word.n;
         }
         if (rc == 0)
-            rc = tok_bpe_encode_word(tok, p, len, out);
+            rc = tok_bpe_encode_word(tok, p, len, sc, out);
     }
+    tok_scratch_free(sc);
     free(word.p);
     free(offs);
     return rc ? wisp_err_set(err, rc, "tokenize: no memory") : 0;
@@ -250,7 +277,10 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
         if (rc)
             goto done;
         if (tok->algo == TOK_ALGO_SPM) {
-            if ((rc = tok_spm_encode(tok, prep.p, prep.n, out)))
+            tok_scratch *sc = tok_scratch_new();
+            rc = sc ? tok_spm_encode(tok, prep.p, prep.n, sc, out) : WISP_E_NOMEM;
+            tok_scratch_free(sc);
+            if (rc)
                 goto nomem;
         } else if ((rc = encode_bpe(tok, prep.p, prep.n, out, err))) {
             goto done;

@@ -248,6 +248,18 @@ int tok_vocab_finish(wisp_tokenizer *tok, wisp_err *err)
     if (sp->nl < 0)
         sp->nl = sp->pad;
 
+    /* barrier bytes (see model.c): ASCII bytes absent from every string of
+     * two or more bytes, merge parts and results included */
+    for (int b = 0; b < 128; b++)
+        tok->barrier[b] = true;
+    for (int32_t i = 0; i < tok->st.n; i++) {
+        size_t n;
+        const char *t = tok_strtab_str(&tok->st, i, &n);
+        if (n > 1)
+            for (size_t k = 0; k < n; k++)
+                tok->barrier[(unsigned char)t[k]] = false;
+    }
+
     int32_t n = 0;
     const uint32_t cls = WISP_TOKATTR_CONTROL | WISP_TOKATTR_USER_DEFINED | WISP_TOKATTR_UNKNOWN;
     for (int32_t i = 0; i < tok->n_vocab; i++)

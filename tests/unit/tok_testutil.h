@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "tokenizer/tokenizer.h"
 
-static char *tu_read_file(const char *path, size_t *len)
+static inline char *tu_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -34,7 +34,7 @@ static char *tu_read_file(const char *path, size_t *len)
 }
 
 /* A vocab-only GGUF from the shared folder as a tokenizer (SKIP if absent). */
-static wisp_tokenizer *tu_load_vocab(const char *name)
+static inline wisp_tokenizer *tu_load_vocab(const char *name)
 {
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf", name);
@@ -63,7 +63,7 @@ typedef struct tu_case {
     size_t n_ids;
 } tu_case;
 
-static tu_case *tu_load_cases(const char *name, size_t *n_cases)
+static inline tu_case *tu_load_cases(const char *name, size_t *n_cases)
 {
     char rel[256], path[1024];
     snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf.inp", name);
@@ -108,7 +108,7 @@ static tu_case *tu_load_cases(const char *name, size_t *n_cases)
     return c;   /* texts point into inp, kept for the process lifetime */
 }
 
-static bool tu_valid_utf8(const char *s, size_t n)
+static inline bool tu_valid_utf8(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -148,7 +148,7 @@ static bool tu_valid_utf8(const char *s, size_t n)
     return true;
 }
 
-static void tu_print_ids(const char *label, const int32_t *ids, size_t n)
+static inline void tu_print_ids(const char *label, const int32_t *ids, size_t n)
 {
     fprintf(stderr, "    %s:", label);
     for (size_t i = 0; i < n; i++)
