@@ -107,3 +107,9 @@ int wisp_fim_resolve(const wisp_tokenizer *tok, wisp_fim_tokens *out, wisp_err *
     };
     return 0;
 }
+
+bool wisp_fim_ends_generation(const wisp_fim_tokens *f, int32_t id)
+{
+    return id >= 0 && (id == f->pre || id == f->suf || id == f->mid || id == f->pad ||
+                       id == f->rep || id == f->sep);
+}

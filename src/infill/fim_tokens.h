@@ -13,6 +13,7 @@
 #ifndef WISP_FIM_TOKENS_H
 #define WISP_FIM_TOKENS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -44,5 +45,13 @@ typedef struct wisp_fim_tokens {
  * missing roles (and what was looked for) when the vocabulary has no prefix,
  * suffix or middle token, or WISP_E_FORMAT when two roles share one id. */
 int wisp_fim_resolve(const wisp_tokenizer *tok, wisp_fim_tokens *out, wisp_err *err);
+
+/* True when a generated id is one of the FIM tokens: pad, repo, file
+ * separator (the model moved on to another file) or a marker. Any of them
+ * ends an infill completion ("stop_reason": "eog"), like the ids
+ * wisp_tokenizer_is_eog reports; this also covers ids the family table found
+ * and the tokenizer does not know as end-of-generation (StarCoder2's
+ * <repo_name>, refact's <filename>). */
+bool wisp_fim_ends_generation(const wisp_fim_tokens *f, int32_t id);
 
 #endif

@@ -107,6 +107,12 @@ TEST(resolve_shared_vocabularies)
         CHECK_EQ_INT(f.pad, cases[i].pad);
         CHECK_EQ_INT(f.rep, cases[i].rep);
         CHECK_EQ_INT(f.sep, cases[i].sep);
+        /* every FIM id ends a completion, ordinary text ids do not */
+        int32_t ids[] = {f.pre, f.suf, f.mid, f.pad, f.rep, f.sep};
+        for (int r = 0; r < 6; r++)
+            CHECK(wisp_fim_ends_generation(&f, ids[r]) == (ids[r] >= 0));
+        CHECK(!wisp_fim_ends_generation(&f, wisp_tokenizer_find(tok, "def", 3)));
+        CHECK(!wisp_fim_ends_generation(&f, -1));
         wisp_tokenizer_free(tok);
     }
 }
