@@ -99,6 +99,99 @@ static int append(wisp_tokens *t, const wisp_tokens *src, wisp_err *err)
 
 /* ---------------------------------------------------------------- trimming */
 
+/* A part being trimmed: cut(x) is the text without x whole lines at the far
+ * end (its first x lines for the prefix, its last x for the suffix). cut(0)
+ * is the whole text, which does not fit; cut(n_lines) is empty, which does. */
+typedef struct trim_ctx {
+    const wisp_tokenizer *tok;
+    const char *text, *what;
+    size_t len, n_lines, budget;
+    bool from_start;
+    size_t *off;       /* off[i]: start of line i; off[n_lines] = len */
+    size_t *tok_start; /* byte offset where each token of the whole text starts */
+    size_t n_tok;
+} trim_ctx;
+
+static void cut_text(const trim_ctx *c, size_t x, const char **s, size_t *n)
+{
+    size_t at = c->off[c->from_start ? x : c->n_lines - x];
+    *s = c->from_start ? c->text + at : c->text;
+    *n = c->from_start ? c->len - at : at;
+}
+
+/* Tokens of the whole text that start before byte b. */
+static size_t tokens_before(const trim_ctx *c, size_t b)
+{
+    size_t lo = 0, hi = c->n_tok;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->tok_start[mid] < b)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The token count of cut(x) estimated from the whole text's tokens (exact
+ * but for the tokens that straddle or merge across the cut). */
+static size_t estimate(const trim_ctx *c, size_t x)
+{
+    if (c->from_start)
+        return c->n_tok - tokens_before(c, c->off[x]);
+    return tokens_before(c, c->off[c->n_lines - x]);
+}
+
+/* Tokenizes cut(x) into probe; *fits says whether it is within budget. */
+static int probe_cut(const trim_ctx *c, size_t x, wisp_tokens *probe, bool *fits, wisp_err *err)
+{
+    const char *s;
+    size_t n;
+    cut_text(c, x, &s, &n);
+    probe->n = 0;
+    int rc = tokenize_part(c->tok, s, n, c->what, probe, err);
+    *fits = probe->n <= c->budget;
+    return rc;
+}
+
+/* The fewest lines to cut: start where the estimate says, then probe the
+ * neighbours until x fits and x - 1 does not (usually two tokenizations). */
+static int find_cut(const trim_ctx *c, wisp_tokens *best, size_t *cut, wisp_err *err)
+{
+    size_t x = 1;
+    while (x < c->n_lines && estimate(c, x) > c->budget)
+        x++;
+    wisp_tokens probe = {0};
+    bool fits = true;
+    int rc = x < c->n_lines ? probe_cut(c, x, &probe, &fits, err) : 0;
+    if (!rc && fits) {
+        wisp_tokens t = *best;
+        *best = probe;
+        probe = t;
+        while (!rc && x > 1) { /* cut(0) is known not to fit */
+            if ((rc = probe_cut(c, x - 1, &probe, &fits, err)) || !fits)
+                break;
+            x--;
+            t = *best;
+            *best = probe;
+            probe = t;
+        }
+    } else {
+        while (!rc && !fits && ++x < c->n_lines)
+            rc = probe_cut(c, x, &probe, &fits, err);
+        if (!rc && fits && x < c->n_lines) {
+            wisp_tokens t = *best;
+            *best = probe;
+            probe = t;
+        } else {
+            best->n = 0; /* everything cut */
+        }
+    }
+    wisp_tokens_free(&probe);
+    *cut = x;
+    return rc;
+}
+
 /* Cuts whole lines from one end of text[0..len) until its tokens fit in
  * budget: from the beginning when from_start (the prefix), else from the end
  * (the suffix). toks holds the tokens of the whole text on entry and those of
@@ -111,54 +204,44 @@ static int trim_lines(const wisp_tokenizer *tok, const char *text, size_t len, b
     *cut = 0;
     if (toks->n <= budget)
         return 0;
-    /* off[i] = start of line i; off[n_lines] = len */
-    size_t n_lines = 0;
+    trim_ctx c = {.tok = tok, .text = text, .what = what, .len = len, .budget = budget,
+                  .from_start = from_start, .n_tok = toks->n};
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\n' || i + 1 == len)
-            n_lines++;
-    size_t *off = malloc((n_lines + 1) * sizeof *off);
-    if (!off)
+            c.n_lines++;
+    c.off = malloc((c.n_lines + 1) * sizeof *c.off);
+    c.tok_start = malloc(toks->n * sizeof *c.tok_start);
+    if (!c.off || !c.tok_start) {
+        free(c.off);
+        free(c.tok_start);
         return wisp_err_set(err, WISP_E_NOMEM, "infill: no memory to trim the %s", what);
+    }
     size_t k = 0;
-    off[k++] = 0;
+    c.off[k++] = 0;
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\n' && i + 1 < len)
-            off[k++] = i + 1;
-    off[n_lines] = len;
-
-    /* from_start: x = lines cut, fits(n_lines); the whole text (x = 0) does not.
-     * from the end: x = lines kept, fits(0); the whole text (x = n_lines) does not.
-     * best holds the tokens of the bound that fits (empty text at first). */
-    wisp_tokens best = {0}, probe = {0};
-    size_t lo = 0, hi = n_lines;
-    int rc = 0;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        probe.n = 0;
-        const char *s = from_start ? text + off[mid] : text;
-        size_t n = from_start ? len - off[mid] : off[mid];
-        if ((rc = tokenize_part(tok, s, n, what, &probe, err)))
-            break;
-        bool fits = probe.n <= budget;
-        if (fits == from_start)
-            hi = mid;
-        else
-            lo = mid;
-        if (fits) {
-            wisp_tokens t = best;
-            best = probe;
-            probe = t;
-        }
+            c.off[k++] = i + 1;
+    c.off[c.n_lines] = len;
+    size_t at = 0;
+    for (size_t i = 0; i < toks->n; i++) {
+        char piece[64];
+        int n = wisp_token_to_piece(tok, toks->ids[i], false, piece, sizeof piece);
+        c.tok_start[i] = at;
+        at += n > 0 ? (size_t)n : 0;
     }
-    free(off);
-    wisp_tokens_free(&probe);
+
+    wisp_tokens best = {0};
+    size_t x = 0;
+    int rc = find_cut(&c, &best, &x, err);
+    free(c.off);
+    free(c.tok_start);
     if (rc) {
         wisp_tokens_free(&best);
         return rc;
     }
     wisp_tokens_free(toks);
     *toks = best;
-    *cut = (int32_t)(from_start ? hi : n_lines - lo);
+    *cut = (int32_t)x;
     return 0;
 }
 
