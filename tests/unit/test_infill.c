@@ -591,6 +591,76 @@ TEST(budget_trims_the_suffix_end_keeping_a_quarter)
     wisp_tokenizer_free(tok);
 }
 
+/* Lines whose tokens straddle line ends (blank lines, indentation runs), so
+ * estimates from the whole text are off near some cuts. Caller frees. */
+static char *ragged_doc(int n)
+{
+    char *s = malloc((size_t)n * 48 + 1);
+    REQUIRE(s);
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        k += (size_t)sprintf(s + k, "%*s%s%d\n%s", (i % 4) * 4, "", i % 3 ? "x = " : "if y",
+                             i * 13, i % 5 ? "" : "\n");
+    return s;
+}
+
+/* For every budget: the result fits, and cutting one line fewer would not
+ * (whichever way the estimate missed), for the prefix and for the suffix. */
+static void check_minimal_cuts(const char *vocab)
+{
+    wisp_tokenizer *tok = tu_load_vocab(vocab);
+    REQUIRE(tok);
+    char *doc = ragged_doc(50);
+    size_t n_doc = ntok(tok, doc, strlen(doc));
+    const char *small = "z\n";
+    size_t n_small = ntok(tok, small, 2);
+    size_t fixed = 3 + (wisp_tokenizer_add_bos(tok) && wisp_tokenizer_special(tok)->bos >= 0);
+    for (int side = 0; side < 2; side++) {
+        /* from where the suffix's quarter holds "z\n" */
+        for (size_t room = 4 * n_small + 4; room < n_doc + n_small; room++) {
+            wisp_infill_req req = side == 0 ? base_req(doc, small, NULL) : base_req(small, doc, NULL);
+            req.max_tokens = 10;
+            req.n_ctx = (int32_t)(fixed + room + 10);
+            wisp_infill_prompt p;
+            wisp_err err = {0};
+            REQUIRE(build(tok, &req, &p, &err) == 0);
+            CHECK(p.tokens.n + 10 <= (size_t)req.n_ctx);
+            int cut = side == 0 ? p.trim.prefix_lines_trimmed : p.trim.suffix_lines_trimmed;
+            CHECK_EQ_INT(side == 0 ? p.trim.suffix_lines_trimmed : p.trim.prefix_lines_trimmed, 0);
+            CHECK(cut > 0);
+            /* the kept text and the one with a line more */
+            int n_lines = 50 + 10; /* ragged_doc adds a blank line every 5 */
+            size_t kept_n, more_n;
+            if (side == 0) {
+                size_t o = line_off(doc, cut), o1 = line_off(doc, cut - 1);
+                kept_n = ntok(tok, doc + o, strlen(doc) - o);
+                more_n = ntok(tok, doc + o1, strlen(doc) - o1);
+                CHECK_EQ_INT(p.n_prefix_tokens, kept_n);
+            } else {
+                kept_n = ntok(tok, doc, line_off(doc, n_lines - cut));
+                more_n = ntok(tok, doc, line_off(doc, n_lines - cut + 1));
+                CHECK_EQ_INT(p.n_suffix_tokens, kept_n);
+            }
+            CHECK(kept_n + n_small <= room);
+            if (more_n + n_small <= room) {
+                fprintf(stderr, "  side %d room %zu: cut %d is not minimal\n", side, room, cut);
+                CHECK(0);
+            }
+            wisp_infill_prompt_free(&p);
+        }
+    }
+    free(doc);
+    wisp_tokenizer_free(tok);
+}
+
+/* Every budget on vocabularies with and without newline-plus-indentation
+ * tokens (StarCoder's straddle line ends, so its estimates miss). */
+TEST(budget_cut_is_minimal_for_every_budget)
+{
+    check_minimal_cuts("deepseek-coder");
+    check_minimal_cuts("starcoder");
+}
+
 TEST(budget_too_small_for_the_fixed_parts)
 {
     wisp_tokenizer *tok = tu_load_vocab("starcoder");
