@@ -4,11 +4,14 @@
  *
  * Every part (repo header, each extra chunk, current-file header, prefix,
  * suffix, typed prompt) is tokenized once on its own; the budget then works
- * on whole parts and, for the prefix and suffix, on whole lines, found by a
- * binary search over the number of lines cut with a re-tokenization per probe
- * (tokens near a cut can change: a byte-level pre-tokenizer groups "\n" with
- * the next line's indentation, SentencePiece adds a leading space). Probing
- * only happens on overflow, which is rare with an editor's context sizes.
+ * on whole parts and, for the prefix and suffix, on whole lines. The number
+ * of lines to cut is first estimated from where each token of the whole text
+ * starts, then checked by re-tokenizing the kept text, stepping a line at a
+ * time until it fits and one line fewer would not: tokens near a cut can
+ * change (StarCoder's vocabulary has newline-plus-indentation tokens that
+ * straddle line ends; SentencePiece adds a leading space), so the estimate
+ * is usually exact and sometimes off by a line. A trim costs about three
+ * tokenizations of the part instead of one; it only happens on overflow.
  */
 #include <stdio.h>
 #include <stdlib.h>
