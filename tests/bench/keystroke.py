@@ -107,16 +107,17 @@ def pause_points(text, mode):
 
 
 def request_parts(doc, typed, tail):
-    """llama.vim's split of the document while its first `typed` characters
-    of `doc` are typed and `tail` (the code below the typed region) is
-    already there: the lines before the cursor line, the cursor line up to
-    the cursor, and what follows the cursor (the rest of the cursor line,
-    empty when typing at its end, then the tail)."""
+    """llama.vim's split of the document while the first `typed` characters
+    of `doc` are typed above `tail` (the code below, there from the start):
+    the lines before the cursor line, the cursor line up to the cursor, and
+    what follows the cursor: the rest of the cursor line (empty: we type at
+    its end), its newline, then the tail. After an Enter the cursor sits on
+    a new empty line above the tail, as in an editor."""
     before = doc[:typed]
     nl = before.rfind("\n")
     prefix = before[:nl + 1]
     prompt = before[nl + 1:]
-    suffix = ("\n" if prompt else "") + tail
+    suffix = "\n" + tail if tail else ""
     return prefix, prompt, suffix
 
 
