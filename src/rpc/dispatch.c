@@ -157,6 +157,8 @@ void wisp_dispatch_complete(wisp_dispatch *d, wisp_job *job, json_t *response)
     maybe_finish_shutdown(d);
 }
 
+static void supersede_earlier(wisp_dispatch *d, wisp_job *job);
+
 /* ------------------------------------------------------------ requests */
 
 static void handle_notification(wisp_dispatch *d, const wisp_method *m, const char *name,
@@ -236,12 +238,48 @@ static void handle_request(wisp_dispatch *d, wisp_rpc_batch *b, json_t *id, cons
     job->batch = b;
     if (b)
         b->pending++;
+    supersede_earlier(d, job);
     if ((m->flags & WISP_M_ENGINE) && d->io.submit) {
         job->on_engine = true;
         d->io.submit(d->io.ud, job);
     } else {
         wisp_method_run(job);
     }
+}
+
+/* ------------------------------------------------------------ supersede */
+
+typedef struct supersede_ctx {
+    wisp_job *newer;
+    int n;
+} supersede_ctx;
+
+static void supersede_one(wisp_job *job, void *ud)
+{
+    supersede_ctx *c = ud;
+    if (job != c->newer && job->supersede && strcmp(job->supersede, c->newer->supersede) == 0 &&
+        !atomic_load(&job->cancelled)) {
+        atomic_store(&job->cancelled, true);
+        c->n++;
+    }
+}
+
+/* A request with a supersede key (an editor's document URI) cancels every
+ * earlier in-flight request with the same key: keystroke traffic then needs
+ * no client-side cancellation. The earlier ones are answered -32800 at the
+ * engine's next step (or before they start). */
+static void supersede_earlier(wisp_dispatch *d, wisp_job *job)
+{
+    const char *key = json_string_value(json_object_get(job->params, "supersede"));
+    if (!key)
+        return;
+    job->supersede = strdup(key);
+    if (!job->supersede)
+        return;
+    supersede_ctx c = {.newer = job};
+    wisp_registry_each(&d->registry, supersede_one, &c);
+    if (c.n && d->io.wake)
+        d->io.wake(d->io.ud);
 }
 
 /* One request object (alone or a batch member). */

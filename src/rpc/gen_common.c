@@ -253,23 +253,39 @@ static void stream_pending(gen_req *r, bool final)
     (void)wisp_job_notify(r->job, "$/stream", params);
 }
 
-/* Runs released text through the optional filter and appends it. */
+/* Passes text released by the stop matcher through the optional filter and
+ * appends what comes out. */
 static void release(gen_req *r, const char *s, size_t n)
 {
     if (r->ended || n == 0)
         return;
-    if (r->filter.filter) {
-        bool stop = false;
-        const char *why = NULL;
-        size_t keep = r->filter.filter(r->filter.ud, s, n, &stop, &why);
-        if (keep < n || stop) {
-            n = keep < n ? keep : n;
+    if (r->filter.feed) {
+        const char *out = NULL, *why = NULL;
+        size_t olen = 0;
+        if (r->filter.feed(r->filter.ud, s, n, &out, &olen, &why) == 0 && olen)
+            text_append(r, out, olen);
+        if (why) {
             r->ended = true;
-            r->reason = why ? why : "stop";
+            r->reason = why;
         }
+        return;
     }
-    if (n)
-        text_append(r, s, n);
+    text_append(r, s, n);
+}
+
+/* End of generation: what the filter still holds is output now. */
+static void release_filter_tail(gen_req *r)
+{
+    if (r->ended || !r->filter.flush)
+        return;
+    const char *out = NULL, *why = NULL;
+    size_t olen = 0;
+    if (r->filter.flush(r->filter.ud, &out, &olen, &why) == 0 && olen)
+        text_append(r, out, olen);
+    if (why) {
+        r->ended = true;
+        r->reason = why;
+    }
 }
 
 static int32_t gen_sample(void *ud, float *logits, int n_vocab)
@@ -298,7 +314,8 @@ static bool gen_on_token(void *ud, int32_t token)
     wisp_tokens_push(&r->gen, token);
     if (r->probs)
         json_array_append_new(r->probs, prob_entry(r, token));
-    if (wisp_tokenizer_is_eog(r->rt->tok, token)) {
+    if (wisp_tokenizer_is_eog(r->rt->tok, token) ||
+        (r->filter.is_eog && r->filter.is_eog(r->filter.ud, token))) {
         r->reason = "eog";
         return false;
     }
@@ -310,8 +327,13 @@ static bool gen_on_token(void *ud, int32_t token)
         if (wisp_stop_feed(r->stop, chunk, clen, &so, &err) == 0) {
             release(r, so.text, so.len);
             if (so.stop >= 0 && !r->ended) {
-                r->ended = true;
-                r->reason = "stop";
+                /* Text before the stop string is output: let the filter
+                 * release what it held of it. */
+                release_filter_tail(r);
+                if (!r->ended) {
+                    r->ended = true;
+                    r->reason = "stop";
+                }
             }
         }
     }
@@ -350,6 +372,7 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
             release(r, so.text, so.len);
         if (!r->ended && wisp_stop_flush(r->stop, &so, &e) == 0)
             release(r, so.text, so.len);
+        release_filter_tail(r);
     }
     if (status != 0) {
         wisp_gen_answer_failure(r->job, status, err, r->text, r->gen.ids, r->gen.n);

@@ -14,12 +14,18 @@
 #include "rpc/job.h"
 #include "rpc/runtime.h"
 
-/* An extra stop rule applied to released text (infill's code rules). */
+/* An extra stage after the stop strings (infill's code rules). It sees the
+ * text the stop matcher releases and releases in turn what it is sure of;
+ * it may hold text back, and it may end the request. */
 typedef struct wisp_gen_filter {
-    /* Sees each piece of text about to be emitted; returns how many bytes of
-     * it to keep. Returning less than len (or setting *stop) ends the
-     * request with finish_reason *reason. */
-    size_t (*filter)(void *ud, const char *text, size_t len, bool *stop, const char **reason);
+    /* Feeds text; sets *out and *out_len to what is released now, and *reason
+     * (else left NULL) when a rule ended the request at that point. */
+    int (*feed)(void *ud, const char *text, size_t len, const char **out, size_t *out_len,
+                const char **reason);
+    /* At the end of generation: releases what is held (same outputs). */
+    int (*flush)(void *ud, const char **out, size_t *out_len, const char **reason);
+    /* Extra end-of-generation tokens (FIM markers); may be NULL. */
+    bool (*is_eog)(void *ud, int32_t token);
     /* Adds fields to the final result (may be NULL). */
     void (*annotate)(void *ud, json_t *result);
     void (*free)(void *ud);

@@ -46,6 +46,7 @@ void wisp_job_free(wisp_job *job)
     json_decref(job->id);
     json_decref(job->params);
     free(job->key);
+    free(job->supersede);
     free(job);
 }
 

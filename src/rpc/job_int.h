@@ -25,6 +25,7 @@ struct wisp_job {
     atomic_bool answered;             /* set by the one reply or error */
     bool on_engine;                   /* answers travel through the mailbox */
     void *user;
+    char *supersede;                  /* params.supersede, or NULL */
     struct wisp_job *next;            /* worker queue link */
 };
 

@@ -90,13 +90,24 @@ static const wisp_param p_detokenize[] = {
 
 static const wisp_param p_generate[] = {
     REQ_RANGE("prompt", WISP_PT_PROMPT, 0, I32_MAX),
+    OPT("supersede", WISP_PT_STRING),
     SAMPLING_PARAMS,
     END,
 };
 
+static const char *const fim_orders[] = {"psm", "spm", NULL};
+
 static const wisp_param p_infill[] = {
-    REQ("prefix", WISP_PT_STRING),
-    OPT("suffix", WISP_PT_STRING),
+    REQ("input_prefix", WISP_PT_STRING),
+    OPT("input_suffix", WISP_PT_STRING),
+    OPT("input_extra", WISP_PT_ANY),
+    OPT("prompt", WISP_PT_STRING),
+    OPT("filename", WISP_PT_STRING),
+    OPT("repo_name", WISP_PT_STRING),
+    {"fim_order", WISP_PT_STRING, false, 0, 0, fim_orders},
+    OPT_RANGE("n_indent", WISP_PT_INT, 0, 100000),
+    OPT_RANGE("t_max_predict_ms", WISP_PT_INT, 0, I32_MAX),
+    OPT("supersede", WISP_PT_STRING),
     SAMPLING_PARAMS,
     END,
 };
@@ -127,7 +138,7 @@ static const wisp_method table[] = {
     {"tokenize", wisp_m_tokenize, NULL, ENGINE | MODEL, p_tokenize, "text to token ids"},
     {"detokenize", wisp_m_detokenize, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
     {"generate", wisp_m_generate, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
-    {"infill", NULL, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
+    {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
     {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
     {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
     {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},

@@ -37,4 +37,7 @@ void wisp_m_detokenize(wisp_job *job);
 void wisp_m_generate(wisp_job *job);
 void wisp_m_evaluate(wisp_job *job);
 
+/* methods_infill.c */
+void wisp_m_infill(wisp_job *job);
+
 #endif

@@ -136,7 +136,7 @@ static int choose_device(const char *dev, wisp_runtime *rt, wisp_err *err)
     if (strcmp(dev, "cuda") != 0 && strcmp(dev, "auto") != 0)
         return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda)", dev);
 #ifdef WISP_CUDA
-    char why[200];
+    char why[WISP_ERR_MSG_MAX];
     if (cuda_usable(why, sizeof why)) {
         snprintf(rt->device, sizeof rt->device, "cuda");
         return 0;

@@ -46,7 +46,7 @@ typedef struct wisp_runtime {
     int n_ctx;
     int n_vocab;
     char device[16];           /* the engine in use: "cpu", "cuda" */
-    char device_note[160];     /* why auto chose what it chose, if it matters */
+    char device_note[WISP_ERR_MSG_MAX + 64];     /* why auto chose what it chose, if it matters */
     int64_t kv_bytes;
     int n_kv_blocks;
     int block_size;

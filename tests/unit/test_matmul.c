@@ -19,6 +19,7 @@
 #include "common/fp16.h"
 #include "engine/cpu/cpu_types.h"
 #include "engine/cpu/matmul.h"
+#include "engine/cpu/vec.h"
 #include "harness.h"
 #include "model/quant_blocks.h"
 
@@ -282,6 +283,10 @@ static void check_simd(int type)
     wisp_simd_level max = wisp_cpu_simd_max();
     if (max == WISP_SIMD_SCALAR)
         SKIP("this CPU has no SIMD level above scalar");
+    /* Every level above scalar has its own kernel for this type. */
+    for (int lv = WISP_SIMD_SCALAR + 1; lv <= (int)max; lv++)
+        CHECK(wisp_cpu_kernels_at((wisp_simd_level)lv, type)->dot !=
+              wisp_cpu_kernels_at(WISP_SIMD_SCALAR, type)->dot);
     int blk = wisp_cpu_block_size(type) > 32 ? wisp_cpu_block_size(type) : 32;
     int fails = 0;
     static const int64_t toks[] = {1, 3, 17, 40};
@@ -307,7 +312,7 @@ static void check_simd(int type)
                             k->to_float((const char *)c.w + (size_t)o * row, wf, c.n_in);
                             double scale = abs_dot(wf, c.x + t * c.n_in, c.n_in) + 1e-3;
                             double got = y[t * c.n_out + o], want = c.y_ref[t * c.n_out + o];
-                            if (!(fabs(got - want) <= 1e-4 * scale) && fails++ < 5)
+                            if (!(fabs(got - want) <= 1e-5 * scale) && fails++ < 5)
                                 fprintf(stderr,
                                         "  %s %s n_in=%lld n_tok=%lld threads=%d t=%lld o=%lld: "
                                         "%.7g vs scalar %.7g (scale %.3g)\n",
@@ -433,4 +438,197 @@ TEST(simd_level_name)
     CHECK(strcmp(name, "scalar") == 0 || strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0);
     CHECK_EQ_INT(wisp_cpu_simd_force(WISP_SIMD_SCALAR), WISP_SIMD_SCALAR);
     CHECK_EQ_STR(wisp_matmul_simd_level(), "scalar");
+}
+
+/* The small vector helpers (vec.h) against plain double loops, on lengths
+ * that exercise both the SIMD bodies and the tails. */
+TEST(vec_helpers)
+{
+    static const int64_t lens[] = {0, 1, 7, 8, 15, 16, 17, 64, 131};
+    for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+        int64_t n = lens[li];
+        float x[131], y[131], y2[131], f[131];
+        uint16_t h[131], h2[131];
+        double dot = 0, sq = 0, dot16 = 0, mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++) {
+            x[i] = rng_f(-3.f, 3.f);
+            y[i] = rng_f(-3.f, 3.f);
+            h[i] = wisp_float_to_half(y[i]);
+            dot += (double)x[i] * y[i];
+            sq += (double)x[i] * x[i];
+            dot16 += (double)x[i] * wisp_half_to_float(h[i]);
+            mx = fmax(mx, x[i]);
+        }
+        CHECK_NEAR(wisp_vec_dot_f32(x, y, n), dot, 1e-4 * (1 + fabs(dot)));
+        CHECK_NEAR(wisp_vec_sumsq_f32(x, n), sq, 1e-4 * (1 + sq));
+        CHECK_NEAR(wisp_vec_dot_f32_f16(x, h, n), dot16, 1e-4 * (1 + fabs(dot16)));
+        if (n > 0)
+            CHECK(wisp_vec_max_f32(x, n) == (float)mx);
+        wisp_vec_f16_to_f32(h, f, n);
+        wisp_vec_f32_to_f16(y, h2, n);
+        for (int64_t i = 0; i < n; i++) {
+            CHECK(f[i] == wisp_half_to_float(h[i]));
+            CHECK_EQ_INT(h2[i], h[i]);
+        }
+        memcpy(y2, y, sizeof(float) * (size_t)n);
+        wisp_vec_axpy_f32(y2, 0.5f, x, n);
+        for (int64_t i = 0; i < n; i++)
+            CHECK_NEAR(y2[i], y[i] + 0.5 * x[i], 1e-6);
+        memcpy(y2, y, sizeof(float) * (size_t)n);
+        wisp_vec_axpy_f16(y2, -2.f, h, n);
+        for (int64_t i = 0; i < n; i++)
+            CHECK_NEAR(y2[i], y[i] - 2.0 * wisp_half_to_float(h[i]), 1e-5);
+        memcpy(y2, y, sizeof(float) * (size_t)n);
+        wisp_vec_add_f32(y2, x, n);
+        wisp_vec_scale_f32(y2, 3.f, n);
+        for (int64_t i = 0; i < n; i++)
+            CHECK_NEAR(y2[i], 3.0 * (y[i] + x[i]), 1e-5);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The K-quant bit layouts, a second time: these dequantizers follow the
+ * published loop structure of ggml's dequantize_row_q*_K (pointer walks,
+ * shifts and masks in its order), independently of the unpacking the
+ * kernels share, and must agree with the kernels' dequantizers exactly. */
+
+static void ggml_style_q2_K(const wisp_block_q2_K *x, float *y)
+{
+    const float d = wisp_half_to_float(x->d), min = wisp_half_to_float(x->dmin);
+    const uint8_t *q = x->qs;
+    int is = 0;
+    for (int n = 0; n < 256; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; ++j) {
+            uint8_t sc = x->scales[is++];
+            float dl = d * (sc & 0xF), ml = min * (sc >> 4);
+            for (int l = 0; l < 16; ++l)
+                *y++ = dl * ((int8_t)((q[l] >> shift) & 3)) - ml;
+            sc = x->scales[is++];
+            dl = d * (sc & 0xF), ml = min * (sc >> 4);
+            for (int l = 0; l < 16; ++l)
+                *y++ = dl * ((int8_t)((q[l + 16] >> shift) & 3)) - ml;
+            shift += 2;
+        }
+        q += 32;
+    }
+}
+
+static void ggml_style_q3_K(const wisp_block_q3_K *x, float *y)
+{
+    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
+    uint32_t aux[4];
+    memcpy(aux, x->scales, 12);
+    uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    int8_t scales[16];
+    memcpy(scales, aux, 16);
+    const float d_all = wisp_half_to_float(x->d);
+    const uint8_t *q = x->qs, *hm = x->hmask;
+    uint8_t m = 1;
+    int is = 0;
+    for (int n = 0; n < 256; n += 128) {
+        int shift = 0;
+        for (int j = 0; j < 4; ++j) {
+            float dl = d_all * (scales[is++] - 32);
+            for (int l = 0; l < 16; ++l)
+                *y++ = dl * ((int8_t)((q[l + 0] >> shift) & 3) - ((hm[l + 0] & m) ? 0 : 4));
+            dl = d_all * (scales[is++] - 32);
+            for (int l = 0; l < 16; ++l)
+                *y++ = dl * ((int8_t)((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
+            shift += 2;
+            m <<= 1;
+        }
+        q += 32;
+    }
+}
+
+static void ggml_style_q45_K(const uint8_t *scales, const uint8_t *ql, const uint8_t *qh, float d,
+                             float min, float *y)
+{
+    int is = 0;
+    uint8_t u1 = 1, u2 = 2;
+    for (int j = 0; j < 256; j += 64) {
+        uint8_t sc, m;
+        wisp_get_scale_min_k4(is + 0, scales, &sc, &m);
+        const float d1 = d * sc, m1 = min * m;
+        wisp_get_scale_min_k4(is + 1, scales, &sc, &m);
+        const float d2 = d * sc, m2 = min * m;
+        for (int l = 0; l < 32; ++l)
+            *y++ = d1 * ((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
+        for (int l = 0; l < 32; ++l)
+            *y++ = d2 * ((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
+        ql += 32;
+        is += 2;
+        u1 <<= 2;
+        u2 <<= 2;
+    }
+}
+
+static void ggml_style_q6_K(const wisp_block_q6_K *x, float *y)
+{
+    const float d = wisp_half_to_float(x->d);
+    const uint8_t *ql = x->ql, *qh = x->qh;
+    const int8_t *sc = x->scales;
+    for (int n = 0; n < 256; n += 128) {
+        for (int l = 0; l < 32; ++l) {
+            int is = l / 16;
+            const int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+            const int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            y[l + 0] = d * sc[is + 0] * q1;
+            y[l + 32] = d * sc[is + 2] * q2;
+            y[l + 64] = d * sc[is + 4] * q3;
+            y[l + 96] = d * sc[is + 6] * q4;
+        }
+        y += 128;
+        ql += 64;
+        qh += 32;
+        sc += 8;
+    }
+}
+
+TEST(kquant_layouts_match_ggml_loops)
+{
+    static const int types[] = {WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
+                                WISP_TYPE_Q6_K};
+    enum { NB = 7 };
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        int type = types[ti];
+        size_t bb = wisp_cpu_block_bytes(type);
+        uint8_t *w = malloc(bb * NB);
+        float got[256 * NB], want[256 * NB];
+        REQUIRE(w);
+        fill_weights(type, w, 256 * NB, 1);
+        wisp_cpu_kernels_at(WISP_SIMD_SCALAR, type)->to_float(w, got, 256 * NB);
+        for (int b = 0; b < NB; b++) {
+            const void *blk = w + (size_t)b * bb;
+            float *o = want + 256 * b;
+            if (type == WISP_TYPE_Q2_K)
+                ggml_style_q2_K(blk, o);
+            else if (type == WISP_TYPE_Q3_K)
+                ggml_style_q3_K(blk, o);
+            else if (type == WISP_TYPE_Q4_K) {
+                const wisp_block_q4_K *x = blk;
+                ggml_style_q45_K(x->scales, x->qs, NULL, wisp_half_to_float(x->d),
+                                 wisp_half_to_float(x->dmin), o);
+            } else if (type == WISP_TYPE_Q5_K) {
+                const wisp_block_q5_K *x = blk;
+                ggml_style_q45_K(x->scales, x->qs, x->qh, wisp_half_to_float(x->d),
+                                 wisp_half_to_float(x->dmin), o);
+            } else
+                ggml_style_q6_K(blk, o);
+        }
+        int bad = 0;
+        for (int i = 0; i < 256 * NB; i++)
+            if (!(fabsf(got[i] - want[i]) <= 1e-6f * (1.f + fabsf(want[i]))) && bad++ < 3)
+                fprintf(stderr, "  %s element %d: %g vs ggml-style %g\n", type_name(type), i,
+                        got[i], want[i]);
+        CHECK_EQ_INT(bad, 0);
+        free(w);
+    }
 }

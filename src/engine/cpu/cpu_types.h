@@ -29,6 +29,17 @@
  * activation row at (const char *)a + c * sa (bytes) in the row's act_type. */
 typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, int nc,
                             float *s, size_t ss);
+/* Q8_0 and Q8_1 activation rows handed to dot kernels by wisp_matmul carry,
+ * after their blocks at this byte offset from the row start, the n/32 block
+ * scales as floats, so SIMD kernels load 4 or 8 of them at once instead of
+ * converting halves one by one. The rows' stride is at least
+ * wisp_cpu_act_row_bytes(). */
+static inline size_t wisp_cpu_act_scales_offset(int64_t n) { return (size_t)(n / 32) * 36; }
+static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
+{
+    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 40 : 0;
+}
+
 /* Converts or quantizes n floats (a multiple of the act block) to a row. */
 typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);
 /* Dequantizes n elements (a multiple of the block) of a row to floats. */

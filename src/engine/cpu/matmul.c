@@ -18,13 +18,17 @@
  *
  * Scratch layout (see wisp_matmul_scratch_size): the start of the buffer
  * is rounded up to 64 bytes, then n_tok activation rows, each padded to a
- * multiple of 64 bytes.
+ * multiple of 64 bytes; Q8_0/Q8_1 rows also hold a float copy of their
+ * block scales after the blocks (cpu_types.h). So the size is
+ *   64 + n_tok * round_up(max(row bytes, n_in / 32 * 40 for Q8_0/Q8_1), 64)
+ * and 0 for F32 weights, whose activations are used in place.
  */
 #include "engine/cpu/matmul.h"
 
 #include <stdatomic.h>
 #include <string.h>
 
+#include "common/fp16.h"
 #include "engine/cpu/cpu_types.h"
 
 #define ALIGN 64
@@ -33,14 +37,19 @@
 #define ROWS_DECODE 16
 /* Rows per tile for a batch. */
 #define ROWS_PREFILL 16
-/* Bytes of activation rows a prefill tile aims to keep in cache. */
-#define TILE_ACT_BYTES (48 * 1024)
+/* Bytes of activation rows a prefill tile aims to keep in cache (the L2
+ * of current x86 cores is 1-2 MB; the weight rows stream through L1), and
+ * the fewest token rows a tile takes, so that wide rows (F32, F16) still
+ * reuse each weight row for several kernel calls before it is evicted. */
+#define TILE_ACT_BYTES (192 * 1024)
+#define TILE_MIN_TOKS 16
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 static size_t act_row_stride(int act_type, int64_t n_in)
 {
-    return round_up(wisp_cpu_row_bytes(act_type, n_in), ALIGN);
+    size_t bytes = wisp_cpu_row_bytes(act_type, n_in), with_scales = wisp_cpu_act_row_bytes(act_type, n_in);
+    return round_up(with_scales > bytes ? with_scales : bytes, ALIGN);
 }
 
 size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
@@ -61,6 +70,7 @@ typedef struct mm_job {
     const float *x;
     const char *a;       /* activation rows (scratch, or x for F32) */
     size_t a_row;        /* bytes between activation rows */
+    size_t act_bytes_per_block; /* Q8_0/Q8_1 activations: block size; else 0 */
     float *y;
     int64_t n_in, n_out, n_tok;
     int64_t rows_per_tile, toks_per_tile, n_row_tiles, n_tiles;
@@ -71,8 +81,19 @@ static void quantize_task(void *ctx, int ith, int nth)
 {
     mm_job *j = ctx;
     int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
-    for (int64_t t = t0; t < t1; t++)
-        j->from_float(j->x + t * j->n_in, (char *)j->a + (size_t)t * j->a_row, j->n_in);
+    for (int64_t t = t0; t < t1; t++) {
+        char *row = (char *)j->a + (size_t)t * j->a_row;
+        j->from_float(j->x + t * j->n_in, row, j->n_in);
+        if (j->act_bytes_per_block) {
+            /* the float copy of the block scales (see cpu_types.h) */
+            float *d = (float *)(row + wisp_cpu_act_scales_offset(j->n_in));
+            for (int64_t b = 0; b < j->n_in / 32; b++) {
+                uint16_t h;
+                memcpy(&h, row + (size_t)b * j->act_bytes_per_block, 2);
+                d[b] = wisp_half_to_float(h);
+            }
+        }
+    }
 }
 
 static void run_tile(const mm_job *j, int64_t tile)
@@ -151,6 +172,8 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.a = (const char *)(base + (ALIGN - base % ALIGN) % ALIGN);
         j.a_row = act_row_stride(k->act_type, n_in);
         j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
+        if (wisp_cpu_act_row_bytes(k->act_type, n_in))
+            j.act_bytes_per_block = wisp_cpu_block_bytes(k->act_type);
         if (n_tok == 1 || wisp_threadpool_size(tp) == 1)
             quantize_task(&j, 0, 1);
         else
@@ -164,8 +187,8 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.rows_per_tile = ROWS_PREFILL;
         int64_t tok = (int64_t)(TILE_ACT_BYTES / j.a_row);
         tok = tok / WISP_DOT_NC_MAX * WISP_DOT_NC_MAX;
-        if (tok < WISP_DOT_NC_MAX)
-            tok = WISP_DOT_NC_MAX;
+        if (tok < TILE_MIN_TOKS)
+            tok = TILE_MIN_TOKS;
         j.toks_per_tile = tok < n_tok ? tok : n_tok;
     }
     j.n_row_tiles = (n_out + j.rows_per_tile - 1) / j.rows_per_tile;
