@@ -69,9 +69,14 @@ def test_32_concurrent_requests_equal_their_solo_runs(wisp):
     srv = start(wisp, stories_path(), ctx=512)
     reqs = [(prompts[i % 16], max_tokens_of(i)) for i in range(32)]
     for wave in ("cold", "warm"):
+        steps0 = srv.status()["scheduler"]["steps"]
         gens = [srv.submit(prompt=p, max_tokens=n, logit_bias=[[EOS, False]], **GREEDY)
                 for p, n in reqs]
         srv.wait(gens, timeout=60)
+        # Batched for real: far fewer engine steps than generated tokens.
+        steps = srv.status()["scheduler"]["steps"] - steps0
+        generated = sum(n for _, n in reqs)
+        assert steps * 4 <= generated, f"{wave}: {steps} steps for {generated} tokens"
         for g, (p, n) in zip(gens, reqs):
             assert g.result is not None, f"{wave}: {g!r}"
             assert g.tokens == refs[p][:n], \

@@ -299,6 +299,10 @@ class Server:
             live = st["kv_cache"]["blocks_used"]
             running = st["requests"].get("running", 0) + st["requests"].get("waiting", 0)
             if live == 0 and running == 0:
+                kv = st["kv_cache"]
+                if "blocks_free" in kv and "blocks_cached" in kv:
+                    assert kv["blocks_free"] + kv["blocks_cached"] == kv["blocks_total"], \
+                        f"idle, yet blocks are neither free nor cached: {kv!r}"
                 return st
             if time.monotonic() > deadline:
                 raise AssertionError(f"KV blocks still held with nothing in flight: {st!r}")
