@@ -169,3 +169,33 @@ def test_tiny_pool_forces_preemption(wisp):
         preempted += g.result["usage"].get("preemptions", 0)
     assert preempted > 0, f"{n} requests of {plen + m} tokens in a {pool}-token pool: no preemption"
     srv.settled_status()
+
+
+def test_shutdown_answers_every_generation_first(wisp):
+    srv = start(wisp, stories_path(), ctx=1024)
+    gens = [srv.submit(prompt=b, max_tokens=900, logit_bias=[[EOS, False]], **GREEDY)
+            for b in BASES * 2]
+    deadline = time.monotonic() + 20
+    while not gens[0].streams and time.monotonic() < deadline:
+        srv.pump(deadline - time.monotonic())
+    r = srv.call("shutdown")
+    assert r.get("result", "missing") is None, r
+    for g in gens:
+        assert g.done, f"shutdown answered before {g.id!r}"
+        assert g.result is not None or g.code() == CANCELLED, g
+    assert any(g.code() == CANCELLED for g in gens)
+    srv.c.notify("exit")
+    assert srv.c.wait() == 0
+
+
+def test_eof_lets_generations_finish(wisp):
+    srv = start(wisp, stories_path(), ctx=512)
+    gens = [srv.submit(prompt=b, max_tokens=40, logit_bias=[[EOS, False]], **GREEDY)
+            for b in BASES * 2]
+    srv.c.close_stdin()
+    srv.wait(gens)
+    for g in gens:
+        assert g.result is not None and len(g.tokens) == 40, g
+    for a, b in zip(gens[:4], gens[4:]):
+        assert a.tokens == b.tokens
+    assert srv.c.wait() == 0
