@@ -78,7 +78,7 @@ static const wisp_param p_detokenize[] = {
     OPT_RANGE("min_p", WISP_PT_NUMBER, 0, 1),                                  \
     OPT_RANGE("typical_p", WISP_PT_NUMBER, 0, 1),                              \
     OPT_RANGE("repeat_last_n", WISP_PT_INT, 0, I32_MAX),                       \
-    OPT("logit_bias", WISP_PT_ANY),                                            \
+    OPT_RANGE("logit_bias", WISP_PT_LOGIT_BIAS, 0, I32_MAX),                   \
     OPT_RANGE("priority", WISP_PT_INT, -1000000, 1000000),                     \
     OPT_RANGE("repeat_penalty", WISP_PT_NUMBER, 0, 100),                       \
     OPT_RANGE("presence_penalty", WISP_PT_NUMBER, -100, 100),                  \
@@ -100,7 +100,7 @@ static const char *const fim_orders[] = {"psm", "spm", NULL};
 static const wisp_param p_infill[] = {
     REQ("input_prefix", WISP_PT_STRING),
     OPT("input_suffix", WISP_PT_STRING),
-    OPT("input_extra", WISP_PT_ANY),
+    OPT("input_extra", WISP_PT_CHUNKS),
     OPT("prompt", WISP_PT_STRING),
     OPT("filename", WISP_PT_STRING),
     OPT("repo_name", WISP_PT_STRING),

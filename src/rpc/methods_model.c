@@ -201,6 +201,70 @@ static json_t *plan_json(const wisp_model_plan *pl)
         "host_bytes", (json_int_t)pl->host_bytes, "device_bytes", (json_int_t)pl->device_bytes);
 }
 
+/* MemAvailable in bytes (0 when unknown). */
+static uint64_t host_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    uint64_t kb = 0;
+    if (!f)
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+
+/* Where the model would run and whether it fits: a GPU holding weights, KV
+ * and scratch gets it whole ("full"); otherwise the CPU engine runs it from
+ * host memory. wisp does not stream layers or split a model across devices
+ * yet, so those strategies are never chosen; the reason says what would be
+ * needed instead. */
+static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
+{
+    json_t *devs = json_array();
+    const char *strategy = "none";
+    char reason[400] = "";
+    bool fits = false;
+    for (int i = 0; i < s->n_devices; i++) {
+        const wisp_device_info *d = &s->devices[i];
+        bool is_cpu = strcmp(d->kind, "cpu") == 0;
+        uint64_t need = is_cpu ? pl->host_bytes : pl->device_bytes;
+        uint64_t have = is_cpu ? host_available() : d->memory_bytes;
+        if (is_cpu && have == 0)
+            have = d->memory_bytes;
+        bool ok = need <= have;
+        json_array_append_new(devs, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "kind",
+                                              d->kind, "name", d->name, "memory_bytes",
+                                              (json_int_t)have, "weights_bytes",
+                                              (json_int_t)pl->weight_bytes, "kv_bytes",
+                                              (json_int_t)pl->kv_bytes, "layers", (json_int_t)pl->n_layers,
+                                              "fits", ok));
+        if (ok && !fits) {
+            fits = true;
+            strategy = "full";
+            snprintf(reason, sizeof reason, "all %d layers on %s %s (%.2f GiB of %.2f GiB)",
+                     pl->n_layers, d->kind, d->name, gib(need), gib(have));
+        } else if (!ok && !fits) {
+            snprintf(reason, sizeof reason,
+                     "does not fit: needs %.2f GiB (weights %.2f, KV %.2f for %d x %d tokens, "
+                     "scratch %.2f) but %s has %.2f GiB available; lower n_ctx or n_seq, use "
+                     "kv_type q8_0, or a smaller quantization",
+                     gib(need), gib(pl->weight_bytes), gib(pl->kv_bytes), pl->n_ctx, pl->n_seq,
+                     gib(pl->scratch_bytes), d->kind, gib(have));
+        }
+    }
+    json_object_set_new(res, "devices", devs);
+    json_object_set_new(res, "fits", json_boolean(fits));
+    json_object_set_new(res, "strategy", json_string(strategy));
+    json_object_set_new(res, "reason", json_string(reason));
+    json_object_set_new(res, "weights_bytes", json_integer((json_int_t)pl->weight_bytes));
+    json_object_set_new(res, "total_bytes", json_integer((json_int_t)pl->host_bytes));
+}
+
 void wisp_m_model_plan(wisp_job *job)
 {
     const json_t *p = wisp_job_params(job);
@@ -226,6 +290,7 @@ void wisp_m_model_plan(wisp_job *job)
         return;
     }
     json_t *res = plan_json(&pl);
+    place(wisp_job_server(job), &pl, res);
     wisp_model_plan_free(&pl);
     wisp_job_reply(job, res);
 }

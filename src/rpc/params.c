@@ -117,6 +117,40 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
         return true;
     case WISP_PT_ANY:
         return true;
+    case WISP_PT_LOGIT_BIAS: {
+        if (!json_is_array(v))
+            return fail(msg, cap, p->name, "an array of [token, bias] pairs", "");
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e) {
+            const json_t *b = json_array_get(e, 1);
+            if (!json_is_array(e) || json_array_size(e) != 2 || !int_ok(p, json_array_get(e, 0)) ||
+                !((json_is_number(b) && isfinite(json_number_value(b))) || json_is_false(b))) {
+                char name[96];
+                snprintf(name, sizeof name, "%s[%zu]", p->name, i);
+                return fail(msg, cap, name, "[token id, number or false]", range);
+            }
+        }
+        return true;
+    }
+    case WISP_PT_CHUNKS: {
+        if (!json_is_array(v))
+            return fail(msg, cap, p->name, "an array of {filename, text} objects", "");
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e) {
+            const json_t *fn = json_object_get(e, "filename");
+            bool ok = json_is_object(e) && json_is_string(json_object_get(e, "text")) &&
+                      (!fn || json_is_string(fn)) &&
+                      json_object_size(e) == (size_t)(fn ? 2 : 1);
+            if (!ok) {
+                char name[96];
+                snprintf(name, sizeof name, "%s[%zu]", p->name, i);
+                return fail(msg, cap, name, "{\"filename\": string, \"text\": string}", "");
+            }
+        }
+        return true;
+    }
     }
     return true;
 }

@@ -25,6 +25,8 @@ typedef enum wisp_param_type {
     WISP_PT_ID,             /* a request id: a string or a number */
     WISP_PT_OBJECT,
     WISP_PT_ANY,
+    WISP_PT_LOGIT_BIAS,     /* [[token id in [min, max], number or false], ...] */
+    WISP_PT_CHUNKS,         /* [{"filename"?: string, "text": string}, ...] */
 } wisp_param_type;
 
 typedef struct wisp_param {

@@ -21,7 +21,7 @@ VALID = {
                  "top_p": 0.9, "min_p": 0.05, "repeat_penalty": 1.1, "presence_penalty": 0.0,
                  "frequency_penalty": 0.0, "seed": 42, "stop": ["\n"], "stream": True,
                  "n_probs": 2},
-    "infill": {"prefix": "def f(", "suffix": "):\n", "max_tokens": 16},
+    "infill": {"input_prefix": "def f(", "input_suffix": "):\n", "max_tokens": 16},
     "evaluate": {"tokens": [1, 2, 3], "top_k": 5},
     "model/load": {"path": "/nonexistent/model.gguf", "n_ctx": 512, "device": "cpu", "threads": 2},
     "model/plan": {"path": "/nonexistent/model.gguf", "n_ctx": 512, "n_seq": 4, "device": "auto"},
