@@ -223,3 +223,21 @@ def test_overload_is_refused_and_nothing_is_lost(wisp):
     st = srv.settled_status()
     assert st["scheduler"]["rejected_overloaded"] == len(refused)
     assert run_alone(srv, BASES[0], 10).result["finish_reason"] == "length"
+
+
+def test_supersede_cancels_the_earlier_request_with_the_same_key(wisp):
+    srv = start(wisp, stories_path(), ctx=1024)
+    first = srv.submit(prompt=BASES[0], max_tokens=900, logit_bias=[[EOS, False]],
+                       supersede="file:///a.txt", **GREEDY)
+    other = srv.submit(prompt=BASES[1], max_tokens=30, logit_bias=[[EOS, False]],
+                       supersede="file:///b.txt", **GREEDY)
+    deadline = time.monotonic() + 20
+    while not first.streams and time.monotonic() < deadline:
+        srv.pump(deadline - time.monotonic())
+    second = srv.submit(prompt=BASES[0] + " One day,", max_tokens=12,
+                        logit_bias=[[EOS, False]], supersede="file:///a.txt", **GREEDY)
+    srv.wait([first, second, other])
+    assert first.code() == CANCELLED, first
+    assert second.result is not None and len(second.tokens) == 12, second
+    assert other.result is not None and len(other.tokens) == 30, other
+    srv.settled_status()

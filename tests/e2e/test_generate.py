@@ -229,7 +229,7 @@ def test_max_tokens_and_eog(stories):
         assert full.startswith(g.text)
     g = stories.ok(prompt=PROMPT, max_tokens=10, logit_bias=[[EOS, 100.0]], **GREEDY)
     assert g.result["finish_reason"] == "eog", g
-    assert g.text == ""
+    assert g.text == "" and g.tokens == [EOS]     # the id is returned, its text is not
 
 
 # ------------------------------------------------------------ UTF-8
