@@ -26,7 +26,7 @@ import pytest
 from conftest import ROOT, TIMEOUT
 
 SHARED = pathlib.Path(os.environ.get("WISP_SHARED") or (ROOT.parent / "shared"))
-THREADS = os.environ.get("WISP_TEST_THREADS", "1")
+THREADS = os.environ.get("WISP_TEST_THREADS", "2")
 DEVICE = os.environ.get("WISP_DEVICE")
 
 CANCELLED = -32800
