@@ -100,8 +100,8 @@ void wisp_gen_spec_free(wisp_gen_spec *s)
     memset(s, 0, sizeof *s);
 }
 
-int wisp_gen_prompt_tokens(const wisp_runtime *rt, const json_t *prompt, bool text_specials,
-                           wisp_tokens *out, wisp_err *err)
+int wisp_gen_prompt_tokens(const wisp_runtime *rt, const char *field, const json_t *prompt,
+                           bool text_specials, wisp_tokens *out, wisp_err *err)
 {
     if (json_is_string(prompt))
         return wisp_tokenize(rt->tok, json_string_value(prompt), json_string_length(prompt),
@@ -111,12 +111,23 @@ int wisp_gen_prompt_tokens(const wisp_runtime *rt, const json_t *prompt, bool te
         json_int_t t = json_integer_value(json_array_get(prompt, i));
         if (t < 0 || t >= rt->n_vocab)
             return wisp_err_set(err, WISP_E_INVALID,
-                                "token %lld at index %zu is outside the vocabulary (0..%d)",
-                                (long long)t, i, rt->n_vocab - 1);
+                                "'%s': token %lld at index %zu is outside the vocabulary (0..%d)",
+                                field, (long long)t, i, rt->n_vocab - 1);
         if (wisp_tokens_push(out, (int32_t)t))
             return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
     }
     return 0;
+}
+
+bool wisp_gen_require_engine(wisp_job *job, const wisp_runtime *rt)
+{
+    if (rt->sched)
+        return true;
+    wisp_job_error(job, WISP_RPC_NO_MODEL,
+                   "the loaded model is vocab-only (no weights): tokenize and detokenize work, "
+                   "generation needs a model with weights",
+                   NULL);
+    return false;
 }
 
 /* ---------------------------------------------------------------- JSON */
@@ -235,7 +246,7 @@ static void stream_pending(gen_req *r, bool final)
     size_t ntok = r->gen.n - r->tok_streamed;
     if (ntext == 0 && (!final || ntok == 0))
         return;
-    char *piece = strndup(r->text + r->pend_from, ntext);
+    char *piece = strndup(r->text ? r->text + r->pend_from : "", ntext);
     json_t *params = json_pack("{s:O, s:I, s:s, s:o}", "id", wisp_job_id(r->job), "index",
                                (json_int_t)r->index++, "text", piece ? piece : "", "tokens",
                                ids_json(r->gen.ids + r->tok_streamed, ntok));

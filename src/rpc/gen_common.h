@@ -51,9 +51,14 @@ void wisp_gen_spec_free(wisp_gen_spec *s);
 
 /* A prompt as JSON (text or ids) to tokens. Text is tokenized with
  * add_special and parse_special both as given by text_specials; ids are
- * checked against the vocabulary. */
-int wisp_gen_prompt_tokens(const wisp_runtime *rt, const json_t *prompt, bool text_specials,
-                           wisp_tokens *out, wisp_err *err);
+ * checked against the vocabulary (errors name field). On failure out may
+ * hold tokens: the caller frees it either way. */
+int wisp_gen_prompt_tokens(const wisp_runtime *rt, const char *field, const json_t *prompt,
+                           bool text_specials, wisp_tokens *out, wisp_err *err);
+
+/* True when the loaded model can generate; else answers job -32001 (a
+ * vocab-only model) and returns false. */
+bool wisp_gen_require_engine(wisp_job *job, const wisp_runtime *rt);
 
 /* Submits a generation to the scheduler and takes charge of answering job.
  * spec's filter (if any) moves into the request; the rest is copied. */

@@ -66,9 +66,12 @@ void wisp_m_evaluate(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (!wisp_gen_require_engine(job, rt))
+        return;
     wisp_err err = {0};
     wisp_tokens toks = {0};
-    if (wisp_gen_prompt_tokens(rt, json_object_get(p, "tokens"), false, &toks, &err)) {
+    if (wisp_gen_prompt_tokens(rt, "tokens", json_object_get(p, "tokens"), false, &toks, &err)) {
+        wisp_tokens_free(&toks);
         wisp_job_fail(job, &err);
         return;
     }
@@ -108,12 +111,15 @@ void wisp_m_generate(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (!wisp_gen_require_engine(job, rt))
+        return;
     wisp_err err = {0};
     wisp_tokens toks = {0};
     /* A text prompt is the prompt author's own: special tokens in it are
      * parsed and BOS is added as the vocabulary says (documented in the
      * protocol); a token prompt is taken as given. */
-    if (wisp_gen_prompt_tokens(rt, json_object_get(p, "prompt"), true, &toks, &err)) {
+    if (wisp_gen_prompt_tokens(rt, "prompt", json_object_get(p, "prompt"), true, &toks, &err)) {
+        wisp_tokens_free(&toks);
         wisp_job_fail(job, &err);
         return;
     }

@@ -151,6 +151,8 @@ void wisp_m_infill(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (!wisp_gen_require_engine(job, rt))
+        return;
     wisp_err err = {0};
     wisp_gen_spec spec;
     if (wisp_gen_spec_from_json(rt, p, &spec, &err)) {
