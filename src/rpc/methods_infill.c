@@ -183,11 +183,10 @@ void wisp_m_infill(wisp_job *job)
     if (!rc) {
         /* The suffix stays valid: it points into the job's params, which
          * outlive the request. */
-        const json_t *v;
+        /* Absent fields read as 0: the rule is off. */
         f->cp = (wisp_code_stop_params){
-            .n_indent = (v = json_object_get(p, "n_indent")) ? (int32_t)json_integer_value(v) : 0,
-            .t_max_predict_ms =
-                (v = json_object_get(p, "t_max_predict_ms")) ? json_integer_value(v) : 0,
+            .n_indent = (int32_t)json_integer_value(json_object_get(p, "n_indent")),
+            .t_max_predict_ms = json_integer_value(json_object_get(p, "t_max_predict_ms")),
             .suffix = req.suffix,
             .suffix_len = req.suffix_len,
         };

@@ -9,6 +9,10 @@
  */
 #include "engine/cpu/cpu_types.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -73,17 +77,26 @@ static wisp_simd_level level_max;
 static _Atomic int level_active;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
+#if defined(__x86_64__)
+/* F16C by cpuid (leaf 1, ecx bit 29): clang's __builtin_cpu_supports does
+ * not know the name. The AVX checks below already cover the OS's saving of
+ * the vector registers. */
+static bool has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 static wisp_simd_level detect(void)
 {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") && has_f16c())
         return WISP_SIMD_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         return WISP_SIMD_AVX2;
 #endif
     return WISP_SIMD_SCALAR;
