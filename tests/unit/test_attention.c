@@ -48,16 +48,23 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
     wisp_kv_pool kv;
     wisp_err err = {0};
     REQUIRE(wisp_kv_pool_init(&kv, type, 2, pool_blocks, bs, n_kv, hd, &err) == 0);
-    int32_t *table = malloc(sizeof(int32_t) * (size_t)n_blocks);
+    /* The first n_blocks of a shuffled pool: scattered, never repeated. */
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)pool_blocks);
     REQUIRE(table);
-    for (int i = 0; i < n_blocks; i++)
-        table[i] = (int32_t)((i * 3 + 4) % pool_blocks);
+    unsigned st = 17;
+    for (int i = 0; i < pool_blocks; i++)
+        table[i] = i;
+    for (int i = pool_blocks - 1; i > 0; i--) {
+        int j = (int)((frand(&st) + 1.0f) * 0.5f * (float)i);
+        int32_t t = table[i];
+        table[i] = table[j];
+        table[j] = t;
+    }
     /* K/V per kv head as stored (after a round trip through the pool type). */
     float *K = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
     float *V = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
     float *row = malloc(sizeof(float) * (size_t)hd);
     REQUIRE(K && V && row);
-    unsigned st = 17;
     for (int p = 0; p < n_ctx; p++)
         for (int h = 0; h < n_kv; h++)
             for (int kvi = 0; kvi < 2; kvi++) {
