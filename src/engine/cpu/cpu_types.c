@@ -1,0 +1,170 @@
+/*
+ * cpu_types.c - block geometry and run-time choice of the kernel level.
+ *
+ * The merged tables (one per level, each entry falling back to the level
+ * below) are built once; picking a kernel in the hot path is then one
+ * array index. The CPU's features come from __builtin_cpu_supports; the
+ * environment variable WISP_SIMD=scalar|avx2|avx512 may only lower the
+ * level (asking for more than the CPU has would crash with SIGILL).
+ */
+#include "engine/cpu/cpu_types.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "model/quant_blocks.h"
+
+typedef struct geom {
+    int block;
+    size_t bytes;
+} geom;
+
+static const geom GEOM[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_F32] = {1, 4},
+    [WISP_TYPE_F16] = {1, 2},
+    [WISP_TYPE_BF16] = {1, 2},
+    [WISP_TYPE_Q4_0] = {WISP_QK4_0, sizeof(wisp_block_q4_0)},
+    [WISP_TYPE_Q4_1] = {WISP_QK4_1, sizeof(wisp_block_q4_1)},
+    [WISP_TYPE_Q5_0] = {WISP_QK5_0, sizeof(wisp_block_q5_0)},
+    [WISP_TYPE_Q5_1] = {WISP_QK5_1, sizeof(wisp_block_q5_1)},
+    [WISP_TYPE_Q8_0] = {WISP_QK8_0, sizeof(wisp_block_q8_0)},
+    [WISP_TYPE_Q8_1] = {WISP_QK8_1, sizeof(wisp_block_q8_1)},
+    [WISP_TYPE_Q2_K] = {WISP_QK_K, sizeof(wisp_block_q2_K)},
+    [WISP_TYPE_Q3_K] = {WISP_QK_K, sizeof(wisp_block_q3_K)},
+    [WISP_TYPE_Q4_K] = {WISP_QK_K, sizeof(wisp_block_q4_K)},
+    [WISP_TYPE_Q5_K] = {WISP_QK_K, sizeof(wisp_block_q5_K)},
+    [WISP_TYPE_Q6_K] = {WISP_QK_K, sizeof(wisp_block_q6_K)},
+    [WISP_TYPE_Q8_K] = {WISP_QK_K, sizeof(wisp_block_q8_K)},
+};
+
+int wisp_cpu_block_size(int type)
+{
+    return type >= 0 && type < WISP_TYPE_COUNT ? GEOM[type].block : 0;
+}
+
+size_t wisp_cpu_block_bytes(int type)
+{
+    return type >= 0 && type < WISP_TYPE_COUNT ? GEOM[type].bytes : 0;
+}
+
+size_t wisp_cpu_row_bytes(int type, int64_t n)
+{
+    int b = wisp_cpu_block_size(type);
+    if (b <= 0 || n < 0 || n % b != 0)
+        return 0;
+    return (size_t)(n / b) * GEOM[type].bytes;
+}
+
+/* ------------------------------------------------------------ levels */
+
+static const wisp_cpu_kernels *const LEVEL_TABLE[WISP_SIMD_COUNT] = {
+    wisp_cpu_kernels_scalar,
+    wisp_cpu_kernels_avx2,
+    wisp_cpu_kernels_avx512,
+};
+
+static const char *const LEVEL_NAME[WISP_SIMD_COUNT] = {"scalar", "avx2", "avx512"};
+
+static wisp_cpu_kernels merged[WISP_SIMD_COUNT][WISP_TYPE_COUNT];
+static wisp_simd_level level_max;
+static _Atomic int level_active;
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static wisp_simd_level detect(void)
+{
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return WISP_SIMD_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return WISP_SIMD_AVX2;
+#endif
+    return WISP_SIMD_SCALAR;
+}
+
+static void init_levels(void)
+{
+    for (int t = 0; t < WISP_TYPE_COUNT; t++) {
+        wisp_cpu_kernels row = wisp_cpu_kernels_scalar[t];
+        merged[0][t] = row;
+        for (int l = 1; l < WISP_SIMD_COUNT; l++) {
+            const wisp_cpu_kernels *k = &LEVEL_TABLE[l][t];
+            /* A faster dot only replaces the reference when it computes
+             * with the same activation format. */
+            if (k->dot && k->act_type == row.act_type)
+                row.dot = k->dot;
+            if (k->from_float)
+                row.from_float = k->from_float;
+            if (k->to_float)
+                row.to_float = k->to_float;
+            merged[l][t] = row;
+        }
+    }
+    level_max = detect();
+    wisp_simd_level want = level_max;
+    const char *env = getenv("WISP_SIMD");
+    if (env && *env) {
+        int found = -1;
+        for (int l = 0; l < WISP_SIMD_COUNT; l++)
+            if (strcmp(env, LEVEL_NAME[l]) == 0)
+                found = l;
+        if (found < 0)
+            WISP_LOGW("WISP_SIMD=%s is not one of scalar, avx2, avx512; using %s", env,
+                      LEVEL_NAME[level_max]);
+        else if (found > (int)level_max)
+            WISP_LOGW("WISP_SIMD=%s is not supported by this CPU; using %s", env,
+                      LEVEL_NAME[level_max]);
+        else
+            want = (wisp_simd_level)found;
+    }
+    atomic_store(&level_active, (int)want);
+}
+
+wisp_simd_level wisp_cpu_simd_max(void)
+{
+    pthread_once(&init_once, init_levels);
+    return level_max;
+}
+
+wisp_simd_level wisp_cpu_simd_active(void)
+{
+    pthread_once(&init_once, init_levels);
+    return (wisp_simd_level)atomic_load(&level_active);
+}
+
+wisp_simd_level wisp_cpu_simd_force(wisp_simd_level level)
+{
+    pthread_once(&init_once, init_levels);
+    if ((int)level < 0)
+        level = WISP_SIMD_SCALAR;
+    if (level > level_max)
+        level = level_max;
+    atomic_store(&level_active, (int)level);
+    return level;
+}
+
+const char *wisp_cpu_simd_name(wisp_simd_level level)
+{
+    return (int)level >= 0 && level < WISP_SIMD_COUNT ? LEVEL_NAME[level] : "unknown";
+}
+
+const wisp_cpu_kernels *wisp_cpu_kernels_at(wisp_simd_level level, int type)
+{
+    pthread_once(&init_once, init_levels);
+    if (type < 0 || type >= WISP_TYPE_COUNT || (int)level < 0 || level >= WISP_SIMD_COUNT)
+        return NULL;
+    const wisp_cpu_kernels *k = &merged[level][type];
+    return k->dot || k->from_float || k->to_float ? k : NULL;
+}
+
+const wisp_cpu_kernels *wisp_cpu_kernels_get(int type)
+{
+    return wisp_cpu_kernels_at(wisp_cpu_simd_active(), type);
+}

@@ -1,0 +1,90 @@
+/*
+ * cpu_types.h - the CPU engine's kernel table (private to src/engine/cpu).
+ *
+ * One row per type id (ggml's type_traits design), one table per SIMD
+ * level: quants_ref.c (scalar, the reference every other level is tested
+ * against), quants_avx2.c (AVX2+FMA+F16C) and quants_avx512.c (AVX-512
+ * F/BW/VL/DQ + VNNI). A level's row may leave entries NULL; the dispatcher
+ * (cpu_types.c) then takes the next lower level's entry, so a type gains a
+ * fast path by filling one row and nothing else changes.
+ *
+ * A weight row's dot kernel takes one weight row and up to WISP_DOT_NC_MAX
+ * activation rows: decoding a quantized weight block (nibble unpacking,
+ * scale unpacking) is paid once for several tokens during prefill, which is
+ * where most of the prefill speed comes from after the integer dot itself.
+ */
+#ifndef WISP_CPU_TYPES_H
+#define WISP_CPU_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/types.h"
+
+/* Activation rows handled by one call of a dot kernel. */
+#define WISP_DOT_NC_MAX 4
+
+/* s[c * ss] = sum_i W[i] * A_c[i] for c < nc (1 <= nc <= WISP_DOT_NC_MAX),
+ * where w is one weight row of n elements in the weight type and A_c is the
+ * activation row at (const char *)a + c * sa (bytes) in the row's act_type. */
+typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, int nc,
+                            float *s, size_t ss);
+/* Q8_0 and Q8_1 activation rows handed to dot kernels by wisp_matmul carry,
+ * after their blocks at this byte offset from the row start, the n/32 block
+ * scales as floats, so SIMD kernels load 4 or 8 of them at once instead of
+ * converting halves one by one. The rows' stride is at least
+ * wisp_cpu_act_row_bytes(). */
+static inline size_t wisp_cpu_act_scales_offset(int64_t n) { return (size_t)(n / 32) * 36; }
+static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
+{
+    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 40 : 0;
+}
+
+/* Converts or quantizes n floats (a multiple of the act block) to a row. */
+typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);
+/* Dequantizes n elements (a multiple of the block) of a row to floats. */
+typedef void (*wisp_row_to_float_fn)(const void *x, float *y, int64_t n);
+
+typedef struct wisp_cpu_kernels {
+    int act_type;                      /* activation format of dot; -1: no dot */
+    wisp_dot_fn dot;                   /* weight row x activation rows */
+    wisp_row_from_float_fn from_float; /* for activation types (Q8_0, Q8_1, Q8_K, F16, BF16) */
+    wisp_row_to_float_fn to_float;     /* dequantization (scalar table; tests, lookups) */
+} wisp_cpu_kernels;
+
+typedef enum wisp_simd_level {
+    WISP_SIMD_SCALAR = 0,
+    WISP_SIMD_AVX2 = 1,
+    WISP_SIMD_AVX512 = 2,
+    WISP_SIMD_COUNT
+} wisp_simd_level;
+
+extern const wisp_cpu_kernels wisp_cpu_kernels_scalar[WISP_TYPE_COUNT];
+extern const wisp_cpu_kernels wisp_cpu_kernels_avx2[WISP_TYPE_COUNT];
+extern const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT];
+
+/* Block geometry of the types the CPU kernels know (weights and activation
+ * formats); 0 for others. Kept here so the kernels do not depend on the
+ * model's traits table. */
+int wisp_cpu_block_size(int type);
+size_t wisp_cpu_block_bytes(int type);
+/* Bytes of a row of n elements of type; 0 if n is not a multiple of the
+ * block or the type is unknown to the kernels. */
+size_t wisp_cpu_row_bytes(int type, int64_t n);
+
+/* The highest level this CPU supports. */
+wisp_simd_level wisp_cpu_simd_max(void);
+/* The level in use: the highest supported, or lower when WISP_SIMD says so. */
+wisp_simd_level wisp_cpu_simd_active(void);
+/* Forces a level (clamped to what the CPU supports); returns the level now
+ * in use. For tests and benchmarks; not thread-safe against running kernels. */
+wisp_simd_level wisp_cpu_simd_force(wisp_simd_level level);
+const char *wisp_cpu_simd_name(wisp_simd_level level);
+
+/* The merged row for a type at a level (entries fall back to lower levels);
+ * NULL when the type has no dot kernel and no conversions. */
+const wisp_cpu_kernels *wisp_cpu_kernels_at(wisp_simd_level level, int type);
+/* Same at the active level. */
+const wisp_cpu_kernels *wisp_cpu_kernels_get(int type);
+
+#endif

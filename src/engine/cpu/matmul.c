@@ -1,0 +1,202 @@
+/*
+ * matmul.c - y = W x for weights in their stored type, split over threads.
+ *
+ * Two phases per call:
+ *  1. the activation rows are converted once into the weight type's
+ *     activation format (Q8_0, Q8_1, Q8_K, F16, BF16; F32 is used in place)
+ *     into the caller's scratch - by the caller alone for one token, by all
+ *     threads for a batch;
+ *  2. the output is cut into tiles of (weight rows x token rows) which the
+ *     threads take from a shared atomic counter, so a thread slowed down by
+ *     a neighbour on the machine does not hold the others back.
+ *
+ * Inside a tile, each weight row is paired with WISP_DOT_NC_MAX token rows
+ * per kernel call, so the weight block is decoded once for several tokens;
+ * the tile's token rows are sized to stay in the L1/L2 cache while every
+ * weight row of the tile streams past them. For one token the tiles are
+ * simply chunks of rows.
+ *
+ * Scratch layout (see wisp_matmul_scratch_size): the start of the buffer
+ * is rounded up to 64 bytes, then n_tok activation rows, each padded to a
+ * multiple of 64 bytes; Q8_0/Q8_1 rows also hold a float copy of their
+ * block scales after the blocks (cpu_types.h). So the size is
+ *   64 + n_tok * round_up(max(row bytes, n_in / 32 * 40 for Q8_0/Q8_1), 64)
+ * and 0 for F32 weights, whose activations are used in place.
+ */
+#include "engine/cpu/matmul.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "common/fp16.h"
+#include "engine/cpu/cpu_types.h"
+
+#define ALIGN 64
+/* Rows per tile for a single token: small enough to balance threads,
+ * large enough that the shared counter is touched rarely. */
+#define ROWS_DECODE 16
+/* Rows per tile for a batch. */
+#define ROWS_PREFILL 16
+/* Bytes of activation rows a prefill tile aims to keep in cache (the L2
+ * of current x86 cores is 1-2 MB; the weight rows stream through L1), and
+ * the fewest token rows a tile takes, so that wide rows (F32, F16) still
+ * reuse each weight row for several kernel calls before it is evicted. */
+#define TILE_ACT_BYTES (192 * 1024)
+#define TILE_MIN_TOKS 16
+
+static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+static size_t act_row_stride(int act_type, int64_t n_in)
+{
+    size_t bytes = wisp_cpu_row_bytes(act_type, n_in), with_scales = wisp_cpu_act_row_bytes(act_type, n_in);
+    return round_up(with_scales > bytes ? with_scales : bytes, ALIGN);
+}
+
+size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
+{
+    const wisp_cpu_kernels *k = wisp_cpu_kernels_get(weight_type);
+    if (!k || !k->dot || k->act_type == WISP_TYPE_F32 || n_in <= 0 || n_tok <= 0)
+        return 0;
+    return ALIGN + (size_t)n_tok * act_row_stride(k->act_type, n_in);
+}
+
+const char *wisp_matmul_simd_level(void) { return wisp_cpu_simd_name(wisp_cpu_simd_active()); }
+
+typedef struct mm_job {
+    wisp_dot_fn dot;
+    wisp_row_from_float_fn from_float;
+    const char *w;
+    size_t w_row;        /* bytes per weight row */
+    const float *x;
+    const char *a;       /* activation rows (scratch, or x for F32) */
+    size_t a_row;        /* bytes between activation rows */
+    size_t act_bytes_per_block; /* Q8_0/Q8_1 activations: block size; else 0 */
+    float *y;
+    int64_t n_in, n_out, n_tok;
+    int64_t rows_per_tile, toks_per_tile, n_row_tiles, n_tiles;
+    _Alignas(64) atomic_long next;
+} mm_job;
+
+static void quantize_task(void *ctx, int ith, int nth)
+{
+    mm_job *j = ctx;
+    int64_t t0 = j->n_tok * ith / nth, t1 = j->n_tok * (ith + 1) / nth;
+    for (int64_t t = t0; t < t1; t++) {
+        char *row = (char *)j->a + (size_t)t * j->a_row;
+        j->from_float(j->x + t * j->n_in, row, j->n_in);
+        if (j->act_bytes_per_block) {
+            /* the float copy of the block scales (see cpu_types.h) */
+            float *d = (float *)(row + wisp_cpu_act_scales_offset(j->n_in));
+            for (int64_t b = 0; b < j->n_in / 32; b++) {
+                uint16_t h;
+                memcpy(&h, row + (size_t)b * j->act_bytes_per_block, 2);
+                d[b] = wisp_half_to_float(h);
+            }
+        }
+    }
+}
+
+static void run_tile(const mm_job *j, int64_t tile)
+{
+    int64_t rt = tile % j->n_row_tiles, tt = tile / j->n_row_tiles;
+    int64_t r0 = rt * j->rows_per_tile, r1 = r0 + j->rows_per_tile;
+    int64_t t0 = tt * j->toks_per_tile, t1 = t0 + j->toks_per_tile;
+    if (r1 > j->n_out)
+        r1 = j->n_out;
+    if (t1 > j->n_tok)
+        t1 = j->n_tok;
+    for (int64_t r = r0; r < r1; r++) {
+        const char *wr = j->w + (size_t)r * j->w_row;
+        for (int64_t t = t0; t < t1; t += WISP_DOT_NC_MAX) {
+            int nc = (int)(t1 - t < WISP_DOT_NC_MAX ? t1 - t : WISP_DOT_NC_MAX);
+            j->dot(j->n_in, wr, j->a + (size_t)t * j->a_row, j->a_row, nc,
+                   j->y + t * j->n_out + r, (size_t)j->n_out);
+        }
+    }
+}
+
+static void dot_task(void *ctx, int ith, int nth)
+{
+    mm_job *j = ctx;
+    (void)ith;
+    (void)nth;
+    for (;;) {
+        long tile = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (tile >= j->n_tiles)
+            break;
+        run_tile(j, tile);
+    }
+}
+
+int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
+                float *y, wisp_matmul_scratch *scratch, wisp_err *err)
+{
+    const wisp_cpu_kernels *k = wisp_cpu_kernels_get(w->type);
+    if (!k || !k->dot)
+        return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                            "matmul: tensor %s has type id %d, which has no CPU kernel",
+                            w->name ? w->name : "?", w->type);
+    int64_t n_in = w->ne[0], n_out = w->n_dims >= 2 ? w->ne[1] : 1;
+    size_t w_row = wisp_cpu_row_bytes(w->type, n_in);
+    if (w_row == 0 || n_out <= 0 || n_tok <= 0)
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
+                            w->name ? w->name : "?", (long long)n_in, (long long)n_out,
+                            (long long)n_tok);
+    if (wisp_cpu_row_bytes(k->act_type, n_in) == 0)
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "matmul: tensor %s: row of %lld is not a multiple of the "
+                            "activation block",
+                            w->name ? w->name : "?", (long long)n_in);
+
+    mm_job j = {
+        .dot = k->dot,
+        .w = w->data,
+        .w_row = w_row,
+        .x = x,
+        .y = y,
+        .n_in = n_in,
+        .n_out = n_out,
+        .n_tok = n_tok,
+    };
+    if (k->act_type == WISP_TYPE_F32) {
+        j.a = (const char *)x;
+        j.a_row = (size_t)n_in * sizeof(float);
+    } else {
+        size_t need = wisp_matmul_scratch_size(w->type, n_in, n_tok);
+        if (!scratch || !scratch->buf || scratch->size < need)
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "matmul: tensor %s: scratch of %zu bytes, %zu needed",
+                                w->name ? w->name : "?", scratch ? scratch->size : 0, need);
+        uintptr_t base = (uintptr_t)scratch->buf;
+        j.a = (const char *)(base + (ALIGN - base % ALIGN) % ALIGN);
+        j.a_row = act_row_stride(k->act_type, n_in);
+        j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
+        if (wisp_cpu_act_row_bytes(k->act_type, n_in))
+            j.act_bytes_per_block = wisp_cpu_block_bytes(k->act_type);
+        if (n_tok == 1 || wisp_threadpool_size(tp) == 1)
+            quantize_task(&j, 0, 1);
+        else
+            wisp_threadpool_run(tp, quantize_task, &j);
+    }
+
+    if (n_tok == 1) {
+        j.rows_per_tile = ROWS_DECODE;
+        j.toks_per_tile = 1;
+    } else {
+        j.rows_per_tile = ROWS_PREFILL;
+        int64_t tok = (int64_t)(TILE_ACT_BYTES / j.a_row);
+        tok = tok / WISP_DOT_NC_MAX * WISP_DOT_NC_MAX;
+        if (tok < TILE_MIN_TOKS)
+            tok = TILE_MIN_TOKS;
+        j.toks_per_tile = tok < n_tok ? tok : n_tok;
+    }
+    j.n_row_tiles = (n_out + j.rows_per_tile - 1) / j.rows_per_tile;
+    j.n_tiles = j.n_row_tiles * ((n_tok + j.toks_per_tile - 1) / j.toks_per_tile);
+    atomic_init(&j.next, 0);
+    if (j.n_tiles == 1 || wisp_threadpool_size(tp) == 1)
+        dot_task(&j, 0, 1);
+    else
+        wisp_threadpool_run(tp, dot_task, &j);
+    return 0;
+}

@@ -1,0 +1,14 @@
+/*
+ * quants_avx2.c - the AVX2 + FMA + F16C kernel level.
+ *
+ * The kernels themselves live in quants_x86*.h, shared with the AVX-512
+ * level; here the int8 dot primitive is maddubs + madd (WISP_X86_VNNI 0).
+ * The Makefile compiles this file with -mavx2 -mfma -mf16c, and the
+ * dispatcher (cpu_types.c) only uses it when the CPU reports those.
+ */
+#define WISP_X86_VNNI 0
+#include "engine/cpu/quants_x86.h"
+#include "engine/cpu/quants_x86_k.h"
+#include "engine/cpu/quants_x86_f.h"
+
+const wisp_cpu_kernels wisp_cpu_kernels_avx2[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};

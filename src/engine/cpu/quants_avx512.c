@@ -1,0 +1,16 @@
+/*
+ * quants_avx512.c - the AVX-512 (F/BW/VL/DQ) + VNNI kernel level.
+ *
+ * Same kernels as the AVX2 level (quants_x86*.h), with the int8 dot of the
+ * 32-element block types done by one vpdpbusd instead of maddubs + madd:
+ * one instruction less per block and token, and no int16 intermediate.
+ * 256-bit vectors are kept on purpose: on the CPUs that have VNNI with
+ * 512-bit units split in two (AMD Zen 4) or with frequency drops on wide
+ * vectors (older Intel), ymm with VNNI is as fast and simpler.
+ */
+#define WISP_X86_VNNI 1
+#include "engine/cpu/quants_x86.h"
+#include "engine/cpu/quants_x86_k.h"
+#include "engine/cpu/quants_x86_f.h"
+
+const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};

@@ -1,0 +1,368 @@
+/*
+ * quants_x86.h - the 256-bit x86 kernels, shared by quants_avx2.c and
+ * quants_avx512.c (private; include from those two files only).
+ *
+ * The two ISA files differ in one primitive: the unsigned x signed int8
+ * dot of 32 bytes into 8 int32 sums is maddubs + madd on AVX2 and a single
+ * vpdpbusd on AVX-512 VNNI (WISP_X86_VNNI). Everything else is written once
+ * here and compiled twice, so a fix lands in both levels.
+ *
+ * Layout of the kernels:
+ *  - 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): a per-type
+ *    decoder turns one weight block into 32 int8 (signed, or unsigned with a
+ *    minimum) and its scale; one templated loop pairs it with up to 4
+ *    activation rows, so the decode is paid once per block for 4 tokens.
+ *  - K-quants (Q2_K .. Q6_K): a per-type decoder expands a 256-element
+ *    super-block into unsigned quants u[256], int16 scales per 16 elements
+ *    and a correction folded through the Q8_K block sums (the weight
+ *    minimum, or the offset that makes u signed: -4 for Q3_K, -32 for Q6_K):
+ *      x = d * sc_j * u - c_j  =>  dot = yd * (d * sum_j sc_j <u,y>_j
+ *                                              + cm * sum_j corr_j bsum_j)
+ *    One shared loop then does the integer dots for every activation row.
+ *  - F32 / F16 / BF16: float FMAs; F16 through F16C.
+ */
+#ifndef WISP_QUANTS_X86_H
+#define WISP_QUANTS_X86_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "common/fp16.h"
+#include "engine/cpu/cpu_types.h"
+#include "model/quant_blocks.h"
+
+#define AI static inline __attribute__((always_inline))
+
+AI float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+AI float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI int hsum8i(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* Sums of 4 products u8 x s8 into 8 int32 lanes, added to acc. */
+AI __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s)
+{
+#if WISP_X86_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+AI __m256i loadu256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+AI __m128i loadu128(const void *p) { return _mm_loadu_si128((const __m128i *)p); }
+
+/* ------------------------------------------------------------ activations */
+
+/* roundf() semantics (half away from zero), exactly as the scalar quantizer. */
+AI __m256 round_away(__m256 v)
+{
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_sub_ps(v, t);
+    __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.f));
+    __m256 one = _mm256_or_ps(_mm256_set1_ps(1.f), sign);
+    __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), frac), _mm256_set1_ps(0.5f),
+                               _CMP_GE_OQ);
+    return _mm256_add_ps(t, _mm256_and_ps(big, one));
+}
+
+/* Quantizes 32 floats like the scalar Q8_0; returns the sum of the quants. */
+AI int q8_block32(const float *x, int8_t *qs, uint16_t *dh, float *d_out)
+{
+    __m256 v[4], amax = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < 4; k++) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(_mm256_set1_ps(-0.f), v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    *dh = wisp_float_to_half(d);
+    *d_out = d;
+    __m256i q[4];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < 4; k++)
+        q[k] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[k], _mm256_set1_ps(id))));
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    /* int32 -> int8 with packs; packs interleave 128-bit lanes, undo it. */
+    __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+    __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, p);
+    return hsum8i(sum);
+}
+
+static void x86_quantize_q8_0(const float *x, void *vy, int64_t n)
+{
+    wisp_block_q8_0 *y = vy;
+    float d;
+    for (int64_t i = 0; i < n / 32; i++)
+        q8_block32(x + 32 * i, y[i].qs, &y[i].d, &d);
+}
+
+static void x86_quantize_q8_1(const float *x, void *vy, int64_t n)
+{
+    wisp_block_q8_1 *y = vy;
+    float d;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int sum = q8_block32(x + 32 * i, y[i].qs, &y[i].d, &d);
+        y[i].s = wisp_float_to_half((float)sum * d);
+    }
+}
+
+static void x86_quantize_q8_K(const float *x, void *vy, int64_t n)
+{
+    wisp_block_q8_K *y = vy;
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        const float *xb = x + i * WISP_QK_K;
+        /* The signed value of largest magnitude (first one on ties, as the
+         * scalar loop): vector max of |x|, then a scalar search for it. */
+        __m256 amax8 = _mm256_setzero_ps();
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 32; k++)
+            amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(_mm256_set1_ps(-0.f), _mm256_loadu_ps(xb + 8 * k)));
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        float amax = _mm_cvtss_f32(m);
+        if (amax == 0.f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        float max = 0.f;
+        for (int j = 0; j < WISP_QK_K; j++)
+            if (xb[j] == amax || xb[j] == -amax) {
+                max = xb[j];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m256 is = _mm256_set1_ps(iscale);
+        _Pragma("GCC unroll 8")
+        for (int k = 0; k < 8; k++) {
+            __m256i q[4];
+            _Pragma("GCC unroll 8")
+            for (int l = 0; l < 4; l++) {
+                __m256 v = _mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * k + 8 * l));
+                q[l] = _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127));
+            }
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * k), p);
+            /* Block sums of 16: widen to int16 and add pairs down. */
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), p);
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* 8 sums of 4 */
+            __m128i lo = _mm256_castsi256_si128(s32), hi = _mm256_extracti128_si256(s32, 1);
+            int16_t b0 = (int16_t)(_mm_extract_epi32(lo, 0) + _mm_extract_epi32(lo, 1) +
+                                   _mm_extract_epi32(lo, 2) + _mm_extract_epi32(lo, 3));
+            int16_t b1 = (int16_t)(_mm_extract_epi32(hi, 0) + _mm_extract_epi32(hi, 1) +
+                                   _mm_extract_epi32(hi, 2) + _mm_extract_epi32(hi, 3));
+            y[i].bsums[2 * k] = b0;
+            y[i].bsums[2 * k + 1] = b1;
+        }
+        y[i].d = 1.f / iscale;
+    }
+}
+
+static void x86_from_float_f16(const float *x, void *vy, int64_t n)
+{
+    uint16_t *y = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = wisp_float_to_half(x[i]);
+}
+
+/* ------------------------------------------------------------ 32-blocks */
+
+/* A decoded weight block: 32 quants and the block's scale (and minimum). */
+typedef struct blk32 {
+    __m256i q;
+    float d, m;
+} blk32;
+
+/* Nibbles: low halves are elements 0..15, high halves 16..31. */
+AI __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i t = loadu128(qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* 0xFF in byte j where bit j of the 32-bit word is set. */
+AI __m256i bits_to_bytes32(const uint8_t *p)
+{
+    uint32_t x32;
+    memcpy(&x32, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x32), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+AI blk32 dec_q4_0(const void *p)
+{
+    const wisp_block_q4_0 *b = p;
+    return (blk32){_mm256_sub_epi8(nibbles32(b->qs), _mm256_set1_epi8(8)), h2f(b->d), 0.f};
+}
+AI blk32 dec_q4_1(const void *p)
+{
+    const wisp_block_q4_1 *b = p;
+    return (blk32){nibbles32(b->qs), h2f(b->d), h2f(b->m)};
+}
+AI blk32 dec_q5_0(const void *p)
+{
+    const wisp_block_q5_0 *b = p;
+    /* q - 16 = nibble when the fifth bit is set, nibble | 0xF0 otherwise */
+    __m256i hi = _mm256_andnot_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8((char)0xF0));
+    return (blk32){_mm256_or_si256(nibbles32(b->qs), hi), h2f(b->d), 0.f};
+}
+AI blk32 dec_q5_1(const void *p)
+{
+    const wisp_block_q5_1 *b = p;
+    __m256i hi = _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10));
+    return (blk32){_mm256_or_si256(nibbles32(b->qs), hi), h2f(b->d), h2f(b->m)};
+}
+AI blk32 dec_q8_0(const void *p)
+{
+    const wisp_block_q8_0 *b = p;
+    return (blk32){loadu256(b->qs), h2f(b->d), 0.f};
+}
+
+/* The table entry: nc as a compile-time constant in each inlined copy, so
+ * the per-row accumulators live in registers. */
+#define DEF_DOT_SWITCH(name)                                                                     \
+    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
+                               float *s, size_t ss)                                              \
+    {                                                                                            \
+        switch (nc) {                                                                            \
+        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
+        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
+        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
+        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
+        }                                                                                        \
+    }
+
+/* One weight row of 32-blocks against NC activation rows. SIGNED: q is
+ * signed (the sign moves onto the activation so the dot is u8 x s8);
+ * otherwise q is unsigned and the minimum pairs with Q8_1's s = d*sum. */
+#define DEF_DOT32(name, WB, AB, SIGNED)                                                          \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
+                      size_t ss)                                                                 \
+    {                                                                                            \
+        const char *w = vw;                                                                      \
+        __m256 acc[WISP_DOT_NC_MAX];                                                             \
+        float accm[WISP_DOT_NC_MAX];                                                             \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++) {                                                           \
+            acc[c] = _mm256_setzero_ps();                                                        \
+            accm[c] = 0.f;                                                                       \
+        }                                                                                        \
+        for (int64_t i = 0; i < n / 32; i++) {                                                   \
+            blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                    \
+            __m256i u = SIGNED ? _mm256_sign_epi8(b.q, b.q) : b.q;                               \
+            _Pragma("GCC unroll 8") \
+            for (int c = 0; c < nc; c++) {                                                       \
+                const AB *a = (const AB *)((const char *)va + (size_t)c * sa) + i;               \
+                __m256i y = loadu256(a->qs);                                                     \
+                if (SIGNED)                                                                      \
+                    y = _mm256_sign_epi8(y, b.q);                                                \
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(_mm256_setzero_si256(), u, y));           \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(b.d * h2f(a->d)), p, acc[c]);            \
+                if (!SIGNED)                                                                     \
+                    accm[c] += b.m * h2f(((const wisp_block_q8_1 *)a)->s);                       \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++)                                                             \
+            s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                         \
+    }                                                                                            \
+    DEF_DOT_SWITCH(name)
+
+DEF_DOT32(q4_1, wisp_block_q4_1, wisp_block_q8_1, 0)
+DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
+
+/* Signed weights x Q8_0, four blocks at a time: the four blocks' int32 dot
+ * vectors are reduced together with two rounds of hadd into one vector of
+ * four block sums, which is scaled by four weight scales times four
+ * activation scales (read as floats from the row's scale copy, see
+ * cpu_types.h) in one multiply and one FMA. Per block and token that leaves
+ * a load, a sign and a dot; the per-block float work of DEF_DOT32 is what
+ * limited prefill. */
+#define DEF_DOT32S(name, WB)                                                                     \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
+                      size_t ss)                                                                 \
+    {                                                                                            \
+        const char *w = vw;                                                                      \
+        const int64_t nb = n / 32;                                                               \
+        const size_t soff = wisp_cpu_act_scales_offset(n);                                       \
+        __m128 acc[WISP_DOT_NC_MAX];                                                             \
+        float tail[WISP_DOT_NC_MAX];                                                             \
+        _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                                  \
+            acc[c] = _mm_setzero_ps();                                                           \
+            tail[c] = 0.f;                                                                       \
+        }                                                                                        \
+        int64_t i = 0;                                                                           \
+        for (; i + 4 <= nb; i += 4) {                                                            \
+            blk32 b0 = dec_##name(w + (size_t)i * sizeof(WB));                                   \
+            blk32 b1 = dec_##name(w + (size_t)(i + 1) * sizeof(WB));                             \
+            blk32 b2 = dec_##name(w + (size_t)(i + 2) * sizeof(WB));                             \
+            blk32 b3 = dec_##name(w + (size_t)(i + 3) * sizeof(WB));                             \
+            const __m128 dw = _mm_setr_ps(b0.d, b1.d, b2.d, b3.d);                               \
+            const __m256i u0 = _mm256_sign_epi8(b0.q, b0.q), u1 = _mm256_sign_epi8(b1.q, b1.q);  \
+            const __m256i u2 = _mm256_sign_epi8(b2.q, b2.q), u3 = _mm256_sign_epi8(b3.q, b3.q);  \
+            _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                              \
+                const char *row = (const char *)va + (size_t)c * sa;                             \
+                const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
+                const __m256i z = _mm256_setzero_si256();                                        \
+                __m256i p0 = dot_u8s8(z, u0, _mm256_sign_epi8(loadu256(a[0].qs), b0.q));         \
+                __m256i p1 = dot_u8s8(z, u1, _mm256_sign_epi8(loadu256(a[1].qs), b1.q));         \
+                __m256i p2 = dot_u8s8(z, u2, _mm256_sign_epi8(loadu256(a[2].qs), b2.q));         \
+                __m256i p3 = dot_u8s8(z, u3, _mm256_sign_epi8(loadu256(a[3].qs), b3.q));         \
+                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)); \
+                __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)); \
+                __m128 da = _mm_loadu_ps((const float *)(row + soff) + i);                       \
+                acc[c] = _mm_fmadd_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(sum), acc[c]);         \
+            }                                                                                    \
+        }                                                                                        \
+        for (; i < nb; i++) {                                                                    \
+            blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                    \
+            __m256i u = _mm256_sign_epi8(b.q, b.q);                                              \
+            for (int c = 0; c < nc; c++) {                                                       \
+                const char *row = (const char *)va + (size_t)c * sa;                             \
+                const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
+                __m256i p = dot_u8s8(_mm256_setzero_si256(), u, _mm256_sign_epi8(loadu256(a->qs), b.q)); \
+                tail[c] += b.d * ((const float *)(row + soff))[i] * (float)hsum8i(p);            \
+            }                                                                                    \
+        }                                                                                        \
+        for (int c = 0; c < nc; c++) {                                                           \
+            __m128 v = acc[c];                                                                   \
+            v = _mm_add_ps(v, _mm_movehl_ps(v, v));                                              \
+            v = _mm_add_ss(v, _mm_movehdup_ps(v));                                               \
+            s[(size_t)c * ss] = _mm_cvtss_f32(v) + tail[c];                                      \
+        }                                                                                        \
+    }                                                                                            \
+    DEF_DOT_SWITCH(name)
+
+DEF_DOT32S(q4_0, wisp_block_q4_0)
+DEF_DOT32S(q5_0, wisp_block_q5_0)
+DEF_DOT32S(q8_0, wisp_block_q8_0)
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * quants_x86_f.h - F32, F16 and BF16 weight-row kernels, 256-bit, shared by
+ * quants_avx2.c and quants_avx512.c (include after quants_x86.h).
+ *
+ * Weights and activations share the weight's type (F16 x F16 through F16C,
+ * BF16 x BF16 by shifting into float), as ggml does. Each weight vector is
+ * converted once and used for up to four activation rows; two accumulators
+ * per row hide the FMA latency.
+ */
+#ifndef WISP_QUANTS_X86_F_H
+#define WISP_QUANTS_X86_F_H
+
+AI __m256 load_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
+AI __m256 load_f16(const void *p, int64_t i) { return _mm256_cvtph_ps(loadu128((const uint16_t *)p + i)); }
+AI __m256 load_bf16(const void *p, int64_t i)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128((const uint16_t *)p + i)), 16));
+}
+AI float get_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
+AI float get_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
+AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const uint16_t *)p)[i]); }
+
+#define DEF_DOTF(name, ESZ)                                                                      \
+    AI void name##_nc(int64_t n, const void *w, const void *va, size_t sa, int nc, float *s,    \
+                      size_t ss)                                                                 \
+    {                                                                                            \
+        __m256 acc0[WISP_DOT_NC_MAX], acc1[WISP_DOT_NC_MAX];                                     \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++)                                                             \
+            acc0[c] = acc1[c] = _mm256_setzero_ps();                                             \
+        int64_t i = 0;                                                                           \
+        for (; i + 16 <= n; i += 16) {                                                           \
+            __m256 w0 = load_##name(w, i), w1 = load_##name(w, i + 8);                           \
+            _Pragma("GCC unroll 8") \
+            for (int c = 0; c < nc; c++) {                                                       \
+                const char *a = (const char *)va + (size_t)c * sa;                               \
+                acc0[c] = _mm256_fmadd_ps(w0, load_##name(a, i), acc0[c]);                       \
+                acc1[c] = _mm256_fmadd_ps(w1, load_##name(a, i + 8), acc1[c]);                   \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++) {                                                           \
+            const char *a = (const char *)va + (size_t)c * sa;                                   \
+            float t = hsum8(_mm256_add_ps(acc0[c], acc1[c]));                                    \
+            for (int64_t j = i; j < n; j++)                                                      \
+                t += get_##name(w, j) * get_##name(a, j);                                        \
+            s[(size_t)c * ss] = t;                                                               \
+        }                                                                                        \
+    }                                                                                            \
+    DEF_DOT_SWITCH(name)
+
+
+DEF_DOTF(f32, 4)
+DEF_DOTF(f16, 2)
+DEF_DOTF(bf16, 2)
+
+/* The table rows both x86 levels share. */
+#define WISP_X86_KERNEL_ROWS                                                                     \
+    [WISP_TYPE_F32] = {WISP_TYPE_F32, x86_dot_f32, NULL, NULL},                                  \
+    [WISP_TYPE_F16] = {WISP_TYPE_F16, x86_dot_f16, x86_from_float_f16, NULL},                    \
+    [WISP_TYPE_BF16] = {WISP_TYPE_BF16, x86_dot_bf16, NULL, NULL},                               \
+    [WISP_TYPE_Q4_0] = {WISP_TYPE_Q8_0, x86_dot_q4_0, NULL, NULL},                               \
+    [WISP_TYPE_Q4_1] = {WISP_TYPE_Q8_1, x86_dot_q4_1, NULL, NULL},                               \
+    [WISP_TYPE_Q5_0] = {WISP_TYPE_Q8_0, x86_dot_q5_0, NULL, NULL},                               \
+    [WISP_TYPE_Q5_1] = {WISP_TYPE_Q8_1, x86_dot_q5_1, NULL, NULL},                               \
+    [WISP_TYPE_Q8_0] = {WISP_TYPE_Q8_0, x86_dot_q8_0, x86_quantize_q8_0, NULL},                  \
+    [WISP_TYPE_Q8_1] = {-1, NULL, x86_quantize_q8_1, NULL},                                      \
+    [WISP_TYPE_Q2_K] = {WISP_TYPE_Q8_K, x86_dot_q2_K, NULL, NULL},                               \
+    [WISP_TYPE_Q3_K] = {WISP_TYPE_Q8_K, x86_dot_q3_K, NULL, NULL},                               \
+    [WISP_TYPE_Q4_K] = {WISP_TYPE_Q8_K, x86_dot_q4_K, NULL, NULL},                               \
+    [WISP_TYPE_Q5_K] = {WISP_TYPE_Q8_K, x86_dot_q5_K, NULL, NULL},                               \
+    [WISP_TYPE_Q6_K] = {WISP_TYPE_Q8_K, x86_dot_q6_K, NULL, NULL},                               \
+    [WISP_TYPE_Q8_K] = {-1, NULL, x86_quantize_q8_K, NULL},
+
+#endif

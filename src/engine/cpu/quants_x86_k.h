@@ -1,0 +1,238 @@
+/*
+ * quants_x86_k.h - K-quant (Q2_K .. Q6_K) x Q8_K kernels, 256-bit, shared
+ * by quants_avx2.c and quants_avx512.c (include after quants_x86.h).
+ *
+ * Each type has a decoder that expands one super-block into a common form:
+ *   u[256]   unsigned quants in element order,
+ *   sc       int8 scale per 16 elements (16 bytes),
+ *   corr     int16 correction per 16 elements,
+ *   d, cm    float factors,
+ * such that dot(block, y) = y.d * (d * sum_j sc_j <u, y.qs>_j
+ *                                  + cm * sum_j corr_j y.bsums_j).
+ * The correction carries the weight minimum (Q2_K, Q4_K, Q5_K: corr = m,
+ * cm = -dmin) or the offset that makes the stored quant signed (Q3_K:
+ * corr = 4 sc, Q6_K: corr = 32 sc, cm = -d), so the inner loop is the same
+ * unsigned x signed maddubs for every type and the decode, which is most
+ * of the work for the 2/3/5/6-bit types, is done once per super-block for
+ * up to four activation rows.
+ */
+#ifndef WISP_QUANTS_X86_K_H
+#define WISP_QUANTS_X86_K_H
+
+typedef struct kdec {
+    _Alignas(32) uint8_t u[WISP_QK_K];
+    __m128i sc;   /* 16 int8 scales, one per 16 elements */
+    __m256i corr; /* 16 int16 corrections */
+    float d, cm;
+    int fold; /* cm == -d: combine the integer sums before converting (exact) */
+} kdec;
+
+AI void put32(kdec *k, int at, __m256i v) { _mm256_store_si256((__m256i *)(k->u + at), v); }
+
+/* 0xFF where the byte has the given bit set. */
+AI __m256i has_bit(__m256i v, int bit)
+{
+    __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+
+AI void kdec_q2_K(const void *p, kdec *k)
+{
+    const wisp_block_q2_K *b = p;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    _Pragma("GCC unroll 8")
+    for (int h = 0; h < 2; h++) {
+        __m256i bits = loadu256(b->qs + 32 * h);
+        put32(k, h * 128 + 0, _mm256_and_si256(bits, m3));
+        put32(k, h * 128 + 32, _mm256_and_si256(_mm256_srli_epi16(bits, 2), m3));
+        put32(k, h * 128 + 64, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m3));
+        put32(k, h * 128 + 96, _mm256_and_si256(_mm256_srli_epi16(bits, 6), m3));
+    }
+    __m128i sc = loadu128(b->scales), m4 = _mm_set1_epi8(0x0F);
+    k->sc = _mm_and_si128(sc, m4);
+    k->corr = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc, 4), m4));
+    k->d = h2f(b->d);
+    k->cm = -h2f(b->dmin);
+    k->fold = 0;
+}
+
+AI void kdec_q3_K(const void *p, kdec *k)
+{
+    const wisp_block_q3_K *b = p;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256i hm = loadu256(b->hmask);
+    _Pragma("GCC unroll 8")
+    for (int h = 0; h < 2; h++) {
+        __m256i bits = loadu256(b->qs + 32 * h);
+        /* u = 2 low bits + 4 * high bit, in 0..7; the value is u - 4 */
+#define Q3PART(s, shifted)                                                                       \
+    put32(k, h * 128 + 32 * (s),                                                                 \
+          _mm256_or_si256(_mm256_and_si256(shifted, m3), _mm256_and_si256(has_bit(hm, 4 * h + (s)), four)))
+        Q3PART(0, bits);
+        Q3PART(1, _mm256_srli_epi16(bits, 2));
+        Q3PART(2, _mm256_srli_epi16(bits, 4));
+        Q3PART(3, _mm256_srli_epi16(bits, 6));
+#undef Q3PART
+    }
+    /* 6-bit scales: low nibbles in bytes 0..7, high pairs in bytes 8..11
+     * (ggml's layout), unpacked four at a time in 32-bit words. */
+    uint32_t aux[4];
+    memcpy(aux, b->scales, 12);
+    const uint32_t km1 = 0x03030303, km2 = 0x0f0f0f0f, tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & km2) | (((tmp >> 4) & km1) << 4);
+    aux[3] = ((aux[1] >> 4) & km2) | (((tmp >> 6) & km1) << 4);
+    aux[0] = (aux[0] & km2) | (((tmp >> 0) & km1) << 4);
+    aux[1] = (aux[1] & km2) | (((tmp >> 2) & km1) << 4);
+    k->sc = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)aux), _mm_set1_epi8(32));
+    k->corr = _mm256_slli_epi16(_mm256_cvtepi8_epi16(k->sc), 2);
+    k->d = h2f(b->d);
+    k->cm = -k->d;
+    k->fold = 1;
+}
+
+/* Q4_K/Q5_K: eight 6-bit scales and mins in 12 bytes (ggml's layout),
+ * each covering 32 elements, so each is doubled for the per-16 form. */
+AI void kdec_scales_k4(const uint8_t *scales, kdec *k)
+{
+    uint32_t u[4];
+    memcpy(u, scales, 12);
+    const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+    const uint32_t uaux = u[1] & km1;
+    u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+    u[2] = uaux;
+    u[0] &= km1;
+    /* now u[0..1] = scales 0..7, u[2..3] = mins 0..7 */
+    __m128i v = _mm_loadu_si128((const __m128i *)u);
+    k->sc = _mm_unpacklo_epi8(v, v);
+    __m128i m = _mm_unpackhi_epi64(v, v);
+    k->corr = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+}
+
+AI void kdec_q4_K(const void *p, kdec *k)
+{
+    const wisp_block_q4_K *b = p;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < 4; c++) {
+        __m256i bits = loadu256(b->qs + 32 * c);
+        put32(k, 64 * c, _mm256_and_si256(bits, m4));
+        put32(k, 64 * c + 32, _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4));
+    }
+    kdec_scales_k4(b->scales, k);
+    k->d = h2f(b->d);
+    k->cm = -h2f(b->dmin);
+    k->fold = 0;
+}
+
+AI void kdec_q5_K(const void *p, kdec *k)
+{
+    const wisp_block_q5_K *b = p;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    __m256i hb = loadu256(b->qh);
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < 4; c++) {
+        __m256i bits = loadu256(b->qs + 32 * c);
+        put32(k, 64 * c, _mm256_or_si256(_mm256_and_si256(bits, m4),
+                                         _mm256_and_si256(has_bit(hb, 2 * c), b16)));
+        put32(k, 64 * c + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                              _mm256_and_si256(has_bit(hb, 2 * c + 1), b16)));
+    }
+    kdec_scales_k4(b->scales, k);
+    k->d = h2f(b->d);
+    k->cm = -h2f(b->dmin);
+    k->fold = 0;
+}
+
+AI void kdec_q6_K(const void *p, kdec *k)
+{
+    const wisp_block_q6_K *b = p;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    _Pragma("GCC unroll 8")
+    for (int h = 0; h < 2; h++) {
+        __m256i l0 = loadu256(b->ql + 64 * h), l1 = loadu256(b->ql + 64 * h + 32);
+        __m256i qh = loadu256(b->qh + 32 * h);
+#define Q6HI(shift) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), m3), 4)
+        put32(k, h * 128 + 0, _mm256_or_si256(_mm256_and_si256(l0, m4), Q6HI(0)));
+        put32(k, h * 128 + 32, _mm256_or_si256(_mm256_and_si256(l1, m4), Q6HI(2)));
+        put32(k, h * 128 + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), Q6HI(4)));
+        put32(k, h * 128 + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), Q6HI(6)));
+#undef Q6HI
+    }
+    k->sc = loadu128(b->scales);
+    k->corr = _mm256_slli_epi16(_mm256_cvtepi8_epi16(k->sc), 5);
+    k->d = h2f(b->d);
+    k->cm = -k->d;
+    k->fold = 1;
+}
+
+/* Scale vectors of the 8 chunks of 32: int16 lanes 0..7 (the maddubs sums
+ * of elements 0..15) get scale 2c, lanes 8..15 get scale 2c+1. */
+AI void kscales(const kdec *k, __m256i scv[8])
+{
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < 8; c++) {
+        const __m128i pick = _mm_setr_epi8((char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
+                                           (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
+                                           (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
+                                           (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
+                                           (char)(2 * c + 1), (char)(2 * c + 1));
+        scv[c] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(k->sc, pick));
+    }
+}
+
+/* The shared inner loop: one decoded super-block against one Q8_K block,
+ * accumulated into acc (and accm for the minimum) without reductions. */
+AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, __m256 *acc,
+                   __m256 *accm)
+{
+    __m256i isum = _mm256_setzero_si256();
+    _Pragma("GCC unroll 8")
+    for (int c = 0; c < 8; c++) {
+        __m256i u = _mm256_load_si256((const __m256i *)(k->u + 32 * c));
+        __m256i p = _mm256_maddubs_epi16(u, loadu256(y->qs + 32 * c));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv[c]));
+    }
+    __m256i corr = _mm256_madd_epi16(k->corr, loadu256(y->bsums));
+    if (k->fold) {
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->d),
+                               _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), *acc);
+    } else {
+        *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->d), _mm256_cvtepi32_ps(isum), *acc);
+        *accm = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->cm), _mm256_cvtepi32_ps(corr), *accm);
+    }
+}
+
+#define DEF_DOTK(name, WB)                                                                       \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
+                      size_t ss)                                                                 \
+    {                                                                                            \
+        const char *w = vw;                                                                      \
+        __m256 acc[WISP_DOT_NC_MAX], accm[WISP_DOT_NC_MAX];                                      \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++)                                                             \
+            acc[c] = accm[c] = _mm256_setzero_ps();                                              \
+        kdec k;                                                                                  \
+        __m256i scv[8];                                                                          \
+        for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                            \
+            kdec_##name(w + (size_t)i * sizeof(WB), &k);                                         \
+            kscales(&k, scv);                                                                    \
+            _Pragma("GCC unroll 8") \
+            for (int c = 0; c < nc; c++)                                                         \
+                kdot_block(&k, scv, (const wisp_block_q8_K *)((const char *)va + (size_t)c * sa) + i, \
+                           &acc[c], &accm[c]);                                                   \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") \
+        for (int c = 0; c < nc; c++)                                                             \
+            s[(size_t)c * ss] = hsum8(_mm256_add_ps(acc[c], accm[c]));                           \
+    }                                                                                            \
+    DEF_DOT_SWITCH(name)
+
+
+DEF_DOTK(q2_K, wisp_block_q2_K)
+DEF_DOTK(q3_K, wisp_block_q3_K)
+DEF_DOTK(q4_K, wisp_block_q4_K)
+DEF_DOTK(q5_K, wisp_block_q5_K)
+DEF_DOTK(q6_K, wisp_block_q6_K)
+
+#endif
