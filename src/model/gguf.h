@@ -64,6 +64,11 @@ void wisp_gguf_close(wisp_gguf *g);
 uint32_t wisp_gguf_version(const wisp_gguf *g);
 uint64_t wisp_gguf_file_size(const wisp_gguf *g);
 uint32_t wisp_gguf_alignment(const wisp_gguf *g);
+/* Absolute offset of the data section (aligned end of the tensor infos);
+ * for a vocab-only file it may lie past the end of the file. */
+uint64_t wisp_gguf_data_offset(const wisp_gguf *g);
+/* The start of the mapping (or of the caller's buffer). */
+const void *wisp_gguf_base(const wisp_gguf *g);
 
 /* ---- metadata ---- */
 int64_t wisp_gguf_n_kv(const wisp_gguf *g);
@@ -71,6 +76,9 @@ int64_t wisp_gguf_n_kv(const wisp_gguf *g);
 int64_t wisp_gguf_find_key(const wisp_gguf *g, const char *key);
 wisp_str wisp_gguf_key_name(const wisp_gguf *g, int64_t i);
 wisp_gguf_vtype wisp_gguf_kv_type(const wisp_gguf *g, int64_t i);
+/* The encoded value of entry i exactly as stored (for an array: element
+ * type, count and elements), for copying metadata between files. */
+bool wisp_gguf_kv_raw(const wisp_gguf *g, int64_t i, const void **val, size_t *size);
 
 /* Typed getters by key. Each returns true and sets *out when the key exists
  * and its value converts without loss (any integer type to the requested
@@ -89,6 +97,10 @@ bool wisp_gguf_get_arr(const wisp_gguf *g, const char *key, wisp_gguf_vtype *ele
 wisp_str wisp_gguf_arr_str(const wisp_gguf *g, const char *key, uint64_t i);
 int64_t wisp_gguf_arr_int(const wisp_gguf *g, const char *key, uint64_t i);
 double wisp_gguf_arr_float(const wisp_gguf *g, const char *key, uint64_t i);
+/* The packed elements of an array of a fixed-size type (integers, floats,
+ * bools), for bulk reads of e.g. 150k token scores; possibly unaligned, so
+ * read with memcpy. NULL for strings, nested arrays or a missing key. */
+const void *wisp_gguf_arr_data(const wisp_gguf *g, const char *key);
 
 /* ---- tensors ---- */
 int64_t wisp_gguf_n_tensors(const wisp_gguf *g);

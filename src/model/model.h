@@ -24,6 +24,12 @@ typedef enum wisp_arch {
     WISP_ARCH_COUNT
 } wisp_arch;
 
+/* GGUF llama files hold Q/K rows permuted by llama.cpp's converter for the
+ * NORMAL (adjacent pairs) rotation. A Hugging Face checkpoint keeps the
+ * original rotate-half order for every architecture, so instead of
+ * permuting its rows at load (which would forbid using the weights in
+ * place) a safetensors llama model gets rope_layout = WISP_ROPE_NEOX; the
+ * two give identical attention. */
 typedef enum wisp_rope_layout {
     WISP_ROPE_NORMAL = 0,  /* rotate adjacent pairs (x[2i], x[2i+1]) - GGUF llama */
     WISP_ROPE_NEOX = 1,    /* rotate halves (x[i], x[i + d/2]) - qwen2/qwen3 */
@@ -91,6 +97,7 @@ typedef struct wisp_model_weights {
     const wisp_tensor *out_norm;   /* (n_embd) */
     const wisp_tensor *output;     /* ne = {n_embd, vocab_size}; == tok_embd when tied */
     wisp_layer_weights *layers;    /* n_layers */
+    const wisp_tensor *rope_freqs; /* (rope_dim/2) llama-3 frequency factors, or NULL */
 } wisp_model_weights;
 
 typedef enum wisp_model_format {
@@ -130,6 +137,13 @@ const struct wisp_gguf *wisp_model_get_gguf(const wisp_model *m);
 /* For a Hugging Face checkpoint: the directory holding tokenizer.json and
  * tokenizer_config.json (NULL for GGUF). */
 const char *wisp_model_get_hf_dir(const wisp_model *m);
+/* Every tensor of the model in file order (GGUF names; a Hugging Face
+ * checkpoint's names are translated, e.g. model.layers.0.self_attn.q_proj.
+ * weight -> blk.0.attn_q.weight, and its shapes given as ne[0] = row
+ * length), for tools and tests. */
+int64_t wisp_model_n_tensors(const wisp_model *m);
+const wisp_tensor *wisp_model_tensor_at(const wisp_model *m, int64_t i);
+const wisp_tensor *wisp_model_find_tensor(const wisp_model *m, const char *name);
 /* A stable identity of the model file (size, mtime and a hash of the
  * header), for keying persistent caches. */
 uint64_t wisp_model_identity(const wisp_model *m);
