@@ -184,7 +184,7 @@ TEST(rope_normal_and_neox_rotate_the_right_pairs)
     for (int layout = 0; layout < 2; layout++) {
         wisp_model_config c = rope_config((wisp_rope_layout)layout, hd, 12, 10000.0f);
         wisp_rope r;
-        wisp_rope_init(&r, &c);
+        wisp_rope_init(&r, &c, NULL);
         float cache[16], x[16], y[16];
         for (int i = 0; i < hd; i++)
             x[i] = y[i] = (float)(i + 1) * 0.1f;
@@ -206,15 +206,31 @@ TEST(rope_linear_scaling_divides_positions)
 {
     wisp_model_config c = rope_config(WISP_ROPE_NEOX, 8, 8, 1e6f);
     wisp_rope plain, scaled;
-    wisp_rope_init(&plain, &c);
+    wisp_rope_init(&plain, &c, NULL);
     c.rope_scaling = WISP_ROPE_SCALING_LINEAR;
     c.rope_scale_factor = 4.0f;
-    wisp_rope_init(&scaled, &c);
+    wisp_rope_init(&scaled, &c, NULL);
     float a[8], b[8];
     wisp_rope_cache(&plain, 10, a);
     wisp_rope_cache(&scaled, 40, b);
     for (int i = 0; i < 8; i++)
         CHECK_NEAR(a[i], b[i], 1e-5);
+}
+
+TEST(rope_frequency_factors_divide_each_pair)
+{
+    /* llama-3's rope_freqs: pair i turns at theta_i / factor_i. */
+    wisp_model_config c = rope_config(WISP_ROPE_NORMAL, 8, 8, 500000.0f);
+    const float ff[4] = {1.0f, 2.0f, 8.0f, 32.0f};
+    wisp_rope r;
+    wisp_rope_init(&r, &c, ff);
+    float cache[8];
+    wisp_rope_cache(&r, 9, cache);
+    for (int i = 0; i < 4; i++) {
+        double th = 9 * pow(500000.0, -2.0 * i / 8) / ff[i];
+        CHECK_NEAR(cache[2 * i], cos(th), 1e-5);
+        CHECK_NEAR(cache[2 * i + 1], sin(th), 1e-5);
+    }
 }
 
 TEST(rope_yarn_follows_the_ramp)
@@ -231,7 +247,7 @@ TEST(rope_yarn_follows_the_ramp)
     c.yarn_beta_fast = 32.0f;
     c.yarn_beta_slow = 1.0f;
     wisp_rope r;
-    wisp_rope_init(&r, &c);
+    wisp_rope_init(&r, &c, NULL);
     double lo = floor(hd * log(2048 / (32 * 2 * M_PI)) / (2 * log(base)));
     double hi = ceil(hd * log(2048 / (1 * 2 * M_PI)) / (2 * log(base)));
     CHECK_NEAR(r.corr_dims[0], fmax(0, lo), 1e-6);

@@ -13,28 +13,14 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/cpu/vec.h"
+
 size_t wisp_attention_scratch_floats(int n_head, int n_head_kv, int head_dim, int block_size)
 {
     int n_rep = n_head / n_head_kv;
     /* scores[n_rep][block_size], acc[n_rep][head_dim], row[head_dim], max and sum[n_rep] */
     return (size_t)n_rep * (size_t)block_size + (size_t)n_rep * (size_t)head_dim +
            (size_t)head_dim + 2 * (size_t)n_rep;
-}
-
-static float dot(const float *a, const float *b, int n)
-{
-    /* Four partial sums: independent chains the CPU overlaps. */
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
 }
 
 static void attend_one(const wisp_attn_job *job, int row, int hk, float *scratch)
@@ -64,7 +50,7 @@ static void attend_one(const wisp_attn_job *job, int row, int hk, float *scratch
         for (int j = 0; j < cnt; j++) {
             wisp_kv_load_row(kv, wisp_kv_row(kv, job->layer, 0, blk, j, hk), rowbuf);
             for (int g = 0; g < n_rep; g++)
-                scores[g * bs + j] = dot(q + (size_t)g * hd, rowbuf, hd) * job->scale;
+                scores[g * bs + j] = wisp_vec_dot_f32(q + (size_t)g * hd, rowbuf, hd) * job->scale;
         }
         for (int g = 0; g < n_rep; g++) {
             float *sc = scores + (size_t)g * bs;
@@ -75,9 +61,7 @@ static void attend_one(const wisp_attn_job *job, int row, int hk, float *scratch
                 /* The running max grew: rescale what was summed under the old one. */
                 const float c = mx[g] == -INFINITY ? 0.0f : expf(mx[g] - m);
                 sum[g] *= c;
-                float *a = acc + (size_t)g * hd;
-                for (int d = 0; d < hd; d++)
-                    a[d] *= c;
+                wisp_vec_scale_f32(acc + (size_t)g * hd, c, hd);
                 mx[g] = m;
             }
             for (int j = 0; j < cnt; j++) {
@@ -87,12 +71,8 @@ static void attend_one(const wisp_attn_job *job, int row, int hk, float *scratch
         }
         for (int j = 0; j < cnt; j++) {
             wisp_kv_load_row(kv, wisp_kv_row(kv, job->layer, 1, blk, j, hk), rowbuf);
-            for (int g = 0; g < n_rep; g++) {
-                const float w = scores[g * bs + j];
-                float *a = acc + (size_t)g * hd;
-                for (int d = 0; d < hd; d++)
-                    a[d] += w * rowbuf[d];
-            }
+            for (int g = 0; g < n_rep; g++)
+                wisp_vec_axpy_f32(acc + (size_t)g * hd, scores[g * bs + j], rowbuf, hd);
         }
     }
 
