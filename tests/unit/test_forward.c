@@ -16,8 +16,11 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "gen/sampler.h"
+#include "gen/stop.h"
 #include "harness.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -319,6 +322,89 @@ TEST(stories260K_greedy_60_tokens)
     }
     CHECK_EQ_INT(matched, 60);
     free(logits);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+    golden_free(&g);
+}
+
+/* The whole generation path on the bundled model: tokenizer -> engine ->
+ * greedy sampler -> streaming detokenizer -> stop matcher, against the
+ * continuation ../shared/models/README.md documents. */
+TEST(stories260K_once_upon_a_time_text)
+{
+    char gguf[512], json[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_test_shared_path(json, sizeof json, "models/stories260K.json");
+    golden g;
+    golden_load(&g, json);
+    wisp_model *m = open_model(gguf);
+    wisp_tokenizer *tok = NULL;
+    wisp_err err = {0};
+    REQUIRE(wisp_tokenizer_from_gguf(wisp_model_get_gguf(m), &tok, &err) == 0);
+    const char *prompt = "Once upon a time";
+    wisp_tokens ids = {0};
+    REQUIRE(wisp_tokenize(tok, prompt, strlen(prompt), true, true, &ids, &err) == 0);
+    REQUIRE((int)ids.n == g.n_prompt);
+    for (int i = 0; i < g.n_prompt; i++)
+        CHECK_EQ_INT(ids.ids[i], g.ids[i]);
+
+    const int V = wisp_model_get_config(m)->vocab_size, bs = 16, n_gen = 60;
+    const int nb = ((int)ids.n + n_gen + bs - 1) / bs;
+    wisp_engine *e = make_engine(m, bs, nb, (int)ids.n, 1, WISP_KV_F16);
+    int32_t table[16];
+    REQUIRE(nb <= 16);
+    for (int i = 0; i < nb; i++)
+        table[i] = i;
+    wisp_sampler_params sp;
+    wisp_sampler_params_default(&sp);
+    sp.temperature = 0.0f;
+    wisp_sampler *smp = NULL;
+    REQUIRE(wisp_sampler_create(&sp, V, &smp, &err) == 0);
+    wisp_stop *stop = NULL;
+    REQUIRE(wisp_stop_create(NULL, 0, &stop, &err) == 0);
+    wisp_detok_stream ds;
+    wisp_detok_stream_init(&ds, tok, 0);
+
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    char text[1024];
+    size_t len = 0;
+    REQUIRE(logits);
+    REQUIRE(run_seq(e, ids.ids, (int)ids.n, 0, table, nb, false, logits) == 0);
+    for (int i = 0; i < n_gen; i++) {
+        wisp_sample out = {0};
+        wisp_sampler_sample(smp, logits, &out);
+        CHECK_EQ_INT(out.token, g.ids[g.n_prompt + i]);
+        const char *chunk;
+        size_t clen;
+        wisp_stop_out so;
+        REQUIRE(wisp_detok_stream_feed(&ds, out.token, &chunk, &clen, &err) == 0);
+        REQUIRE(wisp_stop_feed(stop, chunk, clen, &so, &err) == 0);
+        REQUIRE(len + so.len < sizeof text);
+        memcpy(text + len, so.text, so.len);
+        len += so.len;
+        if (i + 1 < n_gen)
+            REQUIRE(run_seq(e, &out.token, 1, (int)ids.n + i, table, nb, false, logits) == 0);
+    }
+    const char *chunk;
+    size_t clen;
+    wisp_stop_out so;
+    REQUIRE(wisp_detok_stream_flush(&ds, &chunk, &clen, &err) == 0);
+    REQUIRE(wisp_stop_feed(stop, chunk, clen, &so, &err) == 0);
+    memcpy(text + len, so.text, so.len);
+    len += so.len;
+    REQUIRE(wisp_stop_flush(stop, &so, &err) == 0);
+    memcpy(text + len, so.text, so.len);
+    len += so.len;
+    text[len] = '\0';
+    CHECK_EQ_STR(text, ", there was a little girl named Lily. She loved to play outside in the "
+                       "park. One day, she saw a big, red ball. She wanted to play with it, but "
+                       "it was too high.\nLily");
+    free(logits);
+    wisp_detok_stream_free(&ds);
+    wisp_stop_free(stop);
+    wisp_sampler_free(smp);
+    wisp_tokens_free(&ids);
+    wisp_tokenizer_free(tok);
     wisp_engine_destroy(e);
     wisp_model_close(m);
     golden_free(&g);
