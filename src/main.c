@@ -1,3 +1,62 @@
-/* main.c - placeholder until the RPC loop lands (replaced by the foundation work). */
+/*
+ * main.c - the wisp program: subcommands, command line, exit codes.
+ *
+ * `wisp [options]` serves JSON-RPC on stdin/stdout (rpc/loop.c). Other
+ * subcommands (`wisp bench`) dispatch from the table below by their
+ * first argument. This is the only file that decides the exit code: 0 on a
+ * clean end, 1 on a failure, 2 on a bad command line.
+ */
 #include <stdio.h>
-int main(void) { fputs("wisp: not built yet\n", stderr); return 1; }
+#include <string.h>
+
+#include "bench/bench.h"
+#include "common/log.h"
+#include "rpc/loop.h"
+#include "rpc/options.h"
+#include "rpc/version.h"
+
+/* A subcommand gets argv after its own name (argv[0] is the subcommand). */
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static int serve(int argc, char **argv, int first)
+{
+    wisp_options opts;
+    wisp_options_defaults(&opts);
+    wisp_err err = {0};
+    int st = wisp_options_parse(&opts, argc, argv, first, &err);
+    if (st < 0) {
+        fprintf(stderr, "wisp: %s\n", err.msg);
+        return 2;
+    }
+    if (st == WISP_OPTIONS_HELP) {
+        fputs(wisp_options_usage(), stdout);
+        return 0;
+    }
+    if (st == WISP_OPTIONS_VERSION) {
+        printf("wisp %s (protocol %s)\n", WISP_VERSION, WISP_PROTOCOL_VERSION);
+        return 0;
+    }
+    wisp_log_set_level(opts.log_level);
+    return wisp_loop_run(&opts);
+}
+
+static const subcommand subcommands[] = {
+    {"bench", wisp_cmd_bench, "prefill and decode tokens/s of a model, like llama-bench"},
+    {NULL, NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && argv[1][0] != '-') {
+        for (const subcommand *s = subcommands; s->name; s++)
+            if (strcmp(argv[1], s->name) == 0)
+                return s->run(argc - 1, argv + 1);
+        fprintf(stderr, "wisp: unknown command '%s' (see wisp --help)\n", argv[1]);
+        return 2;
+    }
+    return serve(argc, argv, 1);
+}

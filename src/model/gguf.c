@@ -482,7 +482,7 @@ int wisp_gguf_open(const char *path, wisp_gguf **out, wisp_err *err)
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "%s: %s", path,
+        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "cannot open %s: %s", path,
                             strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {

@@ -84,7 +84,7 @@ int wisp_model_open(const char *path, const wisp_model_open_opts *opts, wisp_mod
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
-        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "%s: %s", path,
+        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "cannot open %s: %s", path,
                             strerror(errno));
     wisp_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {

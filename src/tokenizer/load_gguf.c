@@ -105,6 +105,8 @@ static void get_id(const wisp_gguf *g, wisp_tokenizer *tok, const char *key, int
         return;
     if (v < (uint32_t)tok->n_vocab)
         *id = (int32_t)v;
+    else if (v == UINT32_MAX) /* converters write -1 for "no such token" */
+        *id = -1;
     else
         WISP_LOGW("tokenizer: ignoring %s = %u (vocabulary has %d tokens)", key, v,
                       tok->n_vocab);

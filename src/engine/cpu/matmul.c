@@ -43,6 +43,8 @@
  * reuse each weight row for several kernel calls before it is evicted. */
 #define TILE_ACT_BYTES (192 * 1024)
 #define TILE_MIN_TOKS 16
+/* Multiply-accumulates below which a product runs on the calling thread. */
+#define MATMUL_MIN_PARALLEL_MACS (1 << 18)
 
 static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
@@ -174,7 +176,8 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
         if (wisp_cpu_act_row_bytes(k->act_type, n_in))
             j.act_bytes_per_block = wisp_cpu_block_bytes(k->act_type);
-        if (n_tok == 1 || wisp_threadpool_size(tp) == 1)
+        if (n_tok == 1 || (double)n_in * (double)n_tok < MATMUL_MIN_PARALLEL_MACS / 64 ||
+            wisp_threadpool_size(tp) == 1)
             quantize_task(&j, 0, 1);
         else
             wisp_threadpool_run(tp, quantize_task, &j);
@@ -194,7 +197,10 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
     j.n_row_tiles = (n_out + j.rows_per_tile - 1) / j.rows_per_tile;
     j.n_tiles = j.n_row_tiles * ((n_tok + j.toks_per_tile - 1) / j.toks_per_tile);
     atomic_init(&j.next, 0);
-    if (j.n_tiles == 1 || wisp_threadpool_size(tp) == 1)
+    /* Waking the pool costs microseconds, more on a busy machine; a product
+     * smaller than this is done sooner by one thread alone. */
+    bool small = (double)n_out * (double)n_in * (double)n_tok < MATMUL_MIN_PARALLEL_MACS;
+    if (j.n_tiles == 1 || small || wisp_threadpool_size(tp) == 1)
         dot_task(&j, 0, 1);
     else
         wisp_threadpool_run(tp, dot_task, &j);

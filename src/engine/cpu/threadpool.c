@@ -9,8 +9,14 @@
  *  - workers spin on that counter for a short while (a section usually
  *    follows the previous one within microseconds), then sleep on it with a
  *    futex, so an idle server burns no CPU;
- *  - the caller runs index 0 itself and spins (then yields) until the
- *    workers have counted themselves done.
+ *  - every index 0..n-1 of a run is a slot that whoever gets there first
+ *    claims (one atomic word holds the run's generation and the next free
+ *    slot): the caller claims slots too, so when a worker is slow to wake
+ *    (the machine is busy with other processes, or the worker was asleep)
+ *    the caller runs its slots instead of waiting a scheduler time slice for
+ *    it; the caller then waits only for slots a worker actually claimed.
+ *    Each index still runs exactly once per run, so kernels may split work
+ *    (and per-index scratch) by index.
  *
  * Lost wake-ups cannot happen: a worker announces itself in n_sleeping
  * before FUTEX_WAIT, which re-checks the generation atomically in the
@@ -26,6 +32,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +63,8 @@ struct wisp_threadpool {
     wisp_task_fn fn;
     void *ctx;
     _Alignas(64) atomic_int generation; /* bumped once per run; futex word */
-    _Alignas(64) atomic_int n_done;     /* workers finished with this run */
+    _Alignas(64) atomic_int n_done;     /* slots finished in this run */
+    _Alignas(64) _Atomic uint64_t slots; /* generation << 32 | next unclaimed slot */
     _Alignas(64) atomic_int n_sleeping; /* workers inside FUTEX_WAIT (or about to be) */
     atomic_bool stop;
 };
@@ -69,6 +77,23 @@ static void futex_wait(atomic_int *addr, int expected)
 static void futex_wake_all(atomic_int *addr)
 {
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Claims and runs slots of run `gen` until none is left (or a newer run
+ * has begun, whose slots its own claimers take). fn and ctx are read only
+ * after a successful claim, which orders after the run's publication. */
+static void run_slots(wisp_threadpool *tp, uint32_t gen)
+{
+    const uint32_t n = (uint32_t)tp->n_threads;
+    for (;;) {
+        uint64_t st = atomic_load(&tp->slots);
+        if ((uint32_t)(st >> 32) != gen || (uint32_t)st >= n)
+            return;
+        if (!atomic_compare_exchange_weak(&tp->slots, &st, st + 1))
+            continue;
+        tp->fn(tp->ctx, (int)(uint32_t)st, (int)n);
+        atomic_fetch_add(&tp->n_done, 1);
+    }
 }
 
 static void *worker_main(void *arg)
@@ -93,8 +118,7 @@ static void *worker_main(void *arg)
         seen = gen;
         if (atomic_load(&tp->stop))
             return NULL;
-        tp->fn(tp->ctx, w->ith, tp->n_threads);
-        atomic_fetch_add(&tp->n_done, 1);
+        run_slots(tp, (uint32_t)gen);
     }
 }
 
@@ -120,6 +144,7 @@ int wisp_threadpool_create(int n_threads, wisp_threadpool **out, wisp_err *err)
     atomic_init(&tp->generation, 0);
     atomic_init(&tp->n_done, 0);
     atomic_init(&tp->n_sleeping, 0);
+    atomic_init(&tp->slots, (uint64_t)0 << 32 | (uint32_t)n_threads);
     atomic_init(&tp->stop, false);
     if (n_threads > 1) {
         tp->workers = calloc((size_t)n_threads - 1, sizeof(*tp->workers));
@@ -172,9 +197,11 @@ void wisp_threadpool_run(wisp_threadpool *tp, wisp_task_fn fn, void *ctx)
     tp->fn = fn;
     tp->ctx = ctx;
     atomic_store(&tp->n_done, 0);
+    uint32_t gen = (uint32_t)atomic_load(&tp->generation) + 1;
+    atomic_store(&tp->slots, (uint64_t)gen << 32);
     publish(tp);
-    fn(ctx, 0, tp->n_threads);
-    int want = tp->n_threads - 1;
+    run_slots(tp, gen);
+    int want = tp->n_threads;
     for (int spin = 0; atomic_load(&tp->n_done) < want; spin++) {
         if (spin < WISP_TP_WAIT_SPIN)
             WISP_CPU_RELAX();

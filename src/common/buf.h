@@ -1,0 +1,31 @@
+/*
+ * buf.h - a growable byte buffer.
+ *
+ * Used where bytes arrive in pieces of unknown size (the framer's current
+ * message, output chunks). Growth doubles, so appending n bytes in pieces
+ * costs O(n); the caller bounds the size (buffers here never grow past what
+ * their owner allows).
+ */
+#ifndef WISP_BUF_H
+#define WISP_BUF_H
+
+#include <stddef.h>
+
+typedef struct wisp_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} wisp_buf;
+
+#define WISP_BUF_INIT {NULL, 0, 0}
+
+/* Makes room for `extra` more bytes. Returns 0 or WISP_E_NOMEM (unchanged). */
+int wisp_buf_reserve(wisp_buf *b, size_t extra);
+/* Appends n bytes. Returns 0 or WISP_E_NOMEM (unchanged). */
+int wisp_buf_append(wisp_buf *b, const void *data, size_t n);
+/* Empties the buffer, keeping its memory. */
+void wisp_buf_clear(wisp_buf *b);
+/* Frees the memory and resets to empty. */
+void wisp_buf_free(wisp_buf *b);
+
+#endif

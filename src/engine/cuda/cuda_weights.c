@@ -1,0 +1,310 @@
+/*
+ * cuda_weights.c - weights onto the device, once, at engine creation.
+ *
+ * Matrices are copied in their stored type (the kernels dequantize on the
+ * fly, so VRAM holds the file's bytes, not an inflated copy); norm weights
+ * and biases are converted to F32 on the host first (some checkpoints keep
+ * them in F16 or BF16; the kernels then see one type). Everything lands in
+ * one arena (one cudaMalloc, 256-byte aligned pieces), and a tied output
+ * head shares the embedding's bytes. Every tensor's type and shape are
+ * checked against the config before any memory is touched, so a bad file
+ * fails with a message naming the tensor and the layer.
+ *
+ * The RoPE table (per rotated pair: base frequency and YaRN ramp mix) is
+ * computed here with the CPU engine's formulas (ggml's rope_yarn).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fp16.h"
+#include "common/panic.h"
+#include "engine/cuda/cuda_int.h"
+
+#define ARENA_ALIGN 256
+
+static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN; }
+
+/* ---------------------------------------------------------------- checks */
+
+static int check_mat(const wisp_tensor *t, const char *role, int layer, int64_t n_in,
+                     int64_t n_out, size_t *bytes, wisp_err *err)
+{
+    char where[48] = "";
+    if (layer >= 0)
+        snprintf(where, sizeof(where), " of layer %d", layer);
+    if (!t)
+        return wisp_err_set(err, WISP_E_FORMAT, "cuda engine: tensor %s%s is missing", role,
+                            where);
+    if (!wisp_k_weight_type_supported(t->type))
+        return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                            "cuda engine: tensor %s%s has type %d, which the CUDA kernels do not "
+                            "support",
+                            t->name ? t->name : role, where, t->type);
+    if (t->ne[0] != n_in || (t->n_dims > 1 ? t->ne[1] : 1) != n_out)
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "cuda engine: tensor %s%s is %lld x %lld, expected %lld x %lld",
+                            t->name ? t->name : role, where, (long long)t->ne[0],
+                            (long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)n_in,
+                            (long long)n_out);
+    size_t row = wisp_k_row_bytes(t->type, n_in);
+    if (row == 0 || (t->nbytes && t->nbytes < row * (size_t)n_out) || !t->data)
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "cuda engine: tensor %s%s: rows of %lld do not hold whole blocks of "
+                            "its type, or its data is short",
+                            t->name ? t->name : role, where, (long long)n_in);
+    *bytes = row * (size_t)n_out;
+    return 0;
+}
+
+static bool vec_type_ok(int type)
+{
+    return type == WISP_TYPE_F32 || type == WISP_TYPE_F16 || type == WISP_TYPE_BF16;
+}
+
+static int check_vec(const wisp_tensor *t, const char *role, int layer, int64_t n, bool optional,
+                     wisp_err *err)
+{
+    if (!t) {
+        if (optional)
+            return 0;
+        return wisp_err_set(err, WISP_E_FORMAT, "cuda engine: tensor %s of layer %d is missing",
+                            role, layer);
+    }
+    if (!vec_type_ok(t->type) || t->ne[0] != n || !t->data)
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "cuda engine: tensor %s (layer %d) must be %lld floats in F32, F16 "
+                            "or BF16 (it has %lld elements of type %d)",
+                            t->name ? t->name : role, layer, (long long)n, (long long)t->ne[0],
+                            t->type);
+    return 0;
+}
+
+/* Walks every tensor: checks it and adds its arena size. */
+static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t *total,
+                wisp_err *err)
+{
+    const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
+    const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
+    size_t sum = 0, b = 0;
+    if (!w || !w->layers)
+        return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
+    WISP_TRY(check_mat(w->tok_embd, "token_embd", -1, E, V, &b, err));
+    sum += align_up(b);
+    if (w->output && w->output != w->tok_embd) {
+        WISP_TRY(check_mat(w->output, "output", -1, E, V, &b, err));
+        sum += align_up(b);
+    }
+    WISP_TRY(check_vec(w->out_norm, "output_norm", -1, E, false, err));
+    sum += align_up((size_t)E * 4);
+    for (int l = 0; l < c->n_layers; l++) {
+        const wisp_layer_weights *L = &w->layers[l];
+        const struct { const wisp_tensor *t; const char *role; int64_t in, out; } mats[] = {
+            {L->wq, "attn_q", E, Q},       {L->wk, "attn_k", E, KV},   {L->wv, "attn_v", E, KV},
+            {L->wo, "attn_output", Q, E},  {L->w_gate, "ffn_gate", E, F},
+            {L->w_up, "ffn_up", E, F},     {L->w_down, "ffn_down", F, E},
+        };
+        for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) {
+            WISP_TRY(check_mat(mats[i].t, mats[i].role, l, mats[i].in, mats[i].out, &b, err));
+            sum += align_up(b);
+        }
+        const bool bias = L->bq || L->bk || L->bv;
+        const bool qkn = L->q_norm || L->k_norm;
+        WISP_TRY(check_vec(L->attn_norm, "attn_norm", l, E, false, err));
+        WISP_TRY(check_vec(L->ffn_norm, "ffn_norm", l, E, false, err));
+        WISP_TRY(check_vec(L->bq, "attn_q.bias", l, Q, !bias, err));
+        WISP_TRY(check_vec(L->bk, "attn_k.bias", l, KV, !bias, err));
+        WISP_TRY(check_vec(L->bv, "attn_v.bias", l, KV, !bias, err));
+        WISP_TRY(check_vec(L->q_norm, "attn_q_norm", l, c->head_dim, !qkn, err));
+        WISP_TRY(check_vec(L->k_norm, "attn_k_norm", l, c->head_dim, !qkn, err));
+        sum += 2 * align_up((size_t)E * 4);
+        if (bias)
+            sum += align_up((size_t)Q * 4) + 2 * align_up((size_t)KV * 4);
+        if (qkn)
+            sum += 2 * align_up((size_t)c->head_dim * 4);
+    }
+    sum += align_up((size_t)c->head_dim * 4); /* RoPE table: 2 floats per pair */
+    *total = sum;
+    return 0;
+}
+
+int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
+                            size_t *bytes, wisp_err *err)
+{
+    return plan(cfg, w, bytes, err);
+}
+
+/* ---------------------------------------------------------------- upload */
+
+typedef struct arena_cursor {
+    uint8_t *base;
+    size_t used, size;
+    float *host_vec;          /* conversion buffer, max vector length */
+} arena_cursor;
+
+static void *take(arena_cursor *a, size_t bytes)
+{
+    void *p = a->base + a->used;
+    a->used += align_up(bytes);
+    return p;
+}
+
+static int put_mat(arena_cursor *a, const wisp_tensor *t, int64_t n_in, int64_t n_out,
+                   wisp_cuda_mat *m, wisp_err *err)
+{
+    size_t bytes = wisp_k_row_bytes(t->type, n_in) * (size_t)n_out;
+    void *d = take(a, bytes);
+    WISP_CU(err, cudaMemcpy(d, t->data, bytes, cudaMemcpyHostToDevice));
+    m->d = d;
+    m->type = t->type;
+    m->n_in = n_in;
+    m->n_out = n_out;
+    return 0;
+}
+
+static int put_vec(arena_cursor *a, const wisp_tensor *t, int64_t n, const float **out,
+                   wisp_err *err)
+{
+    *out = NULL;
+    if (!t)
+        return 0;
+    float *h = a->host_vec;
+    for (int64_t i = 0; i < n; i++) {
+        if (t->type == WISP_TYPE_F32) {
+            memcpy(&h[i], (const uint8_t *)t->data + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            memcpy(&bits, (const uint8_t *)t->data + 2 * i, 2);
+            h[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(bits) : wisp_bf16_to_float(bits);
+        }
+    }
+    void *d = take(a, (size_t)n * 4);
+    WISP_CU(err, cudaMemcpy(d, h, (size_t)n * 4, cudaMemcpyHostToDevice));
+    *out = d;
+    return 0;
+}
+
+/* ggml_rope_yarn_corr_dim: the dimension whose wavelength spans n_rot
+ * turns over the original context. */
+static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
+{
+    return n_dims * logf((float)n_ctx_orig / (n_rot * 2 * (float)M_PI)) / (2 * logf(base));
+}
+
+/* Fills tab (2 floats per pair) and the scalar parameters, mirroring the
+ * CPU engine's wisp_rope_init/wisp_rope_cache. */
+static void rope_table(const wisp_model_config *c, float *tab, wisp_k_rope_params *p)
+{
+    const int n_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
+    const float base = c->rope_freq_base > 0 ? c->rope_freq_base : 10000.0f;
+    const float theta_scale = powf(base, -2.0f / (float)n_dims);
+    float freq_scale = 1.0f, attn_factor = 1.0f, ext_factor = 0.0f, corr[2] = {0, 0};
+    if (c->rope_scaling != WISP_ROPE_SCALING_NONE && c->rope_scale_factor > 0)
+        freq_scale = 1.0f / c->rope_scale_factor;
+    if (c->rope_scaling == WISP_ROPE_SCALING_YARN) {
+        ext_factor = c->yarn_ext_factor > 0 ? c->yarn_ext_factor : 1.0f;
+        if (c->yarn_attn_factor > 0)
+            attn_factor = c->yarn_attn_factor;
+        const float beta_fast = c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f;
+        const float beta_slow = c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f;
+        int orig = c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train;
+        if (orig <= 0)
+            orig = 4096;
+        corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(n_dims, orig, beta_fast, base)));
+        corr[1] = fminf((float)(n_dims - 1), ceilf(yarn_corr_dim(n_dims, orig, beta_slow, base)));
+    }
+    float f = 1.0f;
+    for (int i = 0; i < n_dims / 2; i++) {
+        float mix = 0.0f;
+        if (ext_factor != 0.0f) {
+            const float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
+            mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+        }
+        tab[2 * i] = f;
+        tab[2 * i + 1] = mix;
+        f *= theta_scale;
+    }
+    p->head_dim = c->head_dim;
+    p->rope_dim = n_dims - n_dims % 2;
+    p->neox = c->rope_layout == WISP_ROPE_NEOX;
+    p->freq_scale = freq_scale;
+    p->mscale = attn_factor;
+    if (ext_factor != 0.0f)
+        p->mscale *= 1.0f + 0.1f * logf(1.0f / freq_scale);
+}
+
+static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor *a,
+                  wisp_err *err)
+{
+    const wisp_model_config *c = &e->cfg;
+    const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
+    const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
+    WISP_TRY(put_mat(a, w->tok_embd, E, V, &e->tok_embd, err));
+    if (w->output && w->output != w->tok_embd)
+        WISP_TRY(put_mat(a, w->output, E, V, &e->output, err));
+    else
+        e->output = e->tok_embd;
+    WISP_TRY(put_vec(a, w->out_norm, E, &e->out_norm, err));
+    for (int l = 0; l < c->n_layers; l++) {
+        const wisp_layer_weights *L = &w->layers[l];
+        wisp_cuda_layer *d = &e->layers[l];
+        WISP_TRY(put_mat(a, L->wq, E, Q, &d->wq, err));
+        WISP_TRY(put_mat(a, L->wk, E, KV, &d->wk, err));
+        WISP_TRY(put_mat(a, L->wv, E, KV, &d->wv, err));
+        WISP_TRY(put_mat(a, L->wo, Q, E, &d->wo, err));
+        WISP_TRY(put_mat(a, L->w_gate, E, F, &d->w_gate, err));
+        WISP_TRY(put_mat(a, L->w_up, E, F, &d->w_up, err));
+        WISP_TRY(put_mat(a, L->w_down, F, E, &d->w_down, err));
+        WISP_TRY(put_vec(a, L->attn_norm, E, &d->attn_norm, err));
+        WISP_TRY(put_vec(a, L->ffn_norm, E, &d->ffn_norm, err));
+        WISP_TRY(put_vec(a, L->bq, Q, &d->bq, err));
+        WISP_TRY(put_vec(a, L->bk, KV, &d->bk, err));
+        WISP_TRY(put_vec(a, L->bv, KV, &d->bv, err));
+        WISP_TRY(put_vec(a, L->q_norm, c->head_dim, &d->q_norm, err));
+        WISP_TRY(put_vec(a, L->k_norm, c->head_dim, &d->k_norm, err));
+    }
+    float *tab = a->host_vec;
+    memset(tab, 0, (size_t)c->head_dim * 4);
+    rope_table(c, tab, &e->rope);
+    void *dt = take(a, (size_t)c->head_dim * 4);
+    WISP_CU(err, cudaMemcpy(dt, tab, (size_t)c->head_dim * 4, cudaMemcpyHostToDevice));
+    e->rope.tab = dt;
+    return 0;
+}
+
+int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err)
+{
+    const wisp_model_config *c = &e->cfg;
+    size_t total = 0;
+    WISP_TRY(plan(c, w, &total, err));
+    e->layers = calloc((size_t)c->n_layers, sizeof(*e->layers));
+    int64_t vmax = c->n_embd;
+    const int64_t q = (int64_t)c->n_head * c->head_dim;
+    vmax = q > vmax ? q : vmax;
+    vmax = c->head_dim > vmax ? c->head_dim : vmax;
+    arena_cursor a = {0};
+    a.host_vec = malloc((size_t)vmax * 4);
+    if (!e->layers || !a.host_vec) {
+        free(a.host_vec);
+        return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
+    }
+    cudaError_t ce = cudaMalloc(&e->warena, total);
+    if (ce != cudaSuccess) {
+        free(a.host_vec);
+        e->warena = NULL;
+        cudaGetLastError();
+        return wisp_err_set(err, WISP_E_NOMEM,
+                            "cuda engine: the weights need %.2f GiB of VRAM and only %.2f GiB "
+                            "are free on %s (%s)",
+                            (double)total / (1 << 30), (double)e->dev.free_bytes / (1 << 30),
+                            e->dev.name, cudaGetErrorString(ce));
+    }
+    e->warena_bytes = total;
+    a.base = e->warena;
+    a.size = total;
+    int rc = upload(e, w, &a, err);
+    free(a.host_vec);
+    WISP_ASSERT(rc != 0 || a.used == total);
+    return rc;
+}

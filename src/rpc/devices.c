@@ -1,0 +1,72 @@
+/*
+ * devices.c - the devices initialize reports.
+ *
+ * The CPU is always there: its name from /proc/cpuinfo and the machine's
+ * physical memory. GPU engines append their devices when they are built in.
+ */
+#include "rpc/server.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef WISP_CUDA
+#include "common/log.h"
+#include "engine/cuda/engine_cuda.h"
+#endif
+
+static void cpu_name(char *out, size_t cap)
+{
+    snprintf(out, cap, "cpu");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        const char *v = strchr(line, ':');
+        if (!v)
+            break;
+        v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        size_t n = strcspn(v, "\n");
+        /* Keep printable ASCII only: the name goes into JSON strings. */
+        size_t k = 0;
+        for (size_t i = 0; i < n && k + 1 < cap; i++)
+            if (v[i] >= 0x20 && v[i] < 0x7f)
+                out[k++] = v[i];
+        if (k)
+            out[k] = '\0';
+        break;
+    }
+    fclose(fp);
+}
+
+int wisp_devices_detect(wisp_device_info *out, int max)
+{
+    if (max < 1)
+        return 0;
+    memset(&out[0], 0, sizeof out[0]);
+    snprintf(out[0].kind, sizeof out[0].kind, "cpu");
+    cpu_name(out[0].name, sizeof out[0].name);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    out[0].memory_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    int n = 1;
+#ifdef WISP_CUDA
+    wisp_cuda_device_info gpus[WISP_MAX_DEVICES];
+    wisp_err err = {0};
+    int k = wisp_cuda_devices(gpus, WISP_MAX_DEVICES, &err);
+    if (k < 0)
+        WISP_LOGI("no CUDA device: %s", err.msg);
+    for (int i = 0; i < k && n < max && i < WISP_MAX_DEVICES; i++) {
+        memset(&out[n], 0, sizeof out[n]);
+        snprintf(out[n].kind, sizeof out[n].kind, "cuda");
+        snprintf(out[n].name, sizeof out[n].name, "%s", gpus[i].name);
+        out[n].memory_bytes = gpus[i].total_bytes;
+        n++;
+    }
+#endif
+    return n;
+}

@@ -1,0 +1,455 @@
+/*
+ * gen_common.c - generation requests between the scheduler and JSON-RPC:
+ * see gen_common.h.
+ */
+#include "rpc/gen_common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/stop.h"
+#include "rpc/codes.h"
+
+/* ---------------------------------------------------------------- params */
+
+static double num(const json_t *p, const char *key, double dflt)
+{
+    const json_t *v = json_object_get(p, key);
+    return v ? json_number_value(v) : dflt;
+}
+
+int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_spec *out,
+                            wisp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    wisp_sampler_params *s = &out->sampling;
+    wisp_sampler_params_default(s);
+    s->temperature = (float)num(p, "temperature", s->temperature);
+    s->top_k = (int)num(p, "top_k", s->top_k);
+    s->top_p = (float)num(p, "top_p", s->top_p);
+    s->min_p = (float)num(p, "min_p", s->min_p);
+    s->typical_p = (float)num(p, "typical_p", s->typical_p);
+    s->repeat_penalty = (float)num(p, "repeat_penalty", s->repeat_penalty);
+    s->presence_penalty = (float)num(p, "presence_penalty", s->presence_penalty);
+    s->frequency_penalty = (float)num(p, "frequency_penalty", s->frequency_penalty);
+    s->penalty_last_n = (int)num(p, "repeat_last_n", s->penalty_last_n);
+    s->n_probs = (int)num(p, "n_probs", 0);
+    const json_t *seed = json_object_get(p, "seed");
+    if (seed)
+        s->seed = (uint64_t)json_integer_value(seed);
+    out->max_tokens = (int)num(p, "max_tokens", 256);
+    out->priority = (int)num(p, "priority", 0);
+    const json_t *st = json_object_get(p, "stream");
+    out->stream = st ? json_is_true(st) : true;
+
+    const json_t *bias = json_object_get(p, "logit_bias");
+    if (bias) {
+        /* [[token, bias], ...]; a bias of false bans the token. */
+        size_t n = json_array_size(bias);
+        out->bias = calloc(n ? n : 1, sizeof *out->bias);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *e = json_array_get(bias, i);
+            const json_t *id = json_array_get(e, 0), *b = json_array_get(e, 1);
+            if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_integer(id) ||
+                !(json_is_number(b) || json_is_false(b))) {
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_INVALID,
+                                    "'logit_bias[%zu]' must be [token, number or false]", i);
+            }
+            json_int_t t = json_integer_value(id);
+            if (t < 0 || t >= rt->n_vocab) {
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_INVALID,
+                                    "'logit_bias[%zu]': token %lld is outside the vocabulary (0..%d)",
+                                    i, (long long)t, rt->n_vocab - 1);
+            }
+            out->bias[i].token = (int32_t)t;
+            out->bias[i].bias = json_is_false(b) ? -INFINITY : (float)json_number_value(b);
+        }
+        s->logit_bias = out->bias;
+        s->n_logit_bias = (int)n;
+    }
+    const json_t *stops = json_object_get(p, "stop");
+    size_t ns = json_array_size(stops);
+    if (ns) {
+        out->stops = calloc(ns, sizeof(char *));
+        for (size_t i = 0; i < ns; i++) {
+            const char *v = json_string_value(json_array_get(stops, i));
+            if (!v || !*v) {
+                out->n_stops = (int)i;
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_INVALID, "'stop[%zu]' must be a non-empty string",
+                                    i);
+            }
+            out->stops[i] = strdup(v);
+        }
+        out->n_stops = (int)ns;
+    }
+    return 0;
+}
+
+void wisp_gen_spec_free(wisp_gen_spec *s)
+{
+    free(s->bias);
+    for (int i = 0; i < s->n_stops; i++)
+        free(s->stops[i]);
+    free(s->stops);
+    if (s->filter.free)
+        s->filter.free(s->filter.ud);
+    memset(s, 0, sizeof *s);
+}
+
+int wisp_gen_prompt_tokens(const wisp_runtime *rt, const json_t *prompt, bool text_specials,
+                           wisp_tokens *out, wisp_err *err)
+{
+    if (json_is_string(prompt))
+        return wisp_tokenize(rt->tok, json_string_value(prompt), json_string_length(prompt),
+                             text_specials, text_specials, out, err);
+    size_t n = json_array_size(prompt);
+    for (size_t i = 0; i < n; i++) {
+        json_int_t t = json_integer_value(json_array_get(prompt, i));
+        if (t < 0 || t >= rt->n_vocab)
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "token %lld at index %zu is outside the vocabulary (0..%d)",
+                                (long long)t, i, rt->n_vocab - 1);
+        if (wisp_tokens_push(out, (int32_t)t))
+            return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+void wisp_gen_top_k(const float *logits, int n, int k, int32_t *ids)
+{
+    /* Insertion into a sorted k-array: k is small (<= 100), n is the vocab. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        float v = logits[i];
+        if (m == k && !(v > logits[ids[k - 1]]))
+            continue;
+        int j = m < k ? m++ : k - 1;
+        while (j > 0 && v > logits[ids[j - 1]]) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = i;
+    }
+}
+
+json_t *wisp_gen_usage_json(const wisp_sched_usage *u)
+{
+    return json_pack("{s:i, s:i, s:i, s:i}", "prompt_tokens", u->prompt_tokens,
+                     "completion_tokens", u->completion_tokens, "cached_tokens", u->cached_tokens,
+                     "preemptions", u->preemptions);
+}
+
+json_t *wisp_gen_timings_json(const wisp_sched_usage *u)
+{
+    int prefilled = u->prompt_tokens - u->cached_tokens;
+    double pp = u->prefill_ms > 0 ? prefilled / (u->prefill_ms / 1000.0) : 0.0;
+    double tg = u->decode_ms > 0 && u->completion_tokens > 1
+                    ? (u->completion_tokens - 1) / (u->decode_ms / 1000.0)
+                    : 0.0;
+    return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ttft_ms", u->ttft_ms, "queue_ms",
+                     u->queue_ms, "prefill_ms", u->prefill_ms, "decode_ms", u->decode_ms,
+                     "total_ms", u->total_ms, "prefill_tokens_per_s", pp,
+                     "decode_tokens_per_s", tg);
+}
+
+static json_t *ids_json(const int32_t *ids, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+void wisp_gen_answer_failure(wisp_job *job, int status, const wisp_err *err, const char *text,
+                             const int32_t *tokens, size_t n_tokens)
+{
+    json_t *data = json_pack("{s:s, s:o}", "text", text ? text : "", "tokens",
+                             ids_json(tokens, n_tokens));
+    if (status == WISP_E_CANCELLED) {
+        wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, "request cancelled", data);
+        return;
+    }
+    wisp_err e = {0};
+    if (err && err->code)
+        e = *err;
+    else
+        wisp_err_set(&e, status, "%s", wisp_code_message(status));
+    wisp_job_error(job, wisp_rpc_code_from_wisp(e.code), e.msg, data);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+typedef struct gen_req {
+    wisp_job *job;
+    wisp_runtime *rt;
+    wisp_sampler *sampler;
+    wisp_stop *stop;
+    wisp_detok_stream detok;
+    wisp_gen_filter filter;
+    bool stream;
+    int n_probs;
+    wisp_token_logprob *top;   /* n_probs entries, the last sample's */
+    wisp_sample last;
+    char *text;                /* everything released so far */
+    size_t len, cap;
+    size_t pend_from;          /* text[pend_from..len) not yet streamed */
+    wisp_tokens gen;           /* every generated token */
+    size_t tok_streamed;       /* gen.ids[0..tok_streamed) already streamed */
+    json_t *probs;             /* per generated token, when n_probs > 0 */
+    size_t probs_streamed;
+    int64_t index;
+    const char *reason;        /* finish_reason once decided */
+    bool ended;                /* a stop rule fired: emit nothing more */
+} gen_req;
+
+static int text_append(gen_req *r, const char *s, size_t n)
+{
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 256;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *t = realloc(r->text, cap);
+        if (!t)
+            return WISP_E_NOMEM;
+        r->text = t;
+        r->cap = cap;
+    }
+    memcpy(r->text + r->len, s, n);
+    r->len += n;
+    r->text[r->len] = '\0';
+    return 0;
+}
+
+/* Sends what has been released and not yet streamed (text and tokens). */
+static void stream_pending(gen_req *r, bool final)
+{
+    if (!r->stream)
+        return;
+    size_t ntext = r->len - r->pend_from;
+    size_t ntok = r->gen.n - r->tok_streamed;
+    if (ntext == 0 && (!final || ntok == 0))
+        return;
+    char *piece = strndup(r->text + r->pend_from, ntext);
+    json_t *params = json_pack("{s:O, s:I, s:s, s:o}", "id", wisp_job_id(r->job), "index",
+                               (json_int_t)r->index++, "text", piece ? piece : "", "tokens",
+                               ids_json(r->gen.ids + r->tok_streamed, ntok));
+    free(piece);
+    if (r->probs) {
+        json_t *slice = json_array();
+        for (size_t i = r->probs_streamed; i < json_array_size(r->probs); i++)
+            json_array_append(slice, json_array_get(r->probs, i));
+        json_object_set_new(params, "probs", slice);
+        r->probs_streamed = json_array_size(r->probs);
+    }
+    r->pend_from = r->len;
+    r->tok_streamed = r->gen.n;
+    /* A cancelled job is answered by on_finish; shutdown likewise. */
+    (void)wisp_job_notify(r->job, "$/stream", params);
+}
+
+/* Passes text released by the stop matcher through the optional filter and
+ * appends what comes out. */
+static void release(gen_req *r, const char *s, size_t n)
+{
+    if (r->ended || n == 0)
+        return;
+    if (r->filter.feed) {
+        const char *out = NULL, *why = NULL;
+        size_t olen = 0;
+        if (r->filter.feed(r->filter.ud, s, n, &out, &olen, &why) == 0 && olen)
+            text_append(r, out, olen);
+        if (why) {
+            r->ended = true;
+            r->reason = why;
+        }
+        return;
+    }
+    text_append(r, s, n);
+}
+
+/* End of generation: what the filter still holds is output now. */
+static void release_filter_tail(gen_req *r)
+{
+    if (r->ended || !r->filter.flush)
+        return;
+    const char *out = NULL, *why = NULL;
+    size_t olen = 0;
+    if (r->filter.flush(r->filter.ud, &out, &olen, &why) == 0 && olen)
+        text_append(r, out, olen);
+    if (why) {
+        r->ended = true;
+        r->reason = why;
+    }
+}
+
+static int32_t gen_sample(void *ud, float *logits, int n_vocab)
+{
+    gen_req *r = ud;
+    (void)n_vocab;
+    r->last.top = r->top;
+    wisp_sampler_sample(r->sampler, logits, &r->last);
+    return r->last.token;
+}
+
+static json_t *prob_entry(const gen_req *r, int32_t token)
+{
+    json_t *top = json_array();
+    for (int i = 0; i < r->last.n_top; i++)
+        json_array_append_new(top, json_pack("{s:i, s:f}", "token", (int)r->top[i].token,
+                                             "logprob", (double)r->top[i].logprob));
+    return json_pack("{s:i, s:f, s:o}", "token", (int)token, "logprob", (double)r->last.logprob,
+                     "top", top);
+}
+
+static bool gen_on_token(void *ud, int32_t token)
+{
+    gen_req *r = ud;
+    wisp_sampler_accept(r->sampler, token);
+    wisp_tokens_push(&r->gen, token);
+    if (r->probs)
+        json_array_append_new(r->probs, prob_entry(r, token));
+    if (wisp_tokenizer_is_eog(r->rt->tok, token) ||
+        (r->filter.is_eog && r->filter.is_eog(r->filter.ud, token))) {
+        r->reason = "eog";
+        return false;
+    }
+    const char *chunk;
+    size_t clen;
+    wisp_err err = {0};
+    if (wisp_detok_stream_feed(&r->detok, token, &chunk, &clen, &err) == 0 && clen) {
+        wisp_stop_out so;
+        if (wisp_stop_feed(r->stop, chunk, clen, &so, &err) == 0) {
+            release(r, so.text, so.len);
+            if (so.stop >= 0 && !r->ended) {
+                /* Text before the stop string is output: let the filter
+                 * release what it held of it. */
+                release_filter_tail(r);
+                if (!r->ended) {
+                    r->ended = true;
+                    r->reason = "stop";
+                }
+            }
+        }
+    }
+    stream_pending(r, false);
+    return !r->ended;
+}
+
+static bool gen_is_cancelled(void *ud) { return wisp_job_cancelled(((gen_req *)ud)->job); }
+
+static void gen_free(gen_req *r)
+{
+    wisp_sampler_free(r->sampler);
+    wisp_stop_free(r->stop);
+    wisp_detok_stream_free(&r->detok);
+    if (r->filter.free)
+        r->filter.free(r->filter.ud);
+    free(r->top);
+    free(r->text);
+    wisp_tokens_free(&r->gen);
+    json_decref(r->probs);
+    free(r);
+}
+
+static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, const wisp_err *err)
+{
+    gen_req *r = ud;
+    if (status == 0 && !r->ended) {
+        /* Ran out of tokens (or an eog token): what the matchers still hold
+         * is real output now. */
+        const char *chunk;
+        size_t clen;
+        wisp_err e = {0};
+        wisp_stop_out so;
+        if (wisp_detok_stream_flush(&r->detok, &chunk, &clen, &e) == 0 && clen &&
+            wisp_stop_feed(r->stop, chunk, clen, &so, &e) == 0)
+            release(r, so.text, so.len);
+        if (!r->ended && wisp_stop_flush(r->stop, &so, &e) == 0)
+            release(r, so.text, so.len);
+        release_filter_tail(r);
+    }
+    if (status != 0) {
+        wisp_gen_answer_failure(r->job, status, err, r->text, r->gen.ids, r->gen.n);
+        gen_free(r);
+        return;
+    }
+    stream_pending(r, true);
+    const char *reason = r->reason ? r->reason
+                         : usage->finish == WISP_SCHED_FINISH_LENGTH ? "length"
+                                                                     : "stop";
+    json_t *res = json_pack("{s:s, s:o, s:s, s:o, s:o}", "text", r->text ? r->text : "",
+                            "tokens", ids_json(r->gen.ids, r->gen.n), "finish_reason", reason,
+                            "usage", wisp_gen_usage_json(usage), "timings",
+                            wisp_gen_timings_json(usage));
+    if (r->probs) {
+        json_object_set(res, "probs", r->probs);
+    }
+    if (r->filter.annotate)
+        r->filter.annotate(r->filter.ud, res);
+    wisp_job_reply(r->job, res);
+    gen_free(r);
+}
+
+void wisp_gen_submit(wisp_job *job, wisp_runtime *rt, wisp_gen_spec *spec, const int32_t *prompt,
+                     int n_prompt)
+{
+    wisp_err err = {0};
+    gen_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
+        wisp_job_fail(job, &err);
+        return;
+    }
+    r->job = job;
+    r->rt = rt;
+    r->stream = spec->stream;
+    r->n_probs = spec->sampling.n_probs;
+    r->filter = spec->filter;
+    memset(&spec->filter, 0, sizeof spec->filter);
+    wisp_detok_stream_init(&r->detok, rt->tok, 0);
+    int rc = wisp_sampler_create(&spec->sampling, rt->n_vocab, &r->sampler, &err);
+    if (!rc)
+        rc = wisp_stop_create((const char *const *)spec->stops, spec->n_stops, &r->stop, &err);
+    if (!rc && r->n_probs > 0) {
+        r->top = calloc((size_t)r->n_probs, sizeof *r->top);
+        r->probs = json_array();
+        if (!r->top)
+            rc = wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
+    }
+    if (rc) {
+        wisp_job_fail(job, &err);
+        gen_free(r);
+        return;
+    }
+    /* Penalties see the prompt too, as llama.cpp's do. */
+    for (int i = 0; i < n_prompt; i++)
+        wisp_sampler_accept(r->sampler, prompt[i]);
+    wisp_sched_request_desc d = {
+        .prompt = prompt,
+        .n_prompt = n_prompt,
+        .max_tokens = spec->max_tokens,
+        .priority = spec->priority,
+        .sample = gen_sample,
+        .on_token = gen_on_token,
+        .is_cancelled = gen_is_cancelled,
+        .on_finish = gen_on_finish,
+        .ud = r,
+    };
+    if (spec->max_tokens == 0) {
+        /* Nothing to generate: answer at once without touching the engine. */
+        wisp_sched_usage u = {.prompt_tokens = n_prompt, .finish = WISP_SCHED_FINISH_LENGTH};
+        gen_on_finish(r, 0, &u, NULL);
+        return;
+    }
+    rc = wisp_sched_submit(rt->sched, &d, NULL, &err);
+    if (rc) {
+        wisp_job_fail(job, &err);
+        gen_free(r);
+    }
+}

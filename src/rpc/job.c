@@ -1,0 +1,178 @@
+/*
+ * job.c - the handler-facing job API: see job.h.
+ *
+ * An answer goes straight to the dispatcher when the handler runs on the
+ * loop thread, and through the mailbox when it runs on the engine thread;
+ * handlers never see the difference.
+ */
+#include "rpc/job_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/panic.h"
+#include "rpc/dispatch.h"
+#include "rpc/jsonutil.h"
+#include "rpc/mailbox.h"
+#include "rpc/method.h"
+#include "rpc/server.h"
+
+wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wisp_method *m,
+                       json_t *id, json_t *params)
+{
+    wisp_job *job = calloc(1, sizeof *job);
+    if (!job)
+        return NULL;
+    job->key = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!job->key) {
+        free(job);
+        return NULL;
+    }
+    job->id = json_incref(id);
+    job->params = json_incref(params);
+    job->method = m;
+    job->server = s;
+    job->dispatch = d;
+    atomic_init(&job->cancelled, false);
+    atomic_init(&job->answered, false);
+    return job;
+}
+
+void wisp_job_free(wisp_job *job)
+{
+    if (!job)
+        return;
+    json_decref(job->id);
+    json_decref(job->params);
+    free(job->key);
+    free(job->supersede);
+    free(job);
+}
+
+const json_t *wisp_job_params(const wisp_job *job) { return job->params; }
+const json_t *wisp_job_id(const wisp_job *job) { return job->id; }
+const char *wisp_job_method(const wisp_job *job) { return job->method->name; }
+struct wisp_server *wisp_job_server(wisp_job *job) { return job->server; }
+bool wisp_job_cancelled(const wisp_job *job) { return atomic_load(&job->cancelled); }
+void wisp_job_set_user(wisp_job *job, void *user) { job->user = user; }
+void *wisp_job_user(const wisp_job *job) { return job->user; }
+
+json_t *wisp_rpc_error_response(const json_t *id, int code, const char *message, json_t *data)
+{
+    if (!message)
+        message = wisp_rpc_code_message(code);
+    json_t *err = json_object();
+    json_t *resp = json_object();
+    WISP_ASSERT(err && resp);
+    json_object_set_new(err, "code", json_integer(code));
+    json_object_set_new(err, "message", wisp_json_string_lossy(message, strlen(message)));
+    if (data)
+        json_object_set_new(err, "data", data);
+    json_object_set_new(resp, "jsonrpc", json_string("2.0"));
+    json_object_set(resp, "id", id ? (json_t *)id : json_null());
+    json_object_set_new(resp, "error", err);
+    return resp;
+}
+
+/* Hands the answer over; the job may be freed as soon as this returns. */
+static void finish(wisp_job *job, json_t *response)
+{
+    WISP_ASSERT(response);
+    bool was = atomic_exchange(&job->answered, true);
+    WISP_ASSERT(!was);   /* a handler answered one request twice */
+    if (job->on_engine)
+        wisp_mailbox_post_answer(job->server->mailbox, job, response);
+    else
+        wisp_dispatch_complete(job->dispatch, job, response);
+}
+
+void wisp_job_reply(wisp_job *job, json_t *result)
+{
+    json_t *resp = json_object();
+    WISP_ASSERT(resp);
+    json_object_set_new(resp, "jsonrpc", json_string("2.0"));
+    json_object_set(resp, "id", job->id);
+    json_object_set_new(resp, "result", result ? result : json_null());
+    finish(job, resp);
+}
+
+void wisp_job_error(wisp_job *job, int rpc_code, const char *message, json_t *data)
+{
+    finish(job, wisp_rpc_error_response(job->id, rpc_code, message, data));
+}
+
+void wisp_job_fail(wisp_job *job, const wisp_err *err)
+{
+    wisp_job_error(job, wisp_rpc_code_from_wisp(err->code),
+                   err->msg[0] ? err->msg : wisp_code_message(err->code), NULL);
+}
+
+int wisp_job_notify(wisp_job *job, const char *method, json_t *params)
+{
+    if (wisp_job_cancelled(job)) {
+        json_decref(params);
+        return WISP_E_CANCELLED;
+    }
+    json_t *msg = json_object();
+    if (!msg) {
+        json_decref(params);
+        return WISP_E_NOMEM;
+    }
+    json_object_set_new(msg, "jsonrpc", json_string("2.0"));
+    json_object_set_new(msg, "method", json_string(method));
+    if (params)
+        json_object_set_new(msg, "params", params);
+    if (!job->on_engine) {
+        int rc = wisp_dispatch_emit(job->dispatch, msg);
+        json_decref(msg);
+        return rc;
+    }
+    /* Serialize here, on the engine thread: the loop only copies bytes. */
+    size_t len;
+    char *text = wisp_json_dump(msg, &len);
+    json_decref(msg);
+    if (!text)
+        return WISP_E_NOMEM;
+    return wisp_mailbox_post_notify(job->server->mailbox, job, text, len);
+}
+
+int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,
+                    size_t n_tokens)
+{
+    json_t *toks = json_array();
+    json_t *p = json_object();
+    if (!toks || !p) {
+        json_decref(toks);
+        json_decref(p);
+        return WISP_E_NOMEM;
+    }
+    for (size_t i = 0; i < n_tokens; i++)
+        json_array_append_new(toks, json_integer(tokens[i]));
+    json_object_set(p, "id", job->id);
+    json_object_set_new(p, "index", json_integer(index));
+    json_object_set_new(p, "text", wisp_json_string_lossy(text, strlen(text)));
+    json_object_set_new(p, "tokens", toks);
+    return wisp_job_notify(job, "$/stream", p);
+}
+
+int wisp_job_progress(wisp_job *job, const char *kind, const char *message, double percentage)
+{
+    json_t *value = json_object();
+    json_t *p = json_object();
+    if (!value || !p) {
+        json_decref(value);
+        json_decref(p);
+        return WISP_E_NOMEM;
+    }
+    json_object_set_new(value, "kind", json_string(kind));
+    if (message)
+        json_object_set_new(value, "message", wisp_json_string_lossy(message, strlen(message)));
+    /* An integer 0..100, as LSP's WorkDoneProgress has it. */
+    if (percentage >= 0)
+        json_object_set_new(value, "percentage",
+                            json_integer(percentage >= 100 ? 100 : (json_int_t)(percentage + 0.5)));
+    json_object_set(p, "token", job->id);
+    json_object_set_new(p, "value", value);
+    return wisp_job_notify(job, "$/progress", p);
+}

@@ -1,0 +1,59 @@
+/*
+ * method.h - the method table: one row per protocol method.
+ *
+ * A row names the method, its handler, where the handler runs, its
+ * preconditions and its params table (params.h). The dispatcher does
+ * everything generic from the row (params checks, "no model loaded",
+ * cancellation before start, thread hand-off), so a handler is only the
+ * method's own work. Handlers live in methods_<concern>.c; the table itself
+ * is in methods.c.
+ *
+ * Adding a method: write `void wisp_m_foo(wisp_job *job)` (answer the job
+ * once, now or later, see job.h), declare it in methods.h, and add a row
+ * with its params table to methods.c; document it in protocol/PROTOCOL.md
+ * and add its schemas to protocol/schema/.
+ */
+#ifndef WISP_RPC_METHOD_H
+#define WISP_RPC_METHOD_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "rpc/job.h"
+#include "rpc/params.h"
+
+struct wisp_dispatch;
+
+enum wisp_method_flags {
+    WISP_M_ENGINE = 1u << 0,        /* runs on the engine thread (else on the loop thread) */
+    WISP_M_NEEDS_MODEL = 1u << 1,   /* answered -32001 while no model is loaded */
+    WISP_M_NOTIFICATION = 1u << 2,  /* a notification to wisp (no id, no answer) */
+    WISP_M_OPEN_PARAMS = 1u << 3,   /* unknown params fields are allowed */
+};
+
+/* A request handler: answers job exactly once (now or later). */
+typedef void (*wisp_method_fn)(wisp_job *job);
+/* A notification handler (loop thread); params already checked. */
+typedef void (*wisp_notify_fn)(struct wisp_dispatch *d, const json_t *params);
+
+typedef struct wisp_method {
+    const char *name;
+    wisp_method_fn fn;          /* requests; NULL: not in this build (-32008) */
+    wisp_notify_fn notify;      /* notifications */
+    unsigned flags;             /* wisp_method_flags */
+    const wisp_param *params;   /* NULL-name-ended, or NULL for none */
+    const char *summary;        /* one line, for logs and docs */
+} wisp_method;
+
+/* The row named name, or NULL. */
+const wisp_method *wisp_method_find(const char *name);
+/* The whole table (n rows). */
+const wisp_method *wisp_methods(size_t *n);
+
+/* Runs a job's method on the current thread: answers it -32800 when it was
+ * cancelled before starting, -32001 when it needs a model and none is
+ * loaded, -32008 when the method has no handler in this build; otherwise
+ * calls the handler. */
+void wisp_method_run(wisp_job *job);
+
+#endif

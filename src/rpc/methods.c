@@ -1,0 +1,180 @@
+/*
+ * methods.c - the method table and the generic run step: see method.h.
+ *
+ * Params tables are written out per method so that each row here matches
+ * one schema file in protocol/schema/ (the e2e tests hold the two together).
+ * Sampling fields are shared by generate and infill through one macro.
+ */
+#include "rpc/method.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "rpc/job_int.h"
+#include "rpc/methods.h"
+#include "rpc/server.h"
+
+#define I32_MAX 2147483647.0
+#define I53_MAX 9007199254740991.0   /* the largest integer every JSON reader keeps exact */
+#define OPT(name, type) {name, type, false, 0, 0, NULL}
+#define REQ(name, type) {name, type, true, 0, 0, NULL}
+#define OPT_RANGE(name, type, lo, hi) {name, type, false, lo, hi, NULL}
+#define REQ_RANGE(name, type, lo, hi) {name, type, true, lo, hi, NULL}
+#define END {NULL, 0, false, 0, 0, NULL}
+
+static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
+static const char *const kv_types[] = {"f16", "q8_0", "f32", NULL};
+
+static const wisp_param p_none[] = {END};
+
+static const wisp_param p_initialize[] = {
+    OPT("clientInfo", WISP_PT_OBJECT),
+    OPT("capabilities", WISP_PT_OBJECT),
+    OPT("processId", WISP_PT_ANY),
+    END,
+};
+
+static const wisp_param p_cancel[] = {REQ("id", WISP_PT_ID), END};
+
+static const wisp_param p_model_load[] = {
+    REQ("path", WISP_PT_STRING),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    {"device", WISP_PT_STRING, false, 0, 0, devices},
+    OPT_RANGE("threads", WISP_PT_INT, 1, 4096),
+    OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
+    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
+    OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
+    OPT("cache_dir", WISP_PT_STRING),
+    END,
+};
+
+static const wisp_param p_model_plan[] = {
+    REQ("path", WISP_PT_STRING),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
+    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
+    {"device", WISP_PT_STRING, false, 0, 0, devices},
+    END,
+};
+
+static const wisp_param p_tokenize[] = {
+    REQ("text", WISP_PT_STRING),
+    OPT("add_special", WISP_PT_BOOL),
+    OPT("parse_special", WISP_PT_BOOL),
+    END,
+};
+
+static const wisp_param p_detokenize[] = {
+    REQ_RANGE("tokens", WISP_PT_INT_ARRAY, 0, I32_MAX),
+    OPT("render_special", WISP_PT_BOOL),
+    END,
+};
+
+#define SAMPLING_PARAMS                                                        \
+    OPT_RANGE("max_tokens", WISP_PT_INT, 0, I32_MAX),                          \
+    OPT_RANGE("temperature", WISP_PT_NUMBER, 0, 100),                          \
+    OPT_RANGE("top_k", WISP_PT_INT, 0, I32_MAX),                               \
+    OPT_RANGE("top_p", WISP_PT_NUMBER, 0, 1),                                  \
+    OPT_RANGE("min_p", WISP_PT_NUMBER, 0, 1),                                  \
+    OPT_RANGE("typical_p", WISP_PT_NUMBER, 0, 1),                              \
+    OPT_RANGE("repeat_last_n", WISP_PT_INT, 0, I32_MAX),                       \
+    OPT_RANGE("logit_bias", WISP_PT_LOGIT_BIAS, 0, I32_MAX),                   \
+    OPT_RANGE("priority", WISP_PT_INT, -1000000, 1000000),                     \
+    OPT_RANGE("repeat_penalty", WISP_PT_NUMBER, 0, 100),                       \
+    OPT_RANGE("presence_penalty", WISP_PT_NUMBER, -100, 100),                  \
+    OPT_RANGE("frequency_penalty", WISP_PT_NUMBER, -100, 100),                 \
+    OPT_RANGE("seed", WISP_PT_INT, 0, I53_MAX),                                \
+    OPT("stop", WISP_PT_STRING_ARRAY),                                         \
+    OPT("stream", WISP_PT_BOOL),                                               \
+    OPT_RANGE("n_probs", WISP_PT_INT, 0, 100)
+
+static const wisp_param p_generate[] = {
+    REQ_RANGE("prompt", WISP_PT_PROMPT, 0, I32_MAX),
+    OPT("supersede", WISP_PT_STRING),
+    SAMPLING_PARAMS,
+    END,
+};
+
+static const char *const fim_orders[] = {"psm", "spm", NULL};
+
+static const wisp_param p_infill[] = {
+    REQ("input_prefix", WISP_PT_STRING),
+    OPT("input_suffix", WISP_PT_STRING),
+    OPT("input_extra", WISP_PT_CHUNKS),
+    OPT("prompt", WISP_PT_STRING),
+    OPT("filename", WISP_PT_STRING),
+    OPT("repo_name", WISP_PT_STRING),
+    {"fim_order", WISP_PT_STRING, false, 0, 0, fim_orders},
+    OPT_RANGE("n_indent", WISP_PT_INT, 0, 100000),
+    OPT_RANGE("t_max_predict_ms", WISP_PT_INT, 0, I32_MAX),
+    OPT("supersede", WISP_PT_STRING),
+    SAMPLING_PARAMS,
+    END,
+};
+
+static const wisp_param p_evaluate[] = {
+    REQ_RANGE("tokens", WISP_PT_INT_ARRAY, 0, I32_MAX),
+    OPT_RANGE("top_k", WISP_PT_INT, 1, 1000),
+    END,
+};
+
+#define ENGINE WISP_M_ENGINE
+#define MODEL WISP_M_NEEDS_MODEL
+#define NOTIF WISP_M_NOTIFICATION
+
+/* Methods whose handler is NULL are implemented by later parts of wisp
+ * (tokenizer, scheduler); until then the generic checks answer them. */
+static const wisp_method table[] = {
+    {"initialize", wisp_m_initialize, NULL, WISP_M_OPEN_PARAMS, p_initialize,
+     "server info, capabilities, devices, model"},
+    {"shutdown", wisp_m_shutdown, NULL, 0, p_none,
+     "cancel and answer everything outstanding, then null"},
+    {"status", wisp_m_status, NULL, 0, p_none, "requests, KV cache and prefix cache counters"},
+    {"model/load", wisp_m_model_load, NULL, ENGINE, p_model_load, "load a model"},
+    {"model/info", wisp_m_model_info, NULL, ENGINE | MODEL, p_none, "the loaded model"},
+    {"model/unload", wisp_m_model_unload, NULL, ENGINE | MODEL, p_none, "unload the model"},
+    {"model/plan", wisp_m_model_plan, NULL, ENGINE, p_model_plan,
+     "memory estimate for a model without loading it"},
+    {"tokenize", wisp_m_tokenize, NULL, ENGINE | MODEL, p_tokenize, "text to token ids"},
+    {"detokenize", wisp_m_detokenize, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
+    {"generate", wisp_m_generate, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
+    {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
+    {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
+    {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
+    {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},
+};
+
+const wisp_method *wisp_method_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+const wisp_method *wisp_methods(size_t *n)
+{
+    *n = sizeof table / sizeof table[0];
+    return table;
+}
+
+void wisp_method_run(wisp_job *job)
+{
+    const wisp_method *m = job->method;
+    if (wisp_job_cancelled(job)) {
+        wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, NULL, NULL);
+        return;
+    }
+    if ((m->flags & WISP_M_NEEDS_MODEL) && !job->server->runtime) {
+        wisp_job_error(job, WISP_RPC_NO_MODEL,
+                       "no model loaded: start wisp with --model PATH or call model/load", NULL);
+        return;
+    }
+    if (!m->fn) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "'%s' is not available in this build", m->name);
+        wisp_job_error(job, WISP_RPC_NOT_AVAILABLE, msg, NULL);
+        return;
+    }
+    m->fn(job);
+}

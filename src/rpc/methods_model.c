@@ -1,0 +1,296 @@
+/*
+ * methods_model.c - model/load, model/unload, model/info, model/plan, and
+ * the engine thread's step hook that drives the loaded model's scheduler.
+ *
+ * All of these run on the engine thread, which owns the loaded model
+ * (server->runtime). Loading replaces any model already loaded: the old
+ * scheduler first answers every request it still holds. What the loop
+ * thread needs (model info for initialize/status, statistics) is published
+ * through the server's snapshots.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "model/plan.h"
+#include "model/types.h"
+#include "rpc/methods.h"
+#include "rpc/runtime.h"
+#include "rpc/server.h"
+#include "rpc/worker.h"
+
+/* ---------------------------------------------------------------- options */
+
+static int kv_type_from_name(const char *s, wisp_kv_type *out)
+{
+    static const struct { const char *name; wisp_kv_type t; } names[] = {
+        {"f16", WISP_KV_F16}, {"q8_0", WISP_KV_Q8_0}, {"f32", WISP_KV_F32}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].t;
+            return 0;
+        }
+    return -1;
+}
+
+/* The runtime options from the command line, overridden by params. */
+static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opts *o)
+{
+    const wisp_options *cli = s->opts;
+    memset(o, 0, sizeof *o);
+    o->n_ctx = cli->n_ctx;
+    o->n_threads = cli->n_threads;
+    o->device = wisp_device_choice_name(cli->device);
+    o->kv_cache_mb = cli->kv_mb;
+    o->kv_type = (wisp_kv_type)cli->kv_type;
+    o->host_cache_mb = cli->host_cache_mb;
+    o->cache_dir = cli->cache_dir;
+    if (!p)
+        return;
+    const json_t *v;
+    if ((v = json_object_get(p, "path")))
+        o->path = json_string_value(v);
+    if ((v = json_object_get(p, "n_ctx")))
+        o->n_ctx = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "threads")))
+        o->n_threads = (int)json_integer_value(v);
+    if ((v = json_object_get(p, "device")))
+        o->device = json_string_value(v);
+    if ((v = json_object_get(p, "kv_cache_mb")))
+        o->kv_cache_mb = json_integer_value(v);
+    if ((v = json_object_get(p, "host_cache_mb")))
+        o->host_cache_mb = json_integer_value(v);
+    if ((v = json_object_get(p, "kv_type")))
+        kv_type_from_name(json_string_value(v), &o->kv_type);
+    if ((v = json_object_get(p, "cache_dir")))
+        o->cache_dir = json_string_value(v);
+}
+
+/* ---------------------------------------------------------------- engine thread */
+
+static void publish_stats(wisp_server *s)
+{
+    wisp_server_stats st;
+    memset(&st, 0, sizeof st);
+    if (s->runtime && s->runtime->sched)
+        wisp_sched_get_stats(s->runtime->sched, &st);
+    wisp_server_publish_stats(s, &st);
+}
+
+bool wisp_model_step(void *ud)
+{
+    wisp_server *s = ud;
+    if (!s->runtime || !s->runtime->sched)
+        return false;
+    bool more = wisp_sched_step(s->runtime->sched);
+    publish_stats(s);
+    return more;
+}
+
+static void close_runtime(wisp_server *s)
+{
+    if (!s->runtime)
+        return;
+    wisp_runtime *rt = s->runtime;
+    s->runtime = NULL;
+    wisp_server_publish_model(s, NULL);
+    wisp_runtime_close(rt); /* answers what its scheduler still held */
+    publish_stats(s);
+}
+
+void wisp_model_teardown(void *ud) { close_runtime(ud); }
+
+static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *err)
+{
+    close_runtime(s);
+    wisp_runtime *rt;
+    int rc = wisp_runtime_open(o, &rt, err);
+    if (rc)
+        return rc;
+    s->runtime = rt;
+    wisp_server_publish_model(s, wisp_runtime_info(rt));
+    publish_stats(s);
+    return 0;
+}
+
+int wisp_model_startup_load(wisp_server *s, const char *path, wisp_err *err)
+{
+    wisp_runtime_opts o;
+    runtime_opts(s, NULL, &o);
+    o.path = path;
+    return open_runtime(s, &o, err);
+}
+
+/* ---------------------------------------------------------------- methods */
+
+/* $/progress only for loads that take a moment: "begin" goes out with the
+ * first report after PROGRESS_AFTER_MS, "end" only if "begin" did. */
+#define PROGRESS_AFTER_MS 200
+
+typedef struct load_progress_state {
+    wisp_job *job;
+    int64_t start_ms;
+    bool begun;
+} load_progress_state;
+
+static void load_progress(void *ud, double fraction, const char *message)
+{
+    load_progress_state *st = ud;
+    if (!st->begun) {
+        if (wisp_now_ms() - st->start_ms < PROGRESS_AFTER_MS)
+            return;
+        st->begun = true;
+        wisp_job_progress(st->job, "begin", "loading model", fraction * 100.0);
+    }
+    wisp_job_progress(st->job, "report", message, fraction * 100.0);
+}
+
+void wisp_m_model_load(wisp_job *job)
+{
+    wisp_server *s = wisp_job_server(job);
+    const json_t *p = wisp_job_params(job);
+    wisp_runtime_opts o;
+    runtime_opts(s, p, &o);
+    if (json_object_get(p, "kv_type") &&
+        kv_type_from_name(json_string_value(json_object_get(p, "kv_type")), &o.kv_type)) {
+        wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'kv_type' must be f16, q8_0 or f32", NULL);
+        return;
+    }
+    load_progress_state ps = {.job = job, .start_ms = wisp_now_ms()};
+    o.progress = load_progress;
+    o.progress_ud = &ps;
+    wisp_err err = {0};
+    int rc = open_runtime(s, &o, &err);
+    if (ps.begun)
+        wisp_job_progress(job, "end", rc ? "failed" : "loaded", rc ? -1.0 : 100.0);
+    if (rc) {
+        WISP_LOGE("model/load: %s", err.msg);
+        int code = err.code == WISP_E_DEVICE ? WISP_RPC_DEVICE_ERROR : WISP_RPC_MODEL_LOAD_FAILED;
+        wisp_job_error(job, code, err.msg, NULL);
+        return;
+    }
+    wisp_job_reply(job, wisp_runtime_info(s->runtime));
+}
+
+void wisp_m_model_unload(wisp_job *job)
+{
+    close_runtime(wisp_job_server(job));
+    wisp_job_reply(job, NULL);
+}
+
+void wisp_m_model_info(wisp_job *job)
+{
+    wisp_job_reply(job, wisp_runtime_info(wisp_job_server(job)->runtime));
+}
+
+static json_t *plan_json(const wisp_model_plan *pl)
+{
+    json_t *layers = json_array();
+    for (int i = 0; i < pl->n_layers; i++)
+        json_array_append_new(layers, json_integer((json_int_t)pl->layer_bytes[i]));
+    return json_pack(
+        "{s:s, s:i, s:i, s:s, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "architecture", pl->cfg.arch_name, "n_ctx", pl->n_ctx, "n_seq", pl->n_seq, "kv_type",
+        wisp_type_name(pl->kv_type), "n_layers", pl->n_layers,
+        "layer_bytes", layers, "layer_bytes_total", (json_int_t)pl->layer_bytes_total,
+        "layer_bytes_max", (json_int_t)pl->layer_bytes_max, "embedding_bytes",
+        (json_int_t)pl->embd_bytes, "output_bytes", (json_int_t)pl->output_bytes,
+        "other_bytes", (json_int_t)pl->other_bytes, "weight_bytes",
+        (json_int_t)pl->weight_bytes, "kv_bytes_per_token", (json_int_t)pl->kv_bytes_per_token,
+        "kv_bytes", (json_int_t)pl->kv_bytes, "scratch_bytes", (json_int_t)pl->scratch_bytes,
+        "host_bytes", (json_int_t)pl->host_bytes, "device_bytes", (json_int_t)pl->device_bytes);
+}
+
+/* MemAvailable in bytes (0 when unknown). */
+static uint64_t host_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    uint64_t kb = 0;
+    if (!f)
+        return 0;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
+
+/* Where the model would run and whether it fits: a GPU holding weights, KV
+ * and scratch gets it whole ("full"); otherwise the CPU engine runs it from
+ * host memory. wisp does not stream layers or split a model across devices
+ * yet, so those strategies are never chosen; the reason says what would be
+ * needed instead. */
+static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
+{
+    json_t *devs = json_array();
+    const char *strategy = "none";
+    char reason[400] = "";
+    bool fits = false;
+    for (int i = 0; i < s->n_devices; i++) {
+        const wisp_device_info *d = &s->devices[i];
+        bool is_cpu = strcmp(d->kind, "cpu") == 0;
+        uint64_t need = is_cpu ? pl->host_bytes : pl->device_bytes;
+        uint64_t have = is_cpu ? host_available() : d->memory_bytes;
+        if (is_cpu && have == 0)
+            have = d->memory_bytes;
+        bool ok = need <= have;
+        json_array_append_new(devs, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "kind",
+                                              d->kind, "name", d->name, "memory_bytes",
+                                              (json_int_t)have, "weights_bytes",
+                                              (json_int_t)pl->weight_bytes, "kv_bytes",
+                                              (json_int_t)pl->kv_bytes, "layers", (json_int_t)pl->n_layers,
+                                              "fits", ok));
+        if (ok && !fits) {
+            fits = true;
+            strategy = "full";
+            snprintf(reason, sizeof reason, "all %d layers on %s %s (%.2f GiB of %.2f GiB)",
+                     pl->n_layers, d->kind, d->name, gib(need), gib(have));
+        } else if (!ok && !fits) {
+            snprintf(reason, sizeof reason,
+                     "does not fit: needs %.2f GiB (weights %.2f, KV %.2f for %d x %d tokens, "
+                     "scratch %.2f) but %s has %.2f GiB available; lower n_ctx or n_seq, use "
+                     "kv_type q8_0, or a smaller quantization",
+                     gib(need), gib(pl->weight_bytes), gib(pl->kv_bytes), pl->n_ctx, pl->n_seq,
+                     gib(pl->scratch_bytes), d->kind, gib(have));
+        }
+    }
+    json_object_set_new(res, "devices", devs);
+    json_object_set_new(res, "fits", json_boolean(fits));
+    json_object_set_new(res, "strategy", json_string(strategy));
+    json_object_set_new(res, "reason", json_string(reason));
+    json_object_set_new(res, "weights_bytes", json_integer((json_int_t)pl->weight_bytes));
+    json_object_set_new(res, "total_bytes", json_integer((json_int_t)pl->host_bytes));
+}
+
+void wisp_m_model_plan(wisp_job *job)
+{
+    const json_t *p = wisp_job_params(job);
+    const json_t *v;
+    int n_ctx = (v = json_object_get(p, "n_ctx")) ? (int)json_integer_value(v) : 0;
+    int n_seq = (v = json_object_get(p, "n_seq")) ? (int)json_integer_value(v) : 1;
+    /* The plan counts KV rows in the tensor type of the cache. */
+    int kv = WISP_TYPE_F16;
+    wisp_kv_type ignored;
+    if ((v = json_object_get(p, "kv_type"))) {
+        if (kv_type_from_name(json_string_value(v), &ignored)) {
+            wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'kv_type' must be f16, q8_0 or f32",
+                           NULL);
+            return;
+        }
+        kv = wisp_type_from_name(json_string_value(v));
+    }
+    wisp_model_plan pl;
+    wisp_err err = {0};
+    if (wisp_model_plan_file(json_string_value(json_object_get(p, "path")), n_ctx, n_seq,
+                             kv, &pl, &err)) {
+        wisp_job_error(job, WISP_RPC_MODEL_LOAD_FAILED, err.msg, NULL);
+        return;
+    }
+    json_t *res = plan_json(&pl);
+    place(wisp_job_server(job), &pl, res);
+    wisp_model_plan_free(&pl);
+    wisp_job_reply(job, res);
+}

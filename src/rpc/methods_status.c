@@ -1,0 +1,84 @@
+/*
+ * methods_status.c - status: what the server is doing right now.
+ *
+ * Runs on the loop thread so it answers at once even while the engine is
+ * busy: request counts come from the dispatcher and the worker, engine
+ * numbers from the scheduler snapshot the engine thread publishes after
+ * every step (server.h), which is all zeros while no model is loaded,
+ * since no KV cache exists then.
+ */
+#include "rpc/dispatch.h"
+#include "rpc/job_int.h"
+#include "rpc/methods.h"
+#include "rpc/server.h"
+#include "rpc/worker.h"
+
+#define U(x) ((json_int_t)(x))
+
+static json_t *kv_json(const wisp_kv_stats *kv)
+{
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I}", "block_size",
+                          U(kv->block_size), "blocks_total", U(kv->blocks_total), "blocks_used",
+                          U(kv->blocks_used), "blocks_cached", U(kv->blocks_cached_only),
+                          "blocks_free", U(kv->blocks_free), "unused_slots", U(kv->unused_slots),
+                          "fragmentation", kv->fragmentation, "cow_copies", U(kv->cow_copies));
+    json_object_set_new(o, "bytes_per_block", json_integer(U(kv->bytes_per_block)));
+    json_object_set_new(o, "bytes_total",
+                        json_integer(U((uint64_t)kv->blocks_total * kv->bytes_per_block)));
+    json_object_set_new(o, "bytes_used",
+                        json_integer(U((uint64_t)kv->blocks_used * kv->bytes_per_block)));
+    return o;
+}
+
+static json_t *prefix_json(const wisp_kv_stats *kv)
+{
+    json_t *host = json_pack("{s:I, s:I, s:I, s:I}", "bytes_capacity",
+                             U(kv->host_bytes_capacity), "bytes_used", U(kv->host_bytes_used),
+                             "blocks", U(kv->host_blocks), "blocks_capacity",
+                             U(kv->host_blocks_capacity));
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "blocks_cached",
+                          U(kv->blocks_cached_only), "queries", U(kv->prefix_queries), "hits",
+                          U(kv->prefix_hits), "misses", U(kv->prefix_misses), "query_tokens",
+                          U(kv->query_tokens), "hit_tokens", U(kv->hit_tokens), "evictions",
+                          U(kv->evictions), "demotions", U(kv->demotions), "promotions",
+                          U(kv->promotions), "host_tier", host);
+    json_object_set_new(o, "disk_blocks_loaded", json_integer(U(kv->disk_blocks_loaded)));
+    json_object_set_new(o, "disk_blocks_saved", json_integer(U(kv->disk_blocks_saved)));
+    return o;
+}
+
+void wisp_m_status(wisp_job *job)
+{
+    wisp_server *s = wisp_job_server(job);
+    wisp_dispatch_counts c;
+    wisp_dispatch_counts_get(job->dispatch, &c);
+    wisp_server_stats st;
+    wisp_server_read_stats(s, &st);
+    size_t queued = s->worker ? wisp_worker_queued(s->worker) : 0;
+
+    json_t *requests = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                 /* this status request itself is in flight too */
+                                 "in_flight", U(c.in_flight), "queued", U(queued), "running",
+                                 U(st.running), "waiting", U(st.queued), "received",
+                                 U(c.received), "completed", U(c.completed), "failed",
+                                 U(c.failed), "cancelled", U(c.cancelled));
+    json_t *sched = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "steps", U(st.steps),
+                              "submitted", U(st.submitted), "finished", U(st.finished),
+                              "cancelled", U(st.cancelled), "failed", U(st.failed),
+                              "preemptions", U(st.preemptions), "rejected_overloaded",
+                              U(st.rejected_overloaded), "rejected_too_large",
+                              U(st.rejected_too_large));
+    json_t *tokens = json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated",
+                               U(st.decode_tokens));
+    json_t *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests", requests,
+                               "kv_cache", kv_json(&st.kv), "prefix_cache", prefix_json(&st.kv),
+                               "scheduler", sched, "tokens", tokens, "model",
+                               wisp_server_model_info(s), "uptime_ms",
+                               U(wisp_now_ms() - s->start_ms), "shutting_down",
+                               wisp_dispatch_shutting_down(job->dispatch));
+    if (!result) {
+        wisp_job_error(job, WISP_RPC_INTERNAL_ERROR, "out of memory building the result", NULL);
+        return;
+    }
+    wisp_job_reply(job, result);
+}

@@ -1,0 +1,231 @@
+/*
+ * options.c - command-line parsing for `wisp`: see options.h.
+ *
+ * One row per flag: its name, whether it takes a value, and a setter that
+ * validates the value and stores it. The usage text is written beside the
+ * table so the two are edited together.
+ */
+#include "rpc/options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: wisp [options]            serve JSON-RPC 2.0 on stdin/stdout\n"
+    "       wisp bench -m MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--json]\n"
+    "       wisp --help | --version\n"
+    "\n"
+    "options:\n"
+    "  --model PATH             load this model (GGUF file or Hugging Face directory) at start\n"
+    "  --ctx N                  context length in tokens (default: the model's)\n"
+    "  --threads N              CPU threads (default: physical cores)\n"
+    "  --device auto|cpu|cuda   where to run the model (default: auto)\n"
+    "  --kv-mb N                KV cache pool in MiB (default: eight contexts, at most a\n"
+    "                           quarter of available RAM)\n"
+    "  --kv-type T              KV cache storage: f16 (default), q8_0 or f32\n"
+    "  --host-cache-mb N        host-RAM tier of the prefix cache in MiB (default: as large as\n"
+    "                           the KV pool; 0 turns it off)\n"
+    "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
+    "  --log-level L            error, warn, info or debug (default: info); logs go to stderr\n"
+    "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
+    "                           answered -32600 \"message too large\" and skipped\n"
+    "  --help                   print this help and exit\n"
+    "  --version                print the version and exit\n"
+    "\n"
+    "Protocol: newline-delimited JSON-RPC 2.0, or LSP Content-Length framing (detected from\n"
+    "the first bytes). See protocol/PROTOCOL.md. Example:\n"
+    "  printf '{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"status\"}\\n' | wisp\n";
+
+const char *wisp_options_usage(void) { return usage; }
+
+const char *wisp_device_choice_name(wisp_device_choice d)
+{
+    static const char *names[] = {"auto", "cpu", "cuda"};
+    return (unsigned)d < 3 ? names[d] : "auto";
+}
+
+void wisp_options_defaults(wisp_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->device = WISP_DEVICE_AUTO;
+    o->log_level = WISP_LOG_INFO;
+    o->max_message_bytes = WISP_DEFAULT_MAX_MESSAGE_BYTES;
+    o->host_cache_mb = -1;
+}
+
+/* A whole decimal number in [lo, hi]; anything else is an error. */
+static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out,
+                     wisp_err *err)
+{
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        goto bad;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected a whole number in [%llu, %llu], got '%s'",
+                        flag, (unsigned long long)lo, (unsigned long long)hi, s);
+}
+
+static int set_model(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected a path, got an empty string", flag);
+    o->model = v;
+    return 0;
+}
+
+static int set_ctx(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 1, INT_MAX, &n, err);
+    if (rc == 0)
+        o->n_ctx = (int)n;
+    return rc;
+}
+
+static int set_threads(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 1, 4096, &n, err);
+    if (rc == 0)
+        o->n_threads = (int)n;
+    return rc;
+}
+
+static int set_device(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    for (int d = WISP_DEVICE_AUTO; d <= WISP_DEVICE_CUDA; d++) {
+        if (strcmp(v, wisp_device_choice_name((wisp_device_choice)d)) == 0) {
+            o->device = (wisp_device_choice)d;
+            return 0;
+        }
+    }
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected auto, cpu or cuda, got '%s'", flag, v);
+}
+
+static int set_log_level(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (wisp_log_parse_level(v, &o->log_level) != 0)
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "%s: expected error, warn, info or debug, got '%s'", flag, v);
+    return 0;
+}
+
+static int set_max_message(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    /* Below 64 bytes not even an error reply's request fits; the upper bound
+     * keeps buffer arithmetic far from overflow. */
+    int rc = parse_u64(flag, v, 64, (uint64_t)1 << 40, &n, err);
+    if (rc == 0)
+        o->max_message_bytes = (size_t)n;
+    return rc;
+}
+
+static int set_kv_mb(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 1, (uint64_t)1 << 30, &n, err);
+    if (rc == 0)
+        o->kv_mb = (int64_t)n;
+    return rc;
+}
+
+static int set_host_cache_mb(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 0, (uint64_t)1 << 30, &n, err);
+    if (rc == 0)
+        o->host_cache_mb = (int64_t)n;
+    return rc;
+}
+
+static int set_kv_type(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    static const char *names[] = {"f16", "q8_0", "f32"}; /* wisp_kv_type order */
+    for (int i = 0; i < 3; i++)
+        if (strcmp(v, names[i]) == 0) {
+            o->kv_type = i;
+            return 0;
+        }
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected f16, q8_0 or f32, got '%s'", flag, v);
+}
+
+static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected a directory, got an empty string",
+                            flag);
+    o->cache_dir = v;
+    return 0;
+}
+
+static const struct flag {
+    const char *name;
+    int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
+    wisp_options_status status;   /* for flags without a value (set == NULL) */
+} flags[] = {
+    {"--model", set_model, 0},
+    {"--ctx", set_ctx, 0},
+    {"--threads", set_threads, 0},
+    {"--device", set_device, 0},
+    {"--log-level", set_log_level, 0},
+    {"--max-message-bytes", set_max_message, 0},
+    {"--kv-mb", set_kv_mb, 0},
+    {"--kv-type", set_kv_type, 0},
+    {"--host-cache-mb", set_host_cache_mb, 0},
+    {"--cache-dir", set_cache_dir, 0},
+    {"--help", NULL, WISP_OPTIONS_HELP},
+    {"--version", NULL, WISP_OPTIONS_VERSION},
+};
+
+int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_err *err)
+{
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0)
+            arg = "--help";
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct flag *f = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+            if (strlen(flags[k].name) == name_len && strncmp(arg, flags[k].name, name_len) == 0) {
+                f = &flags[k];
+                break;
+            }
+        }
+        if (!f) {
+            if (arg[0] == '-')
+                return wisp_err_set(err, WISP_E_INVALID, "unknown option '%s' (see wisp --help)",
+                                    argv[i]);
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "unexpected argument '%s' (see wisp --help)", argv[i]);
+        }
+        if (!f->set) {
+            if (eq)
+                return wisp_err_set(err, WISP_E_INVALID, "%s takes no value", f->name);
+            return f->status;
+        }
+        const char *value;
+        if (eq) {
+            value = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return wisp_err_set(err, WISP_E_INVALID, "%s: missing value", f->name);
+            value = argv[++i];
+        }
+        int rc = f->set(o, f->name, value, err);
+        if (rc < 0)
+            return rc;
+    }
+    return WISP_OPTIONS_RUN;
+}

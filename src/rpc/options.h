@@ -1,0 +1,59 @@
+/*
+ * options.h - the command line of `wisp` (the server).
+ *
+ * Parsing fills one struct from a table of flags (options.c), so adding a
+ * flag is one struct member plus one table row. Parsing never exits: it
+ * returns a status and a message, and main() decides what to print and the
+ * exit code (2 for a bad command line, as is the shell convention).
+ */
+#ifndef WISP_RPC_OPTIONS_H
+#define WISP_RPC_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/log.h"
+
+typedef enum wisp_device_choice {
+    WISP_DEVICE_AUTO = 0,
+    WISP_DEVICE_CPU = 1,
+    WISP_DEVICE_CUDA = 2,
+} wisp_device_choice;
+
+typedef struct wisp_options {
+    const char *model;          /* --model PATH: loaded at start; NULL = none */
+    int n_ctx;                  /* --ctx N: context length; 0 = the model's */
+    int n_threads;              /* --threads N: CPU threads; 0 = physical cores */
+    wisp_device_choice device;  /* --device auto|cpu|cuda */
+    wisp_log_level log_level;   /* --log-level error|warn|info|debug */
+    size_t max_message_bytes;   /* --max-message-bytes N (default 16 MiB) */
+    int64_t kv_mb;              /* --kv-mb N: KV cache pool in MiB; 0 = default */
+    int kv_type;                /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
+    int64_t host_cache_mb;      /* --host-cache-mb N: second-tier prefix cache; -1 = default */
+    const char *cache_dir;      /* --cache-dir DIR: persistent prefix cache; NULL = none */
+} wisp_options;
+
+typedef enum wisp_options_status {
+    WISP_OPTIONS_RUN = 0,       /* run the server with the parsed options */
+    WISP_OPTIONS_HELP = 1,      /* --help: print wisp_options_usage() to stdout */
+    WISP_OPTIONS_VERSION = 2,   /* --version */
+} wisp_options_status;
+
+#define WISP_DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)
+
+/* Fills *o with the defaults. */
+void wisp_options_defaults(wisp_options *o);
+
+/* Parses argv[first..argc-1] (both "--flag value" and "--flag=value").
+ * Returns a wisp_options_status (>= 0), or WISP_E_INVALID with err naming
+ * the flag and what is wrong with it. Strings point into argv. */
+int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_err *err);
+
+/* The --help text (ends with a newline). */
+const char *wisp_options_usage(void);
+
+/* "auto", "cpu", "cuda". */
+const char *wisp_device_choice_name(wisp_device_choice d);
+
+#endif

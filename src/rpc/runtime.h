@@ -1,0 +1,65 @@
+/*
+ * runtime.h - a loaded model, ready to serve: weights, tokenizer, engine,
+ * KV cache and scheduler, owned by the engine thread.
+ *
+ * model/load builds one; model/unload (and a second model/load, and
+ * shutdown) closes it. Closing finishes every outstanding request through
+ * the scheduler (each gets its one answer) before anything is freed.
+ * Nothing here is touched by the loop thread: what it needs (model info,
+ * statistics) is published through wisp_server snapshots.
+ */
+#ifndef WISP_RPC_RUNTIME_H
+#define WISP_RPC_RUNTIME_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "engine/engine.h"
+#include "model/model.h"
+#include "sched/sched.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct wisp_runtime_opts {
+    const char *path;
+    int n_ctx;                 /* 0: min(n_ctx_train, 4096) */
+    int n_threads;             /* 0: physical cores */
+    const char *device;        /* "auto", "cpu", "cuda" */
+    int64_t kv_cache_mb;       /* 0: default from the context size and free memory */
+    wisp_kv_type kv_type;
+    int64_t host_cache_mb;     /* second-tier prefix cache in host RAM; <0: default */
+    const char *cache_dir;     /* persistent prefix cache; NULL: none */
+    int max_running;           /* 0: default */
+    int max_queued;            /* 0: default */
+    /* Progress of long loads; may be NULL. */
+    void (*progress)(void *ud, double fraction, const char *message);
+    void *progress_ud;
+} wisp_runtime_opts;
+
+typedef struct wisp_runtime {
+    wisp_model *model;
+    wisp_tokenizer *tok;
+    wisp_engine *engine;       /* NULL for a vocab-only model */
+    wisp_sched *sched;         /* NULL for a vocab-only model */
+    const wisp_model_config *cfg;
+    int n_ctx;
+    int n_vocab;
+    char device[16];           /* the engine in use: "cpu", "cuda" */
+    char device_note[WISP_ERR_MSG_MAX + 64];     /* why auto chose what it chose, if it matters */
+    int64_t kv_bytes;
+    int n_kv_blocks;
+    int block_size;
+    double load_ms;
+} wisp_runtime;
+
+/* Opens the model at o->path with everything needed to serve it. Returns 0,
+ * or a negative wisp_code with err naming the problem. */
+int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *err);
+/* Finishes outstanding requests (their on_finish runs here) and frees all. */
+void wisp_runtime_close(wisp_runtime *rt);
+
+/* model/info's result (new reference). */
+json_t *wisp_runtime_info(const wisp_runtime *rt);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * server.h - the state the method handlers share.
+ *
+ * One wisp_server per process. Fields fall in three groups by the thread
+ * that may touch them, which is what keeps the handlers free of locks:
+ *   - set once before the loop starts, read anywhere (opts, devices);
+ *   - engine-thread state, touched only by ENGINE handlers and the worker's
+ *     step hook (model, and what later issues add: scheduler, caches);
+ *   - published snapshots (model info, engine statistics) that the engine
+ *     thread writes and loop-thread handlers (initialize, status) read,
+ *     under one mutex.
+ */
+#ifndef WISP_RPC_SERVER_H
+#define WISP_RPC_SERVER_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "rpc/options.h"
+#include "sched/sched.h"
+
+struct wisp_runtime;
+typedef struct wisp_worker wisp_worker;
+typedef struct wisp_mailbox wisp_mailbox;
+
+#define WISP_MAX_DEVICES 16
+
+typedef struct wisp_device_info {
+    char kind[8];              /* "cpu", "cuda" */
+    char name[128];
+    uint64_t memory_bytes;     /* RAM for the CPU, VRAM for a GPU */
+} wisp_device_info;
+
+/* What the engine side reports for `status`: the scheduler's snapshot (KV
+ * blocks, prefix cache, tiers, counters). All zero is the true value while
+ * no model (hence no KV cache) exists. */
+typedef wisp_sched_stats wisp_server_stats;
+
+typedef struct wisp_server {
+    /* set once */
+    const wisp_options *opts;
+    wisp_device_info devices[WISP_MAX_DEVICES];
+    int n_devices;
+    int64_t start_ms;                     /* monotonic clock at start */
+    wisp_worker *worker;                  /* NULL when handlers run inline (fuzzer) */
+    wisp_mailbox *mailbox;                /* NULL when handlers run inline */
+
+    /* engine thread only */
+    struct wisp_runtime *runtime;         /* NULL while no model is loaded */
+
+    /* published snapshots */
+    pthread_mutex_t lock;
+    json_t *model_info;                   /* model/info's result, or NULL */
+    wisp_server_stats stats;
+} wisp_server;
+
+/* Fills devices and the clock; opts must outlive the server. */
+void wisp_server_init(wisp_server *s, const wisp_options *opts);
+void wisp_server_free(wisp_server *s);
+
+/* Engine thread: publishes what model/info answers (info is stolen; NULL
+ * when the model is unloaded). */
+void wisp_server_publish_model(wisp_server *s, json_t *info);
+/* Returns a new reference to the published model info, or json_null(). */
+json_t *wisp_server_model_info(wisp_server *s);
+
+/* Engine thread: publishes statistics; any thread: reads a copy. */
+void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
+void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out);
+
+/* Milliseconds on the monotonic clock. */
+int64_t wisp_now_ms(void);
+
+/* Fills out[] with the devices this build can use (the CPU; GPU engines add
+ * theirs). Returns how many. */
+int wisp_devices_detect(wisp_device_info *out, int max);
+
+#endif

@@ -1,0 +1,349 @@
+/*
+ * step.c - one scheduler iteration (wisp_sched_step, sched.h).
+ *
+ * Order within a step, and why:
+ *   1. New requests join the waiting queue; cancelled requests end here, so
+ *      their blocks are free before anything is allocated.
+ *   2. Decodes first: every running sequence with one pending token gets a
+ *      slot, oldest first. When the pool is out of blocks, the NEWEST
+ *      running sequence is preempted (it has the least work to redo) and
+ *      requeued at the front; this never fails a request.
+ *   3. Prefill chunks of running sequences, then admissions from the queue
+ *      head (first come, first served within a priority; the head is never
+ *      skipped, so a large prompt is not starved by small ones), within the
+ *      step's token budget and the free blocks. An admission first attaches
+ *      the prompt's cached prefix.
+ *   4. One engine forward. If it is stopped (a request of the batch was
+ *      cancelled mid-step), every sequence is rolled back to where it was;
+ *      on an engine error the batch's requests end with that error.
+ *   5. Results: computed blocks enter the prefix cache, evaluate requests
+ *      get their logits, generate requests sample and report a token.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "sched/sched_int.h"
+
+static bool cancelled(const wisp_sched_req *r)
+{
+    return r->d.is_cancelled && r->d.is_cancelled(r->d.ud);
+}
+
+static void finish_cancelled(wisp_sched *s, wisp_sched_req *r)
+{
+    wisp_err err;
+    wisp_err_set(&err, WISP_E_CANCELLED, "request %llu cancelled", (unsigned long long)r->id);
+    wisp_sched_end_request(s, r, WISP_E_CANCELLED, WISP_SCHED_FINISH_CANCELLED, &err);
+}
+
+static void poll_cancellations(wisp_sched *s)
+{
+    for (int i = s->n_running - 1; i >= 0; i--) {
+        wisp_sched_req *r = s->running[i];
+        if (cancelled(r)) {
+            wisp_sched_remove_running(s, i);
+            finish_cancelled(s, r);
+        }
+    }
+    for (int i = s->n_waiting - 1; i >= 0; i--) {
+        wisp_sched_req *r = s->waiting[i];
+        if (cancelled(r)) {
+            wisp_sched_remove_waiting(s, i);
+            finish_cancelled(s, r);
+        }
+    }
+}
+
+/* Polled by the engine between layers. */
+static bool should_stop(void *ud)
+{
+    wisp_sched *s = ud;
+    for (int k = 0; k < s->n_batch; k++)
+        if (cancelled(s->breqs[k]))
+            return true;
+    return false;
+}
+
+static int running_index(const wisp_sched *s, const wisp_sched_req *r)
+{
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i] == r)
+            return i;
+    return -1;
+}
+
+static void end_running(wisp_sched *s, wisp_sched_req *r, int status, wisp_sched_finish why,
+                        const wisp_err *err)
+{
+    int i = running_index(s, r);
+    if (i >= 0)
+        wisp_sched_remove_running(s, i);
+    wisp_sched_end_request(s, r, status, why, err);
+}
+
+/* Frees the blocks of running[v] and requeues it (at the front of its
+ * priority) to be recomputed from its tokens: prompt + generated so far. */
+static void preempt(wisp_sched *s, int v)
+{
+    wisp_sched_req *r = s->running[v];
+    wisp_sched_remove_running(s, v);
+    wisp_kv_seq_release(s->kv, &r->seq);
+    r->preempted = true;
+    r->preemptions++;
+    s->preemptions++;
+    WISP_LOGD("sched: preempted request %llu (%d tokens)", (unsigned long long)r->id, r->n_tokens);
+    wisp_sched_enqueue(s, r);
+}
+
+static void add_to_batch(wisp_sched *s, wisp_sched_req *r, int n)
+{
+    r->step_pos0 = r->seq.n_tokens - n;
+    r->step_n = n;
+    s->breqs[s->n_batch++] = r;
+}
+
+/* Reserves slots for up to want of r's pending tokens, halving the chunk
+ * while the pool is short. Returns the tokens reserved (0: none fit) or a
+ * negative code with err set. */
+static int reserve_chunk(wisp_sched *s, wisp_sched_req *r, int want, wisp_err *err)
+{
+    for (int n = want; n > 0; n /= 2) {
+        int rc = wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + r->seq.n_tokens, n, err);
+        if (rc == 0)
+            return n;
+        if (rc != WISP_E_BUSY)
+            return rc;
+    }
+    return 0;
+}
+
+static int schedule_decodes(wisp_sched *s)
+{
+    int used = 0;
+    wisp_err err = {0};
+    for (int i = 0; i < s->n_running; i++) {
+        wisp_sched_req *r = s->running[i];
+        if (r->n_tokens - r->seq.n_tokens != 1)
+            continue;
+        for (;;) {
+            int rc = wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + r->n_tokens - 1, 1, &err);
+            if (rc == 0) {
+                add_to_batch(s, r, 1);
+                used++;
+                break;
+            }
+            if (rc != WISP_E_BUSY) {
+                wisp_sched_remove_running(s, i--);
+                wisp_sched_end_request(s, r, rc, WISP_SCHED_FINISH_ERROR, &err);
+                break;
+            }
+            /* The newest is last and not scheduled yet (we go oldest first). */
+            bool self = s->running[s->n_running - 1] == r;
+            preempt(s, s->n_running - 1);
+            if (self) {
+                i--;
+                break;
+            }
+        }
+    }
+    return used;
+}
+
+/* Chunk size for r within the step's budgets. */
+static int chunk_for(const wisp_sched_req *r, int budget, int eval_budget)
+{
+    int want = r->n_tokens - r->seq.n_tokens;
+    if (want > budget)
+        want = budget;
+    if (r->d.evaluate_only && want > eval_budget)
+        want = eval_budget;
+    return want;
+}
+
+static void schedule_prefills(wisp_sched *s, int budget)
+{
+    int eval_budget = s->max_eval_tokens;
+    wisp_err err = {0};
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        wisp_sched_req *r = s->running[i];
+        if (r->n_tokens - r->seq.n_tokens < 2)
+            continue;   /* scheduled as a decode already */
+        int want = chunk_for(r, budget, eval_budget);
+        if (want <= 0)
+            continue;
+        int n = reserve_chunk(s, r, want, &err);
+        if (n < 0) {
+            wisp_sched_remove_running(s, i--);
+            wisp_sched_end_request(s, r, n, WISP_SCHED_FINISH_ERROR, &err);
+            continue;
+        }
+        if (n == 0)
+            continue;
+        add_to_batch(s, r, n);
+        budget -= n;
+        if (r->d.evaluate_only)
+            eval_budget -= n;
+    }
+    while (s->n_waiting > 0 && s->n_running < s->max_running && budget > 0) {
+        wisp_sched_req *r = s->waiting[0];
+        if (!r->d.evaluate_only && r->n_generated >= r->d.max_tokens) {
+            wisp_sched_remove_waiting(s, 0);   /* max_tokens 0: nothing to compute */
+            wisp_sched_end_request(s, r, 0, WISP_SCHED_FINISH_LENGTH, NULL);
+            continue;
+        }
+        if (r->d.evaluate_only && eval_budget <= 0)
+            break;
+        /* The last token is always computed: its logits are needed. An
+         * evaluate request reuses only positions whose logits it has had. */
+        int max_reuse = r->n_tokens - 1;
+        if (r->d.evaluate_only && max_reuse > r->n_logits_done)
+            max_reuse = r->n_logits_done;
+        int reused = wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse,
+                                               &err);
+        int n = reused < 0 ? reused : reserve_chunk(s, r, chunk_for(r, budget, eval_budget), &err);
+        if (n < 0) {
+            wisp_sched_remove_waiting(s, 0);
+            wisp_sched_end_request(s, r, n, WISP_SCHED_FINISH_ERROR, &err);
+            continue;
+        }
+        if (n == 0) {
+            wisp_kv_seq_release(s->kv, &r->seq);   /* wait for blocks; keep FCFS */
+            break;
+        }
+        wisp_sched_remove_waiting(s, 0);
+        s->running[s->n_running++] = r;
+        if (!r->admitted_once) {
+            r->admitted_once = true;
+            r->t_admit = wisp_sched_now_ms();
+            r->cached_tokens = reused;
+        }
+        r->preempted = false;
+        add_to_batch(s, r, n);
+        budget -= n;
+        if (r->d.evaluate_only)
+            eval_budget -= n;
+    }
+}
+
+/* ------------------------------------------------------------ results */
+
+static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
+{
+    int V = s->n_vocab;
+    wisp_kv_seq_commit(s->kv, &r->seq, r->seq.n_tokens);
+    bool done = r->seq.n_computed == r->n_tokens;
+    if (r->d.evaluate_only) {
+        for (int a = 0; a < r->step_n; a++) {
+            int pos = r->step_pos0 + a;
+            if (pos < r->n_logits_done)
+                continue;   /* recomputed after a preemption: already delivered */
+            if (r->t_first == 0)
+                r->t_first = wisp_sched_now_ms();
+            r->d.on_logits(r->d.ud, pos, logits + (size_t)a * V, V);
+            r->n_logits_done = pos + 1;
+        }
+        if (done)
+            end_running(s, r, 0, WISP_SCHED_FINISH_EVALUATED, NULL);
+        return;
+    }
+    if (!done)
+        return;   /* a prefill chunk short of the prompt's end */
+    int32_t tok = r->d.sample(r->d.ud, logits, V);
+    wisp_err err;
+    if (tok < 0 || tok >= V) {
+        wisp_err_set(&err, WISP_E_INVALID, "the sampler chose token %d, outside [0, %d)", tok, V);
+        end_running(s, r, WISP_E_INVALID, WISP_SCHED_FINISH_ERROR, &err);
+        return;
+    }
+    if (wisp_sched_push_token(r, tok) != 0) {
+        wisp_err_set(&err, WISP_E_NOMEM, "no memory for generated tokens");
+        end_running(s, r, WISP_E_NOMEM, WISP_SCHED_FINISH_ERROR, &err);
+        return;
+    }
+    r->n_generated++;
+    if (r->t_first == 0)
+        r->t_first = wisp_sched_now_ms();
+    if (!r->d.on_token(r->d.ud, tok))
+        end_running(s, r, 0, WISP_SCHED_FINISH_STOP, NULL);
+    else if (r->n_generated >= r->d.max_tokens)
+        end_running(s, r, 0, WISP_SCHED_FINISH_LENGTH, NULL);
+}
+
+static void run_batch(wisp_sched *s)
+{
+    int V = s->n_vocab;
+    size_t off = 0;
+    for (int k = 0; k < s->n_batch; k++) {
+        wisp_sched_req *r = s->breqs[k];
+        bool all = r->d.evaluate_only;
+        s->bseqs[k] = (wisp_batch_seq){
+            .tokens = r->tokens + r->step_pos0,
+            .n_tokens = r->step_n,
+            .pos0 = r->step_pos0,
+            .block_table = r->seq.blocks,
+            .n_blocks = r->seq.n_blocks,
+            .all_logits = all,
+            .logits = s->logits + off,
+        };
+        off += (size_t)(all ? r->step_n : 1) * (size_t)V;
+        if (r->step_n > 1 || r->n_generated == 0)
+            s->prefill_tokens += (uint64_t)r->step_n;
+        else
+            s->decode_tokens++;
+    }
+    wisp_batch batch = {.seqs = s->bseqs, .n_seqs = s->n_batch, .should_stop = should_stop,
+                        .stop_ud = s};
+    wisp_err err = {0};
+    int rc = s->engine->ops->forward(s->engine->ctx, &batch, &err);
+    if (rc == WISP_E_CANCELLED) {
+        /* This step's KV is undefined: forget it; the cancelled requests
+         * end at the next step's poll, the others redo the step. */
+        for (int k = 0; k < s->n_batch; k++)
+            wisp_kv_seq_truncate(s->kv, &s->breqs[k]->seq, s->breqs[k]->step_pos0);
+    } else if (rc != 0) {
+        WISP_LOGE("sched: engine step failed: %s", err.msg);
+        for (int k = 0; k < s->n_batch; k++)
+            end_running(s, s->breqs[k], rc, WISP_SCHED_FINISH_ERROR, &err);
+    } else {
+        for (int k = 0; k < s->n_batch; k++)
+            deliver(s, s->breqs[k], s->bseqs[k].logits);
+    }
+    s->n_batch = 0;
+}
+
+bool wisp_sched_step(wisp_sched *s)
+{
+    wisp_sched_drain_inbox(s);
+    if (s->n_running == 0 && s->n_waiting == 0)
+        return false;
+    poll_cancellations(s);
+    s->n_batch = 0;
+    int used = schedule_decodes(s);
+    schedule_prefills(s, s->step_tokens - used);
+    if (s->n_batch == 0 && s->n_running > 0) {
+        /* Every running sequence is stuck in prefill for want of blocks:
+         * give the newest one's blocks to the others. A lone sequence always
+         * fits (submit refuses what cannot), so this is only for safety. */
+        if (s->n_running > 1) {
+            preempt(s, s->n_running - 1);
+        } else {
+            wisp_err err;
+            wisp_err_set(&err, WISP_E_INTERNAL, "KV pool cannot hold the request");
+            wisp_sched_req *r = s->running[0];
+            wisp_sched_remove_running(s, 0);
+            wisp_sched_end_request(s, r, WISP_E_INTERNAL, WISP_SCHED_FINISH_ERROR, &err);
+        }
+    }
+    if (s->n_batch > 0) {
+        run_batch(s);
+        s->steps++;
+    }
+    wisp_sched_update_snapshot(s);
+    if (s->n_running > 0 || s->n_waiting > 0)
+        return true;
+    pthread_mutex_lock(&s->mu);
+    bool more = s->inbox_head != NULL;
+    pthread_mutex_unlock(&s->mu);
+    return more;
+}

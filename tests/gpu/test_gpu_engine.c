@@ -1,0 +1,549 @@
+/*
+ * test_gpu_engine.c - the whole CUDA engine against a CPU reference forward
+ * pass written here from the model definition (llama2.c style, in double).
+ *
+ * Tiny random models are built in memory for each architecture variant
+ * (llama: normal RoPE; qwen2: NeoX RoPE and q/k/v biases; qwen3: NeoX and
+ * QK-norm; tied and separate output heads; linear RoPE scaling) and weight
+ * type mix (all F32 with an F32 KV cache: tight; F16 / Q8_0 / Q4_K / Q6_K
+ * with an F16 KV cache: loose). The engine runs the steps a scheduler
+ * would send - a batch of two prefills (GEMM path), a batch of decodes
+ * (matvec path), a 3-token chunk next to a decode - and every returned
+ * logit row is compared with the reference at the same position, plus the
+ * argmax wherever the reference's top-1 leads clearly. Further cases cover
+ * copy-on-write block copies, read/write_block, the pinned host tier,
+ * cancellation, and bad batches answered with errors while the engine
+ * keeps working.
+ */
+#include "gpu_test.h"
+
+#include "engine/cuda/engine_cuda.h"
+
+#define NL 2
+
+typedef struct tiny {
+    wisp_model_config cfg;
+    wisp_model_weights w;
+    wisp_layer_weights layers[NL];
+    wisp_tensor t[NL * 14 + 4];
+    int nt;
+    /* reference copies (F32) */
+    float *embd, *out, *out_norm;
+    float *wq[NL], *wk[NL], *wv[NL], *wo[NL], *wg[NL], *wu[NL], *wd[NL];
+    float *an[NL], *fn[NL], *bq[NL], *bk[NL], *bv[NL], *qn[NL], *kn[NL];
+    void *blobs[NL * 14 + 4];
+} tiny;
+
+static const gt_type *gtype(int type)
+{
+    for (int i = 0; i < GT_N_TYPES; i++)
+        if (GT_TYPES[i].type == type)
+            return &GT_TYPES[i];
+    return NULL;
+}
+
+static const wisp_tensor *mk_mat(tiny *m, int type, int64_t n_in, int64_t n_out, float **ref)
+{
+    wisp_tensor *t = &m->t[m->nt];
+    *ref = malloc(sizeof(float) * (size_t)(n_in * n_out));
+    size_t bytes;
+    /* std ~ 1/sqrt(n_in): activations stay O(1) through the layers */
+    m->blobs[m->nt] =
+        gt_random_weight(gtype(type), n_in, n_out, 1.7f / sqrtf((float)n_in), *ref, &bytes);
+    *t = (wisp_tensor){"w", type, 2, {n_in, n_out, 1, 1}, bytes, m->blobs[m->nt]};
+    m->nt++;
+    return t;
+}
+
+static const wisp_tensor *mk_vec(tiny *m, int64_t n, float lo, float hi, float **ref)
+{
+    wisp_tensor *t = &m->t[m->nt];
+    float *v = malloc(sizeof(float) * (size_t)n);
+    gt_floats(v, (size_t)n, lo, hi);
+    *ref = v;
+    m->blobs[m->nt] = NULL; /* data is the reference copy itself */
+    *t = (wisp_tensor){"v", WISP_TYPE_F32, 1, {n, 1, 1, 1}, (size_t)n * 4, v};
+    m->nt++;
+    return t;
+}
+
+typedef struct variant {
+    wisp_arch arch;
+    int mat_type, embd_type;
+    bool tied;
+    float rope_scale;   /* 0: none */
+} variant;
+
+static void tiny_make(tiny *m, const variant *vr)
+{
+    memset(m, 0, sizeof(*m));
+    wisp_model_config *c = &m->cfg;
+    c->arch = vr->arch;
+    c->n_layers = NL;
+    c->n_embd = 256;
+    c->n_head = 4;
+    c->n_head_kv = 2;
+    c->head_dim = 64;
+    c->n_ff = 512;
+    c->n_ctx_train = 512;
+    c->vocab_size = 300;
+    c->norm_eps = 1e-5f;
+    c->rope_layout = vr->arch == WISP_ARCH_LLAMA ? WISP_ROPE_NORMAL : WISP_ROPE_NEOX;
+    c->rope_freq_base = vr->arch == WISP_ARCH_LLAMA ? 10000.0f : 1000000.0f;
+    c->rope_dim = 64;
+    c->rope_scaling = vr->rope_scale > 0 ? WISP_ROPE_SCALING_LINEAR : WISP_ROPE_SCALING_NONE;
+    c->rope_scale_factor = vr->rope_scale;
+    c->tied_output = vr->tied;
+    c->attn_bias = vr->arch == WISP_ARCH_QWEN2;
+    c->qk_norm = vr->arch == WISP_ARCH_QWEN3;
+    const int64_t E = 256, Q = 256, KV = 128, F = 512, V = 300;
+    m->w.tok_embd = mk_mat(m, vr->embd_type, E, V, &m->embd);
+    if (vr->tied) {
+        m->w.output = m->w.tok_embd;
+        m->out = m->embd;
+    } else {
+        m->w.output = mk_mat(m, vr->mat_type, E, V, &m->out);
+    }
+    m->w.out_norm = mk_vec(m, E, 0.8f, 1.2f, &m->out_norm);
+    for (int l = 0; l < NL; l++) {
+        wisp_layer_weights *L = &m->layers[l];
+        L->attn_norm = mk_vec(m, E, 0.8f, 1.2f, &m->an[l]);
+        L->ffn_norm = mk_vec(m, E, 0.8f, 1.2f, &m->fn[l]);
+        L->wq = mk_mat(m, vr->mat_type, E, Q, &m->wq[l]);
+        L->wk = mk_mat(m, vr->mat_type, E, KV, &m->wk[l]);
+        L->wv = mk_mat(m, vr->mat_type, E, KV, &m->wv[l]);
+        L->wo = mk_mat(m, vr->mat_type, Q, E, &m->wo[l]);
+        L->w_gate = mk_mat(m, vr->mat_type, E, F, &m->wg[l]);
+        L->w_up = mk_mat(m, vr->mat_type, E, F, &m->wu[l]);
+        L->w_down = mk_mat(m, vr->mat_type, F, E, &m->wd[l]);
+        if (c->attn_bias) {
+            L->bq = mk_vec(m, Q, -0.5f, 0.5f, &m->bq[l]);
+            L->bk = mk_vec(m, KV, -0.5f, 0.5f, &m->bk[l]);
+            L->bv = mk_vec(m, KV, -0.5f, 0.5f, &m->bv[l]);
+        }
+        if (c->qk_norm) {
+            L->q_norm = mk_vec(m, 64, 0.8f, 1.2f, &m->qn[l]);
+            L->k_norm = mk_vec(m, 64, 0.8f, 1.2f, &m->kn[l]);
+        }
+    }
+    m->w.layers = m->layers;
+}
+
+static void tiny_free(tiny *m)
+{
+    for (int i = 0; i < m->nt; i++) {
+        free(m->blobs[i]);
+        if (!m->blobs[i])
+            free((void *)m->t[i].data);
+    }
+    free(m->embd);
+    if (m->out != m->embd)
+        free(m->out);
+    for (int l = 0; l < NL; l++) {
+        free(m->wq[l]), free(m->wk[l]), free(m->wv[l]), free(m->wo[l]);
+        free(m->wg[l]), free(m->wu[l]), free(m->wd[l]);
+    }
+}
+
+/* ---------------------------------------------------------------- reference */
+
+static void rms(double *y, const double *x, const float *w, int n, double eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double s = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * s * w[i];
+}
+
+static void mv(double *y, const float *W, const double *x, int n_in, int n_out)
+{
+    for (int o = 0; o < n_out; o++) {
+        double s = 0;
+        for (int i = 0; i < n_in; i++)
+            s += (double)W[(size_t)o * n_in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void rope(double *x, int pos, const wisp_model_config *c)
+{
+    const int d = c->rope_dim, half = d / 2;
+    const double fs = c->rope_scaling == WISP_ROPE_SCALING_LINEAR ? 1.0 / c->rope_scale_factor : 1;
+    for (int i = 0; i < half; i++) {
+        double th = pos * pow(c->rope_freq_base, -2.0 * i / d) * fs;
+        double cs = cos(th), sn = sin(th);
+        int i0 = c->rope_layout == WISP_ROPE_NEOX ? i : 2 * i;
+        int i1 = c->rope_layout == WISP_ROPE_NEOX ? i + half : 2 * i + 1;
+        double a = x[i0], b = x[i1];
+        x[i0] = a * cs - b * sn;
+        x[i1] = a * sn + b * cs;
+    }
+}
+
+/* Logits (n x vocab) at every position of a token sequence. */
+static void ref_forward(const tiny *m, const int32_t *tok, int n, float *logits)
+{
+    const wisp_model_config *c = &m->cfg;
+    const int E = c->n_embd, hd = c->head_dim, H = c->n_head, HK = c->n_head_kv;
+    const int Q = H * hd, KV = HK * hd, F = c->n_ff, V = c->vocab_size;
+    double *K = malloc(sizeof(double) * (size_t)NL * n * KV);
+    double *Vc = malloc(sizeof(double) * (size_t)NL * n * KV);
+    double *x = malloc(sizeof(double) * E), *xn = malloc(sizeof(double) * E);
+    double *q = malloc(sizeof(double) * Q), *att = malloc(sizeof(double) * Q);
+    double *g = malloc(sizeof(double) * F), *u = malloc(sizeof(double) * F);
+    double *tmp = malloc(sizeof(double) * (E > V ? E : V)), *w = malloc(sizeof(double) * n);
+    for (int p = 0; p < n; p++) {
+        for (int i = 0; i < E; i++)
+            x[i] = m->embd[(size_t)tok[p] * E + i];
+        for (int l = 0; l < NL; l++) {
+            double *k = K + ((size_t)l * n + p) * KV, *v = Vc + ((size_t)l * n + p) * KV;
+            rms(xn, x, m->an[l], E, c->norm_eps);
+            mv(q, m->wq[l], xn, E, Q);
+            mv(k, m->wk[l], xn, E, KV);
+            mv(v, m->wv[l], xn, E, KV);
+            if (c->attn_bias) {
+                for (int i = 0; i < Q; i++)
+                    q[i] += m->bq[l][i];
+                for (int i = 0; i < KV; i++)
+                    k[i] += m->bk[l][i], v[i] += m->bv[l][i];
+            }
+            for (int h = 0; h < H; h++) {
+                if (c->qk_norm)
+                    rms(q + h * hd, q + h * hd, m->qn[l], hd, c->norm_eps);
+                rope(q + h * hd, p, c);
+            }
+            for (int h = 0; h < HK; h++) {
+                if (c->qk_norm)
+                    rms(k + h * hd, k + h * hd, m->kn[l], hd, c->norm_eps);
+                rope(k + h * hd, p, c);
+            }
+            for (int h = 0; h < H; h++) {
+                const int kh = h / (H / HK);
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= p; j++) {
+                    const double *kj = K + ((size_t)l * n + j) * KV + kh * hd;
+                    double s = 0;
+                    for (int d = 0; d < hd; d++)
+                        s += q[h * hd + d] * kj[d];
+                    w[j] = s / sqrt((double)hd);
+                    mx = fmax(mx, w[j]);
+                }
+                for (int j = 0; j <= p; j++)
+                    sum += (w[j] = exp(w[j] - mx));
+                for (int d = 0; d < hd; d++) {
+                    double o = 0;
+                    for (int j = 0; j <= p; j++)
+                        o += w[j] * Vc[((size_t)l * n + j) * KV + kh * hd + d];
+                    att[h * hd + d] = o / sum;
+                }
+            }
+            mv(tmp, m->wo[l], att, Q, E);
+            for (int i = 0; i < E; i++)
+                x[i] += tmp[i];
+            rms(xn, x, m->fn[l], E, c->norm_eps);
+            mv(g, m->wg[l], xn, E, F);
+            mv(u, m->wu[l], xn, E, F);
+            for (int i = 0; i < F; i++)
+                g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            mv(tmp, m->wd[l], g, F, E);
+            for (int i = 0; i < E; i++)
+                x[i] += tmp[i];
+        }
+        rms(xn, x, m->out_norm, E, c->norm_eps);
+        mv(tmp, m->out, xn, E, V);
+        for (int i = 0; i < V; i++)
+            logits[(size_t)p * V + i] = (float)tmp[i];
+    }
+    free(K), free(Vc), free(x), free(xn), free(q), free(att), free(g), free(u), free(tmp);
+    free(w);
+}
+
+/* ---------------------------------------------------------------- compare */
+
+/* Logits within tol * max|ref| and the same argmax where the reference's
+ * top-1 leads its runner-up by more than twice that. */
+static int cmp_logits(const char *what, const float *got, const float *ref, int V, double tol)
+{
+    double mx = 0;
+    int best = 0, second = -1;
+    for (int i = 0; i < V; i++) {
+        mx = fmax(mx, fabs(ref[i]));
+        if (ref[i] > ref[best])
+            best = i;
+    }
+    for (int i = 0; i < V; i++)
+        if (i != best && (second < 0 || ref[i] > ref[second]))
+            second = i;
+    int bad = gt_compare(what, got, ref, (size_t)V, tol * mx, 0);
+    int gbest = 0;
+    for (int i = 0; i < V; i++)
+        if (got[i] > got[gbest])
+            gbest = i;
+    if (ref[best] - ref[second] > 2 * tol * mx && gbest != best) {
+        fprintf(stderr, "  %s: argmax %d, want %d\n", what, gbest, best);
+        bad++;
+    }
+    return bad;
+}
+
+/* ---------------------------------------------------------------- steps */
+
+/* wisp_engine_destroy() lives with the CPU engine (engine.c); this is the
+ * same two steps, so the test links without it. */
+static void engine_free(wisp_engine *e)
+{
+    e->ops->destroy(e->ctx);
+    free(e);
+}
+
+typedef struct seqst {
+    int32_t tok[64];
+    int n;              /* tokens so far (all cached after a step) */
+    int32_t table[8];
+} seqst;
+
+static wisp_engine *make_engine(const tiny *m, int kv_type, int n_blocks)
+{
+    wisp_engine_opts o = {0};
+    o.block_size = 16;
+    o.n_blocks = n_blocks;
+    o.kv_type = (wisp_kv_type)kv_type;
+    o.max_batch_tokens = 64;
+    o.max_seqs = 4;
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    int rc = wisp_engine_cuda_create_from(&m->cfg, &m->w, &o, &e, &err);
+    if (rc != 0) {
+        fprintf(stderr, "  create: %s\n", err.msg);
+        exit(1);
+    }
+    return e;
+}
+
+/* Sends one step: seq i gets add[i] new tokens (0: not in the batch). */
+static int step(wisp_engine *e, seqst *s, const int *add, int n_seqs, bool all_logits,
+                float **out, wisp_err *err)
+{
+    wisp_batch_seq bs[4];
+    int k = 0;
+    for (int i = 0; i < n_seqs; i++) {
+        if (!add[i])
+            continue;
+        bs[k] = (wisp_batch_seq){.tokens = s[i].tok + s[i].n, .n_tokens = add[i],
+                                 .pos0 = s[i].n, .block_table = s[i].table, .n_blocks = 8,
+                                 .all_logits = all_logits, .logits = out[i]};
+        k++;
+    }
+    wisp_batch b = {.seqs = bs, .n_seqs = k};
+    int rc = e->ops->forward(e->ctx, &b, err);
+    if (rc == 0)
+        for (int i = 0; i < n_seqs; i++)
+            s[i].n += add[i];
+    return rc;
+}
+
+static int run_variant(const variant *vr, int kv_type, double tol)
+{
+    tiny m;
+    tiny_make(&m, vr);
+    const int V = m.cfg.vocab_size;
+    wisp_engine *e = make_engine(&m, kv_type, 20);
+    seqst s[2];
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 64; j++)
+            s[i].tok[j] = (int32_t)(gt_u32() % (uint32_t)V);
+        for (int j = 0; j < 8; j++)
+            s[i].table[j] = (int32_t)(i == 0 ? 19 - j : 2 * j + 1); /* scattered blocks */
+    }
+    float *ref[2];
+    for (int i = 0; i < 2; i++) {
+        ref[i] = malloc(sizeof(float) * 30 * (size_t)V);
+        ref_forward(&m, s[i].tok, 30, ref[i]);
+    }
+    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V), malloc(sizeof(float) * 64 * (size_t)V)};
+    wisp_err err = {0};
+    int bad = 0;
+    /* 1: prefill 13 + 20 tokens (GEMM), every position's logits */
+    int add1[2] = {13, 20};
+    REQUIRE(step(e, s, add1, 2, true, out, &err) == 0);
+    for (int i = 0; i < 2; i++)
+        for (int t = 0; t < add1[i]; t++)
+            bad += cmp_logits("prefill", out[i] + (size_t)t * V, ref[i] + (size_t)t * V, V, tol);
+    /* 2: decode both (matvec), last logits */
+    int add2[2] = {1, 1};
+    REQUIRE(step(e, s, add2, 2, false, out, &err) == 0);
+    bad += cmp_logits("decode a", out[0], ref[0] + 13 * (size_t)V, V, tol);
+    bad += cmp_logits("decode b", out[1], ref[1] + 20 * (size_t)V, V, tol);
+    /* 3: a 3-token chunk beside a decode (4 rows: matvec NC=4) */
+    int add3[2] = {3, 1};
+    REQUIRE(step(e, s, add3, 2, true, out, &err) == 0);
+    for (int t = 0; t < 3; t++)
+        bad += cmp_logits("chunk", out[0] + (size_t)t * V, ref[0] + (size_t)(14 + t) * V, V, tol);
+    bad += cmp_logits("decode b2", out[1], ref[1] + 21 * (size_t)V, V, tol);
+    /* 4: decodes across a block boundary for seq 0 (positions 17.. are in
+     * its second block already; push seq 1 past 16 -> 22..29) */
+    int add4[2] = {0, 8};
+    REQUIRE(step(e, s, add4, 2, false, out, &err) == 0);
+    bad += cmp_logits("chunk b", out[1], ref[1] + 29 * (size_t)V, V, tol);
+    engine_free(e);
+    free(ref[0]), free(ref[1]), free(out[0]), free(out[1]);
+    tiny_free(&m);
+    return bad;
+}
+
+TEST(forward_f32_matches_reference_tightly)
+{
+    GPU_REQUIRE();
+    const variant vs[] = {
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0},
+        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        gt_seed(500 + i);
+        bad += run_variant(&vs[i], WISP_KV_F32, 1e-4);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(forward_quantized_weights_f16_kv)
+{
+    GPU_REQUIRE();
+    const variant vs[] = {
+        {WISP_ARCH_LLAMA, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K, false, 0},
+        {WISP_ARCH_QWEN2, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, true, 0},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, true, 0},
+        {WISP_ARCH_LLAMA, WISP_TYPE_BF16, WISP_TYPE_F32, false, 0},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        gt_seed(600 + i);
+        /* F16 activations in the GEMM and an F16 KV cache */
+        bad += run_variant(&vs[i], WISP_KV_F16, vs[i].mat_type == WISP_TYPE_BF16 ? 3e-2 : 1e-2);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(forward_q8_0_kv_cache)
+{
+    GPU_REQUIRE();
+    const variant v = {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    gt_seed(700);
+    CHECK_EQ_INT(run_variant(&v, WISP_KV_Q8_0, 3e-2), 0);
+}
+
+static bool stop_now(void *ud) { return ++*(int *)ud >= 2; }
+
+TEST(blocks_tier_cancel_and_bad_batches)
+{
+    GPU_REQUIRE();
+    tiny m;
+    gt_seed(800);
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    tiny_make(&m, &vr);
+    const int V = m.cfg.vocab_size;
+    wisp_engine *e = make_engine(&m, WISP_KV_F32, 12);
+    REQUIRE(wisp_engine_is_cuda(e));
+    seqst s[2];
+    memset(s, 0, sizeof(s));
+    for (int j = 0; j < 64; j++)
+        s[0].tok[j] = s[1].tok[j] = (int32_t)(gt_u32() % (uint32_t)V);
+    for (int j = 0; j < 8; j++)
+        s[0].table[j] = j, s[1].table[j] = 11 - j;
+    float *ref = malloc(sizeof(float) * 20 * (size_t)V);
+    ref_forward(&m, s[0].tok, 20, ref);
+    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V), malloc(sizeof(float) * 64 * (size_t)V)};
+    wisp_err err = {0};
+    int add[2] = {19, 0};
+    REQUIRE(step(e, s, add, 1, false, out, &err) == 0);
+
+    /* Prefix sharing by copy: seq 1 gets seq 0's first block (16 tokens)
+     * through read/write/copy_block, then computes token 16.. itself. */
+    const size_t bb = e->ops->bytes_per_block(e->ctx);
+    uint8_t *blk = malloc(bb), *blk2 = malloc(bb);
+    CHECK_EQ_INT(e->ops->read_block(e->ctx, 0, blk, &err), 0);
+    CHECK_EQ_INT(e->ops->write_block(e->ctx, 10, blk, &err), 0);
+    CHECK_EQ_INT(e->ops->copy_block(e->ctx, 11, 10, &err), 0);
+    CHECK_EQ_INT(e->ops->read_block(e->ctx, 11, blk2, &err), 0);
+    CHECK(memcmp(blk, blk2, bb) == 0);
+    s[1].n = 16;
+    int add1[2] = {0, 4};
+    REQUIRE(step(e, s, add1, 2, true, out, &err) == 0);
+    int bad = 0;
+    for (int t = 0; t < 4; t++)
+        bad += cmp_logits("shared prefix", out[1] + (size_t)t * V, ref + (size_t)(16 + t) * V, V,
+                          1e-4);
+
+    /* Host tier: offload block 0, restore it into block 9, compare. */
+    CHECK_EQ_INT(wisp_cuda_tier_init(e, 3, &err), 0);
+    CHECK_EQ_INT(wisp_cuda_tier_offload(e, 0, 2, &err), 0);
+    CHECK_EQ_INT(wisp_cuda_tier_sync(e, &err), 0);
+    const void *hb = wisp_cuda_tier_host_block(e, 2);
+    REQUIRE(hb != NULL);
+    CHECK(memcmp(hb, blk, bb) == 0);
+    CHECK_EQ_INT(wisp_cuda_tier_restore(e, 2, 9, &err), 0);
+    CHECK_EQ_INT(e->ops->read_block(e->ctx, 9, blk2, &err), 0);
+    CHECK(memcmp(blk, blk2, bb) == 0);
+    CHECK(wisp_cuda_tier_offload(e, 0, 3, &err) == WISP_E_INVALID);
+    CHECK(wisp_cuda_tier_host_block(e, 3) == NULL);
+
+    /* Bad batches are errors, and the engine keeps working after them. */
+    seqst bad_s = s[0];
+    bad_s.n = 19;
+    bad_s.tok[19] = V; /* out of the vocabulary */
+    int one[1] = {1};
+    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INVALID);
+    CHECK(strstr(err.msg, "vocabulary") != NULL);
+    bad_s.tok[19] = s[0].tok[19];
+    bad_s.table[1] = 12; /* outside the pool */
+    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INVALID);
+    CHECK(e->ops->copy_block(e->ctx, 12, 0, &err) == WISP_E_INVALID);
+
+    /* Cancellation stops the step with WISP_E_CANCELLED. */
+    int polls = 0;
+    wisp_batch_seq q = {.tokens = s[0].tok + 19, .n_tokens = 1, .pos0 = 19,
+                        .block_table = s[0].table, .n_blocks = 8, .logits = out[0]};
+    wisp_batch b = {.seqs = &q, .n_seqs = 1, .should_stop = stop_now, .stop_ud = &polls};
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
+    /* ... and the same step without the stop runs and matches. */
+    b.should_stop = NULL;
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
+    bad += cmp_logits("after errors", out[0], ref + 19 * (size_t)V, V, 1e-4);
+
+    wisp_engine_stats st;
+    e->ops->get_stats(e->ctx, &st);
+    CHECK(st.kv_bytes == 12 * bb);
+    CHECK(st.weight_bytes > 0 && st.scratch_bytes > 0);
+    CHECK_EQ_INT(bad, 0);
+    engine_free(e);
+    free(ref), free(out[0]), free(out[1]), free(blk), free(blk2);
+    tiny_free(&m);
+}
+
+TEST(create_refuses_bad_models)
+{
+    GPU_REQUIRE();
+    tiny m;
+    gt_seed(900);
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    tiny_make(&m, &vr);
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    wisp_engine_opts o = {.n_blocks = 4};
+    wisp_tensor saved = m.t[2];
+    m.t[2].ne[0] = 255; /* output_norm with the wrong length */
+    CHECK(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err) != 0);
+    CHECK(e == NULL);
+    m.t[2] = saved;
+    m.cfg.head_dim = 512;
+    CHECK(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err) == WISP_E_UNSUPPORTED);
+    m.cfg.head_dim = 64;
+    int nb = 0;
+    CHECK_EQ_INT(wisp_cuda_plan_blocks(&m.cfg, &m.w, &o, 0, &nb, &err), 0);
+    CHECK(nb > 1000);
+    tiny_free(&m);
+}
