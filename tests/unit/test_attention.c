@@ -126,7 +126,10 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
     wisp_kv_pool_free(&kv);
 }
 
-TEST(attention_gqa_matches_direct_softmax) { attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f); }
+TEST(attention_gqa_matches_direct_softmax)
+{
+    attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f);
+}
 TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 1e-5f); }
 TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1e-6f); }
 TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 1e-5f); }

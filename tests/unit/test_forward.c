@@ -277,10 +277,22 @@ static void paged_equals_contiguous(const char *dir, const char *name, wisp_kv_t
     golden_free(&g);
 }
 
-TEST(paged_equals_contiguous_stories_f32) { paged_equals_contiguous("models", "stories260K", WISP_KV_F32); }
-TEST(paged_equals_contiguous_qwen2_f16) { paged_equals_contiguous("golden", "syn-qwen2-dsc-f16", WISP_KV_F16); }
-TEST(paged_equals_contiguous_llama_q8_kv) { paged_equals_contiguous("golden", "syn-llama-spm-q8_0", WISP_KV_Q8_0); }
-TEST(paged_equals_contiguous_llama_q4_k) { paged_equals_contiguous("golden", "syn-llama-spm-q4_k_m", WISP_KV_F16); }
+TEST(paged_equals_contiguous_stories_f32)
+{
+    paged_equals_contiguous("models", "stories260K", WISP_KV_F32);
+}
+TEST(paged_equals_contiguous_qwen2_f16)
+{
+    paged_equals_contiguous("golden", "syn-qwen2-dsc-f16", WISP_KV_F16);
+}
+TEST(paged_equals_contiguous_llama_q8_kv)
+{
+    paged_equals_contiguous("golden", "syn-llama-spm-q8_0", WISP_KV_Q8_0);
+}
+TEST(paged_equals_contiguous_llama_q4_k)
+{
+    paged_equals_contiguous("golden", "syn-llama-spm-q4_k_m", WISP_KV_F16);
+}
 
 /* ---------------------------------------------------------------- greedy */
 
@@ -426,8 +438,9 @@ TEST(two_sequences_in_one_batch_match_separate_runs)
     float *la = malloc(sizeof(float) * 7 * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
     REQUIRE(la && lb);
     wisp_batch_seq s[2] = {
-        {.tokens = a, .n_tokens = 7, .pos0 = 0, .block_table = ta, .n_blocks = 2, .all_logits = true, .logits = la},
-        {.tokens = b, .n_tokens = 3, .pos0 = 0, .block_table = tb, .n_blocks = 1, .all_logits = false, .logits = lb},
+        {.tokens = a, .n_tokens = 7, .block_table = ta, .n_blocks = 2, .all_logits = true,
+         .logits = la},
+        {.tokens = b, .n_tokens = 3, .block_table = tb, .n_blocks = 1, .logits = lb},
     };
     wisp_batch batch = {.seqs = s, .n_seqs = 2};
     wisp_err err = {0};

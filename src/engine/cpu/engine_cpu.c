@@ -57,11 +57,12 @@ static int check_weights(const wisp_model_config *c, const wisp_model_weights *w
         return wisp_err_set(err, WISP_E_NO_MODEL, "cpu engine: the model has no weights");
     const int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim;
     const int64_t KV = (int64_t)c->n_head_kv * c->head_dim, F = c->n_ff, V = c->vocab_size;
+    const int64_t rope_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
     int rc;
     if ((rc = check_tensor(w->tok_embd, "token_embd", -1, E, V, false, err)) ||
         (rc = check_tensor(w->out_norm, "output_norm", -1, E, 1, false, err)) ||
         (rc = check_tensor(w->output, "output", -1, E, V, true, err)) ||
-        (rc = check_tensor(w->rope_freqs, "rope_freqs", -1, (c->rope_dim > 0 ? c->rope_dim : c->head_dim) / 2, 1, true, err)))
+        (rc = check_tensor(w->rope_freqs, "rope_freqs", -1, rope_dims / 2, 1, true, err)))
         return rc;
     for (int l = 0; l < c->n_layers; l++) {
         const wisp_layer_weights *L = &w->layers[l];
@@ -124,8 +125,8 @@ static float *take_vec(const wisp_tensor *t, float **cursor)
 static int build_vecs(wisp_cpu_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    size_t per_layer = 2 * (size_t)c->n_embd + (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim +
-                       2 * (size_t)c->head_dim;
+    size_t per_layer = 2 * (size_t)c->n_embd +
+                       (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim + 2 * (size_t)c->head_dim;
     size_t n = per_layer * (size_t)c->n_layers + (size_t)c->n_embd +
                (e->w->rope_freqs ? (size_t)e->w->rope_freqs->ne[0] : 0);
     e->vecs = malloc(n * sizeof(float));
