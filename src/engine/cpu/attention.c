@@ -97,10 +97,19 @@ static void attend_one(const wisp_attn_job *job, int row, int hk, float *scratch
             float *sc = scores + (size_t)g * bsp;
             const float *qg = q + (size_t)g * hd;
             for (int j0 = 0; j0 < cnt8; j0 += 8) {
-                v8f s = (v8f){0};
-                for (int d = 0; d < hd; d++)
-                    s += qg[d] * LD8(kT + (size_t)d * bsp + j0);
-                ST8(sc + j0, s * vscale);
+                /* Four independent sums: one chain would wait on each add. */
+                v8f s0 = (v8f){0}, s1 = s0, s2 = s0, s3 = s0;
+                const float *kc = kT + j0;
+                int d = 0;
+                for (; d + 4 <= hd; d += 4) {
+                    s0 += qg[d] * LD8(kc + (size_t)d * bsp);
+                    s1 += qg[d + 1] * LD8(kc + (size_t)(d + 1) * bsp);
+                    s2 += qg[d + 2] * LD8(kc + (size_t)(d + 2) * bsp);
+                    s3 += qg[d + 3] * LD8(kc + (size_t)(d + 3) * bsp);
+                }
+                for (; d < hd; d++)
+                    s0 += qg[d] * LD8(kc + (size_t)d * bsp);
+                ST8(sc + j0, ((s0 + s1) + (s2 + s3)) * vscale);
             }
         }
         for (int g = 0; g < n_rep; g++) {
