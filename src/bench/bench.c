@@ -176,7 +176,8 @@ static const char *main_type(const wisp_model *m)
     wisp_model_type_counts(m, counts);
     int best = WISP_TYPE_F32;
     for (int t = 0; t < WISP_TYPE_COUNT; t++)
-        if (t != WISP_TYPE_F32 && counts[t] > 0 && (best == WISP_TYPE_F32 || counts[t] > counts[best]))
+        if (t != WISP_TYPE_F32 && counts[t] > 0 &&
+            (best == WISP_TYPE_F32 || counts[t] > counts[best]))
             best = t;
     return wisp_type_name(best);
 }

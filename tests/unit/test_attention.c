@@ -48,16 +48,23 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
     wisp_kv_pool kv;
     wisp_err err = {0};
     REQUIRE(wisp_kv_pool_init(&kv, type, 2, pool_blocks, bs, n_kv, hd, &err) == 0);
-    int32_t *table = malloc(sizeof(int32_t) * (size_t)n_blocks);
+    /* The first n_blocks of a shuffled pool: scattered, never repeated. */
+    int32_t *table = malloc(sizeof(int32_t) * (size_t)pool_blocks);
     REQUIRE(table);
-    for (int i = 0; i < n_blocks; i++)
-        table[i] = (int32_t)((i * 3 + 4) % pool_blocks);
+    unsigned st = 17;
+    for (int i = 0; i < pool_blocks; i++)
+        table[i] = i;
+    for (int i = pool_blocks - 1; i > 0; i--) {
+        int j = (int)((frand(&st) + 1.0f) * 0.5f * (float)i);
+        int32_t t = table[i];
+        table[i] = table[j];
+        table[j] = t;
+    }
     /* K/V per kv head as stored (after a round trip through the pool type). */
     float *K = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
     float *V = malloc(sizeof(float) * (size_t)n_kv * n_ctx * hd);
     float *row = malloc(sizeof(float) * (size_t)hd);
     REQUIRE(K && V && row);
-    unsigned st = 17;
     for (int p = 0; p < n_ctx; p++)
         for (int h = 0; h < n_kv; h++)
             for (int kvi = 0; kvi < 2; kvi++) {
@@ -119,7 +126,10 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
     wisp_kv_pool_free(&kv);
 }
 
-TEST(attention_gqa_matches_direct_softmax) { attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f); }
+TEST(attention_gqa_matches_direct_softmax)
+{
+    attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f);
+}
 TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 1e-5f); }
 TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1e-6f); }
 TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 1e-5f); }
@@ -143,12 +153,14 @@ TEST(attention_large_scores_stay_finite)
     const int32_t *tables[1] = {table};
     wisp_threadpool *tp = NULL;
     REQUIRE(wisp_threadpool_create(1, &tp, &err) == 0);
-    float scratch[64];
-    REQUIRE(wisp_attention_scratch_floats(1, 1, hd, bs) <= 64);
+    size_t per = wisp_attention_scratch_floats(1, 1, hd, bs);
+    float *scratch = malloc(sizeof(float) * per);
+    REQUIRE(scratch);
     wisp_attn_job job = {.kv = &kv, .layer = 0, .n_rows = 1, .row_pos = &pos, .row_table = tables,
                          .q = q, .out = out, .n_head = 1, .n_head_kv = 1, .scale = 1.0f,
-                         .scratch = scratch, .scratch_floats = 64};
+                         .scratch = scratch, .scratch_floats = per};
     wisp_attention_run(tp, &job);
+    free(scratch);
     /* Scores 2000..2080 step 20: weights e^0, e^-20 ...: output ~ v[4]. */
     CHECK(isfinite(out[0]));
     CHECK_NEAR(out[0], 4.0, 1e-6);
@@ -177,7 +189,7 @@ TEST(rope_normal_and_neox_rotate_the_right_pairs)
     for (int layout = 0; layout < 2; layout++) {
         wisp_model_config c = rope_config((wisp_rope_layout)layout, hd, 12, 10000.0f);
         wisp_rope r;
-        wisp_rope_init(&r, &c);
+        wisp_rope_init(&r, &c, NULL);
         float cache[16], x[16], y[16];
         for (int i = 0; i < hd; i++)
             x[i] = y[i] = (float)(i + 1) * 0.1f;
@@ -199,15 +211,31 @@ TEST(rope_linear_scaling_divides_positions)
 {
     wisp_model_config c = rope_config(WISP_ROPE_NEOX, 8, 8, 1e6f);
     wisp_rope plain, scaled;
-    wisp_rope_init(&plain, &c);
+    wisp_rope_init(&plain, &c, NULL);
     c.rope_scaling = WISP_ROPE_SCALING_LINEAR;
     c.rope_scale_factor = 4.0f;
-    wisp_rope_init(&scaled, &c);
+    wisp_rope_init(&scaled, &c, NULL);
     float a[8], b[8];
     wisp_rope_cache(&plain, 10, a);
     wisp_rope_cache(&scaled, 40, b);
     for (int i = 0; i < 8; i++)
         CHECK_NEAR(a[i], b[i], 1e-5);
+}
+
+TEST(rope_frequency_factors_divide_each_pair)
+{
+    /* llama-3's rope_freqs: pair i turns at theta_i / factor_i. */
+    wisp_model_config c = rope_config(WISP_ROPE_NORMAL, 8, 8, 500000.0f);
+    const float ff[4] = {1.0f, 2.0f, 8.0f, 32.0f};
+    wisp_rope r;
+    wisp_rope_init(&r, &c, ff);
+    float cache[8];
+    wisp_rope_cache(&r, 9, cache);
+    for (int i = 0; i < 4; i++) {
+        double th = 9 * pow(500000.0, -2.0 * i / 8) / ff[i];
+        CHECK_NEAR(cache[2 * i], cos(th), 1e-5);
+        CHECK_NEAR(cache[2 * i + 1], sin(th), 1e-5);
+    }
 }
 
 TEST(rope_yarn_follows_the_ramp)
@@ -224,7 +252,7 @@ TEST(rope_yarn_follows_the_ramp)
     c.yarn_beta_fast = 32.0f;
     c.yarn_beta_slow = 1.0f;
     wisp_rope r;
-    wisp_rope_init(&r, &c);
+    wisp_rope_init(&r, &c, NULL);
     double lo = floor(hd * log(2048 / (32 * 2 * M_PI)) / (2 * log(base)));
     double hi = ceil(hd * log(2048 / (1 * 2 * M_PI)) / (2 * log(base)));
     CHECK_NEAR(r.corr_dims[0], fmax(0, lo), 1e-6);

@@ -16,8 +16,11 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "gen/sampler.h"
+#include "gen/stop.h"
 #include "harness.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 /* ---------------------------------------------------------------- fixtures */
 
@@ -201,8 +204,38 @@ TEST(parity_llama_2_tiny_random) { parity("models", "llama-2-tiny-random"); }
 
 /* ---------------------------------------------------------------- paging */
 
-/* Prefill 5, then decode one by one, through a shuffled block table of
- * 4-token blocks in a pool with spare blocks: same logits as one shot. */
+/* Prefill 5, then decode one by one through the given block table; returns
+ * all n_ids * vocab logits. */
+static float *chunked_logits(const wisp_model *m, const golden *g, const int32_t *table, int pool,
+                             int bs, wisp_kv_type kv)
+{
+    const int V = wisp_model_get_config(m)->vocab_size;
+    wisp_engine *e = make_engine(m, bs, pool, 8, 1, kv);
+    float *out = malloc(sizeof(float) * (size_t)g->n_ids * (size_t)V);
+    REQUIRE(out);
+    int pre = g->n_ids < 5 ? g->n_ids : 5;
+    REQUIRE(run_seq(e, g->ids, pre, 0, table, (pre + bs - 1) / bs, true, out) == 0);
+    for (int pos = pre; pos < g->n_ids; pos++)
+        REQUIRE(run_seq(e, g->ids + pos, 1, pos, table, pos / bs + 1, false,
+                        out + (size_t)pos * V) == 0);
+    wisp_engine_destroy(e);
+    return out;
+}
+
+static float max_abs_diff(const float *a, const float *b, size_t n)
+{
+    float d = 0;
+    for (size_t i = 0; i < n; i++)
+        d = fmaxf(d, fabsf(a[i] - b[i]));
+    return d;
+}
+
+/* The same chunked run through a contiguous table and through a shuffled
+ * one (4-token blocks scattered over a pool twice the size) must agree
+ * bit for bit: paging changes where K/V live, never what is computed. Both
+ * must also match the one-shot prefill, up to the matmul kernels' own
+ * batch-shape rounding (a 1-row product may take another path than a
+ * 44-row one). */
 static void paged_equals_contiguous(const char *dir, const char *name, wisp_kv_type kv)
 {
     char gguf[512], json[512], rel[256];
@@ -214,43 +247,52 @@ static void paged_equals_contiguous(const char *dir, const char *name, wisp_kv_t
     golden_load(&g, json);
     wisp_model *m = open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size, bs = 4;
-    float *ref = all_logits(m, g.ids, g.n_ids, kv);
-
     const int need = (g.n_ids + bs - 1) / bs, pool = need * 2 + 3;
-    wisp_engine *e = make_engine(m, bs, pool, 8, 1, kv);
-    int32_t *table = malloc(sizeof(int32_t) * (size_t)need);
-    float *out = malloc(sizeof(float) * 5 * (size_t)V);
-    REQUIRE(table && out);
-    /* A fixed permutation of odd-strided ids across the pool. */
-    for (int i = 0; i < need; i++)
-        table[i] = (int32_t)((i * 7 + 3) % pool);
+    int32_t *contig = malloc(sizeof(int32_t) * (size_t)need);
+    int32_t *shuffled = malloc(sizeof(int32_t) * (size_t)need);
+    REQUIRE(contig && shuffled);
+    for (int i = 0; i < need; i++) {
+        contig[i] = i;
+        shuffled[i] = (int32_t)((i * 7 + 3) % pool); /* 7 is coprime with pool */
+    }
     for (int i = 0; i < need; i++)
         for (int j = 0; j < i; j++)
-            REQUIRE(table[i] != table[j]);
+            REQUIRE(shuffled[i] != shuffled[j]);
 
-    float max_dev = 0;
-    int pre = g.n_ids < 5 ? g.n_ids : 5;
-    REQUIRE(run_seq(e, g.ids, pre, 0, table, (pre + bs - 1) / bs, true, out) == 0);
-    for (int i = 0; i < pre * V; i++)
-        max_dev = fmaxf(max_dev, fabsf(out[i] - ref[i]));
-    for (int pos = pre; pos < g.n_ids; pos++) {
-        REQUIRE(run_seq(e, g.ids + pos, 1, pos, table, pos / bs + 1, false, out) == 0);
-        for (int i = 0; i < V; i++)
-            max_dev = fmaxf(max_dev, fabsf(out[i] - ref[(size_t)pos * V + i]));
-    }
-    fprintf(stderr, "  %s: paged vs one-shot max |dlogit| %.2e\n", name, max_dev);
-    CHECK(max_dev <= 1e-3f);
-    free(table);
-    free(out);
+    float *ref = all_logits(m, g.ids, g.n_ids, kv);
+    float *a = chunked_logits(m, &g, contig, pool, bs, kv);
+    float *b = chunked_logits(m, &g, shuffled, pool, bs, kv);
+    const size_t n = (size_t)g.n_ids * V;
+    float paged = max_abs_diff(a, b, n), chunked = max_abs_diff(a, ref, n);
+    fprintf(stderr, "  %s: shuffled vs contiguous %.2e, chunked vs one-shot %.2e\n", name, paged,
+            chunked);
+    CHECK(paged == 0.0f);
+    CHECK(chunked <= 5e-3f);
+    free(contig);
+    free(shuffled);
+    free(a);
+    free(b);
     free(ref);
-    wisp_engine_destroy(e);
     wisp_model_close(m);
     golden_free(&g);
 }
 
-TEST(paged_equals_contiguous_stories_f32) { paged_equals_contiguous("models", "stories260K", WISP_KV_F32); }
-TEST(paged_equals_contiguous_qwen2_f16) { paged_equals_contiguous("golden", "syn-qwen2-dsc-f16", WISP_KV_F16); }
-TEST(paged_equals_contiguous_llama_q8_kv) { paged_equals_contiguous("golden", "syn-llama-spm-q8_0", WISP_KV_Q8_0); }
+TEST(paged_equals_contiguous_stories_f32)
+{
+    paged_equals_contiguous("models", "stories260K", WISP_KV_F32);
+}
+TEST(paged_equals_contiguous_qwen2_f16)
+{
+    paged_equals_contiguous("golden", "syn-qwen2-dsc-f16", WISP_KV_F16);
+}
+TEST(paged_equals_contiguous_llama_q8_kv)
+{
+    paged_equals_contiguous("golden", "syn-llama-spm-q8_0", WISP_KV_Q8_0);
+}
+TEST(paged_equals_contiguous_llama_q4_k)
+{
+    paged_equals_contiguous("golden", "syn-llama-spm-q4_k_m", WISP_KV_F16);
+}
 
 /* ---------------------------------------------------------------- greedy */
 
@@ -297,6 +339,89 @@ TEST(stories260K_greedy_60_tokens)
     golden_free(&g);
 }
 
+/* The whole generation path on the bundled model: tokenizer -> engine ->
+ * greedy sampler -> streaming detokenizer -> stop matcher, against the
+ * continuation ../shared/models/README.md documents. */
+TEST(stories260K_once_upon_a_time_text)
+{
+    char gguf[512], json[512];
+    wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
+    wisp_test_shared_path(json, sizeof json, "models/stories260K.json");
+    golden g;
+    golden_load(&g, json);
+    wisp_model *m = open_model(gguf);
+    wisp_tokenizer *tok = NULL;
+    wisp_err err = {0};
+    REQUIRE(wisp_tokenizer_from_gguf(wisp_model_get_gguf(m), &tok, &err) == 0);
+    const char *prompt = "Once upon a time";
+    wisp_tokens ids = {0};
+    REQUIRE(wisp_tokenize(tok, prompt, strlen(prompt), true, true, &ids, &err) == 0);
+    REQUIRE((int)ids.n == g.n_prompt);
+    for (int i = 0; i < g.n_prompt; i++)
+        CHECK_EQ_INT(ids.ids[i], g.ids[i]);
+
+    const int V = wisp_model_get_config(m)->vocab_size, bs = 16, n_gen = 60;
+    const int nb = ((int)ids.n + n_gen + bs - 1) / bs;
+    wisp_engine *e = make_engine(m, bs, nb, (int)ids.n, 1, WISP_KV_F16);
+    int32_t table[16];
+    REQUIRE(nb <= 16);
+    for (int i = 0; i < nb; i++)
+        table[i] = i;
+    wisp_sampler_params sp;
+    wisp_sampler_params_default(&sp);
+    sp.temperature = 0.0f;
+    wisp_sampler *smp = NULL;
+    REQUIRE(wisp_sampler_create(&sp, V, &smp, &err) == 0);
+    wisp_stop *stop = NULL;
+    REQUIRE(wisp_stop_create(NULL, 0, &stop, &err) == 0);
+    wisp_detok_stream ds;
+    wisp_detok_stream_init(&ds, tok, 0);
+
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    char text[1024];
+    size_t len = 0;
+    REQUIRE(logits);
+    REQUIRE(run_seq(e, ids.ids, (int)ids.n, 0, table, nb, false, logits) == 0);
+    for (int i = 0; i < n_gen; i++) {
+        wisp_sample out = {0};
+        wisp_sampler_sample(smp, logits, &out);
+        CHECK_EQ_INT(out.token, g.ids[g.n_prompt + i]);
+        const char *chunk;
+        size_t clen;
+        wisp_stop_out so;
+        REQUIRE(wisp_detok_stream_feed(&ds, out.token, &chunk, &clen, &err) == 0);
+        REQUIRE(wisp_stop_feed(stop, chunk, clen, &so, &err) == 0);
+        REQUIRE(len + so.len < sizeof text);
+        memcpy(text + len, so.text, so.len);
+        len += so.len;
+        if (i + 1 < n_gen)
+            REQUIRE(run_seq(e, &out.token, 1, (int)ids.n + i, table, nb, false, logits) == 0);
+    }
+    const char *chunk;
+    size_t clen;
+    wisp_stop_out so;
+    REQUIRE(wisp_detok_stream_flush(&ds, &chunk, &clen, &err) == 0);
+    REQUIRE(wisp_stop_feed(stop, chunk, clen, &so, &err) == 0);
+    memcpy(text + len, so.text, so.len);
+    len += so.len;
+    REQUIRE(wisp_stop_flush(stop, &so, &err) == 0);
+    memcpy(text + len, so.text, so.len);
+    len += so.len;
+    text[len] = '\0';
+    CHECK_EQ_STR(text, ", there was a little girl named Lily. She loved to play outside in the "
+                       "park. One day, she saw a big, red ball. She wanted to play with it, but "
+                       "it was too high.\nLily");
+    free(logits);
+    wisp_detok_stream_free(&ds);
+    wisp_stop_free(stop);
+    wisp_sampler_free(smp);
+    wisp_tokens_free(&ids);
+    wisp_tokenizer_free(tok);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+    golden_free(&g);
+}
+
 /* ---------------------------------------------------------------- batches */
 
 TEST(two_sequences_in_one_batch_match_separate_runs)
@@ -313,8 +438,9 @@ TEST(two_sequences_in_one_batch_match_separate_runs)
     float *la = malloc(sizeof(float) * 7 * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
     REQUIRE(la && lb);
     wisp_batch_seq s[2] = {
-        {.tokens = a, .n_tokens = 7, .pos0 = 0, .block_table = ta, .n_blocks = 2, .all_logits = true, .logits = la},
-        {.tokens = b, .n_tokens = 3, .pos0 = 0, .block_table = tb, .n_blocks = 1, .all_logits = false, .logits = lb},
+        {.tokens = a, .n_tokens = 7, .block_table = ta, .n_blocks = 2, .all_logits = true,
+         .logits = la},
+        {.tokens = b, .n_tokens = 3, .block_table = tb, .n_blocks = 1, .logits = lb},
     };
     wisp_batch batch = {.seqs = s, .n_seqs = 2};
     wisp_err err = {0};

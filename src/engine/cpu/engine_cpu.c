@@ -57,10 +57,12 @@ static int check_weights(const wisp_model_config *c, const wisp_model_weights *w
         return wisp_err_set(err, WISP_E_NO_MODEL, "cpu engine: the model has no weights");
     const int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim;
     const int64_t KV = (int64_t)c->n_head_kv * c->head_dim, F = c->n_ff, V = c->vocab_size;
+    const int64_t rope_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
     int rc;
     if ((rc = check_tensor(w->tok_embd, "token_embd", -1, E, V, false, err)) ||
         (rc = check_tensor(w->out_norm, "output_norm", -1, E, 1, false, err)) ||
-        (rc = check_tensor(w->output, "output", -1, E, V, true, err)))
+        (rc = check_tensor(w->output, "output", -1, E, V, true, err)) ||
+        (rc = check_tensor(w->rope_freqs, "rope_freqs", -1, rope_dims / 2, 1, true, err)))
         return rc;
     for (int l = 0; l < c->n_layers; l++) {
         const wisp_layer_weights *L = &w->layers[l];
@@ -123,9 +125,10 @@ static float *take_vec(const wisp_tensor *t, float **cursor)
 static int build_vecs(wisp_cpu_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    size_t per_layer = 2 * (size_t)c->n_embd + (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim +
-                       2 * (size_t)c->head_dim;
-    size_t n = per_layer * (size_t)c->n_layers + (size_t)c->n_embd;
+    size_t per_layer = 2 * (size_t)c->n_embd +
+                       (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim + 2 * (size_t)c->head_dim;
+    size_t n = per_layer * (size_t)c->n_layers + (size_t)c->n_embd +
+               (e->w->rope_freqs ? (size_t)e->w->rope_freqs->ne[0] : 0);
     e->vecs = malloc(n * sizeof(float));
     e->lv = calloc((size_t)c->n_layers, sizeof(*e->lv));
     if (!e->vecs || !e->lv)
@@ -143,6 +146,7 @@ static int build_vecs(wisp_cpu_engine *e, wisp_err *err)
         v->k_norm = take_vec(L->k_norm, &cur);
     }
     e->out_norm = take_vec(e->w->out_norm, &cur);
+    e->rope_freqs = take_vec(e->w->rope_freqs, &cur);
     return 0;
 }
 
@@ -296,14 +300,15 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     e->w = w;
     e->output = w->output ? w->output : w->tok_embd;
     resolve_opts(cfg, opts ? opts : &zero, &e->opts);
-    wisp_rope_init(&e->rope, cfg);
-    wisp_ops_f16_table();
     if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);
     if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, cfg->n_layers, e->opts.n_blocks,
                                 e->opts.block_size, cfg->n_head_kv, cfg->head_dim, err)) ||
-        (rc = build_vecs(e, err)) || (rc = build_scratch(e, err)))
+        (rc = build_vecs(e, err)))
+        goto fail;
+    wisp_rope_init(&e->rope, cfg, e->rope_freqs);
+    if ((rc = build_scratch(e, err)))
         goto fail;
     e->opts.n_threads = e->n_threads;
     eng->ops = &cpu_ops;

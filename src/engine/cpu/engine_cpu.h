@@ -39,6 +39,7 @@ typedef struct wisp_cpu_engine {
     wisp_rope rope;
     wisp_cpu_layer_vecs *lv;       /* [n_layers] */
     float *out_norm;               /* (n_embd) */
+    float *rope_freqs;             /* (rope n_dims/2) frequency factors, or NULL */
     float *vecs;                   /* storage behind lv and out_norm */
 
     /* Scratch, sized at create for max_batch_tokens (T) rows. */

@@ -2,36 +2,23 @@
  * kv_pool.c - the CPU engine's paged KV storage (see kv_pool.h).
  *
  * The element types are rows of a small table: which wisp_type stores the
- * row and how a row converts. F16 loads go through the shared half->float
- * table (ops.h), the hot path of attention; Q8_0 uses the type table's
- * reference conversions, which is what llama.cpp's q8_0 cache computes.
+ * row and how a row converts. F16 rows convert with F16C (vec.h), the hot
+ * path of attention; Q8_0 uses the type table's reference conversions,
+ * which is what llama.cpp's q8_0 cache computes.
  */
 #include "engine/cpu/kv_pool.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/fp16.h"
-#include "engine/cpu/ops.h"
+#include "engine/cpu/vec.h"
 #include "model/types.h"
 
 static void store_f32(const float *src, void *dst, int n) { memcpy(dst, src, (size_t)n * 4); }
 static void load_f32(const void *src, float *dst, int n) { memcpy(dst, src, (size_t)n * 4); }
 
-static void store_f16(const float *src, void *dst, int n)
-{
-    uint16_t *d = dst;
-    for (int i = 0; i < n; i++)
-        d[i] = wisp_float_to_half(src[i]);
-}
-
-static void load_f16(const void *src, float *dst, int n)
-{
-    const uint16_t *s = src;
-    const float *t = wisp_ops_f16_table();
-    for (int i = 0; i < n; i++)
-        dst[i] = t[s[i]];
-}
+static void store_f16(const float *src, void *dst, int n) { wisp_vec_f32_to_f16(src, dst, n); }
+static void load_f16(const void *src, float *dst, int n) { wisp_vec_f16_to_f32(src, dst, n); }
 
 static void store_q8_0(const float *src, void *dst, int n)
 {

@@ -9,26 +9,9 @@
 #include "engine/cpu/ops.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
-#include "common/fp16.h"
 #include "model/types.h"
-
-static float f16_table[65536];
-static pthread_once_t f16_once = PTHREAD_ONCE_INIT;
-
-static void f16_table_build(void)
-{
-    for (uint32_t i = 0; i < 65536; i++)
-        f16_table[i] = wisp_half_to_float((uint16_t)i);
-}
-
-const float *wisp_ops_f16_table(void)
-{
-    pthread_once(&f16_once, f16_table_build);
-    return f16_table;
-}
 
 void wisp_ops_rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
@@ -72,9 +55,10 @@ static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
     return n_dims * logf((float)n_ctx_orig / (n_rot * 2 * (float)M_PI)) / (2 * logf(base));
 }
 
-void wisp_rope_init(wisp_rope *r, const wisp_model_config *c)
+void wisp_rope_init(wisp_rope *r, const wisp_model_config *c, const float *freq_factors)
 {
     memset(r, 0, sizeof(*r));
+    r->freq_factors = freq_factors;
     r->layout = c->rope_layout;
     r->head_dim = c->head_dim;
     r->n_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
@@ -110,11 +94,12 @@ void wisp_rope_cache(const wisp_rope *r, int pos, float *cache)
 {
     float theta_extrap = (float)pos;
     for (int i0 = 0; i0 < r->n_dims; i0 += 2) {
-        float theta = r->freq_scale * theta_extrap;
+        const float ext = r->freq_factors ? theta_extrap / r->freq_factors[i0 / 2] : theta_extrap;
+        float theta = r->freq_scale * ext;
         float mscale = r->attn_factor;
         if (r->ext_factor != 0.0f) {
             float mix = yarn_ramp(r->corr_dims[0], r->corr_dims[1], i0) * r->ext_factor;
-            theta = theta * (1 - mix) + theta_extrap * mix;
+            theta = theta * (1 - mix) + ext * mix;
             mscale *= 1.0f + 0.1f * logf(1.0f / r->freq_scale);
         }
         cache[i0] = cosf(theta) * mscale;

@@ -15,9 +15,6 @@
 
 #include "model/model.h"
 
-/* A 65536-entry half -> float table, built once (thread-safe). */
-const float *wisp_ops_f16_table(void);
-
 /* out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; out may alias x. */
 void wisp_ops_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
@@ -42,9 +39,11 @@ typedef struct wisp_rope {
     float ext_factor;
     float attn_factor;
     float corr_dims[2];
+    const float *freq_factors; /* (n_dims/2) llama-3 per-pair divisors, or NULL */
 } wisp_rope;
 
-void wisp_rope_init(wisp_rope *r, const wisp_model_config *c);
+/* freq_factors (n_dims/2 floats, or NULL) must outlive r. */
+void wisp_rope_init(wisp_rope *r, const wisp_model_config *c, const float *freq_factors);
 /* cache[2i], cache[2i+1] = cos, sin of pair i's angle at pos (n_dims floats). */
 void wisp_rope_cache(const wisp_rope *r, int pos, float *cache);
 /* Rotates one head vector (head_dim floats) in place with a cache. */
