@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "gen/stop.h"
 #include "rpc/codes.h"
@@ -35,9 +37,18 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
     s->frequency_penalty = (float)num(p, "frequency_penalty", s->frequency_penalty);
     s->penalty_last_n = (int)num(p, "repeat_last_n", s->penalty_last_n);
     s->n_probs = (int)num(p, "n_probs", 0);
+    /* Without a seed each request draws one (reported in the result, so any
+     * output can be reproduced); with a seed the same request gives the
+     * same tokens. */
     const json_t *seed = json_object_get(p, "seed");
-    if (seed)
+    if (seed) {
         s->seed = (uint64_t)json_integer_value(seed);
+    } else {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out;
+        s->seed = r & ((UINT64_C(1) << 53) - 1); /* exact in every JSON reader */
+    }
     out->max_tokens = (int)num(p, "max_tokens", 256);
     out->priority = (int)num(p, "priority", 0);
     const json_t *st = json_object_get(p, "stream");
@@ -205,6 +216,7 @@ typedef struct gen_req {
     wisp_gen_filter filter;
     bool stream;
     int n_probs;
+    uint64_t seed;             /* reported in the result */
     wisp_token_logprob *top;   /* n_probs entries, the last sample's */
     wisp_sample last;
     char *text;                /* everything released so far */
@@ -398,9 +410,9 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
                             "tokens", ids_json(r->gen.ids, r->gen.n), "finish_reason", reason,
                             "usage", wisp_gen_usage_json(usage), "timings",
                             wisp_gen_timings_json(usage));
-    if (r->probs) {
+    json_object_set_new(res, "seed", json_integer((json_int_t)r->seed));
+    if (r->probs)
         json_object_set(res, "probs", r->probs);
-    }
     if (r->filter.annotate)
         r->filter.annotate(r->filter.ud, res);
     wisp_job_reply(r->job, res);
@@ -421,6 +433,7 @@ void wisp_gen_submit(wisp_job *job, wisp_runtime *rt, wisp_gen_spec *spec, const
     r->rt = rt;
     r->stream = spec->stream;
     r->n_probs = spec->sampling.n_probs;
+    r->seed = spec->sampling.seed;
     r->filter = spec->filter;
     memset(&spec->filter, 0, sizeof spec->filter);
     wisp_detok_stream_init(&r->detok, rt->tok, 0);
