@@ -8,6 +8,7 @@
  * thread needs (model info for initialize/status, statistics) is published
  * through the server's snapshots.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,6 +96,11 @@ static void close_runtime(wisp_server *s)
     s->runtime = NULL;
     wisp_server_publish_model(s, NULL);
     wisp_runtime_close(rt); /* answers what its scheduler still held */
+    /* A model's buffers are large and freed together: hand the heap's free
+     * pages back now, or glibc keeps them (its mmap threshold grows as big
+     * blocks are freed) and an editor's long-lived wisp would hold a whole
+     * model's worth of memory after model/unload. */
+    malloc_trim(0);
     publish_stats(s);
 }
 
