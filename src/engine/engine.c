@@ -37,3 +37,22 @@ void wisp_engine_destroy(wisp_engine *e)
         e->ops->destroy(e->ctx);
     free(e);
 }
+
+void wisp_engine_opts_resolve(const wisp_model_config *c, const wisp_engine_opts *in,
+                              wisp_engine_opts *o)
+{
+    *o = *in;
+    if (o->block_size <= 0)
+        o->block_size = 16;
+    if (o->max_batch_tokens <= 0)
+        o->max_batch_tokens = 512;
+    if (o->max_seqs <= 0)
+        o->max_seqs = 1;
+    if (o->n_blocks <= 0) {
+        /* One training context (at least one full batch) when unset. */
+        int ctx = c->n_ctx_train > 0 ? c->n_ctx_train : 2048;
+        if (ctx < o->max_batch_tokens)
+            ctx = o->max_batch_tokens;
+        o->n_blocks = (ctx + o->block_size - 1) / o->block_size;
+    }
+}

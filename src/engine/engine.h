@@ -95,4 +95,9 @@ int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts
                            wisp_engine **out, wisp_err *err);
 void wisp_engine_destroy(wisp_engine *e);
 
+/* Every engine's defaults for options left at zero: 16-token blocks, 512
+ * tokens and 1 sequence per step, one training context of KV blocks. */
+void wisp_engine_opts_resolve(const wisp_model_config *c, const wisp_engine_opts *in,
+                              wisp_engine_opts *out);
+
 #endif

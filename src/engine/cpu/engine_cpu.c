@@ -93,23 +93,6 @@ static int check_weights(const wisp_model_config *c, const wisp_model_weights *w
 
 /* ---------------------------------------------------------------- build */
 
-static void resolve_opts(const wisp_model_config *c, const wisp_engine_opts *in,
-                         wisp_engine_opts *o)
-{
-    *o = *in;
-    if (o->block_size <= 0)
-        o->block_size = 16;
-    if (o->max_batch_tokens <= 0)
-        o->max_batch_tokens = 512;
-    if (o->max_seqs <= 0)
-        o->max_seqs = 1;
-    if (o->n_blocks <= 0) {
-        int ctx = c->n_ctx_train > 0 ? c->n_ctx_train : 2048;
-        if (ctx < o->max_batch_tokens)
-            ctx = o->max_batch_tokens;
-        o->n_blocks = (ctx + o->block_size - 1) / o->block_size;
-    }
-}
 
 /* Copies a 1-D tensor to F32 at *cursor (NULL tensor -> NULL). */
 static float *take_vec(const wisp_tensor *t, float **cursor)
@@ -299,7 +282,7 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     e->cfg = *cfg;
     e->w = w;
     e->output = w->output ? w->output : w->tok_embd;
-    resolve_opts(cfg, opts ? opts : &zero, &e->opts);
+    wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &e->opts);
     if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);

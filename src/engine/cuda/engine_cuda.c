@@ -64,23 +64,6 @@ int wisp_cuda_enter(wisp_cuda_engine *e, wisp_err *err)
 
 /* ---------------------------------------------------------------- options */
 
-static void resolve_opts(const wisp_model_config *c, const wisp_engine_opts *in,
-                         wisp_engine_opts *o)
-{
-    *o = *in;
-    if (o->block_size <= 0)
-        o->block_size = 16;
-    if (o->max_batch_tokens <= 0)
-        o->max_batch_tokens = 512;
-    if (o->max_seqs <= 0)
-        o->max_seqs = 1;
-    if (o->n_blocks <= 0) {
-        int ctx = c->n_ctx_train > 0 ? c->n_ctx_train : 2048;
-        if (ctx < o->max_batch_tokens)
-            ctx = o->max_batch_tokens;
-        o->n_blocks = (ctx + o->block_size - 1) / o->block_size;
-    }
-}
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -319,7 +302,7 @@ int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_
         return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of memory");
     }
     e->cfg = *cfg;
-    resolve_opts(cfg, opts ? opts : &zero, &e->opts);
+    wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &e->opts);
     int rc = setup(e, w, err);
     if (rc) {
         wisp_err_prefix(err, "cuda engine");
@@ -347,7 +330,7 @@ int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights
     *n_blocks = 0;
     WISP_TRY(check_config(cfg, err));
     wisp_engine_opts zero = {0}, o;
-    resolve_opts(cfg, opts ? opts : &zero, &o);
+    wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &o);
     wisp_cuda_device_info dev;
     WISP_TRY(wisp_cuda_select_device(&dev, err));
     size_t wbytes = 0;
