@@ -78,7 +78,7 @@ GPU_TEST_SRC := $(sort $(wildcard tests/gpu/test_*.c))
 GPU_TEST_BIN := $(GPU_TEST_SRC:tests/gpu/%.c=$(OUT)/tests/gpu/%)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all test unit e2e fuzz bench deps clean tools test-gpu check-cuda
+.PHONY: all test unit e2e fuzz bench deps clean tools test-gpu build-tests
 all: $(BIN) $(TOOL_BIN)
 
 # A stamp per variant forces a relink when CUDA=0/1 alternate in one folder.
@@ -135,6 +135,11 @@ export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 
 test: unit e2e
+
+# Everything the tests run, so a parallel build can come first and the test
+# runs themselves stay sequential (readable output, no two suites fighting
+# for the same cores).
+build-tests: $(BIN) $(TOOL_BIN) $(TEST_BIN)
 
 unit: $(TEST_BIN) $(BIN) $(TOOL_BIN)
 	WISP_SHARED=$(SHARED) WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) \
