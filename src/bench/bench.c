@@ -20,9 +20,13 @@
 #include "engine/cpu/matmul.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#ifdef WISP_CUDA
+#include "engine/cuda/engine_cuda.h"
+#endif
 
 typedef struct bench_args {
     const char *model;
+    const char *device;        /* "cpu" or "cuda" */
     int n_prompt, n_gen, threads, reps;
     int json;
 } bench_args;
@@ -33,7 +37,8 @@ typedef struct bench_result {
 
 static void usage(FILE *f)
 {
-    fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS] [--json]\n"
+    fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
+          "                  [--device cpu|cuda] [--json]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
           "  -t  threads, default the physical cores\n"
@@ -58,7 +63,7 @@ static int parse_int(const char *flag, const char *s, int min, int *out)
 /* argv[0] is the subcommand name. Returns 0, 1 (help shown) or -1. */
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    *a = (bench_args){.n_prompt = 512, .n_gen = 128, .threads = 0, .reps = 5};
+    *a = (bench_args){.device = "cpu", .n_prompt = 512, .n_gen = 128, .threads = 0, .reps = 5};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -76,6 +81,12 @@ static int parse_args(int argc, char **argv, bench_args *a)
             rc = parse_int(f, v, 1, &a->threads);
         } else if (!strcmp(f, "-r") || !strcmp(f, "--repetitions")) {
             rc = parse_int(f, v, 1, &a->reps);
+        } else if (!strcmp(f, "--device")) {
+            if (!v || (strcmp(v, "cpu") && strcmp(v, "cuda"))) {
+                fprintf(stderr, "wisp bench: --device needs cpu or cuda\n");
+                return -1;
+            }
+            a->device = v;
         } else if (!strcmp(f, "--json")) {
             a->json = 1;
             continue;
@@ -189,9 +200,14 @@ static void print_table(const bench_args *a, const wisp_model *m, int threads, i
     printf("| model | type | size | params | backend | threads | test | t/s |\n");
     printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
     char row[512];
-    snprintf(row, sizeof row, "| %s %s | %s | %.2f MiB | %.2f M | CPU (%s) | %d |", c->arch_name,
+    char backend[32];
+    if (!strcmp(a->device, "cuda"))
+        snprintf(backend, sizeof backend, "CUDA");
+    else
+        snprintf(backend, sizeof backend, "CPU (%s)", wisp_matmul_simd_level());
+    snprintf(row, sizeof row, "| %s %s | %s | %.2f MiB | %.2f M | %s | %d |", c->arch_name,
              c->name, main_type(m), wisp_model_file_bytes(m) / 1048576.0,
-             wisp_model_n_params(m) / 1e6, wisp_matmul_simd_level(), threads);
+             wisp_model_n_params(m) / 1e6, backend, threads);
     if (have_pp)
         printf("%s pp%d | %.2f ± %.2f |\n", row, a->n_prompt, pp.mean, pp.sd);
     if (have_tg)
@@ -207,6 +223,7 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
                           wisp_matmul_simd_level());
     if (!o)
         return -1;
+    json_object_set_new(o, "device", json_string(a->device));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s)
@@ -239,7 +256,17 @@ int wisp_cmd_bench(int argc, char **argv)
                           .kv_type = WISP_KV_F16,
                           .max_batch_tokens = a.n_prompt > 0 ? a.n_prompt : 1,
                           .max_seqs = 1};
-    if ((rc = wisp_engine_cpu_create(m, &o, &eng, &err)))
+    if (!strcmp(a.device, "cuda")) {
+#ifdef WISP_CUDA
+        rc = wisp_engine_cuda_create(m, &o, &eng, &err);
+#else
+        rc = wisp_err_set(&err, WISP_E_DEVICE,
+                          "--device cuda: this wisp was built without CUDA (make CUDA=1)");
+#endif
+    } else {
+        rc = wisp_engine_cpu_create(m, &o, &eng, &err);
+    }
+    if (rc)
         goto out;
     b.eng = eng;
     b.tokens = malloc(sizeof(int32_t) * (size_t)(longest + 1));
