@@ -289,11 +289,15 @@ static void check_simd(int type)
               wisp_cpu_kernels_at(WISP_SIMD_SCALAR, type)->dot);
     int blk = wisp_cpu_block_size(type) > 32 ? wisp_cpu_block_size(type) : 32;
     int fails = 0;
-    static const int64_t toks[] = {1, 3, 17, 40};
-    for (size_t si = 0; si < 2; si++)
-        for (size_t ti = 0; ti < 4; ti++) {
+    /* Token counts that leave every remainder of the gemm kernels' token
+     * blocks (odd pairs, 1..7 past a multiple of 8) and block counts that
+     * leave none, some, or one of a 4-block group. */
+    static const int64_t toks[] = {1, 3, 6, 13, 17, 40};
+    static const int64_t blocks[] = {3, 5, 9};
+    for (size_t si = 0; si < 3; si++)
+        for (size_t ti = 0; ti < 6; ti++) {
             mm_case c;
-            case_init(&c, type, SHAPE_BLOCKS[si] * blk, N_OUT, toks[ti]);
+            case_init(&c, type, blocks[si] * blk, N_OUT, toks[ti]);
             wisp_cpu_simd_force(WISP_SIMD_SCALAR);
             run_matmul(&c, 1, c.y_ref);
             float *y = malloc(sizeof(float) * (size_t)(c.n_out * c.n_tok));

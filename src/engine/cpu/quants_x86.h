@@ -365,4 +365,147 @@ DEF_DOT32S(q4_0, wisp_block_q4_0)
 DEF_DOT32S(q5_0, wisp_block_q5_0)
 DEF_DOT32S(q8_0, wisp_block_q8_0)
 
+/* ------------------------------------------------------------ 32-block gemm */
+
+/* Register-blocked Q4_0 / Q5_0 / Q8_0 x Q8_0 for batches (wisp_gemm_fn).
+ * The weights are decoded UNSIGNED (nibble, nibble + 16 * fifth bit, or
+ * q + 128) and multiplied straight into the signed activation quants, so a
+ * block pair costs a single u8 x s8 dot and no sign fix-ups; the offset
+ * comes off once per block and token through the activation row's int32
+ * block sums (cpu_types.h). Four blocks of one weight row are decoded into
+ * registers and used for R weight rows x C tokens: two tokens at a time,
+ * the four blocks' int32 dots of each token are reduced with hadd into one
+ * vector of 2 x 4 block sums, scaled by the weight and activation block
+ * scales and accumulated in float. Q8_0 (q + 128 up to 255) needs the
+ * exact int32 dot of VNNI: maddubs would saturate its int16 pairs. */
+AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
+AI __m256i udec_q5_0(const void *p)
+{
+    const wisp_block_q5_0 *b = p;
+    return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
+}
+AI __m256i udec_q8_0(const void *p)
+{
+    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs), _mm256_set1_epi8((char)0x80));
+}
+AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
+
+/* Sums of the four blocks' dots in one 128-bit half each: lanes 0..3 of
+ * the result's low half plus lanes 0..3 of its high half. */
+AI __m256i dot4_tree(const __m256i u[4], const wisp_block_q8_0 *a)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i p0 = dot_u8s8(z, u[0], loadu256(a[0].qs)), p1 = dot_u8s8(z, u[1], loadu256(a[1].qs));
+    __m256i p2 = dot_u8s8(z, u[2], loadu256(a[2].qs)), p3 = dot_u8s8(z, u[3], loadu256(a[3].qs));
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+}
+
+AI float hsum4(__m128 v)
+{
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    return _mm_cvtss_f32(v);
+}
+
+/* R weight rows x C tokens; both compile-time constants in each copy. */
+#define DEF_GEMM32(name, WB, SHIFT)                                                               \
+    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,  \
+                           int C, float *s, size_t ss)                                            \
+    {                                                                                             \
+        const int64_t nb = n / 32;                                                                \
+        const size_t soff = wisp_cpu_act_scales_offset(n), zoff = wisp_cpu_act_sums_offset(n);   \
+        const int P = (C + 1) / 2;                                                                \
+        __m256 acc[WISP_GEMM_NR][WISP_GEMM_NC / 2];                                               \
+        float tail[WISP_GEMM_NR][WISP_GEMM_NC];                                                   \
+        const char *row[WISP_GEMM_NC];                                                            \
+        _Pragma("GCC unroll 8") for (int c = 0; c < WISP_GEMM_NC; c++)                           \
+            row[c] = a + (size_t)(c < C ? c : C - 1) * sa;                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                    \
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) acc[r][p] = _mm256_setzero_ps();  \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) tail[r][c] = 0.f;                 \
+        }                                                                                         \
+        int64_t i = 0;                                                                            \
+        for (; i + 4 <= nb; i += 4) {                                                             \
+            __m256 da[WISP_GEMM_NC / 2];                                                          \
+            __m256i az[WISP_GEMM_NC / 2];                                                         \
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                                \
+                const char *r0 = row[2 * p], *r1 = row[2 * p + 1];                                \
+                da[p] = _mm256_set_m128(_mm_loadu_ps((const float *)(r1 + soff) + i),             \
+                                        _mm_loadu_ps((const float *)(r0 + soff) + i));            \
+                az[p] = _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i), \
+                                                           loadu128((const int32_t *)(r0 + zoff) + i)), \
+                                          SHIFT);                                                 \
+            }                                                                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
+                __m256i u[4];                                                                     \
+                _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++)                               \
+                    u[k] = udec_##name(wb + k * sizeof(WB));                                      \
+                const __m128 dw4 = _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),             \
+                                               udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB))); \
+                const __m256 dw = _mm256_set_m128(dw4, dw4);                                      \
+                _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                            \
+                    __m256i hx = dot4_tree(u, (const wisp_block_q8_0 *)row[2 * p] + i);           \
+                    __m256i hy = 2 * p + 1 < C ? dot4_tree(u, (const wisp_block_q8_0 *)row[2 * p + 1] + i) : hx; \
+                    __m256i sum = _mm256_add_epi32(_mm256_permute2x128_si256(hx, hy, 0x20),       \
+                                                   _mm256_permute2x128_si256(hx, hy, 0x31));      \
+                    sum = _mm256_sub_epi32(sum, az[p]);                                           \
+                    acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum), acc[r][p]); \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (; i < nb; i++) {                                                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
+                const __m256i u = udec_##name(wb);                                                \
+                const float dw = udscale(wb);                                                     \
+                _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
+                    const wisp_block_q8_0 *ab = (const wisp_block_q8_0 *)row[c] + i;              \
+                    int isum = hsum8i(dot_u8s8(_mm256_setzero_si256(), u, loadu256(ab->qs))) -   \
+                               (((const int32_t *)(row[c] + zoff))[i] << SHIFT);                  \
+                    tail[r][c] += dw * ((const float *)(row[c] + soff))[i] * (float)isum;         \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
+                __m256 v = acc[r][c / 2];                                                         \
+                __m128 h = c % 2 ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v);       \
+                s[(size_t)c * ss + (size_t)r] = hsum4(h) + tail[r][c];                            \
+            }                                                                                     \
+    }                                                                                             \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
+                                size_t sa, int nc, float *s, size_t ss)                           \
+    {                                                                                             \
+        GEMM_SWITCH(name##_gemm_rc, n, (const char *)w, sw, nr, (const char *)a, sa, nc, s, ss)   \
+    }
+
+/* Dispatch of nr x nc to the copies with constant R and C. */
+#define GEMM_C(f, n, w, sw, R, a, sa, nc, s, ss)                                                 \
+    switch (nc) {                                                                                \
+    case 8: f(n, w, sw, a, sa, R, 8, s, ss); break;                                              \
+    case 7: f(n, w, sw, a, sa, R, 7, s, ss); break;                                              \
+    case 6: f(n, w, sw, a, sa, R, 6, s, ss); break;                                              \
+    case 5: f(n, w, sw, a, sa, R, 5, s, ss); break;                                              \
+    case 4: f(n, w, sw, a, sa, R, 4, s, ss); break;                                              \
+    case 3: f(n, w, sw, a, sa, R, 3, s, ss); break;                                              \
+    case 2: f(n, w, sw, a, sa, R, 2, s, ss); break;                                              \
+    default: f(n, w, sw, a, sa, R, 1, s, ss); break;                                             \
+    }
+#define GEMM_SWITCH(f, n, w, sw, nr, a, sa, nc, s, ss)                                           \
+    switch (nr) {                                                                                \
+    case 4: GEMM_C(f, n, w, sw, 4, a, sa, nc, s, ss) break;                                      \
+    case 3: GEMM_C(f, n, w, sw, 3, a, sa, nc, s, ss) break;                                      \
+    case 2: GEMM_C(f, n, w, sw, 2, a, sa, nc, s, ss) break;                                      \
+    default: GEMM_C(f, n, w, sw, 1, a, sa, nc, s, ss) break;                                     \
+    }
+
+_Static_assert(WISP_GEMM_NR == 4 && WISP_GEMM_NC == 8, "GEMM_SWITCH covers 4 x 8");
+
+DEF_GEMM32(q4_0, wisp_block_q4_0, 3)
+DEF_GEMM32(q5_0, wisp_block_q5_0, 4)
+#if WISP_X86_VNNI
+DEF_GEMM32(q8_0, wisp_block_q8_0, 7)
+#endif
+
 #endif
