@@ -60,7 +60,9 @@ DEF_DOTF(bf16, 2)
  * activation vector once per row). Sixteen accumulators are enough
  * independent FMA chains to hide their latency. */
 #define FG_R 4
+#ifndef FG_C
 #define FG_C 4
+#endif
 #define DEF_GEMMF(name)                                                                          \
     AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R, \
                            int C, float *s, size_t ss)                                           \
@@ -104,7 +106,15 @@ DEF_DOTF(bf16, 2)
             }                                                                                    \
         }                                                                                        \
     }
+#if FG_C >= 6
+#define GEMMF_WIDE(name, R)                                                                      \
+    case R * 8 + 6: name##_gemm_rc(n, w, sw, a, sa, R, 6, o, ss); break;                          \
+    case R * 8 + 5: name##_gemm_rc(n, w, sw, a, sa, R, 5, o, ss); break;
+#else
+#define GEMMF_WIDE(name, R)
+#endif
 #define GEMMF_CASES(name, R)                                                                     \
+    GEMMF_WIDE(name, R)                                                                          \
     case R * 8 + 4: name##_gemm_rc(n, w, sw, a, sa, R, 4, o, ss); break;                          \
     case R * 8 + 3: name##_gemm_rc(n, w, sw, a, sa, R, 3, o, ss); break;                          \
     case R * 8 + 2: name##_gemm_rc(n, w, sw, a, sa, R, 2, o, ss); break;                          \
