@@ -466,7 +466,7 @@ AI float hsum4(__m128 v)
                 _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
                     const wisp_block_q8_0 *ab = (const wisp_block_q8_0 *)row[c] + i;              \
                     int isum = hsum8i(dot_u8s8(_mm256_setzero_si256(), u, loadu256(ab->qs))) -   \
-                               (((const int32_t *)(row[c] + zoff))[i] << SHIFT);                  \
+                               ((const int32_t *)(row[c] + zoff))[i] * (1 << SHIFT);                  \
                     tail[r][c] += dw * ((const float *)(row[c] + soff))[i] * (float)isum;         \
                 }                                                                                 \
             }                                                                                     \
