@@ -39,9 +39,14 @@ static inline size_t wisp_cpu_act_scales_offset(int64_t n) { return (size_t)(n /
  * the register-blocked kernels multiply unsigned weights by the signed
  * quants and take off offset * sum once per block and token. */
 static inline size_t wisp_cpu_act_sums_offset(int64_t n) { return (size_t)(n / 32) * 40; }
+/* Then, for batches handed to a gemm kernel, the quants of each pair of
+ * blocks (2b, 2b+1) interleaved by halves in 64 bytes: b 0..15, b+1 0..15,
+ * b 16..31, b+1 16..31, so that one 256-bit dot sums two blocks into the
+ * two 128-bit halves of its result (half the reduction work after it). */
+static inline size_t wisp_cpu_act_pairs_offset(int64_t n) { return (size_t)(n / 32) * 44; }
 static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 {
-    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 44 : 0;
+    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 76 : 0;
 }
 
 /* Most weight rows and activation rows one call of a gemm kernel takes. */

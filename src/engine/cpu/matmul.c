@@ -22,9 +22,9 @@
  * Scratch layout (see wisp_matmul_scratch_size): the start of the buffer
  * is rounded up to 64 bytes, then n_tok activation rows, each padded to a
  * multiple of 64 bytes; Q8_0/Q8_1 rows also hold a float copy of their
- * block scales and the int32 sums of their blocks' quants after the blocks
- * (cpu_types.h). So the size is
- *   64 + n_tok * round_up(max(row bytes, n_in / 32 * 44 for Q8_0/Q8_1), 64)
+ * block scales, the int32 sums of their blocks' quants and the quants
+ * interleaved by block pairs after the blocks (cpu_types.h). So the size is
+ *   64 + n_tok * round_up(max(row bytes, n_in / 32 * 76 for Q8_0/Q8_1), 64)
  * and 0 for F32 weights, whose activations are used in place.
  */
 #include "engine/cpu/matmul.h"
@@ -106,6 +106,18 @@ static void quantize_task(void *ctx, int ith, int nth)
                 for (int i = 0; i < 32; i++)
                     sum += qs[i];
                 sums[b] = sum;
+            }
+            if (j->gemm && j->n_tok > 1) {
+                char *pairs = row + wisp_cpu_act_pairs_offset(j->n_in);
+                size_t bb = j->act_bytes_per_block;
+                for (int64_t b = 0; b + 1 < j->n_in / 32; b += 2) {
+                    const char *q0 = row + (size_t)b * bb + bb - 32, *q1 = q0 + bb;
+                    char *dst = pairs + (size_t)b * 32;
+                    memcpy(dst, q0, 16);
+                    memcpy(dst + 16, q1, 16);
+                    memcpy(dst + 32, q0 + 16, 16);
+                    memcpy(dst + 48, q1 + 16, 16);
+                }
             }
         }
     }

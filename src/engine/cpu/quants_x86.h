@@ -390,6 +390,42 @@ AI __m256i udec_q8_0(const void *p)
 }
 AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 
+/* Two blocks decoded unsigned in the activations' pair layout
+ * (cpu_types.h): *x = elements 0..15 of both, *y = elements 16..31. */
+AI __m256i pair128(const void *lo, const void *hi) { return _mm256_set_m128i(loadu128(hi), loadu128(lo)); }
+AI void udec2_q4_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    const __m256i t = pair128(((const wisp_block_q4_0 *)p0)->qs, ((const wisp_block_q4_0 *)p1)->qs);
+    *x = _mm256_and_si256(t, _mm256_set1_epi8(0x0F));
+    *y = _mm256_and_si256(_mm256_srli_epi16(t, 4), _mm256_set1_epi8(0x0F));
+}
+AI void udec2_q5_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    udec2_q4_0(p0, p1, x, y);
+    const __m256i h0 = bits_to_bytes32(((const wisp_block_q5_0 *)p0)->qh);
+    const __m256i h1 = bits_to_bytes32(((const wisp_block_q5_0 *)p1)->qh);
+    const __m256i b16 = _mm256_set1_epi8(0x10);
+    *x = _mm256_or_si256(*x, _mm256_and_si256(_mm256_permute2x128_si256(h0, h1, 0x20), b16));
+    *y = _mm256_or_si256(*y, _mm256_and_si256(_mm256_permute2x128_si256(h0, h1, 0x31), b16));
+}
+AI void udec2_q8_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    const int8_t *q0 = ((const wisp_block_q8_0 *)p0)->qs, *q1 = ((const wisp_block_q8_0 *)p1)->qs;
+    *x = _mm256_xor_si256(pair128(q0, q1), _mm256_set1_epi8((char)0x80));
+    *y = _mm256_xor_si256(pair128(q0 + 16, q1 + 16), _mm256_set1_epi8((char)0x80));
+}
+
+/* One token's four blocks (two pairs) against decoded weights u[4] (x, y
+ * of pair 0, then of pair 1), reduced to lanes [b0 b2 b0 b2 | b1 b3 b1 b3]
+ * of half sums: the caller adds the other token's in the same step. */
+AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i q01 = dot_u8s8(dot_u8s8(z, u[0], loadu256(pa)), u[1], loadu256(pa + 32));
+    __m256i q23 = dot_u8s8(dot_u8s8(z, u[2], loadu256(pa + 64)), u[3], loadu256(pa + 96));
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(q01, q23), _mm256_unpackhi_epi32(q01, q23));
+}
+
 /* Sums of the four blocks' dots in one 128-bit half each: lanes 0..3 of
  * the result's low half plus lanes 0..3 of its high half. */
 AI __m256i dot4_tree(const __m256i u[4], const wisp_block_q8_0 *a)
@@ -418,6 +454,7 @@ AI float hsum4(__m128 v)
     {                                                                                             \
         const int64_t nb = n / 32;                                                                \
         const size_t soff = wisp_cpu_act_scales_offset(n), zoff = wisp_cpu_act_sums_offset(n);   \
+        const size_t poff = wisp_cpu_act_pairs_offset(n);                                         \
         const int P = (C + 1) / 2;                                                                \
         __m256 acc[WISP_GEMM_NR][WISP_GEMM_NC / 2];                                               \
         float tail[WISP_GEMM_NR][WISP_GEMM_NC];                                                   \
@@ -432,27 +469,32 @@ AI float hsum4(__m128 v)
         for (; i + 4 <= nb; i += 4) {                                                             \
             __m256 da[WISP_GEMM_NC / 2];                                                          \
             __m256i az[WISP_GEMM_NC / 2];                                                         \
+            /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3]: blocks of tokens x, y */                      \
+            const __m256i perm_a = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);                     \
             _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                                \
                 const char *r0 = row[2 * p], *r1 = row[2 * p + 1];                                \
-                da[p] = _mm256_set_m128(_mm_loadu_ps((const float *)(r1 + soff) + i),             \
-                                        _mm_loadu_ps((const float *)(r0 + soff) + i));            \
-                az[p] = _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i), \
-                                                           loadu128((const int32_t *)(r0 + zoff) + i)), \
-                                          SHIFT);                                                 \
+                da[p] = _mm256_permutevar8x32_ps(                                                 \
+                    _mm256_set_m128(_mm_loadu_ps((const float *)(r1 + soff) + i),                 \
+                                    _mm_loadu_ps((const float *)(r0 + soff) + i)), perm_a);       \
+                az[p] = _mm256_permutevar8x32_epi32(                                              \
+                    _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i), \
+                                                       loadu128((const int32_t *)(r0 + zoff) + i)), \
+                                      SHIFT), perm_a);                                            \
             }                                                                                     \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
                 const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
                 __m256i u[4];                                                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++)                               \
-                    u[k] = udec_##name(wb + k * sizeof(WB));                                      \
+                udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]);                                  \
+                udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);             \
                 const __m128 dw4 = _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),             \
                                                udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB))); \
-                const __m256 dw = _mm256_set_m128(dw4, dw4);                                      \
+                const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw4),           \
+                                                           _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3)); \
                 _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                            \
-                    __m256i hx = dot4_tree(u, (const wisp_block_q8_0 *)row[2 * p] + i);           \
-                    __m256i hy = 2 * p + 1 < C ? dot4_tree(u, (const wisp_block_q8_0 *)row[2 * p + 1] + i) : hx; \
-                    __m256i sum = _mm256_add_epi32(_mm256_blend_epi32(hx, hy, 0xF0),              \
-                                                   _mm256_permute2x128_si256(hx, hy, 0x21));      \
+                    __m256i hx = dot4_pairs(u, row[2 * p] + poff + (size_t)i * 32);               \
+                    __m256i hy = 2 * p + 1 < C ? dot4_pairs(u, row[2 * p + 1] + poff + (size_t)i * 32) : hx; \
+                    __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy),                 \
+                                                   _mm256_unpackhi_epi64(hx, hy));                \
                     sum = _mm256_sub_epi32(sum, az[p]);                                           \
                     acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum), acc[r][p]); \
                 }                                                                                 \
@@ -473,9 +515,12 @@ AI float hsum4(__m128 v)
         }                                                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
             _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
+                /* lanes x: 0, 1, 4, 5; y: 2, 3, 6, 7 */                                          \
                 __m256 v = acc[r][c / 2];                                                         \
-                __m128 h = c % 2 ? _mm256_extractf128_ps(v, 1) : _mm256_castps256_ps128(v);       \
-                s[(size_t)c * ss + (size_t)r] = hsum4(h) + tail[r][c];                            \
+                __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));    \
+                h = _mm_add_ps(h, _mm_movehdup_ps(h));                                            \
+                s[(size_t)c * ss + (size_t)r] = (c % 2 ? _mm_cvtss_f32(_mm_movehl_ps(h, h))       \
+                                                       : _mm_cvtss_f32(h)) + tail[r][c];          \
             }                                                                                     \
     }                                                                                             \
     static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
