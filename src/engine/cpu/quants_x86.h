@@ -393,15 +393,19 @@ AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 /* Two blocks decoded unsigned in the activations' pair layout
  * (cpu_types.h): *x = elements 0..15 of both, *y = elements 16..31. */
 AI __m256i pair128(const void *lo, const void *hi) { return _mm256_set_m128i(loadu128(hi), loadu128(lo)); }
-AI void udec2_q4_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+AI void nibbles2(const uint8_t *q0, const uint8_t *q1, __m256i *x, __m256i *y)
 {
-    const __m256i t = pair128(((const wisp_block_q4_0 *)p0)->qs, ((const wisp_block_q4_0 *)p1)->qs);
+    const __m256i t = pair128(q0, q1);
     *x = _mm256_and_si256(t, _mm256_set1_epi8(0x0F));
     *y = _mm256_and_si256(_mm256_srli_epi16(t, 4), _mm256_set1_epi8(0x0F));
 }
+AI void udec2_q4_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    nibbles2(((const wisp_block_q4_0 *)p0)->qs, ((const wisp_block_q4_0 *)p1)->qs, x, y);
+}
 AI void udec2_q5_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
 {
-    udec2_q4_0(p0, p1, x, y);
+    nibbles2(((const wisp_block_q5_0 *)p0)->qs, ((const wisp_block_q5_0 *)p1)->qs, x, y);
     const __m256i h0 = bits_to_bytes32(((const wisp_block_q5_0 *)p0)->qh);
     const __m256i h1 = bits_to_bytes32(((const wisp_block_q5_0 *)p1)->qh);
     const __m256i b16 = _mm256_set1_epi8(0x10);
