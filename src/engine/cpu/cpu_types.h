@@ -12,6 +12,9 @@
  * activation rows: decoding a quantized weight block (nibble unpacking,
  * scale unpacking) is paid once for several tokens during prefill, which is
  * where most of the prefill speed comes from after the integer dot itself.
+ * For batches, a level may also give a type a gemm kernel (several weight
+ * rows x up to 8 tokens per call, register-blocked), kept in a separate
+ * table so the dot rows and their fallbacks stay as they are.
  */
 #ifndef WISP_CPU_TYPES_H
 #define WISP_CPU_TYPES_H

@@ -20,6 +20,9 @@
  *                                              + cm * sum_j corr_j bsum_j)
  *    One shared loop then does the integer dots for every activation row.
  *  - F32 / F16 / BF16: float FMAs; F16 through F16C.
+ *  - gemm kernels for batches (wisp_gemm_fn): register-blocked weight rows
+ *    x tokens for Q4_0 / Q5_0 / Q8_0 (below), F16 / BF16 (quants_x86_f.h);
+ *    the K-quants run their dot loop against 8 tokens.
  */
 #ifndef WISP_QUANTS_X86_H
 #define WISP_QUANTS_X86_H
