@@ -377,9 +377,10 @@ DEF_DOT32S(q8_0, wisp_block_q8_0)
  * comes off once per block and token through the activation row's int32
  * block sums (cpu_types.h). Four blocks of one weight row are decoded into
  * registers and used for R weight rows x C tokens: two tokens at a time,
- * the four blocks' int32 dots of each token are reduced by unpacks into one
- * vector of 2 x 4 block sums, scaled by the weight and activation block
- * scales and accumulated in float. Q8_0 (q + 128 up to 255) needs the
+ * the four blocks' int32 dots of each token (two dots per block pair, see
+ * dot4_pairs) are reduced by unpacks into one vector of 2 x 4 block sums
+ * (hadd does the same in fewer instructions but is far slower on Zen 4),
+ * scaled by the weight and activation block scales, accumulated in float. Q8_0 (q + 128 up to 255) needs the
  * exact int32 dot of VNNI: maddubs would saturate its int16 pairs. */
 AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
 AI __m256i udec_q5_0(const void *p)
@@ -431,27 +432,6 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
     __m256i q01 = dot_u8s8(dot_u8s8(z, u[0], loadu256(pa)), u[1], loadu256(pa + 32));
     __m256i q23 = dot_u8s8(dot_u8s8(z, u[2], loadu256(pa + 64)), u[3], loadu256(pa + 96));
     return _mm256_add_epi32(_mm256_unpacklo_epi32(q01, q23), _mm256_unpackhi_epi32(q01, q23));
-}
-
-/* Sums of the four blocks' dots in one 128-bit half each: lanes 0..3 of
- * the result's low half plus lanes 0..3 of its high half. */
-AI __m256i dot4_tree(const __m256i u[4], const wisp_block_q8_0 *a)
-{
-    const __m256i z = _mm256_setzero_si256();
-    __m256i p0 = dot_u8s8(z, u[0], loadu256(a[0].qs)), p1 = dot_u8s8(z, u[1], loadu256(a[1].qs));
-    __m256i p2 = dot_u8s8(z, u[2], loadu256(a[2].qs)), p3 = dot_u8s8(z, u[3], loadu256(a[3].qs));
-    /* a transpose by unpacks and adds: hadd would do the same in three
-     * instructions but is far slower on Zen 4 (measured: 100 vs 130 GFLOP/s) */
-    __m256i ab = _mm256_add_epi32(_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
-    __m256i cd = _mm256_add_epi32(_mm256_unpacklo_epi32(p2, p3), _mm256_unpackhi_epi32(p2, p3));
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-}
-
-AI float hsum4(__m128 v)
-{
-    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-    v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    return _mm_cvtss_f32(v);
 }
 
 /* R weight rows x C tokens; both compile-time constants in each copy. */
