@@ -42,10 +42,12 @@
 /* Rows per tile for a batch. */
 #define ROWS_PREFILL 16
 /* Bytes of activation rows a prefill tile aims to keep in cache (the L2
- * of current x86 cores is 1-2 MB; the weight rows stream through L1), and
+ * of current x86 cores is 1-2 MB; the weight rows stream through L1;
+ * measured on Zen 4, 1536 x 8960 Q8_0 at 128 tokens: 136 GFLOP/s with
+ * 192 KiB, 157 with 512 KiB, as every weight row is read once), and
  * the fewest token rows a tile takes, so that wide rows (F32, F16) still
  * reuse each weight row for several kernel calls before it is evicted. */
-#define TILE_ACT_BYTES (192 * 1024)
+#define TILE_ACT_BYTES (512 * 1024)
 #define TILE_MIN_TOKS 16
 /* Multiply-accumulates below which a product runs on the calling thread. */
 #define MATMUL_MIN_PARALLEL_MACS (1 << 18)
