@@ -502,11 +502,12 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
         }                                                                                         \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
             _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
-                /* lanes x: 0, 1, 4, 5; y: 2, 3, 6, 7 */                                          \
+                /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3], summed as (b0 + b2) + (b1 + b3): the \
+                 * order of the dot kernel, so a batch gives the same bits as one token */ \
                 __m256 v = acc[r][c / 2];                                                         \
-                __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));    \
-                h = _mm_add_ps(h, _mm_movehdup_ps(h));                                            \
-                s[(size_t)c * ss + (size_t)r] = (c % 2 ? _mm_cvtss_f32(_mm_movehl_ps(h, h))       \
+                __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   \
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
+                s[(size_t)c * ss + (size_t)r] = (c % 2 ? _mm_cvtss_f32(_mm_movehdup_ps(h))        \
                                                        : _mm_cvtss_f32(h)) + tail[r][c];          \
             }                                                                                     \
     }                                                                                             \
