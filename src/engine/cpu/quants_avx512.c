@@ -9,7 +9,7 @@
  * vectors (older Intel), ymm with VNNI is as fast and simpler.
  */
 #define WISP_X86_VNNI 1
-#define FG_C 6
+#define FG_C 3
 #include "engine/cpu/quants_x86.h"
 #include "engine/cpu/quants_x86_k.h"
 #include "engine/cpu/quants_x86_f.h"
