@@ -289,11 +289,15 @@ static void check_simd(int type)
               wisp_cpu_kernels_at(WISP_SIMD_SCALAR, type)->dot);
     int blk = wisp_cpu_block_size(type) > 32 ? wisp_cpu_block_size(type) : 32;
     int fails = 0;
-    static const int64_t toks[] = {1, 3, 17, 40};
-    for (size_t si = 0; si < 2; si++)
-        for (size_t ti = 0; ti < 4; ti++) {
+    /* Token counts that leave every remainder of the gemm kernels' token
+     * blocks (odd pairs, 1..7 past a multiple of 8) and block counts that
+     * leave none, some, or one of a 4-block group. */
+    static const int64_t toks[] = {1, 3, 6, 13, 17, 40};
+    static const int64_t blocks[] = {3, 5, 9};
+    for (size_t si = 0; si < 3; si++)
+        for (size_t ti = 0; ti < 6; ti++) {
             mm_case c;
-            case_init(&c, type, SHAPE_BLOCKS[si] * blk, N_OUT, toks[ti]);
+            case_init(&c, type, blocks[si] * blk, N_OUT, toks[ti]);
             wisp_cpu_simd_force(WISP_SIMD_SCALAR);
             run_matmul(&c, 1, c.y_ref);
             float *y = malloc(sizeof(float) * (size_t)(c.n_out * c.n_tok));
@@ -345,6 +349,44 @@ TYPE_TESTS(q3_k, WISP_TYPE_Q3_K)
 TYPE_TESTS(q4_k, WISP_TYPE_Q4_K)
 TYPE_TESTS(q5_k, WISP_TYPE_Q5_K)
 TYPE_TESTS(q6_k, WISP_TYPE_Q6_K)
+
+/* A batch through the gemm kernels gives the bits that each token alone
+ * gives through the dot kernels (the gemm keeps the dot's summation
+ * order), so prefill and decode agree exactly for these types. */
+TEST(batch_equals_token_by_token)
+{
+    static const int types[] = {WISP_TYPE_F16,  WISP_TYPE_BF16, WISP_TYPE_Q4_0, WISP_TYPE_Q5_0,
+                                WISP_TYPE_Q8_0, WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K,
+                                WISP_TYPE_Q5_K, WISP_TYPE_Q6_K};
+    int fails = 0;
+    for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
+        wisp_cpu_simd_force((wisp_simd_level)lv);
+        for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+            int blk = wisp_cpu_block_size(types[ti]);
+            mm_case c;
+            /* float rows: a length past the 16-element loop, for the tail */
+            case_init(&c, types[ti], blk == 1 ? 300 : (blk == 32 ? 9 : 3) * blk, N_OUT, 13);
+            run_matmul(&c, 2, c.y_ref);
+            float *y1 = malloc(sizeof(float) * (size_t)c.n_out);
+            REQUIRE(y1);
+            for (int64_t t = 0; t < c.n_tok; t++) {
+                mm_case one = c;
+                one.x = c.x + t * c.n_in;
+                one.n_tok = 1;
+                run_matmul(&one, 1, y1);
+                for (int64_t o = 0; o < c.n_out; o++)
+                    if (y1[o] != c.y_ref[t * c.n_out + o] && fails++ < 5)
+                        fprintf(stderr, "  %s %s t=%lld o=%lld: batch %.9g, alone %.9g\n",
+                                type_name(types[ti]), wisp_cpu_simd_name((wisp_simd_level)lv),
+                                (long long)t, (long long)o, c.y_ref[t * c.n_out + o], y1[o]);
+            }
+            free(y1);
+            case_free(&c);
+        }
+    }
+    wisp_cpu_simd_force(wisp_cpu_simd_max());
+    CHECK_EQ_INT(fails, 0);
+}
 
 /* The activation quantizers of every level produce (almost) the bits of
  * the scalar ones: at most one step apart, with equal scales. */

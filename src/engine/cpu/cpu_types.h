@@ -12,6 +12,9 @@
  * activation rows: decoding a quantized weight block (nibble unpacking,
  * scale unpacking) is paid once for several tokens during prefill, which is
  * where most of the prefill speed comes from after the integer dot itself.
+ * For batches, a level may also give a type a gemm kernel (several weight
+ * rows x up to 8 tokens per call, register-blocked), kept in a separate
+ * table so the dot rows and their fallbacks stay as they are.
  */
 #ifndef WISP_CPU_TYPES_H
 #define WISP_CPU_TYPES_H
@@ -35,10 +38,32 @@ typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, 
  * converting halves one by one. The rows' stride is at least
  * wisp_cpu_act_row_bytes(). */
 static inline size_t wisp_cpu_act_scales_offset(int64_t n) { return (size_t)(n / 32) * 36; }
+/* After the float scales come the n/32 block sums of the quants as int32:
+ * the register-blocked kernels multiply unsigned weights by the signed
+ * quants and take off offset * sum once per block and token. */
+static inline size_t wisp_cpu_act_sums_offset(int64_t n) { return (size_t)(n / 32) * 40; }
+/* Then, for batches handed to a gemm kernel, the quants of each pair of
+ * blocks (2b, 2b+1) interleaved by halves in 64 bytes: b 0..15, b+1 0..15,
+ * b 16..31, b+1 16..31, so that one 256-bit dot sums two blocks into the
+ * two 128-bit halves of its result (half the reduction work after it). */
+static inline size_t wisp_cpu_act_pairs_offset(int64_t n) { return (size_t)(n / 32) * 44; }
 static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 {
-    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 40 : 0;
+    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 76 : 0;
 }
+
+/* Most weight rows and activation rows one call of a gemm kernel takes. */
+#define WISP_GEMM_NR 4
+#define WISP_GEMM_NC 8
+
+/* Register-blocked product for batches: s[c * ss + r] = sum_i W_r[i] A_c[i]
+ * for r < nr, c < nc (1 <= nr <= WISP_GEMM_NR, 1 <= nc <= WISP_GEMM_NC),
+ * where W_r is the weight row at (const char *)w + r * sw and A_c the
+ * activation row at (const char *)a + c * sa, laid out as for dot. Each
+ * decoded weight block is used for nc tokens and each activation block
+ * for nr rows while both are in registers. Optional per type and level. */
+typedef void (*wisp_gemm_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, size_t sa,
+                             int nc, float *s, size_t ss);
 
 /* Converts or quantizes n floats (a multiple of the act block) to a row. */
 typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);
@@ -62,6 +87,9 @@ typedef enum wisp_simd_level {
 extern const wisp_cpu_kernels wisp_cpu_kernels_scalar[WISP_TYPE_COUNT];
 extern const wisp_cpu_kernels wisp_cpu_kernels_avx2[WISP_TYPE_COUNT];
 extern const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT];
+/* gemm kernels per level (NULL entries: none at that level). */
+extern const wisp_gemm_fn wisp_cpu_gemm_avx2[WISP_TYPE_COUNT];
+extern const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT];
 
 /* Block geometry of the types the CPU kernels know (weights and activation
  * formats); 0 for others. Kept here so the kernels do not depend on the
@@ -86,5 +114,10 @@ const char *wisp_cpu_simd_name(wisp_simd_level level);
 const wisp_cpu_kernels *wisp_cpu_kernels_at(wisp_simd_level level, int type);
 /* Same at the active level. */
 const wisp_cpu_kernels *wisp_cpu_kernels_get(int type);
+/* The gemm kernel for a type at a level, NULL when that level has none
+ * (a lower level's gemm is not used: the dot kernels of the level are then
+ * faster than mixing levels). */
+wisp_gemm_fn wisp_cpu_gemm_at(wisp_simd_level level, int type);
+wisp_gemm_fn wisp_cpu_gemm_get(int type);
 
 #endif

@@ -20,6 +20,9 @@
  *                                              + cm * sum_j corr_j bsum_j)
  *    One shared loop then does the integer dots for every activation row.
  *  - F32 / F16 / BF16: float FMAs; F16 through F16C.
+ *  - gemm kernels for batches (wisp_gemm_fn): register-blocked weight rows
+ *    x tokens for Q4_0 / Q5_0 / Q8_0 (below), F16 / BF16 (quants_x86_f.h);
+ *    the K-quants run their dot loop against 8 tokens.
  */
 #ifndef WISP_QUANTS_X86_H
 #define WISP_QUANTS_X86_H
@@ -364,5 +367,182 @@ DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
 DEF_DOT32S(q4_0, wisp_block_q4_0)
 DEF_DOT32S(q5_0, wisp_block_q5_0)
 DEF_DOT32S(q8_0, wisp_block_q8_0)
+
+/* ------------------------------------------------------------ 32-block gemm */
+
+/* Register-blocked Q4_0 / Q5_0 / Q8_0 x Q8_0 for batches (wisp_gemm_fn).
+ * The weights are decoded UNSIGNED (nibble, nibble + 16 * fifth bit, or
+ * q + 128) and multiplied straight into the signed activation quants, so a
+ * block pair costs a single u8 x s8 dot and no sign fix-ups; the offset
+ * comes off once per block and token through the activation row's int32
+ * block sums (cpu_types.h). Four blocks of one weight row are decoded into
+ * registers and used for R weight rows x C tokens: two tokens at a time,
+ * the four blocks' int32 dots of each token (two dots per block pair, see
+ * dot4_pairs) are reduced by unpacks into one vector of 2 x 4 block sums
+ * (hadd does the same in fewer instructions but is far slower on Zen 4),
+ * scaled by the weight and activation block scales, accumulated in float. Q8_0 (q + 128 up to 255) needs the
+ * exact int32 dot of VNNI: maddubs would saturate its int16 pairs. */
+AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
+AI __m256i udec_q5_0(const void *p)
+{
+    const wisp_block_q5_0 *b = p;
+    return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
+}
+AI __m256i udec_q8_0(const void *p)
+{
+    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs), _mm256_set1_epi8((char)0x80));
+}
+AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
+
+/* Two blocks decoded unsigned in the activations' pair layout
+ * (cpu_types.h): *x = elements 0..15 of both, *y = elements 16..31. */
+AI __m256i pair128(const void *lo, const void *hi) { return _mm256_set_m128i(loadu128(hi), loadu128(lo)); }
+AI void nibbles2(const uint8_t *q0, const uint8_t *q1, __m256i *x, __m256i *y)
+{
+    const __m256i t = pair128(q0, q1);
+    *x = _mm256_and_si256(t, _mm256_set1_epi8(0x0F));
+    *y = _mm256_and_si256(_mm256_srli_epi16(t, 4), _mm256_set1_epi8(0x0F));
+}
+AI void udec2_q4_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    nibbles2(((const wisp_block_q4_0 *)p0)->qs, ((const wisp_block_q4_0 *)p1)->qs, x, y);
+}
+AI void udec2_q5_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    nibbles2(((const wisp_block_q5_0 *)p0)->qs, ((const wisp_block_q5_0 *)p1)->qs, x, y);
+    const __m256i h0 = bits_to_bytes32(((const wisp_block_q5_0 *)p0)->qh);
+    const __m256i h1 = bits_to_bytes32(((const wisp_block_q5_0 *)p1)->qh);
+    const __m256i b16 = _mm256_set1_epi8(0x10);
+    *x = _mm256_or_si256(*x, _mm256_and_si256(_mm256_permute2x128_si256(h0, h1, 0x20), b16));
+    *y = _mm256_or_si256(*y, _mm256_and_si256(_mm256_permute2x128_si256(h0, h1, 0x31), b16));
+}
+AI void udec2_q8_0(const void *p0, const void *p1, __m256i *x, __m256i *y)
+{
+    const int8_t *q0 = ((const wisp_block_q8_0 *)p0)->qs, *q1 = ((const wisp_block_q8_0 *)p1)->qs;
+    *x = _mm256_xor_si256(pair128(q0, q1), _mm256_set1_epi8((char)0x80));
+    *y = _mm256_xor_si256(pair128(q0 + 16, q1 + 16), _mm256_set1_epi8((char)0x80));
+}
+
+/* One token's four blocks (two pairs) against decoded weights u[4] (x, y
+ * of pair 0, then of pair 1), reduced to lanes [b0 b2 b0 b2 | b1 b3 b1 b3]
+ * of half sums: the caller adds the other token's in the same step. */
+AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
+{
+    const __m256i z = _mm256_setzero_si256();
+    __m256i q01 = dot_u8s8(dot_u8s8(z, u[0], loadu256(pa)), u[1], loadu256(pa + 32));
+    __m256i q23 = dot_u8s8(dot_u8s8(z, u[2], loadu256(pa + 64)), u[3], loadu256(pa + 96));
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(q01, q23), _mm256_unpackhi_epi32(q01, q23));
+}
+
+/* R weight rows x C tokens; both compile-time constants in each copy. */
+#define DEF_GEMM32(name, WB, SHIFT)                                                               \
+    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,  \
+                           int C, float *s, size_t ss)                                            \
+    {                                                                                             \
+        const int64_t nb = n / 32;                                                                \
+        const size_t soff = wisp_cpu_act_scales_offset(n), zoff = wisp_cpu_act_sums_offset(n);   \
+        const size_t poff = wisp_cpu_act_pairs_offset(n);                                         \
+        const int P = (C + 1) / 2;                                                                \
+        __m256 acc[WISP_GEMM_NR][WISP_GEMM_NC / 2];                                               \
+        float tail[WISP_GEMM_NR][WISP_GEMM_NC];                                                   \
+        const char *row[WISP_GEMM_NC];                                                            \
+        _Pragma("GCC unroll 8") for (int c = 0; c < WISP_GEMM_NC; c++)                           \
+            row[c] = a + (size_t)(c < C ? c : C - 1) * sa;                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                    \
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) acc[r][p] = _mm256_setzero_ps();  \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) tail[r][c] = 0.f;                 \
+        }                                                                                         \
+        int64_t i = 0;                                                                            \
+        for (; i + 4 <= nb; i += 4) {                                                             \
+            __m256 da[WISP_GEMM_NC / 2];                                                          \
+            __m256i az[WISP_GEMM_NC / 2];                                                         \
+            /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3]: blocks of tokens x, y */                      \
+            const __m256i perm_a = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);                     \
+            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                                \
+                const char *r0 = row[2 * p], *r1 = row[2 * p + 1];                                \
+                da[p] = _mm256_permutevar8x32_ps(                                                 \
+                    _mm256_set_m128(_mm_loadu_ps((const float *)(r1 + soff) + i),                 \
+                                    _mm_loadu_ps((const float *)(r0 + soff) + i)), perm_a);       \
+                az[p] = _mm256_permutevar8x32_epi32(                                              \
+                    _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i), \
+                                                       loadu128((const int32_t *)(r0 + zoff) + i)), \
+                                      SHIFT), perm_a);                                            \
+            }                                                                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
+                __m256i u[4];                                                                     \
+                udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]);                                  \
+                udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);             \
+                const __m128 dw4 = _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),             \
+                                               udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB))); \
+                const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw4),           \
+                                                           _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3)); \
+                _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                            \
+                    __m256i hx = dot4_pairs(u, row[2 * p] + poff + (size_t)i * 32);               \
+                    __m256i hy = 2 * p + 1 < C ? dot4_pairs(u, row[2 * p + 1] + poff + (size_t)i * 32) : hx; \
+                    __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy),                 \
+                                                   _mm256_unpackhi_epi64(hx, hy));                \
+                    sum = _mm256_sub_epi32(sum, az[p]);                                           \
+                    acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum), acc[r][p]); \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (; i < nb; i++) {                                                                     \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
+                const __m256i u = udec_##name(wb);                                                \
+                const float dw = udscale(wb);                                                     \
+                _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
+                    const wisp_block_q8_0 *ab = (const wisp_block_q8_0 *)row[c] + i;              \
+                    int isum = hsum8i(dot_u8s8(_mm256_setzero_si256(), u, loadu256(ab->qs))) -   \
+                               ((const int32_t *)(row[c] + zoff))[i] * (1 << SHIFT);                  \
+                    tail[r][c] += dw * ((const float *)(row[c] + soff))[i] * (float)isum;         \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
+                /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3], summed as (b0 + b2) + (b1 + b3): the \
+                 * order of the dot kernel, so a batch gives the same bits as one token */ \
+                __m256 v = acc[r][c / 2];                                                         \
+                __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   \
+                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
+                s[(size_t)c * ss + (size_t)r] = (c % 2 ? _mm_cvtss_f32(_mm_movehdup_ps(h))        \
+                                                       : _mm_cvtss_f32(h)) + tail[r][c];          \
+            }                                                                                     \
+    }                                                                                             \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
+                                size_t sa, int nc, float *s, size_t ss)                           \
+    {                                                                                             \
+        GEMM_SWITCH(name##_gemm_rc, n, (const char *)w, sw, nr, (const char *)a, sa, nc, s, ss)   \
+    }
+
+/* Dispatch of nr x nc to the copies with constant R and C. */
+#define GEMM_C(f, n, w, sw, R, a, sa, nc, s, ss)                                                 \
+    switch (nc) {                                                                                \
+    case 8: f(n, w, sw, a, sa, R, 8, s, ss); break;                                              \
+    case 7: f(n, w, sw, a, sa, R, 7, s, ss); break;                                              \
+    case 6: f(n, w, sw, a, sa, R, 6, s, ss); break;                                              \
+    case 5: f(n, w, sw, a, sa, R, 5, s, ss); break;                                              \
+    case 4: f(n, w, sw, a, sa, R, 4, s, ss); break;                                              \
+    case 3: f(n, w, sw, a, sa, R, 3, s, ss); break;                                              \
+    case 2: f(n, w, sw, a, sa, R, 2, s, ss); break;                                              \
+    default: f(n, w, sw, a, sa, R, 1, s, ss); break;                                             \
+    }
+#define GEMM_SWITCH(f, n, w, sw, nr, a, sa, nc, s, ss)                                           \
+    switch (nr) {                                                                                \
+    case 4: GEMM_C(f, n, w, sw, 4, a, sa, nc, s, ss) break;                                      \
+    case 3: GEMM_C(f, n, w, sw, 3, a, sa, nc, s, ss) break;                                      \
+    case 2: GEMM_C(f, n, w, sw, 2, a, sa, nc, s, ss) break;                                      \
+    default: GEMM_C(f, n, w, sw, 1, a, sa, nc, s, ss) break;                                     \
+    }
+
+_Static_assert(WISP_GEMM_NR == 4 && WISP_GEMM_NC == 8, "GEMM_SWITCH covers 4 x 8");
+
+DEF_GEMM32(q4_0, wisp_block_q4_0, 3)
+DEF_GEMM32(q5_0, wisp_block_q5_0, 4)
+#if WISP_X86_VNNI
+DEF_GEMM32(q8_0, wisp_block_q8_0, 7)
+#endif
 
 #endif

@@ -54,6 +54,86 @@ DEF_DOTF(f32, 4)
 DEF_DOTF(f16, 2)
 DEF_DOTF(bf16, 2)
 
+/* Batches: FG_R weight rows x FG_C tokens, so a converted weight vector
+ * serves FG_C tokens and a converted activation vector FG_R rows from
+ * registers (the dot above converts every activation vector once per
+ * row). Each pair keeps the dot's two accumulators (even and odd 8-element
+ * chunks) and its final order, so a batch gives the same bits as one token
+ * at a time; 2 x FG_R x FG_C accumulators are also enough independent FMA
+ * chains to hide their latency. */
+#define FG_R 4
+#ifndef FG_C
+#define FG_C 2
+#endif
+#define DEF_GEMMF(name)                                                                          \
+    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R, \
+                           int C, float *s, size_t ss)                                           \
+    {                                                                                            \
+        __m256 acc[2][FG_R][FG_C];                                                               \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                      \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)                                  \
+                acc[0][r][c] = acc[1][r][c] = _mm256_setzero_ps();                               \
+        int64_t i = 0;                                                                           \
+        for (; i + 16 <= n; i += 16) {                                                           \
+            _Pragma("GCC unroll 8") for (int h = 0; h < 2; h++) {                                \
+                __m256 wv[FG_R];                                                                 \
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                              \
+                    wv[r] = load_##name(w + (size_t)r * sw, i + 8 * h);                          \
+                _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
+                    const __m256 av = load_##name(a + (size_t)c * sa, i + 8 * h);                \
+                    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                          \
+                        acc[h][r][c] = _mm256_fmadd_ps(wv[r], av, acc[h][r][c]);                 \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                      \
+            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
+                float t = hsum8(_mm256_add_ps(acc[0][r][c], acc[1][r][c]));                      \
+                for (int64_t j = i; j < n; j++)                                                  \
+                    t += get_##name(w + (size_t)r * sw, j) * get_##name(a + (size_t)c * sa, j);  \
+                s[(size_t)c * ss + (size_t)r] = t;                                               \
+            }                                                                                    \
+    }                                                                                            \
+    static void x86_gemm_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,   \
+                                size_t sa, int nc, float *s, size_t ss)                          \
+    {                                                                                            \
+        const char *w = vw;                                                                      \
+        for (int c0 = 0; c0 < nc; c0 += FG_C) {                                                  \
+            const char *a = (const char *)va + (size_t)c0 * sa;                                  \
+            int ncc = nc - c0 < FG_C ? nc - c0 : FG_C;                                           \
+            float *o = s + (size_t)c0 * ss;                                                      \
+            switch (nr * 8 + ncc) {                                                              \
+            GEMMF_CASES(name, 4)                                                                 \
+            GEMMF_CASES(name, 3)                                                                 \
+            GEMMF_CASES(name, 2)                                                                 \
+            GEMMF_CASES(name, 1)                                                                 \
+            default: break;                                                                      \
+            }                                                                                    \
+        }                                                                                        \
+    }
+#if FG_C >= 4
+#define GEMMF_C4(name, R) case R * 8 + 4: name##_gemm_rc(n, w, sw, a, sa, R, 4, o, ss); break;
+#else
+#define GEMMF_C4(name, R)
+#endif
+#if FG_C >= 3
+#define GEMMF_C3(name, R) case R * 8 + 3: name##_gemm_rc(n, w, sw, a, sa, R, 3, o, ss); break;
+#else
+#define GEMMF_C3(name, R)
+#endif
+#define GEMMF_CASES(name, R)                                                                     \
+    GEMMF_C4(name, R)                                                                            \
+    GEMMF_C3(name, R)                                                                            \
+    case R * 8 + 2: name##_gemm_rc(n, w, sw, a, sa, R, 2, o, ss); break;                          \
+    case R * 8 + 1: name##_gemm_rc(n, w, sw, a, sa, R, 1, o, ss); break;
+
+_Static_assert(FG_C >= 2 && FG_C <= 4, "GEMMF_CASES covers 1..4 tokens");
+_Static_assert(FG_R == WISP_GEMM_NR, "GEMMF_CASES covers rows 1..4");
+
+
+DEF_GEMMF(f16)
+DEF_GEMMF(bf16)
+
 /* The table rows both x86 levels share. */
 #define WISP_X86_KERNEL_ROWS                                                                     \
     [WISP_TYPE_F32] = {WISP_TYPE_F32, x86_dot_f32, NULL, NULL},                                  \

@@ -186,13 +186,19 @@ AI void kscales(const kdec *k, __m256i scv[8])
 AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, __m256 *acc,
                    __m256 *accm)
 {
-    __m256i isum = _mm256_setzero_si256();
+    __m256i is2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     _Pragma("GCC unroll 8")
     for (int c = 0; c < 8; c++) {
         __m256i u = _mm256_load_si256((const __m256i *)(k->u + 32 * c));
         __m256i p = _mm256_maddubs_epi16(u, loadu256(y->qs + 32 * c));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, scv[c]));
+#if WISP_X86_VNNI
+        /* madd + add in one; two chains, as its latency is that of a multiply */
+        is2[c & 1] = _mm256_dpwssd_epi32(is2[c & 1], p, scv[c]);
+#else
+        is2[c & 1] = _mm256_add_epi32(is2[c & 1], _mm256_madd_epi16(p, scv[c]));
+#endif
     }
+    __m256i isum = _mm256_add_epi32(is2[0], is2[1]);
     __m256i corr = _mm256_madd_epi16(k->corr, loadu256(y->bsums));
     if (k->fold) {
         *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->d),
@@ -208,7 +214,7 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
                       size_t ss)                                                                 \
     {                                                                                            \
         const char *w = vw;                                                                      \
-        __m256 acc[WISP_DOT_NC_MAX], accm[WISP_DOT_NC_MAX];                                      \
+        __m256 acc[WISP_GEMM_NC], accm[WISP_GEMM_NC];                                            \
         _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++)                                                             \
             acc[c] = accm[c] = _mm256_setzero_ps();                                              \
@@ -226,8 +232,23 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = hsum8(_mm256_add_ps(acc[c], accm[c]));                           \
     }                                                                                            \
-    DEF_DOT_SWITCH(name)
-
+    DEF_DOT_SWITCH(name)                                                                         \
+    /* Batches: each row against up to WISP_GEMM_NC tokens, so the decode \
+     * and the scale vectors of a super-block serve twice as many tokens */ \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
+                                size_t sa, int nc, float *s, size_t ss)                           \
+    {                                                                                             \
+        for (int r = 0; r < nr; r++) {                                                            \
+            const char *wr = (const char *)w + (size_t)r * sw;                                    \
+            switch (nc) {                                                                         \
+            case 8: name##_nc(n, wr, a, sa, 8, s + r, ss); break;                                 \
+            case 7: name##_nc(n, wr, a, sa, 7, s + r, ss); break;                                 \
+            case 6: name##_nc(n, wr, a, sa, 6, s + r, ss); break;                                 \
+            case 5: name##_nc(n, wr, a, sa, 5, s + r, ss); break;                                 \
+            default: x86_dot_##name(n, wr, a, sa, nc, s + r, ss); break;                          \
+            }                                                                                     \
+        }                                                                                         \
+    }
 
 DEF_DOTK(q2_K, wisp_block_q2_K)
 DEF_DOTK(q3_K, wisp_block_q3_K)
