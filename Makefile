@@ -48,6 +48,7 @@ LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -lpthread -lm
 # picks among them at run time from the CPU's features.
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
+ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8
 
 SRC_ALL  := $(shell find src -name '*.c' | sort)
 SRC_CUDA := $(filter src/engine/cuda/%,$(SRC_ALL))
@@ -105,6 +106,10 @@ $(OBJ)/%_avx2.o: %_avx2.c
 $(OBJ)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_AVX512) -c -o $@ $<
+
+$(OBJ)/%_amx.o: %_amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AMX) -c -o $@ $<
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -172,6 +177,9 @@ $(FUZZ_OBJ)/%_avx2.o: %_avx2.c
 $(FUZZ_OBJ)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) $(ISA_AVX512) -c -o $@ $<
+$(FUZZ_OBJ)/%_amx.o: %_amx.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) $(ISA_AMX) -c -o $@ $<
 
 # Kept between runs: make would otherwise delete them as intermediates.
 .SECONDARY: $(FUZZ_LIB_OBJ)

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "common/fp16.h"
+#include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/vec.h"
@@ -385,6 +386,55 @@ TEST(batch_equals_token_by_token)
         }
     }
     wisp_cpu_simd_force(wisp_cpu_simd_max());
+    CHECK_EQ_INT(fails, 0);
+}
+
+/* AMX tiles (where the CPU has them) give the AVX-512 kernels' bits, for
+ * row lengths with and without a tail of blocks and past one repacked
+ * chunk (64 blocks), and edges of rows and tokens that are not whole
+ * 16 x 16 tiles; and the batch still equals each token alone. */
+TEST(amx_equals_avx512_bit_for_bit)
+{
+    if (!wisp_amx_usable())
+        SKIP("this CPU (or its kernel) offers no AMX-INT8 tiles");
+    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q5_0, WISP_TYPE_Q8_0};
+    static const int64_t shapes[][3] = {
+        /* n_in, n_out, n_tok */
+        {32, 37, 45},   {96, 37, 45},  {1024, 37, 45}, {2816, 37, 45},
+        {4160, 37, 45}, {96, 16, 16},  {1024, 80, 130}, {4160, 32, 17},
+    };
+    int fails = 0;
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+        for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+            mm_case c;
+            case_init(&c, types[ti], shapes[si][0], shapes[si][1], shapes[si][2]);
+            const size_t ny = (size_t)(c.n_out * c.n_tok);
+            float *y = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * (size_t)c.n_out);
+            REQUIRE(y && y1);
+            REQUIRE(!wisp_amx_set(false));
+            run_matmul(&c, 2, c.y_ref);
+            REQUIRE(wisp_amx_set(true));
+            run_matmul(&c, 2, y);
+            for (size_t i = 0; i < ny; i++)
+                if (y[i] != c.y_ref[i] && fails++ < 5)
+                    fprintf(stderr, "  %s %lld x %lld x %lld [%zu]: amx %.9g, avx512 %.9g\n",
+                            type_name(types[ti]), (long long)c.n_in, (long long)c.n_out,
+                            (long long)c.n_tok, i, y[i], c.y_ref[i]);
+            for (int64_t t = 0; t < c.n_tok; t += 7) {
+                mm_case one = c;
+                one.x = c.x + t * c.n_in;
+                one.n_tok = 1;
+                run_matmul(&one, 1, y1);
+                if (memcmp(y1, y + t * c.n_out, sizeof(float) * (size_t)c.n_out) != 0 &&
+                    fails++ < 5)
+                    fprintf(stderr, "  %s %lld x %lld: token %lld alone differs from amx batch\n",
+                            type_name(types[ti]), (long long)c.n_in, (long long)c.n_out,
+                            (long long)t);
+            }
+            free(y);
+            free(y1);
+            case_free(&c);
+        }
     CHECK_EQ_INT(fails, 0);
 }
 

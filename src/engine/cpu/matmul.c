@@ -17,7 +17,10 @@
  * so the weight block is decoded once for several tokens;
  * the tile's token rows are sized to stay in the L1/L2 cache while every
  * weight row of the tile streams past them. For one token the tiles are
- * simply chunks of rows.
+ * simply chunks of rows. Where the CPU has AMX tiles (amx.h) and the type
+ * an AMX kernel, tiles are 32 weight rows x up to 256 tokens and their
+ * whole 16 x 16 parts go to the tile unit, the edges to the kernels above
+ * (the same bits either way).
  *
  * Scratch layout (see wisp_matmul_scratch_size): the start of the buffer
  * is rounded up to 64 bytes, then n_tok activation rows, each padded to a
@@ -25,7 +28,9 @@
  * block scales, the int32 sums of their blocks' quants and the quants
  * interleaved by block pairs after the blocks (cpu_types.h). So the size is
  *   64 + n_tok * round_up(max(row bytes, n_in / 32 * 76 for Q8_0/Q8_1), 64)
- * and 0 for F32 weights, whose activations are used in place.
+ * and 0 for F32 weights, whose activations are used in place; where AMX
+ * may be used, the activations' copy in the AMX layout (amx.h) follows,
+ * rounded up to 64 bytes.
  */
 #include "engine/cpu/matmul.h"
 
@@ -33,6 +38,7 @@
 #include <string.h>
 
 #include "common/fp16.h"
+#include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
 
 #define ALIGN 64
@@ -41,6 +47,11 @@
 #define ROWS_DECODE 16
 /* Rows per tile for a batch. */
 #define ROWS_PREFILL 16
+/* Rows and tokens of a tile for AMX: two weight tiles of 16 rows, and
+ * enough tokens that repacking the weights costs little next to the
+ * products. */
+#define ROWS_AMX 32
+#define TOKS_AMX 256
 /* Bytes of activation rows a prefill tile aims to keep in cache (the L2
  * of current x86 cores is 1-2 MB; the weight rows stream through L1;
  * measured on Zen 4, 1536 x 8960 Q8_0 at 128 tokens: 136 GFLOP/s with
@@ -65,7 +76,10 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
     const wisp_cpu_kernels *k = wisp_cpu_kernels_get(weight_type);
     if (!k || !k->dot || k->act_type == WISP_TYPE_F32 || n_in <= 0 || n_tok <= 0)
         return 0;
-    return ALIGN + (size_t)n_tok * act_row_stride(k->act_type, n_in);
+    size_t rows = (size_t)n_tok * act_row_stride(k->act_type, n_in);
+    if (wisp_amx_has_kernel(weight_type) && n_in <= WISP_AMX_MAX_IN)
+        rows += round_up(wisp_amx_act_bytes(n_in, n_tok), ALIGN);
+    return ALIGN + rows;
 }
 
 const char *wisp_matmul_simd_level(void) { return wisp_cpu_simd_name(wisp_cpu_simd_active()); }
@@ -73,6 +87,8 @@ const char *wisp_matmul_simd_level(void) { return wisp_cpu_simd_name(wisp_cpu_si
 typedef struct mm_job {
     wisp_dot_fn dot;
     wisp_gemm_fn gemm;   /* NULL: dot only */
+    wisp_amx_fn amx;     /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    char *amx_a;         /* the activations in the AMX layout (amx.h) */
     wisp_row_from_float_fn from_float;
     const char *w;
     size_t w_row;        /* bytes per weight row */
@@ -108,6 +124,12 @@ static void quantize_task(void *ctx, int ith, int nth)
                 for (int i = 0; i < 32; i++)
                     sum += qs[i];
                 sums[b] = sum;
+                if (j->amx && t < j->n_tok / WISP_AMX_TILE * WISP_AMX_TILE) {
+                    char *ab = j->amx_a + ((size_t)(t / 16) * (size_t)(j->n_in / 32) + (size_t)b) *
+                                              WISP_AMX_ACT_BLOCK;
+                    memcpy(ab + (t % 16) * 32, qs, 32);
+                    memcpy(ab + 16 * 32 + (t % 16) * 4, &d[b], 4);
+                }
             }
             if (j->gemm && j->n_tok > 1) {
                 char *pairs = row + wisp_cpu_act_pairs_offset(j->n_in);
@@ -125,15 +147,9 @@ static void quantize_task(void *ctx, int ith, int nth)
     }
 }
 
-static void run_tile(const mm_job *j, int64_t tile)
+/* Weight rows [r0, r1) x tokens [t0, t1) through the gemm or dot kernels. */
+static void run_range(const mm_job *j, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
 {
-    int64_t rt = tile % j->n_row_tiles, tt = tile / j->n_row_tiles;
-    int64_t r0 = rt * j->rows_per_tile, r1 = r0 + j->rows_per_tile;
-    int64_t t0 = tt * j->toks_per_tile, t1 = t0 + j->toks_per_tile;
-    if (r1 > j->n_out)
-        r1 = j->n_out;
-    if (t1 > j->n_tok)
-        t1 = j->n_tok;
     if (j->gemm && t1 - t0 > 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
             int nr = (int)(r1 - r < WISP_GEMM_NR ? r1 - r : WISP_GEMM_NR);
@@ -154,6 +170,30 @@ static void run_tile(const mm_job *j, int64_t tile)
                    j->y + t * j->n_out + r, (size_t)j->n_out);
         }
     }
+}
+
+static void run_tile(const mm_job *j, int64_t tile)
+{
+    int64_t rt = tile % j->n_row_tiles, tt = tile / j->n_row_tiles;
+    int64_t r0 = rt * j->rows_per_tile, r1 = r0 + j->rows_per_tile;
+    int64_t t0 = tt * j->toks_per_tile, t1 = t0 + j->toks_per_tile;
+    if (r1 > j->n_out)
+        r1 = j->n_out;
+    if (t1 > j->n_tok)
+        t1 = j->n_tok;
+    /* AMX takes the whole 16 x 16 tiles; the edges go to the kernels
+     * below, which give the same bits. */
+    const int64_t ra = (r1 - r0) / WISP_AMX_TILE * WISP_AMX_TILE;
+    const int64_t ta = (t1 - t0) / WISP_AMX_TILE * WISP_AMX_TILE;
+    if (j->amx && ra > 0 && ta > 0) {
+        j->amx(j->n_in, j->w + (size_t)r0 * j->w_row, j->w_row, (int)ra,
+               j->amx_a + (size_t)(t0 / 16) * (size_t)(j->n_in / 32) * WISP_AMX_ACT_BLOCK, (int)ta,
+               j->y + t0 * j->n_out + r0, (size_t)j->n_out);
+        run_range(j, r0, r0 + ra, t0 + ta, t1);
+        run_range(j, r0 + ra, r1, t0, t1);
+        return;
+    }
+    run_range(j, r0, r1, t0, t1);
 }
 
 static void dot_task(void *ctx, int ith, int nth)
@@ -214,6 +254,9 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.a = (const char *)(base + (ALIGN - base % ALIGN) % ALIGN);
         j.a_row = act_row_stride(k->act_type, n_in);
         j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
+        if (n_tok >= WISP_AMX_TILE && n_in <= WISP_AMX_MAX_IN &&
+            (j.amx = wisp_amx_gemm_get(w->type)) != NULL)
+            j.amx_a = (char *)j.a + round_up((size_t)n_tok * j.a_row, ALIGN);
         if (wisp_cpu_act_row_bytes(k->act_type, n_in))
             j.act_bytes_per_block = wisp_cpu_block_bytes(k->act_type);
         if (n_tok == 1 || (double)n_in * (double)n_tok < MATMUL_MIN_PARALLEL_MACS / 64 ||
@@ -223,7 +266,11 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
             wisp_threadpool_run(tp, quantize_task, &j);
     }
 
-    if (n_tok == 1) {
+    if (j.amx) {
+        /* a tile's weight panel is repacked once for its tokens */
+        j.rows_per_tile = ROWS_AMX;
+        j.toks_per_tile = n_tok < TOKS_AMX ? n_tok : TOKS_AMX;
+    } else if (n_tok == 1) {
         j.rows_per_tile = ROWS_DECODE;
         j.toks_per_tile = 1;
     } else {
