@@ -390,22 +390,25 @@ TEST(batch_equals_token_by_token)
 }
 
 /* AMX tiles (where the CPU has them) give the AVX-512 kernels' bits, for
- * row lengths with and without a tail of blocks and past one repacked
- * chunk (64 blocks), and edges of rows and tokens that are not whole
+ * row lengths with and without a tail of blocks (and the longest rows the
+ * AMX kernels take), and edges of rows and tokens that are not whole
  * 16 x 16 tiles; and the batch still equals each token alone. */
 TEST(amx_equals_avx512_bit_for_bit)
 {
     if (!wisp_amx_usable())
         SKIP("this CPU (or its kernel) offers no AMX-INT8 tiles");
-    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q5_0, WISP_TYPE_Q8_0};
+    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q5_0, WISP_TYPE_Q8_0, WISP_TYPE_Q4_K};
     static const int64_t shapes[][3] = {
-        /* n_in, n_out, n_tok */
-        {32, 37, 45},   {96, 37, 45},  {1024, 37, 45}, {2816, 37, 45},
-        {4160, 37, 45}, {96, 16, 16},  {1024, 80, 130}, {4160, 32, 17},
+        /* n_in, n_out, n_tok; rows of 256 and up for the K-quants */
+        {32, 37, 45},   {96, 37, 45},   {1024, 37, 45}, {2816, 37, 45},
+        {4160, 37, 45}, {96, 16, 16},   {1024, 80, 130}, {4160, 32, 17},
+        {256, 37, 45},  {8192, 48, 33}, {2560, 16, 64},
     };
     int fails = 0;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
         for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+            if (shapes[si][0] % wisp_cpu_block_size(types[ti]) != 0)
+                continue;
             mm_case c;
             case_init(&c, types[ti], shapes[si][0], shapes[si][1], shapes[si][2]);
             const size_t ny = (size_t)(c.n_out * c.n_tok);

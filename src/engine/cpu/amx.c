@@ -15,6 +15,7 @@
 #include <unistd.h>
 #endif
 
+#include "common/fp16.h"
 #include "common/log.h"
 
 /* The kernels' table, one entry per type (gemm_amx.c). */
@@ -89,4 +90,39 @@ wisp_amx_fn wisp_amx_gemm_get(int type)
 bool wisp_amx_has_kernel(int type)
 {
     return type >= 0 && type < WISP_TYPE_COUNT && wisp_amx_usable() && wisp_amx_gemm_table[type];
+}
+
+size_t wisp_amx_act_tile_bytes(int act_type, int64_t n_in)
+{
+    switch (act_type) {
+    case WISP_TYPE_Q8_0: return (size_t)(n_in / 32) * WISP_AMX_UNIT_Q8_0;
+    case WISP_TYPE_Q8_K: return (size_t)(n_in / WISP_QK_K) * WISP_AMX_UNIT_Q8_K;
+    default: return 0;
+    }
+}
+
+void wisp_amx_pack_act(int act_type, const void *row, int64_t n_in, int64_t t, void *dst)
+{
+    char *tile = (char *)dst + (size_t)(t / 16) * wisp_amx_act_tile_bytes(act_type, n_in);
+    const int i = (int)(t % 16);
+    if (act_type == WISP_TYPE_Q8_0) {
+        const wisp_block_q8_0 *x = row;
+        for (int64_t b = 0; b < n_in / 32; b++) {
+            char *u = tile + (size_t)b * WISP_AMX_UNIT_Q8_0;
+            const float d = wisp_half_to_float(x[b].d);
+            memcpy(u + 32 * i, x[b].qs, 32);
+            memcpy(u + 16 * 32 + 4 * i, &d, 4);
+        }
+    } else if (act_type == WISP_TYPE_Q8_K) {
+        const wisp_block_q8_K *x = row;
+        for (int64_t b = 0; b < n_in / WISP_QK_K; b++) {
+            char *u = tile + (size_t)b * WISP_AMX_UNIT_Q8_K;
+            for (int j = 0; j < 8; j++) {
+                memcpy(u + 512 * j + 32 * i, x[b].qs + 32 * j, 32);
+                const int32_t sum = x[b].bsums[2 * j] + x[b].bsums[2 * j + 1];
+                memcpy(u + 8 * 512 + 64 + 64 * j + 4 * i, &sum, 4);
+            }
+            memcpy(u + 8 * 512 + 4 * i, &x[b].d, 4);
+        }
+    }
 }

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "engine/cpu/cpu_types.h"
+#include "model/quant_blocks.h"
 
 /* Rows and tokens an AMX kernel call works in: nr and nc multiples of it. */
 #define WISP_AMX_TILE 16
@@ -44,20 +45,31 @@ bool wisp_amx_active(void);
  * running products. */
 bool wisp_amx_set(bool on);
 
-/* The activations as the AMX kernels read them: per 16 tokens and per
- * 32-element block, the 16 tokens' Q8_0 quants (16 x 32 int8: one tile,
- * contiguous, so a tile load touches 8 cache lines in order instead of 16
- * rows far apart) and then their 16 scales as floats. Token tiles follow
- * each other, n_in / 32 blocks apart. */
-#define WISP_AMX_ACT_BLOCK (16 * 32 + 16 * 4)
-static inline size_t wisp_amx_act_bytes(int64_t n_in, int64_t n_tok)
-{
-    return (size_t)(n_tok / 16) * (size_t)(n_in / 32) * WISP_AMX_ACT_BLOCK;
-}
+/* The activations as the AMX kernels read them, per 16 tokens (a token
+ * tile) and per unit of the activation type, so that a tile load reads 8
+ * cache lines in order instead of 16 rows far apart:
+ *   Q8_0, per 32-element block (WISP_AMX_UNIT_Q8_0 bytes): the 16 tokens'
+ *     quants (16 x 32 int8, one tile), then their 16 scales as floats;
+ *   Q8_K, per 256-element super-block (WISP_AMX_UNIT_Q8_K bytes): for each
+ *     of the 8 sub-blocks of 32 the 16 tokens' quants (8 tiles), then the
+ *     16 scales as floats, then for each sub-block the 16 tokens' sums of
+ *     its 32 quants as int32.
+ * Token tiles follow each other, n_in / unit units apart. */
+#define WISP_AMX_UNIT_Q8_0 (16 * 32 + 16 * 4)
+#define WISP_AMX_UNIT_Q8_K (8 * 16 * 32 + 16 * 4 + 8 * 16 * 4)
+
+/* Bytes of the AMX copy of one token tile of rows of n_in elements of
+ * this activation type; 0 for types the AMX kernels do not read. */
+size_t wisp_amx_act_tile_bytes(int act_type, int64_t n_in);
+
+/* Copies token t's activation row (act_type's row format) into the AMX
+ * copy at dst; only whole token tiles are copied (t < n_tok / 16 * 16). */
+void wisp_amx_pack_act(int act_type, const void *row, int64_t n_in, int64_t t, void *dst);
 
 /* s[c * ss + r] = sum_i W_r[i] A_c[i] for r < nr, c < nc (both multiples
  * of WISP_AMX_TILE), W_r the weight row at (const char *)w + r * sw, the
- * activations in the layout above starting at token tile a. */
+ * activations in the layout above starting at token tile a (the tiles
+ * wisp_amx_act_tile_bytes apart). */
 typedef void (*wisp_amx_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, int nc,
                             float *s, size_t ss);
 

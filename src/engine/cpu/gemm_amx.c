@@ -26,6 +26,7 @@
 
 #include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
+#include "common/fp16.h"
 #include "model/quant_blocks.h"
 
 /* Weight rows per panel (two B tiles); tokens accumulated at a time; the
@@ -60,6 +61,24 @@ typedef struct tile_config {
     uint8_t rows[16];
 } tile_config;
 
+/* GCC 12's AMX intrinsics do not tell the compiler which memory they touch
+ * (ldtilecfg names 8 of the config's 64 bytes, tileloadd and tilestored
+ * none), so it may drop the stores that fill a buffer a tile then reads,
+ * or move loads of a tile's stored sums before the store. The config is
+ * loaded through an operand covering all of it, and every tile load and
+ * store is fenced for the compiler (the fence emits no instruction). */
+#define FENCE() __asm__ volatile("" ::: "memory")
+#define TLOAD(t, p, stride)                                                                      \
+    do {                                                                                         \
+        FENCE();                                                                                 \
+        _tile_loadd(t, p, stride);                                                               \
+    } while (0)
+#define TSTORE(t, p, stride)                                                                     \
+    do {                                                                                         \
+        _tile_stored(t, p, stride);                                                              \
+        FENCE();                                                                                 \
+    } while (0)
+
 static void load_config(void)
 {
     tile_config c;
@@ -73,7 +92,7 @@ static void load_config(void)
     c.colsb[TA0] = c.colsb[TA1] = 32;
     c.rows[TB0] = c.rows[TB1] = 8;
     c.colsb[TB0] = c.colsb[TB1] = 64;
-    _tile_loadconfig(&c);
+    __asm__ volatile("ldtilecfg %0" ::"m"(c));
 }
 
 /* ------------------------------------------------------------ repacking */
@@ -199,7 +218,7 @@ static inline __attribute__((always_inline)) void fold_step(const amx_step *st, 
     for (int i = 0; i < st->n_a; i++) {
         const int t0 = st->t0 + 16 * i;
         const float *da = (const float *)(at + ((size_t)(t0 / 16) * (size_t)nb + (size_t)st->b) *
-                                                   WISP_AMX_ACT_BLOCK + 512);
+                                                   WISP_AMX_UNIT_Q8_0 + 512);
         for (int h = 0; h < nt; h++) {
             const size_t o = (size_t)t0 * PANEL + 16 * (size_t)h;
             fold_tile(cb + 256 * (2 * i + h), _mm512_load_ps(dw + st->b * PANEL + 16 * h), da,
@@ -213,12 +232,12 @@ static inline __attribute__((always_inline)) void fold_step(const amx_step *st, 
 static inline void tile_step(const int8_t *pk, int64_t b, int nt, const char *q, size_t q_next,
                              int n_a, int32_t *cb)
 {
-    _tile_loadd(TB0, pk + (size_t)b * 2 * TILE_BYTES, 64);
+    TLOAD(TB0, pk + (size_t)b * 2 * TILE_BYTES, 64);
     if (nt == 2)
-        _tile_loadd(TB1, pk + ((size_t)b * 2 + 1) * TILE_BYTES, 64);
-    _tile_loadd(TA0, q, 32);
+        TLOAD(TB1, pk + ((size_t)b * 2 + 1) * TILE_BYTES, 64);
+    TLOAD(TA0, q, 32);
     if (n_a == 2)
-        _tile_loadd(TA1, q + q_next, 32);
+        TLOAD(TA1, q + q_next, 32);
     _tile_zero(TC0);
     _tile_dpbssd(TC0, TA0, TB0);
     if (nt == 2) {
@@ -233,13 +252,13 @@ static inline void tile_step(const int8_t *pk, int64_t b, int nt, const char *q,
             _tile_dpbssd(TC3, TA1, TB1);
         }
     }
-    _tile_stored(TC0, cb, 64);
+    TSTORE(TC0, cb, 64);
     if (nt == 2)
-        _tile_stored(TC1, cb + 256, 64);
+        TSTORE(TC1, cb + 256, 64);
     if (n_a == 2) {
-        _tile_stored(TC2, cb + 512, 64);
+        TSTORE(TC2, cb + 512, 64);
         if (nt == 2)
-            _tile_stored(TC3, cb + 768, 64);
+            TSTORE(TC3, cb + 768, 64);
     }
 }
 
@@ -247,7 +266,7 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
                      int nc, float *s, size_t ss)
 {
     const int64_t nb = n / 32, grouped_end = nb / 4 * 4;
-    const size_t tile_stride = (size_t)nb * WISP_AMX_ACT_BLOCK; /* between token tiles */
+    const size_t tile_stride = (size_t)nb * WISP_AMX_UNIT_Q8_0; /* between token tiles */
     _Alignas(64) int8_t pk[AMX_MAX_BLOCKS * 2 * TILE_BYTES];
     _Alignas(64) float dw[AMX_MAX_BLOCKS * PANEL];
     _Alignas(64) float acc[4 * TOKS * PANEL];
@@ -277,7 +296,7 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
             for (int64_t b = 0; b < nb; b++)
                 for (int t0 = 0; t0 < ct; t0 += 32) {
                     const int n_a = ct - t0 >= 32 ? 2 : 1;
-                    tile_step(pk, b, nt, at + (size_t)(t0 / 16) * tile_stride + (size_t)b * WISP_AMX_ACT_BLOCK,
+                    tile_step(pk, b, nt, at + (size_t)(t0 / 16) * tile_stride + (size_t)b * WISP_AMX_UNIT_Q8_0,
                               tile_stride, n_a, cbuf[cur]);
                     /* the previous step is folded while the tile unit works */
                     if (have_prev)
@@ -301,6 +320,161 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
     _tile_release();
 }
 
+/* ------------------------------------------------------------ Q4_K */
+
+/* Q4_K against Q8_K: a super-block of 256 is 8 sub-blocks of 32, each with
+ * its own 6-bit scale sc_j and minimum m_j. The tile unit gives each
+ * sub-block's exact sum of unsigned quants x signed activations; the
+ * vector unit then forms the super-block's two exact integers,
+ *     isum = sum_j sc_j * <u, y>_j      corr = sum_j m_j * (sum of y)_j,
+ * and folds them as the K-quant dot does (quants_x86_k.h kdot_block):
+ *     acc = fma(y.d * d, isum, acc)     accm = fma(y.d * -dmin, corr, accm)
+ * and the result is acc + accm. A panel's weights are unpacked once into
+ * B tiles (8 per super-block and 16 rows) with their scales as int32. */
+#define KSB_MAX (WISP_AMX_MAX_IN / WISP_QK_K)
+#define KU_D (8 * 512)                 /* offsets in a Q8_K unit (amx.h) */
+#define KU_SUM (8 * 512 + 64)
+
+typedef struct kpanel {
+    int8_t pk[KSB_MAX][2][8][TILE_BYTES]; /* [super-block][weight tile][sub-block] */
+    int32_t sc[KSB_MAX][8][PANEL], mn[KSB_MAX][8][PANEL];
+    float d[KSB_MAX][PANEL], cm[KSB_MAX][PANEL];
+} kpanel;
+
+static void pack_q4_K(const char *w, size_t sw, __m512i idx, int64_t nsb, int nt, kpanel *p)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t sb = 0; sb < nsb; sb++)
+        for (int t = 0; t < nt; t++) {
+            const char *blk = w + (size_t)(16 * t) * sw + (size_t)sb * sizeof(wisp_block_q4_K);
+            const char *qs = blk + offsetof(wisp_block_q4_K, qs);
+            /* chunk c of 32 bytes: low nibbles are sub-block 2c, high 2c+1 */
+            for (int c = 0; c < 4; c++)
+                for (int g = 0; g < 8; g++) {
+                    __m512i v = gather(qs + 32 * c + 4 * g, idx);
+                    store64(p->pk[sb][t][2 * c] + 64 * g, _mm512_and_si512(v, m4));
+                    store64(p->pk[sb][t][2 * c + 1] + 64 * g,
+                            _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
+                }
+            for (int r = 0; r < 16; r++) {
+                const wisp_block_q4_K *b =
+                    (const wisp_block_q4_K *)(blk + (size_t)r * sw);
+                for (int j = 0; j < 8; j++) {
+                    uint8_t sc, m;
+                    wisp_get_scale_min_k4(j, b->scales, &sc, &m);
+                    p->sc[sb][j][16 * t + r] = sc;
+                    p->mn[sb][j][16 * t + r] = m;
+                }
+                p->d[sb][16 * t + r] = wisp_half_to_float(b->d);
+                p->cm[sb][16 * t + r] = -wisp_half_to_float(b->dmin);
+            }
+        }
+}
+
+/* The 8 sub-blocks' tile products of super-block sb for one token tile,
+ * into cb[h][j] (16 tokens x 16 rows of int32 each). */
+static void ktile_phase(const kpanel *p, const char *unit, int64_t sb, int nt, int32_t *cb)
+{
+    for (int j = 0; j < 8; j += 2) {
+        /* even and odd sub-blocks alternate C tiles */
+        TLOAD(TA0, unit + 512 * j, 32);
+        TLOAD(TB0, p->pk[sb][0][j], 64);
+        _tile_zero(TC0);
+        _tile_dpbsud(TC0, TA0, TB0);
+        if (nt == 2) {
+            TLOAD(TB1, p->pk[sb][1][j], 64);
+            _tile_zero(TC1);
+            _tile_dpbsud(TC1, TA0, TB1);
+        }
+        TLOAD(TA1, unit + 512 * (j + 1), 32);
+        TLOAD(TB0, p->pk[sb][0][j + 1], 64);
+        _tile_zero(TC2);
+        _tile_dpbsud(TC2, TA1, TB0);
+        if (nt == 2) {
+            TLOAD(TB1, p->pk[sb][1][j + 1], 64);
+            _tile_zero(TC3);
+            _tile_dpbsud(TC3, TA1, TB1);
+        }
+        TSTORE(TC0, cb + 256 * j, 64);
+        TSTORE(TC2, cb + 256 * (j + 1), 64);
+        if (nt == 2) {
+            TSTORE(TC1, cb + 256 * (8 + j), 64);
+            TSTORE(TC3, cb + 256 * (8 + j + 1), 64);
+        }
+    }
+}
+
+static void kfold(const kpanel *p, const char *unit, int64_t sb, int nt, const int32_t *cb,
+                  float (*acc)[PANEL], float (*accm)[PANEL])
+{
+    const float *yd = (const float *)(unit + KU_D);
+    const int32_t *ysum = (const int32_t *)(unit + KU_SUM);
+    for (int h = 0; h < nt; h++) {
+        __m512i sc[8], mn[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = _mm512_loadu_si512((const void *)(p->sc[sb][j] + 16 * h));
+            mn[j] = _mm512_loadu_si512((const void *)(p->mn[sb][j] + 16 * h));
+        }
+        const __m512 dv = _mm512_loadu_ps(p->d[sb] + 16 * h);
+        const __m512 cmv = _mm512_loadu_ps(p->cm[sb] + 16 * h);
+        for (int t = 0; t < 16; t++) {
+            __m512i isum = _mm512_setzero_si512(), corr = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) {
+                const __m512i c = _mm512_load_si512((const void *)(cb + 256 * (8 * h + j) + 16 * t));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(sc[j], c));
+                corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(mn[j], _mm512_set1_epi32(ysum[16 * j + t])));
+            }
+            const __m512 y = _mm512_set1_ps(yd[t]);
+            float *a = acc[t] + 16 * h, *am = accm[t] + 16 * h;
+            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(y, dv), _mm512_cvtepi32_ps(isum),
+                                               _mm512_load_ps(a)));
+            _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(y, cmv), _mm512_cvtepi32_ps(corr),
+                                                _mm512_load_ps(am)));
+        }
+    }
+}
+
+static void amx_gemm_q4_K(int64_t n, const void *vw, size_t sw, int nr, const void *va, int nc,
+                          float *s, size_t ss)
+{
+    const char *w = vw, *a = va;
+    const int64_t nsb = n / WISP_QK_K;
+    const size_t tile_stride = (size_t)nsb * WISP_AMX_UNIT_Q8_K;
+    _Alignas(64) kpanel p;
+    _Alignas(64) float acc[16][PANEL], accm[16][PANEL];
+    /* Two buffers of 16 C tiles: one super-block's products are written
+     * while the previous one's are folded; skewed against 4K aliasing. */
+    _Alignas(64) int32_t cb_mem[2 * 16 * 256 + CB_SKEW];
+    int32_t *const cbuf[2] = {cb_mem, cb_mem + 16 * 256 + CB_SKEW};
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)sw));
+
+    load_config();
+    for (int r0 = 0; r0 < nr; r0 += PANEL) {
+        const int nt = nr - r0 >= PANEL ? 2 : 1;
+        pack_q4_K(w + (size_t)r0 * sw, sw, idx, nsb, nt, &p);
+        for (int c0 = 0; c0 < nc; c0 += 16) {
+            const char *at = a + (size_t)(c0 / 16) * tile_stride;
+            memset(acc, 0, sizeof acc);
+            memset(accm, 0, sizeof accm);
+            ktile_phase(&p, at, 0, nt, cbuf[0]);
+            for (int64_t sb = 0; sb < nsb; sb++) {
+                if (sb + 1 < nsb)
+                    ktile_phase(&p, at + (size_t)(sb + 1) * WISP_AMX_UNIT_Q8_K, sb + 1, nt,
+                                cbuf[(sb + 1) & 1]);
+                kfold(&p, at + (size_t)sb * WISP_AMX_UNIT_Q8_K, sb, nt, cbuf[sb & 1], acc, accm);
+            }
+            for (int t = 0; t < 16; t++)
+                for (int h = 0; h < nt; h++)
+                    _mm512_storeu_ps(s + (size_t)(c0 + t) * ss + (size_t)(r0 + 16 * h),
+                                     _mm512_add_ps(_mm512_load_ps(acc[t] + 16 * h),
+                                                   _mm512_load_ps(accm[t] + 16 * h)));
+        }
+    }
+    _tile_release();
+}
+
 #define DEF_AMX(name)                                                                     \
     static void amx_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
                                 int nc, float *s, size_t ss)                                     \
@@ -315,4 +489,5 @@ const wisp_amx_fn wisp_amx_gemm_table[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q4_0] = amx_gemm_q4_0,
     [WISP_TYPE_Q5_0] = amx_gemm_q5_0,
     [WISP_TYPE_Q8_0] = amx_gemm_q8_0,
+    [WISP_TYPE_Q4_K] = amx_gemm_q4_K,
 };

@@ -78,7 +78,8 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
         return 0;
     size_t rows = (size_t)n_tok * act_row_stride(k->act_type, n_in);
     if (wisp_amx_has_kernel(weight_type) && n_in <= WISP_AMX_MAX_IN)
-        rows += round_up(wisp_amx_act_bytes(n_in, n_tok), ALIGN);
+        rows += round_up((size_t)(n_tok / WISP_AMX_TILE) * wisp_amx_act_tile_bytes(k->act_type, n_in),
+                         ALIGN);
     return ALIGN + rows;
 }
 
@@ -89,6 +90,7 @@ typedef struct mm_job {
     wisp_gemm_fn gemm;   /* NULL: dot only */
     wisp_amx_fn amx;     /* AMX tiles for whole 16 x 16 tiles; NULL: none */
     char *amx_a;         /* the activations in the AMX layout (amx.h) */
+    int act_type;
     wisp_row_from_float_fn from_float;
     const char *w;
     size_t w_row;        /* bytes per weight row */
@@ -109,6 +111,8 @@ static void quantize_task(void *ctx, int ith, int nth)
     for (int64_t t = t0; t < t1; t++) {
         char *row = (char *)j->a + (size_t)t * j->a_row;
         j->from_float(j->x + t * j->n_in, row, j->n_in);
+        if (j->amx && t < j->n_tok / WISP_AMX_TILE * WISP_AMX_TILE)
+            wisp_amx_pack_act(j->act_type, row, j->n_in, t, j->amx_a);
         if (j->act_bytes_per_block) {
             /* the float copy of the block scales (see cpu_types.h) */
             float *d = (float *)(row + wisp_cpu_act_scales_offset(j->n_in));
@@ -124,12 +128,6 @@ static void quantize_task(void *ctx, int ith, int nth)
                 for (int i = 0; i < 32; i++)
                     sum += qs[i];
                 sums[b] = sum;
-                if (j->amx && t < j->n_tok / WISP_AMX_TILE * WISP_AMX_TILE) {
-                    char *ab = j->amx_a + ((size_t)(t / 16) * (size_t)(j->n_in / 32) + (size_t)b) *
-                                              WISP_AMX_ACT_BLOCK;
-                    memcpy(ab + (t % 16) * 32, qs, 32);
-                    memcpy(ab + 16 * 32 + (t % 16) * 4, &d[b], 4);
-                }
             }
             if (j->gemm && j->n_tok > 1) {
                 char *pairs = row + wisp_cpu_act_pairs_offset(j->n_in);
@@ -187,7 +185,7 @@ static void run_tile(const mm_job *j, int64_t tile)
     const int64_t ta = (t1 - t0) / WISP_AMX_TILE * WISP_AMX_TILE;
     if (j->amx && ra > 0 && ta > 0) {
         j->amx(j->n_in, j->w + (size_t)r0 * j->w_row, j->w_row, (int)ra,
-               j->amx_a + (size_t)(t0 / 16) * (size_t)(j->n_in / 32) * WISP_AMX_ACT_BLOCK, (int)ta,
+               j->amx_a + (size_t)(t0 / 16) * wisp_amx_act_tile_bytes(j->act_type, j->n_in), (int)ta,
                j->y + t0 * j->n_out + r0, (size_t)j->n_out);
         run_range(j, r0, r0 + ra, t0 + ta, t1);
         run_range(j, r0 + ra, r1, t0, t1);
@@ -254,6 +252,7 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
         j.a = (const char *)(base + (ALIGN - base % ALIGN) % ALIGN);
         j.a_row = act_row_stride(k->act_type, n_in);
         j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
+        j.act_type = k->act_type;
         if (n_tok >= WISP_AMX_TILE && n_in <= WISP_AMX_MAX_IN &&
             (j.amx = wisp_amx_gemm_get(w->type)) != NULL)
             j.amx_a = (char *)j.a + round_up((size_t)n_tok * j.a_row, ALIGN);

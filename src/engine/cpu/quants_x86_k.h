@@ -19,6 +19,8 @@
 #ifndef WISP_QUANTS_X86_K_H
 #define WISP_QUANTS_X86_K_H
 
+#include <math.h>
+
 typedef struct kdec {
     _Alignas(32) uint8_t u[WISP_QK_K];
     __m128i sc;   /* 16 int8 scales, one per 16 elements */
@@ -181,10 +183,15 @@ AI void kscales(const kdec *k, __m256i scv[8])
     }
 }
 
-/* The shared inner loop: one decoded super-block against one Q8_K block,
- * accumulated into acc (and accm for the minimum) without reductions. */
-AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, __m256 *acc,
-                   __m256 *accm)
+/* The shared inner loop: one decoded super-block against one Q8_K block.
+ * Both integer sums are exact, so they are reduced to one int32 each
+ * before anything is rounded; then one fused multiply-add per sum:
+ *   acc  = fma(y.d * d,  isum (- corr when folded), acc)
+ *   accm = fma(y.d * cm, corr, accm)
+ * The AMX kernels (gemm_amx.c) get the same integers from the tile unit
+ * and do the same two operations, so their results are these bits. */
+AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, float *acc,
+                   float *accm)
 {
     __m256i is2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     _Pragma("GCC unroll 8")
@@ -198,14 +205,13 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         is2[c & 1] = _mm256_add_epi32(is2[c & 1], _mm256_madd_epi16(p, scv[c]));
 #endif
     }
-    __m256i isum = _mm256_add_epi32(is2[0], is2[1]);
-    __m256i corr = _mm256_madd_epi16(k->corr, loadu256(y->bsums));
+    const int isum = hsum8i(_mm256_add_epi32(is2[0], is2[1]));
+    const int corr = hsum8i(_mm256_madd_epi16(k->corr, loadu256(y->bsums)));
     if (k->fold) {
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->d),
-                               _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), *acc);
+        *acc = fmaf(y->d * k->d, (float)(isum - corr), *acc);
     } else {
-        *acc = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->d), _mm256_cvtepi32_ps(isum), *acc);
-        *accm = _mm256_fmadd_ps(_mm256_set1_ps(y->d * k->cm), _mm256_cvtepi32_ps(corr), *accm);
+        *acc = fmaf(y->d * k->d, (float)isum, *acc);
+        *accm = fmaf(y->d * k->cm, (float)corr, *accm);
     }
 }
 
@@ -214,10 +220,10 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
                       size_t ss)                                                                 \
     {                                                                                            \
         const char *w = vw;                                                                      \
-        __m256 acc[WISP_GEMM_NC], accm[WISP_GEMM_NC];                                            \
+        float acc[WISP_GEMM_NC], accm[WISP_GEMM_NC];                                             \
         _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++)                                                             \
-            acc[c] = accm[c] = _mm256_setzero_ps();                                              \
+            acc[c] = accm[c] = 0.f;                                                              \
         kdec k;                                                                                  \
         __m256i scv[8];                                                                          \
         for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                            \
@@ -230,7 +236,7 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         }                                                                                        \
         _Pragma("GCC unroll 8") \
         for (int c = 0; c < nc; c++)                                                             \
-            s[(size_t)c * ss] = hsum8(_mm256_add_ps(acc[c], accm[c]));                           \
+            s[(size_t)c * ss] = acc[c] + accm[c];                                                \
     }                                                                                            \
     DEF_DOT_SWITCH(name)                                                                         \
     /* Batches: each row against up to WISP_GEMM_NC tokens, so the decode \
