@@ -397,7 +397,8 @@ TEST(amx_equals_avx512_bit_for_bit)
 {
     if (!wisp_amx_usable())
         SKIP("this CPU (or its kernel) offers no AMX-INT8 tiles");
-    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q5_0, WISP_TYPE_Q8_0, WISP_TYPE_Q4_K};
+    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q5_0, WISP_TYPE_Q8_0, WISP_TYPE_Q4_K,
+                                WISP_TYPE_Q6_K};
     static const int64_t shapes[][3] = {
         /* n_in, n_out, n_tok; rows of 256 and up for the K-quants */
         {32, 37, 45},   {96, 37, 45},   {1024, 37, 45}, {2816, 37, 45},

@@ -123,6 +123,10 @@ void wisp_amx_pack_act(int act_type, const void *row, int64_t n_in, int64_t t, v
                 memcpy(u + 8 * 512 + 64 + 64 * j + 4 * i, &sum, 4);
             }
             memcpy(u + 8 * 512 + 4 * i, &x[b].d, 4);
+            for (int g = 0; g < 16; g++) {
+                const int32_t sum = x[b].bsums[g];
+                memcpy(u + 8 * 512 + 64 + 512 + 64 * g + 4 * i, &sum, 4);
+            }
         }
     }
 }

@@ -53,10 +53,10 @@ bool wisp_amx_set(bool on);
  *   Q8_K, per 256-element super-block (WISP_AMX_UNIT_Q8_K bytes): for each
  *     of the 8 sub-blocks of 32 the 16 tokens' quants (8 tiles), then the
  *     16 scales as floats, then for each sub-block the 16 tokens' sums of
- *     its 32 quants as int32.
+ *     its 32 quants as int32, then the same for each group of 16.
  * Token tiles follow each other, n_in / unit units apart. */
 #define WISP_AMX_UNIT_Q8_0 (16 * 32 + 16 * 4)
-#define WISP_AMX_UNIT_Q8_K (8 * 16 * 32 + 16 * 4 + 8 * 16 * 4)
+#define WISP_AMX_UNIT_Q8_K (8 * 16 * 32 + 16 * 4 + 8 * 16 * 4 + 16 * 16 * 4)
 
 /* Bytes of the AMX copy of one token tile of rows of n_in elements of
  * this activation type; 0 for types the AMX kernels do not read. */

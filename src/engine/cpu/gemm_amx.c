@@ -475,6 +475,156 @@ static void amx_gemm_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
     _tile_release();
 }
 
+/* ------------------------------------------------------------ Q6_K */
+
+/* Q6_K against Q8_K: 16 groups of 16 with int8 scales and 6-bit quants q
+ * (value q - 32). Its dot (kdec_q6_K) folds the offset through the
+ * activation sums: isum = sum_g sc_g <q, y>_g, corr = 32 sum_g sc_g
+ * (sum of y)_g, acc = fma(y.d * d, isum - corr, acc). A group is 16
+ * elements, so the tiles here take K = 16 (A: 16 tokens x 16 bytes, B: 4
+ * rows of 16 x 4) with their own configuration. */
+#define KU_SUM16 (8 * 512 + 64 + 512)
+
+typedef struct k6panel {
+    int8_t pk[KSB_MAX][2][16][256]; /* [super-block][weight tile][group]: 4 rows x 64 */
+    int32_t sc[KSB_MAX][16][PANEL];
+    float d[KSB_MAX][PANEL];
+} k6panel;
+
+static void load_config_k16(void)
+{
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = TC0; t <= TC3; t++) {
+        c.rows[t] = 16;
+        c.colsb[t] = 64;
+    }
+    c.rows[TA0] = c.rows[TA1] = 16;
+    c.colsb[TA0] = c.colsb[TA1] = 16;
+    c.rows[TB0] = c.rows[TB1] = 4;
+    c.colsb[TB0] = c.colsb[TB1] = 64;
+    __asm__ volatile("ldtilecfg %0" ::"m"(c));
+}
+
+static void pack_q6_K(const char *w, size_t sw, __m512i idx, int64_t nsb, int nt, k6panel *p)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x03);
+    for (int64_t sb = 0; sb < nsb; sb++)
+        for (int t = 0; t < nt; t++) {
+            const char *blk = w + (size_t)(16 * t) * sw + (size_t)sb * sizeof(wisp_block_q6_K);
+            const char *ql = blk + offsetof(wisp_block_q6_K, ql);
+            const char *qh = blk + offsetof(wisp_block_q6_K, qh);
+            /* elements 128h + 32part + l (l = 0..31): ql byte 64h + 32(part & 1) + l, low
+             * nibble for parts 0, 1, high for 2, 3; high bits 2part of qh byte 32h + l */
+            for (int h = 0; h < 2; h++)
+                for (int l = 0; l < 32; l += 4) {
+                    const __m512i lo = gather(ql + 64 * h + l, idx);
+                    const __m512i hi = gather(ql + 64 * h + 32 + l, idx);
+                    const __m512i hb = gather(qh + 32 * h + l, idx);
+                    for (int part = 0; part < 4; part++) {
+                        const __m512i v = part & 1 ? hi : lo;
+                        const __m512i nib = part < 2 ? _mm512_and_si512(v, m4)
+                                                     : _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+                        const __m512i top = _mm512_slli_epi32(
+                            _mm512_and_si512(_mm512_srli_epi32(hb, 2 * part), m2), 4);
+                        const int e = 128 * h + 32 * part + l;
+                        store64(p->pk[sb][t][e / 16] + 64 * ((e % 16) / 4), _mm512_or_si512(nib, top));
+                    }
+                }
+            for (int r = 0; r < 16; r++) {
+                const wisp_block_q6_K *b = (const wisp_block_q6_K *)(blk + (size_t)r * sw);
+                for (int g = 0; g < 16; g++)
+                    p->sc[sb][g][16 * t + r] = b->scales[g];
+                p->d[sb][16 * t + r] = wisp_half_to_float(b->d);
+            }
+        }
+}
+
+/* The 16 groups' tile products of super-block sb and weight tile h for
+ * one token tile into cb[g] (16 tokens x 16 rows of int32 each). */
+static void k6tile_phase(const k6panel *p, const char *unit, int64_t sb, int h, int32_t *cb)
+{
+    for (int g = 0; g < 16; g += 2) {
+        /* group g is the first or second half of sub-block g / 2's 32 bytes */
+        TLOAD(TA0, unit + 512 * (g / 2), 32);
+        TLOAD(TA1, unit + 512 * (g / 2) + 16, 32);
+        TLOAD(TB0, p->pk[sb][h][g], 64);
+        TLOAD(TB1, p->pk[sb][h][g + 1], 64);
+        _tile_zero(TC0);
+        _tile_dpbsud(TC0, TA0, TB0);
+        _tile_zero(TC1);
+        _tile_dpbsud(TC1, TA1, TB1);
+        TSTORE(TC0, cb + 256 * g, 64);
+        TSTORE(TC1, cb + 256 * (g + 1), 64);
+    }
+}
+
+static void k6fold(const k6panel *p, const char *unit, int64_t sb, int h, const int32_t *cb,
+                   float (*acc)[PANEL])
+{
+    const float *yd = (const float *)(unit + KU_D);
+    const int32_t *ysum = (const int32_t *)(unit + KU_SUM16);
+    __m512i sc[16];
+    for (int g = 0; g < 16; g++)
+        sc[g] = _mm512_loadu_si512((const void *)(p->sc[sb][g] + 16 * h));
+    const __m512 dv = _mm512_loadu_ps(p->d[sb] + 16 * h);
+    for (int t = 0; t < 16; t++) {
+        __m512i isum = _mm512_setzero_si512(), corr = _mm512_setzero_si512();
+        for (int g = 0; g < 16; g++) {
+            const __m512i c = _mm512_load_si512((const void *)(cb + 256 * g + 16 * t));
+            isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(sc[g], c));
+            corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(sc[g], _mm512_set1_epi32(ysum[16 * g + t])));
+        }
+        const __m512i folded = _mm512_sub_epi32(isum, _mm512_slli_epi32(corr, 5));
+        float *a = acc[t] + 16 * h;
+        _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(yd[t]), dv),
+                                           _mm512_cvtepi32_ps(folded), _mm512_load_ps(a)));
+    }
+}
+
+static void amx_gemm_q6_K(int64_t n, const void *vw, size_t sw, int nr, const void *va, int nc,
+                          float *s, size_t ss)
+{
+    const char *w = vw, *a = va;
+    const int64_t nsb = n / WISP_QK_K;
+    const size_t tile_stride = (size_t)nsb * WISP_AMX_UNIT_Q8_K;
+    _Alignas(64) k6panel p;
+    _Alignas(64) float acc[16][PANEL];
+    _Alignas(64) int32_t cb_mem[2 * 16 * 256 + CB_SKEW];
+    int32_t *const cbuf[2] = {cb_mem, cb_mem + 16 * 256 + CB_SKEW};
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)sw));
+
+    load_config_k16();
+    for (int r0 = 0; r0 < nr; r0 += PANEL) {
+        const int nt = nr - r0 >= PANEL ? 2 : 1;
+        pack_q6_K(w + (size_t)r0 * sw, sw, idx, nsb, nt, &p);
+        for (int c0 = 0; c0 < nc; c0 += 16) {
+            const char *at = a + (size_t)(c0 / 16) * tile_stride;
+            memset(acc, 0, sizeof acc);
+            /* steps (super-block, weight tile), each one's products written
+             * while the previous one's are folded */
+            const int64_t n_steps = nsb * nt;
+            k6tile_phase(&p, at, 0, 0, cbuf[0]);
+            for (int64_t st = 0; st < n_steps; st++) {
+                if (st + 1 < n_steps)
+                    k6tile_phase(&p, at + (size_t)((st + 1) / nt) * WISP_AMX_UNIT_Q8_K, (st + 1) / nt,
+                                 (int)((st + 1) % nt), cbuf[(st + 1) & 1]);
+                k6fold(&p, at + (size_t)(st / nt) * WISP_AMX_UNIT_Q8_K, st / nt, (int)(st % nt),
+                       cbuf[st & 1], acc);
+            }
+            /* the dot adds its (zero) minimum accumulator: + 0.f */
+            for (int t = 0; t < 16; t++)
+                for (int h = 0; h < nt; h++)
+                    _mm512_storeu_ps(s + (size_t)(c0 + t) * ss + (size_t)(r0 + 16 * h),
+                                     _mm512_add_ps(_mm512_load_ps(acc[t] + 16 * h), _mm512_setzero_ps()));
+        }
+    }
+    _tile_release();
+}
+
 #define DEF_AMX(name)                                                                     \
     static void amx_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
                                 int nc, float *s, size_t ss)                                     \
@@ -490,4 +640,5 @@ const wisp_amx_fn wisp_amx_gemm_table[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q5_0] = amx_gemm_q5_0,
     [WISP_TYPE_Q8_0] = amx_gemm_q8_0,
     [WISP_TYPE_Q4_K] = amx_gemm_q4_K,
+    [WISP_TYPE_Q6_K] = amx_gemm_q6_K,
 };
