@@ -531,7 +531,8 @@ TEST(rejects_bad_input)
 TEST(simd_level_name)
 {
     const char *name = wisp_matmul_simd_level();
-    CHECK(strcmp(name, "scalar") == 0 || strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0);
+    CHECK(strcmp(name, "scalar") == 0 || strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0 ||
+          (strcmp(name, "avx512+amx") == 0 && wisp_amx_active()));
     CHECK_EQ_INT(wisp_cpu_simd_force(WISP_SIMD_SCALAR), WISP_SIMD_SCALAR);
     CHECK_EQ_STR(wisp_matmul_simd_level(), "scalar");
 }

@@ -83,7 +83,10 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
     return ALIGN + rows;
 }
 
-const char *wisp_matmul_simd_level(void) { return wisp_cpu_simd_name(wisp_cpu_simd_active()); }
+const char *wisp_matmul_simd_level(void)
+{
+    return wisp_amx_active() ? "avx512+amx" : wisp_cpu_simd_name(wisp_cpu_simd_active());
+}
 
 typedef struct mm_job {
     wisp_dot_fn dot;

@@ -36,9 +36,10 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok);
 int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
                 float *y, wisp_matmul_scratch *scratch, wisp_err *err);
 
-/* Which SIMD level the kernels use on this CPU: "avx512", "avx2" or
- * "scalar" (WISP_SIMD=scalar|avx2|avx512 in the environment forces a lower
- * one, for tests and benchmarks). */
+/* Which SIMD level the kernels use on this CPU: "avx512+amx" (AVX-512 with
+ * AMX tiles for batches, amx.h), "avx512", "avx2" or "scalar"
+ * (WISP_SIMD=scalar|avx2|avx512 in the environment forces a lower one,
+ * WISP_AMX=0 switches AMX off, for tests and benchmarks). */
 const char *wisp_matmul_simd_level(void);
 
 #endif
