@@ -1,186 +1,445 @@
 /*
  * attention.c - causal attention over the paged KV pool (see attention.h).
  *
- * Per KV block: convert the block's K rows to F32 once (transposed), score
- * them against every query head of the group, fold the block's scores into
- * the running max/sum (rescaling the accumulators when the max grows), then
- * accumulate the block's V rows.
- * Rows of one sequence go in tiles of ROW_TILE, so a prefill converts each
- * K/V row once per tile instead of once per query row. Items (tile, kv
- * head) are dealt round-robin to threads so that the long rows at the end
- * of a causal prefill spread over all of them.
+ * Queries in lanes. A work item is a run of query rows of one sequence
+ * against one kv head: its queries (rows x the n_rep query heads of the
+ * group) are transposed once so that lane i of every vector is query i.
+ * Then each step is lane-wise and needs no horizontal reduction:
+ *   scores  s[j][i] = sum_d qT[d][i] * K[j][d]   (K[j][d] broadcast)
+ *   softmax running max, rescale and sum as vector max/mul/add over j
+ *   output  accT[d][i] += p[j][i] * V[j][d]      (V[j][d] broadcast)
+ * and K/V rows only need converting to F32, never transposing. The one
+ * transpose back happens when the output is written.
+ *
+ * Each lane does the same operations in the same order whatever the other
+ * lanes hold: positions a row may not see get score -inf, so weight
+ * exactly 0, and a block none of them sees leaves the max (factor exactly
+ * 1) and sums (+0) bit for bit as they were. A row's output is therefore
+ * the same whether it runs alone, in a prefill tile or in a batch, on any
+ * number of threads.
+ *
+ * exp is 2^x on scores pre-multiplied by log2(e): a rounding to an integer
+ * n, then 2^r for r in [-1/2, 1/2] by Cephes' exp2f polynomial (within
+ * 2 ulp), then n added to the exponent.
  */
 #include "engine/cpu/attention.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
-/* Eight floats as one GCC/Clang vector: the compiler emits AVX (or SSE, or
- * NEON) for the build's -march without intrinsics, where -O2's cautious
- * vectorizer leaves loops of unknown length scalar. */
-typedef float v8f __attribute__((vector_size(32)));
+#include "common/fp16.h"
+#include "engine/cpu/vec.h"
+#include "model/quant_blocks.h"
 
-#define LD8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define ST8(p, v) do { v8f w_ = (v); memcpy((p), &w_, sizeof w_); } while (0)
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
-static int round8(int n) { return (n + 7) & ~7; }
+/* Lanes per vector: the widest registers the build has. GCC/Clang vector
+ * extensions do the arithmetic; intrinsics only where C has no operator
+ * (fused multiply-add: -std=c11 turns FP contraction off, and a max that
+ * is one instruction). */
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
 
-/* y += a * x over n floats. */
-static void axpy(float *restrict y, float a, const float *restrict x, int n)
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+typedef uint32_t vu __attribute__((vector_size(VW * 4)));
+
+static inline vf load(const float *p)
 {
-    const v8f va = (v8f){0} + a;
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        ST8(y + i, LD8(y + i) + va * LD8(x + i));
-    for (; i < n; i++)
-        y[i] += a * x[i];
+    vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
 }
 
-/* x *= a over n floats. */
-static void scale(float *x, float a, int n)
+static inline void store(float *p, vf v) { memcpy(p, &v, sizeof v); }
+
+static inline vf splat(float x)
 {
-    const v8f va = (v8f){0} + a;
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        ST8(x + i, LD8(x + i) * va);
-    for (; i < n; i++)
-        x[i] *= a;
+#if VW == 16
+    return _mm512_set1_ps(x);
+#elif VW == 8
+    return _mm256_set1_ps(x);
+#else
+    return (vf){x, x, x, x};
+#endif
 }
 
-/* Query rows of one sequence handled together: each K block is converted
- * and transposed once for all of them (prefill), not once per row. */
-#define ROW_TILE 4
+/* a * b + c, rounded once where the build has FMA. */
+static inline vf fmadd(vf a, vf b, vf c)
+{
+#if VW == 16
+    return _mm512_fmadd_ps(a, b, c);
+#elif VW == 8 && defined(__FMA__)
+    return _mm256_fmadd_ps(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/* a > b ? a : b per lane (what maxps computes, NaN and zeros included). */
+static inline vf vmax(vf a, vf b)
+{
+#if VW == 16
+    return _mm512_max_ps(a, b);
+#elif VW == 8
+    return _mm256_max_ps(a, b);
+#else
+    const vi m = a > b;
+    return (vf)(((vi)a & m) | ((vi)b & ~m));
+#endif
+}
+
+static inline vf vselect(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+
+static inline bool any(vi m)
+{
+    int32_t r = 0;
+    for (int k = 0; k < VW; k++)
+        r |= m[k];
+    return r != 0;
+}
+
+/* 2^x for x <= 0 (-inf included). Below -125 the result is 0 rather than
+ * a subnormal: 2^-125 of the largest weight is far below any float sum's
+ * resolution, and subnormal products would take the slow path. */
+static inline vf vexp2(vf x)
+{
+    const vf lo = splat(-125.0f), shift = splat(12582912.0f); /* 1.5 * 2^23 */
+    const vi under = x < lo;
+    x = vmax(x, lo);
+    const vf t = x + shift; /* round to nearest: n sits in t's low mantissa bits */
+    const vf r = x - (t - shift);
+    vf p = fmadd(splat(1.535336188319500e-4f), r, splat(1.339887440266574e-3f));
+    p = fmadd(p, r, splat(9.618437357674640e-3f));
+    p = fmadd(p, r, splat(5.550332471162809e-2f));
+    p = fmadd(p, r, splat(2.402264791363012e-1f));
+    p = fmadd(p, r, splat(6.931472028550421e-1f));
+    const vf y = fmadd(p, r, splat(1.0f));
+    const vu e = ((vu)t - (vu)shift) << 23;
+    return (vf)(((vu)y + e) & ~(vu)under);
+}
+
+/* A block's rows of one kv head to F32, cnt rows of hd elements from
+ * src (stride bytes apart) into dst (hdp floats apart): one call per block,
+ * 16 elements per instruction where the build has AVX-512. The results are
+ * kv_pool's conversions exactly (F16 is exact in F32; Q8_0 is d * q in one
+ * rounding). */
+typedef void (*load_block_fn)(const uint8_t *src, size_t stride, int cnt, int hd, float *dst,
+                              int hdp);
+
+static void load_block_f16(const uint8_t *src, size_t stride, int cnt, int hd, float *dst, int hdp)
+{
+    for (int j = 0; j < cnt; j++, src += stride, dst += hdp) {
+        const uint16_t *h = (const uint16_t *)src;
+        int d = 0;
+#if defined(__AVX512F__)
+        for (; d + 16 <= hd; d += 16)
+            _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+#endif
+        wisp_vec_f16_to_f32(h + d, dst + d, hd - d);
+    }
+}
+
+static void load_block_q8_0(const uint8_t *src, size_t stride, int cnt, int hd, float *dst,
+                            int hdp)
+{
+    for (int j = 0; j < cnt; j++, src += stride, dst += hdp) {
+        const wisp_block_q8_0 *b = (const wisp_block_q8_0 *)src;
+        for (int i = 0; i < hd / WISP_QK8_0; i++) {
+            const float d = wisp_half_to_float(b[i].d);
+            float *y = dst + i * WISP_QK8_0;
+#if defined(__AVX512F__)
+            const __m512 vd = _mm512_set1_ps(d);
+            for (int k = 0; k < WISP_QK8_0; k += 16)
+                _mm512_storeu_ps(y + k, _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                                              _mm_loadu_si128((const __m128i *)(b[i].qs + k))))));
+#else
+            for (int k = 0; k < WISP_QK8_0; k++)
+                y[k] = d * (float)b[i].qs[k];
+#endif
+        }
+    }
+}
+
+static void load_block_f32(const uint8_t *src, size_t stride, int cnt, int hd, float *dst, int hdp)
+{
+    for (int j = 0; j < cnt; j++, src += stride, dst += hdp)
+        memcpy(dst, src, sizeof(float) * (size_t)hd);
+}
+
+static const load_block_fn load_block[] = {
+    [WISP_KV_F16] = load_block_f16,
+    [WISP_KV_Q8_0] = load_block_q8_0,
+    [WISP_KV_F32] = load_block_f32,
+};
+
+/* Query lanes per work item in a prefill: enough that each K/V block's
+ * conversion is shared by many queries, few enough that the transposed
+ * queries, accumulators and block stay in L1. */
+#define TILE_LANES 64
+/* Positions per score pass and output dims per accumulation pass: eight
+ * independent FMA chains cover the FMA latency. */
+#define CHUNK 8
+
+static int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+static int row_tile(int n_rep) { return n_rep >= TILE_LANES ? 1 : TILE_LANES / n_rep; }
 
 size_t wisp_attention_scratch_floats(int n_head, int n_head_kv, int head_dim, int block_size)
 {
-    const size_t n_rep = (size_t)(n_head / n_head_kv), hd = (size_t)head_dim;
-    const size_t bsp = (size_t)round8(block_size), rt = ROW_TILE;
-    /* scores[rt][n_rep][bsp], acc[rt][n_rep][hd], row[hd], kT[hd][bsp],
-     * max and sum[rt][n_rep] */
-    return rt * n_rep * bsp + rt * n_rep * hd + hd + hd * bsp + 2 * rt * n_rep;
+    const int n_rep = n_head / n_head_kv;
+    const size_t ld = (size_t)round_up(row_tile(n_rep) * n_rep, VW);
+    const size_t hd = (size_t)head_dim, hdp = (size_t)round_up(head_dim, CHUNK);
+    const size_t bsp = (size_t)round_up(block_size, CHUNK);
+    /* qT[hd][ld], accT[hdp][ld], s[bsp][ld], kb[bsp][hdp], vb[bsp][hdp],
+     * max, sum and last visible position [ld] */
+    return hd * ld + hdp * ld + bsp * ld + 2 * bsp * hdp + 3 * ld;
 }
 
-/* Rows r0 .. r0+nr-1 (nr <= ROW_TILE) of one sequence at consecutive
+/* s[j][o..o+VW) = sum_d qT[d][o..] * k[j][d] for j < cnt rounded up to
+ * CHUNK (k's rows past cnt are zero). The accumulators are spelled out
+ * (GCC at -O2 keeps an array of them in memory); pairs of query vectors
+ * share each broadcast K element. Every lane's sum runs over d in order
+ * in both loops, so it does not matter which one a lane falls in. */
+static inline __attribute__((always_inline)) void
+block_scores_hd(const float *qT, int ld, const float *k, int hd, int hdp, int cnt, float *s)
+{
+    int o0 = 0;
+    for (; o0 + 2 * VW <= ld; o0 += 2 * VW)
+        for (int j = 0; j < cnt; j += CHUNK) {
+            const float *k0 = k + (size_t)j * hdp, *k1 = k0 + hdp, *k2 = k1 + hdp, *k3 = k2 + hdp;
+            const float *k4 = k3 + hdp, *k5 = k4 + hdp, *k6 = k5 + hdp, *k7 = k6 + hdp;
+            vf a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            vf b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+            for (int d = 0; d < hd; d++) {
+                const vf q = load(qT + (size_t)d * ld + o0), r = load(qT + (size_t)d * ld + o0 + VW);
+                vf x;
+                x = splat(k0[d]); a0 = fmadd(q, x, a0); b0 = fmadd(r, x, b0);
+                x = splat(k1[d]); a1 = fmadd(q, x, a1); b1 = fmadd(r, x, b1);
+                x = splat(k2[d]); a2 = fmadd(q, x, a2); b2 = fmadd(r, x, b2);
+                x = splat(k3[d]); a3 = fmadd(q, x, a3); b3 = fmadd(r, x, b3);
+                x = splat(k4[d]); a4 = fmadd(q, x, a4); b4 = fmadd(r, x, b4);
+                x = splat(k5[d]); a5 = fmadd(q, x, a5); b5 = fmadd(r, x, b5);
+                x = splat(k6[d]); a6 = fmadd(q, x, a6); b6 = fmadd(r, x, b6);
+                x = splat(k7[d]); a7 = fmadd(q, x, a7); b7 = fmadd(r, x, b7);
+            }
+            float *sj = s + (size_t)j * ld + o0;
+            store(sj, a0); store(sj + VW, b0);
+            store(sj + ld, a1); store(sj + ld + VW, b1);
+            store(sj + 2 * (size_t)ld, a2); store(sj + 2 * (size_t)ld + VW, b2);
+            store(sj + 3 * (size_t)ld, a3); store(sj + 3 * (size_t)ld + VW, b3);
+            store(sj + 4 * (size_t)ld, a4); store(sj + 4 * (size_t)ld + VW, b4);
+            store(sj + 5 * (size_t)ld, a5); store(sj + 5 * (size_t)ld + VW, b5);
+            store(sj + 6 * (size_t)ld, a6); store(sj + 6 * (size_t)ld + VW, b6);
+            store(sj + 7 * (size_t)ld, a7); store(sj + 7 * (size_t)ld + VW, b7);
+        }
+    for (int o = o0; o < ld; o += VW)
+        for (int j = 0; j < cnt; j += CHUNK) {
+            const float *k0 = k + (size_t)j * hdp, *k1 = k0 + hdp, *k2 = k1 + hdp, *k3 = k2 + hdp;
+            const float *k4 = k3 + hdp, *k5 = k4 + hdp, *k6 = k5 + hdp, *k7 = k6 + hdp;
+            vf a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            for (int d = 0; d < hd; d++) {
+                const vf q = load(qT + (size_t)d * ld + o);
+                a0 = fmadd(q, splat(k0[d]), a0);
+                a1 = fmadd(q, splat(k1[d]), a1);
+                a2 = fmadd(q, splat(k2[d]), a2);
+                a3 = fmadd(q, splat(k3[d]), a3);
+                a4 = fmadd(q, splat(k4[d]), a4);
+                a5 = fmadd(q, splat(k5[d]), a5);
+                a6 = fmadd(q, splat(k6[d]), a6);
+                a7 = fmadd(q, splat(k7[d]), a7);
+            }
+            float *sj = s + (size_t)j * ld + o;
+            store(sj, a0);
+            store(sj + ld, a1);
+            store(sj + 2 * (size_t)ld, a2);
+            store(sj + 3 * (size_t)ld, a3);
+            store(sj + 4 * (size_t)ld, a4);
+            store(sj + 5 * (size_t)ld, a5);
+            store(sj + 6 * (size_t)ld, a6);
+            store(sj + 7 * (size_t)ld, a7);
+        }
+}
+
+/* With the head dim a constant, the eight K rows are one pointer plus
+ * fixed offsets rather than eight pointers stepped in the inner loop. */
+static void block_scores(const float *qT, int ld, const float *k, int hd, int hdp, int cnt,
+                         float *s)
+{
+    switch (hd) {
+    case 64:
+        block_scores_hd(qT, ld, k, 64, 64, cnt, s);
+        break;
+    case 128:
+        block_scores_hd(qT, ld, k, 128, 128, cnt, s);
+        break;
+    default:
+        block_scores_hd(qT, ld, k, hd, hdp, cnt, s);
+    }
+}
+
+/* accT[d][o..o+VW) += sum_{j < cnt} p[j][o..] * v[j][d], j in order. */
+static void block_values(const float *p, int ld, const float *v, int hdp, int cnt, float *accT)
+{
+    for (int o = 0; o < ld; o += VW)
+        for (int d = 0; d < hdp; d += CHUNK) {
+            float *ad = accT + (size_t)d * ld + o;
+            vf a0 = load(ad), a1 = load(ad + ld), a2 = load(ad + 2 * (size_t)ld);
+            vf a3 = load(ad + 3 * (size_t)ld), a4 = load(ad + 4 * (size_t)ld);
+            vf a5 = load(ad + 5 * (size_t)ld), a6 = load(ad + 6 * (size_t)ld);
+            vf a7 = load(ad + 7 * (size_t)ld);
+            for (int j = 0; j < cnt; j++) {
+                const vf pj = load(p + (size_t)j * ld + o);
+                const float *vj = v + (size_t)j * hdp + d;
+                a0 = fmadd(pj, splat(vj[0]), a0);
+                a1 = fmadd(pj, splat(vj[1]), a1);
+                a2 = fmadd(pj, splat(vj[2]), a2);
+                a3 = fmadd(pj, splat(vj[3]), a3);
+                a4 = fmadd(pj, splat(vj[4]), a4);
+                a5 = fmadd(pj, splat(vj[5]), a5);
+                a6 = fmadd(pj, splat(vj[6]), a6);
+                a7 = fmadd(pj, splat(vj[7]), a7);
+            }
+            store(ad, a0);
+            store(ad + ld, a1);
+            store(ad + 2 * (size_t)ld, a2);
+            store(ad + 3 * (size_t)ld, a3);
+            store(ad + 4 * (size_t)ld, a4);
+            store(ad + 5 * (size_t)ld, a5);
+            store(ad + 6 * (size_t)ld, a6);
+            store(ad + 7 * (size_t)ld, a7);
+        }
+}
+
+/* Folds the block's scores s[j < cnt] into the running max and sum of
+ * lanes o..o+VW, rescaling their accumulators when the max grows, and
+ * leaves the weights in s. Positions past a lane's last get weight 0. */
+static void block_softmax(float *s, int ld, int o, int p0, int cnt, bool masked, const float *last,
+                          float *mx, float *sum, float *accT, int hdp)
+{
+    const vf lv = load(last + o), ninf = splat(-INFINITY);
+    vf bm = ninf;
+    for (int j = 0; j < cnt; j++) {
+        vf x = load(s + (size_t)j * ld + o);
+        if (masked) {
+            x = vselect(splat((float)(p0 + j)) > lv, ninf, x);
+            store(s + (size_t)j * ld + o, x);
+        }
+        bm = vmax(bm, x);
+    }
+    const vf m_old = load(mx + o), m = vmax(m_old, bm);
+    vf sm = load(sum + o);
+    /* The max grew in some lane: rescale what was summed under the old one
+     * (by exactly 1 in the lanes where it did not). */
+    const vf c = vexp2(m_old - m);
+    if (any(c != splat(1.0f))) {
+        sm *= c;
+        for (int d = 0; d < hdp; d++)
+            store(accT + (size_t)d * ld + o, load(accT + (size_t)d * ld + o) * c);
+    }
+    for (int j = 0; j < cnt; j++) {
+        const vf w = vexp2(load(s + (size_t)j * ld + o) - m);
+        store(s + (size_t)j * ld + o, w);
+        sm += w;
+    }
+    store(sum + o, sm);
+    store(mx + o, m);
+}
+
+/* Rows r0 .. r0+nr-1 (nr <= row_tile) of one sequence at consecutive
  * positions, against kv head hk. */
 static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *scratch)
 {
     const wisp_kv_pool *kv = job->kv;
-    const int hd = kv->head_dim, bs = kv->block_size, bsp = round8(bs);
-    const int n_rep = job->n_head / job->n_head_kv, nq = nr * n_rep;
-    const int stride = job->n_head * hd;
-    float *scores = scratch;                         /* [nr*n_rep][bsp] */
-    float *acc = scores + (size_t)ROW_TILE * n_rep * bsp; /* [nr*n_rep][hd] */
-    float *rowbuf = acc + (size_t)ROW_TILE * n_rep * hd;  /* [hd] */
-    float *kT = rowbuf + hd;                         /* [hd][bsp] the block's K, transposed */
-    float *mx = kT + (size_t)hd * bsp;               /* [nr*n_rep] */
-    float *sum = mx + ROW_TILE * n_rep;              /* [nr*n_rep] */
+    const int hd = kv->head_dim, hdp = round_up(hd, CHUNK), bs = kv->block_size;
+    const int n_rep = job->n_head / job->n_head_kv, nq = nr * n_rep, ld = round_up(nq, VW);
+    const size_t stride = (size_t)job->n_head * hd;
+    float *qT = scratch;                              /* [hd][ld] */
+    float *accT = qT + (size_t)hd * ld;               /* [hdp][ld] */
+    float *s = accT + (size_t)hdp * ld;               /* [bsp][ld] */
+    float *kb = s + (size_t)round_up(bs, CHUNK) * ld; /* [bsp][hdp] the block's K */
+    float *vb = kb + (size_t)round_up(bs, CHUNK) * hdp; /* [bsp][hdp] the block's V */
+    float *mx = vb + (size_t)round_up(bs, CHUNK) * hdp; /* [ld] */
+    float *sum = mx + ld, *last = sum + ld;           /* [ld] */
     const int32_t *table = job->row_table[r0];
-    const int pos_first = job->row_pos[r0], n_ctx_max = job->row_pos[r0 + nr - 1] + 1;
-    const v8f vscale = (v8f){0} + job->scale;
+    const int pos_first = job->row_pos[r0], n_ctx = job->row_pos[r0 + nr - 1] + 1;
+    /* Scores in log2 units, so that the softmax's exp is a 2^x. */
+    const float qscale = job->scale * 1.44269504088896341f;
+    const load_block_fn load = load_block[kv->type];
+    const size_t row_stride = (size_t)kv->n_head_kv * kv->row_bytes;
 
-    for (int i = 0; i < nq; i++) {
+    /* Lanes past nq hold a zero query that sees every position: finite
+     * scores, never read back. */
+    for (int i = 0; i < ld; i++) {
+        last[i] = (float)(i < nq ? pos_first + i / n_rep : n_ctx);
         mx[i] = -INFINITY;
         sum[i] = 0.0f;
     }
-    memset(acc, 0, sizeof(float) * (size_t)nq * hd);
+    for (int i = 0; i < ld; i++) {
+        const float *q = job->q + (size_t)(r0 + i / n_rep) * stride +
+                         ((size_t)hk * n_rep + (size_t)(i % n_rep)) * hd;
+        for (int d = 0; d < hd; d++)
+            qT[(size_t)d * ld + i] = i < nq ? q[d] * qscale : 0.0f;
+    }
+    memset(accT, 0, sizeof(float) * (size_t)hdp * ld);
+    /* Columns past hd and rows past a block's last position are computed
+     * on but never read: keep them zero. */
+    memset(kb, 0, sizeof(float) * (size_t)round_up(bs, CHUNK) * hdp * 2);
 
-    for (int p0 = 0; p0 < n_ctx_max; p0 += bs) {
+    for (int p0 = 0; p0 < n_ctx; p0 += bs) {
         const int32_t blk = table[p0 / bs];
-        const int cnt_max = n_ctx_max - p0 < bs ? n_ctx_max - p0 : bs, cnt8 = round8(cnt_max);
-        /* Scores as q x K^T over the block: with K transposed the inner loop
-         * runs along positions, eight independent sums per vector, instead
-         * of one dot product (and its horizontal reduction) per position.
-         * Columns past cnt_max are zeroed so the padded lanes stay finite. */
-        for (int j = 0; j < cnt_max; j++) {
-            wisp_kv_load_row(kv, wisp_kv_row(kv, job->layer, 0, blk, j, hk), rowbuf);
-            for (int d = 0; d < hd; d++)
-                kT[(size_t)d * bsp + j] = rowbuf[d];
-        }
-        if (cnt_max < cnt8)
-            for (int d = 0; d < hd; d++)
-                memset(kT + (size_t)d * bsp + cnt_max, 0, sizeof(float) * (size_t)(cnt8 - cnt_max));
-        for (int r = 0; r < nr; r++) {
-            /* Causal: row r sees positions <= pos_first + r. */
-            const int cnt = pos_first + r + 1 - p0 < bs ? pos_first + r + 1 - p0 : bs;
-            if (cnt <= 0)
-                continue; /* this row's context ended before the block */
-            const float *qr = job->q + (size_t)(r0 + r) * stride + (size_t)hk * n_rep * hd;
-            for (int g = 0; g < n_rep; g++) {
-                const int i = r * n_rep + g;
-                float *sc = scores + (size_t)i * bsp;
-                const float *qg = qr + (size_t)g * hd;
-                for (int j0 = 0; j0 < cnt; j0 += 8) {
-                    /* Four independent sums: one chain would wait on each add. */
-                    v8f s0 = (v8f){0}, s1 = s0, s2 = s0, s3 = s0;
-                    const float *kc = kT + j0;
-                    int d = 0;
-                    for (; d + 4 <= hd; d += 4) {
-                        s0 += qg[d] * LD8(kc + (size_t)d * bsp);
-                        s1 += qg[d + 1] * LD8(kc + (size_t)(d + 1) * bsp);
-                        s2 += qg[d + 2] * LD8(kc + (size_t)(d + 2) * bsp);
-                        s3 += qg[d + 3] * LD8(kc + (size_t)(d + 3) * bsp);
-                    }
-                    for (; d < hd; d++)
-                        s0 += qg[d] * LD8(kc + (size_t)d * bsp);
-                    ST8(sc + j0, ((s0 + s1) + (s2 + s3)) * vscale);
-                }
-                float m = mx[i];
-                for (int j = 0; j < cnt; j++)
-                    m = sc[j] > m ? sc[j] : m;
-                if (m > mx[i]) {
-                    /* The running max grew: rescale what was summed under the old one. */
-                    const float c = mx[i] == -INFINITY ? 0.0f : expf(mx[i] - m);
-                    sum[i] *= c;
-                    scale(acc + (size_t)i * hd, c, hd);
-                    mx[i] = m;
-                }
-                for (int j = 0; j < cnt; j++) {
-                    sc[j] = expf(sc[j] - m);
-                    sum[i] += sc[j];
-                }
-            }
-        }
-        for (int j = 0; j < cnt_max; j++) {
-            wisp_kv_load_row(kv, wisp_kv_row(kv, job->layer, 1, blk, j, hk), rowbuf);
-            /* Row r sees position p0 + j when pos_first + r >= p0 + j. */
-            for (int r = p0 + j - pos_first > 0 ? p0 + j - pos_first : 0; r < nr; r++)
-                for (int g = 0; g < n_rep; g++) {
-                    const int i = r * n_rep + g;
-                    axpy(acc + (size_t)i * hd, scores[(size_t)i * bsp + j], rowbuf, hd);
-                }
-        }
+        const int cnt = n_ctx - p0 < bs ? n_ctx - p0 : bs;
+        load(wisp_kv_row(kv, job->layer, 0, blk, 0, hk), row_stride, cnt, hd, kb, hdp);
+        load(wisp_kv_row(kv, job->layer, 1, blk, 0, hk), row_stride, cnt, hd, vb, hdp);
+        if (cnt < bs)
+            memset(kb + (size_t)cnt * hdp, 0,
+                   sizeof(float) * (size_t)(round_up(cnt, CHUNK) - cnt) * hdp);
+        block_scores(qT, ld, kb, hd, hdp, cnt, s);
+        /* Causal: lane i sees positions <= last[i]; only the blocks that
+         * reach past the first row's position need the mask. */
+        const bool masked = p0 + cnt - 1 > pos_first;
+        for (int o = 0; o < ld; o += VW)
+            block_softmax(s, ld, o, p0, cnt, masked, last, mx, sum, accT, hdp);
+        block_values(s, ld, vb, hdp, cnt, accT);
     }
 
-    for (int r = 0; r < nr; r++) {
-        float *out = job->out + (size_t)(r0 + r) * stride + (size_t)hk * n_rep * hd;
-        for (int g = 0; g < n_rep; g++) {
-            /* sum >= 1: the max element contributes exp(0). */
-            const int i = r * n_rep + g;
-            const float inv = 1.0f / sum[i];
-            for (int d = 0; d < hd; d++)
-                out[(size_t)g * hd + d] = acc[(size_t)i * hd + d] * inv;
-        }
+    for (int i = 0; i < nq; i++) {
+        float *out = job->out + (size_t)(r0 + i / n_rep) * stride +
+                     ((size_t)hk * n_rep + (size_t)(i % n_rep)) * hd;
+        /* sum >= 1: the max element contributes 2^0. */
+        const float inv = 1.0f / sum[i];
+        for (int d = 0; d < hd; d++)
+            out[d] = accT[(size_t)d * ld + i] * inv;
     }
 }
 
+/* Work items are (run, kv head), dealt round-robin to threads; a run is up
+ * to row_tile consecutive rows of one sequence, so a prefill's long rows at
+ * the end spread over all threads and a batch of decodes is one run per
+ * sequence. */
 static void attention_task(void *ctx, int ith, int nth)
 {
     const wisp_attn_job *job = ctx;
     float *scratch = job->scratch + (size_t)ith * job->scratch_floats;
-    const int n_tiles = (job->n_rows + ROW_TILE - 1) / ROW_TILE;
-    const int64_t n_items = (int64_t)n_tiles * job->n_head_kv;
-    for (int64_t it = ith; it < n_items; it += nth) {
-        const int t = (int)(it / job->n_head_kv), hk = (int)(it % job->n_head_kv);
-        const int end = (t + 1) * ROW_TILE < job->n_rows ? (t + 1) * ROW_TILE : job->n_rows;
-        /* Split the tile where the sequence changes (batches of decodes). */
-        for (int r0 = t * ROW_TILE; r0 < end;) {
-            int nr = 1;
-            while (r0 + nr < end && job->row_table[r0 + nr] == job->row_table[r0] &&
-                   job->row_pos[r0 + nr] == job->row_pos[r0] + nr)
-                nr++;
-            attend_run(job, r0, nr, hk, scratch);
-            r0 += nr;
-        }
+    const int tile = row_tile(job->n_head / job->n_head_kv);
+    int64_t item = 0;
+    for (int r0 = 0; r0 < job->n_rows;) {
+        int nr = 1;
+        while (nr < tile && r0 + nr < job->n_rows && job->row_table[r0 + nr] == job->row_table[r0] &&
+               job->row_pos[r0 + nr] == job->row_pos[r0] + nr)
+            nr++;
+        for (int hk = 0; hk < job->n_head_kv; hk++, item++)
+            if (item % nth == ith)
+                attend_run(job, r0, nr, hk, scratch);
+        r0 += nr;
     }
 }
 
