@@ -41,8 +41,9 @@ static void reference(const float *q, const float *K, const float *V, int pos, i
     free(w);
 }
 
+/* n_rows query rows, a prefill chunk ending at position n_ctx - 1. */
 static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int bs, int n_ctx,
-                           float tol)
+                           int n_rows, float tol)
 {
     const int n_blocks = (n_ctx + bs - 1) / bs, pool_blocks = n_blocks + 5, layer = 1;
     wisp_kv_pool kv;
@@ -74,8 +75,6 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
                 wisp_kv_store_row(&kv, row, dst);
                 wisp_kv_load_row(&kv, dst, (kvi ? V : K) + ((size_t)h * n_ctx + p) * hd);
             }
-    /* Query rows at a few positions, as a prefill chunk ending at n_ctx - 1. */
-    const int n_rows = n_ctx < 6 ? n_ctx : 6;
     int *pos = malloc(sizeof(int) * (size_t)n_rows);
     const int32_t **tables = malloc(sizeof(*tables) * (size_t)n_rows);
     float *q = malloc(sizeof(float) * (size_t)n_rows * n_head * hd);
@@ -109,8 +108,8 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
             for (int d = 0; d < hd; d++)
                 dev = fmax(dev, fabs(out[((size_t)r * n_head + h) * hd + d] - ref[d]));
         }
-    fprintf(stderr, "  heads %d/%d hd %d bs %d ctx %d: max dev %.2e\n", n_head, n_kv, hd, bs,
-            n_ctx, dev);
+    fprintf(stderr, "  heads %d/%d hd %d bs %d ctx %d rows %d: max dev %.2e\n", n_head, n_kv, hd,
+            bs, n_ctx, n_rows, dev);
     CHECK(dev <= tol);
     free(ref);
     free(scratch);
@@ -128,12 +127,111 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
 
 TEST(attention_gqa_matches_direct_softmax)
 {
-    attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 1e-5f);
+    attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 6, 1e-5f);
 }
-TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 1e-5f); }
-TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1e-6f); }
-TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 1e-5f); }
-TEST(attention_q8_pool) { attention_case(WISP_KV_Q8_0, 4, 4, 32, 8, 50, 1e-5f); }
+TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 6, 1e-5f); }
+TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1, 1e-6f); }
+TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 6, 1e-5f); }
+TEST(attention_q8_pool) { attention_case(WISP_KV_Q8_0, 4, 4, 32, 8, 50, 6, 1e-5f); }
+
+TEST(attention_long_chunks_span_several_tiles)
+{
+    /* More rows than one work item takes, with a partial last one: 8 query
+     * heads per kv head as qwen2 uses, MHA, and an odd group, odd head dim
+     * (not a whole vector) and odd block size. */
+    attention_case(WISP_KV_F16, 16, 2, 64, 16, 200, 45, 1e-5f);
+    attention_case(WISP_KV_F32, 4, 4, 32, 16, 90, 70, 1e-5f);
+    attention_case(WISP_KV_F32, 6, 2, 40, 5, 60, 41, 1e-5f);
+}
+
+/* Outputs of the rows of one job, the rows given as (sequence, position). */
+static void run_rows(wisp_threadpool *tp, const wisp_kv_pool *kv, const int32_t *const *seq_table,
+                     const int *row_seq, const int *row_pos, int n_rows, const float *q,
+                     int n_head, int n_kv, float *out)
+{
+    const int hd = kv->head_dim;
+    const int32_t **tables = malloc(sizeof(*tables) * (size_t)n_rows);
+    size_t per = wisp_attention_scratch_floats(n_head, n_kv, hd, kv->block_size);
+    float *scratch = malloc(sizeof(float) * per * (size_t)wisp_threadpool_size(tp));
+    REQUIRE(tables && scratch);
+    for (int r = 0; r < n_rows; r++)
+        tables[r] = seq_table[row_seq[r]];
+    wisp_attn_job job = {.kv = kv, .layer = 0, .n_rows = n_rows, .row_pos = row_pos,
+                         .row_table = tables, .q = q, .out = out, .n_head = n_head,
+                         .n_head_kv = n_kv, .scale = 1.0f / sqrtf((float)hd),
+                         .scratch = scratch, .scratch_floats = per};
+    wisp_attention_run(tp, &job);
+    free(scratch);
+    free(tables);
+}
+
+TEST(attention_row_is_the_same_bits_alone_batched_and_on_any_threads)
+{
+    /* The scheduler checks that a request's greedy tokens do not depend on
+     * what shares its batch, how its prompt was chunked, or whether it was
+     * preempted and recomputed: each row's output must be bit for bit the
+     * same whether it runs alone (a decode), inside a prefill tile, beside
+     * other sequences' rows, on 1 or 2 threads. */
+    const int n_head = 8, n_kv = 2, hd = 64, bs = 16, n_seq = 3, max_ctx = 96;
+    const int bps = max_ctx / bs, stride = n_head * hd;
+    wisp_kv_pool kv;
+    wisp_err err = {0};
+    REQUIRE(wisp_kv_pool_init(&kv, WISP_KV_F16, 1, n_seq * bps, bs, n_kv, hd, &err) == 0);
+    int32_t table[3 * 6];
+    const int32_t *seq_table[3] = {table, table + bps, table + 2 * bps};
+    unsigned st = 5;
+    for (int i = 0; i < n_seq * bps; i++)
+        table[i] = n_seq * bps - 1 - i;
+    float row[64];
+    for (int b = 0; b < n_seq * bps; b++)
+        for (int j = 0; j < bs; j++)
+            for (int h = 0; h < n_kv; h++)
+                for (int kvi = 0; kvi < 2; kvi++) {
+                    for (int d = 0; d < hd; d++)
+                        row[d] = frand(&st) * 3.0f;
+                    wisp_kv_store_row(&kv, row, wisp_kv_row(&kv, 0, kvi, b, j, h));
+                }
+    /* Sequence 0 prefills positions 20..59; 1 and 2 decode at 33 and 77. */
+    enum { N = 42 };
+    int seq[N], pos[N];
+    for (int r = 0; r < 40; r++) {
+        seq[r] = 0;
+        pos[r] = 20 + r;
+    }
+    seq[40] = 1;
+    pos[40] = 33;
+    seq[41] = 2;
+    pos[41] = 77;
+    float *q = malloc(sizeof(float) * N * (size_t)stride);
+    float *batched = malloc(sizeof(float) * N * (size_t)stride);
+    float *other = malloc(sizeof(float) * N * (size_t)stride);
+    REQUIRE(q && batched && other);
+    for (int i = 0; i < N * stride; i++)
+        q[i] = frand(&st) * 4.0f;
+
+    wisp_threadpool *tp1 = NULL, *tp2 = NULL;
+    REQUIRE(wisp_threadpool_create(1, &tp1, &err) == 0);
+    REQUIRE(wisp_threadpool_create(2, &tp2, &err) == 0);
+    run_rows(tp2, &kv, seq_table, seq, pos, N, q, n_head, n_kv, batched);
+    /* Each row alone. */
+    for (int r = 0; r < N; r++)
+        run_rows(tp1, &kv, seq_table, seq + r, pos + r, 1, q + (size_t)r * stride, n_head, n_kv,
+                 other + (size_t)r * stride);
+    CHECK(memcmp(batched, other, sizeof(float) * N * (size_t)stride) == 0);
+    /* The prefill in chunks of 7 rows, on 1 thread. */
+    for (int r0 = 0; r0 < 40; r0 += 7) {
+        const int n = 40 - r0 < 7 ? 40 - r0 : 7;
+        run_rows(tp1, &kv, seq_table, seq + r0, pos + r0, n, q + (size_t)r0 * stride, n_head, n_kv,
+                 other + (size_t)r0 * stride);
+    }
+    CHECK(memcmp(batched, other, sizeof(float) * 40 * (size_t)stride) == 0);
+    wisp_threadpool_destroy(tp1);
+    wisp_threadpool_destroy(tp2);
+    free(q);
+    free(batched);
+    free(other);
+    wisp_kv_pool_free(&kv);
+}
 
 TEST(attention_large_scores_stay_finite)
 {

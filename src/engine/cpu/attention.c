@@ -4,23 +4,29 @@
  * Queries in lanes. A work item is a run of query rows of one sequence
  * against one kv head: its queries (rows x the n_rep query heads of the
  * group) are transposed once so that lane i of every vector is query i.
- * Then each step is lane-wise and needs no horizontal reduction:
+ * Then, per KV block, each step is lane-wise and needs no horizontal
+ * reduction:
  *   scores  s[j][i] = sum_d qT[d][i] * K[j][d]   (K[j][d] broadcast)
  *   softmax running max, rescale and sum as vector max/mul/add over j
  *   output  accT[d][i] += p[j][i] * V[j][d]      (V[j][d] broadcast)
- * and K/V rows only need converting to F32, never transposing. The one
- * transpose back happens when the output is written.
+ * and K/V rows only need converting to F32, never transposing. A decode
+ * (fewer queries than lanes) accumulates acc[i][d] += p[j][i] * V[j][d]
+ * with lanes along d instead, so that no output lane is wasted.
  *
- * Each lane does the same operations in the same order whatever the other
- * lanes hold: positions a row may not see get score -inf, so weight
- * exactly 0, and a block none of them sees leaves the max (factor exactly
- * 1) and sums (+0) bit for bit as they were. A row's output is therefore
- * the same whether it runs alone, in a prefill tile or in a batch, on any
- * number of threads.
+ * Each query's output is the same bits whatever else shares its item:
+ * every element is the same chain of operations in the same order in
+ * either layout (the FMA's product commutes), positions a row may not see
+ * get score -inf, so weight exactly +0, and a block none of them sees
+ * leaves the max (factor exactly 1) and the sums bit for bit as they were.
+ * So a row gives the same output alone, in a prefill tile or in a batch,
+ * on any number of threads, as the scheduler's batched-equals-alone
+ * guarantee and preemption (recomputing decoded rows as a prefill) need;
+ * tests/unit/test_attention.c checks it.
  *
  * exp is 2^x on scores pre-multiplied by log2(e): a rounding to an integer
- * n, then 2^r for r in [-1/2, 1/2] by Cephes' exp2f polynomial (within
- * 2 ulp), then n added to the exponent.
+ * n, then 2^r for r in [-1/2, 1/2] by Cephes' exp2f polynomial, then n
+ * added to the exponent; within 1 ulp of 2^x for every float in
+ * [-125, 0].
  */
 #include "engine/cpu/attention.h"
 
@@ -142,7 +148,8 @@ static void load_block_f16(const uint8_t *src, size_t stride, int cnt, int hd, f
         int d = 0;
 #if defined(__AVX512F__)
         for (; d + 16 <= hd; d += 16)
-            _mm512_storeu_ps(dst + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
+            _mm512_storeu_ps(dst + d,
+                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + d))));
 #endif
         wisp_vec_f16_to_f32(h + d, dst + d, hd - d);
     }
@@ -157,10 +164,11 @@ static void load_block_q8_0(const uint8_t *src, size_t stride, int cnt, int hd, 
             const float d = wisp_half_to_float(b[i].d);
             float *y = dst + i * WISP_QK8_0;
 #if defined(__AVX512F__)
-            const __m512 vd = _mm512_set1_ps(d);
-            for (int k = 0; k < WISP_QK8_0; k += 16)
-                _mm512_storeu_ps(y + k, _mm512_mul_ps(vd, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                                              _mm_loadu_si128((const __m128i *)(b[i].qs + k))))));
+            for (int k = 0; k < WISP_QK8_0; k += 16) {
+                const __m128i q8 = _mm_loadu_si128((const __m128i *)(b[i].qs + k));
+                const __m512 qf = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q8));
+                _mm512_storeu_ps(y + k, _mm512_mul_ps(_mm512_set1_ps(d), qf));
+            }
 #else
             for (int k = 0; k < WISP_QK8_0; k++)
                 y[k] = d * (float)b[i].qs[k];
@@ -185,23 +193,36 @@ static const load_block_fn load_block[] = {
  * conversion is shared by many queries, few enough that the transposed
  * queries, accumulators and block stay in L1. */
 #define TILE_LANES 64
+/* ...and at most this many rows: a tile's last block is computed for all
+ * its rows, up to TILE_ROWS - 1 positions past what a row sees (measured:
+ * MHA prefill 7.4 ms with 64-row tiles, 5.8 with 32). */
+#define TILE_ROWS 32
 /* Positions per score pass and output dims per accumulation pass: eight
  * independent FMA chains cover the FMA latency. */
 #define CHUNK 8
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-static int row_tile(int n_rep) { return n_rep >= TILE_LANES ? 1 : TILE_LANES / n_rep; }
+static int row_tile(int n_rep)
+{
+    const int rows = n_rep >= TILE_LANES ? 1 : TILE_LANES / n_rep;
+    return rows < TILE_ROWS ? rows : TILE_ROWS;
+}
+
+/* Head dim padded for rows of whole CHUNKs and whole vectors (both powers
+ * of two); block size padded to whole CHUNKs of positions. */
+static int pad_hd(int hd) { return round_up(hd, VW > CHUNK ? VW : CHUNK); }
+static int pad_bs(int bs) { return round_up(bs, CHUNK); }
 
 size_t wisp_attention_scratch_floats(int n_head, int n_head_kv, int head_dim, int block_size)
 {
     const int n_rep = n_head / n_head_kv;
     const size_t ld = (size_t)round_up(row_tile(n_rep) * n_rep, VW);
-    const size_t hd = (size_t)head_dim, hdp = (size_t)round_up(head_dim, CHUNK);
-    const size_t bsp = (size_t)round_up(block_size, CHUNK);
-    /* qT[hd][ld], accT[hdp][ld], s[bsp][ld], kb[bsp][hdp], vb[bsp][hdp],
-     * max, sum and last visible position [ld] */
-    return hd * ld + hdp * ld + bsp * ld + 2 * bsp * hdp + 3 * ld;
+    const size_t hd = (size_t)head_dim, hdp = (size_t)pad_hd(head_dim);
+    const size_t bsp = (size_t)pad_bs(block_size);
+    /* qT[hd][ld], acc[hdp * ld], s[bsp][ld], kb[bsp][hdp], vb[bsp][hdp],
+     * max, sum, rescale factor and last visible position [ld] */
+    return hd * ld + hdp * ld + bsp * ld + 2 * bsp * hdp + 4 * ld;
 }
 
 /* s[j][o..o+VW) = sum_d qT[d][o..] * k[j][d] for j < cnt rounded up to
@@ -220,26 +241,51 @@ block_scores_hd(const float *qT, int ld, const float *k, int hd, int hdp, int cn
             vf a0 = splat(0.0f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
             vf b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
             for (int d = 0; d < hd; d++) {
-                const vf q = load(qT + (size_t)d * ld + o0), r = load(qT + (size_t)d * ld + o0 + VW);
+                const float *qd = qT + (size_t)d * ld + o0;
+                const vf q = load(qd), r = load(qd + VW);
                 vf x;
-                x = splat(k0[d]); a0 = fmadd(q, x, a0); b0 = fmadd(r, x, b0);
-                x = splat(k1[d]); a1 = fmadd(q, x, a1); b1 = fmadd(r, x, b1);
-                x = splat(k2[d]); a2 = fmadd(q, x, a2); b2 = fmadd(r, x, b2);
-                x = splat(k3[d]); a3 = fmadd(q, x, a3); b3 = fmadd(r, x, b3);
-                x = splat(k4[d]); a4 = fmadd(q, x, a4); b4 = fmadd(r, x, b4);
-                x = splat(k5[d]); a5 = fmadd(q, x, a5); b5 = fmadd(r, x, b5);
-                x = splat(k6[d]); a6 = fmadd(q, x, a6); b6 = fmadd(r, x, b6);
-                x = splat(k7[d]); a7 = fmadd(q, x, a7); b7 = fmadd(r, x, b7);
+                x = splat(k0[d]);
+                a0 = fmadd(q, x, a0);
+                b0 = fmadd(r, x, b0);
+                x = splat(k1[d]);
+                a1 = fmadd(q, x, a1);
+                b1 = fmadd(r, x, b1);
+                x = splat(k2[d]);
+                a2 = fmadd(q, x, a2);
+                b2 = fmadd(r, x, b2);
+                x = splat(k3[d]);
+                a3 = fmadd(q, x, a3);
+                b3 = fmadd(r, x, b3);
+                x = splat(k4[d]);
+                a4 = fmadd(q, x, a4);
+                b4 = fmadd(r, x, b4);
+                x = splat(k5[d]);
+                a5 = fmadd(q, x, a5);
+                b5 = fmadd(r, x, b5);
+                x = splat(k6[d]);
+                a6 = fmadd(q, x, a6);
+                b6 = fmadd(r, x, b6);
+                x = splat(k7[d]);
+                a7 = fmadd(q, x, a7);
+                b7 = fmadd(r, x, b7);
             }
             float *sj = s + (size_t)j * ld + o0;
-            store(sj, a0); store(sj + VW, b0);
-            store(sj + ld, a1); store(sj + ld + VW, b1);
-            store(sj + 2 * (size_t)ld, a2); store(sj + 2 * (size_t)ld + VW, b2);
-            store(sj + 3 * (size_t)ld, a3); store(sj + 3 * (size_t)ld + VW, b3);
-            store(sj + 4 * (size_t)ld, a4); store(sj + 4 * (size_t)ld + VW, b4);
-            store(sj + 5 * (size_t)ld, a5); store(sj + 5 * (size_t)ld + VW, b5);
-            store(sj + 6 * (size_t)ld, a6); store(sj + 6 * (size_t)ld + VW, b6);
-            store(sj + 7 * (size_t)ld, a7); store(sj + 7 * (size_t)ld + VW, b7);
+            store(sj, a0);
+            store(sj + VW, b0);
+            store(sj + ld, a1);
+            store(sj + ld + VW, b1);
+            store(sj + 2 * (size_t)ld, a2);
+            store(sj + 2 * (size_t)ld + VW, b2);
+            store(sj + 3 * (size_t)ld, a3);
+            store(sj + 3 * (size_t)ld + VW, b3);
+            store(sj + 4 * (size_t)ld, a4);
+            store(sj + 4 * (size_t)ld + VW, b4);
+            store(sj + 5 * (size_t)ld, a5);
+            store(sj + 5 * (size_t)ld + VW, b5);
+            store(sj + 6 * (size_t)ld, a6);
+            store(sj + 6 * (size_t)ld + VW, b6);
+            store(sj + 7 * (size_t)ld, a7);
+            store(sj + 7 * (size_t)ld + VW, b7);
         }
     for (int o = o0; o < ld; o += VW)
         for (int j = 0; j < cnt; j += CHUNK) {
@@ -319,61 +365,153 @@ static void block_values(const float *p, int ld, const float *v, int hdp, int cn
         }
 }
 
+/* The same sums as block_values, laid out acc[m][d] with lanes along d:
+ * each element's chain over j is the same FMA sequence, so the two give
+ * the same bits. For a run with fewer queries than lanes (a decode) this
+ * wastes no lanes. Queries go four at a time (ld is a multiple of 4, the
+ * lanes past nq are finite and never read back). */
+static void block_values_rows(const float *p, int ld, const float *v, int hdp, int cnt, int nq,
+                              float *acc)
+{
+    for (int m = 0; m < nq; m += 4) {
+        float *r0 = acc + (size_t)m * hdp, *r1 = r0 + hdp, *r2 = r1 + hdp, *r3 = r2 + hdp;
+        int d = 0;
+        for (; d + 4 * VW <= hdp; d += 4 * VW) {
+            vf a00 = load(r0 + d), a01 = load(r0 + d + VW), a02 = load(r0 + d + 2 * VW);
+            vf a03 = load(r0 + d + 3 * VW), a10 = load(r1 + d), a11 = load(r1 + d + VW);
+            vf a12 = load(r1 + d + 2 * VW), a13 = load(r1 + d + 3 * VW), a20 = load(r2 + d);
+            vf a21 = load(r2 + d + VW), a22 = load(r2 + d + 2 * VW), a23 = load(r2 + d + 3 * VW);
+            vf a30 = load(r3 + d), a31 = load(r3 + d + VW), a32 = load(r3 + d + 2 * VW);
+            vf a33 = load(r3 + d + 3 * VW);
+            for (int j = 0; j < cnt; j++) {
+                const float *vj = v + (size_t)j * hdp + d, *pj = p + (size_t)j * ld + m;
+                const vf v0 = load(vj), v1 = load(vj + VW), v2 = load(vj + 2 * VW);
+                const vf v3 = load(vj + 3 * VW);
+                vf x = splat(pj[0]);
+                a00 = fmadd(x, v0, a00);
+                a01 = fmadd(x, v1, a01);
+                a02 = fmadd(x, v2, a02);
+                a03 = fmadd(x, v3, a03);
+                x = splat(pj[1]);
+                a10 = fmadd(x, v0, a10);
+                a11 = fmadd(x, v1, a11);
+                a12 = fmadd(x, v2, a12);
+                a13 = fmadd(x, v3, a13);
+                x = splat(pj[2]);
+                a20 = fmadd(x, v0, a20);
+                a21 = fmadd(x, v1, a21);
+                a22 = fmadd(x, v2, a22);
+                a23 = fmadd(x, v3, a23);
+                x = splat(pj[3]);
+                a30 = fmadd(x, v0, a30);
+                a31 = fmadd(x, v1, a31);
+                a32 = fmadd(x, v2, a32);
+                a33 = fmadd(x, v3, a33);
+            }
+            store(r0 + d, a00);
+            store(r0 + d + VW, a01);
+            store(r0 + d + 2 * VW, a02);
+            store(r0 + d + 3 * VW, a03);
+            store(r1 + d, a10);
+            store(r1 + d + VW, a11);
+            store(r1 + d + 2 * VW, a12);
+            store(r1 + d + 3 * VW, a13);
+            store(r2 + d, a20);
+            store(r2 + d + VW, a21);
+            store(r2 + d + 2 * VW, a22);
+            store(r2 + d + 3 * VW, a23);
+            store(r3 + d, a30);
+            store(r3 + d + VW, a31);
+            store(r3 + d + 2 * VW, a32);
+            store(r3 + d + 3 * VW, a33);
+        }
+        for (; d < hdp; d += VW) {
+            vf a0 = load(r0 + d), a1 = load(r1 + d), a2 = load(r2 + d), a3 = load(r3 + d);
+            for (int j = 0; j < cnt; j++) {
+                const float *pj = p + (size_t)j * ld + m;
+                const vf vj = load(v + (size_t)j * hdp + d);
+                a0 = fmadd(splat(pj[0]), vj, a0);
+                a1 = fmadd(splat(pj[1]), vj, a1);
+                a2 = fmadd(splat(pj[2]), vj, a2);
+                a3 = fmadd(splat(pj[3]), vj, a3);
+            }
+            store(r0 + d, a0);
+            store(r1 + d, a1);
+            store(r2 + d, a2);
+            store(r3 + d, a3);
+        }
+    }
+}
+
 /* Folds the block's scores s[j < cnt] into the running max and sum of
- * lanes o..o+VW, rescaling their accumulators when the max grows, and
- * leaves the weights in s. Positions past a lane's last get weight 0. */
-static void block_softmax(float *s, int ld, int o, int p0, int cnt, bool masked, const float *last,
-                          float *mx, float *sum, float *accT, int hdp)
+ * lanes o..o+VW and leaves the weights in s and, in c, the factor by which
+ * the lanes' accumulators must be rescaled: exactly 1 where the max did not
+ * grow. Returns whether any lane's factor is not 1. Positions past a
+ * lane's last get weight 0. Even and odd positions go to separate max and
+ * sum chains (a lane's weights past its last position are +0, so its sums
+ * do not depend on cnt either). */
+static bool block_softmax(float *s, int ld, int o, int p0, int cnt, bool masked, const float *last,
+                          float *mx, float *sum, float *c)
 {
     const vf lv = load(last + o), ninf = splat(-INFINITY);
-    vf bm = ninf;
-    for (int j = 0; j < cnt; j++) {
-        vf x = load(s + (size_t)j * ld + o);
-        if (masked) {
-            x = vselect(splat((float)(p0 + j)) > lv, ninf, x);
-            store(s + (size_t)j * ld + o, x);
+    if (masked)
+        for (int j = 0; j < cnt; j++) {
+            float *sj = s + (size_t)j * ld + o;
+            store(sj, vselect(splat((float)(p0 + j)) > lv, ninf, load(sj)));
         }
-        bm = vmax(bm, x);
+    vf bm0 = ninf, bm1 = ninf;
+    int j = 0;
+    for (; j + 2 <= cnt; j += 2) {
+        bm0 = vmax(bm0, load(s + (size_t)j * ld + o));
+        bm1 = vmax(bm1, load(s + (size_t)(j + 1) * ld + o));
     }
-    const vf m_old = load(mx + o), m = vmax(m_old, bm);
-    vf sm = load(sum + o);
-    /* The max grew in some lane: rescale what was summed under the old one
-     * (by exactly 1 in the lanes where it did not). */
-    const vf c = vexp2(m_old - m);
-    if (any(c != splat(1.0f))) {
-        sm *= c;
-        for (int d = 0; d < hdp; d++)
-            store(accT + (size_t)d * ld + o, load(accT + (size_t)d * ld + o) * c);
+    if (j < cnt)
+        bm0 = vmax(bm0, load(s + (size_t)j * ld + o));
+    const vf m_old = load(mx + o), m = vmax(m_old, vmax(bm0, bm1));
+    const vf cv = vexp2(m_old - m);
+    vf bs0 = splat(0.0f), bs1 = bs0;
+    for (j = 0; j + 2 <= cnt; j += 2) {
+        float *sj = s + (size_t)j * ld + o;
+        const vf w0 = vexp2(load(sj) - m), w1 = vexp2(load(sj + ld) - m);
+        store(sj, w0);
+        store(sj + ld, w1);
+        bs0 += w0;
+        bs1 += w1;
     }
-    for (int j = 0; j < cnt; j++) {
+    if (j < cnt) {
         const vf w = vexp2(load(s + (size_t)j * ld + o) - m);
         store(s + (size_t)j * ld + o, w);
-        sm += w;
+        bs0 += w;
     }
-    store(sum + o, sm);
+    store(sum + o, load(sum + o) * cv + (bs0 + bs1));
     store(mx + o, m);
+    store(c + o, cv);
+    return any(cv != splat(1.0f));
 }
 
 /* Rows r0 .. r0+nr-1 (nr <= row_tile) of one sequence at consecutive
- * positions, against kv head hk. */
+ * positions, against kv head hk. The accumulators are accT[d][lane]
+ * (block_values) when the queries fill the vectors, acc[query][d]
+ * (block_values_rows) when they fill less than one: a decode. */
 static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *scratch)
 {
     const wisp_kv_pool *kv = job->kv;
-    const int hd = kv->head_dim, hdp = round_up(hd, CHUNK), bs = kv->block_size;
+    const int hd = kv->head_dim, hdp = pad_hd(hd), bs = kv->block_size, bsp = pad_bs(bs);
     const int n_rep = job->n_head / job->n_head_kv, nq = nr * n_rep, ld = round_up(nq, VW);
+    const bool rows = nq < VW;
     const size_t stride = (size_t)job->n_head * hd;
-    float *qT = scratch;                              /* [hd][ld] */
-    float *accT = qT + (size_t)hd * ld;               /* [hdp][ld] */
-    float *s = accT + (size_t)hdp * ld;               /* [bsp][ld] */
-    float *kb = s + (size_t)round_up(bs, CHUNK) * ld; /* [bsp][hdp] the block's K */
-    float *vb = kb + (size_t)round_up(bs, CHUNK) * hdp; /* [bsp][hdp] the block's V */
-    float *mx = vb + (size_t)round_up(bs, CHUNK) * hdp; /* [ld] */
-    float *sum = mx + ld, *last = sum + ld;           /* [ld] */
+    float *qT = scratch;                 /* [hd][ld] */
+    float *acc = qT + (size_t)hd * ld;   /* [hdp][ld] or [ld][hdp] */
+    float *s = acc + (size_t)hdp * ld;   /* [bsp][ld] */
+    float *kb = s + (size_t)bsp * ld;    /* [bsp][hdp] the block's K */
+    float *vb = kb + (size_t)bsp * hdp;  /* [bsp][hdp] the block's V */
+    float *mx = vb + (size_t)bsp * hdp;  /* [ld] */
+    float *sum = mx + ld, *c = sum + ld, *last = c + ld; /* [ld] */
     const int32_t *table = job->row_table[r0];
     const int pos_first = job->row_pos[r0], n_ctx = job->row_pos[r0 + nr - 1] + 1;
     /* Scores in log2 units, so that the softmax's exp is a 2^x. */
     const float qscale = job->scale * 1.44269504088896341f;
-    const load_block_fn load = load_block[kv->type];
+    const load_block_fn load_kv = load_block[kv->type];
     const size_t row_stride = (size_t)kv->n_head_kv * kv->row_bytes;
 
     /* Lanes past nq hold a zero query that sees every position: finite
@@ -383,32 +521,52 @@ static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *
         mx[i] = -INFINITY;
         sum[i] = 0.0f;
     }
-    for (int i = 0; i < ld; i++) {
+    for (int i = 0; i < nq; i++) {
         const float *q = job->q + (size_t)(r0 + i / n_rep) * stride +
                          ((size_t)hk * n_rep + (size_t)(i % n_rep)) * hd;
         for (int d = 0; d < hd; d++)
-            qT[(size_t)d * ld + i] = i < nq ? q[d] * qscale : 0.0f;
+            qT[(size_t)d * ld + i] = q[d] * qscale;
     }
-    memset(accT, 0, sizeof(float) * (size_t)hdp * ld);
-    /* Columns past hd and rows past a block's last position are computed
-     * on but never read: keep them zero. */
-    memset(kb, 0, sizeof(float) * (size_t)round_up(bs, CHUNK) * hdp * 2);
+    if (nq < ld)
+        for (int d = 0; d < hd; d++)
+            memset(qT + (size_t)d * ld + nq, 0, sizeof(float) * (size_t)(ld - nq));
+    memset(acc, 0, sizeof(float) * (size_t)hdp * ld);
+    /* V's columns past hd are computed on but never read: keep them zero
+     * (K's are not read at all). */
+    if (hdp > hd)
+        for (int j = 0; j < bs; j++)
+            memset(vb + (size_t)j * hdp + hd, 0, sizeof(float) * (size_t)(hdp - hd));
 
     for (int p0 = 0; p0 < n_ctx; p0 += bs) {
         const int32_t blk = table[p0 / bs];
         const int cnt = n_ctx - p0 < bs ? n_ctx - p0 : bs;
-        load(wisp_kv_row(kv, job->layer, 0, blk, 0, hk), row_stride, cnt, hd, kb, hdp);
-        load(wisp_kv_row(kv, job->layer, 1, blk, 0, hk), row_stride, cnt, hd, vb, hdp);
-        if (cnt < bs)
-            memset(kb + (size_t)cnt * hdp, 0,
-                   sizeof(float) * (size_t)(round_up(cnt, CHUNK) - cnt) * hdp);
+        load_kv(wisp_kv_row(kv, job->layer, 0, blk, 0, hk), row_stride, cnt, hd, kb, hdp);
+        load_kv(wisp_kv_row(kv, job->layer, 1, blk, 0, hk), row_stride, cnt, hd, vb, hdp);
+        if (cnt % CHUNK)
+            memset(kb + (size_t)cnt * hdp, 0, sizeof(float) * (size_t)(pad_bs(cnt) - cnt) * hdp);
         block_scores(qT, ld, kb, hd, hdp, cnt, s);
         /* Causal: lane i sees positions <= last[i]; only the blocks that
          * reach past the first row's position need the mask. */
         const bool masked = p0 + cnt - 1 > pos_first;
+        bool grew = false;
         for (int o = 0; o < ld; o += VW)
-            block_softmax(s, ld, o, p0, cnt, masked, last, mx, sum, accT, hdp);
-        block_values(s, ld, vb, hdp, cnt, accT);
+            grew |= block_softmax(s, ld, o, p0, cnt, masked, last, mx, sum, c);
+        if (rows) {
+            /* The max grew: rescale what was summed under the old one. */
+            if (grew)
+                for (int i = 0; i < nq; i++)
+                    if (c[i] != 1.0f)
+                        for (int d = 0; d < hdp; d++)
+                            acc[(size_t)i * hdp + d] *= c[i];
+            block_values_rows(s, ld, vb, hdp, cnt, nq, acc);
+        } else {
+            if (grew)
+                for (int d = 0; d < hdp; d++)
+                    for (int o = 0; o < ld; o += VW)
+                        store(acc + (size_t)d * ld + o,
+                              load(acc + (size_t)d * ld + o) * load(c + o));
+            block_values(s, ld, vb, hdp, cnt, acc);
+        }
     }
 
     for (int i = 0; i < nq; i++) {
@@ -416,8 +574,12 @@ static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *
                      ((size_t)hk * n_rep + (size_t)(i % n_rep)) * hd;
         /* sum >= 1: the max element contributes 2^0. */
         const float inv = 1.0f / sum[i];
-        for (int d = 0; d < hd; d++)
-            out[d] = accT[(size_t)d * ld + i] * inv;
+        if (rows)
+            for (int d = 0; d < hd; d++)
+                out[d] = acc[(size_t)i * hdp + d] * inv;
+        else
+            for (int d = 0; d < hd; d++)
+                out[d] = acc[(size_t)d * ld + i] * inv;
     }
 }
 
@@ -433,7 +595,8 @@ static void attention_task(void *ctx, int ith, int nth)
     int64_t item = 0;
     for (int r0 = 0; r0 < job->n_rows;) {
         int nr = 1;
-        while (nr < tile && r0 + nr < job->n_rows && job->row_table[r0 + nr] == job->row_table[r0] &&
+        while (nr < tile && r0 + nr < job->n_rows &&
+               job->row_table[r0 + nr] == job->row_table[r0] &&
                job->row_pos[r0 + nr] == job->row_pos[r0] + nr)
             nr++;
         for (int hk = 0; hk < job->n_head_kv; hk++, item++)

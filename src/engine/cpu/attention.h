@@ -7,8 +7,11 @@
  * code path and a sequence's blocks may lie anywhere in the pool. The
  * softmax is computed online (running max and sum, rescaled per block, as
  * flash attention does): stable for any length, and no score buffer the
- * size of the context. Work items are (row, kv head): the n_head/n_head_kv
- * query heads of a group share each K/V row conversion (GQA, MQA).
+ * size of the context. Work items are (run of up to a tile of consecutive
+ * rows of one sequence, kv head): the queries of a run's rows and of the
+ * n_head/n_head_kv query heads of the group (GQA, MQA) share each K/V
+ * block's conversion. A row's output does not depend on the other rows of
+ * the job or on the thread count, bit for bit.
  * Private to src/engine/cpu.
  */
 #ifndef WISP_ATTENTION_H
