@@ -556,8 +556,9 @@ static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *
             if (grew)
                 for (int i = 0; i < nq; i++)
                     if (c[i] != 1.0f)
-                        for (int d = 0; d < hdp; d++)
-                            acc[(size_t)i * hdp + d] *= c[i];
+                        for (int d = 0; d < hdp; d += VW)
+                            store(acc + (size_t)i * hdp + d,
+                                  load(acc + (size_t)i * hdp + d) * splat(c[i]));
             block_values_rows(s, ld, vb, hdp, cnt, nq, acc);
         } else {
             if (grew)
