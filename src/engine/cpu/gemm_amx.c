@@ -189,18 +189,16 @@ typedef struct fold_dst {
 /* Folds one C tile (16 tokens x 16 rows of block b's int32 sums) into the
  * accumulators at token t0 (of the chunk) and row 16 h of the panel. */
 static inline void fold_tile(const int32_t *cb, __m512 dwv, const float *da, bool grouped,
-                             float *accp, float *tailp)
+                             bool first, float *accp, float *tailp)
 {
+    /* first: the accumulator's first block adds to +0.f, as if it had been
+     * cleared (the same bits, without clearing 40 KiB per chunk) */
     for (int t = 0; t < 16; t++) {
         const __m512 sc = _mm512_mul_ps(dwv, _mm512_set1_ps(da[t]));
         const __m512 c = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * t)));
-        if (grouped) {
-            float *p = accp + (size_t)t * PANEL;
-            _mm512_store_ps(p, _mm512_fmadd_ps(sc, c, _mm512_load_ps(p)));
-        } else {
-            float *p = tailp + (size_t)t * PANEL;
-            _mm512_store_ps(p, _mm512_add_ps(_mm512_load_ps(p), _mm512_mul_ps(sc, c)));
-        }
+        float *p = (grouped ? accp : tailp) + (size_t)t * PANEL;
+        const __m512 old = first ? _mm512_setzero_ps() : _mm512_load_ps(p);
+        _mm512_store_ps(p, grouped ? _mm512_fmadd_ps(sc, c, old) : _mm512_add_ps(old, _mm512_mul_ps(sc, c)));
     }
 }
 
@@ -214,6 +212,7 @@ static inline __attribute__((always_inline)) void fold_step(const amx_step *st, 
                       const char *at, int64_t nb, int64_t grouped_end, float *acc, float *tail)
 {
     const bool grouped = st->b < grouped_end;
+    const bool first = grouped ? st->b < 4 : st->b == grouped_end;
     float *accb = acc + (size_t)(st->b % 4) * TOKS * PANEL;
     for (int i = 0; i < st->n_a; i++) {
         const int t0 = st->t0 + 16 * i;
@@ -222,7 +221,7 @@ static inline __attribute__((always_inline)) void fold_step(const amx_step *st, 
         for (int h = 0; h < nt; h++) {
             const size_t o = (size_t)t0 * PANEL + 16 * (size_t)h;
             fold_tile(cb + 256 * (2 * i + h), _mm512_load_ps(dw + st->b * PANEL + 16 * h), da,
-                      grouped, accb + o, tail + o);
+                      grouped, first, accb + o, tail + o);
         }
     }
 }
@@ -288,8 +287,6 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
         for (int c0 = 0; c0 < nc; c0 += TOKS) {
             const int ct = nc - c0 < TOKS ? nc - c0 : TOKS;
             const char *at = a + (size_t)(c0 / 16) * tile_stride;
-            memset(acc, 0, sizeof acc);
-            memset(tail, 0, sizeof tail);
             amx_step prev = {0};
             bool have_prev = false;
             int cur = 0;
@@ -309,10 +306,16 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
             for (int t = 0; t < ct; t++)
                 for (int h = 0; h < nt; h++) {
                     const size_t o = (size_t)t * PANEL + 16 * (size_t)h, l = TOKS * PANEL;
-                    __m512 v = _mm512_add_ps(
-                        _mm512_add_ps(_mm512_load_ps(acc + o), _mm512_load_ps(acc + 2 * l + o)),
-                        _mm512_add_ps(_mm512_load_ps(acc + l + o), _mm512_load_ps(acc + 3 * l + o)));
-                    v = _mm512_add_ps(v, _mm512_load_ps(tail + o));
+                    /* accumulators no block reached are the +0.f they start as */
+                    const __m512 z = _mm512_setzero_ps();
+                    __m512 v = z;
+                    if (grouped_end > 0)
+                        v = _mm512_add_ps(
+                            _mm512_add_ps(_mm512_load_ps(acc + o), _mm512_load_ps(acc + 2 * l + o)),
+                            _mm512_add_ps(_mm512_load_ps(acc + l + o), _mm512_load_ps(acc + 3 * l + o)));
+                    else
+                        v = _mm512_add_ps(_mm512_add_ps(z, z), _mm512_add_ps(z, z));
+                    v = _mm512_add_ps(v, nb > grouped_end ? _mm512_load_ps(tail + o) : z);
                     _mm512_storeu_ps(s + (size_t)(c0 + t) * ss + (size_t)(r0 + 16 * h), v);
                 }
         }
