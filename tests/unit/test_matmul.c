@@ -442,6 +442,64 @@ TEST(amx_equals_avx512_bit_for_bit)
     CHECK_EQ_INT(fails, 0);
 }
 
+/* wisp_matmul_n gives each weight the bits wisp_matmul gives it alone:
+ * weights of one activation format in one job (also mixed types, Q4_K
+ * with Q6_K as in Q4_K_M files), others one after another. */
+TEST(matmul_n_equals_separate_products)
+{
+    static const int sets[][3] = {
+        {WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0},
+        {WISP_TYPE_Q4_K, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K},
+        {WISP_TYPE_Q4_0, WISP_TYPE_Q4_K, WISP_TYPE_F16},
+    };
+    static const int64_t n_outs[3] = {64, 16, 40};
+    static const int64_t toks[] = {1, 5, 37};
+    int fails = 0;
+    for (size_t si = 0; si < sizeof(sets) / sizeof(sets[0]); si++)
+        for (size_t ti = 0; ti < sizeof(toks) / sizeof(toks[0]); ti++) {
+            mm_case c[3];
+            for (int i = 0; i < 3; i++)
+                case_init(&c[i], sets[si][i], 512, n_outs[i], toks[ti]);
+            /* one input for all three */
+            for (int i = 1; i < 3; i++)
+                memcpy(c[i].x, c[0].x, sizeof(float) * (size_t)(512 * toks[ti]));
+            wisp_threadpool *tp = NULL;
+            wisp_err err = {0};
+            REQUIRE(wisp_threadpool_create(2, &tp, &err) == 0);
+            size_t ss = 0;
+            for (int i = 0; i < 3; i++) {
+                size_t n = wisp_matmul_scratch_size(sets[si][i], 512, toks[ti]);
+                ss = n > ss ? n : ss;
+            }
+            wisp_matmul_scratch scratch = {malloc(ss + 1), ss};
+            REQUIRE(scratch.buf);
+            const wisp_tensor *w[3] = {&c[0].t, &c[1].t, &c[2].t};
+            float *y[3];
+            for (int i = 0; i < 3; i++) {
+                y[i] = malloc(sizeof(float) * (size_t)(n_outs[i] * toks[ti]));
+                REQUIRE(y[i]);
+                REQUIRE(wisp_matmul(tp, w[i], c[i].x, toks[ti], c[i].y_ref, &scratch, &err) == 0);
+            }
+            REQUIRE(wisp_matmul_n(tp, w, 3, c[0].x, toks[ti], y, &scratch, &err) == 0);
+            for (int i = 0; i < 3; i++)
+                if (memcmp(y[i], c[i].y_ref, sizeof(float) * (size_t)(n_outs[i] * toks[ti])) != 0 &&
+                    fails++ < 5)
+                    fprintf(stderr, "  set %zu, %lld tokens: weight %d (%s) differs\n", si,
+                            (long long)toks[ti], i, type_name(sets[si][i]));
+            for (int i = 0; i < 3; i++) {
+                free(y[i]);
+                case_free(&c[i]);
+            }
+            free(scratch.buf);
+            wisp_threadpool_destroy(tp);
+        }
+    CHECK_EQ_INT(fails, 0);
+    /* more weights than a job takes: refused with a reason */
+    wisp_err err = {0};
+    CHECK(wisp_matmul_n(NULL, NULL, WISP_MATMUL_MAX_PARTS + 1, NULL, 1, NULL, NULL, &err) != 0);
+    CHECK(strstr(err.msg, "weights in one job") != NULL);
+}
+
 /* The activation quantizers of every level produce (almost) the bits of
  * the scalar ones: at most one step apart, with equal scales. */
 TEST(activation_quantizers_agree)

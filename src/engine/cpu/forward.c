@@ -178,9 +178,9 @@ static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
     int rc;
 
     run_rows(e, l, n, row_attn_norm);
-    if ((rc = wisp_matmul(e->tp, lw->wq, e->xb, n, e->q, &e->mm, err)) ||
-        (rc = wisp_matmul(e->tp, lw->wk, e->xb, n, e->k, &e->mm, err)) ||
-        (rc = wisp_matmul(e->tp, lw->wv, e->xb, n, e->v, &e->mm, err)))
+    const wisp_tensor *qkv[3] = {lw->wq, lw->wk, lw->wv};
+    float *qkv_out[3] = {e->q, e->k, e->v};
+    if ((rc = wisp_matmul_n(e->tp, qkv, 3, e->xb, n, qkv_out, &e->mm, err)))
         return rc;
     run_rows(e, l, n, row_qkv_prep);
 
@@ -205,8 +205,9 @@ static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
     wisp_ops_add(e->x, e->xb, (int64_t)n * c->n_embd);
 
     run_rows(e, l, n, row_ffn_norm);
-    if ((rc = wisp_matmul(e->tp, lw->w_gate, e->xb, n, e->hb, &e->mm, err)) ||
-        (rc = wisp_matmul(e->tp, lw->w_up, e->xb, n, e->hb2, &e->mm, err)))
+    const wisp_tensor *gate_up[2] = {lw->w_gate, lw->w_up};
+    float *gate_up_out[2] = {e->hb, e->hb2};
+    if ((rc = wisp_matmul_n(e->tp, gate_up, 2, e->xb, n, gate_up_out, &e->mm, err)))
         return rc;
     run_rows(e, l, n, row_swiglu);
     if ((rc = wisp_matmul(e->tp, lw->w_down, e->hb, n, e->xb, &e->mm, err)))

@@ -88,22 +88,31 @@ const char *wisp_matmul_simd_level(void)
     return wisp_amx_active() ? "avx512+amx" : wisp_cpu_simd_name(wisp_cpu_simd_active());
 }
 
-typedef struct mm_job {
+/* One weight of a job: its kernels, rows and output. */
+typedef struct mm_part {
     wisp_dot_fn dot;
     wisp_gemm_fn gemm;   /* NULL: dot only */
     wisp_amx_fn amx;     /* AMX tiles for whole 16 x 16 tiles; NULL: none */
-    char *amx_a;         /* the activations in the AMX layout (amx.h) */
-    int act_type;
-    wisp_row_from_float_fn from_float;
     const char *w;
     size_t w_row;        /* bytes per weight row */
+    float *y;
+    int64_t n_out;
+    int64_t n_row_tiles, tile0; /* its tiles are [tile0, tile0 + n_row_tiles * n_tok_tiles) */
+} mm_part;
+
+typedef struct mm_job {
+    mm_part part[WISP_MATMUL_MAX_PARTS];
+    int n_parts;
+    bool pairs;          /* some part has a gemm kernel: write the pair layout */
+    wisp_row_from_float_fn from_float;
     const float *x;
     const char *a;       /* activation rows (scratch, or x for F32) */
     size_t a_row;        /* bytes between activation rows */
     size_t act_bytes_per_block; /* Q8_0/Q8_1 activations: block size; else 0 */
-    float *y;
-    int64_t n_in, n_out, n_tok;
-    int64_t rows_per_tile, toks_per_tile, n_row_tiles, n_tiles;
+    char *amx_a;         /* the activations in the AMX layout (amx.h); NULL: none */
+    int act_type;
+    int64_t n_in, n_tok;
+    int64_t rows_per_tile, toks_per_tile, n_tok_tiles, n_tiles;
     _Alignas(64) atomic_long next;
 } mm_job;
 
@@ -114,7 +123,7 @@ static void quantize_task(void *ctx, int ith, int nth)
     for (int64_t t = t0; t < t1; t++) {
         char *row = (char *)j->a + (size_t)t * j->a_row;
         j->from_float(j->x + t * j->n_in, row, j->n_in);
-        if (j->amx && t < j->n_tok / WISP_AMX_TILE * WISP_AMX_TILE)
+        if (j->amx_a && t < j->n_tok / WISP_AMX_TILE * WISP_AMX_TILE)
             wisp_amx_pack_act(j->act_type, row, j->n_in, t, j->amx_a);
         if (j->act_bytes_per_block) {
             /* the float copy of the block scales (see cpu_types.h) */
@@ -132,7 +141,7 @@ static void quantize_task(void *ctx, int ith, int nth)
                     sum += qs[i];
                 sums[b] = sum;
             }
-            if (j->gemm && j->n_tok > 1) {
+            if (j->pairs && j->n_tok > 1) {
                 char *pairs = row + wisp_cpu_act_pairs_offset(j->n_in);
                 size_t bb = j->act_bytes_per_block;
                 for (int64_t b = 0; b + 1 < j->n_in / 32; b += 2) {
@@ -148,53 +157,59 @@ static void quantize_task(void *ctx, int ith, int nth)
     }
 }
 
-/* Weight rows [r0, r1) x tokens [t0, t1) through the gemm or dot kernels. */
-static void run_range(const mm_job *j, int64_t r0, int64_t r1, int64_t t0, int64_t t1)
+/* Weight rows [r0, r1) x tokens [t0, t1) of a part through its gemm or
+ * dot kernels. */
+static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0,
+                      int64_t t1)
 {
-    if (j->gemm && t1 - t0 > 1) {
+    if (p->gemm && t1 - t0 > 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
             int nr = (int)(r1 - r < WISP_GEMM_NR ? r1 - r : WISP_GEMM_NR);
             for (int64_t t = t0; t < t1; t += WISP_GEMM_NC) {
                 int nc = (int)(t1 - t < WISP_GEMM_NC ? t1 - t : WISP_GEMM_NC);
-                j->gemm(j->n_in, j->w + (size_t)r * j->w_row, j->w_row, nr,
-                        j->a + (size_t)t * j->a_row, j->a_row, nc, j->y + t * j->n_out + r,
-                        (size_t)j->n_out);
+                p->gemm(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                        j->a + (size_t)t * j->a_row, j->a_row, nc, p->y + t * p->n_out + r,
+                        (size_t)p->n_out);
             }
         }
         return;
     }
     for (int64_t r = r0; r < r1; r++) {
-        const char *wr = j->w + (size_t)r * j->w_row;
+        const char *wr = p->w + (size_t)r * p->w_row;
         for (int64_t t = t0; t < t1; t += WISP_DOT_NC_MAX) {
             int nc = (int)(t1 - t < WISP_DOT_NC_MAX ? t1 - t : WISP_DOT_NC_MAX);
-            j->dot(j->n_in, wr, j->a + (size_t)t * j->a_row, j->a_row, nc,
-                   j->y + t * j->n_out + r, (size_t)j->n_out);
+            p->dot(j->n_in, wr, j->a + (size_t)t * j->a_row, j->a_row, nc,
+                   p->y + t * p->n_out + r, (size_t)p->n_out);
         }
     }
 }
 
 static void run_tile(const mm_job *j, int64_t tile)
 {
-    int64_t rt = tile % j->n_row_tiles, tt = tile / j->n_row_tiles;
+    const mm_part *p = &j->part[0];
+    while (p + 1 < j->part + j->n_parts && tile >= p[1].tile0)
+        p++;
+    tile -= p->tile0;
+    int64_t rt = tile % p->n_row_tiles, tt = tile / p->n_row_tiles;
     int64_t r0 = rt * j->rows_per_tile, r1 = r0 + j->rows_per_tile;
     int64_t t0 = tt * j->toks_per_tile, t1 = t0 + j->toks_per_tile;
-    if (r1 > j->n_out)
-        r1 = j->n_out;
+    if (r1 > p->n_out)
+        r1 = p->n_out;
     if (t1 > j->n_tok)
         t1 = j->n_tok;
     /* AMX takes the whole 16 x 16 tiles; the edges go to the kernels
      * below, which give the same bits. */
     const int64_t ra = (r1 - r0) / WISP_AMX_TILE * WISP_AMX_TILE;
     const int64_t ta = (t1 - t0) / WISP_AMX_TILE * WISP_AMX_TILE;
-    if (j->amx && ra > 0 && ta > 0) {
-        j->amx(j->n_in, j->w + (size_t)r0 * j->w_row, j->w_row, (int)ra,
+    if (p->amx && ra > 0 && ta > 0) {
+        p->amx(j->n_in, p->w + (size_t)r0 * p->w_row, p->w_row, (int)ra,
                j->amx_a + (size_t)(t0 / 16) * wisp_amx_act_tile_bytes(j->act_type, j->n_in), (int)ta,
-               j->y + t0 * j->n_out + r0, (size_t)j->n_out);
-        run_range(j, r0, r0 + ra, t0 + ta, t1);
-        run_range(j, r0 + ra, r1, t0, t1);
+               p->y + t0 * p->n_out + r0, (size_t)p->n_out);
+        run_range(j, p, r0, r0 + ra, t0 + ta, t1);
+        run_range(j, p, r0 + ra, r1, t0, t1);
         return;
     }
-    run_range(j, r0, r1, t0, t1);
+    run_range(j, p, r0, r1, t0, t1);
 }
 
 static void dot_task(void *ctx, int ith, int nth)
@@ -210,57 +225,94 @@ static void dot_task(void *ctx, int ith, int nth)
     }
 }
 
-int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
-                float *y, wisp_matmul_scratch *scratch, wisp_err *err)
+/* Checks one weight and returns its kernels' row, or NULL with *rc and
+ * err set. */
+static const wisp_cpu_kernels *check_weight(const wisp_tensor *w, int64_t n_tok, int *rc,
+                                            wisp_err *err)
 {
     const wisp_cpu_kernels *k = wisp_cpu_kernels_get(w->type);
-    if (!k || !k->dot)
-        return wisp_err_set(err, WISP_E_UNSUPPORTED,
-                            "matmul: tensor %s has type id %d, which has no CPU kernel",
-                            w->name ? w->name : "?", w->type);
+    if (!k || !k->dot) {
+        *rc = wisp_err_set(err, WISP_E_UNSUPPORTED,
+                     "matmul: tensor %s has type id %d, which has no CPU kernel",
+                     w->name ? w->name : "?", w->type);
+        return NULL;
+    }
     int64_t n_in = w->ne[0], n_out = w->n_dims >= 2 ? w->ne[1] : 1;
-    size_t w_row = wisp_cpu_row_bytes(w->type, n_in);
-    if (w_row == 0 || n_out <= 0 || n_tok <= 0)
-        return wisp_err_set(err, WISP_E_INVALID,
-                            "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
-                            w->name ? w->name : "?", (long long)n_in, (long long)n_out,
-                            (long long)n_tok);
-    if (wisp_cpu_row_bytes(k->act_type, n_in) == 0)
-        return wisp_err_set(err, WISP_E_INVALID,
-                            "matmul: tensor %s: row of %lld is not a multiple of the "
-                            "activation block",
-                            w->name ? w->name : "?", (long long)n_in);
+    if (wisp_cpu_row_bytes(w->type, n_in) == 0 || n_out <= 0 || n_tok <= 0) {
+        *rc = wisp_err_set(err, WISP_E_INVALID, "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
+                     w->name ? w->name : "?", (long long)n_in, (long long)n_out, (long long)n_tok);
+        return NULL;
+    }
+    if (wisp_cpu_row_bytes(k->act_type, n_in) == 0) {
+        *rc = wisp_err_set(err, WISP_E_INVALID,
+                     "matmul: tensor %s: row of %lld is not a multiple of the activation block",
+                     w->name ? w->name : "?", (long long)n_in);
+        return NULL;
+    }
+    return k;
+}
 
-    mm_job j = {
-        .dot = k->dot,
-        .gemm = wisp_cpu_gemm_get(w->type),
-        .w = w->data,
-        .w_row = w_row,
-        .x = x,
-        .y = y,
-        .n_in = n_in,
-        .n_out = n_out,
-        .n_tok = n_tok,
-    };
-    if (k->act_type == WISP_TYPE_F32) {
+int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, const float *x,
+                  int64_t n_tok, float *const *ys, wisp_matmul_scratch *scratch, wisp_err *err)
+{
+    if (n_w < 1 || n_w > WISP_MATMUL_MAX_PARTS)
+        return wisp_err_set(err, WISP_E_INVALID, "matmul: %d weights in one job", n_w);
+    int rc = 0;
+    const wisp_cpu_kernels *k0 = check_weight(ws[0], n_tok, &rc, err);
+    if (!k0)
+        return rc;
+    const int64_t n_in = ws[0]->ne[0];
+    for (int i = 1; i < n_w; i++) {
+        const wisp_cpu_kernels *k = check_weight(ws[i], n_tok, &rc, err);
+        if (!k)
+            return rc;
+        /* one conversion of the activations serves only weights that read
+         * the same format: others go one after another */
+        if (k->act_type != k0->act_type || ws[i]->ne[0] != n_in) {
+            for (int q = 0; q < n_w; q++)
+                if ((rc = wisp_matmul_n(tp, ws + q, 1, x, n_tok, ys + q, scratch, err)))
+                    return rc;
+            return 0;
+        }
+    }
+
+    mm_job j = {.n_parts = n_w, .x = x, .n_in = n_in, .n_tok = n_tok, .act_type = k0->act_type};
+    double macs = 0;
+    for (int i = 0; i < n_w; i++) {
+        const wisp_cpu_kernels *k = wisp_cpu_kernels_get(ws[i]->type);
+        mm_part *p = &j.part[i];
+        p->dot = k->dot;
+        p->gemm = wisp_cpu_gemm_get(ws[i]->type);
+        p->w = ws[i]->data;
+        p->w_row = wisp_cpu_row_bytes(ws[i]->type, n_in);
+        p->y = ys[i];
+        p->n_out = ws[i]->n_dims >= 2 ? ws[i]->ne[1] : 1;
+        j.pairs |= p->gemm != NULL;
+        macs += (double)p->n_out * (double)n_in * (double)n_tok;
+    }
+    if (k0->act_type == WISP_TYPE_F32) {
         j.a = (const char *)x;
         j.a_row = (size_t)n_in * sizeof(float);
     } else {
-        size_t need = wisp_matmul_scratch_size(w->type, n_in, n_tok);
+        size_t need = 0;
+        for (int i = 0; i < n_w; i++) {
+            size_t s = wisp_matmul_scratch_size(ws[i]->type, n_in, n_tok);
+            need = s > need ? s : need;
+        }
         if (!scratch || !scratch->buf || scratch->size < need)
             return wisp_err_set(err, WISP_E_INVALID,
                                 "matmul: tensor %s: scratch of %zu bytes, %zu needed",
-                                w->name ? w->name : "?", scratch ? scratch->size : 0, need);
+                                ws[0]->name ? ws[0]->name : "?", scratch ? scratch->size : 0, need);
         uintptr_t base = (uintptr_t)scratch->buf;
         j.a = (const char *)(base + (ALIGN - base % ALIGN) % ALIGN);
-        j.a_row = act_row_stride(k->act_type, n_in);
-        j.from_float = wisp_cpu_kernels_get(k->act_type)->from_float;
-        j.act_type = k->act_type;
-        if (n_tok >= WISP_AMX_TILE && n_in <= WISP_AMX_MAX_IN &&
-            (j.amx = wisp_amx_gemm_get(w->type)) != NULL)
-            j.amx_a = (char *)j.a + round_up((size_t)n_tok * j.a_row, ALIGN);
-        if (wisp_cpu_act_row_bytes(k->act_type, n_in))
-            j.act_bytes_per_block = wisp_cpu_block_bytes(k->act_type);
+        j.a_row = act_row_stride(k0->act_type, n_in);
+        j.from_float = wisp_cpu_kernels_get(k0->act_type)->from_float;
+        if (n_tok >= WISP_AMX_TILE && n_in <= WISP_AMX_MAX_IN)
+            for (int i = 0; i < n_w; i++)
+                if ((j.part[i].amx = wisp_amx_gemm_get(ws[i]->type)) != NULL)
+                    j.amx_a = (char *)j.a + round_up((size_t)n_tok * j.a_row, ALIGN);
+        if (wisp_cpu_act_row_bytes(k0->act_type, n_in))
+            j.act_bytes_per_block = wisp_cpu_block_bytes(k0->act_type);
         if (n_tok == 1 || (double)n_in * (double)n_tok < MATMUL_MIN_PARALLEL_MACS / 64 ||
             wisp_threadpool_size(tp) == 1)
             quantize_task(&j, 0, 1);
@@ -268,7 +320,7 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
             wisp_threadpool_run(tp, quantize_task, &j);
     }
 
-    if (j.amx) {
+    if (j.amx_a) {
         /* a tile's weight panel is repacked once for its tokens */
         j.rows_per_tile = ROWS_AMX;
         j.toks_per_tile = n_tok < TOKS_AMX ? n_tok : TOKS_AMX;
@@ -283,15 +335,25 @@ int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64
             tok = TILE_MIN_TOKS;
         j.toks_per_tile = tok < n_tok ? tok : n_tok;
     }
-    j.n_row_tiles = (n_out + j.rows_per_tile - 1) / j.rows_per_tile;
-    j.n_tiles = j.n_row_tiles * ((n_tok + j.toks_per_tile - 1) / j.toks_per_tile);
+    j.n_tok_tiles = (n_tok + j.toks_per_tile - 1) / j.toks_per_tile;
+    for (int i = 0; i < n_w; i++) {
+        mm_part *p = &j.part[i];
+        p->n_row_tiles = (p->n_out + j.rows_per_tile - 1) / j.rows_per_tile;
+        p->tile0 = j.n_tiles;
+        j.n_tiles += p->n_row_tiles * j.n_tok_tiles;
+    }
     atomic_init(&j.next, 0);
     /* Waking the pool costs microseconds, more on a busy machine; a product
      * smaller than this is done sooner by one thread alone. */
-    bool small = (double)n_out * (double)n_in * (double)n_tok < MATMUL_MIN_PARALLEL_MACS;
-    if (j.n_tiles == 1 || small || wisp_threadpool_size(tp) == 1)
+    if (j.n_tiles == 1 || macs < MATMUL_MIN_PARALLEL_MACS || wisp_threadpool_size(tp) == 1)
         dot_task(&j, 0, 1);
     else
         wisp_threadpool_run(tp, dot_task, &j);
     return 0;
+}
+
+int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
+                float *y, wisp_matmul_scratch *scratch, wisp_err *err)
+{
+    return wisp_matmul_n(tp, &w, 1, x, n_tok, &y, scratch, err);
 }

@@ -11,6 +11,7 @@
 #ifndef WISP_MATMUL_H
 #define WISP_MATMUL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,17 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok);
  * for prefill). */
 int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
                 float *y, wisp_matmul_scratch *scratch, wisp_err *err);
+
+/* The most weights one wisp_matmul_n job takes. */
+#define WISP_MATMUL_MAX_PARTS 3
+
+/* y_i = W_i x for i < n_w weights that read the same input (Q, K and V of
+ * a layer; the gate and up projections): the activations are converted
+ * once and all the products run as one job of the pool, instead of n_w
+ * conversions and n_w wake-ups. Weights whose activation format or row
+ * length differ are done one after another, with the same results. */
+int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *w, int n_w, const float *x,
+                  int64_t n_tok, float *const *y, wisp_matmul_scratch *scratch, wisp_err *err);
 
 /* Which SIMD level the kernels use on this CPU: "avx512+amx" (AVX-512 with
  * AMX tiles for batches, amx.h), "avx512", "avx2" or "scalar"
