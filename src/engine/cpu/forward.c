@@ -107,6 +107,13 @@ static void row_qkv_prep(wisp_cpu_engine *e, int l, int r, int ith)
     }
 }
 
+/* x += xb: the residual connection, row by row over the pool. */
+static void row_residual(wisp_cpu_engine *e, int l, int r, int ith)
+{
+    const size_t n = (size_t)e->cfg.n_embd;
+    wisp_ops_add(e->x + r * n, e->xb + r * n, (int64_t)n);
+}
+
 static void row_swiglu(wisp_cpu_engine *e, int l, int r, int ith)
 {
     const size_t n = (size_t)e->cfg.n_ff;
@@ -202,7 +209,7 @@ static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
 
     if ((rc = wisp_matmul(e->tp, lw->wo, e->att, n, e->xb, &e->mm, err)))
         return rc;
-    wisp_ops_add(e->x, e->xb, (int64_t)n * c->n_embd);
+    run_rows(e, l, n, row_residual);
 
     run_rows(e, l, n, row_ffn_norm);
     const wisp_tensor *gate_up[2] = {lw->w_gate, lw->w_up};
@@ -212,7 +219,7 @@ static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
     run_rows(e, l, n, row_swiglu);
     if ((rc = wisp_matmul(e->tp, lw->w_down, e->hb, n, e->xb, &e->mm, err)))
         return rc;
-    wisp_ops_add(e->x, e->xb, (int64_t)n * c->n_embd);
+    run_rows(e, l, n, row_residual);
     return 0;
 }
 
