@@ -292,10 +292,11 @@ static void check_simd(int type)
     int fails = 0;
     /* Token counts that leave every remainder of the gemm kernels' token
      * blocks (odd pairs, 1..7 past a multiple of 8) and block counts that
-     * leave none, some, or one of a 4-block group. */
+     * leave none, some, or one of a 4-block group; 37 = 4 x 8 + 4 + 1 runs
+     * the decode kernels' 8-block loop several times before the rest. */
     static const int64_t toks[] = {1, 3, 6, 13, 17, 40};
-    static const int64_t blocks[] = {3, 5, 9};
-    for (size_t si = 0; si < 3; si++)
+    static const int64_t blocks[] = {3, 5, 9, 37};
+    for (size_t si = 0; si < sizeof(blocks) / sizeof(blocks[0]); si++)
         for (size_t ti = 0; ti < 6; ti++) {
             mm_case c;
             case_init(&c, type, blocks[si] * blk, N_OUT, toks[ti]);
@@ -362,11 +363,14 @@ TEST(batch_equals_token_by_token)
     int fails = 0;
     for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
         wisp_cpu_simd_force((wisp_simd_level)lv);
-        for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
-            int blk = wisp_cpu_block_size(types[ti]);
+        for (size_t ti = 0; ti < 2 * sizeof(types) / sizeof(types[0]); ti++) {
+            int type = types[ti / 2], blk = wisp_cpu_block_size(type);
+            /* float rows: a length past the 16-element loop, for the tail;
+             * block rows: short, and long enough for every loop of the
+             * decode kernels (8 32-blocks at a time, then 4, then 1) */
+            static const int64_t len[3][2] = {{300, 1030}, {9 * 32, 47 * 32}, {3 * 256, 11 * 256}};
             mm_case c;
-            /* float rows: a length past the 16-element loop, for the tail */
-            case_init(&c, types[ti], blk == 1 ? 300 : (blk == 32 ? 9 : 3) * blk, N_OUT, 13);
+            case_init(&c, type, len[blk == 1 ? 0 : blk == 32 ? 1 : 2][ti % 2], N_OUT, 13);
             run_matmul(&c, 2, c.y_ref);
             float *y1 = malloc(sizeof(float) * (size_t)c.n_out);
             REQUIRE(y1);
@@ -377,8 +381,8 @@ TEST(batch_equals_token_by_token)
                 run_matmul(&one, 1, y1);
                 for (int64_t o = 0; o < c.n_out; o++)
                     if (y1[o] != c.y_ref[t * c.n_out + o] && fails++ < 5)
-                        fprintf(stderr, "  %s %s t=%lld o=%lld: batch %.9g, alone %.9g\n",
-                                type_name(types[ti]), wisp_cpu_simd_name((wisp_simd_level)lv),
+                        fprintf(stderr, "  %s %s n_in=%lld t=%lld o=%lld: batch %.9g, alone %.9g\n",
+                                type_name(type), wisp_cpu_simd_name((wisp_simd_level)lv), (long long)c.n_in,
                                 (long long)t, (long long)o, c.y_ref[t * c.n_out + o], y1[o]);
             }
             free(y1);

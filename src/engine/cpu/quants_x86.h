@@ -250,8 +250,9 @@ AI blk32 dec_q8_0(const void *p)
 }
 
 /* The table entry: nc as a compile-time constant in each inlined copy, so
- * the per-row accumulators live in registers. */
-#define DEF_DOT_SWITCH(name)                                                                     \
+ * the per-row accumulators live in registers; one token goes to `one`
+ * (name##_nc, or a kernel of its own for decode, same signature). */
+#define DEF_DOT_SWITCH(name, one)                                                                \
     static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
                                float *s, size_t ss)                                              \
     {                                                                                            \
@@ -259,7 +260,7 @@ AI blk32 dec_q8_0(const void *p)
         case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
         case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
         case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
-        default: name##_nc(n, w, a, sa, 1, s, ss); break;                                        \
+        default: one(n, w, a, sa, 1, s, ss); break;                                              \
         }                                                                                        \
     }
 
@@ -297,10 +298,174 @@ AI blk32 dec_q8_0(const void *p)
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                         \
     }                                                                                            \
-    DEF_DOT_SWITCH(name)
+    DEF_DOT_SWITCH(name, name##_nc)
 
 DEF_DOT32(q4_1, wisp_block_q4_1, wisp_block_q8_1, 0)
 DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
+
+AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
+AI __m256i udec_q5_0(const void *p)
+{
+    const wisp_block_q5_0 *b = p;
+    return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
+}
+AI __m256i udec_q8_0(const void *p)
+{
+    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs), _mm256_set1_epi8((char)0x80));
+}
+AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
+
+/* ------------------------------------------------------------ decode */
+
+/* Software prefetch distance of the dot kernels' weight stream, in bytes.
+ * A decode step reads each weight byte once; the out-of-order window of a
+ * kernel that spends a dozen instructions per 18-byte block covers only a
+ * few cache lines ahead, far too few to hide DRAM latency (measured: Q4_0
+ * streamed at 3.9 GB/s without, 9.4 with, where a plain read loop gets 15).
+ * Rows are contiguous in a tensor, so running past a row's end fetches the
+ * next row; past the tensor's end a prefetch is merely wasted. */
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T1
+#endif
+#ifndef PF_DIST
+#define PF_DIST 4096
+#endif
+/* Prefetches the span [p, p + bytes) PF_DIST ahead, one line at a time. */
+#define PREFETCH_SPAN(p, bytes)                                                                  \
+    _Pragma("GCC unroll 8") for (int pf_ = 0; pf_ < (int)(bytes); pf_ += 64)                     \
+        _mm_prefetch((const char *)(p) + PF_DIST + pf_, PF_HINT)
+
+/* Eight int32 vectors -> one vector of their eight sums, in order: two
+ * rounds of in-lane unpacks, then the 128-bit halves. The high halves of
+ * the inputs may hold their sums times 1 << hi_shift (decoders that leave
+ * the high nibbles in place), taken off once here, exactly. */
+AI __m256i sum8x8(const __m256i p[8], int hi_shift)
+{
+    __m256i t[4];
+    _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++)
+        t[k] = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2 * k], p[2 * k + 1]),
+                                _mm256_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
+    const __m256i s0 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
+    const __m256i s1 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
+    const __m256i lo = _mm256_permute2x128_si256(s0, s1, 0x20), hi = _mm256_permute2x128_si256(s0, s1, 0x31);
+    return _mm256_add_epi32(lo, hi_shift ? _mm256_srai_epi32(hi, hi_shift) : hi);
+}
+
+/* The int32 dot vector of one weight block with one Q8_0 block (qs), for
+ * sum8x8; UDOT_SHIFT_name: the weights are stored unsigned as q + (1 <<
+ * UDOT_SHIFT), which comes off through the block sums of the activations;
+ * UDOT_HI_name: the hi_shift of sum8x8. With VNNI the dot is exact int32,
+ * so the Q4_0 decoder leaves the high nibbles in place (one AND). Without
+ * it maddubs saturates its int16 pairs past 32767: nibbles are shifted
+ * down, and Q8_0 keeps its signed form (sign moved onto the activation). */
+#if WISP_X86_VNNI
+AI __m256i udot_q4_0(const void *p, const int8_t *a)
+{
+    const __m256i m = _mm256_set_epi64x((long long)0xF0F0F0F0F0F0F0F0ull, (long long)0xF0F0F0F0F0F0F0F0ull,
+                                        0x0F0F0F0F0F0F0F0F, 0x0F0F0F0F0F0F0F0F);
+    const __m256i q = _mm256_broadcastsi128_si256(loadu128(((const wisp_block_q4_0 *)p)->qs));
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, m), loadu256(a));
+}
+#define UDOT_HI_q4_0 4
+AI __m256i udot_q5_0(const void *p, const int8_t *a)
+{
+    const wisp_block_q5_0 *b = p;
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    const __m256i u = nibbles32(b->qs);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                               _mm256_mask_add_epi8(u, _cvtu32_mask32(qh), u, _mm256_set1_epi8(0x10)), loadu256(a));
+}
+#define UDOT_HI_q5_0 0
+AI __m256i udot_q8_0(const void *p, const int8_t *a)
+{
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), udec_q8_0(p), loadu256(a));
+}
+#define UDOT_HI_q8_0 0
+#define UDOT_SHIFT_q8_0 7
+#else
+AI __m256i udot_q4_0(const void *p, const int8_t *a) { return dot_u8s8(_mm256_setzero_si256(), udec_q4_0(p), loadu256(a)); }
+#define UDOT_HI_q4_0 0
+AI __m256i udot_q5_0(const void *p, const int8_t *a) { return dot_u8s8(_mm256_setzero_si256(), udec_q5_0(p), loadu256(a)); }
+#define UDOT_HI_q5_0 0
+AI __m256i udot_q8_0(const void *p, const int8_t *a)
+{
+    const __m256i q = loadu256(((const wisp_block_q8_0 *)p)->qs);
+    return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(loadu256(a), q));
+}
+#define UDOT_HI_q8_0 0
+#define UDOT_SHIFT_q8_0 (-1)
+#endif
+#define UDOT_SHIFT_q4_0 3
+#define UDOT_SHIFT_q5_0 4
+
+/* The half-precision scales of eight consecutive blocks of BS bytes (the
+ * scale first in each) as floats. */
+AI __m256 scales8_scalar(const char *p, int bs)
+{
+    return _mm256_setr_ps(udscale(p), udscale(p + bs), udscale(p + 2 * bs), udscale(p + 3 * bs),
+                          udscale(p + 4 * bs), udscale(p + 5 * bs), udscale(p + 6 * bs), udscale(p + 7 * bs));
+}
+#if WISP_X86_VNNI
+/* Two-table word permutes of 64 bytes (ymm only: a 512-bit instruction in
+ * the loop would take port 1 away from the vector instructions on Intel
+ * cores), four blocks at a time: the tables at p and p + 32 when the four
+ * scales lie within 64 bytes (Q4_0), else at p and p + 2 blocks (Q5_0). */
+AI __m128i halves4(const char *p, int bs)
+{
+    const int near = 3 * bs + 2 <= 64;
+    const __m256i idx = _mm256_castsi128_si256(
+        near ? _mm_setr_epi16(0, (short)(bs / 2), (short)bs, (short)(3 * bs / 2), 0, 0, 0, 0)
+             : _mm_setr_epi16(0, (short)(bs / 2), 16, (short)(16 + bs / 2), 0, 0, 0, 0));
+    return _mm256_castsi256_si128(
+        _mm256_permutex2var_epi16(loadu256(p), idx, loadu256(p + (near ? 32 : 2 * bs))));
+}
+AI __m256 scales8(const char *p, int bs)
+{
+    if (bs + 2 > 32) /* Q8_0: bound by memory, not by these loads */
+        return scales8_scalar(p, bs);
+    return _mm256_cvtph_ps(_mm_unpacklo_epi64(halves4(p, bs), halves4(p + 4 * bs, bs)));
+}
+#else
+AI __m256 scales8(const char *p, int bs) { return scales8_scalar(p, bs); }
+#endif
+
+/* One weight row against one token, eight blocks at a time: the integer
+ * block sums come from sum8x8, and the float work is the 4-block groups'
+ * of DEF_DOT32S below, lane for lane (dw * da, then one FMA per group into
+ * the same accumulator), so decode gives its bits. Returns the blocks
+ * done, a multiple of 8. */
+#define DEF_DOT8(name, WB)                                                                       \
+    AI int64_t name##_dot8(int64_t n, const char *w, const char *row, __m128 *acc)              \
+    {                                                                                            \
+        const int64_t nb = n / 32;                                                               \
+        const float *da = (const float *)(row + wisp_cpu_act_scales_offset(n));                 \
+        const int32_t *za = (const int32_t *)(row + wisp_cpu_act_sums_offset(n));               \
+        const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row;                                 \
+        __m128 ac = *acc;                                                                        \
+        int64_t i = 0;                                                                           \
+        for (; i + 8 <= nb; i += 8) {                                                            \
+            const char *wb = w + (size_t)i * sizeof(WB);                                         \
+            PREFETCH_SPAN(wb, 8 * sizeof(WB));                                                   \
+            __m256i p[8];                                                                        \
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                                  \
+                p[k] = udot_##name(wb + k * sizeof(WB), a[i + k].qs);                            \
+            __m256i isum = sum8x8(p, UDOT_HI_##name);                                            \
+            if (UDOT_SHIFT_##name >= 0)                                                          \
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(loadu256(za + i),                \
+                                                                UDOT_SHIFT_##name & 31));         \
+            const __m256 dd = _mm256_mul_ps(scales8(wb, (int)sizeof(WB)), _mm256_loadu_ps(da + i)); \
+            const __m256 f = _mm256_cvtepi32_ps(isum);                                           \
+            ac = _mm_fmadd_ps(_mm256_castps256_ps128(dd), _mm256_castps256_ps128(f), ac);        \
+            ac = _mm_fmadd_ps(_mm256_extractf128_ps(dd, 1), _mm256_extractf128_ps(f, 1), ac);    \
+        }                                                                                        \
+        *acc = ac;                                                                               \
+        return i;                                                                                \
+    }
+
+DEF_DOT8(q4_0, wisp_block_q4_0)
+DEF_DOT8(q5_0, wisp_block_q5_0)
+DEF_DOT8(q8_0, wisp_block_q8_0)
 
 /* Signed weights x Q8_0, four blocks at a time: the four blocks' int32 dot
  * vectors are reduced together with two rounds of hadd into one vector of
@@ -322,8 +487,9 @@ DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
             acc[c] = _mm_setzero_ps();                                                           \
             tail[c] = 0.f;                                                                       \
         }                                                                                        \
-        int64_t i = 0;                                                                           \
+        int64_t i = nc == 1 ? name##_dot8(n, w, va, &acc[0]) : 0;                                \
         for (; i + 4 <= nb; i += 4) {                                                            \
+            PREFETCH_SPAN(w + (size_t)i * sizeof(WB), 4 * sizeof(WB));                           \
             blk32 b0 = dec_##name(w + (size_t)i * sizeof(WB));                                   \
             blk32 b1 = dec_##name(w + (size_t)(i + 1) * sizeof(WB));                             \
             blk32 b2 = dec_##name(w + (size_t)(i + 2) * sizeof(WB));                             \
@@ -362,7 +528,7 @@ DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
             s[(size_t)c * ss] = _mm_cvtss_f32(v) + tail[c];                                      \
         }                                                                                        \
     }                                                                                            \
-    DEF_DOT_SWITCH(name)
+    DEF_DOT_SWITCH(name, name##_nc)
 
 DEF_DOT32S(q4_0, wisp_block_q4_0)
 DEF_DOT32S(q5_0, wisp_block_q5_0)
@@ -382,17 +548,6 @@ DEF_DOT32S(q8_0, wisp_block_q8_0)
  * (hadd does the same in fewer instructions but is far slower on Zen 4),
  * scaled by the weight and activation block scales, accumulated in float. Q8_0 (q + 128 up to 255) needs the
  * exact int32 dot of VNNI: maddubs would saturate its int16 pairs. */
-AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
-AI __m256i udec_q5_0(const void *p)
-{
-    const wisp_block_q5_0 *b = p;
-    return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
-}
-AI __m256i udec_q8_0(const void *p)
-{
-    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs), _mm256_set1_epi8((char)0x80));
-}
-AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 
 /* Two blocks decoded unsigned in the activations' pair layout
  * (cpu_types.h): *x = elements 0..15 of both, *y = elements 16..31. */

@@ -30,6 +30,7 @@ AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const 
             acc0[c] = acc1[c] = _mm256_setzero_ps();                                             \
         int64_t i = 0;                                                                           \
         for (; i + 16 <= n; i += 16) {                                                           \
+            PREFETCH_SPAN((const char *)w + i * ESZ, 16 * ESZ);                                  \
             __m256 w0 = load_##name(w, i), w1 = load_##name(w, i + 8);                           \
             _Pragma("GCC unroll 8") \
             for (int c = 0; c < nc; c++) {                                                       \
@@ -47,7 +48,7 @@ AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const 
             s[(size_t)c * ss] = t;                                                               \
         }                                                                                        \
     }                                                                                            \
-    DEF_DOT_SWITCH(name)
+    DEF_DOT_SWITCH(name, name##_nc)
 
 
 DEF_DOTF(f32, 4)

@@ -93,19 +93,28 @@ AI void kdec_q3_K(const void *p, kdec *k)
 }
 
 /* Q4_K/Q5_K: eight 6-bit scales and mins in 12 bytes (ggml's layout),
- * each covering 32 elements, so each is doubled for the per-16 form. */
+ * unpacked in two 64-bit registers: bytes scales 0..7 and mins 0..7. (The
+ * same shifts and masks on a uint32_t[4] read back as one vector cost a
+ * failed store forwarding, a dozen cycles, per super-block.) */
+AI void scales_k4(const uint8_t *p, uint64_t *sc, uint64_t *mn)
+{
+    uint64_t lo;
+    uint32_t hi;
+    memcpy(&lo, p, 8);
+    memcpy(&hi, p + 8, 4);
+    const uint64_t a = lo & 0x3f3f3f3f3f3f3f3full; /* scales 0..3, mins 0..3 */
+    const uint64_t b = (((uint64_t)hi | (uint64_t)(hi >> 4) << 32) & 0x0f0f0f0f0f0f0f0full) |
+                       (((lo >> 6) & 0x0303030303030303ull) << 4); /* scales 4..7, mins 4..7 */
+    *sc = (a & 0xffffffffull) | b << 32;
+    *mn = a >> 32 | (b & 0xffffffff00000000ull);
+}
+
+/* Each covers 32 elements, so each is doubled for the per-16 form. */
 AI void kdec_scales_k4(const uint8_t *scales, kdec *k)
 {
-    uint32_t u[4];
-    memcpy(u, scales, 12);
-    const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
-    u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
-    const uint32_t uaux = u[1] & km1;
-    u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
-    u[2] = uaux;
-    u[0] &= km1;
-    /* now u[0..1] = scales 0..7, u[2..3] = mins 0..7 */
-    __m128i v = _mm_loadu_si128((const __m128i *)u);
+    uint64_t sc, mn;
+    scales_k4(scales, &sc, &mn);
+    __m128i v = _mm_set_epi64x((long long)mn, (long long)sc);
     k->sc = _mm_unpacklo_epi8(v, v);
     __m128i m = _mm_unpackhi_epi64(v, v);
     k->corr = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
@@ -215,7 +224,117 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
     }
 }
 
-#define DEF_DOTK(name, WB)                                                                       \
+/* ------------------------------------------------------------ decode */
+
+/* Signed 16-bit pairs times 16-bit scales, summed into int32 lanes. */
+AI __m256i dpwssd(__m256i acc, __m256i p, __m256i sc)
+{
+#if WISP_X86_VNNI
+    return _mm256_dpwssd_epi32(acc, p, sc);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, sc));
+#endif
+}
+
+/* Q4_K against one token, straight from the weight bytes: no kdec buffer
+ * (its 256 bytes of stores and reloads per super-block were most of the
+ * decode time) and no scale shuffles. The integer sums are those of
+ * kdot_block lane for lane (lane L: sum over the 32-element chunks c of
+ * scale_c * <u, y> over elements 32c + 4L .. 32c + 4L + 3, whatever the
+ * order of the exact int32 additions), reduced to the same two exact
+ * integers, and the float work is the same, so the bits are those of the
+ * generic loop, the gemm and the AMX kernel. */
+AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, size_t ss)
+{
+    const wisp_block_q4_K *x = vw;
+    const wisp_block_q8_K *y = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float acc = 0.f, accm = 0.f;
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        PREFETCH_SPAN(x + i, sizeof(*x));
+        uint64_t sc8, mn8;
+        scales_k4(x[i].scales, &sc8, &mn8);
+        /* each chunk's scale in both 16-bit halves of a 32-bit word, for
+         * broadcasts from memory (plain loads, no shuffles) */
+        _Alignas(32) int32_t sc[8];
+        const __m256i s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8));
+        _mm256_store_si256((__m256i *)sc, _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
+        /* keeps the compiler from turning the loads into shuffles */
+        __asm__ volatile("" : : "m"(sc) : "memory");
+        /* four chains, as dpwssd's latency is that of a multiply */
+        __m256i is[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                         _mm256_setzero_si256()};
+        _Pragma("GCC unroll 8") for (int c = 0; c < 4; c++) {
+            const __m256i bits = loadu256(x[i].qs + 32 * c);
+            const __m256i lo = _mm256_and_si256(bits, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            is[(2 * c) & 3] = dpwssd(is[(2 * c) & 3], _mm256_maddubs_epi16(lo, loadu256(y[i].qs + 64 * c)),
+                                     _mm256_set1_epi32(sc[2 * c]));
+            is[(2 * c + 1) & 3] = dpwssd(is[(2 * c + 1) & 3],
+                                         _mm256_maddubs_epi16(hi, loadu256(y[i].qs + 64 * c + 32)),
+                                         _mm256_set1_epi32(sc[2 * c + 1]));
+        }
+        const __m256i isum = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
+        const __m128i m = _mm_cvtsi64_si128((long long)mn8);
+        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)), loadu256(y[i].bsums));
+        acc = fmaf(y[i].d * h2f(x[i].d), (float)hsum8i(isum), acc);
+        accm = fmaf(y[i].d * -h2f(x[i].dmin), (float)hsum8i(corr), accm);
+    }
+    *s = acc + accm;
+}
+
+/* Q6_K against one token, the same way: the 6-bit quants are assembled in
+ * registers chunk by chunk, and the per-16 scales of a chunk (two int16
+ * values, one per 128-bit half) are picked by one in-lane shuffle from
+ * their sign-extended copy broadcast to both halves. Integer sums lane for
+ * lane those of kdot_block, reduced the same way (fold: isum - corr), same
+ * float work. */
+AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, size_t ss)
+{
+    const wisp_block_q6_K *x = vw;
+    const wisp_block_q8_K *y = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    float acc = 0.f;
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        PREFETCH_SPAN(x + i, sizeof(*x));
+        const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(x[i].scales));
+        /* scales 0..7 and 8..15 in both halves */
+        const __m256i sl = _mm256_permute2x128_si256(s16, s16, 0x00), sh = _mm256_permute2x128_si256(s16, s16, 0x11);
+        __m256i is[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                         _mm256_setzero_si256()};
+        _Pragma("GCC unroll 8") for (int h = 0; h < 2; h++) {
+            const __m256i l0 = loadu256(x[i].ql + 64 * h), l1 = loadu256(x[i].ql + 64 * h + 32);
+            const __m256i qh = loadu256(x[i].qh + 32 * h);
+            __m256i u[4];
+            u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++) {
+                const int c = 4 * h + k; /* chunk: scales 2c (low half), 2c + 1 (high half) */
+                const __m256i pick = _mm256_setr_epi8(
+                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
+                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
+                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
+                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
+                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
+                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
+                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
+                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3));
+                const __m256i scv = _mm256_shuffle_epi8(c < 4 ? sl : sh, pick);
+                is[k] = dpwssd(is[k], _mm256_maddubs_epi16(u[k], loadu256(y[i].qs + 32 * c)), scv);
+            }
+        }
+        const __m256i isum = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
+        const __m256i corr = _mm256_madd_epi16(_mm256_slli_epi16(s16, 5), loadu256(y[i].bsums));
+        acc = fmaf(y[i].d * h2f(x[i].d), (float)(hsum8i(isum) - hsum8i(corr)), acc);
+    }
+    /* the generic loop's final sum, with its (zero) minimum accumulator */
+    *s = acc + 0.f;
+}
+
+#define DEF_DOTK(name, WB, ONE)                                                                     \
     AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
                       size_t ss)                                                                 \
     {                                                                                            \
@@ -227,6 +346,7 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         kdec k;                                                                                  \
         __m256i scv[8];                                                                          \
         for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                            \
+            PREFETCH_SPAN(w + (size_t)i * sizeof(WB), sizeof(WB));                               \
             kdec_##name(w + (size_t)i * sizeof(WB), &k);                                         \
             kscales(&k, scv);                                                                    \
             _Pragma("GCC unroll 8") \
@@ -238,7 +358,7 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         for (int c = 0; c < nc; c++)                                                             \
             s[(size_t)c * ss] = acc[c] + accm[c];                                                \
     }                                                                                            \
-    DEF_DOT_SWITCH(name)                                                                         \
+    DEF_DOT_SWITCH(name, ONE)                                                                    \
     /* Batches: each row against up to WISP_GEMM_NC tokens, so the decode \
      * and the scale vectors of a super-block serve twice as many tokens */ \
     static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
@@ -256,10 +376,10 @@ AI void kdot_block(const kdec *k, const __m256i *scv, const wisp_block_q8_K *y, 
         }                                                                                         \
     }
 
-DEF_DOTK(q2_K, wisp_block_q2_K)
-DEF_DOTK(q3_K, wisp_block_q3_K)
-DEF_DOTK(q4_K, wisp_block_q4_K)
-DEF_DOTK(q5_K, wisp_block_q5_K)
-DEF_DOTK(q6_K, wisp_block_q6_K)
+DEF_DOTK(q2_K, wisp_block_q2_K, q2_K_nc)
+DEF_DOTK(q3_K, wisp_block_q3_K, q3_K_nc)
+DEF_DOTK(q4_K, wisp_block_q4_K, q4_K_one)
+DEF_DOTK(q5_K, wisp_block_q5_K, q5_K_nc)
+DEF_DOTK(q6_K, wisp_block_q6_K, q6_K_one)
 
 #endif
