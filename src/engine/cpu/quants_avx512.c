@@ -6,7 +6,10 @@
  * one instruction less per block and token, and no int16 intermediate.
  * 256-bit vectors are kept on purpose: on the CPUs that have VNNI with
  * 512-bit units split in two (AMD Zen 4) or with frequency drops on wide
- * vectors (older Intel), ymm with VNNI is as fast and simpler.
+ * vectors (older Intel), ymm with VNNI is as fast and simpler; on recent
+ * Intel cores any 512-bit instruction also takes port 1 away from the
+ * vector instructions. The level's other instructions (EVEX ymm: word
+ * permutes, byte masks) serve the one-token kernels.
  */
 #define WISP_X86_VNNI 1
 #define FG_C 3

@@ -23,6 +23,13 @@
  *  - gemm kernels for batches (wisp_gemm_fn): register-blocked weight rows
  *    x tokens for Q4_0 / Q5_0 / Q8_0 (below), F16 / BF16 (quants_x86_f.h);
  *    the K-quants run their dot loop against 8 tokens.
+ *  - one token (decode, a matrix-vector product that reads every weight
+ *    byte once): every dot kernel prefetches its weight stream ahead, and
+ *    Q4_0 / Q5_0 / Q8_0 (eight blocks at a time, unsigned weights), Q4_K
+ *    and Q6_K (decoded in registers) have kernels of their own for nc = 1.
+ *    They change only how the exact integer block sums are computed; the
+ *    float operations and their order are those of the nc > 1 loops and
+ *    of the gemm kernels, so a token gives the same bits alone or batched.
  */
 #ifndef WISP_QUANTS_X86_H
 #define WISP_QUANTS_X86_H
@@ -303,6 +310,9 @@ AI blk32 dec_q8_0(const void *p)
 DEF_DOT32(q4_1, wisp_block_q4_1, wisp_block_q8_1, 0)
 DEF_DOT32(q5_1, wisp_block_q5_1, wisp_block_q8_1, 0)
 
+/* Weight blocks decoded UNSIGNED (nibble, nibble + 16 * fifth bit, or
+ * q + 128), for the one-token kernels and the gemm kernels below: the
+ * offset comes off through the activations' block sums (cpu_types.h). */
 AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *)p)->qs); }
 AI __m256i udec_q5_0(const void *p)
 {
@@ -317,19 +327,18 @@ AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 
 /* ------------------------------------------------------------ decode */
 
-/* Software prefetch distance of the dot kernels' weight stream, in bytes.
- * A decode step reads each weight byte once; the out-of-order window of a
- * kernel that spends a dozen instructions per 18-byte block covers only a
- * few cache lines ahead, far too few to hide DRAM latency (measured: Q4_0
- * streamed at 3.9 GB/s without, 9.4 with, where a plain read loop gets 15).
- * Rows are contiguous in a tensor, so running past a row's end fetches the
- * next row; past the tensor's end a prefetch is merely wasted. */
-#ifndef PF_HINT
+/* Software prefetch of the dot kernels' weight stream, PF_DIST bytes
+ * ahead, into L2. A decode step reads each weight byte once; the
+ * out-of-order window of a kernel that spends a dozen instructions per
+ * 18-byte block covers only a few cache lines ahead, far too few to hide
+ * DRAM latency. Measured on a 2-core Xeon VM, 1024 x 262144 Q4_0 from
+ * DRAM, one thread: 6.8 GB/s without, 11 with (a plain read loop: 13-15);
+ * prefetching into L1 instead got 9.7 (fill buffers), 2 to 16 KiB ahead
+ * all did about as well. Rows are contiguous in a tensor, so running past
+ * a row's end fetches the next row; past the tensor's end a prefetch is
+ * merely wasted. */
 #define PF_HINT _MM_HINT_T1
-#endif
-#ifndef PF_DIST
 #define PF_DIST 4096
-#endif
 /* Prefetches the span [p, p + bytes) PF_DIST ahead, one line at a time. */
 #define PREFETCH_SPAN(p, bytes)                                                                  \
     _Pragma("GCC unroll 8") for (int pf_ = 0; pf_ < (int)(bytes); pf_ += 64)                     \
@@ -352,12 +361,13 @@ AI __m256i sum8x8(const __m256i p[8], int hi_shift)
 }
 
 /* The int32 dot vector of one weight block with one Q8_0 block (qs), for
- * sum8x8; UDOT_SHIFT_name: the weights are stored unsigned as q + (1 <<
- * UDOT_SHIFT), which comes off through the block sums of the activations;
- * UDOT_HI_name: the hi_shift of sum8x8. With VNNI the dot is exact int32,
- * so the Q4_0 decoder leaves the high nibbles in place (one AND). Without
- * it maddubs saturates its int16 pairs past 32767: nibbles are shifted
- * down, and Q8_0 keeps its signed form (sign moved onto the activation). */
+ * sum8x8. UDOT_SHIFT_name: the weights are taken unsigned as q + (1 <<
+ * UDOT_SHIFT), which comes off through the block sums of the activations
+ * (0: signed, no offset). UDOT_HI_name: the hi_shift of sum8x8. With VNNI
+ * the dot is exact int32, so the Q4_0 decoder leaves the high nibbles in
+ * place (one AND, no shift). Without it maddubs saturates its int16 pairs
+ * past 32767: nibbles are shifted down, and Q8_0 keeps its signed form
+ * (the sign moved onto the activation). */
 #if WISP_X86_VNNI
 AI __m256i udot_q4_0(const void *p, const int8_t *a)
 {
@@ -394,7 +404,7 @@ AI __m256i udot_q8_0(const void *p, const int8_t *a)
     return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(loadu256(a), q));
 }
 #define UDOT_HI_q8_0 0
-#define UDOT_SHIFT_q8_0 (-1)
+#define UDOT_SHIFT_q8_0 0
 #endif
 #define UDOT_SHIFT_q4_0 3
 #define UDOT_SHIFT_q5_0 4
@@ -451,9 +461,8 @@ AI __m256 scales8(const char *p, int bs) { return scales8_scalar(p, bs); }
             _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                                  \
                 p[k] = udot_##name(wb + k * sizeof(WB), a[i + k].qs);                            \
             __m256i isum = sum8x8(p, UDOT_HI_##name);                                            \
-            if (UDOT_SHIFT_##name >= 0)                                                          \
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(loadu256(za + i),                \
-                                                                UDOT_SHIFT_##name & 31));         \
+            if (UDOT_SHIFT_##name)                                                               \
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(loadu256(za + i), UDOT_SHIFT_##name)); \
             const __m256 dd = _mm256_mul_ps(scales8(wb, (int)sizeof(WB)), _mm256_loadu_ps(da + i)); \
             const __m256 f = _mm256_cvtepi32_ps(isum);                                           \
             ac = _mm_fmadd_ps(_mm256_castps256_ps128(dd), _mm256_castps256_ps128(f), ac);        \

@@ -93,31 +93,29 @@ AI void kdec_q3_K(const void *p, kdec *k)
 }
 
 /* Q4_K/Q5_K: eight 6-bit scales and mins in 12 bytes (ggml's layout),
- * unpacked in two 64-bit registers: bytes scales 0..7 and mins 0..7. (The
- * same shifts and masks on a uint32_t[4] read back as one vector cost a
- * failed store forwarding, a dozen cycles, per super-block.) */
-AI void scales_k4(const uint8_t *p, uint64_t *sc, uint64_t *mn)
+ * unpacked in one vector: bytes 0..7 the scales, 8..15 the mins. (The
+ * scalar shifts and masks on a uint32_t[4] read back as a vector cost a
+ * failed store forwarding, a dozen cycles, per super-block.) Reads 16
+ * bytes: the 4 after the scales are the block's next field. */
+AI __m128i scales_k4(const uint8_t *p)
 {
-    uint64_t lo;
-    uint32_t hi;
-    memcpy(&lo, p, 8);
-    memcpy(&hi, p + 8, 4);
-    const uint64_t a = lo & 0x3f3f3f3f3f3f3f3full; /* scales 0..3, mins 0..3 */
-    const uint64_t b = (((uint64_t)hi | (uint64_t)(hi >> 4) << 32) & 0x0f0f0f0f0f0f0f0full) |
-                       (((lo >> 6) & 0x0303030303030303ull) << 4); /* scales 4..7, mins 4..7 */
-    *sc = (a & 0xffffffffull) | b << 32;
-    *mn = a >> 32 | (b & 0xffffffff00000000ull);
+    const __m128i v = loadu128(p);
+    /* scales 0..3 and mins 0..3: the low 6 bits of bytes 0..7 */
+    const __m128i a = _mm_and_si128(v, _mm_set1_epi8(0x3f));
+    /* scales 4..7 and mins 4..7: the nibbles of bytes 8..11, low then
+     * high, and as bits 4..5 the top two bits of bytes 0..3, then 4..7 */
+    const __m128i q = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1));
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(q, _mm_setr_epi32(0, 4, 0, 0)), _mm_set1_epi8(0x0f));
+    const __m128i hi = _mm_srli_epi16(_mm_and_si128(v, _mm_set1_epi8((char)0xc0)), 2);
+    return _mm_unpacklo_epi32(a, _mm_or_si128(lo, hi));
 }
 
 /* Each covers 32 elements, so each is doubled for the per-16 form. */
 AI void kdec_scales_k4(const uint8_t *scales, kdec *k)
 {
-    uint64_t sc, mn;
-    scales_k4(scales, &sc, &mn);
-    __m128i v = _mm_set_epi64x((long long)mn, (long long)sc);
+    const __m128i v = scales_k4(scales);
     k->sc = _mm_unpacklo_epi8(v, v);
-    __m128i m = _mm_unpackhi_epi64(v, v);
-    k->corr = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m));
+    k->corr = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
 }
 
 AI void kdec_q4_K(const void *p, kdec *k)
@@ -238,12 +236,9 @@ AI __m256i dpwssd(__m256i acc, __m256i p, __m256i sc)
 
 /* Q4_K against one token, straight from the weight bytes: no kdec buffer
  * (its 256 bytes of stores and reloads per super-block were most of the
- * decode time) and no scale shuffles. The integer sums are those of
- * kdot_block lane for lane (lane L: sum over the 32-element chunks c of
- * scale_c * <u, y> over elements 32c + 4L .. 32c + 4L + 3, whatever the
- * order of the exact int32 additions), reduced to the same two exact
- * integers, and the float work is the same, so the bits are those of the
- * generic loop, the gemm and the AMX kernel. */
+ * decode time) and no scale shuffles. The super-block's integer sums are
+ * exact however they are added up, and the float work is kdot_block's, so
+ * the bits are those of the generic loop, of the gemm and of AMX. */
 AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, size_t ss)
 {
     const wisp_block_q4_K *x = vw;
@@ -252,33 +247,37 @@ AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
     float acc = 0.f, accm = 0.f;
     for (int64_t i = 0; i < n / WISP_QK_K; i++) {
         PREFETCH_SPAN(x + i, sizeof(*x));
-        uint64_t sc8, mn8;
-        scales_k4(x[i].scales, &sc8, &mn8);
+        const __m128i scm = scales_k4(x[i].scales);
         /* each chunk's scale in both 16-bit halves of a 32-bit word, for
          * broadcasts from memory (plain loads, no shuffles) */
         _Alignas(32) int32_t sc[8];
-        const __m256i s32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc8));
-        _mm256_store_si256((__m256i *)sc, _mm256_or_si256(s32, _mm256_slli_epi32(s32, 16)));
+        _mm256_store_si256((__m256i *)sc,
+                           _mm256_shuffle_epi8(_mm256_broadcastq_epi64(scm),
+                                               _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
+                                                                4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1)));
         /* keeps the compiler from turning the loads into shuffles */
         __asm__ volatile("" : : "m"(sc) : "memory");
-        /* four chains, as dpwssd's latency is that of a multiply */
-        __m256i is[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
-                         _mm256_setzero_si256()};
+        /* four chains, as dpwssd's latency is that of a multiply; the first
+         * product of each chain needs no accumulator */
+        __m256i is[4];
         _Pragma("GCC unroll 8") for (int c = 0; c < 4; c++) {
             const __m256i bits = loadu256(x[i].qs + 32 * c);
-            const __m256i lo = _mm256_and_si256(bits, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            is[(2 * c) & 3] = dpwssd(is[(2 * c) & 3], _mm256_maddubs_epi16(lo, loadu256(y[i].qs + 64 * c)),
-                                     _mm256_set1_epi32(sc[2 * c]));
-            is[(2 * c + 1) & 3] = dpwssd(is[(2 * c + 1) & 3],
-                                         _mm256_maddubs_epi16(hi, loadu256(y[i].qs + 64 * c + 32)),
-                                         _mm256_set1_epi32(sc[2 * c + 1]));
+            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), loadu256(y[i].qs + 64 * c));
+            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                                    loadu256(y[i].qs + 64 * c + 32));
+            const __m256i s0 = _mm256_set1_epi32(sc[2 * c]), s1 = _mm256_set1_epi32(sc[2 * c + 1]);
+            if (c < 2) {
+                is[2 * c] = _mm256_madd_epi16(p0, s0);
+                is[2 * c + 1] = _mm256_madd_epi16(p1, s1);
+            } else {
+                is[2 * c - 4] = dpwssd(is[2 * c - 4], p0, s0);
+                is[2 * c - 3] = dpwssd(is[2 * c - 3], p1, s1);
+            }
         }
-        const __m256i isum = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
-        const __m128i m = _mm_cvtsi64_si128((long long)mn8);
-        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m, m)), loadu256(y[i].bsums));
-        acc = fmaf(y[i].d * h2f(x[i].d), (float)hsum8i(isum), acc);
-        accm = fmaf(y[i].d * -h2f(x[i].dmin), (float)hsum8i(corr), accm);
+        const int isum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3])));
+        const int corr = hsum8i(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y[i].bsums)));
+        acc = fmaf(y[i].d * h2f(x[i].d), (float)isum, acc);
+        accm = fmaf(y[i].d * -h2f(x[i].dmin), (float)corr, accm);
     }
     *s = acc + accm;
 }
@@ -286,9 +285,8 @@ AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
 /* Q6_K against one token, the same way: the 6-bit quants are assembled in
  * registers chunk by chunk, and the per-16 scales of a chunk (two int16
  * values, one per 128-bit half) are picked by one in-lane shuffle from
- * their sign-extended copy broadcast to both halves. Integer sums lane for
- * lane those of kdot_block, reduced the same way (fold: isum - corr), same
- * float work. */
+ * their sign-extended copy broadcast to both halves. Same exact integers
+ * (isum - corr), same float work as kdot_block. */
 AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, size_t ss)
 {
     const wisp_block_q6_K *x = vw;
@@ -328,7 +326,7 @@ AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
         }
         const __m256i isum = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
         const __m256i corr = _mm256_madd_epi16(_mm256_slli_epi16(s16, 5), loadu256(y[i].bsums));
-        acc = fmaf(y[i].d * h2f(x[i].d), (float)(hsum8i(isum) - hsum8i(corr)), acc);
+        acc = fmaf(y[i].d * h2f(x[i].d), (float)hsum8i(_mm256_sub_epi32(isum, corr)), acc);
     }
     /* the generic loop's final sum, with its (zero) minimum accumulator */
     *s = acc + 0.f;
