@@ -249,15 +249,17 @@ static int text_append(gen_req *r, const char *s, size_t n)
     return 0;
 }
 
-/* Sends what has been released and not yet streamed (text and tokens). */
-static void stream_pending(gen_req *r, bool final)
+/* Sends what has been released and not yet streamed (text and tokens).
+ * Returns wisp_job_notify's code: WISP_E_CANCELLED when a cancel came in
+ * first and nothing was sent. */
+static int stream_pending(gen_req *r, bool final)
 {
     if (!r->stream)
-        return;
+        return 0;
     size_t ntext = r->len - r->pend_from;
     size_t ntok = r->gen.n - r->tok_streamed;
     if (ntext == 0 && (!final || ntok == 0))
-        return;
+        return 0;
     char *piece = strndup(r->text ? r->text + r->pend_from : "", ntext);
     json_t *params = json_pack("{s:O, s:I, s:s, s:o}", "id", wisp_job_id(r->job), "index",
                                (json_int_t)r->index++, "text", piece ? piece : "", "tokens",
@@ -272,8 +274,9 @@ static void stream_pending(gen_req *r, bool final)
     }
     r->pend_from = r->len;
     r->tok_streamed = r->gen.n;
-    /* A cancelled job is answered by on_finish; shutdown likewise. */
-    (void)wisp_job_notify(r->job, "$/stream", params);
+    /* Mid-generation, a cancelled job is answered by on_finish at the next
+     * step; shutdown likewise. */
+    return wisp_job_notify(r->job, "$/stream", params);
 }
 
 /* Passes text released by the stop matcher through the optional filter and
@@ -402,7 +405,14 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
         gen_free(r);
         return;
     }
-    stream_pending(r, true);
+    if (stream_pending(r, true) == WISP_E_CANCELLED) {
+        /* A cancel raced the last piece: the streams the client has are a
+         * prefix of this output, so it is answered as cancelled with all of
+         * it, never as a success whose text the streams do not add up to. */
+        wisp_gen_answer_failure(r->job, WISP_E_CANCELLED, NULL, r->text, r->gen.ids, r->gen.n);
+        gen_free(r);
+        return;
+    }
     const char *reason = r->reason ? r->reason
                          : usage->finish == WISP_SCHED_FINISH_LENGTH ? "length"
                                                                      : "stop";

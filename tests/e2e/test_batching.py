@@ -131,7 +131,10 @@ def test_cancel_storm(wisp):
             n_cancelled += 1
             got = g.error["data"]["tokens"]
             assert got == want[:len(got)], f"partial output is not a prefix of the solo run: {g!r}"
-            assert len(got) < m
+            # A cancel that races the last piece is answered -32800 with the
+            # whole output (the streams are a prefix of it), never with a
+            # success whose text the streams do not add up to.
+            assert len(got) <= m
         else:
             assert g.tokens == want, f"{g!r} != solo {want}"
     assert n_cancelled >= 5, f"only {n_cancelled} of {n // 2} cancels landed before the end"
