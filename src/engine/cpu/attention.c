@@ -42,19 +42,12 @@
 #include <immintrin.h>
 #endif
 
-/* Lanes per vector: the widest registers the build has. GCC/Clang vector
- * extensions do the arithmetic; intrinsics only where C has no operator
+/* Lanes per vector: the widest registers the build has (vec.h). GCC/Clang
+ * vector extensions do the arithmetic; intrinsics only where C has no operator
  * (fused multiply-add: -std=c11 turns FP contraction off, and a max that
  * is one instruction). */
-#if defined(__AVX512F__)
-#define VW 16
-#elif defined(__AVX__)
-#define VW 8
-#else
-#define VW 4
-#endif
-
-typedef float vf __attribute__((vector_size(VW * 4)));
+#define VW WISP_VW
+typedef wisp_vf vf;
 typedef int32_t vi __attribute__((vector_size(VW * 4)));
 typedef uint32_t vu __attribute__((vector_size(VW * 4)));
 

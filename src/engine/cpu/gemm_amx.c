@@ -79,7 +79,9 @@ typedef struct tile_config {
         FENCE();                                                                                 \
     } while (0)
 
-static void load_config(void)
+/* k: bytes of K per product, 32 (a block or sub-block) or 16 (a Q6_K
+ * group): A tiles are 16 tokens x k bytes, B tiles k / 4 rows of 16 x 4. */
+static void load_config(int k)
 {
     tile_config c;
     memset(&c, 0, sizeof c);
@@ -89,8 +91,8 @@ static void load_config(void)
         c.colsb[t] = 64;
     }
     c.rows[TA0] = c.rows[TA1] = 16;
-    c.colsb[TA0] = c.colsb[TA1] = 32;
-    c.rows[TB0] = c.rows[TB1] = 8;
+    c.colsb[TA0] = c.colsb[TA1] = (uint16_t)k;
+    c.rows[TB0] = c.rows[TB1] = (uint8_t)(k / 4);
     c.colsb[TB0] = c.colsb[TB1] = 64;
     __asm__ volatile("ldtilecfg %0" ::"m"(c));
 }
@@ -280,7 +282,7 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32((int)sw));
 
-    load_config();
+    load_config(32);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
         const int nt = nr - r0 >= PANEL ? 2 : 1;
         pack(w + (size_t)r0 * sw, sw, idx, 0, (int)nb, nt, pk, dw);
@@ -453,7 +455,7 @@ static void amx_gemm_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32((int)sw));
 
-    load_config();
+    load_config(32);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
         const int nt = nr - r0 >= PANEL ? 2 : 1;
         pack_q4_K(w + (size_t)r0 * sw, sw, idx, nsb, nt, &p);
@@ -485,7 +487,7 @@ static void amx_gemm_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
  * activation sums: isum = sum_g sc_g <q, y>_g, corr = 32 sum_g sc_g
  * (sum of y)_g, acc = fma(y.d * d, isum - corr, acc). A group is 16
  * elements, so the tiles here take K = 16 (A: 16 tokens x 16 bytes, B: 4
- * rows of 16 x 4) with their own configuration. */
+ * rows of 16 x 4): load_config(16). */
 #define KU_SUM16 (8 * 512 + 64 + 512)
 
 typedef struct k6panel {
@@ -493,22 +495,6 @@ typedef struct k6panel {
     int32_t sc[KSB_MAX][16][PANEL];
     float d[KSB_MAX][PANEL];
 } k6panel;
-
-static void load_config_k16(void)
-{
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int t = TC0; t <= TC3; t++) {
-        c.rows[t] = 16;
-        c.colsb[t] = 64;
-    }
-    c.rows[TA0] = c.rows[TA1] = 16;
-    c.colsb[TA0] = c.colsb[TA1] = 16;
-    c.rows[TB0] = c.rows[TB1] = 4;
-    c.colsb[TB0] = c.colsb[TB1] = 64;
-    __asm__ volatile("ldtilecfg %0" ::"m"(c));
-}
 
 static void pack_q6_K(const char *w, size_t sw, __m512i idx, int64_t nsb, int nt, k6panel *p)
 {
@@ -600,7 +586,7 @@ static void amx_gemm_q6_K(int64_t n, const void *vw, size_t sw, int nr, const vo
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32((int)sw));
 
-    load_config_k16();
+    load_config(16);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
         const int nt = nr - r0 >= PANEL ? 2 : 1;
         pack_q6_K(w + (size_t)r0 * sw, sw, idx, nsb, nt, &p);

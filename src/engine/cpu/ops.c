@@ -27,6 +27,7 @@
  *                                  2 ulp of the exact silu on [-87, 87].
  */
 #include "engine/cpu/ops.h"
+#include "engine/cpu/vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -43,18 +44,12 @@
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-/* VW float lanes: the widest vector the build has; DW double lanes fill
+/* VW float lanes: the widest vector the build has (vec.h); DW double lanes fill
  * one such vector, so SwiGLU works DW floats at a time. */
-#if defined(__AVX512F__)
-#define VW 16
-#elif defined(__AVX__)
-#define VW 8
-#else
-#define VW 4
-#endif
+#define VW WISP_VW
 #define DW (VW / 2)
 
-typedef float vf __attribute__((vector_size(VW * 4)));
+typedef wisp_vf vf;
 typedef float vh __attribute__((vector_size(DW * 4)));
 typedef double vd __attribute__((vector_size(DW * 8)));
 typedef int64_t vl __attribute__((vector_size(DW * 8)));

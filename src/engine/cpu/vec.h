@@ -20,6 +20,17 @@
 #include <immintrin.h>
 #endif
 
+/* WISP_VW float lanes: the widest vector registers the build has, for
+ * code written with GCC/Clang vector extensions (attention.c, ops.c). */
+#if defined(__AVX512F__)
+#define WISP_VW 16
+#elif defined(__AVX__)
+#define WISP_VW 8
+#else
+#define WISP_VW 4
+#endif
+typedef float wisp_vf __attribute__((vector_size(WISP_VW * 4)));
+
 /* sum_i x[i] * y[i], with 16 partial sums (vectorizes as 2 x 8 lanes). */
 static inline float wisp_vec_dot_f32(const float *x, const float *y, int64_t n)
 {
