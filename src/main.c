@@ -12,8 +12,8 @@
 #include "bench/bench.h"
 #include "common/log.h"
 #include "rpc/loop.h"
-#include "rpc/options.h"
-#include "rpc/version.h"
+#include "options.h"
+#include "serve/version.h"
 
 /* A subcommand gets argv after its own name (argv[0] is the subcommand). */
 typedef struct subcommand {

@@ -18,7 +18,7 @@
 #include "rpc/jsonutil.h"
 #include "rpc/method.h"
 #include "rpc/registry.h"
-#include "rpc/server.h"
+#include "serve/server.h"
 
 typedef struct wisp_rpc_batch {
     json_t *replies;       /* array of responses */

@@ -16,7 +16,7 @@
 #include "rpc/jsonutil.h"
 #include "rpc/mailbox.h"
 #include "rpc/method.h"
-#include "rpc/server.h"
+#include "serve/server.h"
 
 wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wisp_method *m,
                        json_t *id, json_t *params)

@@ -24,9 +24,9 @@
 #include "rpc/dispatch.h"
 #include "rpc/framer.h"
 #include "rpc/mailbox.h"
-#include "rpc/methods.h"
+#include "serve/methods.h"
 #include "rpc/outq.h"
-#include "rpc/server.h"
+#include "serve/server.h"
 #include "rpc/worker.h"
 
 #define READ_CHUNK (64 * 1024)

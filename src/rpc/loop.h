@@ -10,7 +10,7 @@
 #ifndef WISP_RPC_LOOP_H
 #define WISP_RPC_LOOP_H
 
-#include "rpc/options.h"
+#include "options.h"
 
 /* Serves until the lifecycle ends; returns the process exit code. */
 int wisp_loop_run(const wisp_options *opts);

@@ -17,8 +17,8 @@
 #include "common/log.h"
 #include "rpc/dispatch.h"
 #include "rpc/framer.h"
-#include "rpc/options.h"
-#include "rpc/server.h"
+#include "options.h"
+#include "serve/server.h"
 
 static wisp_options opts;
 static wisp_server server;

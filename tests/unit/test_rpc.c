@@ -15,7 +15,7 @@
 #include "rpc/method.h"
 #include "rpc/params.h"
 #include "rpc/registry.h"
-#include "rpc/server.h"
+#include "serve/server.h"
 #include "rpc/worker.h"
 
 /* ------------------------------------------------------------ a fake scheduler */

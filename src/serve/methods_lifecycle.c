@@ -11,9 +11,9 @@
 #include "common/log.h"
 #include "rpc/dispatch.h"
 #include "rpc/job_int.h"
-#include "rpc/methods.h"
-#include "rpc/server.h"
-#include "rpc/version.h"
+#include "serve/methods.h"
+#include "serve/server.h"
+#include "serve/version.h"
 
 static json_t *method_names(unsigned want_notification)
 {

@@ -3,8 +3,8 @@
  * One file per concern: methods_lifecycle.c, methods_status.c,
  * methods_model.c.
  */
-#ifndef WISP_RPC_METHODS_H
-#define WISP_RPC_METHODS_H
+#ifndef WISP_SERVE_METHODS_H
+#define WISP_SERVE_METHODS_H
 
 #include "rpc/method.h"
 

@@ -3,8 +3,8 @@
  * per-request state that turns scheduler callbacks into $/stream
  * notifications and one final answer, and JSON helpers for usage/timings.
  */
-#ifndef WISP_RPC_GEN_COMMON_H
-#define WISP_RPC_GEN_COMMON_H
+#ifndef WISP_SERVE_GEN_COMMON_H
+#define WISP_SERVE_GEN_COMMON_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -12,7 +12,7 @@
 
 #include "gen/sampler.h"
 #include "rpc/job.h"
-#include "rpc/runtime.h"
+#include "serve/runtime.h"
 
 /* An extra stage after the stop strings (infill's code rules). It sees the
  * text the stop matcher releases and releases in turn what it is sure of;

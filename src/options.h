@@ -6,8 +6,8 @@
  * returns a status and a message, and main() decides what to print and the
  * exit code (2 for a bad command line, as is the shell convention).
  */
-#ifndef WISP_RPC_OPTIONS_H
-#define WISP_RPC_OPTIONS_H
+#ifndef WISP_OPTIONS_H
+#define WISP_OPTIONS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -8,8 +8,8 @@
  * Nothing here is touched by the loop thread: what it needs (model info,
  * statistics) is published through wisp_server snapshots.
  */
-#ifndef WISP_RPC_RUNTIME_H
-#define WISP_RPC_RUNTIME_H
+#ifndef WISP_SERVE_RUNTIME_H
+#define WISP_SERVE_RUNTIME_H
 
 #include <jansson.h>
 #include <stddef.h>

@@ -17,9 +17,9 @@
 
 #include "gen/sampler.h"
 #include "gen/stop.h"
-#include "rpc/gen_common.h"
-#include "rpc/methods.h"
-#include "rpc/server.h"
+#include "serve/gen_common.h"
+#include "serve/methods.h"
+#include "serve/server.h"
 
 /* ---------------------------------------------------------------- evaluate */
 

@@ -10,14 +10,14 @@
  *     thread writes and loop-thread handlers (initialize, status) read,
  *     under one mutex.
  */
-#ifndef WISP_RPC_SERVER_H
-#define WISP_RPC_SERVER_H
+#ifndef WISP_SERVE_SERVER_H
+#define WISP_SERVE_SERVER_H
 
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 
-#include "rpc/options.h"
+#include "options.h"
 #include "sched/sched.h"
 
 struct wisp_runtime;

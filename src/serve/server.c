@@ -1,5 +1,5 @@
 /* server.c - shared handler state and its published snapshots: see server.h. */
-#include "rpc/server.h"
+#include "serve/server.h"
 
 #include <string.h>
 #include <time.h>

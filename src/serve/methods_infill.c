@@ -17,9 +17,9 @@
 #include "infill/code_stop.h"
 #include "infill/fim_prompt.h"
 #include "infill/fim_tokens.h"
-#include "rpc/gen_common.h"
-#include "rpc/methods.h"
-#include "rpc/server.h"
+#include "serve/gen_common.h"
+#include "serve/methods.h"
+#include "serve/server.h"
 
 typedef struct infill_filter {
     /* Created at the first generated text: t_max_predict_ms counts from the

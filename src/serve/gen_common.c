@@ -2,7 +2,7 @@
  * gen_common.c - generation requests between the scheduler and JSON-RPC:
  * see gen_common.h.
  */
-#include "rpc/gen_common.h"
+#include "serve/gen_common.h"
 
 #include <math.h>
 #include <stdlib.h>

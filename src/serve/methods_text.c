@@ -7,9 +7,9 @@
  */
 #include <stdlib.h>
 
-#include "rpc/methods.h"
-#include "rpc/runtime.h"
-#include "rpc/server.h"
+#include "serve/methods.h"
+#include "serve/runtime.h"
+#include "serve/server.h"
 
 static bool flag(const json_t *p, const char *key, bool dflt)
 {

@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "rpc/job_int.h"
-#include "rpc/methods.h"
-#include "rpc/server.h"
+#include "serve/methods.h"
+#include "serve/server.h"
 
 #define I32_MAX 2147483647.0
 #define I53_MAX 9007199254740991.0   /* the largest integer every JSON reader keeps exact */

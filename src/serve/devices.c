@@ -4,7 +4,7 @@
  * The CPU is always there: its name from /proc/cpuinfo and the machine's
  * physical memory. GPU engines append their devices when they are built in.
  */
-#include "rpc/server.h"
+#include "serve/server.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * prefixes fit at once), capped at a quarter of the RAM available now and
  * never below one full context, which a single request may need.
  */
-#include "rpc/runtime.h"
+#include "serve/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>

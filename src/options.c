@@ -5,7 +5,7 @@
  * validates the value and stores it. The usage text is written beside the
  * table so the two are edited together.
  */
-#include "rpc/options.h"
+#include "options.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -15,9 +15,9 @@
 #include "common/log.h"
 #include "model/plan.h"
 #include "model/types.h"
-#include "rpc/methods.h"
-#include "rpc/runtime.h"
-#include "rpc/server.h"
+#include "serve/methods.h"
+#include "serve/runtime.h"
+#include "serve/server.h"
 #include "rpc/worker.h"
 
 /* ---------------------------------------------------------------- options */

@@ -9,8 +9,8 @@
  */
 #include "rpc/dispatch.h"
 #include "rpc/job_int.h"
-#include "rpc/methods.h"
-#include "rpc/server.h"
+#include "serve/methods.h"
+#include "serve/server.h"
 #include "rpc/worker.h"
 
 #define U(x) ((json_int_t)(x))
