@@ -23,15 +23,15 @@ extern "C" int wisp_k_kv_layout_init(wisp_k_kv_layout *l, int kv_type, int n_lay
                             n_layers, block_size, n_kv_heads, head_dim);
     size_t row;
     switch (kv_type) {
-    case KV_F16: row = (size_t)head_dim * 2; break;
-    case KV_F32: row = (size_t)head_dim * 4; break;
+    case KV_F16: row = (size_t)head_dim * WISP_BLOCK_BYTES_F16; break;
+    case KV_F32: row = (size_t)head_dim * WISP_BLOCK_BYTES_F32; break;
     case KV_Q8_0:
-        if (head_dim % 32 != 0)
+        if (head_dim % KV_Q8_QK != 0)
             return wisp_err_set(err, WISP_E_UNSUPPORTED,
                                 "kv layout: a q8_0 KV cache needs head_dim %d to be a multiple "
-                                "of 32",
-                                head_dim);
-        row = (size_t)head_dim / 32 * 34;
+                                "of %d",
+                                head_dim, (int)KV_Q8_QK);
+        row = (size_t)head_dim / KV_Q8_QK * KV_Q8_BYTES;
         break;
     default:
         return wisp_err_set(err, WISP_E_INVALID, "kv layout: unknown KV type %d", kv_type);

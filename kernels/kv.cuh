@@ -12,8 +12,14 @@
 #include <cuda_fp16.h>
 
 #include "kcommon.cuh"
+#include "model/kv_type.h"
 
-enum { KV_F16 = 0, KV_Q8_0 = 1, KV_F32 = 2 };
+/* The cache formats and their block geometry are the C tables'
+ * (model/kv_type.h, model/types.h). */
+enum { KV_F16 = WISP_KV_F16, KV_Q8_0 = WISP_KV_Q8_0, KV_F32 = WISP_KV_F32 };
+enum { KV_Q8_QK = WISP_BLOCK_ELEMS_Q8_0, KV_Q8_BYTES = WISP_BLOCK_BYTES_Q8_0 };
+static_assert(KV_Q8_QK == WISP_WARP, "one warp lane per quant of a Q8_0 block");
+static_assert(KV_Q8_BYTES == 2 + KV_Q8_QK, "a Q8_0 block is a half scale and its quants");
 
 /* The row of (block, layer, kind 0=K/1=V, offset in block, kv head). */
 static __device__ __forceinline__ const uint8_t *kv_row(const uint8_t *pool,
@@ -36,9 +42,9 @@ template <> __device__ __forceinline__ float kv_load<KV_F32>(const uint8_t *row,
 }
 template <> __device__ __forceinline__ float kv_load<KV_Q8_0>(const uint8_t *row, int d)
 {
-    const uint8_t *b = row + (d / 32) * 34;
+    const uint8_t *b = row + (d / KV_Q8_QK) * KV_Q8_BYTES;
     const float scale = __half2float(__ushort_as_half((uint16_t)(b[0] | (b[1] << 8))));
-    return scale * (float)(int8_t)b[2 + d % 32];
+    return scale * (float)(int8_t)b[2 + d % KV_Q8_QK];
 }
 
 /* Stores one head row of n floats; called by all 32 lanes of a warp. */
@@ -67,12 +73,12 @@ template <>
 __device__ __forceinline__ void kv_store_row<KV_Q8_0>(uint8_t *row, const float *x, int n,
                                                       int lane)
 {
-    for (int g = 0; g < n / 32; g++) {
-        const float v = x[32 * g + lane];
+    for (int g = 0; g < n / KV_Q8_QK; g++) {
+        const float v = x[KV_Q8_QK * g + lane];
         const float amax = k_warp_max(fabsf(v));
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        uint8_t *b = row + g * 34;
+        uint8_t *b = row + g * KV_Q8_BYTES;
         if (lane == 0) {
             const uint16_t h = __half_as_ushort(__float2half_rn(d));
             b[0] = (uint8_t)(h & 0xff);

@@ -11,6 +11,11 @@
  * 16-byte aligned when n_in % 8 == 0) and a 1-element path for rows of any
  * length. k_dispatch_type() maps a runtime wisp_type to a call of a functor
  * template with the right traits: the one switch over types in kernels/.
+ *
+ * The block types' traits and their dispatch cases are generated from the
+ * type list of src/model/types.h (every WEIGHT row), so their geometry is
+ * the C table's and a new weight type needs no edit here; the float types'
+ * vector traits are written out, their sizes derived from the same list.
  */
 #ifndef WISP_QUANT_TRAITS_CUH
 #define WISP_QUANT_TRAITS_CUH
@@ -22,32 +27,28 @@
 #include "model/dequant_block.h"
 #include "model/types.h"
 
-#define WISP_K_QTRAITS(NAME, TYPE_ID, QK_, BYTES_, FN)                                    \
-    struct NAME {                                                                          \
-        static constexpr int TYPE = TYPE_ID;                                               \
-        static constexpr int QK = QK_;                                                     \
-        static constexpr int BYTES = BYTES_;                                               \
+#define WISP_K_QTRAITS(ID, id)                                                             \
+    struct qt_##id {                                                                       \
+        static constexpr int TYPE = WISP_TYPE_##ID;                                        \
+        static constexpr int QK = WISP_BLOCK_ELEMS_##ID;                                   \
+        static constexpr int BYTES = WISP_BLOCK_BYTES_##ID;                                \
         static constexpr int GR = 8;                                                       \
         static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o) \
         {                                                                                  \
-            FN(blk, g, o);                                                                 \
+            wisp_blk_##id##_dequant8(blk, g, o);                                           \
         }                                                                                  \
-    };
+    };                                                                                     \
+    static_assert(sizeof(wisp_block_##id) == WISP_BLOCK_BYTES_##ID, #ID " block size");
 
-WISP_K_QTRAITS(qt_q4_0, WISP_TYPE_Q4_0, 32, 18, wisp_blk_q4_0_dequant8)
-WISP_K_QTRAITS(qt_q4_1, WISP_TYPE_Q4_1, 32, 20, wisp_blk_q4_1_dequant8)
-WISP_K_QTRAITS(qt_q5_0, WISP_TYPE_Q5_0, 32, 22, wisp_blk_q5_0_dequant8)
-WISP_K_QTRAITS(qt_q5_1, WISP_TYPE_Q5_1, 32, 24, wisp_blk_q5_1_dequant8)
-WISP_K_QTRAITS(qt_q8_0, WISP_TYPE_Q8_0, 32, 34, wisp_blk_q8_0_dequant8)
-WISP_K_QTRAITS(qt_q2_K, WISP_TYPE_Q2_K, 256, 84, wisp_blk_q2_K_dequant8)
-WISP_K_QTRAITS(qt_q3_K, WISP_TYPE_Q3_K, 256, 110, wisp_blk_q3_K_dequant8)
-WISP_K_QTRAITS(qt_q4_K, WISP_TYPE_Q4_K, 256, 144, wisp_blk_q4_K_dequant8)
-WISP_K_QTRAITS(qt_q5_K, WISP_TYPE_Q5_K, 256, 176, wisp_blk_q5_K_dequant8)
-WISP_K_QTRAITS(qt_q6_K, WISP_TYPE_Q6_K, 256, 210, wisp_blk_q6_K_dequant8)
+#define WISP_K_QT_FLOAT(ID, id)
+#define WISP_K_QT_ACT(ID, id)
+#define WISP_K_QT_WEIGHT(ID, id) WISP_K_QTRAITS(ID, id)
+#define WISP_K_QT_ROW(ID, id, QK, BYTES, KIND) WISP_K_QT_##KIND(ID, id)
+WISP_TYPES_COMPUTED(WISP_K_QT_ROW)
 
 /* Float types, 8 elements per "block" with aligned vector loads. */
 struct qt_f32 {
-    static constexpr int TYPE = WISP_TYPE_F32, QK = 8, BYTES = 32, GR = 8;
+    static constexpr int TYPE = WISP_TYPE_F32, QK = 8, BYTES = 8 * WISP_BLOCK_BYTES_F32, GR = 8;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         const float4 *p = (const float4 *)blk;
@@ -58,7 +59,7 @@ struct qt_f32 {
 };
 
 struct qt_f16 {
-    static constexpr int TYPE = WISP_TYPE_F16, QK = 8, BYTES = 16, GR = 8;
+    static constexpr int TYPE = WISP_TYPE_F16, QK = 8, BYTES = 8 * WISP_BLOCK_BYTES_F16, GR = 8;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         uint4 u = *(const uint4 *)blk;
@@ -73,7 +74,7 @@ struct qt_f16 {
 };
 
 struct qt_bf16 {
-    static constexpr int TYPE = WISP_TYPE_BF16, QK = 8, BYTES = 16, GR = 8;
+    static constexpr int TYPE = WISP_TYPE_BF16, QK = 8, BYTES = 8 * WISP_BLOCK_BYTES_BF16, GR = 8;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         uint4 u = *(const uint4 *)blk;
@@ -89,21 +90,21 @@ struct qt_bf16 {
 /* Float types element by element, for rows whose length is not a multiple
  * of 8 (tiny models such as stories260K have n_ff = 172). */
 struct qt_f32_1 {
-    static constexpr int TYPE = WISP_TYPE_F32, QK = 1, BYTES = 4, GR = 1;
+    static constexpr int TYPE = WISP_TYPE_F32, QK = 1, BYTES = WISP_BLOCK_BYTES_F32, GR = 1;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         o[0] = *(const float *)blk;
     }
 };
 struct qt_f16_1 {
-    static constexpr int TYPE = WISP_TYPE_F16, QK = 1, BYTES = 2, GR = 1;
+    static constexpr int TYPE = WISP_TYPE_F16, QK = 1, BYTES = WISP_BLOCK_BYTES_F16, GR = 1;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         o[0] = __half2float(*(const __half *)blk);
     }
 };
 struct qt_bf16_1 {
-    static constexpr int TYPE = WISP_TYPE_BF16, QK = 1, BYTES = 2, GR = 1;
+    static constexpr int TYPE = WISP_TYPE_BF16, QK = 1, BYTES = WISP_BLOCK_BYTES_BF16, GR = 1;
     static __device__ __forceinline__ void dequant(const uint8_t *blk, int g, float *o)
     {
         o[0] = __uint_as_float((uint32_t)(*(const uint16_t *)blk) << 16);
@@ -121,16 +122,16 @@ static int k_dispatch_type(int type, int64_t n_in, A... args)
     case WISP_TYPE_F32: return by8 ? F<qt_f32>::run(args...) : F<qt_f32_1>::run(args...);
     case WISP_TYPE_F16: return by8 ? F<qt_f16>::run(args...) : F<qt_f16_1>::run(args...);
     case WISP_TYPE_BF16: return by8 ? F<qt_bf16>::run(args...) : F<qt_bf16_1>::run(args...);
-    case WISP_TYPE_Q4_0: return F<qt_q4_0>::run(args...);
-    case WISP_TYPE_Q4_1: return F<qt_q4_1>::run(args...);
-    case WISP_TYPE_Q5_0: return F<qt_q5_0>::run(args...);
-    case WISP_TYPE_Q5_1: return F<qt_q5_1>::run(args...);
-    case WISP_TYPE_Q8_0: return F<qt_q8_0>::run(args...);
-    case WISP_TYPE_Q2_K: return F<qt_q2_K>::run(args...);
-    case WISP_TYPE_Q3_K: return F<qt_q3_K>::run(args...);
-    case WISP_TYPE_Q4_K: return F<qt_q4_K>::run(args...);
-    case WISP_TYPE_Q5_K: return F<qt_q5_K>::run(args...);
-    case WISP_TYPE_Q6_K: return F<qt_q6_K>::run(args...);
+#define WISP_K_CASE_FLOAT(ID, id)
+#define WISP_K_CASE_ACT(ID, id)
+#define WISP_K_CASE_WEIGHT(ID, id)                                                         \
+    case WISP_TYPE_##ID: return F<qt_##id>::run(args...);
+#define WISP_K_CASE_ROW(ID, id, QK, BYTES, KIND) WISP_K_CASE_##KIND(ID, id)
+        WISP_TYPES_COMPUTED(WISP_K_CASE_ROW)
+#undef WISP_K_CASE_ROW
+#undef WISP_K_CASE_WEIGHT
+#undef WISP_K_CASE_ACT
+#undef WISP_K_CASE_FLOAT
     default: return -1;
     }
 }

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/kv_type.h"
+
 static const char usage[] =
     "usage: wisp [options]            serve JSON-RPC 2.0 on stdin/stdout\n"
     "       wisp bench -m MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--json]\n"
@@ -151,13 +153,14 @@ static int set_host_cache_mb(wisp_options *o, const char *flag, const char *v, w
 
 static int set_kv_type(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
-    static const char *names[] = {"f16", "q8_0", "f32"}; /* wisp_kv_type order */
-    for (int i = 0; i < 3; i++)
-        if (strcmp(v, names[i]) == 0) {
-            o->kv_type = i;
-            return 0;
-        }
-    return wisp_err_set(err, WISP_E_INVALID, "%s: expected f16, q8_0 or f32, got '%s'", flag, v);
+    wisp_kv_type t;
+    if (wisp_kv_type_from_name(v, &t) == 0) {
+        o->kv_type = (int)t;
+        return 0;
+    }
+    char names[64];
+    wisp_kv_type_list(names, sizeof names);
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected one of %s, got '%s'", flag, names, v);
 }
 
 static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_err *err)

@@ -1,8 +1,11 @@
 /*
  * bench.c - `wisp bench` (see bench.h).
  *
- * The engine is built once per run with a KV pool just large enough for the
- * longest test; tokens are a fixed pseudo-random sequence over the
+ * The engine is built once per run by the engine factory, exactly as the
+ * server builds it (device choice, KV pool, batch limits) for a context as
+ * long as the longest test; a prompt longer than one step's batch limit is
+ * processed in steps of that limit, as llama-bench's ubatches are. Tokens
+ * are a fixed pseudo-random sequence over the
  * vocabulary (throughput does not depend on which tokens, only on how
  * many). Each timed repetition of tg restarts at position 0, so every rep
  * decodes over the same context lengths, as llama-bench's tg does.
@@ -15,20 +18,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "engine/cpu/matmul.h"
 #include "engine/engine.h"
+#include "engine/factory.h"
 #include "model/model.h"
-#ifdef WISP_CUDA
-#include "engine/cuda/engine_cuda.h"
-#endif
 
 typedef struct bench_args {
     const char *model;
-    const char *device;        /* "cpu" or "cuda" */
+    const char *device;        /* "auto", "cpu" or "cuda"; then the one built */
     int n_prompt, n_gen, threads, reps;
     int json;
+    wisp_kv_type kv_type;
 } bench_args;
 
 typedef struct bench_result {
@@ -38,11 +40,12 @@ typedef struct bench_result {
 static void usage(FILE *f)
 {
     fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
-          "                  [--device cpu|cuda] [--json]\n"
+          "                  [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32] [--json]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
           "  -t  threads, default the physical cores\n"
-          "  -r  repetitions, default 5\n",
+          "  -r  repetitions, default 5\n"
+          "  --device and --kv-type as for the server (default auto and f16)\n",
           f);
 }
 
@@ -63,7 +66,7 @@ static int parse_int(const char *flag, const char *s, int min, int *out)
 /* argv[0] is the subcommand name. Returns 0, 1 (help shown) or -1. */
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    *a = (bench_args){.device = "cpu", .n_prompt = 512, .n_gen = 128, .threads = 0, .reps = 5};
+    *a = (bench_args){.device = "auto", .n_prompt = 512, .n_gen = 128, .threads = 0, .reps = 5};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
@@ -82,11 +85,18 @@ static int parse_args(int argc, char **argv, bench_args *a)
         } else if (!strcmp(f, "-r") || !strcmp(f, "--repetitions")) {
             rc = parse_int(f, v, 1, &a->reps);
         } else if (!strcmp(f, "--device")) {
-            if (!v || (strcmp(v, "cpu") && strcmp(v, "cuda"))) {
-                fprintf(stderr, "wisp bench: --device needs cpu or cuda\n");
+            if (!v || (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda"))) {
+                fprintf(stderr, "wisp bench: --device needs auto, cpu or cuda\n");
                 return -1;
             }
             a->device = v;
+        } else if (!strcmp(f, "--kv-type")) {
+            if (!v || wisp_kv_type_from_name(v, &a->kv_type)) {
+                char names[64];
+                wisp_kv_type_list(names, sizeof names);
+                fprintf(stderr, "wisp bench: --kv-type needs one of %s\n", names);
+                return -1;
+            }
         } else if (!strcmp(f, "--json")) {
             a->json = 1;
             continue;
@@ -108,13 +118,6 @@ static int parse_args(int argc, char **argv, bench_args *a)
         return -1;
     }
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static bench_result summarize(const double *tps, int n)
@@ -152,15 +155,17 @@ static int step(bench_ctx *b, const int32_t *toks, int n, int pos0, wisp_err *er
 /* One pp run (is_pp) or one tg run; fills *tps with tokens/s. */
 static int run_once(bench_ctx *b, int is_pp, int n, double *tps, wisp_err *err)
 {
-    double t0 = now_s();
+    double t0 = wisp_now_ms();
     int rc = 0;
     if (is_pp) {
-        rc = step(b, b->tokens, n, 0, err);
+        const int chunk = b->eng->opts.max_batch_tokens;
+        for (int i = 0; i < n && !rc; i += chunk)
+            rc = step(b, b->tokens + i, n - i < chunk ? n - i : chunk, i, err);
     } else {
         for (int i = 0; i < n && !rc; i++)
             rc = step(b, b->tokens + i, 1, i, err);
     }
-    *tps = n / (now_s() - t0);
+    *tps = n / ((wisp_now_ms() - t0) / 1e3);
     return rc;
 }
 
@@ -244,30 +249,25 @@ int wisp_cmd_bench(int argc, char **argv)
     wisp_engine *eng = NULL;
     bench_ctx b = {0};
     bench_result pp = {0, 0}, tg = {0, 0};
+    char device[16];
     int rc = wisp_model_open(a.model, NULL, &m, &err);
     if (rc)
         goto out;
     const wisp_model_config *c = wisp_model_get_config(m);
-    const int bs = 16, longest = a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen;
-    b.n_blocks = (longest + bs - 1) / bs + 1;
-    wisp_engine_opts o = {.n_threads = a.threads,
-                          .block_size = bs,
-                          .n_blocks = b.n_blocks,
-                          .kv_type = WISP_KV_F16,
-                          .max_batch_tokens = a.n_prompt > 0 ? a.n_prompt : 1,
-                          .max_seqs = 1};
-    if (!strcmp(a.device, "cuda")) {
-#ifdef WISP_CUDA
-        rc = wisp_engine_cuda_create(m, &o, &eng, &err);
-#else
-        rc = wisp_err_set(&err, WISP_E_DEVICE,
-                          "--device cuda: this wisp was built without CUDA (make CUDA=1)");
-#endif
-    } else {
-        rc = wisp_engine_cpu_create(m, &o, &eng, &err);
-    }
+    const int longest = a.n_prompt > a.n_gen ? a.n_prompt : a.n_gen;
+    wisp_engine_spec spec = {
+        .device = a.device,
+        .n_threads = a.threads,
+        .kv_type = a.kv_type,
+        .n_ctx = longest > 0 ? longest : 1,
+    };
+    wisp_engine_made made;
+    rc = wisp_engine_create(m, &spec, &eng, &made, &err);
     if (rc)
         goto out;
+    snprintf(device, sizeof device, "%s", made.device);
+    a.device = device;
+    b.n_blocks = (longest + made.block_size - 1) / made.block_size + 1;
     b.eng = eng;
     b.tokens = malloc(sizeof(int32_t) * (size_t)(longest + 1));
     b.table = malloc(sizeof(int32_t) * (size_t)b.n_blocks);

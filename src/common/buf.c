@@ -8,11 +8,11 @@
 
 int wisp_buf_reserve(wisp_buf *b, size_t extra)
 {
-    if (extra <= b->cap - b->len)
+    if (b->cap > b->len && extra < b->cap - b->len)
         return 0;
-    if (extra > (size_t)-1 / 2 - b->len)
+    if (extra >= (size_t)-1 / 2 - b->len)
         return WISP_E_NOMEM;
-    size_t want = b->len + extra, cap = b->cap ? b->cap : 256;
+    size_t want = b->len + extra + 1, cap = b->cap ? b->cap : 256;
     while (cap < want)
         cap *= 2;
     char *p = realloc(b->data, cap);
@@ -25,17 +25,24 @@ int wisp_buf_reserve(wisp_buf *b, size_t extra)
 
 int wisp_buf_append(wisp_buf *b, const void *data, size_t n)
 {
-    if (n == 0)
-        return 0;
     int rc = wisp_buf_reserve(b, n);
     if (rc < 0)
         return rc;
-    memcpy(b->data + b->len, data, n);
+    if (n)
+        memcpy(b->data + b->len, data, n);
     b->len += n;
+    b->data[b->len] = '\0';
     return 0;
 }
 
-void wisp_buf_clear(wisp_buf *b) { b->len = 0; }
+int wisp_buf_append_str(wisp_buf *b, const char *s) { return wisp_buf_append(b, s, strlen(s)); }
+
+void wisp_buf_clear(wisp_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
 
 void wisp_buf_free(wisp_buf *b)
 {

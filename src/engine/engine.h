@@ -20,13 +20,8 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "model/kv_type.h"
 #include "model/model.h"
-
-typedef enum wisp_kv_type {
-    WISP_KV_F16 = 0,
-    WISP_KV_Q8_0 = 1,
-    WISP_KV_F32 = 2,   /* for parity tests */
-} wisp_kv_type;
 
 typedef struct wisp_engine_opts {
     int n_threads;             /* CPU threads; 0 = physical cores */

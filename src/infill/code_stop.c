@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "infill/code_stop.h"
-#include "infill/infill_buf.h"
+#include "common/buf.h"
 
 struct wisp_code_stop {
     int32_t n_indent;
@@ -26,8 +26,8 @@ struct wisp_code_stop {
 
     bool done;
     size_t released; /* bytes released so far */
-    wisp_ibuf held;  /* empty (free mode) or starting with "\n" */
-    wisp_ibuf out;   /* this call's release */
+    wisp_buf held;  /* empty (free mode) or starting with "\n" */
+    wisp_buf out;   /* this call's release */
     /* the held line being decided */
     size_t line_ws;    /* its leading whitespace so far */
     bool line_content; /* a non-blank byte seen */
@@ -107,8 +107,8 @@ void wisp_code_stop_free(wisp_code_stop *cs)
     if (!cs)
         return;
     free(cs->target);
-    wisp_ibuf_free(&cs->held);
-    wisp_ibuf_free(&cs->out);
+    wisp_buf_free(&cs->held);
+    wisp_buf_free(&cs->out);
     free(cs);
 }
 
@@ -118,7 +118,7 @@ bool wisp_code_stop_done(const wisp_code_stop *cs) { return cs->done; }
 
 static int emit(wisp_code_stop *cs, const char *s, size_t n)
 {
-    if (wisp_ibuf_put(&cs->out, s, n))
+    if (wisp_buf_append(&cs->out, s, n))
         return WISP_E_NOMEM;
     cs->released += n;
     return 0;
@@ -126,9 +126,9 @@ static int emit(wisp_code_stop *cs, const char *s, size_t n)
 
 static int release_held(wisp_code_stop *cs)
 {
-    if (emit(cs, cs->held.p, cs->held.n))
+    if (emit(cs, cs->held.data, cs->held.len))
         return WISP_E_NOMEM;
-    cs->held.n = 0;
+    wisp_buf_clear(&cs->held);
     return 0;
 }
 
@@ -141,7 +141,7 @@ static void new_line(wisp_code_stop *cs)
 
 static int start_hold(wisp_code_stop *cs)
 {
-    if (wisp_ibuf_put(&cs->held, "\n", 1))
+    if (wisp_buf_append(&cs->held, "\n", 1))
         return WISP_E_NOMEM;
     new_line(cs);
     return 0;
@@ -151,7 +151,7 @@ static int start_hold(wisp_code_stop *cs)
 static wisp_stop_reason fire(wisp_code_stop *cs, wisp_stop_reason r)
 {
     cs->done = true;
-    cs->held.n = 0;
+    wisp_buf_clear(&cs->held);
     return r;
 }
 
@@ -166,7 +166,7 @@ static int hold_byte(wisp_code_stop *cs, char c, wisp_stop_reason *r)
     if (c == '\n') {
         if (!cs->line_content) { /* a blank line: keep waiting */
             new_line(cs);
-            return wisp_ibuf_put(&cs->held, "\n", 1) ? WISP_E_NOMEM : 0;
+            return wisp_buf_append(&cs->held, "\n", 1) ? WISP_E_NOMEM : 0;
         }
         /* still held with content: only while it matched the suffix line */
         if (cs->match == cs->tlen) {
@@ -178,7 +178,7 @@ static int hold_byte(wisp_code_stop *cs, char c, wisp_stop_reason *r)
     if (!cs->line_content) {
         if (is_blank(c)) {
             cs->line_ws++;
-            return wisp_ibuf_put(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
+            return wisp_buf_append(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
         }
         cs->line_content = true;
         if (cs->n_indent > 0 && cs->line_ws < (size_t)cs->n_indent) {
@@ -190,7 +190,7 @@ static int hold_byte(wisp_code_stop *cs, char c, wisp_stop_reason *r)
     }
     if (cs->match < cs->tlen ? c == cs->target[cs->match] : is_blank(c)) {
         cs->match += cs->match < cs->tlen;
-        return wisp_ibuf_put(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
+        return wisp_buf_append(&cs->held, &c, 1) ? WISP_E_NOMEM : 0;
     }
     /* the line differs from the suffix's: release it, back to free mode */
     return release_held(cs) || emit(cs, &c, 1) ? WISP_E_NOMEM : 0;
@@ -198,8 +198,8 @@ static int hold_byte(wisp_code_stop *cs, char c, wisp_stop_reason *r)
 
 static void result(wisp_code_stop *cs, wisp_stop_reason r, wisp_code_stop_out *out)
 {
-    out->text = cs->out.n ? cs->out.p : "";
-    out->len = cs->out.n;
+    out->text = cs->out.len ? cs->out.data : "";
+    out->len = cs->out.len;
     out->reason = r;
     out->cut = r != WISP_STOP_REASON_NONE ? cs->released : 0;
 }
@@ -207,16 +207,16 @@ static void result(wisp_code_stop *cs, wisp_stop_reason r, wisp_code_stop_out *o
 int wisp_code_stop_feed(wisp_code_stop *cs, const char *text, size_t len, int64_t now_ms,
                         wisp_code_stop_out *out, wisp_err *err)
 {
-    cs->out.n = 0;
+    wisp_buf_clear(&cs->out);
     wisp_stop_reason r = WISP_STOP_REASON_NONE;
     bool late = deadline_passed(cs, now_ms);
     /* a held newline is the next one the client has not seen */
-    if (!cs->done && late && cs->held.n)
+    if (!cs->done && late && cs->held.len)
         r = fire(cs, WISP_STOP_REASON_T_MAX_PREDICT_MS);
     int rc = 0;
     for (size_t i = 0; !cs->done && !rc && i < len; i++) {
         char c = text[i];
-        if (cs->held.n) {
+        if (cs->held.len) {
             rc = hold_byte(cs, c, &r);
         } else if (c != '\n') {
             /* free mode: copy the run up to the next newline at once */
@@ -240,9 +240,9 @@ int wisp_code_stop_feed(wisp_code_stop *cs, const char *text, size_t len, int64_
 
 int wisp_code_stop_flush(wisp_code_stop *cs, wisp_code_stop_out *out, wisp_err *err)
 {
-    cs->out.n = 0;
+    wisp_buf_clear(&cs->out);
     wisp_stop_reason r = WISP_STOP_REASON_NONE;
-    if (!cs->done && cs->held.n) {
+    if (!cs->done && cs->held.len) {
         if (cs->line_content && cs->tlen && cs->match == cs->tlen)
             r = fire(cs, WISP_STOP_REASON_SUFFIX_REPEAT);
         else if (release_held(cs))

@@ -19,7 +19,7 @@
 #include <strings.h>
 
 #include "infill/fim_prompt.h"
-#include "infill/infill_buf.h"
+#include "common/buf.h"
 
 /* ---------------------------------------------------------------- text */
 
@@ -62,14 +62,14 @@ static const comment_style *style_of(const char *filename)
     return &k_slash;
 }
 
-static int put_header(wisp_ibuf *b, const char *filename)
+static int put_header(wisp_buf *b, const char *filename)
 {
     const comment_style *cs = style_of(filename);
-    int rc = wisp_ibuf_str(b, cs->open);
-    rc = rc ? rc : wisp_ibuf_str(b, " ");
-    rc = rc ? rc : wisp_ibuf_str(b, filename);
-    rc = rc ? rc : wisp_ibuf_str(b, cs->close);
-    return rc ? rc : wisp_ibuf_str(b, "\n");
+    int rc = wisp_buf_append_str(b, cs->open);
+    rc = rc ? rc : wisp_buf_append_str(b, " ");
+    rc = rc ? rc : wisp_buf_append_str(b, filename);
+    rc = rc ? rc : wisp_buf_append_str(b, cs->close);
+    return rc ? rc : wisp_buf_append_str(b, "\n");
 }
 
 /* ---------------------------------------------------------------- tokens */
@@ -276,49 +276,49 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
     if (!repo_ctx)
         return 0;
     bool sep_mode = fim->sep >= 0;
-    wisp_ibuf b = {0};
+    wisp_buf b = WISP_BUF_INIT;
     int rc = 0;
     if (sep_mode && fim->rep >= 0) {
         rc = push(&p->rep_hdr, fim->rep, err);
-        b.n = 0;
-        if (!rc && (rc = wisp_ibuf_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
-            (rc = wisp_ibuf_str(&b, "\n")) == 0)
-            rc = tokenize_part(tok, b.p, b.n, "repo_name", &p->rep_hdr, err);
+        wisp_buf_clear(&b);
+        if (!rc && (rc = wisp_buf_append_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
+            (rc = wisp_buf_append_str(&b, "\n")) == 0)
+            rc = tokenize_part(tok, b.data, b.len, "repo_name", &p->rep_hdr, err);
     }
     for (size_t i = 0; !rc && i < req->n_extra; i++) {
         const wisp_infill_chunk *c = &req->extra[i];
         const char *name = c->filename ? c->filename : "tmp";
-        b.n = 0;
+        wisp_buf_clear(&b);
         if (sep_mode) {
             rc = push(&p->chunks[i], fim->sep, err);
-            rc = rc ? rc : wisp_ibuf_str(&b, name);
-            rc = rc ? rc : wisp_ibuf_str(&b, "\n");
+            rc = rc ? rc : wisp_buf_append_str(&b, name);
+            rc = rc ? rc : wisp_buf_append_str(&b, "\n");
         } else {
             rc = put_header(&b, name);
         }
-        rc = rc ? rc : wisp_ibuf_put(&b, c->text, c->text_len);
+        rc = rc ? rc : wisp_buf_append(&b, c->text, c->text_len);
         if (!rc && c->text_len && c->text[c->text_len - 1] != '\n')
-            rc = wisp_ibuf_str(&b, "\n");
+            rc = wisp_buf_append_str(&b, "\n");
         if (!rc) {
             char what[64];
             snprintf(what, sizeof what, "input_extra[%zu]", i);
-            rc = tokenize_part(tok, b.p, b.n, what, &p->chunks[i], err);
+            rc = tokenize_part(tok, b.data, b.len, what, &p->chunks[i], err);
         }
     }
     if (!rc && (sep_mode || (req->n_extra > 0 && req->filename))) {
-        b.n = 0;
+        wisp_buf_clear(&b);
         const char *name = req->filename ? req->filename : "untitled";
         if (sep_mode) {
             rc = push(&p->cur_hdr, fim->sep, err);
-            rc = rc ? rc : wisp_ibuf_str(&b, name);
-            rc = rc ? rc : wisp_ibuf_str(&b, "\n");
+            rc = rc ? rc : wisp_buf_append_str(&b, name);
+            rc = rc ? rc : wisp_buf_append_str(&b, "\n");
         } else {
             rc = put_header(&b, name);
         }
         if (!rc)
-            rc = tokenize_part(tok, b.p, b.n, "filename", &p->cur_hdr, err);
+            rc = tokenize_part(tok, b.data, b.len, "filename", &p->cur_hdr, err);
     }
-    wisp_ibuf_free(&b);
+    wisp_buf_free(&b);
     if (rc == WISP_E_NOMEM && (!err || err->code != WISP_E_NOMEM))
         wisp_err_set(err, WISP_E_NOMEM, "infill: no memory for input_extra");
     return rc;

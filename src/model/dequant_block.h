@@ -11,8 +11,10 @@
  * ggml's reference dequantize_row_* functions; the comment above each
  * function derives its index arithmetic from that order.
  *
- * Names are wisp_blk_* so they never clash with the model module's row
- * conversions (types.c). WISP_HD makes them host+device under nvcc and
+ * These are the one dequantizer of each block format: the reference row
+ * conversions of the type table (wisp_dequant_<type>, generated in
+ * model/dequant_row.c) and the CPU engine's scalar level are loops over
+ * them. Names are wisp_blk_* so they never clash with those row functions. WISP_HD makes them host+device under nvcc and
  * static inline under a C compiler.
  */
 #ifndef WISP_DEQUANT_BLOCK_H
@@ -141,6 +143,15 @@ WISP_HD void wisp_blk_q8_0_dequant8(const void *blk, int g, float *out)
         out[i] = d * (float)q[i];
 }
 
+WISP_HD void wisp_blk_q8_1_dequant8(const void *blk, int g, float *out)
+{
+    const wisp_block_q8_1 *b = (const wisp_block_q8_1 *)blk;
+    const float d = wisp_blk_h2f(b->d);
+    const int8_t *q = b->qs + 8 * g;
+    for (int i = 0; i < 8; i++)
+        out[i] = d * (float)q[i];
+}
+
 /* ---------------------------------------------------------------- K-quants
  * Q2_K: the 256 elements are two halves of 128; in half n, element
  * r = 32j + l (j = 0..3) is bits 2j..2j+1 of qs[32n + l]; its 4-bit scale
@@ -236,6 +247,15 @@ WISP_HD void wisp_blk_q6_K_dequant8(const void *blk, int g, float *out)
         int v = ((ql[i] >> lshift) & 0xF) | (((qh[i] >> hshift) & 3) << 4);
         out[i] = d * (float)(v - 32);
     }
+}
+
+/* Q8_K: x = d * q, d a float. */
+WISP_HD void wisp_blk_q8_K_dequant8(const void *blk, int g, float *out)
+{
+    const wisp_block_q8_K *b = (const wisp_block_q8_K *)blk;
+    const int8_t *q = b->qs + 8 * g;
+    for (int i = 0; i < 8; i++)
+        out[i] = b->d * (float)q[i];
 }
 
 #endif

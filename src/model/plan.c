@@ -15,27 +15,85 @@
  *   logits       n_seq x vocab (one row per sequence per step)
  * which is what an engine that keeps one layer's intermediates alive at a
  * time needs; engines with fused attention need less.
+ *
+ * The KV pool's size (wisp_plan_kv_pool) is decided here too, from the same
+ * per-token bytes, so that the server, `wisp bench` and model/plan agree.
  */
 #include "model/plan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "model/model_int.h"
 
-static int kv_row_bytes(int kv_type, int64_t n, uint64_t *out, wisp_err *err)
+int wisp_plan_kv_bytes_per_token(const wisp_model_config *c, int kv_type, uint64_t *out,
+                                 wisp_err *err)
 {
-    if (kv_type != WISP_TYPE_F32 && kv_type != WISP_TYPE_F16 && kv_type != WISP_TYPE_BF16 &&
-        kv_type != WISP_TYPE_Q8_0)
-        return wisp_err_set(err, WISP_E_INVALID,
-                            "KV cache type %s is not supported (F32, F16, BF16, Q8_0)",
-                            wisp_type_name(kv_type));
-    size_t r = wisp_type_row_size(kv_type, n);
+    const int elem = wisp_kv_type_elem(kv_type);
+    if (elem < 0) {
+        char names[64];
+        wisp_kv_type_list(names, sizeof names);
+        return wisp_err_set(err, WISP_E_INVALID, "KV cache type %d is not one of %s", kv_type,
+                            names);
+    }
+    const int64_t n = (int64_t)c->n_head_kv * c->head_dim;
+    size_t r = wisp_type_row_size(elem, n);
     if (r == 0)
         return wisp_err_set(err, WISP_E_INVALID,
                             "KV rows of %lld elements do not divide into %s blocks",
-                            (long long)n, wisp_type_name(kv_type));
-    *out = r;
+                            (long long)n, wisp_kv_type_name(kv_type));
+    *out = 2 * (uint64_t)c->n_layers * r;
+    return 0;
+}
+
+int wisp_plan_kv_pool(const wisp_kv_pool_req *r, wisp_kv_pool_plan *out, wisp_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!r->cfg || r->n_ctx <= 0 || r->block_size <= 0)
+        return wisp_err_set(err, WISP_E_INVALID, "KV pool: n_ctx %d, block size %d", r->n_ctx,
+                            r->block_size);
+    uint64_t per_token;
+    int rc = wisp_plan_kv_bytes_per_token(r->cfg, r->kv_type, &per_token, err);
+    if (rc)
+        return rc;
+    const uint64_t per_block = per_token * (uint64_t)r->block_size;
+    const int64_t min_blocks = ((int64_t)r->n_ctx + r->block_size - 1) / r->block_size + 1;
+    int64_t blocks;
+    if (r->kv_cache_mb > 0) {
+        blocks = (int64_t)((uint64_t)r->kv_cache_mb * 1024 * 1024 / per_block);
+        if (blocks < min_blocks)
+            return wisp_err_set(err, WISP_E_TOO_LARGE,
+                                "kv_cache_mb %lld holds %lld tokens, less than one context of %d "
+                                "tokens (%llu bytes per token): raise kv_cache_mb to at least "
+                                "%llu or lower n_ctx",
+                                (long long)r->kv_cache_mb, (long long)blocks * r->block_size,
+                                r->n_ctx, (unsigned long long)per_token,
+                                (unsigned long long)((uint64_t)min_blocks * per_block /
+                                                         (1024 * 1024) +
+                                                     1));
+    } else {
+        blocks = (int64_t)(r->contexts > 0 ? r->contexts : 1) * min_blocks;
+        if (r->mem_available > 0 && (uint64_t)blocks * per_block > r->mem_available / 4)
+            blocks = (int64_t)(r->mem_available / 4 / per_block);
+        if (blocks < min_blocks)
+            blocks = min_blocks;
+        if (r->device_limited && r->device_blocks < blocks) {
+            if (r->device_blocks < min_blocks)
+                return wisp_err_set(err, WISP_E_TOO_LARGE,
+                                    "the device has room for %lld KV blocks, less than one "
+                                    "context of %d tokens needs (%lld): lower n_ctx",
+                                    (long long)r->device_blocks, r->n_ctx,
+                                    (long long)min_blocks);
+            blocks = r->device_blocks;
+        }
+    }
+    if (blocks > INT32_MAX / 2)
+        blocks = INT32_MAX / 2;
+    out->n_blocks = (int)blocks;
+    out->min_blocks = (int)(min_blocks < INT32_MAX / 2 ? min_blocks : INT32_MAX / 2);
+    out->bytes_per_token = per_token;
+    out->bytes = (uint64_t)blocks * per_block;
     return 0;
 }
 
@@ -50,10 +108,10 @@ int wisp_model_plan_model(const wisp_model *m, int n_ctx, int n_seq, int kv_type
     p->cfg = *c;
     p->n_ctx = n_ctx > 0 ? n_ctx : c->n_ctx_train;
     p->n_seq = n_seq > 0 ? n_seq : 1;
-    p->kv_type = kv_type >= 0 ? kv_type : WISP_TYPE_F16;
+    p->kv_type = kv_type >= 0 ? (wisp_kv_type)kv_type : WISP_KV_F16;
     p->n_layers = c->n_layers;
-    uint64_t row = 0;
-    int rc = kv_row_bytes(p->kv_type, (int64_t)c->n_head_kv * c->head_dim, &row, err);
+    int rc = wisp_plan_kv_bytes_per_token(c, kv_type >= 0 ? kv_type : WISP_KV_F16,
+                                          &p->kv_bytes_per_token, err);
     if (rc)
         return rc;
     p->layer_bytes = calloc((size_t)c->n_layers, sizeof *p->layer_bytes);
@@ -83,7 +141,6 @@ int wisp_model_plan_model(const wisp_model *m, int n_ctx, int n_seq, int kv_type
             p->layer_bytes_max = p->layer_bytes[l];
     }
     p->weight_bytes = p->layer_bytes_total + p->embd_bytes + p->output_bytes + p->other_bytes;
-    p->kv_bytes_per_token = 2 * (uint64_t)c->n_layers * row;
     p->kv_bytes = p->kv_bytes_per_token * (uint64_t)p->n_ctx * (uint64_t)p->n_seq;
     uint64_t tokens = (uint64_t)p->n_ctx * (uint64_t)p->n_seq;
     p->n_ubatch = tokens < 512 ? (int)tokens : 512;

@@ -3,7 +3,8 @@
  * of 256 elements): Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and the Q8_K activation
  * type.
  *
- * Dequantization is the format's definition. The quantizers are plain
+ * Dequantization is in dequant_row.c (one definition per format, shared with
+ * the CUDA kernels through dequant_block.h). The quantizers are plain
  * rather than ggml's importance-weighted ones: each sub-block gets a scale
  * (and for the asymmetric types a minimum) from a short least-squares
  * search (fit_asym / fit_sym below), then the per-sub-block scales are
@@ -182,27 +183,6 @@ static void pack2(const uint8_t *L, uint8_t *qs)
 
 /* ------------------------------------------------------------ Q2_K */
 
-void wisp_dequant_q2_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q2_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        float d = wisp_half_to_float(b[i].d), dmin = wisp_half_to_float(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        int is = 0;
-        for (int nb = 0; nb < WISP_QK_K; nb += 128) {
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int half = 0; half < 2; half++) {
-                    uint8_t sc = b[i].scales[is++];
-                    float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
-                    for (int l = 0; l < 16; l++)
-                        *y++ = dl * ((q[l + 16 * half] >> shift) & 3) - ml;
-                }
-            }
-            q += 32;
-        }
-    }
-}
-
 void wisp_quant_q2_K(const float *x, void *dst, int64_t n)
 {
     wisp_block_q2_K *b = dst;
@@ -225,40 +205,6 @@ void wisp_quant_q2_K(const float *x, void *dst, int64_t n)
 }
 
 /* ------------------------------------------------------------ Q3_K */
-
-/* The 16 6-bit scales of a Q3_K block: low 4 bits in bytes 0..7 (two
- * nibbles each), high 2 bits in bytes 8..11. */
-static void q3_unpack_scales(const uint8_t *s, int8_t out[16])
-{
-    for (int j = 0; j < 16; j++) {
-        int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
-        int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
-}
-
-void wisp_dequant_q3_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q3_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        float d = wisp_half_to_float(b[i].d);
-        int8_t sc[16];
-        q3_unpack_scales(b[i].scales, sc);
-        const uint8_t *q = b[i].qs, *hm = b[i].hmask;
-        int is = 0;
-        uint8_t m = 1;
-        for (int nb = 0; nb < WISP_QK_K; nb += 128) {
-            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
-                for (int half = 0; half < 2; half++) {
-                    float dl = d * sc[is++];
-                    for (int l = 16 * half; l < 16 * half + 16; l++)
-                        *y++ = dl * ((int)((q[l] >> shift) & 3) - ((hm[l] & m) ? 0 : 4));
-                }
-            }
-            q += 32;
-        }
-    }
-}
 
 void wisp_quant_q3_K(const float *x, void *dst, int64_t n)
 {
@@ -331,24 +277,6 @@ static void quant_k4_common(const float *x, int nmax, wisp_half *hd, wisp_half *
         requant_asym(x + 32 * j, 32, d * ls[j], dmin * lm[j], nmax, L + 32 * j);
 }
 
-void wisp_dequant_q4_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q4_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        float d = wisp_half_to_float(b[i].d), dmin = wisp_half_to_float(b[i].dmin);
-        const uint8_t *q = b[i].qs;
-        for (int j = 0; j < 8; j += 2, q += 32) {
-            uint8_t s0, m0, s1, m1;
-            wisp_get_scale_min_k4(j, b[i].scales, &s0, &m0);
-            wisp_get_scale_min_k4(j + 1, b[i].scales, &s1, &m1);
-            for (int l = 0; l < 32; l++)
-                *y++ = d * s0 * (q[l] & 0xF) - dmin * m0;
-            for (int l = 0; l < 32; l++)
-                *y++ = d * s1 * (q[l] >> 4) - dmin * m1;
-        }
-    }
-}
-
 void wisp_quant_q4_K(const float *x, void *dst, int64_t n)
 {
     wisp_block_q4_K *b = dst;
@@ -358,25 +286,6 @@ void wisp_quant_q4_K(const float *x, void *dst, int64_t n)
         for (int j = 0; j < WISP_QK_K; j += 64)
             for (int l = 0; l < 32; l++)
                 b[i].qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
-    }
-}
-
-void wisp_dequant_q5_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q5_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        float d = wisp_half_to_float(b[i].d), dmin = wisp_half_to_float(b[i].dmin);
-        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
-        uint8_t u1 = 1, u2 = 2;
-        for (int j = 0; j < 8; j += 2, ql += 32, u1 <<= 2, u2 <<= 2) {
-            uint8_t s0, m0, s1, m1;
-            wisp_get_scale_min_k4(j, b[i].scales, &s0, &m0);
-            wisp_get_scale_min_k4(j + 1, b[i].scales, &s1, &m1);
-            for (int l = 0; l < 32; l++)
-                *y++ = d * s0 * ((ql[l] & 0xF) + ((qh[l] & u1) ? 16 : 0)) - dmin * m0;
-            for (int l = 0; l < 32; l++)
-                *y++ = d * s1 * ((ql[l] >> 4) + ((qh[l] & u2) ? 16 : 0)) - dmin * m1;
-        }
     }
 }
 
@@ -406,29 +315,6 @@ void wisp_quant_q5_K(const float *x, void *dst, int64_t n)
 
 /* ------------------------------------------------------------ Q6_K */
 
-void wisp_dequant_q6_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q6_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        float d = wisp_half_to_float(b[i].d);
-        const uint8_t *ql = b[i].ql, *qh = b[i].qh;
-        const int8_t *sc = b[i].scales;
-        for (int nb = 0; nb < WISP_QK_K; nb += 128, y += 128, ql += 64, qh += 32, sc += 8) {
-            for (int l = 0; l < 32; l++) {
-                int is = l / 16;
-                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                y[l] = d * sc[is] * q1;
-                y[l + 32] = d * sc[is + 2] * q2;
-                y[l + 64] = d * sc[is + 4] * q3;
-                y[l + 96] = d * sc[is + 6] * q4;
-            }
-        }
-    }
-}
-
 void wisp_quant_q6_K(const float *x, void *dst, int64_t n)
 {
     wisp_block_q6_K *b = dst;
@@ -455,14 +341,6 @@ void wisp_quant_q6_K(const float *x, void *dst, int64_t n)
 }
 
 /* ------------------------------------------------------------ Q8_K */
-
-void wisp_dequant_q8_K(const void *src, float *y, int64_t n)
-{
-    const wisp_block_q8_K *b = src;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++)
-        for (int j = 0; j < WISP_QK_K; j++)
-            *y++ = b[i].d * b[i].qs[j];
-}
 
 void wisp_quant_q8_K(const float *x, void *dst, int64_t n)
 {

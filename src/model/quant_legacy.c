@@ -5,8 +5,10 @@
  * The quantizers follow the round-to-nearest recipes that define these
  * formats (ggml's *_ref functions): a symmetric type takes the element of
  * largest magnitude, signed, as -2^(bits-1) levels so that the extreme
- * value is exact; an asymmetric type spans [min, max]. Dequantization is
- * the format's definition: x = d * (q - offset) or x = d * q + m.
+ * value is exact; an asymmetric type spans [min, max]. The block types'
+ * dequantizers are generated in dequant_row.c from the granule
+ * dequantizers the CUDA kernels share (dequant_block.h); the float types'
+ * conversions are here.
  */
 #include <math.h>
 #include <string.h>
@@ -86,27 +88,7 @@ static void min_max(const float *x, int n, float *mn, float *mx)
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-/* The 5th bits of a Q5 block: bit j of qh for element j (0..31). */
-static uint32_t get_qh(const uint8_t qh[4])
-{
-    uint32_t v;
-    memcpy(&v, qh, 4);
-    return v;
-}
-
 /* ------------------------------------------------------------ Q4_0, Q4_1 */
-
-void wisp_dequant_q4_0(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q4_0 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK4_0; i++, dst += WISP_QK4_0) {
-        float d = wisp_half_to_float(b[i].d);
-        for (int j = 0; j < WISP_QK4_0 / 2; j++) {
-            dst[j] = d * ((b[i].qs[j] & 0xF) - 8);
-            dst[j + 16] = d * ((b[i].qs[j] >> 4) - 8);
-        }
-    }
-}
 
 void wisp_quant_q4_0(const float *src, void *dst, int64_t n)
 {
@@ -119,18 +101,6 @@ void wisp_quant_q4_0(const float *src, void *dst, int64_t n)
             int q0 = clampi((int)(src[j] * id + 8.5f), 0, 15);
             int q1 = clampi((int)(src[j + 16] * id + 8.5f), 0, 15);
             b[i].qs[j] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
-}
-
-void wisp_dequant_q4_1(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q4_1 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK4_1; i++, dst += WISP_QK4_1) {
-        float d = wisp_half_to_float(b[i].d), m = wisp_half_to_float(b[i].m);
-        for (int j = 0; j < 16; j++) {
-            dst[j] = d * (b[i].qs[j] & 0xF) + m;
-            dst[j + 16] = d * (b[i].qs[j] >> 4) + m;
         }
     }
 }
@@ -155,20 +125,6 @@ void wisp_quant_q4_1(const float *src, void *dst, int64_t n)
 
 /* ------------------------------------------------------------ Q5_0, Q5_1 */
 
-void wisp_dequant_q5_0(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q5_0 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK5_0; i++, dst += WISP_QK5_0) {
-        float d = wisp_half_to_float(b[i].d);
-        uint32_t qh = get_qh(b[i].qh);
-        for (int j = 0; j < 16; j++) {
-            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-            dst[j] = d * (((b[i].qs[j] & 0xF) | (h0 << 4)) - 16);
-            dst[j + 16] = d * (((b[i].qs[j] >> 4) | (h1 << 4)) - 16);
-        }
-    }
-}
-
 void wisp_quant_q5_0(const float *src, void *dst, int64_t n)
 {
     wisp_block_q5_0 *b = dst;
@@ -185,20 +141,6 @@ void wisp_quant_q5_0(const float *src, void *dst, int64_t n)
             qh |= (uint32_t)(q1 >> 4) << (j + 16);
         }
         memcpy(b[i].qh, &qh, 4);
-    }
-}
-
-void wisp_dequant_q5_1(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q5_1 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK5_1; i++, dst += WISP_QK5_1) {
-        float d = wisp_half_to_float(b[i].d), m = wisp_half_to_float(b[i].m);
-        uint32_t qh = get_qh(b[i].qh);
-        for (int j = 0; j < 16; j++) {
-            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
-            dst[j] = d * ((b[i].qs[j] & 0xF) | (h0 << 4)) + m;
-            dst[j + 16] = d * ((b[i].qs[j] >> 4) | (h1 << 4)) + m;
-        }
     }
 }
 
@@ -226,16 +168,6 @@ void wisp_quant_q5_1(const float *src, void *dst, int64_t n)
 
 /* ------------------------------------------------------------ Q8_0, Q8_1 */
 
-void wisp_dequant_q8_0(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q8_0 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK8_0; i++, dst += WISP_QK8_0) {
-        float d = wisp_half_to_float(b[i].d);
-        for (int j = 0; j < WISP_QK8_0; j++)
-            dst[j] = d * b[i].qs[j];
-    }
-}
-
 void wisp_quant_q8_0(const float *src, void *dst, int64_t n)
 {
     wisp_block_q8_0 *b = dst;
@@ -245,16 +177,6 @@ void wisp_quant_q8_0(const float *src, void *dst, int64_t n)
         b[i].d = wisp_float_to_half(d);
         for (int j = 0; j < WISP_QK8_0; j++)
             b[i].qs[j] = (int8_t)clampi((int)roundf(src[j] * id), -127, 127);
-    }
-}
-
-void wisp_dequant_q8_1(const void *src, float *dst, int64_t n)
-{
-    const wisp_block_q8_1 *b = src;
-    for (int64_t i = 0; i < n / WISP_QK8_1; i++, dst += WISP_QK8_1) {
-        float d = wisp_half_to_float(b[i].d);
-        for (int j = 0; j < WISP_QK8_1; j++)
-            dst[j] = d * b[i].qs[j];
     }
 }
 

@@ -2,6 +2,7 @@
  * types.c - the tensor type table: see types.h.
  *
  * One designated-initializer row per ggml type id. Types wisp computes with
+ * are generated from WISP_TYPES_COMPUTED (types.h; add a type there) and
  * carry their reference conversions (quant_legacy.c, quant_k.c); the others
  * still carry their name and block geometry, so the GGUF reader can size
  * and bounds-check their data and the model loader can refuse them by name.
@@ -14,29 +15,18 @@
 
 #include "model/quant_ref.h"
 
-#define ROW(ID, NAME, BS, TS, QUANT, FN)                                                   \
-    [WISP_TYPE_##ID] = {.name = NAME, .block_size = BS, .type_size = TS, .supported = true, \
-                        .is_quantized = QUANT, .to_float = wisp_dequant_##FN,              \
-                        .from_float = wisp_quant_##FN}
+#define QUANTIZED_FLOAT false
+#define QUANTIZED_WEIGHT true
+#define QUANTIZED_ACT true
+#define ROW(ID, id, QK, BYTES, KIND)                                                       \
+    [WISP_TYPE_##ID] = {.name = #ID, .block_size = QK, .type_size = BYTES, .supported = true, \
+                        .is_quantized = QUANTIZED_##KIND, .to_float = wisp_dequant_##id,   \
+                        .from_float = wisp_quant_##id},
 /* Known to ggml, not computed by wisp. */
 #define NAMED(ID, NAME, BS, TS) [ID] = {.name = NAME, .block_size = BS, .type_size = TS}
 
 static const wisp_type_traits type_table[WISP_TYPE_COUNT] = {
-    ROW(F32, "F32", 1, 4, false, f32),
-    ROW(F16, "F16", 1, 2, false, f16),
-    ROW(BF16, "BF16", 1, 2, false, bf16),
-    ROW(Q4_0, "Q4_0", 32, 18, true, q4_0),
-    ROW(Q4_1, "Q4_1", 32, 20, true, q4_1),
-    ROW(Q5_0, "Q5_0", 32, 22, true, q5_0),
-    ROW(Q5_1, "Q5_1", 32, 24, true, q5_1),
-    ROW(Q8_0, "Q8_0", 32, 34, true, q8_0),
-    ROW(Q8_1, "Q8_1", 32, 36, true, q8_1),
-    ROW(Q2_K, "Q2_K", 256, 84, true, q2_K),
-    ROW(Q3_K, "Q3_K", 256, 110, true, q3_K),
-    ROW(Q4_K, "Q4_K", 256, 144, true, q4_K),
-    ROW(Q5_K, "Q5_K", 256, 176, true, q5_K),
-    ROW(Q6_K, "Q6_K", 256, 210, true, q6_K),
-    ROW(Q8_K, "Q8_K", 256, 292, true, q8_K),
+    WISP_TYPES_COMPUTED(ROW)
     /* retired 4-bit variants of early ggml: no longer in any file */
     NAMED(4, "Q4_2", 0, 0),
     NAMED(5, "Q4_3", 0, 0),

@@ -3,10 +3,14 @@
  *
  * One row per type, indexed by ggml's numeric type id as stored in GGUF
  * (ggml's type_traits design): name, elements per block, bytes per block,
- * and the reference row conversions. Engines keep their own tables of
- * kernels (dot products, activation quantizers) indexed by the same ids, so
- * adding a type touches one row here and one row per engine, never a switch
- * spread across files.
+ * and the reference row conversions. The types wisp computes with are one
+ * X-macro list, WISP_TYPES_COMPUTED below, from which the traits table
+ * (types.c), the reference conversions' declarations (quant_ref.h), the CPU
+ * engine's block geometry (engine/cpu/cpu_types.c) and the CUDA kernels'
+ * type traits (kernels/quant_traits.cuh) are all generated. Engines keep
+ * their own tables of kernels (dot products, activation quantizers) indexed
+ * by the same ids, so adding a type touches one row here and one row per
+ * engine, never a switch spread across files.
  */
 #ifndef WISP_TYPES_H
 #define WISP_TYPES_H
@@ -14,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "model/quant_blocks.h"
 
 /* ggml's type ids (the values stored in GGUF tensor infos). Ids that wisp
  * does not compute with still get a row with a name, so a file using them
@@ -53,6 +59,54 @@ typedef enum wisp_type {
     WISP_TYPE_MXFP4 = 39,
     WISP_TYPE_COUNT = 40,
 } wisp_type;
+
+/*
+ * The types wisp computes with, one row each:
+ *
+ *   X(ID, id, elements per block, bytes per block, kind)
+ *
+ * WISP_TYPE_<ID> is the type's id above and "<ID>" its name. For a block
+ * type, `id` names its block struct wisp_block_<id> (quant_blocks.h, where
+ * the struct's size is checked against the format's) and its granule
+ * dequantizer wisp_blk_<id>_dequant8 (dequant_block.h, shared with CUDA);
+ * for every row it names the reference row conversions wisp_dequant_<id>
+ * and wisp_quant_<id> (quant_ref.h). kind is
+ *   FLOAT   a float format, one element per "block";
+ *   WEIGHT  a block format weights are stored in (the CUDA kernels get a
+ *           traits struct and a dispatch case for it);
+ *   ACT     a block format only activations are quantized to.
+ *
+ * To add a type: one row here (plus its struct in quant_blocks.h, its
+ * granule dequantizer in dequant_block.h, its reference quantizer in
+ * quant_legacy.c or quant_k.c), then its kernels: a row in each CPU level
+ * table (engine/cpu/quants_*.c) and, for a WEIGHT type, nothing more for
+ * CUDA than the generated traits.
+ */
+#define WISP_TYPES_COMPUTED(X)                                                             \
+    X(F32, f32, 1, sizeof(float), FLOAT)                                                   \
+    X(F16, f16, 1, sizeof(wisp_half), FLOAT)                                               \
+    X(BF16, bf16, 1, sizeof(wisp_bf16), FLOAT)                                             \
+    X(Q4_0, q4_0, WISP_QK4_0, sizeof(wisp_block_q4_0), WEIGHT)                             \
+    X(Q4_1, q4_1, WISP_QK4_1, sizeof(wisp_block_q4_1), WEIGHT)                             \
+    X(Q5_0, q5_0, WISP_QK5_0, sizeof(wisp_block_q5_0), WEIGHT)                             \
+    X(Q5_1, q5_1, WISP_QK5_1, sizeof(wisp_block_q5_1), WEIGHT)                             \
+    X(Q8_0, q8_0, WISP_QK8_0, sizeof(wisp_block_q8_0), WEIGHT)                             \
+    X(Q8_1, q8_1, WISP_QK8_1, sizeof(wisp_block_q8_1), ACT)                                \
+    X(Q2_K, q2_K, WISP_QK_K, sizeof(wisp_block_q2_K), WEIGHT)                              \
+    X(Q3_K, q3_K, WISP_QK_K, sizeof(wisp_block_q3_K), WEIGHT)                              \
+    X(Q4_K, q4_K, WISP_QK_K, sizeof(wisp_block_q4_K), WEIGHT)                              \
+    X(Q5_K, q5_K, WISP_QK_K, sizeof(wisp_block_q5_K), WEIGHT)                              \
+    X(Q6_K, q6_K, WISP_QK_K, sizeof(wisp_block_q6_K), WEIGHT)                              \
+    X(Q8_K, q8_K, WISP_QK_K, sizeof(wisp_block_q8_K), ACT)
+
+/* The geometry as integer constants, usable in constant expressions by C
+ * and by the CUDA kernels: WISP_BLOCK_ELEMS_Q4_0, WISP_BLOCK_BYTES_Q4_0. */
+enum wisp_type_geometry {
+#define WISP_TYPE_GEOM_(ID, id, QK, BYTES, KIND)                                           \
+    WISP_BLOCK_ELEMS_##ID = (QK), WISP_BLOCK_BYTES_##ID = (int)(BYTES),
+    WISP_TYPES_COMPUTED(WISP_TYPE_GEOM_)
+#undef WISP_TYPE_GEOM_
+};
 
 /* Converts n elements (a multiple of the block size) of a row. */
 typedef void (*wisp_to_float_fn)(const void *src, float *dst, int64_t n);

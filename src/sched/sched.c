@@ -16,13 +16,6 @@
 #include "common/panic.h"
 #include "sched/sched_int.h"
 
-double wisp_sched_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ------------------------------------------------------------ lifetime */
 
 int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sched **out,
@@ -180,7 +173,7 @@ int wisp_sched_submit(wisp_sched *s, const wisp_sched_request_desc *d, uint64_t 
     r->tokens = t;
     r->cap_tokens = cap;
     r->n_tokens = r->n_prompt = d->n_prompt;
-    r->t_submit = wisp_sched_now_ms();
+    r->t_submit = wisp_now_ms();
     wisp_kv_seq_init(&r->seq);
 
     pthread_mutex_lock(&s->mu);
@@ -322,7 +315,7 @@ void wisp_sched_end_request(wisp_sched *s, wisp_sched_req *r, int status, wisp_s
                        const wisp_err *err)
 {
     wisp_kv_seq_free(s->kv, &r->seq);
-    double now = wisp_sched_now_ms();
+    double now = wisp_now_ms();
     wisp_sched_usage u = {
         .prompt_tokens = r->n_prompt,
         .completion_tokens = r->n_generated,

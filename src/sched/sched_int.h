@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 
+#include "common/clock.h"
 #include "sched/sched.h"
 
 typedef struct wisp_sched_req {
@@ -61,7 +62,6 @@ struct wisp_sched {
     uint64_t steps, finished, cancelled, failed, preemptions, prefill_tokens, decode_tokens;
 };
 
-double wisp_sched_now_ms(void);
 /* Moves the inbox into the waiting queue. */
 void wisp_sched_drain_inbox(wisp_sched *s);
 /* Inserts r into the waiting queue at its place; on no memory, finishes it

@@ -215,7 +215,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
         s->running[s->n_running++] = r;
         if (!r->admitted_once) {
             r->admitted_once = true;
-            r->t_admit = wisp_sched_now_ms();
+            r->t_admit = wisp_now_ms();
             r->cached_tokens = reused;
         }
         r->preempted = false;
@@ -239,7 +239,7 @@ static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
             if (pos < r->n_logits_done)
                 continue;   /* recomputed after a preemption: already delivered */
             if (r->t_first == 0)
-                r->t_first = wisp_sched_now_ms();
+                r->t_first = wisp_now_ms();
             r->d.on_logits(r->d.ud, pos, logits + (size_t)a * V, V);
             r->n_logits_done = pos + 1;
         }
@@ -263,7 +263,7 @@ static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
     }
     r->n_generated++;
     if (r->t_first == 0)
-        r->t_first = wisp_sched_now_ms();
+        r->t_first = wisp_now_ms();
     if (!r->d.on_token(r->d.ud, tok))
         end_running(s, r, 0, WISP_SCHED_FINISH_STOP, NULL);
     else if (r->n_generated >= r->d.max_tokens)

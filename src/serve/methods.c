@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/kv_type.h"
 #include "rpc/job_int.h"
 #include "serve/methods.h"
 #include "serve/server.h"
@@ -23,7 +24,6 @@
 #define END {NULL, 0, false, 0, 0, NULL}
 
 static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
-static const char *const kv_types[] = {"f16", "q8_0", "f32", NULL};
 
 static const wisp_param p_none[] = {END};
 
@@ -42,7 +42,7 @@ static const wisp_param p_model_load[] = {
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     OPT_RANGE("threads", WISP_PT_INT, 1, 4096),
     OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
-    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
+    {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
     OPT("cache_dir", WISP_PT_STRING),
     END,
@@ -52,7 +52,7 @@ static const wisp_param p_model_plan[] = {
     REQ("path", WISP_PT_STRING),
     OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
     OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
-    {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
+    {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     END,
 };

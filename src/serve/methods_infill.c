@@ -32,19 +32,12 @@ typedef struct infill_filter {
     const char *family;
 } infill_filter;
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int ensure_checker(infill_filter *f)
 {
     if (f->cs)
         return 0;
     wisp_err err = {0};
-    f->cp.t_start_ms = mono_ms();
+    f->cp.t_start_ms = (int64_t)wisp_now_ms();
     return wisp_code_stop_create(&f->cp, &f->cs, &err);
 }
 
@@ -57,7 +50,7 @@ static int if_feed(void *ud, const char *text, size_t len, const char **out, siz
     int rc = ensure_checker(f);
     if (rc)
         return rc;
-    rc = wisp_code_stop_feed(f->cs, text, len, mono_ms(), &o, &err);
+    rc = wisp_code_stop_feed(f->cs, text, len, (int64_t)wisp_now_ms(), &o, &err);
     if (rc)
         return rc;
     *out = o.text;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/meminfo.h"
 #include "model/plan.h"
 #include "model/types.h"
 #include "serve/methods.h"
@@ -22,16 +23,13 @@
 
 /* ---------------------------------------------------------------- options */
 
-static int kv_type_from_name(const char *s, wisp_kv_type *out)
+/* Answers a kv_type that names no cache format. */
+static void bad_kv_type(wisp_job *job)
 {
-    static const struct { const char *name; wisp_kv_type t; } names[] = {
-        {"f16", WISP_KV_F16}, {"q8_0", WISP_KV_Q8_0}, {"f32", WISP_KV_F32}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].t;
-            return 0;
-        }
-    return -1;
+    char names[64], msg[128];
+    wisp_kv_type_list(names, sizeof names);
+    snprintf(msg, sizeof msg, "'kv_type' must be one of %s", names);
+    wisp_job_error(job, WISP_RPC_INVALID_PARAMS, msg, NULL);
 }
 
 /* The runtime options from the command line, overridden by params. */
@@ -62,7 +60,7 @@ static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opt
     if ((v = json_object_get(p, "host_cache_mb")))
         o->host_cache_mb = json_integer_value(v);
     if ((v = json_object_get(p, "kv_type")))
-        kv_type_from_name(json_string_value(v), &o->kv_type);
+        wisp_kv_type_from_name(json_string_value(v), &o->kv_type);
     if ((v = json_object_get(p, "cache_dir")))
         o->cache_dir = json_string_value(v);
 }
@@ -135,7 +133,7 @@ int wisp_model_startup_load(wisp_server *s, const char *path, wisp_err *err)
 
 typedef struct load_progress_state {
     wisp_job *job;
-    int64_t start_ms;
+    double start_ms;
     bool begun;
 } load_progress_state;
 
@@ -158,8 +156,8 @@ void wisp_m_model_load(wisp_job *job)
     wisp_runtime_opts o;
     runtime_opts(s, p, &o);
     if (json_object_get(p, "kv_type") &&
-        kv_type_from_name(json_string_value(json_object_get(p, "kv_type")), &o.kv_type)) {
-        wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'kv_type' must be f16, q8_0 or f32", NULL);
+        wisp_kv_type_from_name(json_string_value(json_object_get(p, "kv_type")), &o.kv_type)) {
+        bad_kv_type(job);
         return;
     }
     load_progress_state ps = {.job = job, .start_ms = wisp_now_ms()};
@@ -197,7 +195,7 @@ static json_t *plan_json(const wisp_model_plan *pl)
     return json_pack(
         "{s:s, s:i, s:i, s:s, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "architecture", pl->cfg.arch_name, "n_ctx", pl->n_ctx, "n_seq", pl->n_seq, "kv_type",
-        wisp_type_name(pl->kv_type), "n_layers", pl->n_layers,
+        wisp_type_name(wisp_kv_type_elem(pl->kv_type)), "n_layers", pl->n_layers,
         "layer_bytes", layers, "layer_bytes_total", (json_int_t)pl->layer_bytes_total,
         "layer_bytes_max", (json_int_t)pl->layer_bytes_max, "embedding_bytes",
         (json_int_t)pl->embd_bytes, "output_bytes", (json_int_t)pl->output_bytes,
@@ -205,21 +203,6 @@ static json_t *plan_json(const wisp_model_plan *pl)
         (json_int_t)pl->weight_bytes, "kv_bytes_per_token", (json_int_t)pl->kv_bytes_per_token,
         "kv_bytes", (json_int_t)pl->kv_bytes, "scratch_bytes", (json_int_t)pl->scratch_bytes,
         "host_bytes", (json_int_t)pl->host_bytes, "device_bytes", (json_int_t)pl->device_bytes);
-}
-
-/* MemAvailable in bytes (0 when unknown). */
-static uint64_t host_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    uint64_t kb = 0;
-    if (!f)
-        return 0;
-    char line[256];
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb * 1024;
 }
 
 static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
@@ -239,7 +222,7 @@ static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
         const wisp_device_info *d = &s->devices[i];
         bool is_cpu = strcmp(d->kind, "cpu") == 0;
         uint64_t need = is_cpu ? pl->host_bytes : pl->device_bytes;
-        uint64_t have = is_cpu ? host_available() : d->memory_bytes;
+        uint64_t have = is_cpu ? wisp_mem_available() : d->memory_bytes;
         if (is_cpu && have == 0)
             have = d->memory_bytes;
         bool ok = need <= have;
@@ -277,16 +260,10 @@ void wisp_m_model_plan(wisp_job *job)
     const json_t *v;
     int n_ctx = (v = json_object_get(p, "n_ctx")) ? (int)json_integer_value(v) : 0;
     int n_seq = (v = json_object_get(p, "n_seq")) ? (int)json_integer_value(v) : 1;
-    /* The plan counts KV rows in the tensor type of the cache. */
-    int kv = WISP_TYPE_F16;
-    wisp_kv_type ignored;
-    if ((v = json_object_get(p, "kv_type"))) {
-        if (kv_type_from_name(json_string_value(v), &ignored)) {
-            wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'kv_type' must be f16, q8_0 or f32",
-                           NULL);
-            return;
-        }
-        kv = wisp_type_from_name(json_string_value(v));
+    wisp_kv_type kv = WISP_KV_F16;
+    if ((v = json_object_get(p, "kv_type")) && wisp_kv_type_from_name(json_string_value(v), &kv)) {
+        bad_kv_type(job);
+        return;
     }
     wisp_model_plan pl;
     wisp_err err = {0};

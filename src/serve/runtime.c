@@ -1,98 +1,23 @@
 /*
  * runtime.c - opening a model for serving: see runtime.h.
  *
- * The KV pool is the one memory decision made here: by default it holds
- * eight full contexts (so several editor requests and their cached
- * prefixes fit at once), capped at a quarter of the RAM available now and
- * never below one full context, which a single request may need.
+ * The context size is decided here; the device, the engine and its KV pool
+ * come from the engine factory (engine/factory.h), which `wisp bench`
+ * shares.
  */
 #include "serve/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "engine/factory.h"
 #include "model/gguf.h"
 #include "model/types.h"
-#ifdef WISP_CUDA
-#include "engine/cuda/engine_cuda.h"
-#endif
 
 #define DEFAULT_CTX_CAP 4096
-#define DEFAULT_CONTEXTS_IN_POOL 8
-#define BLOCK_SIZE 16
-#define MAX_BATCH_TOKENS 512
-#define MAX_SEQS 64
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* MemAvailable from /proc/meminfo in bytes, or 0 when unknown. */
-static uint64_t mem_available(void)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f)
-        return 0;
-    char line[256];
-    uint64_t kb = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "MemAvailable: %lu kB", &kb) == 1)
-            break;
-    }
-    fclose(f);
-    return kb * 1024;
-}
-
-static size_t kv_bytes_per_token(const wisp_model_config *c, wisp_kv_type t)
-{
-    size_t row = (size_t)c->n_head_kv * (size_t)c->head_dim;
-    size_t per_row;
-    switch (t) {
-    case WISP_KV_F32: per_row = row * 4; break;
-    case WISP_KV_Q8_0: per_row = (row + 31) / 32 * 34; break;
-    default: per_row = row * 2; break;
-    }
-    return 2 * (size_t)c->n_layers * per_row;
-}
-
-static int choose_blocks(const wisp_runtime_opts *o, const wisp_model_config *c, int n_ctx,
-                         wisp_runtime *rt, wisp_err *err)
-{
-    size_t per_token = kv_bytes_per_token(c, o->kv_type);
-    size_t per_block = per_token * BLOCK_SIZE;
-    int64_t min_blocks = (n_ctx + BLOCK_SIZE - 1) / BLOCK_SIZE + 1;
-    int64_t blocks;
-    if (o->kv_cache_mb > 0) {
-        blocks = (int64_t)((uint64_t)o->kv_cache_mb * 1024 * 1024 / per_block);
-        if (blocks < min_blocks)
-            return wisp_err_set(err, WISP_E_TOO_LARGE,
-                                "kv_cache_mb %lld holds %lld tokens, less than one context of %d "
-                                "tokens (%zu bytes per token): raise kv_cache_mb to at least %lld "
-                                "or lower n_ctx",
-                                (long long)o->kv_cache_mb, (long long)blocks * BLOCK_SIZE, n_ctx,
-                                per_token,
-                                (long long)((uint64_t)min_blocks * per_block / (1024 * 1024) + 1));
-    } else {
-        blocks = (int64_t)DEFAULT_CONTEXTS_IN_POOL * min_blocks;
-        uint64_t avail = mem_available();
-        if (avail > 0 && (uint64_t)blocks * per_block > avail / 4)
-            blocks = (int64_t)(avail / 4 / per_block);
-        if (blocks < min_blocks)
-            blocks = min_blocks;
-    }
-    if (blocks > INT32_MAX / 2)
-        blocks = INT32_MAX / 2;
-    rt->n_kv_blocks = (int)blocks;
-    rt->block_size = BLOCK_SIZE;
-    rt->kv_bytes = (int64_t)((uint64_t)blocks * per_block);
-    return 0;
-}
 
 static int open_tokenizer(wisp_runtime *rt, wisp_err *err)
 {
@@ -105,95 +30,27 @@ static int open_tokenizer(wisp_runtime *rt, wisp_err *err)
     return wisp_tokenizer_from_hf(dir, &rt->tok, err);
 }
 
-#ifdef WISP_CUDA
-/* True when a GPU this build's kernels run on is present; else why not. */
-static bool cuda_usable(char *why, size_t n)
-{
-    wisp_cuda_device_info d[8];
-    wisp_err e = {0};
-    int k = wisp_cuda_devices(d, 8, &e);
-    if (k < 0) {
-        snprintf(why, n, "%s", e.msg);
-        return false;
-    }
-    for (int i = 0; i < k; i++)
-        if (d[i].usable)
-            return true;
-    snprintf(why, n, k == 0 ? "no CUDA device found"
-                            : "no CUDA device of compute capability 8.0 or newer");
-    return false;
-}
-#endif
-
-/* Decides the engine: "cpu", "cuda", or "auto" (CUDA when a usable GPU is
- * there, else the CPU, saying why in device_note). */
-static int choose_device(const char *dev, wisp_runtime *rt, wisp_err *err)
-{
-    if (strcmp(dev, "cpu") == 0) {
-        snprintf(rt->device, sizeof rt->device, "cpu");
-        return 0;
-    }
-    if (strcmp(dev, "cuda") != 0 && strcmp(dev, "auto") != 0)
-        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda)", dev);
-#ifdef WISP_CUDA
-    char why[WISP_ERR_MSG_MAX];
-    if (cuda_usable(why, sizeof why)) {
-        snprintf(rt->device, sizeof rt->device, "cuda");
-        return 0;
-    }
-    if (strcmp(dev, "cuda") == 0)
-        return wisp_err_set(err, WISP_E_DEVICE, "device \"cuda\" was requested but %s", why);
-    snprintf(rt->device_note, sizeof rt->device_note, "auto: %s; using the CPU", why);
-#else
-    if (strcmp(dev, "cuda") == 0)
-        return wisp_err_set(err, WISP_E_DEVICE,
-                            "device \"cuda\" was requested but this wisp was built without CUDA "
-                            "(rebuild with make CUDA=1)");
-    snprintf(rt->device_note, sizeof rt->device_note, "auto: built without CUDA; using the CPU");
-#endif
-    snprintf(rt->device, sizeof rt->device, "cpu");
-    return 0;
-}
-
+/* The engine, its device and its KV pool come from the engine factory, the
+ * one the benchmark uses too. */
 static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
 {
-    int rc = choose_device(o->device && *o->device ? o->device : "auto", rt, err);
-    if (rc)
-        return rc;
-    rc = choose_blocks(o, rt->cfg, rt->n_ctx, rt, err);
-    if (rc)
-        return rc;
-    wisp_engine_opts eo = {
+    wisp_engine_spec spec = {
+        .device = o->device,
         .n_threads = o->n_threads,
-        .block_size = rt->block_size,
-        .n_blocks = rt->n_kv_blocks,
         .kv_type = o->kv_type,
-        .max_batch_tokens = MAX_BATCH_TOKENS,
-        .max_seqs = MAX_SEQS,
+        .n_ctx = rt->n_ctx,
+        .kv_cache_mb = o->kv_cache_mb,
     };
-#ifdef WISP_CUDA
-    if (strcmp(rt->device, "cuda") == 0) {
-        /* The default pool is bounded by free VRAM, not host RAM. */
-        int fit = 0;
-        if (o->kv_cache_mb <= 0 &&
-            wisp_cuda_plan_blocks(rt->cfg, wisp_model_get_weights(rt->model), &eo,
-                                  (uint64_t)512 << 20, &fit, err) == 0 &&
-            fit < eo.n_blocks) {
-            int min_blocks = (rt->n_ctx + BLOCK_SIZE - 1) / BLOCK_SIZE + 1;
-            if (fit < min_blocks)
-                return wisp_err_set(err, WISP_E_TOO_LARGE,
-                                    "the GPU has room for %d KV blocks after the weights, less "
-                                    "than one context of %d tokens needs (%d): lower n_ctx",
-                                    fit, rt->n_ctx, min_blocks);
-            eo.n_blocks = fit;
-            rt->n_kv_blocks = fit;
-            rt->kv_bytes = (int64_t)fit * (int64_t)kv_bytes_per_token(rt->cfg, o->kv_type) *
-                           BLOCK_SIZE;
-        }
-        return wisp_engine_cuda_create(rt->model, &eo, &rt->engine, err);
-    }
-#endif
-    return wisp_engine_cpu_create(rt->model, &eo, &rt->engine, err);
+    wisp_engine_made made;
+    int rc = wisp_engine_create(rt->model, &spec, &rt->engine, &made, err);
+    if (rc)
+        return rc;
+    snprintf(rt->device, sizeof rt->device, "%s", made.device);
+    snprintf(rt->device_note, sizeof rt->device_note, "%s", made.note);
+    rt->n_kv_blocks = made.n_blocks;
+    rt->block_size = made.block_size;
+    rt->kv_bytes = (int64_t)made.kv_bytes;
+    return 0;
 }
 
 static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
@@ -217,7 +74,7 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
 
 int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *err)
 {
-    double t0 = now_ms();
+    double t0 = wisp_now_ms();
     wisp_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
@@ -248,7 +105,7 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     } else {
         snprintf(rt->device, sizeof rt->device, "none");
     }
-    rt->load_ms = now_ms() - t0;
+    rt->load_ms = wisp_now_ms() - t0;
     WISP_LOGI("loaded %s: %s, %d layers, n_ctx %d, %s engine, KV %d blocks x %d tokens "
               "(%.1f MiB), %.0f ms",
               o->path, rt->cfg->arch_name, rt->cfg->n_layers, rt->n_ctx, rt->device,

@@ -2,21 +2,13 @@
 #include "serve/server.h"
 
 #include <string.h>
-#include <time.h>
-
-int64_t wisp_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void wisp_server_init(wisp_server *s, const wisp_options *opts)
 {
     memset(s, 0, sizeof *s);
     s->opts = opts;
     s->start_ms = wisp_now_ms();
-    s->n_devices = wisp_devices_detect(s->devices, WISP_MAX_DEVICES);
+    s->n_devices = wisp_engine_devices(s->devices, WISP_MAX_DEVICES);
     pthread_mutex_init(&s->lock, NULL);
 }
 

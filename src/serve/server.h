@@ -17,6 +17,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "common/clock.h"
+#include "engine/factory.h"
 #include "options.h"
 #include "sched/sched.h"
 
@@ -24,13 +26,9 @@ struct wisp_runtime;
 typedef struct wisp_worker wisp_worker;
 typedef struct wisp_mailbox wisp_mailbox;
 
-#define WISP_MAX_DEVICES 16
+#define WISP_MAX_DEVICES WISP_ENGINE_MAX_DEVICES
 
-typedef struct wisp_device_info {
-    char kind[8];              /* "cpu", "cuda" */
-    char name[128];
-    uint64_t memory_bytes;     /* RAM for the CPU, VRAM for a GPU */
-} wisp_device_info;
+typedef wisp_engine_device wisp_device_info;
 
 /* What the engine side reports for `status`: the scheduler's snapshot (KV
  * blocks, prefix cache, tiers, counters). All zero is the true value while
@@ -42,7 +40,7 @@ typedef struct wisp_server {
     const wisp_options *opts;
     wisp_device_info devices[WISP_MAX_DEVICES];
     int n_devices;
-    int64_t start_ms;                     /* monotonic clock at start */
+    double start_ms;                      /* wisp_now_ms() at start */
     wisp_worker *worker;                  /* NULL when handlers run inline (fuzzer) */
     wisp_mailbox *mailbox;                /* NULL when handlers run inline */
 
@@ -68,12 +66,5 @@ json_t *wisp_server_model_info(wisp_server *s);
 /* Engine thread: publishes statistics; any thread: reads a copy. */
 void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
 void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out);
-
-/* Milliseconds on the monotonic clock. */
-int64_t wisp_now_ms(void);
-
-/* Fills out[] with the devices this build can use (the CPU; GPU engines add
- * theirs). Returns how many. */
-int wisp_devices_detect(wisp_device_info *out, int max);
 
 #endif

@@ -12,52 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "tokenizer/tok_int.h"
 
-typedef struct dbuf {
-    char *p;
-    size_t n, cap;
-} dbuf;
-
-static int dbuf_put(dbuf *b, const void *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 64;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np)
-            return WISP_E_NOMEM;
-        b->p = np;
-        b->cap = nc;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-    return 0;
-}
-
-static int put_unescaped(dbuf *b, const char *s, size_t n)
+static int put_unescaped(wisp_buf *b, const char *s, size_t n)
 {
     int rc = 0;
     size_t i = 0, run = 0;
     while (i < n) {
         if (n - i >= 3 && memcmp(s + i, "\xE2\x96\x81", 3) == 0) {
-            rc |= dbuf_put(b, s + run, i - run);
-            rc |= dbuf_put(b, " ", 1);
+            rc |= wisp_buf_append(b, s + run, i - run);
+            rc |= wisp_buf_append(b, " ", 1);
             i += 3;
             run = i;
         } else {
             i++;
         }
     }
-    rc |= dbuf_put(b, s + run, n - run);
+    rc |= wisp_buf_append(b, s + run, n - run);
     return rc;
 }
 
 /* llama.cpp's llama_decode_text: byte-level code points back to bytes. */
-static int put_bytelevel(const wisp_tokenizer *tok, dbuf *b, const char *s, size_t n)
+static int put_bytelevel(const wisp_tokenizer *tok, wisp_buf *b, const char *s, size_t n)
 {
     int rc = 0;
     size_t i = 0;
@@ -67,16 +44,16 @@ static int put_bytelevel(const wisp_tokenizer *tok, dbuf *b, const char *s, size
         int byte = cp < 324 ? tok->u2b[cp] : -1;
         if (byte >= 0) {
             char c = (char)byte;
-            rc = dbuf_put(b, &c, 1);
+            rc = wisp_buf_append(b, &c, 1);
         } else {
             char hex[16];
-            rc = dbuf_put(b, "[UNK_BYTE_0x", 12);
+            rc = wisp_buf_append(b, "[UNK_BYTE_0x", 12);
             for (size_t j = 0; j < adv && rc == 0; j++) {
                 snprintf(hex, sizeof hex, "%02x", (unsigned char)s[i + j]);
-                rc = dbuf_put(b, hex, 2);
+                rc = wisp_buf_append(b, hex, 2);
             }
-            rc |= dbuf_put(b, s, n);
-            rc |= dbuf_put(b, "]", 1);
+            rc |= wisp_buf_append(b, s, n);
+            rc |= wisp_buf_append(b, "]", 1);
         }
         i += adv;
     }
@@ -84,31 +61,31 @@ static int put_bytelevel(const wisp_tokenizer *tok, dbuf *b, const char *s, size
 }
 
 /* Appends the piece of id to b; lstrip drops one leading space. */
-static int piece(const wisp_tokenizer *tok, int32_t id, bool render_special, bool lstrip, dbuf *b)
+static int piece(const wisp_tokenizer *tok, int32_t id, bool render_special, bool lstrip, wisp_buf *b)
 {
     uint32_t attr = tok->attr[id];
     const uint32_t special = WISP_TOKATTR_UNKNOWN | WISP_TOKATTR_CONTROL;
     if (!render_special && (attr & special))
         return 0;
-    size_t start = b->n, n;
+    size_t start = b->len, n;
     const char *t = tok_strtab_str(&tok->st, id, &n);
     int rc = 0;
     if (attr & (special | WISP_TOKATTR_USER_DEFINED)) {
-        rc = dbuf_put(b, t, n);
+        rc = wisp_buf_append(b, t, n);
     } else if (attr & WISP_TOKATTR_NORMAL) {
         rc = tok->byte_level ? put_bytelevel(tok, b, t, n) : put_unescaped(b, t, n);
     } else if ((attr & WISP_TOKATTR_BYTE) && !tok->byte_level) {
         /* "<0xXX>" */
         char hex[3] = {n == 6 ? t[3] : '0', n == 6 ? t[4] : '0', 0};
         char c = (char)strtol(hex, NULL, 16);
-        rc = dbuf_put(b, &c, 1);
+        rc = wisp_buf_append(b, &c, 1);
     }
     if (rc)
         return WISP_E_NOMEM;
-    if (lstrip && b->n > start && b->p[start] == ' ') {
-        memmove(b->p + start, b->p + start + 1, b->n - start - 1);
-        b->n--;
-        b->p[b->n] = '\0';
+    if (lstrip && b->len > start && b->data[start] == ' ') {
+        memmove(b->data + start, b->data + start + 1, b->len - start - 1);
+        b->len--;
+        b->data[b->len] = '\0';
     }
     return 0;
 }
@@ -118,18 +95,18 @@ int wisp_token_to_piece(const wisp_tokenizer *tok, int32_t id, bool render_speci
 {
     if (id < 0 || id >= tok->n_vocab)
         return WISP_E_INVALID;
-    dbuf b = {0};
+    wisp_buf b = WISP_BUF_INIT;
     int rc = piece(tok, id, render_special, false, &b);
     if (rc)
         return rc;
-    if (b.n > INT32_MAX) {
-        free(b.p);
+    if (b.len > INT32_MAX) {
+        free(b.data);
         return WISP_E_TOO_LARGE;
     }
-    if (b.n && cap)
-        memcpy(buf, b.p, b.n < cap ? b.n : cap);
-    int n = (int)b.n;
-    free(b.p);
+    if (b.len && cap)
+        memcpy(buf, b.data, b.len < cap ? b.len : cap);
+    int n = (int)b.len;
+    free(b.data);
     return n;
 }
 
@@ -181,27 +158,27 @@ int wisp_detokenize(const wisp_tokenizer *tok, const int32_t *ids, size_t n, uns
     }
     if ((flags & WISP_DETOK_REMOVE_SPECIAL) && tok->add_eos && n && ids[n - 1] == tok->sp.eos)
         n--;
-    dbuf b = {0};
-    if (dbuf_put(&b, "", 0))
+    wisp_buf b = WISP_BUF_INIT;
+    if (wisp_buf_append(&b, "", 0))
         return wisp_err_set(err, WISP_E_NOMEM, "detokenize: no memory");
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= tok->n_vocab) {
-            free(b.p);
+            free(b.data);
             return wisp_err_set(err, WISP_E_INVALID, "detokenize: token id %d out of range [0, %d)",
                                 ids[i], tok->n_vocab);
         }
         if (piece(tok, ids[i], flags & WISP_DETOK_RENDER_SPECIAL, remove_space, &b)) {
-            free(b.p);
+            free(b.data);
             return wisp_err_set(err, WISP_E_NOMEM, "detokenize: no memory");
         }
         remove_space = false;
     }
     if ((flags & WISP_DETOK_CLEAN_SPACES) && tok->clean_spaces) {
-        b.n = clean_spaces(b.p, b.n);
-        b.p[b.n] = '\0';
+        b.len = clean_spaces(b.data, b.len);
+        b.data[b.len] = '\0';
     }
-    *out = b.p;
-    *len = b.n;
+    *out = b.data;
+    *len = b.len;
     return 0;
 }
 
@@ -226,39 +203,39 @@ static const char k_replacement[] = "\xEF\xBF\xBD";
 
 /* Moves the valid UTF-8 of pend + in to the output, holding an unfinished
  * tail; ready bytes are written to out. */
-static int drain(wisp_detok_stream *s, const char *in, size_t n, dbuf *out)
+static int drain(wisp_detok_stream *s, const char *in, size_t n, wisp_buf *out)
 {
-    dbuf w = {0};
-    int rc = dbuf_put(&w, s->pend, s->npend) | dbuf_put(&w, in, n);
+    wisp_buf w = WISP_BUF_INIT;
+    int rc = wisp_buf_append(&w, s->pend, s->npend) | wisp_buf_append(&w, in, n);
     s->npend = 0;
-    const unsigned char *p = (const unsigned char *)w.p;
+    const unsigned char *p = (const unsigned char *)w.data;
     size_t i = 0;
-    while (rc == 0 && i < w.n) {
-        size_t l = tok_utf8_check(p + i, w.n - i);
+    while (rc == 0 && i < w.len) {
+        size_t l = tok_utf8_check(p + i, w.len - i);
         if (l == SIZE_MAX) {
-            memcpy(s->pend, p + i, w.n - i);
-            s->npend = w.n - i;
+            memcpy(s->pend, p + i, w.len - i);
+            s->npend = w.len - i;
             break;
         }
         if (l == 0) {
-            rc = dbuf_put(out, k_replacement, 3);
+            rc = wisp_buf_append(out, k_replacement, 3);
             i++;
         } else {
-            rc = dbuf_put(out, p + i, l);
+            rc = wisp_buf_append(out, p + i, l);
             i += l;
         }
     }
-    free(w.p);
+    free(w.data);
     return rc;
 }
 
-static void hand_out(wisp_detok_stream *s, dbuf *out, const char **chunk, size_t *chunk_len)
+static void hand_out(wisp_detok_stream *s, wisp_buf *out, const char **chunk, size_t *chunk_len)
 {
     free(s->buf);
-    s->buf = out->p;
+    s->buf = out->data;
     s->cap = out->cap;
     *chunk = s->buf ? s->buf : "";
-    *chunk_len = out->n;
+    *chunk_len = out->len;
 }
 
 int wisp_detok_stream_feed(wisp_detok_stream *s, int32_t id, const char **chunk, size_t *chunk_len,
@@ -272,15 +249,15 @@ int wisp_detok_stream_feed(wisp_detok_stream *s, int32_t id, const char **chunk,
                             id, tok->n_vocab);
     bool lstrip = s->first && (s->flags & WISP_DETOK_TEXT_START) && tok->strip_prefix_space;
     s->first = false;
-    dbuf pc = {0}, out = {0};
+    wisp_buf pc = WISP_BUF_INIT, out = WISP_BUF_INIT;
     int rc = piece(tok, id, s->flags & WISP_DETOK_RENDER_SPECIAL, lstrip, &pc);
     if (rc == 0)
-        rc = drain(s, pc.p, pc.n, &out);
-    free(pc.p);
+        rc = drain(s, pc.data, pc.len, &out);
+    free(pc.data);
     if (rc == 0)
-        rc = dbuf_put(&out, "", 0);
+        rc = wisp_buf_append(&out, "", 0);
     if (rc) {
-        free(out.p);
+        free(out.data);
         return wisp_err_set(err, WISP_E_NOMEM, "detokenize: no memory");
     }
     hand_out(s, &out, chunk, chunk_len);
@@ -290,13 +267,13 @@ int wisp_detok_stream_feed(wisp_detok_stream *s, int32_t id, const char **chunk,
 int wisp_detok_stream_flush(wisp_detok_stream *s, const char **chunk, size_t *chunk_len,
                             wisp_err *err)
 {
-    dbuf out = {0};
-    int rc = dbuf_put(&out, "", 0);
+    wisp_buf out = WISP_BUF_INIT;
+    int rc = wisp_buf_append(&out, "", 0);
     if (rc == 0 && s->npend)
-        rc = dbuf_put(&out, k_replacement, 3);
+        rc = wisp_buf_append(&out, k_replacement, 3);
     s->npend = 0;
     if (rc) {
-        free(out.p);
+        free(out.data);
         return wisp_err_set(err, WISP_E_NOMEM, "detokenize: no memory");
     }
     hand_out(s, &out, chunk, chunk_len);

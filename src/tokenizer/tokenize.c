@@ -13,6 +13,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "common/buf.h"
 #include "tokenizer/tok_int.h"
 
 typedef struct frag {
@@ -125,30 +126,6 @@ done:
 
 /* ---------------------------------------------------------------- buffers */
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-static int buf_put(buf *b, const void *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (b->n + n > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np)
-            return WISP_E_NOMEM;
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    return 0;
-}
-
 static size_t utf8_invalid_at(const char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
@@ -161,7 +138,7 @@ static size_t utf8_invalid_at(const char *s, size_t n)
 }
 
 /* Unicode normalization of one fragment (utf8proc), into b. */
-static int normalize(const wisp_tokenizer *tok, const char *s, size_t n, buf *b, wisp_err *err)
+static int normalize(const wisp_tokenizer *tok, const char *s, size_t n, wisp_buf *b, wisp_err *err)
 {
     utf8proc_option_t opt = UTF8PROC_STABLE;
     switch (tok->unorm) {
@@ -169,39 +146,40 @@ static int normalize(const wisp_tokenizer *tok, const char *s, size_t n, buf *b,
     case TOK_UNORM_NFD: opt |= UTF8PROC_DECOMPOSE; break;
     case TOK_UNORM_NFKC: opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
     case TOK_UNORM_NFKD: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
-    default: return buf_put(b, s, n);
+    default: return wisp_buf_append(b, s, n);
     }
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res, opt);
     if (r < 0)
         return wisp_err_set(err, WISP_E_INVALID, "tokenize: cannot normalize text: %s",
                             utf8proc_errmsg(r));
-    int rc = buf_put(b, res, (size_t)r);
+    int rc = wisp_buf_append(b, res, (size_t)r);
     free(res);
     return rc;
 }
 
 /* Normalization, the optional prefix and space escaping of one fragment. */
-static int prepare(const wisp_tokenizer *tok, const char *s, size_t n, bool at_start, buf *out,
-                   buf *tmp, wisp_err *err)
+static int prepare(const wisp_tokenizer *tok, const char *s, size_t n, bool at_start, wisp_buf *out,
+                   wisp_buf *tmp, wisp_err *err)
 {
-    out->n = tmp->n = 0;
+    wisp_buf_clear(out);
+    wisp_buf_clear(tmp);
     int rc = 0;
     if (tok->unorm != TOK_UNORM_NONE) {
         if ((rc = normalize(tok, s, n, tmp, err)))
             return rc;
-        s = tmp->p;
-        n = tmp->n;
+        s = tmp->data;
+        n = tmp->len;
     }
     if (tok->prepend == TOK_PREPEND_ALWAYS || (tok->prepend == TOK_PREPEND_FIRST && at_start))
-        rc = buf_put(out, tok->prepend_str, strlen(tok->prepend_str));
+        rc = wisp_buf_append(out, tok->prepend_str, strlen(tok->prepend_str));
     if (rc == 0 && tok->bytelevel_prefix_space && n && s[0] != ' ')
-        rc = buf_put(out, " ", 1);
+        rc = wisp_buf_append(out, " ", 1);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (tok->escape_spaces && s[i] == ' ')
-            rc = buf_put(out, "\xE2\x96\x81", 3);
+            rc = wisp_buf_append(out, "\xE2\x96\x81", 3);
         else
-            rc = buf_put(out, s + i, 1);
+            rc = wisp_buf_append(out, s + i, 1);
     }
     return rc ? wisp_err_set(err, rc, "tokenize: no memory") : 0;
 }
@@ -223,26 +201,26 @@ static int encode_bpe(const wisp_tokenizer *tok, const char *s, size_t n, wisp_t
             return rc;
     }
     const size_t *o = offs ? offs : whole;
-    buf word = {0};
+    wisp_buf word = WISP_BUF_INIT;
     tok_scratch *sc = tok_scratch_new();
     int rc = sc ? 0 : WISP_E_NOMEM;
     for (size_t w = 0; rc == 0 && w < nw; w++) {
         const char *p = s + o[w];
         size_t len = o[w + 1] - o[w];
         if (tok->byte_level) {
-            word.n = 0;
+            wisp_buf_clear(&word);
             for (size_t i = 0; rc == 0 && i < len; i++) {
                 unsigned char b = (unsigned char)p[i];
-                rc = buf_put(&word, tok->b2u[b], tok->b2u_len[b]);
+                rc = wisp_buf_append(&word, tok->b2u[b], tok->b2u_len[b]);
             }
-            p = word.p;
-            len = word.n;
+            p = word.data;
+            len = word.len;
         }
         if (rc == 0)
             rc = tok_bpe_encode_word(tok, p, len, sc, out);
     }
     tok_scratch_free(sc);
-    free(word.p);
+    free(word.data);
     free(offs);
     return rc ? wisp_err_set(err, rc, "tokenize: no memory") : 0;
 }
@@ -252,7 +230,7 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
 {
     size_t n0 = out->n;
     frags fr = {0};
-    buf prep = {0}, tmp = {0};
+    wisp_buf prep = WISP_BUF_INIT, tmp = WISP_BUF_INIT;
     int rc = partition(tok, text, len, parse_special, &fr);
     if (rc) {
         rc = wisp_err_set(err, rc, "tokenize: no memory");
@@ -278,11 +256,11 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
             goto done;
         if (tok->algo == TOK_ALGO_SPM) {
             tok_scratch *sc = tok_scratch_new();
-            rc = sc ? tok_spm_encode(tok, prep.p, prep.n, sc, out) : WISP_E_NOMEM;
+            rc = sc ? tok_spm_encode(tok, prep.data, prep.len, sc, out) : WISP_E_NOMEM;
             tok_scratch_free(sc);
             if (rc)
                 goto nomem;
-        } else if ((rc = encode_bpe(tok, prep.p, prep.n, out, err))) {
+        } else if ((rc = encode_bpe(tok, prep.data, prep.len, out, err))) {
             goto done;
         }
     }
@@ -301,7 +279,7 @@ done:
     if (rc)
         out->n = n0;
     free(fr.v);
-    free(prep.p);
-    free(tmp.p);
+    free(prep.data);
+    free(tmp.data);
     return rc;
 }

@@ -2,7 +2,8 @@
  * cpu_types.c - block geometry and run-time choice of the kernel level.
  *
  * The merged tables (one per level, each entry falling back to the level
- * below) are built once; picking a kernel in the hot path is then one
+ * below, and a missing dequantizer to the type table's reference one) are
+ * built once; picking a kernel in the hot path is then one
  * array index. The CPU's features come from __builtin_cpu_supports; the
  * environment variable WISP_SIMD=scalar|avx2|avx512 may only lower the
  * level (asking for more than the CPU has would crash with SIGILL).
@@ -26,22 +27,11 @@ typedef struct geom {
     size_t bytes;
 } geom;
 
+/* Generated from the type table's list (model/types.h). */
 static const geom GEOM[WISP_TYPE_COUNT] = {
-    [WISP_TYPE_F32] = {1, 4},
-    [WISP_TYPE_F16] = {1, 2},
-    [WISP_TYPE_BF16] = {1, 2},
-    [WISP_TYPE_Q4_0] = {WISP_QK4_0, sizeof(wisp_block_q4_0)},
-    [WISP_TYPE_Q4_1] = {WISP_QK4_1, sizeof(wisp_block_q4_1)},
-    [WISP_TYPE_Q5_0] = {WISP_QK5_0, sizeof(wisp_block_q5_0)},
-    [WISP_TYPE_Q5_1] = {WISP_QK5_1, sizeof(wisp_block_q5_1)},
-    [WISP_TYPE_Q8_0] = {WISP_QK8_0, sizeof(wisp_block_q8_0)},
-    [WISP_TYPE_Q8_1] = {WISP_QK8_1, sizeof(wisp_block_q8_1)},
-    [WISP_TYPE_Q2_K] = {WISP_QK_K, sizeof(wisp_block_q2_K)},
-    [WISP_TYPE_Q3_K] = {WISP_QK_K, sizeof(wisp_block_q3_K)},
-    [WISP_TYPE_Q4_K] = {WISP_QK_K, sizeof(wisp_block_q4_K)},
-    [WISP_TYPE_Q5_K] = {WISP_QK_K, sizeof(wisp_block_q5_K)},
-    [WISP_TYPE_Q6_K] = {WISP_QK_K, sizeof(wisp_block_q6_K)},
-    [WISP_TYPE_Q8_K] = {WISP_QK_K, sizeof(wisp_block_q8_K)},
+#define GEOM_ROW(ID, id, QK, BYTES, KIND) [WISP_TYPE_##ID] = {QK, BYTES},
+    WISP_TYPES_COMPUTED(GEOM_ROW)
+#undef GEOM_ROW
 };
 
 int wisp_cpu_block_size(int type)
@@ -106,6 +96,8 @@ static void init_levels(void)
 {
     for (int t = 0; t < WISP_TYPE_COUNT; t++) {
         wisp_cpu_kernels row = wisp_cpu_kernels_scalar[t];
+        if (!row.to_float)
+            row.to_float = wisp_type_get(t)->to_float;
         merged[0][t] = row;
         for (int l = 1; l < WISP_SIMD_COUNT; l++) {
             const wisp_cpu_kernels *k = &LEVEL_TABLE[l][t];

@@ -33,23 +33,38 @@
 typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, int nc,
                             float *s, size_t ss);
 /* Q8_0 and Q8_1 activation rows handed to dot kernels by wisp_matmul carry,
- * after their blocks at this byte offset from the row start, the n/32 block
- * scales as floats, so SIMD kernels load 4 or 8 of them at once instead of
- * converting halves one by one. The rows' stride is at least
- * wisp_cpu_act_row_bytes(). */
-static inline size_t wisp_cpu_act_scales_offset(int64_t n) { return (size_t)(n / 32) * 36; }
+ * after their blocks (room for the larger of the two block sizes each) at
+ * this byte offset from the row start, the n/32 block scales as floats, so
+ * SIMD kernels load 4 or 8 of them at once instead of converting halves one
+ * by one. The rows' stride is at least wisp_cpu_act_row_bytes(). */
+#define WISP_CPU_ACT_QK WISP_BLOCK_ELEMS_Q8_0
+#define WISP_CPU_ACT_BLOCK_BYTES                                                           \
+    (WISP_BLOCK_BYTES_Q8_1 > WISP_BLOCK_BYTES_Q8_0 ? WISP_BLOCK_BYTES_Q8_1 : WISP_BLOCK_BYTES_Q8_0)
+_Static_assert(WISP_BLOCK_ELEMS_Q8_0 == WISP_BLOCK_ELEMS_Q8_1, "Q8_0 and Q8_1 share a layout");
+static inline size_t wisp_cpu_act_scales_offset(int64_t n)
+{
+    return (size_t)(n / WISP_CPU_ACT_QK) * WISP_CPU_ACT_BLOCK_BYTES;
+}
 /* After the float scales come the n/32 block sums of the quants as int32:
  * the register-blocked kernels multiply unsigned weights by the signed
  * quants and take off offset * sum once per block and token. */
-static inline size_t wisp_cpu_act_sums_offset(int64_t n) { return (size_t)(n / 32) * 40; }
+static inline size_t wisp_cpu_act_sums_offset(int64_t n)
+{
+    return wisp_cpu_act_scales_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * sizeof(float);
+}
 /* Then, for batches handed to a gemm kernel, the quants of each pair of
  * blocks (2b, 2b+1) interleaved by halves in 64 bytes: b 0..15, b+1 0..15,
  * b 16..31, b+1 16..31, so that one 256-bit dot sums two blocks into the
  * two 128-bit halves of its result (half the reduction work after it). */
-static inline size_t wisp_cpu_act_pairs_offset(int64_t n) { return (size_t)(n / 32) * 44; }
+static inline size_t wisp_cpu_act_pairs_offset(int64_t n)
+{
+    return wisp_cpu_act_sums_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * sizeof(int32_t);
+}
 static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 {
-    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1 ? (size_t)(n / 32) * 76 : 0;
+    return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1
+               ? wisp_cpu_act_pairs_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * WISP_CPU_ACT_QK
+               : 0;
 }
 
 /* Most weight rows and activation rows one call of a gemm kernel takes. */
@@ -92,8 +107,7 @@ extern const wisp_gemm_fn wisp_cpu_gemm_avx2[WISP_TYPE_COUNT];
 extern const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT];
 
 /* Block geometry of the types the CPU kernels know (weights and activation
- * formats); 0 for others. Kept here so the kernels do not depend on the
- * model's traits table. */
+ * formats); 0 for others. Generated from the type list of model/types.h. */
 int wisp_cpu_block_size(int type);
 size_t wisp_cpu_block_bytes(int type);
 /* Bytes of a row of n elements of type; 0 if n is not a multiple of the

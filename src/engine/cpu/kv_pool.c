@@ -31,33 +31,31 @@ static void load_q8_0(const void *src, float *dst, int n)
 }
 
 static const struct kv_type_row {
-    const char *name;
-    int elem_type;     /* wisp_type of the stored row */
     void (*store)(const float *src, void *dst, int n);
     void (*load)(const void *src, float *dst, int n);
-} kv_types[] = {
-    [WISP_KV_F16] = {"f16", WISP_TYPE_F16, store_f16, load_f16},
-    [WISP_KV_Q8_0] = {"q8_0", WISP_TYPE_Q8_0, store_q8_0, load_q8_0},
-    [WISP_KV_F32] = {"f32", WISP_TYPE_F32, store_f32, load_f32},
+} kv_types[WISP_KV_TYPE_COUNT] = {
+    [WISP_KV_F16] = {store_f16, load_f16},
+    [WISP_KV_Q8_0] = {store_q8_0, load_q8_0},
+    [WISP_KV_F32] = {store_f32, load_f32},
 };
 
 int wisp_kv_pool_init(wisp_kv_pool *p, wisp_kv_type type, int n_layers, int n_blocks,
                       int block_size, int n_head_kv, int head_dim, wisp_err *err)
 {
     memset(p, 0, sizeof(*p));
-    if ((int)type < 0 || (size_t)type >= sizeof(kv_types) / sizeof(kv_types[0]))
+    if ((int)type < 0 || type >= WISP_KV_TYPE_COUNT || !kv_types[type].store)
         return wisp_err_set(err, WISP_E_INVALID, "kv pool: unknown KV type %d", (int)type);
     if (n_layers <= 0 || n_blocks <= 0 || block_size <= 0 || n_head_kv <= 0 || head_dim <= 0)
         return wisp_err_set(err, WISP_E_INVALID,
                             "kv pool: bad shape (layers %d, blocks %d, block size %d, kv heads "
                             "%d, head dim %d)",
                             n_layers, n_blocks, block_size, n_head_kv, head_dim);
-    size_t row = wisp_type_row_size(kv_types[type].elem_type, head_dim);
+    const int elem = wisp_kv_type_elem(type);
+    size_t row = wisp_type_row_size(elem, head_dim);
     if (row == 0)
         return wisp_err_set(err, WISP_E_UNSUPPORTED,
                             "kv pool: a %s KV cache needs head_dim %d to be a multiple of %d",
-                            kv_types[type].name, head_dim,
-                            wisp_type_get(kv_types[type].elem_type)->block_size);
+                            wisp_kv_type_name(type), head_dim, wisp_type_get(elem)->block_size);
     p->type = type;
     p->n_layers = n_layers;
     p->n_blocks = n_blocks;

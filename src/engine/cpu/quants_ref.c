@@ -1,6 +1,7 @@
 /*
- * quants_ref.c - the scalar reference kernels: activation quantizers,
- * dequantizers and weight-row dot products for every supported type.
+ * quants_ref.c - the scalar reference kernels: activation quantizers and
+ * weight-row dot products for every supported type (dequantization is the
+ * type table's, see the table at the end).
  *
  * The numerics follow ggml's CPU backend on purpose, because the golden
  * outputs wisp is checked against come from llama.cpp: activations are
@@ -113,48 +114,6 @@ static void from_float_bf16(const float *x, void *vy, int64_t n)
         y[i] = wisp_float_to_bf16(x[i]);
 }
 
-/* ------------------------------------------------------------ dequantization */
-
-static void to_float_f32(const void *vx, float *y, int64_t n) { memcpy(y, vx, (size_t)n * 4); }
-
-static void to_float_f16(const void *vx, float *y, int64_t n)
-{
-    const uint16_t *x = vx;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = H2F(x[i]);
-}
-
-static void to_float_bf16(const void *vx, float *y, int64_t n)
-{
-    const uint16_t *x = vx;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = wisp_bf16_to_float(x[i]);
-}
-
-static void to_float_q4_0(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q4_0 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d);
-        for (int j = 0; j < 16; j++) {
-            y[j] = d * ((x[i].qs[j] & 0xF) - 8);
-            y[j + 16] = d * ((x[i].qs[j] >> 4) - 8);
-        }
-    }
-}
-
-static void to_float_q4_1(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q4_1 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d), m = H2F(x[i].m);
-        for (int j = 0; j < 16; j++) {
-            y[j] = d * (x[i].qs[j] & 0xF) + m;
-            y[j + 16] = d * (x[i].qs[j] >> 4) + m;
-        }
-    }
-}
-
 /* Fifth bits of element j and j + 16 of a Q5 block. */
 static inline void q5_high(const uint8_t qh_bytes[4], int j, int *h0, int *h1)
 {
@@ -164,66 +123,10 @@ static inline void q5_high(const uint8_t qh_bytes[4], int j, int *h0, int *h1)
     *h1 = (int)((qh >> (j + 16)) & 1) << 4;
 }
 
-static void to_float_q5_0(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q5_0 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d);
-        for (int j = 0; j < 16; j++) {
-            int h0, h1;
-            q5_high(x[i].qh, j, &h0, &h1);
-            y[j] = d * (((x[i].qs[j] & 0xF) | h0) - 16);
-            y[j + 16] = d * (((x[i].qs[j] >> 4) | h1) - 16);
-        }
-    }
-}
-
-static void to_float_q5_1(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q5_1 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d), m = H2F(x[i].m);
-        for (int j = 0; j < 16; j++) {
-            int h0, h1;
-            q5_high(x[i].qh, j, &h0, &h1);
-            y[j] = d * ((x[i].qs[j] & 0xF) | h0) + m;
-            y[j + 16] = d * ((x[i].qs[j] >> 4) | h1) + m;
-        }
-    }
-}
-
-static void to_float_q8_0(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q8_0 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d);
-        for (int j = 0; j < 32; j++)
-            y[j] = d * x[i].qs[j];
-    }
-}
-
-static void to_float_q8_1(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q8_1 *x = vx;
-    for (int64_t i = 0; i < n / 32; i++, y += 32) {
-        float d = H2F(x[i].d);
-        for (int j = 0; j < 32; j++)
-            y[j] = d * x[i].qs[j];
-    }
-}
-
-static void to_float_q8_K(const void *vx, float *y, int64_t n)
-{
-    const wisp_block_q8_K *x = vx;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++, y += WISP_QK_K)
-        for (int j = 0; j < WISP_QK_K; j++)
-            y[j] = x[i].d * x[i].qs[j];
-}
-
-/* The K-quants are dequantized through one unpacking step per type into
- * integer quants q[256] and per-16 integer scales and mins, so the
- * dequantizer and the integer dot below read the bits the same way:
- * x[j] = d * sc[j/16] * q[j] - dmin * mn[j/16]. */
+/* The K-quant dots unpack each block into integer quants q[256] and per-16
+ * integer scales and mins, x[j] = d * sc[j/16] * q[j] - dmin * mn[j/16]:
+ * a second reading of the bits, independent of the granule dequantizers
+ * (model/dequant_block.h), which the tests compare it with. */
 typedef struct kblock {
     int8_t q[WISP_QK_K];
     int sc[16], mn[16];
@@ -323,17 +226,6 @@ static void unpack_q6_K(const wisp_block_q6_K *x, kblock *k)
 
 typedef void (*unpack_fn)(const void *x, kblock *k);
 
-static void kquant_to_float(const void *vx, size_t bytes, unpack_fn unpack, float *y, int64_t n)
-{
-    const char *x = vx;
-    kblock k;
-    for (int64_t i = 0; i < n / WISP_QK_K; i++, y += WISP_QK_K) {
-        unpack(x + i * bytes, &k);
-        for (int j = 0; j < WISP_QK_K; j++)
-            y[j] = k.d * (float)k.sc[j / 16] * k.q[j] - k.dmin * (float)k.mn[j / 16];
-    }
-}
-
 /* ggml's per-type K-quant dot (integers per sub-block, one float multiply
  * per super-block) computed from the unpacked block: the sum over
  * sub-blocks of sc * dot(q, q8), scaled by d * d8, minus dmin * d8 times
@@ -361,10 +253,6 @@ static float kquant_dot(const void *vx, size_t bytes, unpack_fn unpack, const wi
 
 #define KQ(name, T)                                                                          \
     static void unpack_any_##name(const void *x, kblock *k) { unpack_##name((const T *)x, k); } \
-    static void to_float_##name(const void *x, float *y, int64_t n)                          \
-    {                                                                                        \
-        kquant_to_float(x, sizeof(T), unpack_any_##name, y, n);                              \
-    }                                                                                        \
     static float dot1_##name(int64_t n, const void *x, const void *y)                        \
     {                                                                                        \
         return kquant_dot(x, sizeof(T), unpack_any_##name, y, n);                            \
@@ -504,20 +392,23 @@ MULTI(q4_K)
 MULTI(q5_K)
 MULTI(q6_K)
 
+/* No to_float here: every level's dequantizer falls back to the type
+ * table's reference one (model/types.h), the single definition of each
+ * format, which cpu_types.c merges in. */
 const wisp_cpu_kernels wisp_cpu_kernels_scalar[WISP_TYPE_COUNT] = {
-    [WISP_TYPE_F32] = {WISP_TYPE_F32, dot_f32, NULL, to_float_f32},
-    [WISP_TYPE_F16] = {WISP_TYPE_F16, dot_f16, from_float_f16, to_float_f16},
-    [WISP_TYPE_BF16] = {WISP_TYPE_BF16, dot_bf16, from_float_bf16, to_float_bf16},
-    [WISP_TYPE_Q4_0] = {WISP_TYPE_Q8_0, dot_q4_0, NULL, to_float_q4_0},
-    [WISP_TYPE_Q4_1] = {WISP_TYPE_Q8_1, dot_q4_1, NULL, to_float_q4_1},
-    [WISP_TYPE_Q5_0] = {WISP_TYPE_Q8_0, dot_q5_0, NULL, to_float_q5_0},
-    [WISP_TYPE_Q5_1] = {WISP_TYPE_Q8_1, dot_q5_1, NULL, to_float_q5_1},
-    [WISP_TYPE_Q8_0] = {WISP_TYPE_Q8_0, dot_q8_0, quantize_q8_0, to_float_q8_0},
-    [WISP_TYPE_Q8_1] = {-1, NULL, quantize_q8_1, to_float_q8_1},
-    [WISP_TYPE_Q2_K] = {WISP_TYPE_Q8_K, dot_q2_K, NULL, to_float_q2_K},
-    [WISP_TYPE_Q3_K] = {WISP_TYPE_Q8_K, dot_q3_K, NULL, to_float_q3_K},
-    [WISP_TYPE_Q4_K] = {WISP_TYPE_Q8_K, dot_q4_K, NULL, to_float_q4_K},
-    [WISP_TYPE_Q5_K] = {WISP_TYPE_Q8_K, dot_q5_K, NULL, to_float_q5_K},
-    [WISP_TYPE_Q6_K] = {WISP_TYPE_Q8_K, dot_q6_K, NULL, to_float_q6_K},
-    [WISP_TYPE_Q8_K] = {-1, NULL, quantize_q8_K, to_float_q8_K},
+    [WISP_TYPE_F32] = {.act_type = WISP_TYPE_F32, .dot = dot_f32},
+    [WISP_TYPE_F16] = {.act_type = WISP_TYPE_F16, .dot = dot_f16, .from_float = from_float_f16},
+    [WISP_TYPE_BF16] = {.act_type = WISP_TYPE_BF16, .dot = dot_bf16, .from_float = from_float_bf16},
+    [WISP_TYPE_Q4_0] = {.act_type = WISP_TYPE_Q8_0, .dot = dot_q4_0},
+    [WISP_TYPE_Q4_1] = {.act_type = WISP_TYPE_Q8_1, .dot = dot_q4_1},
+    [WISP_TYPE_Q5_0] = {.act_type = WISP_TYPE_Q8_0, .dot = dot_q5_0},
+    [WISP_TYPE_Q5_1] = {.act_type = WISP_TYPE_Q8_1, .dot = dot_q5_1},
+    [WISP_TYPE_Q8_0] = {.act_type = WISP_TYPE_Q8_0, .dot = dot_q8_0, .from_float = quantize_q8_0},
+    [WISP_TYPE_Q8_1] = {.act_type = -1, .from_float = quantize_q8_1},
+    [WISP_TYPE_Q2_K] = {.act_type = WISP_TYPE_Q8_K, .dot = dot_q2_K},
+    [WISP_TYPE_Q3_K] = {.act_type = WISP_TYPE_Q8_K, .dot = dot_q3_K},
+    [WISP_TYPE_Q4_K] = {.act_type = WISP_TYPE_Q8_K, .dot = dot_q4_K},
+    [WISP_TYPE_Q5_K] = {.act_type = WISP_TYPE_Q8_K, .dot = dot_q5_K},
+    [WISP_TYPE_Q6_K] = {.act_type = WISP_TYPE_Q8_K, .dot = dot_q6_K},
+    [WISP_TYPE_Q8_K] = {.act_type = -1, .from_float = quantize_q8_K},
 };

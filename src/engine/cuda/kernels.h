@@ -126,7 +126,7 @@ int wisp_k_softmax(float *x, int64_t n_rows, int n, cudaStream_t s, wisp_err *er
 
 /* The device KV pool: n_blocks blocks, each holding, for every layer, K
  * then V as [block_size][n_kv_heads] rows of head_dim elements in kv_type
- * (0 F16, 1 Q8_0, 2 F32: wisp_kv_type's values). This is also the byte
+ * (a wisp_kv_type, model/kv_type.h). This is also the byte
  * format of one block for read_block/write_block, the same as the CPU
  * engine's. */
 typedef struct wisp_k_kv_layout {

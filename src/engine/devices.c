@@ -1,16 +1,16 @@
 /*
- * devices.c - the devices initialize reports.
+ * devices.c - the devices this build computes on: see factory.h.
  *
  * The CPU is always there: its name from /proc/cpuinfo and the machine's
  * physical memory. GPU engines append their devices when they are built in.
  */
-#include "serve/server.h"
+#include "engine/factory.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
-#ifdef WISP_CUDA
+#include "common/meminfo.h"
+#if WISP_CUDA
 #include "common/log.h"
 #include "engine/cuda/engine_cuda.h"
 #endif
@@ -44,23 +44,22 @@ static void cpu_name(char *out, size_t cap)
     fclose(fp);
 }
 
-int wisp_devices_detect(wisp_device_info *out, int max)
+int wisp_engine_devices(wisp_engine_device *out, int max)
 {
     if (max < 1)
         return 0;
     memset(&out[0], 0, sizeof out[0]);
     snprintf(out[0].kind, sizeof out[0].kind, "cpu");
     cpu_name(out[0].name, sizeof out[0].name);
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    out[0].memory_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    out[0].memory_bytes = wisp_mem_total();
     int n = 1;
-#ifdef WISP_CUDA
-    wisp_cuda_device_info gpus[WISP_MAX_DEVICES];
+#if WISP_CUDA
+    wisp_cuda_device_info gpus[WISP_ENGINE_MAX_DEVICES];
     wisp_err err = {0};
-    int k = wisp_cuda_devices(gpus, WISP_MAX_DEVICES, &err);
+    int k = wisp_cuda_devices(gpus, WISP_ENGINE_MAX_DEVICES, &err);
     if (k < 0)
         WISP_LOGI("no CUDA device: %s", err.msg);
-    for (int i = 0; i < k && n < max && i < WISP_MAX_DEVICES; i++) {
+    for (int i = 0; i < k && n < max && i < WISP_ENGINE_MAX_DEVICES; i++) {
         memset(&out[n], 0, sizeof out[n]);
         snprintf(out[n].kind, sizeof out[n].kind, "cuda");
         snprintf(out[n].name, sizeof out[n].name, "%s", gpus[i].name);

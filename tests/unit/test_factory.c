@@ -1,0 +1,136 @@
+/*
+ * test_factory.c - the engine factory: device choice, the KV pool it
+ * sizes (by hand from stories260K's shape), its refusals, and the device
+ * listing.
+ *
+ * stories260K: 5 layers, 4 KV heads of 8. An F16 cache takes 2 (K, V) x 5
+ * x 32 x 2 = 640 bytes per token, 10240 per 16-token block; n_ctx 512 needs
+ * 512 / 16 + 1 = 33 blocks.
+ */
+#include <string.h>
+
+#include "common/meminfo.h"
+#include "engine/factory.h"
+#include "harness.h"
+#include "model/model.h"
+
+static wisp_model *open_stories(void)
+{
+    char path[1024];
+    wisp_test_shared_path(path, sizeof path, "models/stories260K.gguf");
+    wisp_model *m = NULL;
+    wisp_err err = {0};
+    if (wisp_model_open(path, NULL, &m, &err))
+        return NULL;
+    return m;
+}
+
+TEST(cpu_engine_with_the_default_pool)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    wisp_engine_spec spec = {.device = "cpu", .n_threads = 1, .kv_type = WISP_KV_F16, .n_ctx = 512};
+    wisp_engine *e = NULL;
+    wisp_engine_made made;
+    wisp_err err = {0};
+    REQUIRE(wisp_engine_create(m, &spec, &e, &made, &err) == 0);
+    CHECK_EQ_STR(made.device, "cpu");
+    CHECK_EQ_STR(made.note, "");
+    CHECK_EQ_INT(made.block_size, 16);
+    /* Eight contexts of 33 blocks (2.6 MiB: far below a quarter of RAM). */
+    CHECK_EQ_INT(made.n_blocks, 8 * 33);
+    CHECK_EQ_INT(made.kv_bytes, 8ull * 33 * 10240);
+    CHECK_EQ_INT(e->opts.n_blocks, made.n_blocks);
+    CHECK_EQ_INT(e->opts.max_batch_tokens, WISP_ENGINE_SERVE_BATCH_TOKENS);
+    CHECK_EQ_INT(e->opts.max_seqs, WISP_ENGINE_SERVE_SEQS);
+    CHECK_EQ_INT(e->opts.kv_type, WISP_KV_F16);
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
+
+TEST(explicit_pool_and_batch_limits)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    /* Q8_0 rows of 4 x 8 = 32 elements are one 34-byte block: 2 x 5 x 34 =
+     * 340 bytes per token, 5440 per block; 1 MiB = 192 blocks. The CPU
+     * engine stores Q8_0 per head, so head_dim 8 is refused there. */
+    wisp_engine_spec spec = {.device = "cpu", .kv_type = WISP_KV_F16, .n_ctx = 512,
+                             .kv_cache_mb = 1, .max_batch_tokens = 64, .max_seqs = 2};
+    wisp_engine *e = NULL;
+    wisp_engine_made made;
+    wisp_err err = {0};
+    REQUIRE(wisp_engine_create(m, &spec, &e, &made, &err) == 0);
+    CHECK_EQ_INT(made.n_blocks, 1048576 / 10240);
+    CHECK_EQ_INT(e->opts.max_batch_tokens, 64);
+    CHECK_EQ_INT(e->opts.max_seqs, 2);
+    wisp_engine_destroy(e);
+    spec.kv_type = WISP_KV_Q8_0;
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_UNSUPPORTED);
+    CHECK(e == NULL);
+    /* 1 MiB of F16 holds 102 blocks, fewer than n_ctx 2048 needs (129). */
+    spec.kv_type = WISP_KV_F16;
+    spec.n_ctx = 2048;
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_TOO_LARGE);
+    CHECK(strstr(err.msg, "kv_cache_mb 1") != NULL);
+    CHECK(e == NULL);
+    wisp_model_close(m);
+}
+
+TEST(device_choice)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    wisp_engine_spec spec = {.device = "tpu", .kv_type = WISP_KV_F16, .n_ctx = 64};
+    wisp_engine *e = NULL;
+    wisp_engine_made made;
+    wisp_err err = {0};
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_INVALID);
+    CHECK(strstr(err.msg, "tpu") != NULL);
+    /* auto (also NULL) always builds an engine; on the CPU it says why. */
+    spec.device = NULL;
+    REQUIRE(wisp_engine_create(m, &spec, &e, &made, &err) == 0);
+    CHECK_EQ_STR(e->ops->name, made.device);
+    bool on_cpu = strcmp(made.device, "cpu") == 0;
+    if (on_cpu)
+        CHECK(strncmp(made.note, "auto: ", 6) == 0);
+    wisp_engine_destroy(e);
+    e = NULL;
+    /* cuda fails with a device error when auto did not find a GPU. */
+    spec.device = "cuda";
+    int rc = wisp_engine_create(m, &spec, &e, &made, &err);
+    if (on_cpu) {
+        CHECK(rc == WISP_E_DEVICE);
+        CHECK(strstr(err.msg, "cuda") != NULL);
+    }
+    wisp_engine_destroy(e);
+    wisp_model_close(m);
+}
+
+TEST(vocab_only_model_has_no_engine)
+{
+    char path[1024];
+    wisp_test_shared_path(path, sizeof path, "vocab/ggml-vocab-gpt-2.gguf");
+    wisp_model *m = NULL;
+    wisp_err err = {0};
+    wisp_model_open_opts mo = {.vocab_only = true};
+    REQUIRE(wisp_model_open(path, &mo, &m, &err) == 0);
+    wisp_engine_spec spec = {.device = "cpu", .kv_type = WISP_KV_F16, .n_ctx = 64};
+    wisp_engine *e = NULL;
+    CHECK(wisp_engine_create(m, &spec, &e, NULL, &err) == WISP_E_NO_MODEL);
+    CHECK(e == NULL);
+    wisp_model_close(m);
+}
+
+TEST(devices_start_with_the_cpu)
+{
+    wisp_engine_device d[WISP_ENGINE_MAX_DEVICES];
+    int n = wisp_engine_devices(d, WISP_ENGINE_MAX_DEVICES);
+    REQUIRE(n >= 1);
+    CHECK_EQ_STR(d[0].kind, "cpu");
+    CHECK(d[0].name[0] != '\0');
+    CHECK_EQ_INT(d[0].memory_bytes, wisp_mem_total());
+    for (int i = 1; i < n; i++)
+        CHECK_EQ_STR(d[i].kind, "cuda");
+    CHECK_EQ_INT(wisp_engine_devices(d, 0), 0);
+}
