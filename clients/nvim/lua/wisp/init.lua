@@ -339,6 +339,7 @@ local function record_result(result, s)
     ttft_ms = rpc.unnil(t.ttft_ms), decode_tokens_per_s = rpc.unnil(t.decode_tokens_per_s),
     total_ms = rpc.unnil(t.total_ms), finish_reason = result.finish_reason,
     first_piece_ms = s.first_piece_ms, show_ms = s.show_ms,
+    prompt_parts = rpc.unnil(result.prompt_parts),
   }
 end
 
