@@ -104,8 +104,9 @@ local function on_exit(server, code)
     if S.fail_reason then
       return -- already told the user why
     end
-    notify(string.format('wisp exited with status %d before it was ready%s', code,
-      tail ~= '' and (':\n' .. tail) or ''), vim.log.levels.ERROR)
+    S.fail_reason = string.format('wisp exited with status %d before it was ready%s', code,
+      tail ~= '' and (':\n' .. tail) or '')
+    notify(S.fail_reason, vim.log.levels.ERROR)
     return
   end
   -- It died while serving: restart it, unless it keeps dying.
