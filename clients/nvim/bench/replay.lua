@@ -15,7 +15,7 @@
 -- At every pause (after a word: a space or a line break) the typist waits
 -- for the suggestion (at most 5 s) before typing on.
 local env = os.getenv
-local uv = vim.loop
+local uv = vim.uv or vim.loop
 local cmd = vim.json.decode(env('WISP_BENCH_CMD'))
 local doc = table.concat(vim.fn.readfile(env('WISP_BENCH_DOC'), 'b'), '\n')
 local tail = vim.fn.readfile(env('WISP_BENCH_TAIL'))

@@ -14,6 +14,18 @@ local function has(text, pattern)
 end
 
 T.run(function()
+  -- :help wisp: the help file's tags build cleanly.
+  local doc = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h') .. '/doc/wisp.txt'
+  local dir = vim.fn.tempname()
+  vim.fn.mkdir(dir, 'p')
+  vim.fn.writefile(vim.fn.readfile(doc), dir .. '/wisp.txt')
+  vim.cmd('helptags ' .. vim.fn.fnameescape(dir))
+  local tags = table.concat(vim.fn.readfile(dir .. '/tags'), '\n')
+  for _, tag in ipairs({ 'wisp.txt', 'wisp.setup()', ':WispSuggest', ':WispAccept', ':WispAcceptLine',
+                         ':WispDismiss', ':WispStatus', ':WispStop', 'wisp-statusline', 'wisp-health' }) do
+    T.check('help tag ' .. tag, tags:find(tag, 1, true) ~= nil)
+  end
+
   local wisp = T.wisp()
   wisp.setup({ cmd = { T.bin, '--model', T.model, '--threads', '1' }, auto_trigger = false })
   T.ready()

@@ -43,6 +43,8 @@ T.run(function()
   T.eq('first line in WispSuggestion', vt[1][2], 'WispSuggestion')
   T.check('server timings recorded', st.last.prompt_tokens ~= nil and st.last.ttft_ms ~= nil, st.last)
   T.check('statusline shows timings', wisp.statusline():find('cached') ~= nil, wisp.statusline())
+  local sl = vim.api.nvim_eval_statusline([[%{v:lua.require'wisp'.statusline()}]], {}).str
+  T.check('the documented statusline expression works', sl:find('^wisp: %d+/%d+ cached') ~= nil, sl)
 
   -- 2. Accept all (Tab).
   T.feed('<Tab>')

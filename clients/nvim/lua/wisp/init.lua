@@ -12,7 +12,7 @@ local ring_mod = require('wisp.ring')
 local ghost = require('wisp.ghost')
 
 local M = {}
-local uv = vim.loop
+local uv = vim.uv or vim.loop
 
 local S = {
   cfg = nil,

@@ -188,7 +188,7 @@ end
 function M:request(method, params, cb, on_stream)
   local id = self.next_id
   self.next_id = id + 1
-  local entry = { id = id, method = method, cb = cb, on_stream = on_stream, t_sent = vim.loop.hrtime() }
+  local entry = { id = id, method = method, cb = cb, on_stream = on_stream, t_sent = (vim.uv or vim.loop).hrtime() }
   self.pending[id] = entry
   local msg = { jsonrpc = '2.0', id = id, method = method }
   if params ~= nil then
