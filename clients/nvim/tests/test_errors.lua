@@ -42,6 +42,10 @@ T.run(function()
   wisp.setup({ cmd = { T.bin, '--model', stories } })
   T.wait_for('no-FIM message', function() return noted('fill%-in%-the%-middle', ERROR) end)
   T.eq('no FIM: failed', wisp.stats().phase, 'failed')
+  T.notes = {}
+  T.buffer({ 'x = ' })
+  vim.cmd('WispSuggest')
+  T.wait_for(':WispSuggest says why again', function() return noted('fill%-in%-the%-middle', ERROR) end)
 
   -- No model at all.
   T.notes = {}

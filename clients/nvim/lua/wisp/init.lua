@@ -159,15 +159,15 @@ local function became_ready(server, model)
   S.fim = model ~= nil and model.tokenizer ~= nil and model.tokenizer.fim == true
   if not model then
     S.phase = 'failed'
-    S.fail_reason = 'no model'
-    notify('no model is loaded: pass --model PATH in cmd, or set model in setup()', vim.log.levels.ERROR)
+    S.fail_reason = 'no model is loaded: pass --model PATH in cmd, or set model in setup()'
+    notify(S.fail_reason, vim.log.levels.ERROR)
     return
   end
   if not S.fim then
     S.phase = 'failed'
-    S.fail_reason = 'no fim'
-    notify(string.format("the model '%s' has no fill-in-the-middle tokens, so it cannot complete code; use a code model (Qwen2.5-Coder, StarCoder2, DeepSeek-Coder, CodeLlama, ...)",
-      tostring(model.name or model.path)), vim.log.levels.ERROR)
+    S.fail_reason = string.format("the model '%s' has no fill-in-the-middle tokens, so it cannot complete code; use a code model (Qwen2.5-Coder, StarCoder2, DeepSeek-Coder, CodeLlama, ...)",
+      tostring(model.name or model.path))
+    notify(S.fail_reason, vim.log.levels.ERROR)
     return
   end
   S.phase = 'ready'
@@ -376,7 +376,13 @@ local function request(auto, t_key)
   end
   local row, col = cursor()
   if S.phase ~= 'ready' then
-    if S.phase == 'off' or (S.phase == 'failed' and not auto) then
+    if S.phase == 'failed' and not auto and S.server then
+      -- Running but unusable (no model, no FIM tokens): say why again.
+      S.notified[S.fail_reason or ''] = nil
+      notify(S.fail_reason or 'wisp cannot make suggestions', vim.log.levels.ERROR)
+      return
+    end
+    if S.phase == 'off' or (not auto and (S.phase == 'stopped' or S.phase == 'failed')) then
       start_server()
     end
     if not auto then
