@@ -8,7 +8,8 @@ key by key at --cps characters per second, above --tail-lines lines that
 are there from the start, with two other files visited first (the plugin's
 repository-context ring picks chunks from them). The plugin auto-triggers
 as it would for a user (debounce, supersede, type-through). At every pause
-(the end of a word) the typist waits for the suggestion.
+(the end of a word) the typist waits for the suggestion and reads it to
+its end (the request completes) before typing on.
 
 It reports:
   - keystroke -> first ghost character: from nvim_feedkeys of the last key
@@ -18,7 +19,10 @@ It reports:
     matched (type-through, no request) and pauses without a suggestion are
     counted apart;
   - the share of prompt tokens served from wisp's prefix cache, over the
-    completed infill requests (usage.cached_tokens / usage.prompt_tokens);
+    completed infill requests (usage.cached_tokens / usage.prompt_tokens),
+    and the server's prefix-cache hit share over all requests, the
+    superseded ones included (`status` prefix_cache hit_tokens /
+    query_tokens);
   - requests sent, completed, superseded by the next keystroke.
 
 HOW TO RUN:
@@ -122,6 +126,12 @@ def main():
                   "cached_share_pct": 100.0 * r["cached_tokens"] / r["prompt_tokens"] if r["prompt_tokens"] else None},
         "ring": r.get("ring"),
     }
+    pc0 = (r.get("server_status_before") or {}).get("prefix_cache", {})
+    pc1 = (r.get("server_status") or {}).get("prefix_cache", {})
+    q = pc1.get("query_tokens", 0) - pc0.get("query_tokens", 0)
+    hit = pc1.get("hit_tokens", 0) - pc0.get("hit_tokens", 0)
+    summary["server_prefix_cache"] = {"query_tokens": q, "hit_tokens": hit,
+                                      "hit_share_pct": 100.0 * hit / q if q else None}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -137,7 +147,10 @@ def main():
     print(f"requests: {q['requests']} sent, {q['completed']} completed, {q['superseded']} superseded, "
           f"{q['cancelled']} cancelled, {q['errors']} errors")
     print(f"cache: {f(c['cached_share_pct'])}% of prompt tokens served from cache "
-          f"({c['cached_tokens']} of {c['prompt_tokens']})")
+          f"({c['cached_tokens']} of {c['prompt_tokens']}, completed requests' usage)")
+    spc = summary["server_prefix_cache"]
+    print(f"server prefix cache over all requests (superseded included): "
+          f"{f(spc['hit_share_pct'])}% of {spc['query_tokens']} looked-up tokens hit")
     return 0
 
 

@@ -106,6 +106,9 @@ local function main()
   wait_for(function() return vim.api.nvim_get_mode().mode == 'i' end, 5000)
   log('typing starts; ring %s', vim.inspect(wisp.stats().ring))
   local st0 = wisp.stats()
+  local status0
+  wisp.server_status(function(err, r) status0 = r or { error = err } end)
+  wait_for(function() return status0 ~= nil end, 10000)
   local t_start = uv.hrtime()
 
   local samples, kinds, pauses = {}, { request = 0, type_through = 0, none = 0 }, 0
@@ -146,6 +149,10 @@ local function main()
       if t_shown then
         samples[#samples + 1] = (t_shown - t_key) / 1e6
         kinds.request = kinds.request + 1
+        -- The typist reads the suggestion to its end before typing on, so
+        -- the request completes and reports its usage.
+        local s = S.sugg
+        wait_for(function() return S.sugg ~= s or s.done end, 10000)
       elseif shown and S.sugg and S.sugg.visible then
         kinds.type_through = kinds.type_through + 1
       else
@@ -171,7 +178,7 @@ local function main()
     superseded = st.superseded - st0.superseded, cancelled = st.cancelled - st0.cancelled,
     errors = st.errors - st0.errors,
     prompt_tokens = st.prompt_tokens - st0.prompt_tokens, cached_tokens = st.cached_tokens - st0.cached_tokens,
-    ring = st.ring, server_status = status, nvim = tostring(vim.version().major .. '.' .. vim.version().minor .. '.' .. vim.version().patch),
+    ring = st.ring, server_status = status, server_status_before = status0, nvim = tostring(vim.version().major .. '.' .. vim.version().minor .. '.' .. vim.version().patch),
     debounce_ms = debounce, cps = cps, max_tokens = max_tokens,
   }
   local f = io.open(out_path, 'w')
