@@ -31,6 +31,11 @@ def test_nvim_plugin(script, tmp_path):
     out = tmp_path / "results.jsonl"
     env = dict(os.environ, WISP_BIN=WISP_BIN, WISP_FIM_MODEL=FIM_MODEL, WISP_TEST_OUT=str(out),
                HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path))
+    # The plugin owns wisp's stderr; a sanitizer build's reports go to files
+    # instead, checked below.
+    san = tmp_path / "san"
+    for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        env[var] = ":".join(filter(None, [os.environ.get(var, ""), f"log_path={san}"]))
     cmd = [NVIM, "--headless", "-u", "NONE", "-i", "NONE", "-n",
            "--cmd", f"set rtp^={PLUGIN}", "-c", f"luafile {PLUGIN / 'tests' / script}"]
     p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, timeout=120)
@@ -42,3 +47,5 @@ def test_nvim_plugin(script, tmp_path):
     assert not failed, f"{script}: failed checks:\n{log}"
     assert records and records[-1].get("done"), f"{script} did not finish:\n{log}"
     assert len(checks) >= 3, f"{script} checked too little:\n{log}"
+    reports = [f.read_text(errors="replace") for f in tmp_path.glob("san*")]
+    assert not reports, "sanitizer report from wisp:\n" + "\n".join(reports)

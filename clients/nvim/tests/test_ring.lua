@@ -31,7 +31,8 @@ T.run(function()
   local buf = vim.api.nvim_get_current_buf()
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { 'import lib', '', 'def main():', '    y = ' })
   T.wait_for('chunk in the ring', function() return wisp.stats().ring.chunks >= 1 end, 5000)
-  T.sleep(200) -- the warm-up infill for the new extra context
+  -- The warm-up infill for the new extra context was sent with the move.
+  T.wait_for('warm-up answered', function() return wisp._state.server:in_flight('infill') == 0 end)
   T.insert_at(4, 8)
   local done0 = wisp.stats().completed
   vim.cmd('WispSuggest')
@@ -55,9 +56,43 @@ T.run(function()
   T.feed('<Esc>')
   T.sleep(20)
 
+  -- Far parts of a long current file are picked (outside the local window).
+  T.check('setup for far chunks', wisp.setup({
+    cmd = { T.bin, '--model', T.model, '--threads', '1' },
+    auto_trigger = false, max_tokens = 4, ring_update_ms = 50, n_prefix = 20, n_suffix = 10,
+  }))
+  T.ready()
+  local long = {}
+  for i = 1, 300 do
+    long[i] = 'value_' .. i .. ' = ' .. i
+  end
+  local lbuf = T.buffer(long, dir .. '/long.py')
+  T.insert_at(150, #long[150])
+  local q0 = #wisp._state.ring.queued + #wisp._state.ring.chunks
+  vim.cmd('WispSuggest')
+  T.wait_for('answer', function() return wisp.stats().in_flight == 0 and wisp.stats().completed >= 1 end)
+  local r = wisp._state.ring
+  local picked = {}
+  for _, c in ipairs(vim.list_extend(vim.deepcopy(r.queued), r.chunks)) do
+    picked[#picked + 1] = c.lines[1] .. '..' .. c.lines[#c.lines]
+  end
+  T.check('two far chunks queued', #r.queued + #r.chunks - q0 == 2, picked)
+  T.check('the code above the prefix window', vim.tbl_contains(picked, 'value_66 = 66..value_129 = 129'), picked)
+  T.check('the code below the suffix window', vim.tbl_contains(picked, 'value_161 = 161..value_224 = 224'), picked)
+  T.feed('<Esc>')
+  T.sleep(20)
+  vim.api.nvim_buf_delete(lbuf, { force = true })
+
   -- A yank is picked too.
+  vim.api.nvim_set_current_buf(buf)
   vim.api.nvim_buf_set_lines(buf, 0, -1, false, { 'alpha = 1', 'beta = 2', 'gamma = 3', 'delta = 4' })
   vim.cmd('normal! ggyG')
-  T.wait_for('yank in the ring', function() return wisp.stats().ring.chunks >= 1 end, 5000)
-  T.eq('the yanked lines', wisp._state.ring.chunks[#wisp._state.ring.chunks].text, 'alpha = 1\nbeta = 2\ngamma = 3\ndelta = 4\n')
+  local want = 'alpha = 1\nbeta = 2\ngamma = 3\ndelta = 4\n'
+  T.wait_for('the yank in the ring', function()
+    for _, c in ipairs(vim.list_extend(vim.deepcopy(wisp._state.ring.queued), wisp._state.ring.chunks)) do
+      if c.text == want then
+        return true
+      end
+    end
+  end, 5000)
 end)

@@ -304,8 +304,8 @@ local function dismiss(cancel)
   end
 end
 
--- Trims a finished suggestion that only repeats the code already there
--- (the rest of the line, or the next line); such text is not worth showing.
+-- True when a finished one-line suggestion only repeats the code already
+-- there (the rest of the line, or the next non-blank line): not worth showing.
 local function repeats_existing(s)
   local t = remaining(s)
   if t == '' or t:find('\n', 1, true) then
@@ -364,6 +364,29 @@ local function append_piece(s, text)
   s.text = s.text .. text
 end
 
+-- Once the cursor has moved far (32 lines) from where it last was, the
+-- code of the same file just outside the local window (above the prefix,
+-- within ring_scope, and below the suffix) is queued for the ring.
+local function pick_far(buf, row)
+  local last = S.pick_row and S.pick_row[buf]
+  if last and math.abs(row - last) <= 32 then
+    return
+  end
+  S.pick_row = S.pick_row or {}
+  S.pick_row[buf] = row
+  local size, n = S.cfg.ring_chunk_size, vim.api.nvim_buf_line_count(buf)
+  local name = context.filename(buf)
+  local top = math.max(0, row - S.cfg.n_prefix)
+  local lo = math.max(0, row - S.cfg.ring_scope, top - size)
+  if top - lo >= 3 then
+    S.ring:pick(vim.api.nvim_buf_get_lines(buf, lo, top, false), name)
+  end
+  local below = math.min(n, row + 1 + S.cfg.n_suffix)
+  if n - below >= 3 then
+    S.ring:pick(vim.api.nvim_buf_get_lines(buf, below, math.min(n, below + size), false), name)
+  end
+end
+
 -- Sends an infill for the cursor position. auto: typed (the line-suffix
 -- rule applies); t_key: when the keystroke that caused it happened.
 local function request(auto, t_key)
@@ -397,6 +420,7 @@ local function request(auto, t_key)
   dismiss(false)
   if S.ring then
     S.ring:evict_similar(context.around(buf, row, S.cfg.ring_chunk_size))
+    pick_far(buf, row)
   end
   local params = vim.deepcopy(S.cfg.infill_params)
   params.input_prefix = ctx.prefix
