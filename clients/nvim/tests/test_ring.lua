@@ -39,7 +39,9 @@ T.run(function()
   T.wait_for('answer', function() return wisp.stats().completed > done0 end)
   local last = wisp.stats().last
   T.check('input_extra was sent', last.prompt_parts and last.prompt_parts.extra > 0, last)
-  T.check('and served from cache after the warm-up', (last.cached_tokens or 0) >= last.prompt_parts.extra - 16, last)
+  -- The cache serves whole 16-token blocks, and the token at the seam after
+  -- the extra part may tokenize differently: up to two blocks short.
+  T.check('and served from cache after the warm-up', (last.cached_tokens or 0) >= last.prompt_parts.extra - 32, last)
   T.feed('<Esc>')
   T.sleep(20)
 
