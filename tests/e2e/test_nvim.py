@@ -30,6 +30,7 @@ def test_nvim_plugin(script, tmp_path):
         pytest.skip(f"fixture {FIM_MODEL} is missing")
     out = tmp_path / "results.jsonl"
     env = dict(os.environ, WISP_BIN=WISP_BIN, WISP_FIM_MODEL=FIM_MODEL, WISP_TEST_OUT=str(out),
+               WISP_NOFIM_MODEL=str(ROOT / "models" / "stories260K.gguf"),
                HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path))
     # The plugin owns wisp's stderr; a sanitizer build's reports go to files
     # instead, checked below.

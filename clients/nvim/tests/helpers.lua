@@ -6,6 +6,9 @@ local T = {}
 
 T.bin = os.getenv('WISP_BIN') or 'build/wisp'
 T.model = os.getenv('WISP_FIM_MODEL') or '../shared/golden/syn-qwen2-dsc-q8_0.gguf'
+-- A model without FIM tokens (the repository's bundled stories260K).
+T.stories = os.getenv('WISP_NOFIM_MODEL')
+  or (vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h:h:h:h') .. '/models/stories260K.gguf')
 local out_path = os.getenv('WISP_TEST_OUT') or 'wisp-nvim-test.jsonl'
 local out = assert(io.open(out_path, 'w'))
 local co

@@ -37,7 +37,7 @@ T.run(function()
   T.eq('one message', #T.notes, 1)
 
   -- A model without FIM tokens.
-  local stories = vim.fn.fnamemodify(T.bin, ':p:h:h') .. '/models/stories260K.gguf'
+  local stories = T.stories
   T.notes = {}
   wisp.setup({ cmd = { T.bin, '--model', stories } })
   T.wait_for('no-FIM message', function() return noted('fill%-in%-the%-middle', ERROR) end)

@@ -41,7 +41,7 @@ T.run(function()
   text = health()
   T.check('missing binary is an error', has(text, "ERROR[^\n]*wisp binary '/nonexistent/wisp' not found"), text)
 
-  local stories = vim.fn.fnamemodify(T.bin, ':p:h:h') .. '/models/stories260K.gguf'
+  local stories = T.stories
   wisp.setup({ cmd = { T.bin, '--model', stories }, auto_trigger = false })
   text = health()
   T.check('model without FIM is an error', has(text, 'ERROR[^\n]*no FIM tokens'), text)
