@@ -204,8 +204,9 @@ bench: $(BIN) $(TOOL_BIN)
 	WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) tests/bench/run.sh
 
 # ---------------------------------------------------------------- deps
-DEB_PKGS := python3-jinja2 gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
-    libutf8proc-dev python3 python3-pytest python3-jsonschema
+DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
+    libutf8proc-dev python3 python3-pytest python3-jsonschema \
+    python3-jinja2
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q 'install ok installed' || echo $$p; done); \
