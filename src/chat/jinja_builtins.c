@@ -415,6 +415,8 @@ static wisp_jv *pairs_of(jctx *c, wisp_jv *d)
     wisp_jv *out = jv_list_n(c->env, d->dict->n);
     for (size_t i = 0; i < d->dict->n; i++) {
         wisp_jv *p = jv_list_n(c->env, 2);
+        if (p->type == JV_LIST)
+            p->list->tuple = true;
         wisp_jv_list_push(c->env, p, d->dict->k[i]);
         wisp_jv_list_push(c->env, p, d->dict->v[i]);
         wisp_jv_list_push(c->env, out, p);

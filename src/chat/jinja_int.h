@@ -40,6 +40,7 @@ typedef wisp_jv *(*jfunc)(struct jctx *c, wisp_jv *self, const jargs *a);
 typedef struct jlist {
     wisp_jv **v;
     size_t n, cap;
+    bool tuple;        /* prints as (a, b): tuple literals, items() pairs */
 } jlist;
 
 typedef struct jdict {

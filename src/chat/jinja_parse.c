@@ -228,6 +228,7 @@ static jnode *primary(parser *p)
             if (n) {
                 n->kids = (jnode **)items.v;
                 n->nkids = items.n;
+                n->neg = true;   /* a tuple */
             }
             return n;
         }
@@ -993,7 +994,10 @@ static bool body(parser *p, vec *out, const char *const *ends, const char **whic
         if (t->type == JT_EOF) {
             if (!ends)
                 return true;
-            fail(p, "missing '{%% %s %%}' before the end of the template", ends[0]);
+            size_t last = 0;
+            while (ends[last + 1])
+                last++;
+            fail(p, "missing '{%% %s %%}' before the end of the template", ends[last]);
             return false;
         }
         if (t->type == JT_TEXT) {

@@ -514,14 +514,17 @@ static int repr_any(wisp_buf *b, const wisp_jv *v, bool top, int depth)
     case JV_STR:
         return top ? wisp_buf_append(b, v->str.s, v->str.n) : repr_str(b, v->str.s, v->str.n);
     case JV_LIST: {
-        int rc = put(b, "[");
+        bool t = v->list->tuple;
+        int rc = put(b, t ? "(" : "[");
         for (size_t i = 0; i < v->list->n && !rc; i++) {
             if (i)
                 rc = put(b, ", ");
             if (!rc)
                 rc = repr_any(b, v->list->v[i], false, depth + 1);
         }
-        return rc ? rc : put(b, "]");
+        if (!rc && t && v->list->n == 1)
+            rc = put(b, ",");
+        return rc ? rc : put(b, t ? ")" : "]");
     }
     case JV_DICT:
     case JV_NS: {
