@@ -71,10 +71,8 @@ static int parse_hermes(const char *text, json_t *calls, json_t **content)
     int found = 0;
     for (;;) {
         const char *a = strstr(p, open);
-        if (!a) {
-            json_string_set(rest, json_string_value(rest));
+        if (!a)
             break;
-        }
         const char *body = a + strlen(open);
         const char *b = strstr(body, close);
         size_t blen = b ? (size_t)(b - body) : strlen(body);
