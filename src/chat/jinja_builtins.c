@@ -101,8 +101,6 @@ static wisp_jv *split_impl(jctx *c, wisp_jv *self, const jargs *a, bool from_rig
     wisp_jv *out = wisp_jv_list(env);
     if (!sepv || sepv->type == JV_NONE) {
         /* runs of whitespace separate; no empty strings */
-        size_t ws_start[2048];
-        (void)ws_start;
         if (!from_right) {
             size_t i = 0;
             int64_t splits = 0;
@@ -944,8 +942,6 @@ static wisp_jv *f_sort(jctx *c, wisp_jv *v, const jargs *a)
 static wisp_jv *f_reverse(jctx *c, wisp_jv *v, const jargs *a)
 {
     if (v->type == JV_STR) {
-        wisp_jv *parts[3] = {NULL, NULL, wisp_jv_int(c->env, -1)};
-        (void)parts;
         wisp_jv *chars = jinja_iterable(c, a->line, v);
         wisp_buf b = WISP_BUF_INIT;
         int rc = 0;
