@@ -234,6 +234,66 @@ static int parse_bare_json(const char *text, json_t *calls, json_t **content)
     return n;
 }
 
+/* gpt-oss (harmony): messages "<|channel|>CH[ to=functions.NAME]
+ * [<|constrain|>json]<|message|>BODY" ended by <|end|>, <|call|> or
+ * <|return|>, each after <|start|>ROLE but the first. analysis is reasoning,
+ * final the content, a message to=functions.NAME a call. */
+static int parse_harmony(const char *text, json_t *calls, json_t **content, json_t *msg)
+{
+    if (!strstr(text, "<|channel|>") || !strstr(text, "<|message|>"))
+        return 0;
+    json_t *reasoning = json_string(""), *final = json_string("");
+    const char *p = text;
+    int found = 0;
+    bool any = false;
+    while ((p = strstr(p, "<|channel|>"))) {
+        const char *hdr = p + 11;
+        const char *body = strstr(hdr, "<|message|>");
+        if (!body)
+            break;
+        size_t hlen = (size_t)(body - hdr);
+        body += 11;
+        const char *end = body;
+        while (*end && strncmp(end, "<|end|>", 7) && strncmp(end, "<|call|>", 8) &&
+               strncmp(end, "<|return|>", 10) && strncmp(end, "<|start|>", 9))
+            end++;
+        size_t blen = (size_t)(end - body);
+        const char *to = NULL;
+        for (size_t i = 0; i + 13 <= hlen; i++)
+            if (!strncmp(hdr + i, "to=functions.", 13)) {
+                to = hdr + i + 13;
+                break;
+            }
+        any = true;
+        if (to) {
+            size_t nl = 0;
+            while (to + nl < body - 11 && !isspace((unsigned char)to[nl]) && to[nl] != '<')
+                nl++;
+            json_t *j = json_loadb(body, blen, JSON_DECODE_ANY, NULL);
+            json_array_append_new(calls, call(to, nl, j ? j : trimmed(body, blen)));
+            found++;
+        } else {
+            json_t *dst = !strncmp(hdr, "analysis", 8) ? reasoning : final;
+            size_t old = json_string_length(dst);
+            char *joined = malloc(old + blen + 1);
+            memcpy(joined, json_string_value(dst), old);
+            memcpy(joined + old, body, blen);
+            json_string_setn(dst, joined, old + blen);
+            free(joined);
+        }
+        p = end;
+    }
+    if (any) {
+        if (json_string_length(reasoning))
+            json_object_set_new(msg, "reasoning", trimmed(json_string_value(reasoning), json_string_length(reasoning)));
+        json_decref(*content);
+        *content = trimmed(json_string_value(final), json_string_length(final));
+    }
+    json_decref(reasoning);
+    json_decref(final);
+    return any ? (found ? found : -1) : 0;
+}
+
 json_t *wisp_chat_parse_reply(const char *text, const wisp_chat_hint *hint)
 {
     json_t *msg = json_pack("{s:s}", "role", "assistant");
@@ -254,7 +314,9 @@ json_t *wisp_chat_parse_reply(const char *text, const wisp_chat_hint *hint)
     json_t *calls = json_array();
     const char *c = json_string_value(content);
     char *copy = strdup(c);
-    int n = parse_hermes(copy, calls, &content);
+    int n = parse_harmony(copy, calls, &content, msg);
+    if (!n)
+        n = parse_hermes(copy, calls, &content);
     if (!n)
         n = parse_mistral(copy, calls, &content);
     if (!n && hint && hint->functionary)

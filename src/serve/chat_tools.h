@@ -2,7 +2,8 @@
  * chat_tools.h - a chat reply's text to an assistant message: reasoning
  * (a <think> block) apart from the content, and tool calls in the formats
  * of the model families that define one (Hermes/Qwen <tool_call> JSON,
- * Llama 3.1 JSON, Mistral [TOOL_CALLS], functionary >>>name). Text that
+ * Llama 3.1 JSON, Mistral [TOOL_CALLS], functionary >>>name, gpt-oss harmony
+ * channels). Text that
  * does not parse as a call stays content.
  */
 #ifndef WISP_SERVE_CHAT_TOOLS_H

@@ -238,7 +238,7 @@ void wisp_m_chat_render(wisp_job *job)
 static const char *const turn_ends[] = {
     "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
     "<|end_of_text|>", "<|return|>", "<|call|>", "<|user|>", "<|observation|>",
-    "<｜end▁of▁sentence｜>", "<|END_OF_TURN_TOKEN|>", "<|im_end|>", "</s>", "<turn|>",
+    "<｜end▁of▁sentence｜>", "<|END_OF_TURN_TOKEN|>", "</s>", "<turn|>",
     NULL,
 };
 
@@ -254,11 +254,31 @@ static bool cf_is_eog(void *ud, int32_t token)
     return token >= 0 && token < f->rt->n_vocab && f->eot[token];
 }
 
+/* The reply is parsed from its tokens with special tokens rendered: tool
+ * call markers such as Mistral's [TOOL_CALLS] are control tokens that the
+ * streamed text leaves out. The end-of-turn token itself is not part of it. */
 static void cf_annotate(void *ud, json_t *result)
 {
     chat_filter *f = ud;
-    const char *text = json_string_value(json_object_get(result, "text"));
-    json_object_set_new(result, "message", wisp_chat_parse_reply(text ? text : "", &f->hint));
+    const json_t *toks = json_object_get(result, "tokens");
+    size_t n = json_array_size(toks);
+    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    char *text = NULL;
+    size_t len = 0;
+    wisp_err err = {0};
+    if (ids) {
+        for (size_t i = 0; i < n; i++)
+            ids[i] = (int32_t)json_integer_value(json_array_get(toks, i));
+        if (n && (wisp_tokenizer_is_eog(f->rt->tok, ids[n - 1]) || cf_is_eog(f, ids[n - 1])))
+            n--;
+        if (wisp_detokenize(f->rt->tok, ids, n, WISP_DETOK_RENDER_SPECIAL, &text, &len, &err))
+            text = NULL;
+    }
+    const char *fallback = json_string_value(json_object_get(result, "text"));
+    json_object_set_new(result, "message",
+                        wisp_chat_parse_reply(text ? text : fallback ? fallback : "", &f->hint));
+    free(text);
+    free(ids);
 }
 
 static void cf_free(void *ud)
@@ -277,7 +297,12 @@ static chat_filter *chat_filter_new(const wisp_runtime *rt)
         return NULL;
     }
     f->rt = rt;
+    /* gpt-oss (harmony) ends messages, not turns, with <|end|>: its turn
+     * ends are <|return|> and <|call|> */
+    bool harmony = wisp_tokenizer_find(rt->tok, "<|return|>", 10) >= 0;
     for (size_t i = 0; turn_ends[i]; i++) {
+        if (harmony && !strcmp(turn_ends[i], "<|end|>"))
+            continue;
         int32_t id = wisp_tokenizer_find(rt->tok, turn_ends[i], strlen(turn_ends[i]));
         /* only special tokens: a vocabulary where "</s>" is plain text keeps it */
         if (id >= 0 && id < rt->n_vocab &&

@@ -128,3 +128,20 @@ TEST(chat_think_block_is_reasoning)
     check_call(m, 0, "w", "{}");
     json_decref(m);
 }
+
+TEST(chat_gpt_oss_harmony_channels)
+{
+    json_t *m = parse("<|channel|>analysis<|message|>User wants weather.<|end|><|start|>assistant"
+                      "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
+                      "{\"city\": \"Kyiv\"}", true, false);
+    CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "User wants weather.");
+    CHECK_EQ_STR(content(m), "");
+    check_call(m, 0, "get_weather", "{\"city\": \"Kyiv\"}");
+    json_decref(m);
+    m = parse("<|channel|>analysis<|message|>Simple.<|end|><|start|>assistant<|channel|>final"
+              "<|message|>Hello!", false, false);
+    CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "Simple.");
+    CHECK_EQ_STR(content(m), "Hello!");
+    CHECK(json_object_get(m, "tool_calls") == NULL);
+    json_decref(m);
+}
