@@ -256,13 +256,16 @@ static bool cf_is_eog(void *ud, int32_t token)
 
 /* The reply is parsed from its tokens with special tokens rendered: tool
  * call markers such as Mistral's [TOOL_CALLS] are control tokens that the
- * streamed text leaves out. The end-of-turn token itself is not part of it. */
+ * streamed text leaves out. The end-of-turn token itself is not part of it.
+ * A reply cut by a stop string is parsed from its text, which ends before
+ * the stop string as the client asked. */
 static void cf_annotate(void *ud, json_t *result)
 {
     chat_filter *f = ud;
     const json_t *toks = json_object_get(result, "tokens");
+    const char *why = json_string_value(json_object_get(result, "finish_reason"));
     size_t n = json_array_size(toks);
-    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    int32_t *ids = why && strcmp(why, "stop") ? malloc((n ? n : 1) * sizeof *ids) : NULL;
     char *text = NULL;
     size_t len = 0;
     wisp_err err = {0};
