@@ -413,7 +413,7 @@ static wisp_jv *pairs_of(jctx *c, wisp_jv *d)
     wisp_jv *out = jv_list_n(c->env, d->dict->n);
     for (size_t i = 0; i < d->dict->n; i++) {
         wisp_jv *p = jv_list_n(c->env, 2);
-        if (p->type == JV_LIST)
+        if (!c->env->oom)
             p->list->tuple = true;
         wisp_jv_list_push(c->env, p, d->dict->k[i]);
         wisp_jv_list_push(c->env, p, d->dict->v[i]);
@@ -1183,7 +1183,8 @@ static wisp_jv *g_range(jctx *c, wisp_jv *self, const jargs *a)
 static wisp_jv *kw_dict(jctx *c, const jargs *a, jv_type type)
 {
     wisp_jv *d = wisp_jv_dict(c->env);
-    d->type = d->type == JV_DICT ? type : d->type;
+    if (!c->env->oom)   /* never retype the shared out-of-memory value */
+        d->type = type;
     if (a->npos > 1)
         return jinja_fail(c, a->line, WISP_E_INVALID, "expected at most 1 positional argument");
     if (a->npos == 1) {

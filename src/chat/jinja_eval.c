@@ -569,7 +569,7 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
     case E_NAME: return lookup(c, f, n->name);
     case E_LIST: {
         wisp_jv *l = jv_list_n(env, n->nkids);
-        if (l->type == JV_LIST)
+        if (!env->oom)
             l->list->tuple = n->neg;
         for (size_t i = 0; i < n->nkids; i++) {
             wisp_jv *v = eval(c, f, n->kids[i]);

@@ -65,7 +65,15 @@ char *jinja_strdup(wisp_jinja_env *env, const char *s, size_t n)
     return p;
 }
 
+/* What constructors return once the memory limit is hit: values of the
+ * requested type that stay empty (pushing to them allocates, which fails),
+ * so callers need no checks; the render fails at its next step. */
 static wisp_jv oom_none = {.type = JV_NONE};
+static wisp_jv oom_str = {.type = JV_STR, .str = {"", 0}};
+static jlist oom_jlist;
+static wisp_jv oom_list = {.type = JV_LIST, .list = &oom_jlist};
+static jdict oom_jdict;
+static wisp_jv oom_dict = {.type = JV_DICT, .dict = &oom_jdict};
 
 wisp_jv *jv_new(wisp_jinja_env *env, jv_type t)
 {
@@ -136,12 +144,12 @@ wisp_jv *wisp_jv_str(wisp_jinja_env *env, const char *s, size_t n)
 {
     char *p = jinja_strdup(env, s, n);
     if (!p)
-        return &oom_none;
+        return &oom_str;
     wisp_jv *v = jv_new(env, JV_STR);
-    if (v->type == JV_STR) {
-        v->str.s = p;
-        v->str.n = n;
-    }
+    if (v->type != JV_STR)
+        return &oom_str;
+    v->str.s = p;
+    v->str.n = n;
     return v;
 }
 
@@ -149,16 +157,16 @@ wisp_jv *jv_strcat(wisp_jinja_env *env, const char *a, size_t an, const char *b,
 {
     char *p = jinja_alloc(env, an + bn + 1);
     if (!p)
-        return &oom_none;
+        return &oom_str;
     if (an)
         memcpy(p, a, an);
     if (bn)
         memcpy(p + an, b, bn);
     wisp_jv *v = jv_new(env, JV_STR);
-    if (v->type == JV_STR) {
-        v->str.s = p;
-        v->str.n = an + bn;
-    }
+    if (v->type != JV_STR)
+        return &oom_str;
+    v->str.s = p;
+    v->str.n = an + bn;
     return v;
 }
 
@@ -188,12 +196,13 @@ wisp_jv *jv_list_n(wisp_jinja_env *env, size_t cap)
     jlist *l = jinja_alloc(env, sizeof *l);
     wisp_jv **items = cap ? jinja_alloc(env, cap * sizeof *items) : NULL;
     if (!l || (cap && !items))
-        return &oom_none;
+        return &oom_list;
     l->v = items;
     l->cap = cap;
     wisp_jv *v = jv_new(env, JV_LIST);
-    if (v->type == JV_LIST)
-        v->list = l;
+    if (v->type != JV_LIST)
+        return &oom_list;
+    v->list = l;
     return v;
 }
 
@@ -221,10 +230,11 @@ wisp_jv *wisp_jv_dict(wisp_jinja_env *env)
 {
     jdict *d = jinja_alloc(env, sizeof *d);
     if (!d)
-        return &oom_none;
+        return &oom_dict;
     wisp_jv *v = jv_new(env, JV_DICT);
-    if (v->type == JV_DICT)
-        v->dict = d;
+    if (v->type != JV_DICT)
+        return &oom_dict;
+    v->dict = d;
     return v;
 }
 
@@ -557,7 +567,7 @@ wisp_jv *jv_to_str(wisp_jinja_env *env, const wisp_jv *v)
     if (v->type == JV_STR)
         return (wisp_jv *)v;
     wisp_buf b = WISP_BUF_INIT;
-    wisp_jv *r = jv_str_append(&b, v) ? &oom_none : wisp_jv_str(env, b.data ? b.data : "", b.len);
+    wisp_jv *r = jv_str_append(&b, v) ? &oom_str : wisp_jv_str(env, b.data ? b.data : "", b.len);
     wisp_buf_free(&b);
     return r;
 }

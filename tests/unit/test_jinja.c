@@ -251,6 +251,24 @@ TEST(jinja_limits)
     l.max_memory = 1 << 20;
     CHECK(strstr(render_with("{% set ns = namespace(s='x') %}{% for i in range(100000) %}"
                              "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", &l), "limit"));
+    /* every construct meets the memory limit as an error, never a crash */
+    static const char *const hungry[] = {
+        "{% for i in range(5000) %}{{ 'abc'.split('b') }}{{ {'a': i}|items|list }}{% endfor %}",
+        "{% for i in range(5000) %}{{ 'a b c'.split() }}{{ 'x\ny'|indent(2) }}{% endfor %}",
+        "{% for i in range(5000) %}{{ [3, 1, 2]|sort }}{{ {'b': 1, 'a': 2}|dictsort }}{% endfor %}",
+        "{% for i in range(5000) %}{{ ['a', 'b']|unique|list }}{{ 'abc'|reverse }}{% endfor %}",
+        "{% for i in range(5000) %}{% set ns = namespace(a=[i]) %}{{ ns.a }}{{ (i, i) }}{% endfor %}",
+        "{% for i in range(5000) %}{% for m in messages if m.role %}{{ loop.cycle('a', 'b') }}"
+        "{% endfor %}{% endfor %}",
+    };
+    for (size_t i = 0; i < sizeof hungry / sizeof hungry[0]; i++) {
+        l = small_limits();
+        l.max_memory = 80 * 1024;
+        const char *r = render_with(hungry[i], &l);
+        if (!strstr(r, "memory limit"))
+            fprintf(stderr, "  hungry[%zu] gave: %.200s\n", i, r);
+        CHECK(strstr(r, "memory limit") != NULL);
+    }
     /* deep nesting in the syntax is refused, not a stack overflow */
     char deep[4200] = "{{ ";
     for (int i = 0; i < 1000; i++)
