@@ -23,7 +23,10 @@ wisp_jv *jinja_arg(const jargs *a, size_t i, const char *name)
     return NULL;
 }
 
-static wisp_jv *nomem(jctx *c, int line) { return jinja_fail(c, line, WISP_E_NOMEM, "out of memory"); }
+static wisp_jv *nomem(jctx *c, int line)
+{
+    return jinja_fail(c, line, WISP_E_NOMEM, "out of memory");
+}
 
 static wisp_jv *buf_value(jctx *c, int line, wisp_buf *b, int rc)
 {
@@ -82,9 +85,18 @@ static wisp_jv *str_strip_impl(jctx *c, wisp_jv *self, const jargs *a, bool l, b
     return wisp_jv_str(c->env, s->str.s + st, len);
 }
 
-static wisp_jv *m_strip(jctx *c, wisp_jv *self, const jargs *a) { return str_strip_impl(c, self, a, true, true); }
-static wisp_jv *m_lstrip(jctx *c, wisp_jv *self, const jargs *a) { return str_strip_impl(c, self, a, true, false); }
-static wisp_jv *m_rstrip(jctx *c, wisp_jv *self, const jargs *a) { return str_strip_impl(c, self, a, false, true); }
+static wisp_jv *m_strip(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return str_strip_impl(c, self, a, true, true);
+}
+static wisp_jv *m_lstrip(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return str_strip_impl(c, self, a, true, false);
+}
+static wisp_jv *m_rstrip(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return str_strip_impl(c, self, a, false, true);
+}
 
 static wisp_jv *split_impl(jctx *c, wisp_jv *self, const jargs *a, bool from_right)
 {
@@ -165,7 +177,8 @@ static wisp_jv *split_impl(jctx *c, wisp_jv *self, const jargs *a, bool from_rig
         return out;
     }
     if (sepv->type != JV_STR)
-        return jinja_fail(c, a->line, WISP_E_INVALID, "must be str or None, not %s", jv_type_name(sepv));
+        return jinja_fail(c, a->line, WISP_E_INVALID, "must be str or None, not %s",
+                          jv_type_name(sepv));
     if (sepv->str.n == 0)
         return jinja_fail(c, a->line, WISP_E_INVALID, "empty separator");
     const char *sep = sepv->str.s;
@@ -174,7 +187,9 @@ static wisp_jv *split_impl(jctx *c, wisp_jv *self, const jargs *a, bool from_rig
         size_t i = 0;
         int64_t splits = 0;
         for (;;) {
-            const char *hit = (maxsplit < 0 || splits < maxsplit) && i <= n ? memmem(s + i, n - i, sep, sn) : NULL;
+            const char *hit = (maxsplit < 0 || splits < maxsplit) && i <= n
+                                  ? memmem(s + i, n - i, sep, sn)
+                                  : NULL;
             if (!hit) {
                 wisp_jv_list_push(env, out, wisp_jv_str(env, s + i, n - i));
                 return out;
@@ -209,8 +224,14 @@ static wisp_jv *split_impl(jctx *c, wisp_jv *self, const jargs *a, bool from_rig
     return out;
 }
 
-static wisp_jv *m_split(jctx *c, wisp_jv *self, const jargs *a) { return split_impl(c, self, a, false); }
-static wisp_jv *m_rsplit(jctx *c, wisp_jv *self, const jargs *a) { return split_impl(c, self, a, true); }
+static wisp_jv *m_split(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return split_impl(c, self, a, false);
+}
+static wisp_jv *m_rsplit(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return split_impl(c, self, a, true);
+}
 
 static wisp_jv *m_splitlines(jctx *c, wisp_jv *self, const jargs *a)
 {
@@ -221,8 +242,8 @@ static wisp_jv *m_splitlines(jctx *c, wisp_jv *self, const jargs *a)
     while (i < n) {
         size_t at = i;
         int32_t ch = pystr_next(s, n, &i);
-        bool br = ch == '\n' || ch == '\r' || ch == 0x0b || ch == 0x0c || (ch >= 0x1c && ch <= 0x1e) ||
-                  ch == 0x85 || ch == 0x2028 || ch == 0x2029;
+        bool br = ch == '\n' || ch == '\r' || ch == 0x0b || ch == 0x0c ||
+                  (ch >= 0x1c && ch <= 0x1e) || ch == 0x85 || ch == 0x2028 || ch == 0x2029;
         if (!br)
             continue;
         if (ch == '\r' && i < n && s[i] == '\n')
@@ -245,7 +266,8 @@ static wisp_jv *affix_impl(jctx *c, wisp_jv *self, const jargs *a, bool end)
     for (size_t i = 0; i < np; i++) {
         wisp_jv *x = p->type == JV_LIST ? p->list->v[i] : p;
         if (x->type != JV_STR)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "%s first arg must be str or a tuple of str, not %s",
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "%s first arg must be str or a tuple of str, not %s",
                               end ? "endswith" : "startswith", jv_type_name(x));
         if (x->str.n <= self->str.n &&
             memcmp(self->str.s + (end ? self->str.n - x->str.n : 0), x->str.s, x->str.n) == 0)
@@ -254,8 +276,14 @@ static wisp_jv *affix_impl(jctx *c, wisp_jv *self, const jargs *a, bool end)
     return c->env->f;
 }
 
-static wisp_jv *m_startswith(jctx *c, wisp_jv *self, const jargs *a) { return affix_impl(c, self, a, false); }
-static wisp_jv *m_endswith(jctx *c, wisp_jv *self, const jargs *a) { return affix_impl(c, self, a, true); }
+static wisp_jv *m_startswith(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return affix_impl(c, self, a, false);
+}
+static wisp_jv *m_endswith(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return affix_impl(c, self, a, true);
+}
 
 static wisp_jv *case_impl(jctx *c, wisp_jv *v, int line, int mode)
 {
@@ -265,15 +293,25 @@ static wisp_jv *case_impl(jctx *c, wisp_jv *v, int line, int mode)
     return buf_value(c, line, &b, rc);
 }
 
-static wisp_jv *m_upper(jctx *c, wisp_jv *self, const jargs *a) { return case_impl(c, self, a->line, PYSTR_UPPER); }
-static wisp_jv *m_lower(jctx *c, wisp_jv *self, const jargs *a) { return case_impl(c, self, a->line, PYSTR_LOWER); }
-static wisp_jv *m_title(jctx *c, wisp_jv *self, const jargs *a) { return case_impl(c, self, a->line, PYSTR_TITLE); }
+static wisp_jv *m_upper(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return case_impl(c, self, a->line, PYSTR_UPPER);
+}
+static wisp_jv *m_lower(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return case_impl(c, self, a->line, PYSTR_LOWER);
+}
+static wisp_jv *m_title(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return case_impl(c, self, a->line, PYSTR_TITLE);
+}
 static wisp_jv *m_capitalize(jctx *c, wisp_jv *self, const jargs *a)
 {
     return case_impl(c, self, a->line, PYSTR_CAPITALIZE);
 }
 
-static wisp_jv *replace_impl(jctx *c, wisp_jv *s, wisp_jv *old, wisp_jv *new_, int64_t count, int line)
+static wisp_jv *replace_impl(jctx *c, wisp_jv *s, wisp_jv *old, wisp_jv *new_, int64_t count,
+                             int line)
 {
     wisp_buf b = WISP_BUF_INIT;
     int rc = 0;
@@ -315,7 +353,8 @@ static wisp_jv *replace_impl(jctx *c, wisp_jv *s, wisp_jv *old, wisp_jv *new_, i
 
 static wisp_jv *m_replace(jctx *c, wisp_jv *self, const jargs *a)
 {
-    wisp_jv *old = need_str(c, a, 0, "old", "replace"), *new_ = old ? need_str(c, a, 1, "new", "replace") : NULL;
+    wisp_jv *old = need_str(c, a, 0, "old", "replace"),
+            *new_ = old ? need_str(c, a, 1, "new", "replace") : NULL;
     if (!new_)
         return NULL;
     wisp_jv *cnt = jinja_arg(a, 2, "count");
@@ -343,8 +382,14 @@ static wisp_jv *find_impl(jctx *c, wisp_jv *self, const jargs *a, bool right)
     return wisp_jv_int(c->env, at == SIZE_MAX ? -1 : (int64_t)pystr_len(s, at));
 }
 
-static wisp_jv *m_find(jctx *c, wisp_jv *self, const jargs *a) { return find_impl(c, self, a, false); }
-static wisp_jv *m_rfind(jctx *c, wisp_jv *self, const jargs *a) { return find_impl(c, self, a, true); }
+static wisp_jv *m_find(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return find_impl(c, self, a, false);
+}
+static wisp_jv *m_rfind(jctx *c, wisp_jv *self, const jargs *a)
+{
+    return find_impl(c, self, a, true);
+}
 
 static wisp_jv *m_str_count(jctx *c, wisp_jv *self, const jargs *a)
 {
@@ -369,14 +414,16 @@ static wisp_jv *m_str_join(jctx *c, wisp_jv *self, const jargs *a)
     wisp_jv *seq = jinja_arg(a, 0, NULL);
     wisp_jv *items = seq ? jinja_iterable(c, a->line, seq) : NULL;
     if (!items)
-        return seq ? NULL : jinja_fail(c, a->line, WISP_E_INVALID, "join() takes exactly one argument");
+        return seq ? NULL
+                   : jinja_fail(c, a->line, WISP_E_INVALID, "join() takes exactly one argument");
     wisp_buf b = WISP_BUF_INIT;
     int rc = 0;
     for (size_t i = 0; i < items->list->n; i++) {
         if (items->list->v[i]->type != JV_STR) {
             wisp_buf_free(&b);
-            return jinja_fail(c, a->line, WISP_E_INVALID, "sequence item %zu: expected str instance, %s found",
-                              i, jv_type_name(items->list->v[i]));
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "sequence item %zu: expected str instance, %s found", i,
+                              jv_type_name(items->list->v[i]));
         }
         if (i)
             rc |= wisp_buf_append(&b, self->str.s, self->str.n);
@@ -387,7 +434,10 @@ static wisp_jv *m_str_join(jctx *c, wisp_jv *self, const jargs *a)
 
 typedef bool (*char_pred)(int32_t ch);
 static bool p_digit(int32_t ch) { return ch >= '0' && ch <= '9'; }
-static bool p_alpha(int32_t ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch > 0x7f; }
+static bool p_alpha(int32_t ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch > 0x7f;
+}
 static bool p_alnum(int32_t ch) { return p_digit(ch) || p_alpha(ch); }
 
 static wisp_jv *is_all(jctx *c, wisp_jv *self, char_pred p)
@@ -401,10 +451,26 @@ static wisp_jv *is_all(jctx *c, wisp_jv *self, char_pred p)
     return c->env->t;
 }
 
-static wisp_jv *m_isdigit(jctx *c, wisp_jv *self, const jargs *a) { (void)a; return is_all(c, self, p_digit); }
-static wisp_jv *m_isalpha(jctx *c, wisp_jv *self, const jargs *a) { (void)a; return is_all(c, self, p_alpha); }
-static wisp_jv *m_isalnum(jctx *c, wisp_jv *self, const jargs *a) { (void)a; return is_all(c, self, p_alnum); }
-static wisp_jv *m_isspace(jctx *c, wisp_jv *self, const jargs *a) { (void)a; return is_all(c, self, pystr_isspace); }
+static wisp_jv *m_isdigit(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)a;
+    return is_all(c, self, p_digit);
+}
+static wisp_jv *m_isalpha(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)a;
+    return is_all(c, self, p_alpha);
+}
+static wisp_jv *m_isalnum(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)a;
+    return is_all(c, self, p_alnum);
+}
+static wisp_jv *m_isspace(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)a;
+    return is_all(c, self, pystr_isspace);
+}
 
 /* ---------------------------------------------------------------- dict and list methods */
 
@@ -422,7 +488,11 @@ static wisp_jv *pairs_of(jctx *c, wisp_jv *d)
     return out;
 }
 
-static wisp_jv *m_items(jctx *c, wisp_jv *self, const jargs *a) { (void)a; return pairs_of(c, self); }
+static wisp_jv *m_items(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)a;
+    return pairs_of(c, self);
+}
 
 static wisp_jv *m_keys(jctx *c, wisp_jv *self, const jargs *a)
 {
@@ -512,7 +582,8 @@ static wisp_jv *f_tojson(jctx *c, wisp_jv *v, const jargs *a)
     wisp_jv *ind = jinja_arg(a, 1, "indent");
     if (ind && ind->type != JV_NONE) {
         if (ind->type != JV_INT || ind->i < 0 || ind->i > 64)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "tojson: indent must be an integer 0..64");
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "tojson: indent must be an integer 0..64");
         o.indent = (int)ind->i;
     }
     o.item_sep = o.indent >= 0 ? "," : ", ";
@@ -530,12 +601,16 @@ static wisp_jv *f_tojson(jctx *c, wisp_jv *v, const jargs *a)
     int rc = jv_json_append(&b, v, &o, 0, &bad);
     if (rc < 0 && bad) {
         wisp_buf_free(&b);
-        return jinja_fail(c, a->line, WISP_E_INVALID, "Object of type %s is not JSON serializable", bad);
+        return jinja_fail(c, a->line, WISP_E_INVALID, "Object of type %s is not JSON serializable",
+                          bad);
     }
     return buf_value(c, a->line, &b, rc);
 }
 
-static wisp_jv *f_trim(jctx *c, wisp_jv *v, const jargs *a) { return str_strip_impl(c, v, a, true, true); }
+static wisp_jv *f_trim(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return str_strip_impl(c, v, a, true, true);
+}
 
 static wisp_jv *f_length(jctx *c, wisp_jv *v, const jargs *a)
 {
@@ -545,7 +620,8 @@ static wisp_jv *f_length(jctx *c, wisp_jv *v, const jargs *a)
     case JV_DICT: return wisp_jv_int(c->env, (int64_t)v->dict->n);
     case JV_UNDEF: return wisp_jv_int(c->env, 0);
     default:
-        return jinja_fail(c, a->line, WISP_E_INVALID, "object of type '%s' has no len()", jv_type_name(v));
+        return jinja_fail(c, a->line, WISP_E_INVALID, "object of type '%s' has no len()",
+                          jv_type_name(v));
     }
 }
 
@@ -562,7 +638,8 @@ static wisp_jv *f_last(jctx *c, wisp_jv *v, const jargs *a)
     wisp_jv *l = jinja_iterable(c, a->line, v);
     if (!l)
         return NULL;
-    return l->list->n ? l->list->v[l->list->n - 1] : jv_undef(c->env, "No last item, sequence was empty.");
+    return l->list->n ? l->list->v[l->list->n - 1]
+                      : jv_undef(c->env, "No last item, sequence was empty.");
 }
 
 /* Resolves "a.b.0" on item the way jinja2's attribute getter does. */
@@ -633,8 +710,8 @@ static wisp_jv *f_items(jctx *c, wisp_jv *v, const jargs *a)
     if (v->type == JV_UNDEF)
         return wisp_jv_list(c->env);
     if (v->type != JV_DICT)
-        return jinja_fail(c, a->line, WISP_E_INVALID, "items: can only be used on a mapping, not %s",
-                          jv_type_name(v));
+        return jinja_fail(c, a->line, WISP_E_INVALID,
+                          "items: can only be used on a mapping, not %s", jv_type_name(v));
     return pairs_of(c, v);
 }
 
@@ -651,9 +728,18 @@ static wisp_jv *f_list(jctx *c, wisp_jv *v, const jargs *a)
 
 static wisp_jv *f_string(jctx *c, wisp_jv *v, const jargs *a) { (void)a; return S(c, v); }
 static wisp_jv *f_safe(jctx *c, wisp_jv *v, const jargs *a) { (void)a; return S(c, v); }
-static wisp_jv *f_upper(jctx *c, wisp_jv *v, const jargs *a) { return case_impl(c, v, a->line, PYSTR_UPPER); }
-static wisp_jv *f_lower(jctx *c, wisp_jv *v, const jargs *a) { return case_impl(c, v, a->line, PYSTR_LOWER); }
-static wisp_jv *f_title(jctx *c, wisp_jv *v, const jargs *a) { return case_impl(c, v, a->line, PYSTR_TITLE); }
+static wisp_jv *f_upper(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return case_impl(c, v, a->line, PYSTR_UPPER);
+}
+static wisp_jv *f_lower(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return case_impl(c, v, a->line, PYSTR_LOWER);
+}
+static wisp_jv *f_title(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return case_impl(c, v, a->line, PYSTR_TITLE);
+}
 static wisp_jv *f_capitalize(jctx *c, wisp_jv *v, const jargs *a)
 {
     return case_impl(c, v, a->line, PYSTR_CAPITALIZE);
@@ -717,7 +803,8 @@ static wisp_jv *f_replace(jctx *c, wisp_jv *v, const jargs *a)
     if (!old || !new_)
         return jinja_fail(c, a->line, WISP_E_INVALID, "replace needs two arguments");
     wisp_jv *cnt = jinja_arg(a, 2, "count");
-    return replace_impl(c, S(c, v), S(c, old), S(c, new_), cnt && cnt->type == JV_INT ? cnt->i : -1, a->line);
+    return replace_impl(c, S(c, v), S(c, old), S(c, new_), cnt && cnt->type == JV_INT ? cnt->i : -1,
+                        a->line);
 }
 
 static wisp_jv *f_indent(jctx *c, wisp_jv *v, const jargs *a)
@@ -730,7 +817,8 @@ static wisp_jv *f_indent(jctx *c, wisp_jv *v, const jargs *a)
         indn = w->str.n;
     } else if (w) {
         if (w->type != JV_INT || w->i < 0 || w->i > 1000)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "indent: width must be a string or 0..1000");
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "indent: width must be a string or 0..1000");
         char *sp = jinja_alloc(c->env, (size_t)w->i + 1);
         if (!sp)
             return nomem(c, a->line);
@@ -807,7 +895,8 @@ static wisp_jv *select_impl(jctx *c, wisp_jv *v, const jargs *a, bool by_attr, b
     if (by_attr) {
         attr = jinja_arg(a, k++, NULL);
         if (!attr)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "selectattr/rejectattr need an attribute");
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "selectattr/rejectattr need an attribute");
     }
     wisp_jv *tname = jinja_arg(a, k++, NULL);
     jtest t = NULL;
@@ -835,10 +924,22 @@ static wisp_jv *select_impl(jctx *c, wisp_jv *v, const jargs *a, bool by_attr, b
     return out;
 }
 
-static wisp_jv *f_select(jctx *c, wisp_jv *v, const jargs *a) { return select_impl(c, v, a, false, true); }
-static wisp_jv *f_reject(jctx *c, wisp_jv *v, const jargs *a) { return select_impl(c, v, a, false, false); }
-static wisp_jv *f_selectattr(jctx *c, wisp_jv *v, const jargs *a) { return select_impl(c, v, a, true, true); }
-static wisp_jv *f_rejectattr(jctx *c, wisp_jv *v, const jargs *a) { return select_impl(c, v, a, true, false); }
+static wisp_jv *f_select(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return select_impl(c, v, a, false, true);
+}
+static wisp_jv *f_reject(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return select_impl(c, v, a, false, false);
+}
+static wisp_jv *f_selectattr(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return select_impl(c, v, a, true, true);
+}
+static wisp_jv *f_rejectattr(jctx *c, wisp_jv *v, const jargs *a)
+{
+    return select_impl(c, v, a, true, false);
+}
 
 /* The comparison key of a value: lowercased when case does not matter. */
 static wisp_jv *fold(jctx *c, wisp_jv *x, bool case_sensitive)
@@ -912,7 +1013,8 @@ static wisp_jv *sorted(jctx *c, int line, wisp_jv *items, wisp_jv *keys, bool re
 static wisp_jv *f_dictsort(jctx *c, wisp_jv *v, const jargs *a)
 {
     if (v->type != JV_DICT)
-        return jinja_fail(c, a->line, WISP_E_INVALID, "dictsort: expected a mapping, got %s", jv_type_name(v));
+        return jinja_fail(c, a->line, WISP_E_INVALID, "dictsort: expected a mapping, got %s",
+                          jv_type_name(v));
     bool cs = arg_true(a, 0, "case_sensitive");
     wisp_jv *by = jinja_arg(a, 1, "by");
     bool by_value = by && by->type == JV_STR && !strcmp(by->str.s, "value");
@@ -964,7 +1066,8 @@ static wisp_jv *f_abs(jctx *c, wisp_jv *v, const jargs *a)
         return v->i < 0 ? wisp_jv_int(c->env, -v->i) : v;
     if (v->type == JV_FLOAT)
         return wisp_jv_float(c->env, fabs(v->f));
-    return jinja_fail(c, a->line, WISP_E_INVALID, "bad operand type for abs(): '%s'", jv_type_name(v));
+    return jinja_fail(c, a->line, WISP_E_INVALID, "bad operand type for abs(): '%s'",
+                      jv_type_name(v));
 }
 
 typedef struct filter_row {
@@ -996,16 +1099,66 @@ jfilter jinja_filter_find(const char *name)
 
 /* ---------------------------------------------------------------- tests */
 
-static int t_defined(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type != JV_UNDEF; }
-static int t_undefined(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_UNDEF; }
-static int t_none(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_NONE; }
-static int t_string(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_STR; }
-static int t_mapping(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_DICT; }
-static int t_boolean(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_BOOL; }
-static int t_true(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_BOOL && v->b; }
-static int t_false(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_BOOL && !v->b; }
-static int t_integer(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_INT; }
-static int t_float(jctx *c, wisp_jv *v, const jargs *a) { (void)c; (void)a; return v->type == JV_FLOAT; }
+static int t_defined(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type != JV_UNDEF;
+}
+static int t_undefined(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_UNDEF;
+}
+static int t_none(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_NONE;
+}
+static int t_string(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_STR;
+}
+static int t_mapping(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_DICT;
+}
+static int t_boolean(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_BOOL;
+}
+static int t_true(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_BOOL && v->b;
+}
+static int t_false(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_BOOL && !v->b;
+}
+static int t_integer(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_INT;
+}
+static int t_float(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)c;
+    (void)a;
+    return v->type == JV_FLOAT;
+}
 static int t_callable(jctx *c, wisp_jv *v, const jargs *a)
 {
     (void)c;
@@ -1053,7 +1206,8 @@ static int order(jctx *c, wisp_jv *v, const jargs *a, int want_lo, int want_hi)
     if (!o)
         return -1;
     if (jv_compare(v, o, &r)) {
-        jinja_fail(c, a->line, WISP_E_INVALID, "cannot compare '%s' and '%s'", jv_type_name(v), jv_type_name(o));
+        jinja_fail(c, a->line, WISP_E_INVALID, "cannot compare '%s' and '%s'", jv_type_name(v),
+                   jv_type_name(o));
         return -1;
     }
     return r >= want_lo && r <= want_hi;
@@ -1157,12 +1311,13 @@ static wisp_jv *g_range(jctx *c, wisp_jv *self, const jargs *a)
     (void)self;
     int64_t v[3] = {0, 0, 1};
     if (a->npos < 1 || a->npos > 3)
-        return jinja_fail(c, a->line, WISP_E_INVALID, "range expected 1 to 3 arguments, got %zu", a->npos);
+        return jinja_fail(c, a->line, WISP_E_INVALID, "range expected 1 to 3 arguments, got %zu",
+                          a->npos);
     for (size_t i = 0; i < a->npos; i++) {
         wisp_jv *x = a->pos[i];
         if (x->type != JV_INT && x->type != JV_BOOL)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "'%s' object cannot be interpreted as an integer",
-                              jv_type_name(x));
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "'%s' object cannot be interpreted as an integer", jv_type_name(x));
         v[a->npos == 1 ? 1 : i] = x->type == JV_INT ? x->i : x->b;
     }
     if (v[2] == 0)
@@ -1173,7 +1328,8 @@ static wisp_jv *g_range(jctx *c, wisp_jv *self, const jargs *a)
         count = 0;
     if (count > MAX_RANGE)
         return jinja_fail(c, a->line, WISP_E_INVALID,
-                          "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", MAX_RANGE);
+                          "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).",
+                          MAX_RANGE);
     wisp_jv *out = jv_list_n(c->env, (size_t)count);
     for (int64_t i = 0; i < (int64_t)count; i++)
         wisp_jv_list_push(c->env, out, wisp_jv_int(c->env, v[0] + i * v[2]));
@@ -1190,7 +1346,8 @@ static wisp_jv *kw_dict(jctx *c, const jargs *a, jv_type type)
     if (a->npos == 1) {
         wisp_jv *init = a->pos[0];
         if (init->type != JV_DICT)
-            return jinja_fail(c, a->line, WISP_E_INVALID, "expected a mapping, got %s", jv_type_name(init));
+            return jinja_fail(c, a->line, WISP_E_INVALID, "expected a mapping, got %s",
+                              jv_type_name(init));
         for (size_t i = 0; i < init->dict->n; i++)
             jv_dict_put(c->env, d, init->dict->k[i], init->dict->v[i]);
     }
@@ -1199,8 +1356,16 @@ static wisp_jv *kw_dict(jctx *c, const jargs *a, jv_type type)
     return d;
 }
 
-static wisp_jv *g_namespace(jctx *c, wisp_jv *self, const jargs *a) { (void)self; return kw_dict(c, a, JV_NS); }
-static wisp_jv *g_dict(jctx *c, wisp_jv *self, const jargs *a) { (void)self; return kw_dict(c, a, JV_DICT); }
+static wisp_jv *g_namespace(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)self;
+    return kw_dict(c, a, JV_NS);
+}
+static wisp_jv *g_dict(jctx *c, wisp_jv *self, const jargs *a)
+{
+    (void)self;
+    return kw_dict(c, a, JV_DICT);
+}
 
 static wisp_jv *g_raise(jctx *c, wisp_jv *self, const jargs *a)
 {
@@ -1226,7 +1391,8 @@ static wisp_jv *g_strftime_now(jctx *c, wisp_jv *self, const jargs *a)
     size_t n = fmt->str.n < 200 ? strftime(out, sizeof out, fmt->str.s, &tm) : 0;
 #pragma GCC diagnostic pop
     if (n == 0 && fmt->str.n)
-        return jinja_fail(c, a->line, WISP_E_INVALID, "strftime_now(): format too long or empty result");
+        return jinja_fail(c, a->line, WISP_E_INVALID,
+                          "strftime_now(): format too long or empty result");
     return wisp_jv_str(c->env, out, n);
 }
 

@@ -277,13 +277,20 @@ static wisp_jv *do_slice(jctx *c, int line, wisp_jv *obj, wisp_jv *const parts[3
     }
     if (obj->type == JV_UNDEF)
         return undef_access(c, line, obj);
-    return jinja_fail(c, line, WISP_E_INVALID, "'%s' object is not subscriptable", jv_type_name(obj));
+    return jinja_fail(c, line, WISP_E_INVALID, "'%s' object is not subscriptable",
+                      jv_type_name(obj));
 }
 
 /* ---------------------------------------------------------------- operators */
 
-static bool numeric(const wisp_jv *v) { return v->type == JV_INT || v->type == JV_FLOAT || v->type == JV_BOOL; }
-static double fnum(const wisp_jv *v) { return v->type == JV_FLOAT ? v->f : v->type == JV_INT ? (double)v->i : v->b; }
+static bool numeric(const wisp_jv *v)
+{
+    return v->type == JV_INT || v->type == JV_FLOAT || v->type == JV_BOOL;
+}
+static double fnum(const wisp_jv *v)
+{
+    return v->type == JV_FLOAT ? v->f : v->type == JV_INT ? (double)v->i : v->b;
+}
 static int64_t inum(const wisp_jv *v) { return v->type == JV_INT ? v->i : v->b; }
 
 static wisp_jv *repeat(jctx *c, int line, wisp_jv *seq, int64_t k)
@@ -334,7 +341,8 @@ static wisp_jv *arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
             return repeat(c, line, b, inum(a));
     }
     if (op[0] == '%' && a->type == JV_STR)
-        return jinja_fail(c, line, WISP_E_INVALID, "printf-style string formatting is not supported");
+        return jinja_fail(c, line, WISP_E_INVALID,
+                          "printf-style string formatting is not supported");
     if (op[0] == '+' && a->type == JV_STR)
         return jinja_fail(c, line, WISP_E_INVALID, "can only concatenate str (not \"%s\") to str",
                           jv_type_name(b));
@@ -342,8 +350,9 @@ static wisp_jv *arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
         return jinja_fail(c, line, WISP_E_INVALID, "can only concatenate list (not \"%s\") to list",
                           jv_type_name(b));
     if (!numeric(a) || !numeric(b))
-        return jinja_fail(c, line, WISP_E_INVALID, "unsupported operand type(s) for %s: '%s' and '%s'",
-                          op, jv_type_name(a), jv_type_name(b));
+        return jinja_fail(c, line, WISP_E_INVALID,
+                          "unsupported operand type(s) for %s: '%s' and '%s'", op, jv_type_name(a),
+                          jv_type_name(b));
     bool fl = a->type == JV_FLOAT || b->type == JV_FLOAT;
     if (!strcmp(op, "/")) {
         if (fnum(b) == 0)
@@ -406,8 +415,8 @@ int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq)
     switch (seq->type) {
     case JV_STR:
         if (item->type != JV_STR) {
-            jinja_fail(c, line, WISP_E_INVALID, "'in <string>' requires string as left operand, not %s",
-                       jv_type_name(item));
+            jinja_fail(c, line, WISP_E_INVALID,
+                       "'in <string>' requires string as left operand, not %s", jv_type_name(item));
             return -1;
         }
         if (item->str.n == 0)
@@ -422,7 +431,8 @@ int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq)
     case JV_NS: return jv_dict_get(seq, item) != NULL;
     case JV_UNDEF: return 0;   /* Undefined iterates empty */
     default:
-        jinja_fail(c, line, WISP_E_INVALID, "argument of type '%s' is not iterable", jv_type_name(seq));
+        jinja_fail(c, line, WISP_E_INVALID, "argument of type '%s' is not iterable",
+                   jv_type_name(seq));
         return -1;
     }
 }
@@ -502,8 +512,8 @@ static wisp_jv *call_macro(jctx *c, wisp_jv *m, const jargs *a, wisp_jv *caller)
     }
     if (a->npos > def->nnames) {
         c->depth--;
-        return jinja_fail(c, a->line, WISP_E_INVALID, "macro '%s' takes not more than %zu argument(s)",
-                          def->name, def->nnames);
+        return jinja_fail(c, a->line, WISP_E_INVALID,
+                          "macro '%s' takes not more than %zu argument(s)", def->name, def->nnames);
     }
     for (size_t i = 0; i < def->nnames; i++) {
         wisp_jv *v = i < a->npos ? a->pos[i] : NULL;
@@ -532,8 +542,8 @@ static wisp_jv *call_macro(jctx *c, wisp_jv *m, const jargs *a, wisp_jv *caller)
             known |= !strcmp(a->kwname[k], def->names[i]);
         if (!known) {
             c->depth--;
-            return jinja_fail(c, a->line, WISP_E_INVALID, "macro '%s' takes no keyword argument '%s'",
-                              def->name, a->kwname[k]);
+            return jinja_fail(c, a->line, WISP_E_INVALID,
+                              "macro '%s' takes no keyword argument '%s'", def->name, a->kwname[k]);
         }
     }
     if (caller)
@@ -543,7 +553,9 @@ static wisp_jv *call_macro(jctx *c, wisp_jv *m, const jargs *a, wisp_jv *caller)
     int rc = exec_body(c, f, def->kids, def->nkids);
     c->out = saved;
     c->depth--;
-    wisp_jv *r = rc == FLOW_ERR ? NULL : wisp_jv_str(c->env, captured.data ? captured.data : "", captured.len);
+    wisp_jv *r = rc == FLOW_ERR
+                     ? NULL
+                     : wisp_jv_str(c->env, captured.data ? captured.data : "", captured.len);
     wisp_buf_free(&captured);
     return r;
 }
@@ -587,7 +599,8 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
             if (!v)
                 return NULL;
             if (k->type == JV_LIST || k->type == JV_DICT || k->type == JV_UNDEF)
-                return jinja_fail(c, n->line, WISP_E_INVALID, "unhashable type: '%s'", jv_type_name(k));
+                return jinja_fail(c, n->line, WISP_E_INVALID, "unhashable type: '%s'",
+                                  jv_type_name(k));
             jv_dict_put(env, d, k, v);
         }
         return d;
@@ -597,9 +610,10 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
         if (!a)
             return NULL;
         if (!numeric(a))
-            return a->type == JV_UNDEF ? undef_access(c, n->line, a)
-                                       : jinja_fail(c, n->line, WISP_E_INVALID, "bad operand type for unary %s: '%s'",
-                                                    n->op, jv_type_name(a));
+            return a->type == JV_UNDEF
+                       ? undef_access(c, n->line, a)
+                       : jinja_fail(c, n->line, WISP_E_INVALID,
+                                    "bad operand type for unary %s: '%s'", n->op, jv_type_name(a));
         if (n->op[0] == '+')
             return a->type == JV_BOOL ? wisp_jv_int(env, a->b) : a;
         if (a->type == JV_FLOAT)
@@ -635,7 +649,8 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
             return NULL;
         if (jv_truthy(cond))
             return eval(c, f, n->b);
-        return n->c ? eval(c, f, n->c) : jv_undef(env, "the condition was false and there is no else");
+        return n->c ? eval(c, f, n->c)
+                    : jv_undef(env, "the condition was false and there is no else");
     }
     case E_CMP: {
         wisp_jv *left = eval(c, f, n->kids[0]);
@@ -764,7 +779,8 @@ static bool assign(jctx *c, jframe *f, int line, const char **names, size_t n, w
     if (!l)
         return false;
     if (l->list->n != n) {
-        jinja_fail(c, line, WISP_E_INVALID, "cannot unpack %zu values into %zu names", l->list->n, n);
+        jinja_fail(c, line, WISP_E_INVALID, "cannot unpack %zu values into %zu names", l->list->n,
+                   n);
         return false;
     }
     for (size_t i = 0; i < n; i++)
@@ -825,7 +841,8 @@ static int exec_for(jctx *c, jframe *f, const jnode *n)
         wisp_jv_dict_set(env, loop, "previtem", 8,
                          i ? items->list->v[i - 1] : jv_undef(env, "there is no previous item"));
         wisp_jv_dict_set(env, loop, "nextitem", 8,
-                         i + 1 < len ? items->list->v[i + 1] : jv_undef(env, "there is no next item"));
+                         i + 1 < len ? items->list->v[i + 1]
+                                     : jv_undef(env, "there is no next item"));
         wisp_jv_dict_set(env, loop, "cycle", 5, jv_func(env, loop_cycle, loop, "cycle"));
         frame_set(c, it, "loop", loop);
         int rc = exec_body(c, it, n->kids, n->nkids);
@@ -864,7 +881,8 @@ static int exec_stmt(jctx *c, jframe *f, const jnode *n)
     case N_SET_ATTR: {
         wisp_jv *ns = lookup(c, f, n->name);
         if (!ns || ns->type != JV_NS) {
-            jinja_fail(c, n->line, WISP_E_INVALID, "cannot assign attribute on non-namespace object");
+            jinja_fail(c, n->line, WISP_E_INVALID,
+                       "cannot assign attribute on non-namespace object");
             return FLOW_ERR;
         }
         wisp_jv *v = eval(c, f, n->a);
@@ -879,7 +897,9 @@ static int exec_stmt(jctx *c, jframe *f, const jnode *n)
         c->out = &captured;
         int rc = exec_body(c, f, n->kids, n->nkids);
         c->out = saved;
-        wisp_jv *text = rc == FLOW_ERR ? NULL : wisp_jv_str(env, captured.data ? captured.data : "", captured.len);
+        wisp_jv *text = rc == FLOW_ERR
+                            ? NULL
+                            : wisp_jv_str(env, captured.data ? captured.data : "", captured.len);
         wisp_buf_free(&captured);
         if (!text)
             return FLOW_ERR;

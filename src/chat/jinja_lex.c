@@ -123,7 +123,10 @@ static int lex_string(lexer *lx)
             int k = 0;
             for (; k < digits && start + (size_t)k < lx->n; k++) {
                 char d = s[start + (size_t)k];
-                int dv = d >= '0' && d <= '9' ? d - '0' : d >= 'a' && d <= 'f' ? d - 'a' + 10 : d >= 'A' && d <= 'F' ? d - 'A' + 10 : 99;
+                int dv = d >= '0' && d <= '9'   ? d - '0'
+                         : d >= 'a' && d <= 'f' ? d - 'a' + 10
+                         : d >= 'A' && d <= 'F' ? d - 'A' + 10
+                                                : 99;
                 if (dv >= base)
                     break;
                 cp = cp * base + dv;
@@ -310,7 +313,8 @@ int jinja_lex(wisp_jinja_env *env, const char *src, size_t n, jtoks *out, wisp_e
         }
         /* the next tag opener */
         size_t t = text_start;
-        while (t + 1 < lx.n && !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#')))
+        while (t + 1 < lx.n &&
+               !(s[t] == '{' && (s[t + 1] == '{' || s[t + 1] == '%' || s[t + 1] == '#')))
             t++;
         if (t + 1 >= lx.n)
             t = lx.n;

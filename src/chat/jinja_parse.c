@@ -52,8 +52,14 @@ static void *fail(parser *p, const char *fmt, ...)
     return NULL;
 }
 
-static bool is_op(const jtok *t, const char *op) { return t->type == JT_OP && strcmp(t->s, op) == 0; }
-static bool is_name(const jtok *t, const char *n) { return t->type == JT_NAME && strcmp(t->s, n) == 0; }
+static bool is_op(const jtok *t, const char *op)
+{
+    return t->type == JT_OP && strcmp(t->s, op) == 0;
+}
+static bool is_name(const jtok *t, const char *n)
+{
+    return t->type == JT_NAME && strcmp(t->s, n) == 0;
+}
 
 static bool accept_op(parser *p, const char *op)
 {
@@ -198,7 +204,8 @@ static jnode *primary(parser *p)
             const jtok *u = next(p);
             rc |= wisp_buf_append(&b, u->s, u->n);
         }
-        jnode *n = rc ? fail(p, "%s", "out of memory") : lit(p, line, wisp_jv_str(p->env, b.data, b.len));
+        jnode *n =
+            rc ? fail(p, "%s", "out of memory") : lit(p, line, wisp_jv_str(p->env, b.data, b.len));
         wisp_buf_free(&b);
         return n;
     }
@@ -559,8 +566,9 @@ static jnode *compare(parser *p)
     for (;;) {
         const jtok *t = peek(p);
         const char *op = NULL;
-        if (t->type == JT_OP && (!strcmp(t->s, "==") || !strcmp(t->s, "!=") || !strcmp(t->s, "<") ||
-                                 !strcmp(t->s, "<=") || !strcmp(t->s, ">") || !strcmp(t->s, ">="))) {
+        if (t->type == JT_OP &&
+            (!strcmp(t->s, "==") || !strcmp(t->s, "!=") || !strcmp(t->s, "<") ||
+             !strcmp(t->s, "<=") || !strcmp(t->s, ">") || !strcmp(t->s, ">="))) {
             op = t->s;
             next(p);
         } else if (is_name(t, "in")) {
@@ -1032,8 +1040,8 @@ static bool body(parser *p, vec *out, const char *const *ends, const char **whic
                         *which = ends[i];
                         return true;
                     }
-            if (name->type == JT_NAME &&
-                (!strncmp(name->s, "end", 3) || !strcmp(name->s, "elif") || !strcmp(name->s, "else"))) {
+            if (name->type == JT_NAME && (!strncmp(name->s, "end", 3) || !strcmp(name->s, "elif") ||
+                                          !strcmp(name->s, "else"))) {
                 next(p);
                 fail(p, "unexpected '%s'", name->s);
                 return false;

@@ -444,7 +444,14 @@ void jv_float_repr(char *out, size_t cap, double d)
     digits[nd] = 0;
     char *o = out;
     size_t left = cap;
-#define PUT(...) do { int k_ = snprintf(o, left, __VA_ARGS__); if (k_ < 0 || (size_t)k_ >= left) return; o += k_; left -= (size_t)k_; } while (0)
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int k_ = snprintf(o, left, __VA_ARGS__);                                                   \
+        if (k_ < 0 || (size_t)k_ >= left)                                                          \
+            return;                                                                                \
+        o += k_;                                                                                   \
+        left -= (size_t)k_;                                                                        \
+    } while (0)
     if (neg)
         PUT("-");
     if (exp >= -4 && exp < 16) {
@@ -594,7 +601,8 @@ static int json_str(wisp_buf *b, const char *s, size_t n, bool ascii)
             if (c < 0x20 || (ascii && c > 0x7e)) {
                 if (c >= 0x10000) {
                     int32_t u = c - 0x10000;
-                    snprintf(e, sizeof e, "\\u%04x\\u%04x", 0xd800 + (u >> 10), 0xdc00 + (u & 0x3ff));
+                    snprintf(e, sizeof e, "\\u%04x\\u%04x", 0xd800 + (u >> 10),
+                             0xdc00 + (u & 0x3ff));
                 } else {
                     snprintf(e, sizeof e, "\\u%04x", (unsigned)c);
                 }

@@ -285,7 +285,9 @@ static int parse_harmony(const char *text, json_t *calls, json_t **content, json
     }
     if (any) {
         if (json_string_length(reasoning))
-            json_object_set_new(msg, "reasoning", trimmed(json_string_value(reasoning), json_string_length(reasoning)));
+            json_object_set_new(
+                msg, "reasoning",
+                trimmed(json_string_value(reasoning), json_string_length(reasoning)));
         json_decref(*content);
         *content = trimmed(json_string_value(final), json_string_length(final));
     }

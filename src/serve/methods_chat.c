@@ -170,9 +170,11 @@ static int chat_render(const wisp_runtime *rt, const json_t *p, wisp_buf *out, w
     v = json_object_get(p, "add_generation_prompt");
     wisp_jinja_env_set(env, "add_generation_prompt", wisp_jv_bool(env, v ? json_is_true(v) : true));
     v = json_object_get(p, "bos_token");
-    wisp_jinja_env_set(env, "bos_token", v ? from_json(env, v, 0) : token_text(env, rt, sp ? sp->bos : -1));
+    wisp_jinja_env_set(env, "bos_token",
+                       v ? from_json(env, v, 0) : token_text(env, rt, sp ? sp->bos : -1));
     v = json_object_get(p, "eos_token");
-    wisp_jinja_env_set(env, "eos_token", v ? from_json(env, v, 0) : token_text(env, rt, sp ? sp->eos : -1));
+    wisp_jinja_env_set(env, "eos_token",
+                       v ? from_json(env, v, 0) : token_text(env, rt, sp ? sp->eos : -1));
     const char *k;
     json_t *kv;
     json_object_foreach((json_t *)json_object_get(p, "template_kwargs"), k, kv)
@@ -187,7 +189,8 @@ static bool check_messages(wisp_job *job, const json_t *p)
 {
     const json_t *m = json_object_get(p, "messages");
     if (!json_is_array(m)) {
-        wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'messages' must be an array of messages", NULL);
+        wisp_job_error(job, WISP_RPC_INVALID_PARAMS, "'messages' must be an array of messages",
+                       NULL);
         return false;
     }
     size_t i;
@@ -195,7 +198,8 @@ static bool check_messages(wisp_job *job, const json_t *p)
     json_array_foreach(m, i, msg) {
         if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "role"))) {
             char text[96];
-            snprintf(text, sizeof text, "'messages[%zu]' must be an object with a string 'role'", i);
+            snprintf(text, sizeof text, "'messages[%zu]' must be an object with a string 'role'",
+                     i);
             wisp_job_error(job, WISP_RPC_INVALID_PARAMS, text, NULL);
             return false;
         }
@@ -337,7 +341,8 @@ void wisp_m_chat(wisp_job *job)
     /* The rendered text is the template author's: its special-token texts
      * are tokens, and BOS is there already when the template writes it. */
     wisp_tokens toks = {0};
-    int rc = wisp_tokenize(rt->tok, prompt.data ? prompt.data : "", prompt.len, false, true, &toks, &err);
+    int rc = wisp_tokenize(rt->tok, prompt.data ? prompt.data : "", prompt.len, false, true, &toks,
+                           &err);
     if (!rc && toks.n == 0)
         rc = wisp_err_set(&err, WISP_E_INVALID, "the chat template rendered an empty prompt");
     wisp_gen_spec spec;

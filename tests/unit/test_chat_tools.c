@@ -9,7 +9,10 @@
 
 #include "serve/chat_tools.h"
 
-static const char *content(const json_t *m) { return json_string_value(json_object_get(m, "content")); }
+static const char *content(const json_t *m)
+{
+    return json_string_value(json_object_get(m, "content"));
+}
 
 static void check_call(const json_t *m, size_t i, const char *name, const char *args_json)
 {
@@ -64,7 +67,8 @@ TEST(chat_hermes_broken_json_stays_content)
 
 TEST(chat_llama31_json_call)
 {
-    json_t *m = parse("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}", true, false);
+    json_t *m =
+        parse("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}", true, false);
     CHECK_EQ_STR(content(m), "");
     check_call(m, 0, "get_weather", "{\"city\": \"Rome\"}");
     json_decref(m);
@@ -84,8 +88,10 @@ TEST(chat_llama31_json_call)
 
 TEST(chat_mistral_tool_calls)
 {
-    json_t *m = parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}, "
-                      "\"id\": \"abc123def\"}]", true, false);
+    json_t *m =
+        parse("[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}, "
+              "\"id\": \"abc123def\"}]",
+              true, false);
     CHECK_EQ_STR(content(m), "");
     check_call(m, 0, "get_weather", "{\"city\": \"Oslo\"}");
     json_decref(m);
@@ -122,8 +128,9 @@ TEST(chat_think_block_is_reasoning)
     CHECK_EQ_STR(content(m), "Answer");
     json_decref(m);
     /* reasoning, then a call */
-    m = parse("<think>need weather</think><tool_call>{\"name\": \"w\", \"arguments\": {}}</tool_call>",
-              true, false);
+    m = parse(
+        "<think>need weather</think><tool_call>{\"name\": \"w\", \"arguments\": {}}</tool_call>",
+        true, false);
     CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "need weather");
     check_call(m, 0, "w", "{}");
     json_decref(m);

@@ -118,8 +118,9 @@ TEST(jinja_macro_and_call)
     RENDERS("{% macro m(a, b='B') %}{{ a }}-{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, b=2) }}",
             "1-B|1-2");
     RENDERS("{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}in{% endcall %}", "<in>");
-    RENDERS("{% macro r(n) %}{% if n > 0 %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) }}",
-            "321");
+    RENDERS(
+        "{% macro r(n) %}{% if n > 0 %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) }}",
+        "321");
     RENDERS("{% filter upper %}abc{% endfilter %}", "ABC");
 }
 
@@ -142,8 +143,9 @@ TEST(jinja_expressions)
     RENDERS("{{ 1 < 2 < 3 }} {{ 3 in [1, 3] }} {{ 'b' in 'abc' }} {{ 'k' not in {'k': 1} }}",
             "True True True False");
     RENDERS("{{ nothing or 'd' }} {{ 0 and 1 }} {{ not [] }}", "d 0 True");
-    RENDERS("{{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1:3] }} {{ [1,2,3,4][-2:] }} {{ [1,2,3][::-2] }}",
-            "olleh \xc3\xa9l [3, 4] [3, 1]");
+    RENDERS(
+        "{{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1:3] }} {{ [1,2,3,4][-2:] }} {{ [1,2,3][::-2] }}",
+        "olleh \xc3\xa9l [3, 4] [3, 1]");
     RENDERS("{{ messages[-1]['content'] }} {{ messages[0].role }}", "Hello! system");
     RENDERS("{{ (1, 2)[1] }} {{ [1, [2, 3]][1][0] }}", "2 2");
 }
@@ -179,7 +181,8 @@ TEST(jinja_filters_more)
     RENDERS("{{ x|default('dflt') }} {{ ''|default('e', true) }} {{ n|default(1) }}", "dflt e 7");
     RENDERS("{{ {'a': 1}|items|list }} {{ 'ab'|list }} {{ (1,) }}", "[('a', 1)] ['a', 'b'] (1,)");
     RENDERS("{{ (3|string ~ '4')|int + 1 }} {{ 'x'|int }} {{ '3.7'|int }}", "35 0 3");
-    FAILS_WITH("{{ 3|string ~ '4'|int + 1 }}", "can only concatenate str");   /* + binds looser than ~ */
+    FAILS_WITH("{{ 3|string ~ '4'|int + 1 }}",
+               "can only concatenate str"); /* + binds looser than ~ */
     RENDERS("{{ 'Ab'|upper }}{{ 'Ab'|lower }}{{ 'hELLO'|capitalize }}", "ABabHello");
     RENDERS("{{ 'aXbX'|replace('X', '-') }} {{ '<b>'|safe }}", "a-b- <b>");
     RENDERS("{{ messages|map(attribute='role')|list }}", "['system', 'user', 'assistant']");
@@ -257,7 +260,8 @@ TEST(jinja_limits)
         "{% for i in range(5000) %}{{ 'a b c'.split() }}{{ 'x\ny'|indent(2) }}{% endfor %}",
         "{% for i in range(5000) %}{{ [3, 1, 2]|sort }}{{ {'b': 1, 'a': 2}|dictsort }}{% endfor %}",
         "{% for i in range(5000) %}{{ ['a', 'b']|unique|list }}{{ 'abc'|reverse }}{% endfor %}",
-        "{% for i in range(5000) %}{% set ns = namespace(a=[i]) %}{{ ns.a }}{{ (i, i) }}{% endfor %}",
+        "{% for i in range(5000) %}{% set ns = namespace(a=[i]) %}{{ ns.a }}{{ (i, i) }}{% endfor "
+        "%}",
         "{% for i in range(5000) %}{% for m in messages if m.role %}{{ loop.cycle('a', 'b') }}"
         "{% endfor %}{% endfor %}",
     };
