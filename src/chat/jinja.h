@@ -38,7 +38,7 @@ typedef struct wisp_jinja_limits {
     int max_depth;         /* macro calls and syntax nesting */
 } wisp_jinja_limits;
 
-/* 16 MiB output, 256 MiB memory, 50M steps, depth 64. */
+/* 16 MiB output, 256 MiB memory, 10M steps, depth 64. */
 void wisp_jinja_limits_default(wisp_jinja_limits *lim);
 
 /* NULL lim: the defaults. Returns NULL when out of memory. */

@@ -16,7 +16,7 @@ void wisp_jinja_limits_default(wisp_jinja_limits *lim)
 {
     lim->max_output = (size_t)16 << 20;
     lim->max_memory = (size_t)256 << 20;
-    lim->max_steps = 50000000;
+    lim->max_steps = 10000000;
     lim->max_depth = 64;
 }
 
