@@ -32,6 +32,7 @@
 
 typedef struct opts {
     const char *arch, *vocab, *out, *hf_dir, *name, *recipe;
+    const char *chat_template;   /* file whose text becomes tokenizer.chat_template */
     int layers, embd, heads, kv_heads, head_dim, ff, vocab_size, ctx, shards;
     float rope_base, eps;
     int type, embd_type, hf_dtype;
@@ -228,9 +229,31 @@ static int write_gguf(const opts *o, const tdesc *t, int n, const wisp_gguf *voc
     if (vocab)
         for (int64_t i = 0; i < wisp_gguf_n_kv(vocab); i++) {
             wisp_str key = wisp_gguf_key_name(vocab, i);
-            if (key.len > 10 && memcmp(key.ptr, "tokenizer.", 10) == 0)
+            bool is_template = key.len == 23 && memcmp(key.ptr, "tokenizer.chat_template", 23) == 0;
+            if (key.len > 10 && memcmp(key.ptr, "tokenizer.", 10) == 0 &&
+                !(is_template && o->chat_template))
                 wisp_gguf_writer_copy_kv(w, vocab, i);
         }
+    if (o->chat_template) {
+        FILE *tf = fopen(o->chat_template, "rb");
+        char *text = NULL;
+        long len = -1;
+        if (tf && fseek(tf, 0, SEEK_END) == 0 && (len = ftell(tf)) >= 0 &&
+            fseek(tf, 0, SEEK_SET) == 0 && (text = calloc(1, (size_t)len + 1)) &&
+            fread(text, 1, (size_t)len, tf) == (size_t)len) {
+            wisp_gguf_writer_str(w, "tokenizer.chat_template", text);
+        } else {
+            fprintf(stderr, "synth: cannot read %s\n", o->chat_template);
+            len = -1;
+        }
+        free(text);
+        if (tf)
+            fclose(tf);
+        if (len < 0) {
+            wisp_gguf_writer_free(w);
+            return 1;
+        }
+    }
     for (int i = 0; i < n; i++)
         if (wisp_gguf_writer_tensor(w, t[i].gguf, t[i].type, t[i].n_dims, t[i].ne) != i) {
             fprintf(stderr, "synth: cannot lay out %s as %s\n", t[i].gguf,
@@ -435,6 +458,7 @@ static void usage(void)
             "             [--kv-heads N] [--head-dim N] [--ff N] [--vocab-size N] [--ctx N]\n"
             "             [--rope-base F] [--eps F] [--type T | --recipe q4_k_m|q5_k_m|q3_k_m|q2_k]\n"
             "             [--embd-type T] [--tied] [--vocab VOCAB.gguf] [--seed N] [--name S]\n"
+            "             [--chat-template FILE.jinja]\n"
             "             [--out FILE.gguf] [--hf-dir DIR [--hf-dtype f32|f16|bf16] [--shards N]]\n");
 }
 
@@ -472,6 +496,7 @@ int main(int argc, char **argv)
         else if (OPT("--seed")) o.seed = strtoull(v, NULL, 10);
         else if (OPT("--name")) o.name = v;
         else if (OPT("--vocab")) o.vocab = v;
+        else if (OPT("--chat-template")) o.chat_template = v;
         else if (OPT("--out")) o.out = v;
         else if (OPT("--hf-dir")) o.hf_dir = v;
         else if (OPT("--shards")) o.shards = atoi(v);

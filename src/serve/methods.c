@@ -112,6 +112,25 @@ static const wisp_param p_infill[] = {
     END,
 };
 
+#define CHAT_PARAMS                                                            \
+    REQ("messages", WISP_PT_ANY),                                              \
+    OPT("tools", WISP_PT_ANY),                                                 \
+    OPT("add_generation_prompt", WISP_PT_BOOL),                                \
+    OPT("template", WISP_PT_STRING),                                           \
+    OPT("template_kwargs", WISP_PT_OBJECT),                                    \
+    OPT("bos_token", WISP_PT_STRING),                                          \
+    OPT("eos_token", WISP_PT_STRING),                                          \
+    OPT_RANGE("now", WISP_PT_INT, -I53_MAX, I53_MAX)
+
+static const wisp_param p_chat_render[] = {CHAT_PARAMS, END};
+
+static const wisp_param p_chat[] = {
+    CHAT_PARAMS,
+    OPT("supersede", WISP_PT_STRING),
+    SAMPLING_PARAMS,
+    END,
+};
+
 static const wisp_param p_evaluate[] = {
     REQ_RANGE("tokens", WISP_PT_INT_ARRAY, 0, I32_MAX),
     OPT_RANGE("top_k", WISP_PT_INT, 1, 1000),
@@ -139,6 +158,9 @@ static const wisp_method table[] = {
     {"detokenize", wisp_m_detokenize, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
     {"generate", wisp_m_generate, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
     {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
+    {"chat/render", wisp_m_chat_render, NULL, ENGINE, p_chat_render,
+     "a conversation rendered with the chat template"},
+    {"chat", wisp_m_chat, NULL, ENGINE | MODEL, p_chat, "the assistant's reply to a conversation"},
     {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
     {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
     {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},

@@ -40,4 +40,8 @@ void wisp_m_evaluate(wisp_job *job);
 /* methods_infill.c */
 void wisp_m_infill(wisp_job *job);
 
+/* methods_chat.c */
+void wisp_m_chat_render(wisp_job *job);
+void wisp_m_chat(wisp_job *job);
+
 #endif
