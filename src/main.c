@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "cli/cli.h"
 #include "common/log.h"
 #include "rpc/loop.h"
 #include "options.h"
@@ -21,6 +22,8 @@ typedef struct subcommand {
     int (*run)(int argc, char **argv);
     const char *summary;
 } subcommand;
+
+static void print_commands(void);
 
 static int serve(int argc, char **argv, int first)
 {
@@ -34,6 +37,7 @@ static int serve(int argc, char **argv, int first)
     }
     if (st == WISP_OPTIONS_HELP) {
         fputs(wisp_options_usage(), stdout);
+        print_commands();
         return 0;
     }
     if (st == WISP_OPTIONS_VERSION) {
@@ -45,9 +49,19 @@ static int serve(int argc, char **argv, int first)
 }
 
 static const subcommand subcommands[] = {
+    {"run", wisp_cmd_run, "generate from a prompt (arguments or stdin), streamed to stdout"},
+    {"chat", wisp_cmd_chat, "an interactive conversation through the model's chat template"},
+    {"complete", wisp_cmd_complete, "fill in the middle at FILE:LINE:COL with a FIM model"},
     {"bench", wisp_cmd_bench, "prefill and decode tokens/s of a model, like llama-bench"},
     {NULL, NULL, NULL},
 };
+
+static void print_commands(void)
+{
+    printf("\ncommands (wisp COMMAND --help for their flags):\n");
+    for (const subcommand *s = subcommands; s->name; s++)
+        printf("  wisp %-9s %s\n", s->name, s->summary);
+}
 
 int main(int argc, char **argv)
 {
