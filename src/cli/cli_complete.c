@@ -119,7 +119,15 @@ int wisp_cmd_complete(int argc, char **argv)
     size_t len = 0, off = 0;
     json_t *params = NULL;
     if (wisp_cli_read_file(pos.file, &text, &len, &err) == 0 &&
-        locate(text, len, &pos, &off, &err) == 0) {
+        locate(text, len, &pos, &off, &err) < 0) {
+        /* A position outside the file is a bad command line. */
+        fprintf(stderr, "wisp complete: %s\n", err.msg);
+        free(text);
+        free(pos.file);
+        wisp_cli_args_free(&a);
+        return 2;
+    }
+    if (!err.code) {
         params = json_deep_copy(a.params);
         if (params) {
             json_object_set_new(params, "input_prefix", json_stringn(text, off));
