@@ -315,10 +315,12 @@ def test_chat_from_a_pipe(wisp, has_chat, chat_template):
     rc, out, err = cli("chat", "-m", STORIES, "--chat-template-file", chat_template, "-n", "10",
                        *GREEDY, stdin=b"Hi\n/system Be kind.\nAgain\n/reset\nHi\n")
     assert rc == 0, err
-    replies = out.decode().split("\n")
-    assert replies[0] == first["text"]
-    # After /reset the conversation starts over: the same first reply.
-    assert replies[2] == first["text"]
+    out = out.decode()
+    # Each reply ends with a newline; after /reset the conversation starts
+    # over, so the last reply is the first one again.
+    assert out.startswith(first["text"] + "\n"), out
+    assert out.endswith("\n" + first["text"] + "\n"), out
+    assert out.count("\n") >= 3
     assert "(system message set: Be kind.)" in err and "(new conversation)" in err, err
 
 
