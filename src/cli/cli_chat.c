@@ -6,15 +6,18 @@
  * makes the already-seen part cheap. A reply streams to stdout; Ctrl-C
  * cancels it (the partial reply stays in the conversation, as the user saw
  * it) and the prompt comes back. On a terminal, lines are read with
- * libedit (editing, in-memory history); without one, plain lines from
- * stdin, no prompt, so the command can be scripted. Notices (reset, system
+ * libedit (editing, history kept in $XDG_STATE_HOME/wisp/chat_history);
+ * without one, plain lines from stdin, no prompt, no history, so the
+ * command can be scripted. Notices (reset, system
  * prompt, errors) go to stderr, replies to stdout.
  */
 #include <editline/readline.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -24,6 +27,7 @@
 #include "cli/cli_signal.h"
 
 #define PROMPT "> "
+#define HISTORY_LINES 1000
 
 typedef struct chat_session {
     const wisp_cli_args *a;
@@ -32,7 +36,47 @@ typedef struct chat_session {
     char *system;      /* the system message, or NULL */
     char *template;    /* --chat-template-file's text, or NULL */
     int tty;           /* stdin is a terminal: libedit */
+    char history[PATH_MAX]; /* the history file, "" for none */
 } chat_session;
+
+/* ------------------------------------------------------------ history */
+
+/* Finds (and creates the folders of) the history file: under
+ * $XDG_STATE_HOME, else ~/.local/state, as the XDG base directories say.
+ * Without either, history stays in memory. */
+static void history_open(chat_session *s)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char dir[PATH_MAX];
+    int n;
+    if (state && state[0] == '/')
+        n = snprintf(dir, sizeof dir, "%s/wisp", state);
+    else if (home && *home)
+        n = snprintf(dir, sizeof dir, "%s/.local/state/wisp", home);
+    else
+        return;
+    if (n < 0 || (size_t)n >= sizeof dir - sizeof "/chat_history")
+        return;
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0700);
+            *p = '/';
+        }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return;
+    size_t len = strlen(dir);
+    memcpy(s->history, dir, len);
+    memcpy(s->history + len, "/chat_history", sizeof "/chat_history");
+    stifle_history(HISTORY_LINES);
+    read_history(s->history); /* none yet is fine */
+}
+
+static void history_save(chat_session *s)
+{
+    if (s->history[0] && write_history(s->history) != 0)
+        fprintf(stderr, "wisp chat: cannot save the history to %s\n", s->history);
+}
 
 /* ------------------------------------------------------------ input */
 
@@ -156,16 +200,13 @@ static int turn(chat_session *s, const char *user)
         if (wisp_cli_out_write("\n", 1) < 0)
             st = WISP_CLI_GEN_OUT_CLOSED;
         /* The reply as the template should see it next turn: the parsed
-         * message when there is one, else the text shown. */
-        json_t *reply = json_object_get(g.result, "message");
-        json_t *content = json_object_get(reply, "content");
+         * message's content (reasoning set apart, as templates expect),
+         * else the text shown (a cancelled reply). */
+        json_t *content = json_object_get(json_object_get(g.result, "message"), "content");
         const char *text = json_is_string(content) ? json_string_value(content) : g.text;
         size_t len = json_is_string(content) ? json_string_length(content) : g.text_len;
         json_array_append_new(s->turns, message("user", user, strlen(user)));
-        if (json_is_object(reply) && json_is_string(json_object_get(reply, "role")))
-            json_array_append(s->turns, reply);
-        else
-            json_array_append_new(s->turns, message("assistant", text ? text : "", text ? len : 0));
+        json_array_append_new(s->turns, message("assistant", text ? text : "", text ? len : 0));
     }
     wisp_cli_gen_free(&g);
     switch (st) {
@@ -247,12 +288,15 @@ int wisp_cmd_chat(int argc, char **argv)
     if (s.tty) {
         /* Our SIGINT handler stays in charge inside readline. */
         rl_catch_signals = 0;
+        history_open(&s);
         fprintf(stderr, "wisp chat: %s (/help for commands, Ctrl-D to quit)\n", a.model);
     }
     int rc = chat_loop(&s);
     wisp_cli_client_close(s.c, rc != 0);
-    if (s.tty)
+    if (s.tty) {
+        history_save(&s);
         clear_history();
+    }
     json_decref(s.turns);
     free(s.system);
     free(s.template);

@@ -377,13 +377,15 @@ class Tmux:
 
 
 @pytest.fixture
-def tmux():
+def tmux(tmp_path):
     if not shutil.which("tmux"):
         pytest.skip("tmux is not installed (make deps)")
     sessions = []
+    state = tmp_path / "state"
 
     def start(*args):
-        t = Tmux(" ".join(shlex.quote(a) for a in [WISP_BIN, "chat", "-m", STORIES, *args]))
+        t = Tmux(" ".join(shlex.quote(a) for a in ["env", f"XDG_STATE_HOME={state}", WISP_BIN,
+                                                   "chat", "-m", STORIES, *args]))
         sessions.append(t)
         return t
 
@@ -426,6 +428,24 @@ def test_chat_terminal_prompt_commands_and_ctrl_d(tmux):
     s = t.wait_for(lambda s: "EXITED" in s, "the exit")
     assert "EXITED rc=0" in s, s
     check_sanitizer_report(s)
+
+
+def test_chat_terminal_history_is_kept_between_sessions(tmux, tmp_path):
+    t = tmux()
+    t.wait_for(lambda s: s.rstrip().endswith(">"), "the prompt")
+    t.type("/system remembered")
+    t.keys("Enter")
+    t.wait_for(lambda s: "(system message set: remembered)" in s, "the notice")
+    t.keys("C-d")
+    t.wait_for(lambda s: "EXITED rc=0" in s, "the exit")
+    assert "remembered" in (tmp_path / "state" / "wisp" / "chat_history").read_text()
+    t = tmux()
+    t.wait_for(lambda s: s.rstrip().endswith(">"), "the prompt")
+    t.keys("Up")
+    t.wait_for(lambda s: last_line(s) == "> /system remembered", "the saved line")
+    t.keys("C-u")
+    t.keys("C-d")
+    t.wait_for(lambda s: "EXITED rc=0" in s, "the exit")
 
 
 def test_chat_terminal_reply_reset_and_interrupt(tmux, has_chat, chat_template):
