@@ -2,9 +2,10 @@
  * main.c - the wisp program: subcommands, command line, exit codes.
  *
  * `wisp [options]` serves JSON-RPC on stdin/stdout (rpc/loop.c). Other
- * subcommands (`wisp bench`) dispatch from the table below by their
- * first argument. This is the only file that decides the exit code: 0 on a
- * clean end, 1 on a failure, 2 on a bad command line.
+ * subcommands (`wisp run`, `wisp chat`, `wisp complete`, `wisp bench`)
+ * dispatch from the table below by their first argument and return the
+ * exit status this file returns. This is the only file that decides the
+ * exit code: 0 on a clean end, 1 on a failure, 2 on a bad command line.
  */
 #include <stdio.h>
 #include <string.h>

@@ -316,10 +316,14 @@ def test_chat_from_a_pipe(wisp, has_chat, chat_template):
                        *GREEDY, stdin=b"Hi\n/system Be kind.\nAgain\n/reset\nHi\n")
     assert rc == 0, err
     out = out.decode()
-    # Each reply ends with a newline; after /reset the conversation starts
-    # over, so the last reply is the first one again.
+    # Each reply ends with a newline. After /reset the conversation starts
+    # over with the system message kept: the last reply is the one to
+    # [system, user] alone.
+    last = direct(wisp, "chat", {"messages": [{"role": "system", "content": "Be kind."},
+                                              {"role": "user", "content": "Hi"}],
+                                 "template": CHATML, "max_tokens": 10, **GREEDY_PARAMS})["result"]
     assert out.startswith(first["text"] + "\n"), out
-    assert out.endswith("\n" + first["text"] + "\n"), out
+    assert out.endswith("\n" + last["text"] + "\n"), out
     assert out.count("\n") >= 3
     assert "(system message set: Be kind.)" in err and "(new conversation)" in err, err
 
