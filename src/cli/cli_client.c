@@ -213,7 +213,7 @@ static ssize_t read_some(wisp_cli_client *c)
 static json_t *take_line(wisp_cli_client *c, int *had_line)
 {
     *had_line = 0;
-    char *nl = memchr(c->buf, '\n', c->len);
+    char *nl = c->len ? memchr(c->buf, '\n', c->len) : NULL;
     if (!nl)
         return NULL;
     size_t n = (size_t)(nl - c->buf);

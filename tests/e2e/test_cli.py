@@ -165,10 +165,17 @@ def test_run_ctrl_c_prints_what_was_generated(wisp):
 
 
 def test_run_ctrl_c_json_carries_the_partial_output():
-    p = subprocess.Popen([WISP_BIN, "run", "-m", STORIES, *LONG, "--temp", "0", "--json", "Once"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen([WISP_BIN, "run", "-m", STORIES, *LONG, "--temp", "0", "--json", "-v",
+                          "Once"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(1.0)  # model loaded and generating (it runs for minutes)
+        # -v shows the server's log: once it is ready, the command's Ctrl-C
+        # handler is in place and the generation (minutes long) is queued.
+        log = b""
+        while b"wisp ready" not in log:
+            chunk = os.read(p.stderr.fileno(), 4096)
+            assert chunk, f"wisp run ended before the interrupt: {log!r}"
+            log += chunk
+        time.sleep(0.2)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=TIMEOUT)
     finally:
