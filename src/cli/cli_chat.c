@@ -267,6 +267,13 @@ int wisp_cmd_chat(int argc, char **argv)
         wisp_cli_args_free(&a);
         return 0;
     }
+    /* The server would say so too, but only once the first message is
+     * typed: a missing model is worth saying before the prompt. */
+    if (access(a.model, R_OK) != 0) {
+        fprintf(stderr, "wisp chat: cannot open %s: %s\n", a.model, strerror(errno));
+        wisp_cli_args_free(&a);
+        return 1;
+    }
     chat_session s = {.a = &a, .tty = isatty(STDIN_FILENO)};
     size_t tlen;
     if (a.template_file && wisp_cli_read_file(a.template_file, &s.template, &tlen, &err) < 0) {

@@ -217,12 +217,13 @@ def test_help_lists_the_flags():
         assert flag in text, flag
 
 
-def test_missing_model_exits_1_with_a_message(tmp_path):
+@pytest.mark.parametrize("command", [["run", "hello"], ["chat"], ["complete", __file__ + ":1:1"]])
+def test_missing_model_exits_1_with_a_message(tmp_path, command):
     missing = str(tmp_path / "nope.gguf")
-    rc, out, err = cli("run", "-m", missing, "hello")
+    rc, out, err = cli(command[0], "-m", missing, *command[1:], stdin=b"hello\n")
     assert rc == 1, err
     assert missing in err and "No such file" in err, err
-    assert "wisp run:" in err, err
+    assert f"wisp {command[0]}:" in err, err
     assert out == b""
 
 
