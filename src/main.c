@@ -2,14 +2,16 @@
  * main.c - the wisp program: subcommands, command line, exit codes.
  *
  * `wisp [options]` serves JSON-RPC on stdin/stdout (rpc/loop.c). Other
- * subcommands (`wisp bench`) dispatch from the table below by their
- * first argument. This is the only file that decides the exit code: 0 on a
- * clean end, 1 on a failure, 2 on a bad command line.
+ * subcommands (`wisp run`, `wisp chat`, `wisp complete`, `wisp bench`)
+ * dispatch from the table below by their first argument and return the
+ * exit status this file returns. This is the only file that decides the
+ * exit code: 0 on a clean end, 1 on a failure, 2 on a bad command line.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "bench/bench.h"
+#include "cli/cli.h"
 #include "common/log.h"
 #include "rpc/loop.h"
 #include "options.h"
@@ -21,6 +23,8 @@ typedef struct subcommand {
     int (*run)(int argc, char **argv);
     const char *summary;
 } subcommand;
+
+static void print_commands(void);
 
 static int serve(int argc, char **argv, int first)
 {
@@ -34,6 +38,7 @@ static int serve(int argc, char **argv, int first)
     }
     if (st == WISP_OPTIONS_HELP) {
         fputs(wisp_options_usage(), stdout);
+        print_commands();
         return 0;
     }
     if (st == WISP_OPTIONS_VERSION) {
@@ -45,9 +50,19 @@ static int serve(int argc, char **argv, int first)
 }
 
 static const subcommand subcommands[] = {
+    {"run", wisp_cmd_run, "generate from a prompt (arguments or stdin), streamed to stdout"},
+    {"chat", wisp_cmd_chat, "an interactive conversation through the model's chat template"},
+    {"complete", wisp_cmd_complete, "fill in the middle at FILE:LINE:COL with a FIM model"},
     {"bench", wisp_cmd_bench, "prefill and decode tokens/s of a model, like llama-bench"},
     {NULL, NULL, NULL},
 };
+
+static void print_commands(void)
+{
+    printf("\ncommands (wisp COMMAND --help for their flags):\n");
+    for (const subcommand *s = subcommands; s->name; s++)
+        printf("  wisp %-9s %s\n", s->name, s->summary);
+}
 
 int main(int argc, char **argv)
 {
