@@ -340,6 +340,10 @@ void wisp_sched_end_request(wisp_sched *s, wisp_sched_req *r, int status, wisp_s
     else if (status != 0)
         s->failed++;
     s->finished++;
+    /* The snapshot shows the request gone (blocks released, not running)
+     * before its answer can reach the client, so a status read right after
+     * the answer tells the truth. */
+    wisp_sched_update_snapshot(s);
     r->d.on_finish(r->d.ud, status, &u, status ? err : NULL);
     free(r->tokens);
     free(r);

@@ -16,6 +16,8 @@
 
 #define I32_MAX 2147483647.0
 #define I53_MAX 9007199254740991.0   /* the largest integer every JSON reader keeps exact */
+#define CTX_MAX 16777216.0            /* WISP_RUNTIME_MAX_CTX */
+#define THREADS_MAX 1024.0            /* the CPU engine's thread pool limit */
 #define OPT(name, type) {name, type, false, 0, 0, NULL}
 #define REQ(name, type) {name, type, true, 0, 0, NULL}
 #define OPT_RANGE(name, type, lo, hi) {name, type, false, lo, hi, NULL}
@@ -27,9 +29,11 @@ static const char *const kv_types[] = {"f16", "q8_0", "f32", NULL};
 
 static const wisp_param p_none[] = {END};
 
+/* Fields wisp only logs or ignores take any value: LSP clients differ in
+ * how they encode empty ones (Lua's {} becomes []). */
 static const wisp_param p_initialize[] = {
-    OPT("clientInfo", WISP_PT_OBJECT),
-    OPT("capabilities", WISP_PT_OBJECT),
+    OPT("clientInfo", WISP_PT_ANY),
+    OPT("capabilities", WISP_PT_ANY),
     OPT("processId", WISP_PT_ANY),
     END,
 };
@@ -38,9 +42,9 @@ static const wisp_param p_cancel[] = {REQ("id", WISP_PT_ID), END};
 
 static const wisp_param p_model_load[] = {
     REQ("path", WISP_PT_STRING),
-    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, CTX_MAX),
     {"device", WISP_PT_STRING, false, 0, 0, devices},
-    OPT_RANGE("threads", WISP_PT_INT, 1, 4096),
+    OPT_RANGE("threads", WISP_PT_INT, 1, THREADS_MAX),
     OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
     {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
     OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
@@ -50,7 +54,7 @@ static const wisp_param p_model_load[] = {
 
 static const wisp_param p_model_plan[] = {
     REQ("path", WISP_PT_STRING),
-    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, CTX_MAX),
     OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
     {"kv_type", WISP_PT_STRING, false, 0, 0, kv_types},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
@@ -141,6 +145,8 @@ static const wisp_method table[] = {
     {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
     {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
     {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
+    {"initialized", NULL, wisp_n_initialized, NOTIF | WISP_M_OPEN_PARAMS, p_none,
+     "LSP's acknowledgement of initialize (accepted, nothing to do)"},
     {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},
 };
 

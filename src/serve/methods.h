@@ -12,6 +12,7 @@
 void wisp_m_initialize(wisp_job *job);
 void wisp_m_shutdown(wisp_job *job);
 void wisp_n_exit(struct wisp_dispatch *d, const json_t *params);
+void wisp_n_initialized(struct wisp_dispatch *d, const json_t *params);
 void wisp_n_cancel_request(struct wisp_dispatch *d, const json_t *params);
 
 /* methods_status.c */

@@ -106,13 +106,15 @@ static void close_runtime(wisp_server *s)
 
 void wisp_model_teardown(void *ud) { close_runtime(ud); }
 
+/* The new model is opened whole before the old one is closed: a load that
+ * fails (a missing file, refused params) leaves the working model serving. */
 static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *err)
 {
-    close_runtime(s);
     wisp_runtime *rt;
     int rc = wisp_runtime_open(o, &rt, err);
     if (rc)
         return rc;
+    close_runtime(s);
     s->runtime = rt;
     wisp_server_publish_model(s, wisp_runtime_info(rt));
     publish_stats(s);
@@ -171,7 +173,10 @@ void wisp_m_model_load(wisp_job *job)
         wisp_job_progress(job, "end", rc ? "failed" : "loaded", rc ? -1.0 : 100.0);
     if (rc) {
         WISP_LOGE("model/load: %s", err.msg);
-        int code = err.code == WISP_E_DEVICE ? WISP_RPC_DEVICE_ERROR : WISP_RPC_MODEL_LOAD_FAILED;
+        /* A context the memory cannot hold is the documented "can never fit". */
+        int code = err.code == WISP_E_DEVICE      ? WISP_RPC_DEVICE_ERROR
+                   : err.code == WISP_E_TOO_LARGE ? WISP_RPC_NEVER_FITS
+                                                  : WISP_RPC_MODEL_LOAD_FAILED;
         wisp_job_error(job, code, err.msg, NULL);
         return;
     }

@@ -66,8 +66,18 @@ static int choose_blocks(const wisp_runtime_opts *o, const wisp_model_config *c,
 {
     size_t per_token = kv_bytes_per_token(c, o->kv_type);
     size_t per_block = per_token * BLOCK_SIZE;
-    int64_t min_blocks = (n_ctx + BLOCK_SIZE - 1) / BLOCK_SIZE + 1;
+    int64_t min_blocks = ((int64_t)n_ctx + BLOCK_SIZE - 1) / BLOCK_SIZE + 1;
     int64_t blocks;
+    /* One context must fit in memory at all: an absurd n_ctx is refused
+     * here, before a pool of many GiB is reserved for a tiny model. */
+    uint64_t one_ctx = (uint64_t)min_blocks * per_block;
+    uint64_t avail_now = mem_available();
+    if (avail_now > 0 && one_ctx > avail_now)
+        return wisp_err_set(err, WISP_E_TOO_LARGE,
+                            "n_ctx %d needs %.2f GiB of KV cache for one context (%zu bytes per "
+                            "token), more than the %.2f GiB of memory available: lower n_ctx",
+                            n_ctx, (double)one_ctx / (1 << 30), per_token,
+                            (double)avail_now / (1 << 30));
     if (o->kv_cache_mb > 0) {
         blocks = (int64_t)((uint64_t)o->kv_cache_mb * 1024 * 1024 / per_block);
         if (blocks < min_blocks)
@@ -238,6 +248,11 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     rt->n_vocab = rt->cfg->vocab_size;
     int train = rt->cfg->n_ctx_train > 0 ? rt->cfg->n_ctx_train : DEFAULT_CTX_CAP;
     rt->n_ctx = o->n_ctx > 0 ? o->n_ctx : (train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP);
+    if (rt->n_ctx > WISP_RUNTIME_MAX_CTX) {
+        rc = wisp_err_set(err, WISP_E_TOO_LARGE, "n_ctx %d is more than wisp supports (%d tokens)",
+                          rt->n_ctx, WISP_RUNTIME_MAX_CTX);
+        goto fail;
+    }
     if (!wisp_model_is_vocab_only(rt->model)) {
         rc = open_engine(o, rt, err);
         if (rc)

@@ -21,6 +21,10 @@
 #include "sched/sched.h"
 #include "tokenizer/tokenizer.h"
 
+/* The largest context a model is opened with (tokens); --ctx and the
+ * n_ctx params stop there too. */
+#define WISP_RUNTIME_MAX_CTX (1 << 24)
+
 typedef struct wisp_runtime_opts {
     const char *path;
     int n_ctx;                 /* 0: min(n_ctx_train, 4096) */
