@@ -353,3 +353,30 @@ def test_status_right_after_the_answer_shows_it_released(wisp):
         st = srv.status()
         assert st["kv_cache"]["blocks_used"] == 0, st["kv_cache"]
         assert st["requests"]["running"] == 0, st["requests"]
+
+
+# ---------------------------------------------------------------- 9: LSP resync
+def test_lsp_resyncs_after_a_bad_content_length(wisp):
+    c = wisp(framing="lsp")
+    body1 = b'{"jsonrpc":"2.0","id":1,"method":"status"}'
+    body2 = b'{"jsonrpc":"2.0","id":2,"method":"status"}'
+    c.methods["1"] = c.methods["2"] = c.methods["3"] = "status"
+    # A bad length: its body follows (without a newline), then a good message.
+    c.send_raw(b"Content-Length: 4x\r\n\r\n" + body1 + b"Content-Length: %d\r\n\r\n" % len(body2)
+               + body2)
+    r = c.recv()
+    assert r["id"] is None and r["error"]["code"] == -32700
+    assert c.recv()["id"] == 2
+    # Garbage in front of a header: reported once, the message after it served.
+    body3 = b'{"jsonrpc":"2.0","id":3,"method":"status"}'
+    c.send_raw(b"xx garbage Content-Length: %d\r\n\r\n" % len(body3) + body3)
+    r = c.recv()
+    assert r["id"] is None and "skipped" in r["error"]["message"]
+    assert c.recv()["id"] == 3
+
+
+def test_lsp_truncated_body_at_eof_is_answered():
+    body = b'{"jsonrpc":"2.0","id":1,"method":"status"}'
+    rc, out, err = run_once([], b"Content-Length: 100\r\n\r\n" + body)
+    assert rc == 0
+    assert b'"code":-32700' in out and b"never came" in out, out
