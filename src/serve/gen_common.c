@@ -272,6 +272,7 @@ typedef struct gen_req {
     wisp_tokens gen;           /* every generated token */
     size_t tok_streamed;       /* gen.ids[0..tok_streamed) already streamed */
     json_t *probs;             /* per generated token, when n_probs > 0 */
+    const json_t *token;       /* LSP progress token for the pieces, or NULL */
     size_t probs_streamed;
     int64_t index;
     const char *reason;        /* finish_reason once decided */
@@ -294,6 +295,18 @@ static int text_append(gen_req *r, const char *s, size_t n)
     r->len += n;
     r->text[r->len] = '\0';
     return 0;
+}
+
+/* The same piece as LSP partial-result progress: an LSP client library
+ * routes $/progress by the token it chose, while it never tells its caller
+ * the request id that $/stream carries. */
+static int notify_progress(gen_req *r, json_t *piece)
+{
+    json_object_del(piece, "id");
+    json_t *params = json_object();
+    json_object_set(params, "token", (json_t *)r->token);
+    json_object_set_new(params, "value", piece);
+    return wisp_job_notify(r->job, "$/progress", params);
 }
 
 /* Sends what has been released and not yet streamed (text and tokens).
@@ -320,6 +333,8 @@ static int stream_pending(gen_req *r, bool final)
     }
     r->pend_from = r->len;
     r->tok_streamed = r->gen.n;
+    if (r->token)
+        return notify_progress(r, params);
     /* Mid-generation, a cancelled job is answered by on_finish at the next
      * step; shutdown likewise. */
     return wisp_job_notify(r->job, "$/stream", params);
@@ -506,6 +521,11 @@ void wisp_gen_submit(wisp_job *job, wisp_runtime *rt, wisp_gen_spec *spec, const
     r->job = job;
     r->rt = rt;
     r->stream = spec->stream;
+    /* Borrowed: the job's params outlive the request. */
+    const json_t *params = wisp_job_params(job);
+    r->token = json_object_get(params, "partialResultToken");
+    if (!r->token)
+        r->token = json_object_get(params, "workDoneToken");
     r->n_probs = spec->sampling.n_probs;
     r->seed = spec->sampling.seed;
     r->filter = spec->filter;

@@ -90,6 +90,8 @@ static const wisp_param p_detokenize[] = {
     OPT_RANGE("seed", WISP_PT_INT, 0, I53_MAX),                                \
     OPT("stop", WISP_PT_STRING_ARRAY),                                         \
     OPT("stream", WISP_PT_BOOL),                                               \
+    OPT("partialResultToken", WISP_PT_ID),                                     \
+    OPT("workDoneToken", WISP_PT_ID),                                          \
     OPT_RANGE("n_probs", WISP_PT_INT, 0, 100)
 
 static const wisp_param p_generate[] = {

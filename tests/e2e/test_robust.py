@@ -380,3 +380,27 @@ def test_lsp_truncated_body_at_eof_is_answered():
     rc, out, err = run_once([], b"Content-Length: 100\r\n\r\n" + body)
     assert rc == 0
     assert b'"code":-32700' in out and b"never came" in out, out
+
+
+# ---------------------------------------------------------------- 5: LSP progress tokens
+@pytest.mark.parametrize("field", ["partialResultToken", "workDoneToken"])
+def test_stream_pieces_as_lsp_progress(wisp, field):
+    from wispgen import stories_path
+    c = wisp(*server_args(stories_path(), ctx=256), framing="lsp")
+    rid = c.request("generate", {"prompt": "Once upon a time", "max_tokens": 12,
+                                 field: "tok-7", **GREEDY})
+    pieces, other = [], []
+    while True:
+        m = c.recv()
+        if m.get("method") == "$/progress":
+            assert m["params"]["token"] == "tok-7"
+            pieces.append(m["params"]["value"])
+        elif "method" in m:
+            other.append(m)
+        elif m.get("id") == rid:
+            break
+    assert not other, f"no $/stream when a token was given: {other!r}"
+    assert [p["index"] for p in pieces] == list(range(len(pieces)))
+    res = m["result"]
+    assert "".join(p["text"] for p in pieces) == res["text"]
+    assert [t for p in pieces for t in p["tokens"]] == res["tokens"]
