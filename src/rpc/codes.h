@@ -25,7 +25,8 @@
     X(SHUTTING_DOWN,     -31005, "server is shutting down")                    \
     X(DEVICE_ERROR,      -31006, "device error")                               \
     X(UNSUPPORTED,       -31007, "unsupported")                                \
-    X(NOT_AVAILABLE,     -31008, "method not available in this build")
+    X(NOT_AVAILABLE,     -31008, "method not available in this build")       \
+    X(MODEL_CHANGED,     -31009, "model file changed on disk")
 
 typedef enum wisp_rpc_code {
 #define WISP_RPC_CODE_ENUM(name, code, msg) WISP_RPC_##name = code,

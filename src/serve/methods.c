@@ -178,6 +178,14 @@ void wisp_method_run(wisp_job *job)
                        "no model loaded: start wisp with --model PATH or call model/load", NULL);
         return;
     }
+    /* Model requests never read a file that changed under the mapping;
+     * unloading (or loading another) is how the client recovers. */
+    wisp_err err = {0};
+    if ((m->flags & WISP_M_NEEDS_MODEL) && m->fn != wisp_m_model_unload &&
+        !wisp_model_check_file(job->server, &err)) {
+        wisp_job_fail(job, &err);
+        return;
+    }
     if (!m->fn) {
         char msg[128];
         snprintf(msg, sizeof msg, "'%s' is not available in this build", m->name);

@@ -78,10 +78,36 @@ static void publish_stats(wisp_server *s)
     wisp_server_publish_stats(s, &st);
 }
 
+bool wisp_model_check_file(wisp_server *s, wisp_err *err)
+{
+    wisp_runtime *rt = s->runtime;
+    if (!rt)
+        return true;
+    if (!rt->stale && wisp_file_stamp_check(wisp_model_get_path(rt->model), &rt->stamp, err) == 0)
+        return true;
+    if (!rt->stale) {
+        rt->stale = true;
+        WISP_LOGE("%s", err->msg);
+        /* Every request the model holds fails now, before a step touches a
+         * page of the file that may be gone (SIGBUS) or hold other weights. */
+        if (rt->sched) {
+            wisp_sched_fail_all(rt->sched, err);
+            publish_stats(s);
+        }
+        /* Kept for the message: a later check says the same. */
+        snprintf(rt->stale_msg, sizeof rt->stale_msg, "%s", err->msg);
+    }
+    wisp_err_set(err, WISP_E_MODEL_CHANGED, "%s", rt->stale_msg);
+    return false;
+}
+
 bool wisp_model_step(void *ud)
 {
     wisp_server *s = ud;
     if (!s->runtime || !s->runtime->sched)
+        return false;
+    wisp_err err = {0};
+    if (!wisp_model_check_file(s, &err))
         return false;
     bool more = wisp_sched_step(s->runtime->sched);
     publish_stats(s);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "model/gguf.h"
 #include "model/types.h"
+#include "serve/weights_id.h"
 #ifdef WISP_CUDA
 #include "engine/cuda/engine_cuda.h"
 #endif
@@ -213,8 +214,15 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
         host = (size_t)o->host_cache_mb * 1024 * 1024;
     else if (o->host_cache_mb < 0)
         host = (size_t)rt->kv_bytes; /* as large again as the primary pool */
+    uint64_t identity = wisp_model_identity(rt->model);
+    if (o->cache_dir) {
+        /* A cache on disk must never serve KV of other weights. */
+        double t0 = now_ms();
+        identity = wisp_weights_identity(rt->model, identity);
+        WISP_LOGI("prefix cache identity over the weights: %.0f ms", now_ms() - t0);
+    }
     wisp_sched_opts so = {
-        .model_identity = wisp_model_identity(rt->model),
+        .model_identity = identity,
         .n_vocab = rt->n_vocab,
         .n_ctx = rt->n_ctx,
         .max_running = o->max_running,
@@ -231,6 +239,8 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     wisp_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    /* Before the file is opened, so a change during the load is noticed. */
+    wisp_file_stamp_take(o->path, &rt->stamp);
     wisp_model_open_opts mo = {
         .vocab_only = true,
         .progress = o->progress,

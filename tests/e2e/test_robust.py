@@ -404,3 +404,75 @@ def test_stream_pieces_as_lsp_progress(wisp, field):
     res = m["result"]
     assert "".join(p["text"] for p in pieces) == res["text"]
     assert [t for p in pieces for t in p["tokens"]] == res["tokens"]
+
+
+# ---------------------------------------------------------------- 15: model file changed
+MODEL_CHANGED = -31009
+
+
+def test_truncated_model_file_is_an_error_not_sigbus(wisp, tmp_path):
+    from wispgen import stories_path
+    import shutil
+    model = tmp_path / "m.gguf"
+    shutil.copyfile(stories_path(), model)
+    srv = start(wisp, model, ctx=256)
+    assert srv.ok(prompt="Once", max_tokens=4, **GREEDY).tokens
+    with open(model, "r+b") as f:
+        f.truncate(os.path.getsize(model) // 3)
+    g = srv.generate(prompt="Once upon a time", max_tokens=8, **GREEDY)
+    assert g.code() == MODEL_CHANGED, g
+    assert "changed on disk" in g.error["message"] and "model/load" in g.error["message"]
+    r = srv.call("tokenize", {"text": "x"})
+    assert r["error"]["code"] == MODEL_CHANGED
+    assert "result" in srv.call("status")
+    shutil.copyfile(stories_path(), model)
+    assert "result" in srv.call("model/load", {"path": str(model), "n_ctx": 256})
+    assert srv.ok(prompt="Once", max_tokens=4, **GREEDY).tokens
+
+
+def test_same_size_rewrite_with_restored_mtime_is_noticed(wisp, tmp_path):
+    from wispgen import stories_path
+    import shutil
+    model = tmp_path / "m.gguf"
+    shutil.copyfile(stories_path(), model)
+    st = os.stat(model)
+    srv = start(wisp, model, ctx=256)
+    assert srv.ok(prompt="Once", max_tokens=2, **GREEDY).tokens
+    data = bytearray(model.read_bytes())
+    data[-100:] = bytes(100)
+    with open(model, "r+b") as f:        # in place: same inode, same size
+        f.write(data)
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))   # as cp -p does
+    g = srv.generate(prompt="Once", max_tokens=2, **GREEDY)
+    assert g.code() == MODEL_CHANGED, g
+
+
+# ---------------------------------------------------------------- 10: cache identity
+def test_weights_replaced_in_place_are_a_cache_miss(wisp, tmp_path):
+    from wispgen import stories_path
+    import shutil
+    model = tmp_path / "m.gguf"
+    shutil.copyfile(stories_path(), model)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    prompt = ("Once upon a time, there was a little girl named Lily. She loved to play outside "
+              "in the park with her friends.")
+
+    def run():
+        srv = start(wisp, model, ctx=512, cache_dir=cache)
+        g = srv.ok(prompt=prompt, max_tokens=4, **GREEDY)
+        srv.c.close_stdin()
+        assert srv.c.wait() == 0
+        return g.result["usage"]["cached_tokens"]
+
+    assert run() == 0
+    assert run() > 0, "the unchanged model must start warm"
+    st = os.stat(model)
+    data = bytearray(model.read_bytes())
+    for i in range(len(data) - 4096, len(data), 7):   # other weights, same size
+        data[i] ^= 0x5A
+    with open(model, "r+b") as f:
+        f.write(data)
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))   # as cp -p, rsync, tar do
+    assert os.stat(model).st_size == st.st_size
+    assert run() == 0, "KV computed with the old weights was served for the new ones"
