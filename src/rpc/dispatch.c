@@ -322,6 +322,13 @@ static void handle_one(wisp_dispatch *d, json_t *msg, wisp_rpc_batch *b)
         return;
     }
     const char *name = json_string_value(method);
+    /* Strings may hold NUL (JSON_ALLOW_NUL), but "status\u0000x" is not
+     * the name "status". */
+    if (strlen(name) != json_string_length(method)) {
+        answer_error(d, b, id, WISP_RPC_INVALID_REQUEST,
+                     "invalid request: 'method' must not contain \\u0000", NULL);
+        return;
+    }
     const wisp_method *m = wisp_method_find(name);
     if (!id)
         handle_notification(d, m, name, params);

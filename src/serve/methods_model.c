@@ -179,10 +179,29 @@ static void load_progress(void *ud, double fraction, const char *message)
     wisp_job_progress(st->job, "report", message, fraction * 100.0);
 }
 
+/* A file name with a NUL inside names some other file once it reaches
+ * open(): refused. Answers job and returns false then. */
+static bool paths_ok(wisp_job *job, const json_t *p)
+{
+    static const char *const fields[] = {"path", "cache_dir"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const json_t *v = json_object_get(p, fields[i]);
+        if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "invalid params: '%s' must not contain \\u0000", fields[i]);
+            wisp_job_error(job, WISP_RPC_INVALID_PARAMS, msg, NULL);
+            return false;
+        }
+    }
+    return true;
+}
+
 void wisp_m_model_load(wisp_job *job)
 {
     wisp_server *s = wisp_job_server(job);
     const json_t *p = wisp_job_params(job);
+    if (!paths_ok(job, p))
+        return;
     wisp_runtime_opts o;
     runtime_opts(s, p, &o);
     if (json_object_get(p, "kv_type") &&
@@ -305,6 +324,8 @@ static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
 void wisp_m_model_plan(wisp_job *job)
 {
     const json_t *p = wisp_job_params(job);
+    if (!paths_ok(job, p))
+        return;
     const json_t *v;
     int n_ctx = (v = json_object_get(p, "n_ctx")) ? (int)json_integer_value(v) : 0;
     int n_seq = (v = json_object_get(p, "n_seq")) ? (int)json_integer_value(v) : 1;

@@ -243,6 +243,17 @@ def test_nul_in_generate_prompt_and_infill_is_answered(wisp):
     assert g.result["usage"]["prompt_tokens"] >= 3
 
 
+def test_nul_where_a_c_string_is_needed_is_refused(client):
+    client.send(b'{"jsonrpc":"2.0","id":1,"method":"status\\u0000x"}')
+    client.methods["1"] = "status"
+    assert client.recv()["error"]["code"] == -32600
+    for method in ("model/load", "model/plan"):
+        client.send(b'{"jsonrpc":"2.0","id":2,"method":"%s","params":{"path":"/dev/null\\u0000x"}}'
+                    % method.encode())
+        r = client.response(2)
+        assert r["error"]["code"] == -32602 and "path" in r["error"]["message"], r
+
+
 def test_leading_utf8_bom_is_accepted():
     rc, out, err = run_once([], b"\xef\xbb\xbf" + STATUS)
     assert rc == 0, err
