@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ static struct {
     char *ring;
     size_t cap, head, len;      /* bytes [head, head + len) mod cap are queued */
     uint64_t dropped_told;      /* drops already reported on stderr */
+    uint64_t gen;               /* bumped by stop: an abandoned writer quits */
     bool async, writing, quit;
     pthread_t thread;
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -81,16 +83,27 @@ static void ring_put(const char *p, size_t n)
     q.len += n;
 }
 
+/* The writer copies lines out of the ring before it writes, so the ring
+ * may be freed (by stop) while it is stuck in write(2); when that write
+ * returns it sees a new generation and quits. */
 static void *writer_main(void *arg)
 {
-    (void)arg;
+    uint64_t gen = (uint64_t)(uintptr_t)arg;
     char buf[16 * 1024];
     pthread_mutex_lock(&q.lock);
     for (;;) {
-        while (q.len == 0 && !q.quit) {
+        if (q.gen != gen) {
+            pthread_mutex_unlock(&q.lock);
+            return NULL;
+        }
+        while (q.len == 0 && !q.quit && q.gen == gen) {
             q.writing = false;
             pthread_cond_broadcast(&q.empty);
             pthread_cond_wait(&q.more, &q.lock);
+        }
+        if (q.gen != gen) {
+            pthread_mutex_unlock(&q.lock);
+            return NULL;
         }
         if (q.len == 0 && q.quit)
             break;
@@ -138,10 +151,11 @@ int wisp_log_start_async(size_t queue_bytes)
     }
     q.head = q.len = 0;
     q.quit = false;
+    q.writing = false;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&q.thread, &attr, writer_main, NULL);
+    int rc = pthread_create(&q.thread, &attr, writer_main, (void *)(uintptr_t)q.gen);
     pthread_attr_destroy(&attr);
     q.async = rc == 0;
     pthread_mutex_unlock(&q.lock);
@@ -168,15 +182,13 @@ void wisp_log_stop_async(int timeout_ms)
     while ((q.len > 0 || q.writing) &&
            pthread_cond_timedwait(&q.empty, &q.lock, &until) != ETIMEDOUT) {
     }
-    bool stuck = q.len > 0 || q.writing;
     q.async = false;
-    /* The ring stays allocated while a stuck writer may still read it; a
-     * drained one has quit and the ring can go. */
-    if (!stuck) {
-        free(q.ring);
-        q.ring = NULL;
-        q.cap = 0;
-    }
+    q.gen++;
+    /* A stuck writer holds only its own copy of the lines it is writing. */
+    free(q.ring);
+    q.ring = NULL;
+    q.cap = q.head = q.len = 0;
+    pthread_cond_broadcast(&q.more);
     pthread_mutex_unlock(&q.lock);
 }
 
