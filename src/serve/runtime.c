@@ -218,8 +218,11 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
     if (o->cache_dir) {
         /* A cache on disk must never serve KV of other weights. */
         double t0 = now_ms();
-        identity = wisp_weights_identity(rt->model, identity);
-        WISP_LOGI("prefix cache identity over the weights: %.0f ms", now_ms() - t0);
+        bool reused;
+        identity = wisp_weights_identity_memo(rt->model, identity, &rt->stamp, o->cache_dir,
+                                              &reused);
+        WISP_LOGI("prefix cache identity over the weights: %s, %.0f ms",
+                  reused ? "file unchanged since it was hashed" : "hashed", now_ms() - t0);
     }
     wisp_sched_opts so = {
         .model_identity = identity,

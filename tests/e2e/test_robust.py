@@ -469,15 +469,17 @@ def test_weights_replaced_in_place_are_a_cache_miss(wisp, tmp_path):
     prompt = ("Once upon a time, there was a little girl named Lily. She loved to play outside "
               "in the park with her friends.")
 
-    def run():
+    def run(how):
         srv = start(wisp, model, ctx=512, cache_dir=cache)
         g = srv.ok(prompt=prompt, max_tokens=4, **GREEDY)
         srv.c.close_stdin()
         assert srv.c.wait() == 0
+        assert f"identity over the weights: {how}" in srv.c.stderr_text()
         return g.result["usage"]["cached_tokens"]
 
-    assert run() == 0
-    assert run() > 0, "the unchanged model must start warm"
+    assert run("hashed") == 0
+    # Unchanged: the memo spares the hashing, and the cache is used.
+    assert run("file unchanged") > 0, "the unchanged model must start warm"
     st = os.stat(model)
     data = bytearray(model.read_bytes())
     for i in range(len(data) - 4096, len(data), 7):   # other weights, same size
@@ -486,4 +488,5 @@ def test_weights_replaced_in_place_are_a_cache_miss(wisp, tmp_path):
         f.write(data)
     os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))   # as cp -p, rsync, tar do
     assert os.stat(model).st_size == st.st_size
-    assert run() == 0, "KV computed with the old weights was served for the new ones"
+    # The status-change time moved: hashed again, and a miss.
+    assert run("hashed") == 0, "KV computed with the old weights was served for the new ones"
