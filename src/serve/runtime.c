@@ -72,7 +72,7 @@ static int choose_blocks(const wisp_runtime_opts *o, const wisp_model_config *c,
     /* One context must fit in memory at all: an absurd n_ctx is refused
      * here, before a pool of many GiB is reserved for a tiny model. */
     uint64_t one_ctx = (uint64_t)min_blocks * per_block;
-    uint64_t avail_now = mem_available();
+    uint64_t avail_now = strcmp(rt->device, "cpu") == 0 ? mem_available() : 0;
     if (avail_now > 0 && one_ctx > avail_now)
         return wisp_err_set(err, WISP_E_TOO_LARGE,
                             "n_ctx %d needs %.2f GiB of KV cache for one context (%zu bytes per "
