@@ -52,7 +52,9 @@ def settled(w, timeout=10):
     deadline = time.monotonic() + timeout
     while True:
         st = w.call("status")
-        if st["requests"]["running"] == 0 and st["kv_cache"]["blocks_used"] == 0:
+        # Only this status in flight: every cancelled request was answered.
+        if (st["requests"]["in_flight"] == 1 and st["requests"]["running"] == 0
+                and st["kv_cache"]["blocks_used"] == 0):
             return st
         assert time.monotonic() < deadline, f"still generating: {st['requests']}"
         time.sleep(0.05)
