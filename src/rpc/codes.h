@@ -10,7 +10,10 @@
 #ifndef WISP_RPC_CODES_H
 #define WISP_RPC_CODES_H
 
-/* X(NAME, code, default message) */
+/* X(NAME, code, default message). The standard JSON-RPC codes and LSP's
+ * -32800 keep their meanings; wisp's own codes are -31001 and up, outside
+ * the ranges JSON-RPC (-32768..-32000) and LSP (-32899..-32800) reserve,
+ * so LSP client libraries do not take them for their own. */
 #define WISP_RPC_CODE_MAP(X)                                                   \
     X(PARSE_ERROR,       -32700, "parse error")                                \
     X(INVALID_REQUEST,   -32600, "invalid request")                            \
@@ -25,7 +28,7 @@
     X(SHUTTING_DOWN,     -31005, "server is shutting down")                    \
     X(DEVICE_ERROR,      -31006, "device error")                               \
     X(UNSUPPORTED,       -31007, "unsupported")                                \
-    X(NOT_AVAILABLE,     -31008, "method not available in this build")       \
+    X(NOT_AVAILABLE,     -31008, "method not available in this build")         \
     X(MODEL_CHANGED,     -31009, "model file changed on disk")
 
 typedef enum wisp_rpc_code {
