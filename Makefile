@@ -42,7 +42,7 @@ OBJ := $(OUT)/obj-$(VARIANT)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -march=native -pthread $(WARN) -Isrc -MMD -MP
-LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -ledit -lpthread -lm
+LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread -lm
 
 # Instruction-set specific files choose their ISA by name; the dispatcher
 # picks among them at run time from the CPU's features.
@@ -205,7 +205,7 @@ bench: $(BIN) $(TOOL_BIN)
 
 # ---------------------------------------------------------------- deps
 DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
-    libutf8proc-dev libedit-dev \
+    libutf8proc-dev libedit-dev libxxhash-dev \
     python3 python3-pytest python3-jsonschema python3-jinja2 \
     neovim tmux
 deps:

@@ -32,7 +32,8 @@ static const char usage[] =
     "  --host-cache-mb N        host-RAM tier of the prefix cache in MiB (default: as large as\n"
     "                           the KV pool; 0 turns it off)\n"
     "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
-    "  --log-level L            error, warn, info or debug (default: info); logs go to stderr\n"
+    "  --log-level L            off, error, warn, info or debug (default: info); logs go to\n"
+    "                           stderr (lines it cannot take in time are dropped and counted)\n"
     "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
     "                           answered -32600 \"message too large\" and skipped\n"
     "  --help                   print this help and exit\n"
@@ -88,7 +89,7 @@ static int set_model(wisp_options *o, const char *flag, const char *v, wisp_err 
 static int set_ctx(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     uint64_t n;
-    int rc = parse_u64(flag, v, 1, INT_MAX, &n, err);
+    int rc = parse_u64(flag, v, 1, 1 << 24, &n, err);   /* WISP_RUNTIME_MAX_CTX */
     if (rc == 0)
         o->n_ctx = (int)n;
     return rc;
@@ -97,7 +98,7 @@ static int set_ctx(wisp_options *o, const char *flag, const char *v, wisp_err *e
 static int set_threads(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     uint64_t n;
-    int rc = parse_u64(flag, v, 1, 4096, &n, err);
+    int rc = parse_u64(flag, v, 1, 1024, &n, err);   /* the thread pool's limit */
     if (rc == 0)
         o->n_threads = (int)n;
     return rc;
@@ -118,7 +119,7 @@ static int set_log_level(wisp_options *o, const char *flag, const char *v, wisp_
 {
     if (wisp_log_parse_level(v, &o->log_level) != 0)
         return wisp_err_set(err, WISP_E_INVALID,
-                            "%s: expected error, warn, info or debug, got '%s'", flag, v);
+                            "%s: expected off, error, warn, info or debug, got '%s'", flag, v);
     return 0;
 }
 

@@ -26,7 +26,7 @@ typedef struct wisp_options {
     int n_ctx;                  /* --ctx N: context length; 0 = the model's */
     int n_threads;              /* --threads N: CPU threads; 0 = physical cores */
     wisp_device_choice device;  /* --device auto|cpu|cuda */
-    wisp_log_level log_level;   /* --log-level error|warn|info|debug */
+    wisp_log_level log_level;   /* --log-level off|error|warn|info|debug */
     size_t max_message_bytes;   /* --max-message-bytes N (default 16 MiB) */
     int64_t kv_mb;              /* --kv-mb N: KV cache pool in MiB; 0 = default */
     int kv_type;                /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */

@@ -28,7 +28,8 @@
     X(DEVICE,      -11, "device error")                                        \
     X(INTERNAL,    -12, "internal error")                                      \
     X(NOT_FOUND,   -13, "not found")                                           \
-    X(BUSY,        -14, "resource busy")
+    X(BUSY,        -14, "resource busy")                                       \
+    X(MODEL_CHANGED, -15, "model file changed on disk")
 
 typedef enum wisp_code {
 #define WISP_ERR_ENUM(name, value, msg) WISP_E_##name = value,

@@ -21,6 +21,7 @@
  * leaves the previous file intact.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,9 +251,22 @@ static void load_record(wisp_kv *kv, const unsigned char *r, bool to_host)
 
 int wisp_kv_int_load(wisp_kv *kv)
 {
-    FILE *f = fopen(kv->cache_path, "rb");
-    if (!f)
+    /* Opened without blocking and checked before any read: a FIFO or a
+     * device in the cache's place would otherwise block the engine thread. */
+    int fd = open(kv->cache_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return 0;   /* no file yet: a cold start */
+    struct stat fst;
+    if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
+        WISP_LOGW("prefix cache %s is not a regular file: ignored", kv->cache_path);
+        close(fd);
+        return 0;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return 0;
+    }
     const char *why = NULL;
     struct stat st;
     file_header h;

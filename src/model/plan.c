@@ -60,6 +60,15 @@ int wisp_plan_kv_pool(const wisp_kv_pool_req *r, wisp_kv_pool_plan *out, wisp_er
     const uint64_t per_block = per_token * (uint64_t)r->block_size;
     const int64_t min_blocks = ((int64_t)r->n_ctx + r->block_size - 1) / r->block_size + 1;
     int64_t blocks;
+    /* One context must fit in memory at all: an absurd n_ctx is refused
+     * here, before a pool of many GiB is reserved for a tiny model. */
+    const uint64_t one_ctx = (uint64_t)min_blocks * per_block;
+    if (r->mem_available > 0 && one_ctx > r->mem_available)
+        return wisp_err_set(err, WISP_E_TOO_LARGE,
+                            "n_ctx %d needs %.2f GiB of KV cache for one context (%llu bytes per "
+                            "token), more than the %.2f GiB of memory available: lower n_ctx",
+                            r->n_ctx, (double)one_ctx / (1 << 30), (unsigned long long)per_token,
+                            (double)r->mem_available / (1 << 30));
     if (r->kv_cache_mb > 0) {
         blocks = (int64_t)((uint64_t)r->kv_cache_mb * 1024 * 1024 / per_block);
         if (blocks < min_blocks)

@@ -168,7 +168,8 @@ static int list_push(st_list *l, const st_entry *e, wisp_err *err)
 /* Maps a shard and appends its validated entries; *hdr keeps the JSON. */
 static int load_shard(st_shard *sh, st_list *list, json_t **hdr, wisp_err *err)
 {
-    int fd = open(sh->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in a checkpoint folder must not block the open. */
+    int fd = open(sh->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "%s: %s",
                             sh->path, strerror(errno));

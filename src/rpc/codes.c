@@ -46,6 +46,7 @@ static const struct {
     {WISP_E_SHUTDOWN, WISP_RPC_SHUTTING_DOWN},
     {WISP_E_DEVICE, WISP_RPC_DEVICE_ERROR},
     {WISP_E_INTERNAL, WISP_RPC_INTERNAL_ERROR},
+    {WISP_E_MODEL_CHANGED, WISP_RPC_MODEL_CHANGED},
 };
 
 int wisp_rpc_code_from_wisp(int code)

@@ -8,6 +8,7 @@
  */
 #include "rpc/dispatch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,7 @@ struct wisp_dispatch {
     bool shutting_down;          /* shutdown received: new requests are refused */
     bool shutdown_received;      /* exit then means a clean exit (code 0) */
     bool exit_requested;
+    long client_pid;             /* initialize's processId, 0 when none */
     unsigned long long received, completed, failed, cancelled;
 };
 
@@ -309,8 +311,10 @@ static void handle_one(wisp_dispatch *d, json_t *msg, wisp_rpc_batch *b)
         return;
     }
     json_t *params = json_object_get(msg, "params");
-    /* null is taken as "no params": some LSP clients send it for shutdown. */
-    if (json_is_null(params))
+    /* null is taken as "no params": some LSP clients send it for shutdown;
+     * so is [], which is how Lua encodes an empty table (it holds no
+     * positional params either). */
+    if (json_is_null(params) || (json_is_array(params) && json_array_size(params) == 0))
         params = NULL;
     if (params && !json_is_object(params) && !json_is_array(params)) {
         answer_error(d, b, id, WISP_RPC_INVALID_REQUEST,
@@ -318,6 +322,13 @@ static void handle_one(wisp_dispatch *d, json_t *msg, wisp_rpc_batch *b)
         return;
     }
     const char *name = json_string_value(method);
+    /* Strings may hold NUL (JSON_ALLOW_NUL), but "status\u0000x" is not
+     * the name "status". */
+    if (strlen(name) != json_string_length(method)) {
+        answer_error(d, b, id, WISP_RPC_INVALID_REQUEST,
+                     "invalid request: 'method' must not contain \\u0000", NULL);
+        return;
+    }
     const wisp_method *m = wisp_method_find(name);
     if (!id)
         handle_notification(d, m, name, params);
@@ -329,8 +340,15 @@ void wisp_dispatch_message(wisp_dispatch *d, const char *data, size_t len)
 {
     if (d->exit_requested)
         return;
+    /* A UTF-8 byte order mark some Windows tools put first is not JSON
+     * but harmless; \u0000 inside strings is valid JSON (RFC 8259), and
+     * every consumer of a string takes its length, not strlen. */
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) {
+        data += 3;
+        len -= 3;
+    }
     json_error_t e;
-    json_t *root = json_loadb(data, len, JSON_DECODE_ANY, &e);
+    json_t *root = json_loadb(data, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
     if (!root) {
         char msg[400];
         bool utf8 = json_error_code(&e) == json_error_invalid_utf8;
@@ -343,6 +361,16 @@ void wisp_dispatch_message(wisp_dispatch *d, const char *data, size_t len)
         if (json_array_size(root) == 0) {
             answer_error(d, NULL, NULL, WISP_RPC_INVALID_REQUEST, "invalid request: empty batch",
                          NULL);
+        } else if (json_array_size(root) > WISP_MAX_BATCH) {
+            /* A batch's answer is one array built in memory, and nothing
+             * else (not even a cancel) is read while its members run
+             * inline: its length is bounded. */
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "invalid request: batch of %zu messages, more than the %d accepted; split it",
+                     json_array_size(root), WISP_MAX_BATCH);
+            answer_error(d, NULL, NULL, WISP_RPC_INVALID_REQUEST, msg,
+                         json_pack("{s:i}", "max_batch", WISP_MAX_BATCH));
         } else {
             wisp_rpc_batch *b = calloc(1, sizeof *b);
             json_t *replies = json_array();
@@ -437,6 +465,9 @@ bool wisp_dispatch_exit_requested(const wisp_dispatch *d, int *code)
         *code = d->shutdown_received ? 0 : 1;
     return d->exit_requested;
 }
+
+void wisp_dispatch_set_client_pid(wisp_dispatch *d, long pid) { d->client_pid = pid; }
+long wisp_dispatch_client_pid(const wisp_dispatch *d) { return d->client_pid; }
 
 void wisp_dispatch_counts_get(const wisp_dispatch *d, wisp_dispatch_counts *out)
 {

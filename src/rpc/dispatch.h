@@ -23,6 +23,9 @@
 struct wisp_server;
 typedef struct wisp_dispatch wisp_dispatch;
 
+/* The most messages one batch may hold; a longer one is answered -32600. */
+#define WISP_MAX_BATCH 1024
+
 typedef struct wisp_dispatch_io {
     /* Writes one serialized message (the callee frames it). Required. */
     void (*write)(void *ud, const char *text, size_t len);
@@ -73,6 +76,11 @@ bool wisp_dispatch_shutting_down(const wisp_dispatch *d);
 void wisp_dispatch_request_exit(wisp_dispatch *d);
 /* True once `exit` arrived; *code is 0 after shutdown, else 1. */
 bool wisp_dispatch_exit_requested(const wisp_dispatch *d, int *code);
+
+/* LSP's processId: the client process whose end ends the server (the loop
+ * watches it). 0 or less: none. */
+void wisp_dispatch_set_client_pid(wisp_dispatch *d, long pid);
+long wisp_dispatch_client_pid(const wisp_dispatch *d);
 
 void wisp_dispatch_counts_get(const wisp_dispatch *d, wisp_dispatch_counts *out);
 

@@ -7,6 +7,7 @@
  */
 #include "rpc/framer.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -158,8 +159,47 @@ static void header_fail(wisp_framer *f, const char *why)
         snprintf(f->header_error, sizeof f->header_error, "%s", why);
 }
 
+/* Offset of "Content-Length:" (any case) in p[0..n), or n. */
+static size_t find_content_length(const char *p, size_t n)
+{
+    static const char key[] = "content-length:";
+    size_t k = sizeof key - 1;
+    for (size_t i = 0; i + k <= n; i++)
+        if (strncasecmp(p + i, key, k) == 0)
+            return i;
+    return n;
+}
+
+/* "Name: value" with a name of RFC 9110 token characters: a JSON body line
+ * ({"jsonrpc": ...) is not one. */
+static bool looks_like_header(const char *p, size_t n)
+{
+    const char *colon = memchr(p, ':', n);
+    if (!colon || colon == p)
+        return false;
+    for (const char *q = p; q < colon; q++)
+        if (!(isalnum((unsigned char)*q) || strchr("!#$%&'*+-.^_`|~", *q)))
+            return false;
+    return true;
+}
+
 static void header_line(wisp_framer *f, const char *p, size_t n)
 {
+    /* Resynchronising: the bytes after a refused header are that message's
+     * body (whose length is unknown), so everything up to the next
+     * Content-Length header is skipped, even the middle of a line, since
+     * a body need not end with a newline. Garbage in front of a header
+     * outside that state is reported once and skipped the same way. */
+    size_t at = find_content_length(p, n);
+    if (f->resync && at == n && !looks_like_header(p, n))
+        return;
+    if (at > 0 && at < n && !f->header_seen) {
+        if (!f->resync)
+            f->cb.bad_header(f->ud, "bytes before a Content-Length header skipped");
+        p += at;
+        n -= at;
+    }
+    f->resync = false;
     f->header_seen = true;
     const char *colon = memchr(p, ':', n);
     if (!colon) {
@@ -207,6 +247,7 @@ static void header_end(wisp_framer *f)
         f->cb.bad_header(f->ud, f->header_error);
         f->header_error[0] = '\0';
         f->state = ST_HEADER;
+        f->resync = true;
         return;
     }
     f->body_left = (size_t)len;
@@ -360,9 +401,15 @@ void wisp_framer_finish(wisp_framer *f)
     if (f->state == ST_LINE && f->buf.len) {
         deliver_line(f, f->buf.data, f->buf.len);
     } else if (f->state == ST_BODY) {
-        WISP_LOGW("input ended inside a message: %zu of its bytes never came", f->body_left);
-    } else if (f->state == ST_HEADER && f->buf.len) {
+        /* Answered, not only logged: the client may still be reading. */
+        char why[96];
+        snprintf(why, sizeof why, "input ended inside a message: %zu of its bytes never came",
+                 f->body_left);
+        WISP_LOGW("%s", why);
+        f->cb.bad_header(f->ud, why);
+    } else if (f->state == ST_HEADER && (f->buf.len || f->header_seen) && !f->resync) {
         WISP_LOGW("input ended inside a message header");
+        f->cb.bad_header(f->ud, "input ended inside a message header");
     }
     wisp_buf_clear(&f->buf);
     f->state = f->framing == WISP_FRAMING_LSP ? ST_HEADER : ST_LINE;

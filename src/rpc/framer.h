@@ -50,6 +50,7 @@ typedef struct wisp_framer {
     long long content_length;   /* lsp: value of the current header block, -1 = none */
     char header_error[96];      /* lsp: first problem of the current header block */
     bool header_seen;           /* lsp: a header line was seen in this block */
+    bool resync;                /* lsp: after a refused header, skip to a Content-Length line */
 } wisp_framer;
 
 void wisp_framer_init(wisp_framer *f, size_t max_message, const wisp_framer_cb *cb, void *ud);

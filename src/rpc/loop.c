@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -33,6 +34,8 @@
 #define OUT_HIGH_WATER ((size_t)4 << 20)
 /* How long `exit` waits for cancelled requests to be answered. */
 #define EXIT_GRACE_S 5.0
+/* How long exit waits for queued log lines to reach stderr. */
+#define LOG_FLUSH_MS 1000
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
@@ -43,6 +46,9 @@ typedef struct wisp_loop {
     ev_signal term_w, int_w;
     ev_prepare prep_w;
     ev_timer grace_w;
+    ev_io pidfd_w;         /* the LSP client process (initialize's processId) */
+    ev_timer pid_timer_w;  /* the same, polled, where pidfd_open is missing */
+    long watched_pid;
 
     wisp_server server;
     wisp_mailbox mailbox;
@@ -54,6 +60,8 @@ typedef struct wisp_loop {
     bool reading;        /* stdin not at EOF and not given up */
     bool paused;         /* stdin reading paused by a slow stdout reader */
     bool draining;       /* finish what is in flight, flush, then stop */
+    bool stopping;       /* a signal or the client's death: cancel, flush, stop */
+    bool gone_told;      /* the broken stdout was logged */
     int exit_code;
     int signals;
     int in_flags, out_flags;
@@ -197,6 +205,33 @@ static void in_cb(struct ev_loop *ev, ev_io *w, int revents)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* Everything in flight is cancelled (each request answered -32800 with its
+ * partial output at the engine's next step); new requests are too, while
+ * `why` holds. Signals, the client's death and a gone stdout all end here. */
+static void cancel_everything(wisp_loop *l, const char *why)
+{
+    wisp_dispatch_counts c;
+    wisp_dispatch_counts_get(l->dispatch, &c);
+    if (c.in_flight == 0)
+        return;
+    if (why)
+        WISP_LOGI("%s: cancelling %zu request%s in flight", why, c.in_flight,
+                  c.in_flight == 1 ? "" : "s");
+    wisp_dispatch_cancel_all(l->dispatch);
+}
+
+/* Stop now: cancel, answer, flush, exit 0 (SIGTERM, SIGINT, the LSP
+ * client process gone). */
+static void stop_now(wisp_loop *l, const char *why)
+{
+    if (l->stopping)
+        return;
+    l->stopping = true;
+    l->exit_code = 0;
+    cancel_everything(l, why);
+    stop_reading(l, why);
+}
+
 static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
 {
     wisp_loop *l = ev_userdata(ev);
@@ -206,8 +241,63 @@ static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
         ev_break(ev, EVBREAK_ALL);
         return;
     }
-    WISP_LOGI("signal %d: finishing requests in flight, then exiting", w->signum);
-    stop_reading(l, "signal");
+    WISP_LOGI("signal %d: cancelling requests in flight, then exiting", w->signum);
+    stop_now(l, "signal");
+}
+
+/* ------------------------------------------------------------ client process */
+
+static void client_gone(wisp_loop *l)
+{
+    WISP_LOGI("client process %ld (initialize's processId) is gone: exiting", l->watched_pid);
+    ev_io_stop(l->ev, &l->pidfd_w);
+    ev_timer_stop(l->ev, &l->pid_timer_w);
+    if (l->pidfd_w.fd >= 0)
+        close(l->pidfd_w.fd);
+    l->pidfd_w.fd = -1;
+    stop_now(l, "client process gone");
+}
+
+static void pidfd_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    client_gone(container_of(w, wisp_loop, pidfd_w));
+}
+
+static void pid_timer_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    wisp_loop *l = container_of(w, wisp_loop, pid_timer_w);
+    /* EPERM: it exists but belongs to someone else; only ESRCH is gone. */
+    if (kill((pid_t)l->watched_pid, 0) < 0 && errno == ESRCH)
+        client_gone(l);
+}
+
+/* Starts watching the process initialize named (LSP: the server exits when
+ * its parent does), with a pidfd where the kernel has them, else a 1 s poll. */
+static void watch_client(wisp_loop *l)
+{
+    long pid = wisp_dispatch_client_pid(l->dispatch);
+    if (pid <= 0 || pid == l->watched_pid || l->stopping)
+        return;
+    if (l->pidfd_w.fd >= 0) {
+        ev_io_stop(l->ev, &l->pidfd_w);
+        close(l->pidfd_w.fd);
+        l->pidfd_w.fd = -1;
+    }
+    ev_timer_stop(l->ev, &l->pid_timer_w);
+    l->watched_pid = pid;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+    if (fd < 0 && errno == ESRCH) {
+        client_gone(l);
+        return;
+    }
+    if (fd >= 0) {
+        ev_io_set(&l->pidfd_w, fd, EV_READ);
+        ev_io_start(l->ev, &l->pidfd_w);
+    } else {
+        ev_timer_set(&l->pid_timer_w, 1.0, 1.0);
+        ev_timer_start(l->ev, &l->pid_timer_w);
+    }
+    WISP_LOGD("watching client process %ld", pid);
 }
 
 static void grace_cb(struct ev_loop *ev, ev_timer *w, int revents)
@@ -220,6 +310,13 @@ static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     wisp_loop *l = container_of(w, wisp_loop, prep_w);
     flush_out(l);
+    watch_client(l);
+    /* Nobody can receive an answer any more: stop the work now, and exit
+     * once stdin ends (outq.h). Requests read after this are cancelled too. */
+    if (l->outq.broken) {
+        cancel_everything(l, l->gone_told ? NULL : "stdout gone");
+        l->gone_told = true;
+    }
     /* Backpressure on input: a client that does not read its answers stops
      * being read from, so queued output cannot grow without bound. */
     if (l->reading) {
@@ -259,10 +356,13 @@ int wisp_loop_run(const wisp_options *opts)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* From here on no thread blocks on a stderr nobody reads (log.h). */
+    wisp_log_start_async(0);
     l->ev = ev_default_loop(EVFLAG_AUTO);
     if (!l->ev) {
         WISP_LOGE("libev: no usable event backend");
         free(l);
+        wisp_log_stop_async(LOG_FLUSH_MS);
         return 1;
     }
     ev_set_userdata(l->ev, l);
@@ -310,6 +410,8 @@ int wisp_loop_run(const wisp_options *opts)
     ev_signal_init(&l->int_w, signal_cb, SIGINT);
     ev_prepare_init(&l->prep_w, prepare_cb);
     ev_timer_init(&l->grace_w, grace_cb, EXIT_GRACE_S, 0);
+    ev_io_init(&l->pidfd_w, pidfd_cb, -1, EV_READ);
+    ev_timer_init(&l->pid_timer_w, pid_timer_cb, 1.0, 1.0);
     ev_io_start(l->ev, &l->in_w);
     ev_async_start(l->ev, &l->async_w);
     ev_signal_start(l->ev, &l->term_w);
@@ -331,6 +433,8 @@ int wisp_loop_run(const wisp_options *opts)
     drain_mailbox(l);
     if (l->signals < 2)
         wisp_outq_drain_blocking(&l->outq);
+    if (l->pidfd_w.fd >= 0)
+        close(l->pidfd_w.fd);
     fcntl(STDIN_FILENO, F_SETFL, l->in_flags);
     fcntl(STDOUT_FILENO, F_SETFL, l->out_flags);
 out:
@@ -346,5 +450,8 @@ out:
     wisp_server_free(&l->server);
     ev_loop_destroy(l->ev);
     free(l);
+    /* Last lines out if stderr takes them soon; an unread stderr must not
+     * keep the process alive. */
+    wisp_log_stop_async(LOG_FLUSH_MS);
     return rc;
 }

@@ -26,7 +26,7 @@ struct wisp_dispatch;
 
 enum wisp_method_flags {
     WISP_M_ENGINE = 1u << 0,        /* runs on the engine thread (else on the loop thread) */
-    WISP_M_NEEDS_MODEL = 1u << 1,   /* answered -32001 while no model is loaded */
+    WISP_M_NEEDS_MODEL = 1u << 1,   /* answered -31001 while no model is loaded */
     WISP_M_NOTIFICATION = 1u << 2,  /* a notification to wisp (no id, no answer) */
     WISP_M_OPEN_PARAMS = 1u << 3,   /* unknown params fields are allowed */
 };
@@ -38,7 +38,7 @@ typedef void (*wisp_notify_fn)(struct wisp_dispatch *d, const json_t *params);
 
 typedef struct wisp_method {
     const char *name;
-    wisp_method_fn fn;          /* requests; NULL: not in this build (-32008) */
+    wisp_method_fn fn;          /* requests; NULL: not in this build (-31008) */
     wisp_notify_fn notify;      /* notifications */
     unsigned flags;             /* wisp_method_flags */
     const wisp_param *params;   /* NULL-name-ended, or NULL for none */
@@ -51,8 +51,8 @@ const wisp_method *wisp_method_find(const char *name);
 const wisp_method *wisp_methods(size_t *n);
 
 /* Runs a job's method on the current thread: answers it -32800 when it was
- * cancelled before starting, -32001 when it needs a model and none is
- * loaded, -32008 when the method has no handler in this build; otherwise
+ * cancelled before starting, -31001 when it needs a model and none is
+ * loaded, -31008 when the method has no handler in this build; otherwise
  * calls the handler. */
 void wisp_method_run(wisp_job *job);
 

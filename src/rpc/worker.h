@@ -48,7 +48,7 @@ void wisp_worker_wake(wisp_worker *w);
 /* Jobs queued and not yet started. */
 size_t wisp_worker_queued(wisp_worker *w);
 
-/* Stops and joins the thread. Jobs still queued are answered -32005
+/* Stops and joins the thread. Jobs still queued are answered -31005
  * (through the mailbox, like every engine answer). Jobs a handler kept are
  * left unanswered: the dispatcher frees them. */
 void wisp_worker_stop(wisp_worker *w);

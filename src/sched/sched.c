@@ -74,33 +74,40 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
     return 0;
 }
 
+void wisp_sched_fail_all(wisp_sched *s, const wisp_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    wisp_sched_req *inbox = s->inbox_head;
+    s->inbox_head = s->inbox_tail = NULL;
+    s->n_inbox = 0;
+    pthread_mutex_unlock(&s->mu);
+    while (s->n_running > 0) {
+        wisp_sched_req *r = s->running[s->n_running - 1];
+        wisp_sched_remove_running(s, s->n_running - 1);
+        wisp_sched_end_request(s, r, err->code, WISP_SCHED_FINISH_ERROR, err);
+    }
+    while (s->n_waiting > 0) {
+        wisp_sched_req *r = s->waiting[0];
+        wisp_sched_remove_waiting(s, 0);
+        wisp_sched_end_request(s, r, err->code, WISP_SCHED_FINISH_ERROR, err);
+    }
+    while (inbox) {
+        wisp_sched_req *r = inbox;
+        inbox = r->next;
+        wisp_sched_end_request(s, r, err->code, WISP_SCHED_FINISH_ERROR, err);
+    }
+}
+
 void wisp_sched_destroy(wisp_sched *s)
 {
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
     s->shutting_down = true;
-    wisp_sched_req *inbox = s->inbox_head;
-    s->inbox_head = s->inbox_tail = NULL;
-    s->n_inbox = 0;
     pthread_mutex_unlock(&s->mu);
     wisp_err err;
     wisp_err_set(&err, WISP_E_SHUTDOWN, "the server is shutting down");
-    while (s->n_running > 0) {
-        wisp_sched_req *r = s->running[s->n_running - 1];
-        wisp_sched_remove_running(s, s->n_running - 1);
-        wisp_sched_end_request(s, r, WISP_E_SHUTDOWN, WISP_SCHED_FINISH_ERROR, &err);
-    }
-    while (s->n_waiting > 0) {
-        wisp_sched_req *r = s->waiting[0];
-        wisp_sched_remove_waiting(s, 0);
-        wisp_sched_end_request(s, r, WISP_E_SHUTDOWN, WISP_SCHED_FINISH_ERROR, &err);
-    }
-    while (inbox) {
-        wisp_sched_req *r = inbox;
-        inbox = r->next;
-        wisp_sched_end_request(s, r, WISP_E_SHUTDOWN, WISP_SCHED_FINISH_ERROR, &err);
-    }
+    wisp_sched_fail_all(s, &err);
     wisp_kv_destroy(s->kv);
     free(s->waiting);
     free(s->running);
@@ -333,6 +340,10 @@ void wisp_sched_end_request(wisp_sched *s, wisp_sched_req *r, int status, wisp_s
     else if (status != 0)
         s->failed++;
     s->finished++;
+    /* The snapshot shows the request gone (blocks released, not running)
+     * before its answer can reach the client, so a status read right after
+     * the answer tells the truth. */
+    wisp_sched_update_snapshot(s);
     r->d.on_finish(r->d.ud, status, &u, status ? err : NULL);
     free(r->tokens);
     free(r);

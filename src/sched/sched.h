@@ -119,6 +119,9 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
  * here, on the calling thread), saves the prefix cache, frees everything.
  * Call it from the engine thread once that thread no longer steps. */
 void wisp_sched_destroy(wisp_sched *s);
+/* Ends every request (running, waiting, submitted) with err: each gets its
+ * on_finish with err->code. Engine thread. */
+void wisp_sched_fail_all(wisp_sched *s, const wisp_err *err);
 
 /* Queues a request (thread-safe). Refuses up front, calling nothing:
  * WISP_E_INVALID (bad prompt, token or callbacks), WISP_E_TOO_LARGE (prompt

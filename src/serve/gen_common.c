@@ -12,6 +12,7 @@
 
 #include "gen/stop.h"
 #include "rpc/codes.h"
+#include "serve/server.h"
 
 /* ---------------------------------------------------------------- params */
 
@@ -19,6 +20,25 @@ static double num(const json_t *p, const char *key, double dflt)
 {
     const json_t *v = json_object_get(p, key);
     return v ? json_number_value(v) : dflt;
+}
+
+/* True when the bans (bias false, -inf) cover every token id: sampling would
+ * then have nothing to choose from. */
+static bool bans_everything(const wisp_logit_bias *bias, size_t n, int n_vocab)
+{
+    if (n < (size_t)n_vocab)
+        return false;
+    unsigned char *banned = calloc((size_t)n_vocab, 1);
+    if (!banned)
+        return false;
+    int left = n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (isinf(bias[i].bias) && bias[i].bias < 0 && !banned[bias[i].token]) {
+            banned[bias[i].token] = 1;
+            left--;
+        }
+    free(banned);
+    return left == 0;
 }
 
 int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_spec *out,
@@ -80,6 +100,13 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
         }
         s->logit_bias = out->bias;
         s->n_logit_bias = (int)n;
+        if (bans_everything(out->bias, n, rt->n_vocab)) {
+            wisp_gen_spec_free(out);
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "'logit_bias' bans all %d tokens of the vocabulary: nothing is "
+                                "left to sample",
+                                rt->n_vocab);
+        }
     }
     const json_t *stops = json_object_get(p, "stop");
     size_t ns = json_array_size(stops);
@@ -188,11 +215,31 @@ static json_t *ids_json(const int32_t *ids, size_t n)
     return a;
 }
 
+void wisp_gen_publish_stats(wisp_job *job)
+{
+    /* While a model closes (server->runtime already NULL) its requests are
+     * answered from the scheduler's teardown: nothing to publish then. */
+    wisp_server *s = wisp_job_server(job);
+    if (!s->runtime || !s->runtime->sched)
+        return;
+    wisp_server_stats st;
+    wisp_sched_get_stats(s->runtime->sched, &st);
+    wisp_server_publish_stats(s, &st);
+}
+
 void wisp_gen_answer_failure(wisp_job *job, int status, const wisp_err *err, const char *text,
                              const int32_t *tokens, size_t n_tokens)
 {
-    json_t *data = json_pack("{s:s, s:o}", "text", text ? text : "", "tokens",
-                             ids_json(tokens, n_tokens));
+    wisp_gen_answer_failure_n(job, status, err, text, text ? strlen(text) : 0, tokens, n_tokens);
+}
+
+void wisp_gen_answer_failure_n(wisp_job *job, int status, const wisp_err *err, const char *text,
+                               size_t text_len, const int32_t *tokens, size_t n_tokens)
+{
+    /* Length-delimited: generated text may hold NUL bytes (a vocabulary
+     * token can decode to one), which JSON carries as \u0000. */
+    json_t *data = json_pack("{s:s%, s:o}", "text", text ? text : "", text ? text_len : 0,
+                             "tokens", ids_json(tokens, n_tokens));
     if (status == WISP_E_CANCELLED) {
         wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, "request cancelled", data);
         return;
@@ -225,6 +272,7 @@ typedef struct gen_req {
     wisp_tokens gen;           /* every generated token */
     size_t tok_streamed;       /* gen.ids[0..tok_streamed) already streamed */
     json_t *probs;             /* per generated token, when n_probs > 0 */
+    const json_t *token;       /* LSP progress token for the pieces, or NULL */
     size_t probs_streamed;
     int64_t index;
     const char *reason;        /* finish_reason once decided */
@@ -249,6 +297,18 @@ static int text_append(gen_req *r, const char *s, size_t n)
     return 0;
 }
 
+/* The same piece as LSP partial-result progress: an LSP client library
+ * routes $/progress by the token it chose, while it never tells its caller
+ * the request id that $/stream carries. */
+static int notify_progress(gen_req *r, json_t *piece)
+{
+    json_object_del(piece, "id");
+    json_t *params = json_object();
+    json_object_set(params, "token", (json_t *)r->token);
+    json_object_set_new(params, "value", piece);
+    return wisp_job_notify(r->job, "$/progress", params);
+}
+
 /* Sends what has been released and not yet streamed (text and tokens).
  * Returns wisp_job_notify's code: WISP_E_CANCELLED when a cancel came in
  * first and nothing was sent. */
@@ -260,11 +320,10 @@ static int stream_pending(gen_req *r, bool final)
     size_t ntok = r->gen.n - r->tok_streamed;
     if (ntext == 0 && (!final || ntok == 0))
         return 0;
-    char *piece = strndup(r->text ? r->text + r->pend_from : "", ntext);
-    json_t *params = json_pack("{s:O, s:I, s:s, s:o}", "id", wisp_job_id(r->job), "index",
-                               (json_int_t)r->index++, "text", piece ? piece : "", "tokens",
+    json_t *params = json_pack("{s:O, s:I, s:s%, s:o}", "id", wisp_job_id(r->job), "index",
+                               (json_int_t)r->index++, "text",
+                               r->text ? r->text + r->pend_from : "", ntext, "tokens",
                                ids_json(r->gen.ids + r->tok_streamed, ntok));
-    free(piece);
     if (r->probs) {
         json_t *slice = json_array();
         for (size_t i = r->probs_streamed; i < json_array_size(r->probs); i++)
@@ -274,6 +333,8 @@ static int stream_pending(gen_req *r, bool final)
     }
     r->pend_from = r->len;
     r->tok_streamed = r->gen.n;
+    if (r->token)
+        return notify_progress(r, params);
     /* Mid-generation, a cancelled job is answered by on_finish at the next
      * step; shutdown likewise. */
     return wisp_job_notify(r->job, "$/stream", params);
@@ -323,14 +384,30 @@ static int32_t gen_sample(void *ud, float *logits, int n_vocab)
     return r->last.token;
 }
 
+/* A log-probability; a token of probability 0 (banned) has -inf, which
+ * JSON cannot carry: it is null. */
+static json_t *logprob_json(float lp)
+{
+    return isfinite(lp) ? json_real((double)lp) : json_null();
+}
+
+static json_t *token_logprob(int32_t token, float lp)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "token", json_integer(token));
+    json_object_set_new(o, "logprob", logprob_json(lp));
+    return o;
+}
+
+/* One entry per generated token, always. */
 static json_t *prob_entry(const gen_req *r, int32_t token)
 {
     json_t *top = json_array();
     for (int i = 0; i < r->last.n_top; i++)
-        json_array_append_new(top, json_pack("{s:i, s:f}", "token", (int)r->top[i].token,
-                                             "logprob", (double)r->top[i].logprob));
-    return json_pack("{s:i, s:f, s:o}", "token", (int)token, "logprob", (double)r->last.logprob,
-                     "top", top);
+        json_array_append_new(top, token_logprob(r->top[i].token, r->top[i].logprob));
+    json_t *e = token_logprob(token, r->last.logprob);
+    json_object_set_new(e, "top", top);
+    return e;
 }
 
 static bool gen_on_token(void *ud, int32_t token)
@@ -386,6 +463,7 @@ static void gen_free(gen_req *r)
 static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, const wisp_err *err)
 {
     gen_req *r = ud;
+    wisp_gen_publish_stats(r->job);
     if (status == 0 && !r->ended) {
         /* Ran out of tokens (or an eog token): what the matchers still hold
          * is real output now. */
@@ -401,7 +479,7 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
         release_filter_tail(r);
     }
     if (status != 0) {
-        wisp_gen_answer_failure(r->job, status, err, r->text, r->gen.ids, r->gen.n);
+        wisp_gen_answer_failure_n(r->job, status, err, r->text, r->len, r->gen.ids, r->gen.n);
         gen_free(r);
         return;
     }
@@ -409,15 +487,16 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
         /* A cancel raced the last piece: the streams the client has are a
          * prefix of this output, so it is answered as cancelled with all of
          * it, never as a success whose text the streams do not add up to. */
-        wisp_gen_answer_failure(r->job, WISP_E_CANCELLED, NULL, r->text, r->gen.ids, r->gen.n);
+        wisp_gen_answer_failure_n(r->job, WISP_E_CANCELLED, NULL, r->text, r->len, r->gen.ids,
+                                  r->gen.n);
         gen_free(r);
         return;
     }
     const char *reason = r->reason ? r->reason
                          : usage->finish == WISP_SCHED_FINISH_LENGTH ? "length"
                                                                      : "stop";
-    json_t *res = json_pack("{s:s, s:o, s:s, s:o, s:o}", "text", r->text ? r->text : "",
-                            "tokens", ids_json(r->gen.ids, r->gen.n), "finish_reason", reason,
+    json_t *res = json_pack("{s:s%, s:o, s:s, s:o, s:o}", "text", r->text ? r->text : "",
+                            r->len, "tokens", ids_json(r->gen.ids, r->gen.n), "finish_reason", reason,
                             "usage", wisp_gen_usage_json(usage), "timings",
                             wisp_gen_timings_json(usage));
     json_object_set_new(res, "seed", json_integer((json_int_t)r->seed));
@@ -442,6 +521,11 @@ void wisp_gen_submit(wisp_job *job, wisp_runtime *rt, wisp_gen_spec *spec, const
     r->job = job;
     r->rt = rt;
     r->stream = spec->stream;
+    /* Borrowed: the job's params outlive the request. */
+    const json_t *params = wisp_job_params(job);
+    r->token = json_object_get(params, "partialResultToken");
+    if (!r->token)
+        r->token = json_object_get(params, "workDoneToken");
     r->n_probs = spec->sampling.n_probs;
     r->seed = spec->sampling.seed;
     r->filter = spec->filter;

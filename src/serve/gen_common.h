@@ -56,7 +56,7 @@ void wisp_gen_spec_free(wisp_gen_spec *s);
 int wisp_gen_prompt_tokens(const wisp_runtime *rt, const char *field, const json_t *prompt,
                            bool text_specials, wisp_tokens *out, wisp_err *err);
 
-/* True when the loaded model can generate; else answers job -32001 (a
+/* True when the loaded model can generate; else answers job -31001 (a
  * vocab-only model) and returns false. */
 bool wisp_gen_require_engine(wisp_job *job, const wisp_runtime *rt);
 
@@ -71,7 +71,15 @@ json_t *wisp_gen_usage_json(const wisp_sched_usage *u);
 json_t *wisp_gen_timings_json(const wisp_sched_usage *u);
 /* Answers a job that ended with status != 0: -32800 with the partial
  * output when cancelled, the mapped error otherwise. */
+/* Publishes the scheduler's statistics for `status` now (engine thread):
+ * called before a request is answered, so the answer never overtakes the
+ * release of its sequence. */
+void wisp_gen_publish_stats(wisp_job *job);
+
 void wisp_gen_answer_failure(wisp_job *job, int status, const wisp_err *err, const char *text,
                              const int32_t *tokens, size_t n_tokens);
+/* The same with the partial text's length (it may hold NUL bytes). */
+void wisp_gen_answer_failure_n(wisp_job *job, int status, const wisp_err *err, const char *text,
+                               size_t text_len, const int32_t *tokens, size_t n_tokens);
 
 #endif

@@ -17,6 +17,8 @@
 
 #define I32_MAX 2147483647.0
 #define I53_MAX 9007199254740991.0   /* the largest integer every JSON reader keeps exact */
+#define CTX_MAX 16777216.0            /* WISP_RUNTIME_MAX_CTX */
+#define THREADS_MAX 1024.0            /* the CPU engine's thread pool limit */
 #define OPT(name, type) {name, type, false, 0, 0, NULL}
 #define REQ(name, type) {name, type, true, 0, 0, NULL}
 #define OPT_RANGE(name, type, lo, hi) {name, type, false, lo, hi, NULL}
@@ -27,9 +29,11 @@ static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
 
 static const wisp_param p_none[] = {END};
 
+/* Fields wisp only logs or ignores take any value: LSP clients differ in
+ * how they encode empty ones (Lua's {} becomes []). */
 static const wisp_param p_initialize[] = {
-    OPT("clientInfo", WISP_PT_OBJECT),
-    OPT("capabilities", WISP_PT_OBJECT),
+    OPT("clientInfo", WISP_PT_ANY),
+    OPT("capabilities", WISP_PT_ANY),
     OPT("processId", WISP_PT_ANY),
     END,
 };
@@ -38,9 +42,9 @@ static const wisp_param p_cancel[] = {REQ("id", WISP_PT_ID), END};
 
 static const wisp_param p_model_load[] = {
     REQ("path", WISP_PT_STRING),
-    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, CTX_MAX),
     {"device", WISP_PT_STRING, false, 0, 0, devices},
-    OPT_RANGE("threads", WISP_PT_INT, 1, 4096),
+    OPT_RANGE("threads", WISP_PT_INT, 1, THREADS_MAX),
     OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
     {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
@@ -50,7 +54,7 @@ static const wisp_param p_model_load[] = {
 
 static const wisp_param p_model_plan[] = {
     REQ("path", WISP_PT_STRING),
-    OPT_RANGE("n_ctx", WISP_PT_INT, 1, I32_MAX),
+    OPT_RANGE("n_ctx", WISP_PT_INT, 1, CTX_MAX),
     OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
     {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
@@ -86,6 +90,8 @@ static const wisp_param p_detokenize[] = {
     OPT_RANGE("seed", WISP_PT_INT, 0, I53_MAX),                                \
     OPT("stop", WISP_PT_STRING_ARRAY),                                         \
     OPT("stream", WISP_PT_BOOL),                                               \
+    OPT("partialResultToken", WISP_PT_ID),                                     \
+    OPT("workDoneToken", WISP_PT_ID),                                          \
     OPT_RANGE("n_probs", WISP_PT_INT, 0, 100)
 
 static const wisp_param p_generate[] = {
@@ -163,6 +169,8 @@ static const wisp_method table[] = {
     {"chat", wisp_m_chat, NULL, ENGINE | MODEL, p_chat, "the assistant's reply to a conversation"},
     {"evaluate", wisp_m_evaluate, NULL, ENGINE | MODEL, p_evaluate, "teacher-forced top-k logits"},
     {"exit", NULL, wisp_n_exit, NOTIF, p_none, "exit (0 after shutdown, 1 otherwise)"},
+    {"initialized", NULL, wisp_n_initialized, NOTIF | WISP_M_OPEN_PARAMS, p_none,
+     "LSP's acknowledgement of initialize (accepted, nothing to do)"},
     {"$/cancelRequest", NULL, wisp_n_cancel_request, NOTIF, p_cancel, "cancel a request"},
 };
 
@@ -190,6 +198,14 @@ void wisp_method_run(wisp_job *job)
     if ((m->flags & WISP_M_NEEDS_MODEL) && !job->server->runtime) {
         wisp_job_error(job, WISP_RPC_NO_MODEL,
                        "no model loaded: start wisp with --model PATH or call model/load", NULL);
+        return;
+    }
+    /* Model requests never read a file that changed under the mapping;
+     * unloading (or loading another) is how the client recovers. */
+    wisp_err err = {0};
+    if ((m->flags & WISP_M_NEEDS_MODEL) && m->fn != wisp_m_model_unload &&
+        !wisp_model_check_file(job->server, &err)) {
+        wisp_job_fail(job, &err);
         return;
     }
     if (!m->fn) {

@@ -12,6 +12,7 @@
 void wisp_m_initialize(wisp_job *job);
 void wisp_m_shutdown(wisp_job *job);
 void wisp_n_exit(struct wisp_dispatch *d, const json_t *params);
+void wisp_n_initialized(struct wisp_dispatch *d, const json_t *params);
 void wisp_n_cancel_request(struct wisp_dispatch *d, const json_t *params);
 
 /* methods_status.c */
@@ -27,6 +28,9 @@ int wisp_model_startup_load(struct wisp_server *s, const char *path, wisp_err *e
 void wisp_m_model_unload(wisp_job *job);
 /* The engine thread's step hook and exit hook (ud: the wisp_server). */
 bool wisp_model_step(void *ud);
+/* Engine thread: false (err set, WISP_E_MODEL_CHANGED) once the loaded
+ * model's file changed on disk; the model's requests are failed then. */
+bool wisp_model_check_file(struct wisp_server *s, wisp_err *err);
 void wisp_model_teardown(void *ud);
 
 /* methods_text.c */

@@ -48,6 +48,7 @@ static bool eval_is_cancelled(void *ud) { return wisp_job_cancelled(((eval_req *
 static void eval_on_finish(void *ud, int status, const wisp_sched_usage *usage, const wisp_err *err)
 {
     eval_req *r = ud;
+    wisp_gen_publish_stats(r->job);
     if (status == 0) {
         json_t *res = json_pack("{s:o, s:o}", "logits", r->rows, "usage",
                                 wisp_gen_usage_json(usage));

@@ -33,6 +33,12 @@ void wisp_m_initialize(wisp_job *job)
     const json_t *cname = json_object_get(client, "name");
     if (json_is_string(cname))
         WISP_LOGI("client: %.100s", json_string_value(cname));
+    /* LSP: when the process named here is gone, the server exits. null (or
+     * anything not a positive integer) names none. */
+    const json_t *pid = json_object_get(wisp_job_params(job), "processId");
+    if (json_is_integer(pid) && json_integer_value(pid) > 0 &&
+        json_integer_value(pid) <= 0x7fffffff)
+        wisp_dispatch_set_client_pid(job->dispatch, (long)json_integer_value(pid));
 
     json_t *devices = json_array();
     for (int i = 0; i < s->n_devices; i++)
@@ -70,6 +76,14 @@ void wisp_n_exit(struct wisp_dispatch *d, const json_t *params)
     wisp_dispatch_exit_requested(d, &code);
     WISP_LOGI("exit requested (exit code %d)", code);
     wisp_dispatch_cancel_all(d);
+}
+
+/* Every LSP client sends it after initialize's answer; it asks for nothing. */
+void wisp_n_initialized(struct wisp_dispatch *d, const json_t *params)
+{
+    (void)d;
+    (void)params;
+    WISP_LOGD("client initialized");
 }
 
 void wisp_n_cancel_request(struct wisp_dispatch *d, const json_t *params)

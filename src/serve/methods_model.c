@@ -76,10 +76,36 @@ static void publish_stats(wisp_server *s)
     wisp_server_publish_stats(s, &st);
 }
 
+bool wisp_model_check_file(wisp_server *s, wisp_err *err)
+{
+    wisp_runtime *rt = s->runtime;
+    if (!rt)
+        return true;
+    if (!rt->stale && wisp_file_stamp_check(wisp_model_get_path(rt->model), &rt->stamp, err) == 0)
+        return true;
+    if (!rt->stale) {
+        rt->stale = true;
+        WISP_LOGE("%s", err->msg);
+        /* Every request the model holds fails now, before a step touches a
+         * page of the file that may be gone (SIGBUS) or hold other weights. */
+        if (rt->sched) {
+            wisp_sched_fail_all(rt->sched, err);
+            publish_stats(s);
+        }
+        /* Kept for the message: a later check says the same. */
+        snprintf(rt->stale_msg, sizeof rt->stale_msg, "%s", err->msg);
+    }
+    wisp_err_set(err, WISP_E_MODEL_CHANGED, "%s", rt->stale_msg);
+    return false;
+}
+
 bool wisp_model_step(void *ud)
 {
     wisp_server *s = ud;
     if (!s->runtime || !s->runtime->sched)
+        return false;
+    wisp_err err = {0};
+    if (!wisp_model_check_file(s, &err))
         return false;
     bool more = wisp_sched_step(s->runtime->sched);
     publish_stats(s);
@@ -104,13 +130,15 @@ static void close_runtime(wisp_server *s)
 
 void wisp_model_teardown(void *ud) { close_runtime(ud); }
 
+/* The new model is opened whole before the old one is closed: a load that
+ * fails (a missing file, refused params) leaves the working model serving. */
 static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *err)
 {
-    close_runtime(s);
     wisp_runtime *rt;
     int rc = wisp_runtime_open(o, &rt, err);
     if (rc)
         return rc;
+    close_runtime(s);
     s->runtime = rt;
     wisp_server_publish_model(s, wisp_runtime_info(rt));
     publish_stats(s);
@@ -149,10 +177,29 @@ static void load_progress(void *ud, double fraction, const char *message)
     wisp_job_progress(st->job, "report", message, fraction * 100.0);
 }
 
+/* A file name with a NUL inside names some other file once it reaches
+ * open(): refused. Answers job and returns false then. */
+static bool paths_ok(wisp_job *job, const json_t *p)
+{
+    static const char *const fields[] = {"path", "cache_dir"};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const json_t *v = json_object_get(p, fields[i]);
+        if (json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v)) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "invalid params: '%s' must not contain \\u0000", fields[i]);
+            wisp_job_error(job, WISP_RPC_INVALID_PARAMS, msg, NULL);
+            return false;
+        }
+    }
+    return true;
+}
+
 void wisp_m_model_load(wisp_job *job)
 {
     wisp_server *s = wisp_job_server(job);
     const json_t *p = wisp_job_params(job);
+    if (!paths_ok(job, p))
+        return;
     wisp_runtime_opts o;
     runtime_opts(s, p, &o);
     if (json_object_get(p, "kv_type") &&
@@ -169,7 +216,10 @@ void wisp_m_model_load(wisp_job *job)
         wisp_job_progress(job, "end", rc ? "failed" : "loaded", rc ? -1.0 : 100.0);
     if (rc) {
         WISP_LOGE("model/load: %s", err.msg);
-        int code = err.code == WISP_E_DEVICE ? WISP_RPC_DEVICE_ERROR : WISP_RPC_MODEL_LOAD_FAILED;
+        /* A context the memory cannot hold is the documented "can never fit". */
+        int code = err.code == WISP_E_DEVICE      ? WISP_RPC_DEVICE_ERROR
+                   : err.code == WISP_E_TOO_LARGE ? WISP_RPC_NEVER_FITS
+                                                  : WISP_RPC_MODEL_LOAD_FAILED;
         wisp_job_error(job, code, err.msg, NULL);
         return;
     }
@@ -257,6 +307,8 @@ static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
 void wisp_m_model_plan(wisp_job *job)
 {
     const json_t *p = wisp_job_params(job);
+    if (!paths_ok(job, p))
+        return;
     const json_t *v;
     int n_ctx = (v = json_object_get(p, "n_ctx")) ? (int)json_integer_value(v) : 0;
     int n_seq = (v = json_object_get(p, "n_seq")) ? (int)json_integer_value(v) : 1;

@@ -7,6 +7,7 @@
  * every step (server.h), which is all zeros while no model is loaded,
  * since no KV cache exists then.
  */
+#include "common/log.h"
 #include "rpc/dispatch.h"
 #include "rpc/job_int.h"
 #include "serve/methods.h"
@@ -76,6 +77,9 @@ void wisp_m_status(wisp_job *job)
                                wisp_server_model_info(s), "uptime_ms",
                                U(wisp_now_ms() - s->start_ms), "shutting_down",
                                wisp_dispatch_shutting_down(job->dispatch));
+    /* Lines the stderr reader was too slow for (log.h): a client that never
+     * reads stderr loses logs, never answers. */
+    json_object_set_new(result, "log", json_pack("{s:I}", "dropped_lines", U(wisp_log_dropped())));
     if (!result) {
         wisp_job_error(job, WISP_RPC_INTERNAL_ERROR, "out of memory building the result", NULL);
         return;

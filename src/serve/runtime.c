@@ -16,6 +16,7 @@
 #include "engine/factory.h"
 #include "model/gguf.h"
 #include "model/types.h"
+#include "serve/weights_id.h"
 
 #define DEFAULT_CTX_CAP 4096
 
@@ -60,8 +61,18 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
         host = (size_t)o->host_cache_mb * 1024 * 1024;
     else if (o->host_cache_mb < 0)
         host = (size_t)rt->kv_bytes; /* as large again as the primary pool */
+    uint64_t identity = wisp_model_identity(rt->model);
+    if (o->cache_dir) {
+        /* A cache on disk must never serve KV of other weights. */
+        double t0 = wisp_now_ms();
+        bool reused;
+        identity = wisp_weights_identity_memo(rt->model, identity, &rt->stamp, o->cache_dir,
+                                              &reused);
+        WISP_LOGI("prefix cache identity over the weights: %s, %.0f ms",
+                  reused ? "file unchanged since it was hashed" : "hashed", wisp_now_ms() - t0);
+    }
     wisp_sched_opts so = {
-        .model_identity = wisp_model_identity(rt->model),
+        .model_identity = identity,
         .n_vocab = rt->n_vocab,
         .n_ctx = rt->n_ctx,
         .max_running = o->max_running,
@@ -78,6 +89,8 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     wisp_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    /* Before the file is opened, so a change during the load is noticed. */
+    wisp_file_stamp_take(o->path, &rt->stamp);
     wisp_model_open_opts mo = {
         .vocab_only = true,
         .progress = o->progress,
@@ -95,6 +108,11 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     rt->n_vocab = rt->cfg->vocab_size;
     int train = rt->cfg->n_ctx_train > 0 ? rt->cfg->n_ctx_train : DEFAULT_CTX_CAP;
     rt->n_ctx = o->n_ctx > 0 ? o->n_ctx : (train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP);
+    if (rt->n_ctx > WISP_RUNTIME_MAX_CTX) {
+        rc = wisp_err_set(err, WISP_E_TOO_LARGE, "n_ctx %d is more than wisp supports (%d tokens)",
+                          rt->n_ctx, WISP_RUNTIME_MAX_CTX);
+        goto fail;
+    }
     if (!wisp_model_is_vocab_only(rt->model)) {
         rc = open_engine(o, rt, err);
         if (rc)

@@ -18,8 +18,13 @@
 #include "common/err.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "serve/file_stamp.h"
 #include "sched/sched.h"
 #include "tokenizer/tokenizer.h"
+
+/* The largest context a model is opened with (tokens); --ctx and the
+ * n_ctx params stop there too. */
+#define WISP_RUNTIME_MAX_CTX (1 << 24)
 
 typedef struct wisp_runtime_opts {
     const char *path;
@@ -51,6 +56,9 @@ typedef struct wisp_runtime {
     int n_kv_blocks;
     int block_size;
     double load_ms;
+    wisp_file_stamp stamp;     /* the model file as it was when opened */
+    bool stale;                /* the file changed: nothing reads the weights any more */
+    char stale_msg[WISP_ERR_MSG_MAX];
 } wisp_runtime;
 
 /* Opens the model at o->path with everything needed to serve it. Returns 0,

@@ -8,6 +8,6 @@
 #define WISP_SERVE_VERSION_H
 
 #define WISP_VERSION "0.1.0"
-#define WISP_PROTOCOL_VERSION "1.0"
+#define WISP_PROTOCOL_VERSION "2.0"
 
 #endif

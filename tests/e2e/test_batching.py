@@ -206,23 +206,23 @@ def test_eof_lets_generations_finish(wisp):
 
 def test_overload_is_refused_and_nothing_is_lost(wisp):
     # Far more long requests than can run (64) plus wait (256): the excess is
-    # refused with -32004 at once; every request gets exactly one answer.
+    # refused with -31004 at once; every request gets exactly one answer.
     srv = start(wisp, stories_path(), ctx=1024)
     n = 400
     gens = [srv.submit(prompt=BASES[i % 4], max_tokens=900, logit_bias=[[EOS, False]],
                        stream=False, **GREEDY) for i in range(n)]
     deadline = time.monotonic() + 20
-    while sum(g.code() == -32004 for g in gens) < n - 64 - 256 and time.monotonic() < deadline:
+    while sum(g.code() == -31004 for g in gens) < n - 64 - 256 and time.monotonic() < deadline:
         srv.pump(deadline - time.monotonic())
-    refused = [g for g in gens if g.code() == -32004]
+    refused = [g for g in gens if g.code() == -31004]
     assert len(refused) >= n - 64 - 256, f"only {len(refused)} of {n} refused as overloaded"
     for g in gens:
         if not g.done:
             srv.cancel(g)
     srv.wait(gens, timeout=60)
     for g in gens:
-        assert g.code() in (None, CANCELLED, -32004), g
-    refused = [g for g in gens if g.code() == -32004]
+        assert g.code() in (None, CANCELLED, -31004), g
+    refused = [g for g in gens if g.code() == -31004]
     st = srv.settled_status()
     assert st["scheduler"]["rejected_overloaded"] == len(refused)
     assert run_alone(srv, BASES[0], 10).result["finish_reason"] == "length"

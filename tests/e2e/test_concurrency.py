@@ -29,7 +29,7 @@ def test_interleaved_requests_answered_by_id(client):
         if m["method"] == "status":
             assert "result" in r
         else:
-            assert f"/nonexistent/{m['id']}" in error_of(r, -32002)
+            assert f"/nonexistent/{m['id']}" in error_of(r, -31002)
 
 
 def test_cancel_unknown_and_finished_ids(client):
@@ -57,7 +57,7 @@ def test_cancel_before_start_answers_32800(client):
         r = client.recv()
         assert r["id"] not in codes
         codes[r["id"]] = r["error"]["code"]
-    assert set(codes.values()) <= {-32002, -32800}
+    assert set(codes.values()) <= {-31002, -32800}
     st = client.call("status")["result"]["requests"]
     assert st["cancelled"] == list(codes.values()).count(-32800)
 
@@ -72,7 +72,7 @@ def test_duplicate_in_flight_id(client):
     r1, r2 = client.recv(), client.recv()
     dup, first = (r1, r2) if r1["error"]["code"] == -32600 else (r2, r1)
     assert "duplicate id" in error_of(dup, -32600)
-    error_of(first, -32002)
+    error_of(first, -31002)
     # Once answered, the id is free again.
     client.methods["7"] = "status"
     assert "result" in client.call("status", id=7)
@@ -83,7 +83,7 @@ def test_duplicate_id_inside_a_batch(client):
                  {"jsonrpc": "2.0", "id": 1, "method": "model/load", "params": {"path": "/y"}}])
     r = client.recv()
     codes = sorted(m["error"]["code"] for m in r)
-    assert codes == [-32600, -32002]
+    assert codes == [-32600, -31002]
 
 
 def test_slow_reader_gets_every_reply_and_pauses_input(client):

@@ -11,7 +11,7 @@ def test_both_framings_round_trip(framed):
     r = framed.call("initialize")
     assert r["result"]["capabilities"]["framing"] == framed.framing
     assert "result" in framed.call("status")
-    error_of(framed.call("generate", {"prompt": "x"}), -32001)
+    error_of(framed.call("generate", {"prompt": "x"}), -31001)
 
 
 def test_message_split_across_many_writes(framed):
@@ -39,7 +39,7 @@ def test_oversized_then_normal(framed):
     wisp.send(big)
     r = wisp.recv()
     # 5 KB is fine under the default limit.
-    error_of(r, -32001)
+    error_of(r, -31001)
 
 
 def test_oversized_message_skipped_and_serving_goes_on(wisp):

@@ -44,7 +44,7 @@ def token_id(c, text):
 
 def test_model_without_fim_tokens_is_refused(wisp):
     c = wisp("--model", STORIES)
-    msg = error_of(c.call("infill", {"input_prefix": "def f(", "max_tokens": 4}), -32007)
+    msg = error_of(c.call("infill", {"input_prefix": "def f(", "max_tokens": 4}), -31007)
     assert "missing" in msg and "prefix" in msg, msg
 
 

@@ -75,7 +75,7 @@ def test_mixed_batch(client):
         (nulls.append(m) if m["id"] is None else by_id.__setitem__(m["id"], m))
     assert set(by_id) == {"1", "2", "5", "9"}
     assert "result" in by_id["1"] and "result" in by_id["9"]
-    error_of(by_id["2"], -32001)
+    error_of(by_id["2"], -31001)
     assert "foo.get" in error_of(by_id["5"], -32601)
     assert len(nulls) == 1
     error_of(nulls[0], -32600)
@@ -114,7 +114,7 @@ def test_string_and_number_id_are_distinct(client):
     r = client.recv()
     assert sorted(json.dumps(m["id"]) for m in r) == ['"1"', "1"]
     for m in r:
-        error_of(m, -32002)
+        error_of(m, -31002)
 
 
 def test_bad_ids_rejected(client):
@@ -164,7 +164,7 @@ def test_invalid_utf8_rejected(client):
     error_of(client.recv(), -32700)
     # Valid multi-byte text passes the parser (and then needs a model).
     r = client.call("tokenize", {"text": "h\u00e9llo \u4e16\u754c \U0001F600"})
-    error_of(r, -32001)
+    error_of(r, -31001)
 
 
 def test_trailing_garbage_is_a_parse_error(client):

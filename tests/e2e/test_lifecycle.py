@@ -21,8 +21,8 @@ def test_exit_without_shutdown_is_1(client):
 
 def test_requests_after_shutdown_are_refused(client):
     assert client.call("shutdown")["result"] is None
-    assert "shutting down" in error_of(client.call("status"), -32005)
-    assert "shutting down" in error_of(client.call("shutdown"), -32005)
+    assert "shutting down" in error_of(client.call("status"), -31005)
+    assert "shutting down" in error_of(client.call("shutdown"), -31005)
     client.notify("exit")
     assert client.wait() == 0
 
@@ -41,7 +41,7 @@ def test_shutdown_answers_everything_outstanding_first(client):
     assert got[-1]["id"] == "down" and got[-1]["result"] is None
     assert sorted(m["id"] for m in got[:-1]) == list(range(1, 41))
     for m in got[:-1]:
-        assert m["error"]["code"] in (-32002, -32800)
+        assert m["error"]["code"] in (-31002, -32800)
     client.notify("exit")
     assert client.wait() == 0
 
@@ -53,7 +53,7 @@ def test_eof_with_requests_in_flight_answers_them_all():
     assert rc == 0, err
     got = [json.loads(l) for l in out.splitlines()]
     assert sorted(m["id"] for m in got) == list(range(200))
-    assert all(m["error"]["code"] == -32002 for m in got)
+    assert all(m["error"]["code"] == -31002 for m in got)
 
 
 def test_one_line_shell_call():

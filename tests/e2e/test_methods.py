@@ -55,7 +55,7 @@ def test_valid_params_match_schema_and_pass_the_checks(client, method):
     assert SCHEMAS.errors(schema_name(method) + ".params.json", VALID[method]) == []
     r = client.call(method, VALID[method])
     code = r["error"]["code"]
-    assert code in (-32001, -32002), f"{method}: valid params were refused: {r!r}"
+    assert code in (-31001, -31002), f"{method}: valid params were refused: {r!r}"
 
 
 @pytest.mark.parametrize("method", sorted(VALID))
@@ -94,21 +94,21 @@ def test_ranges_checked_like_the_schema(client, method, field, value):
 
 @pytest.mark.parametrize("method", NEEDS_MODEL)
 def test_model_methods_need_a_model(client, method):
-    msg = error_of(client.call(method, VALID[method]), -32001)
+    msg = error_of(client.call(method, VALID[method]), -31001)
     assert "no model loaded" in msg
 
 
 def test_model_load_missing_path(client):
-    msg = error_of(client.call("model/load", {"path": "/nonexistent/m.gguf"}), -32002)
+    msg = error_of(client.call("model/load", {"path": "/nonexistent/m.gguf"}), -31002)
     assert msg == "cannot open /nonexistent/m.gguf: No such file or directory"
-    msg = error_of(client.call("model/plan", {"path": "/nonexistent/m.gguf"}), -32002)
+    msg = error_of(client.call("model/plan", {"path": "/nonexistent/m.gguf"}), -31002)
     assert "No such file or directory" in msg
 
 
 def test_model_load_existing_path_says_why(client, tmp_path):
     f = tmp_path / "m.gguf"
     f.write_bytes(b"GGUF")
-    msg = error_of(client.call("model/load", {"path": str(f)}), -32002)
+    msg = error_of(client.call("model/load", {"path": str(f)}), -31002)
     assert str(f) in msg
 
 
@@ -130,7 +130,7 @@ def test_initialize(client):
 
 def test_initialize_is_optional(client):
     r = client.call("generate", {"prompt": "hi"})
-    error_of(r, -32001)
+    error_of(r, -31001)
 
 
 def test_status_without_model(client):

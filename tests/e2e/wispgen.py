@@ -31,7 +31,7 @@ DEVICE = os.environ.get("WISP_DEVICE")
 
 CANCELLED = -32800
 INVALID_PARAMS = -32602
-NEVER_FITS = -32003
+NEVER_FITS = -31003
 
 
 # ---------------------------------------------------------------- fixtures

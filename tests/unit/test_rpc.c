@@ -333,6 +333,25 @@ TEST(framer_header_errors_resync)
     CHECK_EQ_STR(g.msgs[0], "[]");
 }
 
+TEST(framer_skips_the_body_of_a_refused_header)
+{
+    /* The bad block's body has no newline and runs into the next header;
+     * then garbage before a header is reported once; a truncated body at
+     * the end is reported too. At every split the same. */
+    static const char in[] = "Content-Length: 4x\r\n\r\n{\"jsonrpc\": \"2.0\",\n \"id\": 1}"
+                             "Content-Length: 2\r\n\r\n[]"
+                             "junk Content-Length: 3\r\n\r\n[1]"
+                             "Content-Length: 9\r\n\r\n[2";
+    for (size_t split = 1; split <= sizeof in; split++) {
+        got g;
+        frame_all(in, sizeof in - 1, 100, split, &g);
+        CHECK_EQ_INT(g.n, 2);
+        CHECK_EQ_INT(g.bad_header, 3);
+        CHECK_EQ_STR(g.msgs[0], "[]");
+        CHECK_EQ_STR(g.msgs[1], "[1]");
+    }
+}
+
 /* ------------------------------------------------------------ registry, params */
 
 TEST(registry_survives_churn)
