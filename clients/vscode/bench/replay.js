@@ -123,12 +123,14 @@ async function main() {
     if (args.maxRequests) points = points.slice(0, args.maxRequests);
 
     const latencies = [];
+    const serverMs = [];      // wisp's own timings.total_ms (arrival to answer)
     let prompt = 0, cached = 0, items = 0, empty = 0, cancelled = 0, errors = 0;
     const record = (o) => {
         if (o.kind === "cancelled") { cancelled++; return; }
         if (o.kind === "error") { errors++; return; }
         if (o.kind !== "items" && o.kind !== "empty") return;
         latencies.push(o.ms);
+        serverMs.push(o.result.timings.total_ms);
         o.kind === "items" ? items++ : empty++;
         prompt += o.result.usage.prompt_tokens;
         cached += o.result.usage.cached_tokens;
@@ -172,6 +174,8 @@ async function main() {
         answered: latencies.length, items, empty, cancelled, errors,
         call_to_items_ms: { median, p95: percentile(latencies, 95), min: Math.min(...latencies),
                             max: Math.max(...latencies) },
+        server_total_ms: { median: percentile(serverMs, 50), p95: percentile(serverMs, 95) },
+        client_overhead_ms_median: percentile(latencies.map((x, i) => x - serverMs[i]), 50),
         cached_token_share_pct: prompt ? (100 * cached) / prompt : null,
         prompt_tokens_mean: latencies.length ? prompt / latencies.length : null,
         prefix_cache_hits: statusAfter.prefix_cache.hits - statusBefore.prefix_cache.hits,
@@ -186,6 +190,8 @@ async function main() {
             + `model ${summary.model_name} (${args.model}), threads ${summary.threads}`);
         console.log(`call -> items ms: median ${f(median)}  p95 ${f(summary.call_to_items_ms.p95)}  `
             + `min ${f(summary.call_to_items_ms.min)}  max ${f(summary.call_to_items_ms.max)}`);
+        console.log(`wisp's total_ms: median ${f(summary.server_total_ms.median)}  p95 ${f(summary.server_total_ms.p95)}; `
+            + `extension + pipes overhead: median ${f(summary.client_overhead_ms_median)} ms`);
         console.log(`cached prompt tokens: ${f(summary.cached_token_share_pct)}% `
             + `(mean prompt ${f(summary.prompt_tokens_mean)} tokens, ${summary.ring_chunks} ring chunks)`);
         console.log(`answers: ${items} with items, ${empty} empty, ${cancelled} cancelled, ${errors} errors`);

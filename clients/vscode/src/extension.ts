@@ -121,6 +121,9 @@ export class Extension {
             return true;
         } catch (e) {
             this.failed = true;
+            if (this.disposed) {
+                return false;      // stopped by deactivate while starting
+            }
             const msg = e instanceof StartError ? e.message : `wisp: ${(e as Error)?.message ?? e}`;
             this.log(msg);
             this.statusBar.text = "$(error) wisp";
