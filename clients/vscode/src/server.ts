@@ -5,6 +5,7 @@
 
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import {
     CancellationReceiverStrategy, CancellationToken, MessageConnection, ProgressType,
@@ -36,13 +37,18 @@ export interface ServerHooks {
     withLoadProgress<T>(title: string, load: (report: (p: LoadProgress) => void) => Promise<T>): Promise<T>;
 }
 
+// Settings may name paths from the home directory, as in a shell.
+export function expandHome(p: string): string {
+    return p === "~" || p.startsWith("~/") ? path.join(os.homedir(), p.slice(1)) : p;
+}
+
 // A failure to start or load, with a message meant for the user.
 export class StartError extends Error {}
 
 // Resolves the wisp binary: the setting (a path, or a name looked up on
 // PATH), else `wisp` on PATH. undefined when nothing executable is found.
 export function findBinary(setting: string, envPath = process.env.PATH ?? ""): string | undefined {
-    const name = setting.trim() || "wisp";
+    const name = expandHome(setting.trim()) || "wisp";
     const executable = (p: string) => {
         try {
             fs.accessSync(p, fs.constants.X_OK);
@@ -172,7 +178,7 @@ export class WispServer {
             await this.stop();
             throw err;
         }
-        const params: Record<string, unknown> = { path: s.model };
+        const params: Record<string, unknown> = { path: expandHome(s.model.trim()) };
         if (s.threads > 0) {
             params.threads = s.threads;
         }

@@ -242,5 +242,8 @@ test("bad settings give a clear error message", { skip }, async (t) => {
         assert.equal(findBinary("", path.dirname(WISP_BIN)), WISP_BIN);
         assert.equal(findBinary("", "/nonexistent"), undefined);
         assert.equal(findBinary(WISP_BIN, ""), WISP_BIN);
+        const { expandHome } = require(path.join(HERE, "out", "server.js"));
+        assert.equal(expandHome("~/m.gguf"), path.join(require("os").homedir(), "m.gguf"));
+        assert.equal(expandHome("/a/~/b"), "/a/~/b");
     });
 });
