@@ -75,6 +75,10 @@ export class WispServer {
     modelInfo: any;
     // Initialized with its model loaded: completions may be sent.
     ready = false;
+    // How long stop() waits for shutdown + exit before killing the process.
+    shutdownTimeoutMs = 5000;
+    // How the last process ended (0 after shutdown + exit).
+    lastExit: { code: number | null; signal: string | null } | undefined;
     private stopping = false;
     private lastRequestId: number | string | undefined;
     private exitListeners: ((code: number | null, signal: string | null) => void)[] = [];
@@ -127,6 +131,7 @@ export class WispServer {
         });
         proc.once("exit", (code, signal) => {
             this.hooks.log(`wisp exited (${signal ? "signal " + signal : "status " + code})`);
+            this.lastExit = { code, signal };
             const unexpected = !this.stopping && this.proc === proc;
             if (this.proc === proc) {
                 this.ready = false;
@@ -224,7 +229,7 @@ export class WispServer {
     }
 
     // shutdown, exit, then wait for the process (killed if it lingers).
-    async stop(timeoutMs = 3000): Promise<void> {
+    async stop(timeoutMs = this.shutdownTimeoutMs): Promise<void> {
         const proc = this.proc;
         const conn = this.conn;
         this.stopping = true;

@@ -56,12 +56,19 @@ function activate(settings) {
     const mod = require(EXT);
     const context = { subscriptions: [], extensionPath: HERE };
     const ext = mod.activate(context);
+    ext.server.shutdownTimeoutMs = 30000;   // a loaded machine or a sanitizer build is slow to exit
     assert.equal(state.providers.length, 1, "activate registers one inline completion provider");
     return {
         mod, ext, context, provider: state.providers[0].provider,
+        // Deactivates; a server that was running must have ended cleanly
+        // (shutdown + exit: status 0; a sanitizer report would change it).
         async close() {
+            const running = ext.server.proc !== undefined;
             for (const d of context.subscriptions) d.dispose();
-            await withTimeout(mod.deactivate(), 10000, "deactivate");
+            await withTimeout(mod.deactivate(), 30000, "deactivate");
+            if (running) {
+                assert.deepEqual(ext.server.lastExit, { code: 0, signal: null }, "wisp exited cleanly");
+            }
         },
     };
 }
@@ -119,8 +126,14 @@ test("a cancelled token yields no items and wisp answers -32800", { skip }, asyn
         const before = await status(a.ext);
         const cts = new stub.CancellationTokenSource();
         a.ext.onRequestSent = () => cts.cancel();
-        const items = await withTimeout(a.provider.provideInlineCompletionItems(doc, cursor(), invoke, cts.token),
-                                        60000, "cancelled completion");
+        // wisp is stopped until the request and its cancel are both in the
+        // pipe, so the request cannot end on its own first.
+        const pid = a.ext.server.pid;
+        process.kill(pid, "SIGSTOP");
+        const call = a.provider.provideInlineCompletionItems(doc, cursor(), invoke, cts.token);
+        await new Promise(r => setTimeout(r, 300));
+        process.kill(pid, "SIGCONT");
+        const items = await withTimeout(call, 60000, "cancelled completion");
         assert.equal(items, undefined, "nothing for a cancelled token");
         assert.equal(a.ext.lastOutcome.kind, "cancelled");
         assert.equal(a.ext.lastOutcome.code, -32800, "the server's answer was RequestCancelled");
@@ -146,17 +159,28 @@ test("ten rapid calls, each cancelling the previous, compute one completion to t
         a.ext.onCompletionDone = o => outcomes.push(o);
         const calls = [];
         let prev;
-        for (let i = 0; i < 10; i++) {
-            const cts = new stub.CancellationTokenSource();
-            const sent = new Promise(r => { a.ext.onRequestSent = r; });
-            // The user typed one more character: the editor asks again and
-            // cancels the previous request.
-            const line = "    ret" + "urn a + b".slice(0, i);
-            const d = makeDocument("/work/project/calc.py", CODE.replace("    ret\n", line + "\n"));
-            calls.push(a.provider.provideInlineCompletionItems(d, new stub.Position(6, line.length), invoke, cts.token));
-            await withTimeout(sent, 30000, `request ${i} sent`);
-            if (prev) prev.cancel();
-            prev = cts;
+        // The calls come faster than the server works: wisp is stopped
+        // while they are written, so none can finish before the next one
+        // and its cancel arrive (on a loaded machine a short generation
+        // could otherwise win that race).
+        const pid = a.ext.server.pid;
+        process.kill(pid, "SIGSTOP");
+        try {
+            for (let i = 0; i < 10; i++) {
+                const cts = new stub.CancellationTokenSource();
+                const sent = new Promise(r => { a.ext.onRequestSent = r; });
+                // The user typed one more character: the editor asks again and
+                // cancels the previous request.
+                const line = "    ret" + "urn a + b".slice(0, i);
+                const d = makeDocument("/work/project/calc.py", CODE.replace("    ret\n", line + "\n"));
+                calls.push(a.provider.provideInlineCompletionItems(d, new stub.Position(6, line.length), invoke, cts.token));
+                await withTimeout(sent, 30000, `request ${i} sent`);
+                if (prev) prev.cancel();
+                prev = cts;
+            }
+            await new Promise(r => setTimeout(r, 300));   // the writes reach the pipe
+        } finally {
+            process.kill(pid, "SIGCONT");
         }
         const results = await withTimeout(Promise.all(calls), 60000, "ten completions");
         const after = await status(a.ext);
