@@ -207,7 +207,7 @@ bench: $(BIN) $(TOOL_BIN)
 DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
     libutf8proc-dev libedit-dev libxxhash-dev \
     python3 python3-pytest python3-jsonschema python3-jinja2 \
-    neovim tmux
+    neovim tmux nodejs
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q 'install ok installed' || echo $$p; done); \
