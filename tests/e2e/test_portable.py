@@ -11,10 +11,16 @@ text) and a golden model's logits from `evaluate` (as JSON numbers, which
 wisp writes with enough digits to round-trip a float). Levels differ from
 each other in their float bits (lane counts, FMA), so each is compared
 with itself only. The emulated run must also report the level it chose.
+
+Emulation only reaches the code a run executes, so the object files are
+also read instruction by instruction: baseline files hold no VEX or EVEX
+instruction, _avx2 files no EVEX one, and _avx512 / _amx files none from
+an extension their flags do not name (AVX512-FP16, BF16, VBMI, ...).
 """
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -117,3 +123,67 @@ def test_emulated_cpu_computes_the_native_bits(level, rel):
     else:
         assert len(native[1]["logits"]) == PROMPT_TOKENS
         assert all(len(row) == TOP_K for row in native[1]["logits"])
+
+
+# ------------------------------------------------------------ objects
+INSN = re.compile(r"^\s*[0-9a-f]+:\t(\S+)\s*(.*)$")
+VECTOR_REG = re.compile(r"%[yz]mm|%k[0-7]")
+EVEX_ONLY = re.compile(r"%zmm|%k[0-7]|%[xy]mm(1[6-9]|2[0-9]|3[01])\b|\{")
+# AVX512-FP16 (ph/sh arithmetic and conversions but F16C's two), BF16,
+# VBMI/VBMI2, BITALG, VPOPCNTDQ, IFMA, GFNI, VAES, VPCLMULQDQ.
+NOT_IN_AVX512_LEVEL = re.compile(
+    r"(ph|sh|phx)$|ph2|2ph|sh2|2sh|^vmovw$|bf16|^vperm[it]?2?b$|^vpmultishiftqb$|"
+    r"^vp(compress|expand)[bw]$|^vpsh[lr]d|^vpopcnt|^vpshufbitqmb$|^vpmadd52|^vgf2p8|"
+    r"^vaes|^vpclmul")
+F16C = {"vcvtph2ps", "vcvtps2ph"}
+
+
+def object_dir():
+    """The object folder of the build WISP_BIN came from (its variant stamp)."""
+    out = pathlib.Path(WISP_BIN).parent
+    stamps = list(out.glob(".variant-*"))
+    if len(stamps) != 1:
+        pytest.skip(f"no single variant stamp beside {WISP_BIN}")
+    variant = stamps[0].name[len(".variant-"):]
+    if variant.endswith("-native"):
+        pytest.skip("a NATIVE=1 build is meant for this machine only")
+    d = out / f"obj-{variant}"
+    if not d.is_dir():
+        pytest.skip(f"object folder {d} is missing")
+    return d
+
+
+def bad_instructions(obj, allowed):
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(obj)],
+                         capture_output=True, text=True, check=True).stdout
+    bad = set()
+    for line in dis.splitlines():
+        m = INSN.match(line)
+        if m and not allowed(m.group(1), m.group(2)):
+            bad.add(f"{m.group(1)} {m.group(2)}".strip())
+    return sorted(bad)[:5]
+
+
+def test_objects_use_only_their_files_instructions():
+    if shutil.which("objdump") is None:
+        pytest.skip("objdump is missing (Debian package binutils)")
+    objs = sorted(object_dir().rglob("*.o"))
+    assert objs
+    problems = {}
+    for o in objs:
+        if o.name.endswith(".cu.o"):
+            continue
+        if o.stem.endswith(("_avx512", "_amx")):
+            def allowed(mn, ops):
+                return not mn.startswith("v") or mn in F16C or not NOT_IN_AVX512_LEVEL.search(mn)
+        elif o.stem.endswith("_avx2"):
+            def allowed(mn, ops):
+                return not EVEX_ONLY.search(ops)
+        else:
+            def allowed(mn, ops):
+                return not mn.startswith("v") and not VECTOR_REG.search(ops)
+        bad = bad_instructions(o, allowed)
+        if bad:
+            problems[str(o)] = bad
+    assert not problems, "instructions beyond their file's ISA:\n" + "\n".join(
+        f"{k}: {v}" for k, v in problems.items())

@@ -162,6 +162,13 @@ TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 
 TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1, 1e-6f); }
 TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 6, 1e-5f); }
 TEST(attention_q8_pool) { attention_case(WISP_KV_Q8_0, 4, 4, 32, 8, 50, 6, 1e-5f); }
+TEST(attention_pairs_of_heads_f16_pool)
+{
+    /* Two query heads per kv head: a decode fills half a 4-lane vector. */
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 1, 1e-5f);
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 7, 1e-5f);
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 45, 1e-5f);
+}
 
 TEST(attention_long_chunks_span_several_tiles)
 {
