@@ -83,7 +83,7 @@ static inline vf splat(float x)
 #endif
 }
 
-/* a * b + c, rounded once where the build has FMA. */
+/* a * b + c, rounded once at the levels with FMA (8 and 16 lanes). */
 static inline vf fmadd(vf a, vf b, vf c)
 {
 #if VW == 16

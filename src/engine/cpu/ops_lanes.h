@@ -91,7 +91,8 @@ static inline void storeh(float *p, vh v) { memcpy(p, &v, sizeof v); }
 static inline void prefetch_ahead(const float *p) { __builtin_prefetch(p + 1024); }
 static inline void prefetch_ahead_w(float *p) { __builtin_prefetch(p + 1024, 1); }
 
-/* a * b + c on double lanes, rounded once where the build has FMA. */
+/* a * b + c on double lanes, rounded once at the levels with FMA (8 and 16
+ * lanes). */
 static inline vd fmad(vd a, vd b, vd c)
 {
 #if VW == 16
@@ -186,7 +187,9 @@ static void ops_add(float *x, const float *y, int64_t n)
 
 /* e^x on double lanes, relative error below 2^-39: x = n ln2 + r, then a
  * degree 8 Chebyshev fit of e^r on [-ln2/2, ln2/2] (Horner, FMA), then n
- * added to the exponent. x is clamped to [-150, 100], beyond which e^x
+ * added to the exponent. Without FMA (the 4-lane level) the reduction's
+ * product and each Horner step round once more, a few double ulps beside
+ * the fit's error; test_ops holds every level to the same bounds. x is clamped to [-150, 100], beyond which e^x
  * rounds to float 0 or inf anyway. A NaN x gives some number: the caller's
  * g / (1 + e) is NaN all the same. */
 static inline vd vexp(vd x)
