@@ -1,6 +1,10 @@
 # wisp - one Makefile for the engine, its tests, fuzzers and benchmarks.
 #
 #   make                 build/wisp (CPU engine)
+#   make                 portable: the baseline ISA is ARCH (x86-64-v2), and
+#                        the AVX2 / AVX-512 / AMX kernels are chosen at run
+#                        time; make ARCH=x86-64-v3 raises the baseline
+#   make NATIVE=1        a build tuned for this machine only (-march=native)
 #   make CUDA=1          also compile kernels/*.cu with nvcc and link cudart +
 #                        cuBLAS. CUDA is built only when asked (CUDA=1): nvcc
 #                        being installed is not enough, because a CUDA build
@@ -21,6 +25,21 @@ CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
 SHARED   ?= $(abspath ../shared)
 FUZZ_SECONDS ?= 60
+ARCH     ?= x86-64-v2
+NATIVE   ?= 0
+
+# The instructions every file may use. Vector code beyond them lives only in
+# the _avx2 / _avx512 / _amx files below, which the CPU engine calls after
+# checking the CPU has what their flags allow, so the binary runs on any
+# CPU of the baseline (WISP_SIMD=scalar is then the baseline's own code).
+# Contraction stays off everywhere: the scalar and lane-wise code is written
+# for two roundings in a * b + c, and the FMA paths ask for theirs by name.
+ifeq ($(NATIVE),1)
+ARCH_NAME  := native
+else
+ARCH_NAME  := $(ARCH)
+endif
+ARCH_FLAGS := -march=$(ARCH_NAME) -ffp-contract=off
 
 ifeq ($(SANITIZE),1)
 OUT := build/san
@@ -37,17 +56,21 @@ VARIANT := cuda
 else
 VARIANT := cpu
 endif
+VARIANT := $(VARIANT)-$(ARCH_NAME)
 OBJ := $(OUT)/obj-$(VARIANT)
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -march=native -pthread $(WARN) -Isrc -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -pthread $(WARN) -Isrc -MMD -MP
 LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread -lm
 
 # Instruction-set specific files choose their ISA by name; the dispatcher
-# picks among them at run time from the CPU's features.
+# (src/engine/cpu/cpu_types.c, amx.c) picks among them at run time and
+# checks exactly these features (and the OS's register state) first. The
+# flags name each extension: nothing beyond them (AVX512-FP16, BF16, VBMI,
+# BMI2, ...) may reach those files, whatever the baseline.
 ISA_AVX2   := -mavx2 -mfma -mf16c
-ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
+ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8
 
 SRC_ALL  := $(shell find src -name '*.c' | sort)
@@ -82,7 +105,8 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 .PHONY: all test unit e2e fuzz bench deps clean tools test-gpu build-tests
 all: $(BIN) $(TOOL_BIN)
 
-# A stamp per variant forces a relink when CUDA=0/1 alternate in one folder.
+# A stamp per variant forces a relink when CUDA=0/1 or the ISA baseline
+# alternate in one folder.
 $(OUT)/.variant-$(VARIANT):
 	@mkdir -p $(OUT)
 	@rm -f $(OUT)/.variant-*
@@ -115,11 +139,11 @@ $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 
-$(OUT)/tests/unit/%: tests/unit/%.c $(LIB) tests/unit/harness.h
+$(OUT)/tests/unit/%: tests/unit/%.c $(LIB) tests/unit/harness.h $(OUT)/.variant-$(VARIANT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
 
-$(OUT)/tools/%: tools/%.c $(LIB)
+$(OUT)/tools/%: tools/%.c $(LIB) $(OUT)/.variant-$(VARIANT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
 
@@ -130,7 +154,7 @@ tools: $(TOOL_BIN)
 ifeq ($(CUDA),1)
 all: $(GPU_TEST_BIN)
 endif
-$(OUT)/tests/gpu/%: tests/gpu/%.c $(LIB) tests/unit/harness.h tests/gpu/gpu_test.h
+$(OUT)/tests/gpu/%: tests/gpu/%.c $(LIB) tests/unit/harness.h tests/gpu/gpu_test.h $(OUT)/.variant-$(VARIANT)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/gpu $(LDSAN) -o $@ $< $(LIB) $(LDLIBS)
 
@@ -163,7 +187,7 @@ test-gpu:
 # ---------------------------------------------------------------- fuzz
 # libFuzzer needs clang; the library is rebuilt with clang and coverage.
 FUZZ_OBJ := build/fuzz/obj
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -march=native -pthread -Isrc -Wall -Wextra -Werror \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(ARCH_FLAGS) -pthread -Isrc -Wall -Wextra -Werror \
     -Wno-unused-parameter -fsanitize=fuzzer-no-link,address,undefined -MMD -MP
 FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/engine/cuda/%,$(SRC_ALL:%.c=$(FUZZ_OBJ)/%.o))
 FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/main.o,$(FUZZ_LIB_OBJ))
@@ -207,7 +231,7 @@ bench: $(BIN) $(TOOL_BIN)
 DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
     libutf8proc-dev libedit-dev libxxhash-dev \
     python3 python3-pytest python3-jsonschema python3-jinja2 \
-    neovim tmux nodejs
+    neovim tmux nodejs qemu-user
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q 'install ok installed' || echo $$p; done); \

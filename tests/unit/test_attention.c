@@ -1,6 +1,7 @@
 /*
  * test_attention.c - paged attention against a direct softmax(QK^T)V in
  * double, RoPE against its formulas, and the KV pool's block operations.
+ * Attention and RoPE cases run at each SIMD level this CPU has.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "engine/cpu/kv_pool.h"
 #include "engine/cpu/ops.h"
 #include "harness.h"
+#include "simd_test_util.h"
 
 static float frand(unsigned *state)
 {
@@ -42,8 +44,8 @@ static void reference(const float *q, const float *K, const float *V, int pos, i
 }
 
 /* n_rows query rows, a prefill chunk ending at position n_ctx - 1. */
-static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int bs, int n_ctx,
-                           int n_rows, float tol)
+static void attention_case_at(wisp_kv_type type, int n_head, int n_kv, int hd, int bs, int n_ctx,
+                              int n_rows, float tol)
 {
     const int n_blocks = (n_ctx + bs - 1) / bs, pool_blocks = n_blocks + 5, layer = 1;
     wisp_kv_pool kv;
@@ -108,8 +110,8 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
             for (int d = 0; d < hd; d++)
                 dev = fmax(dev, fabs(out[((size_t)r * n_head + h) * hd + d] - ref[d]));
         }
-    fprintf(stderr, "  heads %d/%d hd %d bs %d ctx %d rows %d: max dev %.2e\n", n_head, n_kv, hd,
-            bs, n_ctx, n_rows, dev);
+    fprintf(stderr, "  %s heads %d/%d hd %d bs %d ctx %d rows %d: max dev %.2e\n",
+            wisp_cpu_simd_name(wisp_cpu_simd_active()), n_head, n_kv, hd, bs, n_ctx, n_rows, dev);
     CHECK(dev <= tol);
     free(ref);
     free(scratch);
@@ -125,6 +127,33 @@ static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int 
     wisp_kv_pool_free(&kv);
 }
 
+static struct {
+    wisp_kv_type type;
+    int n_head, n_kv, hd, bs, n_ctx, n_rows;
+    float tol;
+} the_case;
+
+static void attention_case_run(void)
+{
+    attention_case_at(the_case.type, the_case.n_head, the_case.n_kv, the_case.hd, the_case.bs,
+                      the_case.n_ctx, the_case.n_rows, the_case.tol);
+}
+
+/* The case at every SIMD level this CPU has. */
+static void attention_case(wisp_kv_type type, int n_head, int n_kv, int hd, int bs, int n_ctx,
+                           int n_rows, float tol)
+{
+    the_case.type = type;
+    the_case.n_head = n_head;
+    the_case.n_kv = n_kv;
+    the_case.hd = hd;
+    the_case.bs = bs;
+    the_case.n_ctx = n_ctx;
+    the_case.n_rows = n_rows;
+    the_case.tol = tol;
+    at_every_level(attention_case_run);
+}
+
 TEST(attention_gqa_matches_direct_softmax)
 {
     attention_case(WISP_KV_F32, 8, 2, 32, 16, 100, 6, 1e-5f);
@@ -133,6 +162,13 @@ TEST(attention_mqa_small_blocks) { attention_case(WISP_KV_F32, 4, 1, 16, 3, 37, 
 TEST(attention_mha_single_position) { attention_case(WISP_KV_F32, 2, 2, 8, 4, 1, 1, 1e-6f); }
 TEST(attention_f16_pool) { attention_case(WISP_KV_F16, 4, 2, 64, 16, 300, 6, 1e-5f); }
 TEST(attention_q8_pool) { attention_case(WISP_KV_Q8_0, 4, 4, 32, 8, 50, 6, 1e-5f); }
+TEST(attention_pairs_of_heads_f16_pool)
+{
+    /* Two query heads per kv head: a decode fills half a 4-lane vector. */
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 1, 1e-5f);
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 7, 1e-5f);
+    attention_case(WISP_KV_F16, 8, 4, 32, 4, 45, 45, 1e-5f);
+}
 
 TEST(attention_long_chunks_span_several_tiles)
 {
@@ -165,7 +201,7 @@ static void run_rows(wisp_threadpool *tp, const wisp_kv_pool *kv, const int32_t 
     free(tables);
 }
 
-TEST(attention_row_is_the_same_bits_alone_batched_and_on_any_threads)
+static void attention_row_is_the_same_bits_alone_batched_and_on_any_threads_case(void)
 {
     /* The scheduler checks that a request's greedy tokens do not depend on
      * what shares its batch, how its prompt was chunked, or whether it was
@@ -233,7 +269,12 @@ TEST(attention_row_is_the_same_bits_alone_batched_and_on_any_threads)
     wisp_kv_pool_free(&kv);
 }
 
-TEST(attention_large_scores_stay_finite)
+TEST(attention_row_is_the_same_bits_alone_batched_and_on_any_threads)
+{
+    at_every_level(attention_row_is_the_same_bits_alone_batched_and_on_any_threads_case);
+}
+
+static void attention_large_scores_stay_finite_case(void)
 {
     /* Scores near 1e3 overflow a naive exp; the online softmax must not. */
     wisp_kv_pool kv;
@@ -267,6 +308,11 @@ TEST(attention_large_scores_stay_finite)
     wisp_kv_pool_free(&kv);
 }
 
+TEST(attention_large_scores_stay_finite)
+{
+    at_every_level(attention_large_scores_stay_finite_case);
+}
+
 /* ---------------------------------------------------------------- RoPE */
 
 static wisp_model_config rope_config(wisp_rope_layout layout, int hd, int rope_dim, float base)
@@ -281,7 +327,7 @@ static wisp_model_config rope_config(wisp_rope_layout layout, int hd, int rope_d
     return c;
 }
 
-TEST(rope_normal_and_neox_rotate_the_right_pairs)
+static void rope_normal_and_neox_rotate_the_right_pairs_case(void)
 {
     const int hd = 16, pos = 37;
     for (int layout = 0; layout < 2; layout++) {
@@ -303,6 +349,11 @@ TEST(rope_normal_and_neox_rotate_the_right_pairs)
         for (int i = 12; i < hd; i++) /* beyond rope_dim: untouched */
             CHECK(y[i] == x[i]);
     }
+}
+
+TEST(rope_normal_and_neox_rotate_the_right_pairs)
+{
+    at_every_level(rope_normal_and_neox_rotate_the_right_pairs_case);
 }
 
 TEST(rope_linear_scaling_divides_positions)

@@ -4,6 +4,7 @@
  * (add, RoPE, RMSNorm's scaling), stay within 1 ulp of them (RMSNorm's
  * reordered double sum) or be as accurate (SwiGLU's exp), and an element's
  * result must not depend on where in a row it sits or how long the row is.
+ * Every case runs at each SIMD level this CPU has (simd_test_util.h).
  */
 #include <float.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 
 #include "engine/cpu/ops.h"
 #include "harness.h"
+#include "simd_test_util.h"
 
 /* The scalar arithmetic's bits are the point: keep a * b + c two roundings,
  * as -std=c11 does for GCC (Clang would fuse it). */
@@ -57,7 +59,7 @@ static float silu_expf(float g) { return g / (1.0f + expf(-g)); }
 /* silu rounded once from double: the error the float formula is held to. */
 static float silu_exact(float g) { return (float)((double)g / (1.0 + exp(-(double)g))); }
 
-TEST(swiglu_is_as_accurate_as_expf_silu)
+static void swiglu_is_as_accurate_as_expf_silu_case(void)
 {
     /* Every 61st float of either sign in [2^-10, 87]: below, silu is g / 2
      * either way; beyond -87 the float formula itself loses silu to
@@ -95,7 +97,7 @@ TEST(swiglu_is_as_accurate_as_expf_silu)
     CHECK(same >= n - n / 1000);
 }
 
-TEST(swiglu_edges_are_expf_silu_bits)
+static void swiglu_edges_are_expf_silu_bits_case(void)
 {
     const float g[] = {0.0f,     -0.0f,    FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN,  -FLT_MIN,
                        89.0f,    -89.0f,   103.9f,       -103.9f,       150.0f,   -150.0f,
@@ -113,7 +115,7 @@ TEST(swiglu_edges_are_expf_silu_bits)
     }
 }
 
-TEST(swiglu_multiplies_silu_by_up)
+static void swiglu_multiplies_silu_by_up_case(void)
 {
     enum { N = 67 };
     uint64_t s = 9;
@@ -129,7 +131,7 @@ TEST(swiglu_multiplies_silu_by_up)
         CHECK_EQ_INT(bits(g[i]), bits(silu[i] * up[i]));
 }
 
-TEST(swiglu_element_does_not_depend_on_its_place)
+static void swiglu_element_does_not_depend_on_its_place_case(void)
 {
     enum { N = 53 };
     uint64_t s = 7;
@@ -161,7 +163,7 @@ static void rmsnorm_ref(float *out, const float *x, const float *w, int n, float
         out[i] = (x[i] * scale) * w[i];
 }
 
-TEST(rmsnorm_matches_the_serial_sum)
+static void rmsnorm_matches_the_serial_sum_case(void)
 {
     const int sizes[] = {1, 2, 7, 15, 16, 17, 31, 33, 63, 64, 65, 100, 128, 1000, 1024, 2816};
     uint64_t s = 11;
@@ -192,7 +194,7 @@ TEST(rmsnorm_matches_the_serial_sum)
     }
 }
 
-TEST(add_matches_the_scalar_loop)
+static void add_matches_the_scalar_loop_case(void)
 {
     uint64_t s = 3;
     for (int n = 0; n <= 70; n++) {
@@ -219,7 +221,7 @@ static void rope_apply_ref(const wisp_rope *r, const float *cache, float *x)
     }
 }
 
-TEST(rope_apply_matches_the_scalar_loop)
+static void rope_apply_matches_the_scalar_loop_case(void)
 {
     const struct {
         int head_dim, rope_dim;
@@ -245,4 +247,39 @@ TEST(rope_apply_matches_the_scalar_loop)
                 CHECK(memcmp(x, want, (size_t)c.head_dim * 4) == 0);
             }
         }
+}
+
+TEST(swiglu_is_as_accurate_as_expf_silu)
+{
+    at_every_level(swiglu_is_as_accurate_as_expf_silu_case);
+}
+
+TEST(swiglu_edges_are_expf_silu_bits)
+{
+    at_every_level(swiglu_edges_are_expf_silu_bits_case);
+}
+
+TEST(swiglu_multiplies_silu_by_up)
+{
+    at_every_level(swiglu_multiplies_silu_by_up_case);
+}
+
+TEST(swiglu_element_does_not_depend_on_its_place)
+{
+    at_every_level(swiglu_element_does_not_depend_on_its_place_case);
+}
+
+TEST(rmsnorm_matches_the_serial_sum)
+{
+    at_every_level(rmsnorm_matches_the_serial_sum_case);
+}
+
+TEST(add_matches_the_scalar_loop)
+{
+    at_every_level(add_matches_the_scalar_loop_case);
+}
+
+TEST(rope_apply_matches_the_scalar_loop)
+{
+    at_every_level(rope_apply_matches_the_scalar_loop_case);
 }

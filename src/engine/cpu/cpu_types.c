@@ -78,15 +78,19 @@ static bool has_f16c(void)
 }
 #endif
 
+/* Each level is used only where the CPU has every extension its files are
+ * compiled with (the Makefile's ISA_AVX2 and ISA_AVX512, AVX-512 on top of
+ * AVX2's), no more and no fewer. */
 static wisp_simd_level detect(void)
 {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
+    if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") && has_f16c())
+        __builtin_cpu_supports("avx512vnni"))
         return WISP_SIMD_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
+    if (avx2)
         return WISP_SIMD_AVX2;
 #endif
     return WISP_SIMD_SCALAR;
@@ -129,6 +133,7 @@ static void init_levels(void)
         else
             want = (wisp_simd_level)found;
     }
+    WISP_LOGI("cpu: SIMD level %s (the CPU's highest: %s)", LEVEL_NAME[want], LEVEL_NAME[level_max]);
     atomic_store(&level_active, (int)want);
 }
 

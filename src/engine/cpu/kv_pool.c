@@ -2,9 +2,9 @@
  * kv_pool.c - the CPU engine's paged KV storage (see kv_pool.h).
  *
  * The element types are rows of a small table: which wisp_type stores the
- * row and how a row converts. F16 rows convert with F16C (vec.h), the hot
- * path of attention; Q8_0 uses the type table's reference conversions,
- * which is what llama.cpp's q8_0 cache computes.
+ * row and how a row converts. F16 rows convert with vec.h (F16C where the
+ * baseline has it, the same bits without); Q8_0 uses the type table's
+ * reference conversions, which is what llama.cpp's q8_0 cache computes.
  */
 #include "engine/cpu/kv_pool.h"
 

@@ -3,11 +3,14 @@
  * norms, residuals): dot, axpy, scale, max, f16 <-> f32 rows.
  *
  * Header-only and inline because they run on short rows (a head of 64-128
- * floats) inside loops where a call would cost as much as the work. The
- * whole engine is built with -march=native, so plain loops are written the
- * way the compiler vectorizes them; the reductions keep 8 (16) independent
- * partial sums by hand because without -ffast-math the compiler may not
- * reassociate a float sum. F16 rows use F16C when the build has it.
+ * floats) inside loops where a call would cost as much as the work. Each
+ * file that includes them compiles them with its own instructions (the
+ * baseline's, or its level's in an _avx2 / _avx512 file), so plain loops
+ * are written the way the compiler vectorizes them; the reductions keep
+ * 16 independent partial sums by hand because without -ffast-math the
+ * compiler may not reassociate a float sum. F16 rows use F16C when the
+ * including file is compiled with it (the conversions round the same
+ * either way, NaN payloads aside, so the bits do not depend on it).
  */
 #ifndef WISP_CPU_VEC_H
 #define WISP_CPU_VEC_H
@@ -19,17 +22,6 @@
 #if defined(__F16C__) && defined(__AVX__)
 #include <immintrin.h>
 #endif
-
-/* WISP_VW float lanes: the widest vector registers the build has, for
- * code written with GCC/Clang vector extensions (attention.c, ops.c). */
-#if defined(__AVX512F__)
-#define WISP_VW 16
-#elif defined(__AVX__)
-#define WISP_VW 8
-#else
-#define WISP_VW 4
-#endif
-typedef float wisp_vf __attribute__((vector_size(WISP_VW * 4)));
 
 /* sum_i x[i] * y[i], with 16 partial sums (vectorizes as 2 x 8 lanes). */
 static inline float wisp_vec_dot_f32(const float *x, const float *y, int64_t n)
