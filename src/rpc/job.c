@@ -15,11 +15,11 @@
 #include "rpc/dispatch.h"
 #include "rpc/jsonutil.h"
 #include "rpc/mailbox.h"
+#include "rpc/app.h"
 #include "rpc/method.h"
-#include "serve/server.h"
 
-wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wisp_method *m,
-                       json_t *id, json_t *params)
+wisp_job *wisp_job_new(struct wisp_dispatch *d, const wisp_app *app, wisp_mailbox *mb,
+                       const wisp_method *m, json_t *id, json_t *params)
 {
     wisp_job *job = calloc(1, sizeof *job);
     if (!job)
@@ -32,7 +32,8 @@ wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wis
     job->id = json_incref(id);
     job->params = json_incref(params);
     job->method = m;
-    job->server = s;
+    job->app = app;
+    job->mailbox = mb;
     job->dispatch = d;
     atomic_init(&job->cancelled, false);
     atomic_init(&job->answered, false);
@@ -53,7 +54,7 @@ void wisp_job_free(wisp_job *job)
 const json_t *wisp_job_params(const wisp_job *job) { return job->params; }
 const json_t *wisp_job_id(const wisp_job *job) { return job->id; }
 const char *wisp_job_method(const wisp_job *job) { return job->method->name; }
-struct wisp_server *wisp_job_server(wisp_job *job) { return job->server; }
+void *wisp_job_app(wisp_job *job) { return job->app ? job->app->ctx : NULL; }
 bool wisp_job_cancelled(const wisp_job *job) { return atomic_load(&job->cancelled); }
 void wisp_job_set_user(wisp_job *job, void *user) { job->user = user; }
 void *wisp_job_user(const wisp_job *job) { return job->user; }
@@ -82,7 +83,7 @@ static void finish(wisp_job *job, json_t *response)
     bool was = atomic_exchange(&job->answered, true);
     WISP_ASSERT(!was);   /* a handler answered one request twice */
     if (job->on_engine)
-        wisp_mailbox_post_answer(job->server->mailbox, job, response);
+        wisp_mailbox_post_answer(job->mailbox, job, response);
     else
         wisp_dispatch_complete(job->dispatch, job, response);
 }
@@ -134,7 +135,7 @@ int wisp_job_notify(wisp_job *job, const char *method, json_t *params)
     json_decref(msg);
     if (!text)
         return WISP_E_NOMEM;
-    return wisp_mailbox_post_notify(job->server->mailbox, job, text, len);
+    return wisp_mailbox_post_notify(job->mailbox, job, text, len);
 }
 
 int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,

@@ -24,7 +24,6 @@
 #include "rpc/codes.h"
 
 typedef struct wisp_job wisp_job;
-struct wisp_server;
 
 /* The request's params: an object (empty when the request had none),
  * already checked against the method's parameter table. Borrowed. */
@@ -33,8 +32,8 @@ const json_t *wisp_job_params(const wisp_job *job);
 const json_t *wisp_job_id(const wisp_job *job);
 /* The method name ("generate"). */
 const char *wisp_job_method(const wisp_job *job);
-/* The shared server state (options, devices, engine-thread state). */
-struct wisp_server *wisp_job_server(wisp_job *job);
+/* The application's context (app.h's wisp_app.ctx): its shared state. */
+void *wisp_job_app(wisp_job *job);
 
 /* True once $/cancelRequest named this job, or shutdown/exit cancelled it.
  * A handler that keeps the job polls this between steps and answers with

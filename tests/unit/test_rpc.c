@@ -15,7 +15,6 @@
 #include "rpc/method.h"
 #include "rpc/params.h"
 #include "rpc/registry.h"
-#include "serve/server.h"
 #include "rpc/worker.h"
 
 /* ------------------------------------------------------------ a fake scheduler */
@@ -74,8 +73,6 @@ static bool step(void *ud)
 static const wisp_method keep_method = {"test/keep", keep_fn, NULL, WISP_M_ENGINE, NULL, ""};
 
 typedef struct rig {
-    wisp_options opts;
-    wisp_server server;
     wisp_mailbox mb;
     wisp_worker *w;
 } rig;
@@ -83,20 +80,16 @@ typedef struct rig {
 static void rig_start(rig *r, size_t hwm)
 {
     memset(&S, 0, sizeof S);
-    wisp_options_defaults(&r->opts);
-    wisp_server_init(&r->server, &r->opts);
     wisp_mailbox_init(&r->mb, hwm, NULL, NULL);
     wisp_err err;
     REQUIRE(wisp_worker_start(&r->w, &err) == 0);
-    r->server.mailbox = &r->mb;
-    r->server.worker = r->w;
     wisp_worker_set_step(r->w, step, &S);
 }
 
 static wisp_job *submit(rig *r, int id)
 {
     json_t *jid = json_integer(id), *params = json_object();
-    wisp_job *job = wisp_job_new(NULL, &r->server, &keep_method, jid, params);
+    wisp_job *job = wisp_job_new(NULL, NULL, &r->mb, &keep_method, jid, params);
     json_decref(jid);
     json_decref(params);
     REQUIRE(job);
@@ -154,7 +147,6 @@ static void rig_stop(rig *r)
     wisp_worker_stop(r->w);
     wisp_worker_free(r->w);
     wisp_mailbox_free(&r->mb);
-    wisp_server_free(&r->server);
 }
 
 TEST(engine_keeps_many_jobs_alive_and_streams_before_answers)
@@ -239,7 +231,7 @@ TEST(cancelled_before_start_and_stop_answers_queued)
      * flag is set before the engine can take the job, since the worker's
      * queue lock orders it (submit happens after the store). */
     json_t *jid = json_integer(3), *params = json_object();
-    wisp_job *j = wisp_job_new(NULL, &r.server, &keep_method, jid, params);
+    wisp_job *j = wisp_job_new(NULL, NULL, &r.mb, &keep_method, jid, params);
     json_decref(jid);
     json_decref(params);
     REQUIRE(j);
