@@ -138,22 +138,22 @@ int wisp_job_notify(wisp_job *job, const char *method, json_t *params)
     return wisp_mailbox_post_notify(job->mailbox, job, text, len);
 }
 
-int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,
-                    size_t n_tokens)
+int wisp_job_stream(wisp_job *job, int64_t index, const char *text, size_t len,
+                    const int32_t *tokens, size_t n_tokens, json_t *probs)
 {
     json_t *toks = json_array();
-    json_t *p = json_object();
-    if (!toks || !p) {
-        json_decref(toks);
-        json_decref(p);
+    for (size_t i = 0; toks && i < n_tokens; i++)
+        if (json_array_append_new(toks, json_integer(tokens[i])) < 0) {
+            json_decref(toks);
+            toks = NULL;
+        }
+    /* json_pack takes the "o" values even when it fails (a NULL among
+     * them: out of memory). */
+    json_t *p = json_pack("{s:O, s:I, s:o, s:o, s:o*}", "id", job->id, "index", (json_int_t)index,
+                          "text", wisp_json_string_lossy(text, len), "tokens", toks, "probs",
+                          probs);
+    if (!p)
         return WISP_E_NOMEM;
-    }
-    for (size_t i = 0; i < n_tokens; i++)
-        json_array_append_new(toks, json_integer(tokens[i]));
-    json_object_set(p, "id", job->id);
-    json_object_set_new(p, "index", json_integer(index));
-    json_object_set_new(p, "text", wisp_json_string_lossy(text, strlen(text)));
-    json_object_set_new(p, "tokens", toks);
     return wisp_job_notify(job, "$/stream", p);
 }
 

@@ -52,10 +52,12 @@ void *wisp_job_user(const wisp_job *job);
  * stdout is gone. */
 int wisp_job_notify(wisp_job *job, const char *method, json_t *params);
 
-/* $/stream {id, index, text, tokens}: one emitted piece of a streaming
- * request. Same returns as wisp_job_notify. */
-int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,
-                    size_t n_tokens);
+/* $/stream {id, index, text, tokens[, probs]}: one emitted piece of a
+ * streaming request; text is len bytes (invalid UTF-8 becomes U+FFFD),
+ * probs (stolen) the pieces' per-token probabilities or NULL. The one
+ * encoder of $/stream. Same returns as wisp_job_notify. */
+int wisp_job_stream(wisp_job *job, int64_t index, const char *text, size_t len,
+                    const int32_t *tokens, size_t n_tokens, json_t *probs);
 
 /* $/progress {token: the request's id, value: {kind, message?, percentage?}}
  * for long work (model loading). kind is "begin", "report" or "end";
