@@ -12,7 +12,7 @@
 #undef strdup
 #undef strndup
 
-static atomic_long fail_at;     /* 0: no failure armed */
+static atomic_long fail_at; /* 0: no failure armed */
 static atomic_long count;
 static atomic_bool injected;
 

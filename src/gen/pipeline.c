@@ -26,7 +26,7 @@ struct wisp_pipeline {
     size_t tok_streamed;
     int64_t index;
     const char *reason;
-    bool ended;   /* a rule ended the generation: release nothing more */
+    bool ended; /* a rule ended the generation: release nothing more */
 };
 
 int wisp_pipeline_create(const wisp_pipeline_desc *d, wisp_pipeline **out, wisp_err *err)

@@ -42,12 +42,12 @@ typedef struct wisp_pipe_filter {
 
 /* One piece, valid during the emit call. */
 typedef struct wisp_gen_piece {
-    int64_t index;             /* 0, 1, 2, ... */
-    const char *text;          /* whole UTF-8; len bytes */
+    int64_t index;    /* 0, 1, 2, ... */
+    const char *text; /* whole UTF-8; len bytes */
     size_t len;
-    const int32_t *tokens;     /* the tokens generated since the last piece */
+    const int32_t *tokens; /* the tokens generated since the last piece */
     size_t n_tokens;
-    size_t token_from;         /* the index of tokens[0] in the whole output */
+    size_t token_from; /* the index of tokens[0] in the whole output */
 } wisp_gen_piece;
 
 /* Emits one piece. Returns 0 when sent; WISP_E_CANCELLED (nothing sent)
@@ -55,11 +55,11 @@ typedef struct wisp_gen_piece {
 typedef int (*wisp_gen_emit_fn)(void *ud, const wisp_gen_piece *piece);
 
 typedef struct wisp_pipeline_desc {
-    const wisp_tokenizer *tok;     /* borrowed; outlives the pipeline */
-    const char *const *stops;      /* copied */
+    const wisp_tokenizer *tok; /* borrowed; outlives the pipeline */
+    const char *const *stops;  /* copied */
     int n_stops;
-    wisp_pipe_filter filter;       /* optional (feed NULL: none) */
-    wisp_gen_emit_fn emit;         /* NULL: no streaming */
+    wisp_pipe_filter filter; /* optional (feed NULL: none) */
+    wisp_gen_emit_fn emit;   /* NULL: no streaming */
     void *emit_ud;
 } wisp_pipeline_desc;
 

@@ -147,7 +147,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wisp_detok_stream_init(&s, tok, render_special ? WISP_DETOK_RENDER_SPECIAL : 0);
     for (size_t i = 0; i + 1 < len; i += 2) {
         int32_t id = (int32_t)(((unsigned)(uint8_t)text[i] << 8 | (uint8_t)text[i + 1]) %
-                               (unsigned)(nv + 2)) - 1;
+                               (unsigned)(nv + 2)) -
+                     1;
         const char *chunk;
         size_t clen;
         if (wisp_detok_stream_feed(&s, id, &chunk, &clen, &err) == 0 && !valid_utf8(chunk, clen))

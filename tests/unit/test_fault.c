@@ -27,10 +27,10 @@
 #include "serve/runtime.h"
 #include "tokenizer/tokenizer.h"
 
-#define MODEL "models/stories260K.gguf"
-#define TEXT "Once upon a time, there was a little cat. It liked milk."
-#define DENSE 400        /* every n up to here */
-#define STRIDED 200      /* at most this many runs beyond DENSE */
+#define MODEL   "models/stories260K.gguf"
+#define TEXT    "Once upon a time, there was a little cat. It liked milk."
+#define DENSE   400 /* every n up to here */
+#define STRIDED 200 /* at most this many runs beyond DENSE */
 
 typedef int (*path_fn)(wisp_err *err);
 
@@ -62,7 +62,7 @@ static void walk(const char *name, path_fn fn)
         wisp_fault_arm(0);
         runs++;
         if (!hit)
-            continue;   /* the path allocated less this time (a cache, a thread) */
+            continue; /* the path allocated less this time (a cache, a thread) */
         if (r == 0) {
             recovered++;
         } else {
@@ -74,8 +74,8 @@ static void walk(const char *name, path_fn fn)
             }
         }
     }
-    fprintf(stderr, "  %s: %ld allocations; %d runs: %d errors, %d recovered\n", name, total,
-            runs, failed, recovered);
+    fprintf(stderr, "  %s: %ld allocations; %d runs: %d errors, %d recovered\n", name, total, runs,
+            failed, recovered);
     CHECK(failed > 0);
 }
 
@@ -187,7 +187,7 @@ static int generate(wisp_err *err)
         while (!rc && !g.finished && wisp_sched_step(rt->sched))
             ;
     }
-    wisp_runtime_close(rt);   /* finishes the request if it still runs */
+    wisp_runtime_close(rt); /* finishes the request if it still runs */
     if (!rc && g.status) {
         *err = g.err;
         rc = g.status;

@@ -45,7 +45,7 @@ typedef struct rec {
     size_t n_toks;
     int pieces, calls;
     int64_t next_index;
-    int cancel_at;         /* the call from which emission reports a cancel; -1 never */
+    int cancel_at; /* the call from which emission reports a cancel; -1 never */
     bool bad_order;
 } rec;
 
@@ -70,7 +70,11 @@ static int rec_emit(void *ud, const wisp_gen_piece *pc)
 static wisp_pipeline *make(const wisp_tokenizer *tok, const char *const *stops, int n, rec *r,
                            const wisp_pipe_filter *f)
 {
-    wisp_pipeline_desc d = {.tok = tok, .stops = stops, .n_stops = n, .emit = rec_emit, .emit_ud = r};
+    wisp_pipeline_desc d = {.tok = tok,
+                            .stops = stops,
+                            .n_stops = n,
+                            .emit = rec_emit,
+                            .emit_ud = r};
     if (f)
         d.filter = *f;
     wisp_pipeline *p = NULL;
@@ -187,10 +191,10 @@ TEST(a_cancel_racing_the_last_piece_is_cancelled_with_the_whole_output)
     int mid_calls = probe.calls;
     wisp_pipeline_free(p);
 
-    rec r = {.cancel_at = mid_calls};   /* only the final emission is refused */
+    rec r = {.cancel_at = mid_calls}; /* only the final emission is refused */
     p = make(tok, stops, 1, &r, NULL);
     CHECK_EQ_INT(feed_all(p, &t), t.n);
-    CHECK(strstr(r.text, "milk") == NULL);   /* held back until the end */
+    CHECK(strstr(r.text, "milk") == NULL); /* held back until the end */
     wisp_err err = {0};
     CHECK_EQ_INT(wisp_pipeline_end(p, 0, &err), WISP_E_CANCELLED);
     const char *text = wisp_pipeline_text(p, NULL);
