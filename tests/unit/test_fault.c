@@ -21,6 +21,7 @@
 #include "harness.h"
 
 #include "common/alloc.h"
+#include "common/log.h"
 #include "gen/pipeline.h"
 #include "model/gguf.h"
 #include "model/model.h"
@@ -44,6 +45,7 @@ static void need_fault_build(void)
 
 static void walk(const char *name, path_fn fn)
 {
+    wisp_log_set_level(WISP_LOG_ERROR);
     wisp_err err = {0};
     wisp_fault_arm(0);
     int rc = fn(&err);
