@@ -9,10 +9,13 @@
 #                        cuBLAS. CUDA is built only when asked (CUDA=1): nvcc
 #                        being installed is not enough, because a CUDA build
 #                        needs the CUDA runtime at run time too.
-#   make SANITIZE=1      ASan + UBSan build under build/san/
+#   make SANITIZE=1      ASan + UBSan build under build/san/, with fault injection
+#   make FAULT=1         fault injection (common/alloc.h) in build/fault/
 #   make test            unit tests + end-to-end tests (add SANITIZE=1 to repeat
 #                        them under the sanitizers)
 #   make fuzz            libFuzzer targets, each run FUZZ_SECONDS
+#   make lint            lint-format (clang-format check) + lint-tidy (cppcheck)
+#   make format          applies .clang-format to src/ tools/ tests/
 #   make bench           benchmarks (see README)
 #   make deps            install the Debian packages the build and tests need
 
@@ -24,7 +27,7 @@ SANITIZE ?= 0
 CUDA_HOME ?= /usr/local/cuda
 NVCC     ?= $(CUDA_HOME)/bin/nvcc
 SHARED   ?= $(abspath ../shared)
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 40
 ARCH     ?= x86-64-v2
 NATIVE   ?= 0
 
@@ -45,10 +48,22 @@ ifeq ($(SANITIZE),1)
 OUT := build/san
 OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
+FAULT ?= 1
 else
 OUT := build
 OPT := -O2 -g
 LDSAN :=
+endif
+
+# Fault injection (common/alloc.h): every allocation can be made to fail.
+# On in sanitizer builds, where test_fault walks the failures; FAULT=1
+# turns it on elsewhere (its objects then go to their own folder).
+FAULT ?= 0
+ifeq ($(FAULT),1)
+FAULT_FLAGS := -DWISP_FAULT_INJECTION -include src/common/alloc.h
+ifneq ($(SANITIZE),1)
+OUT := build/fault
+endif
 endif
 
 ifeq ($(CUDA),1)
@@ -61,7 +76,7 @@ OBJ := $(OUT)/obj-$(VARIANT)
 
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?=
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -pthread $(WARN) -Isrc -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -pthread $(WARN) -Isrc -MMD -MP $(FAULT_FLAGS)
 LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread -lm
 
 # Instruction-set specific files choose their ISA by name; the dispatcher
@@ -102,7 +117,8 @@ GPU_TEST_SRC := $(sort $(wildcard tests/gpu/test_*.c))
 GPU_TEST_BIN := $(GPU_TEST_SRC:tests/gpu/%.c=$(OUT)/tests/gpu/%)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
-.PHONY: all test unit e2e fuzz bench deps clean tools test-gpu build-tests
+.PHONY: all test unit e2e fuzz bench deps clean tools test-gpu build-tests lint lint-format \
+    lint-tidy format
 all: $(BIN) $(TOOL_BIN)
 
 # A stamp per variant forces a relink when CUDA=0/1 or the ISA baseline
@@ -223,6 +239,37 @@ fuzz: $(FUZZ_BIN)
 	    grep -E 'stat::number_of_executed_units' build/fuzz/$$name.log || true; \
 	done
 
+# ---------------------------------------------------------------- lint
+# The C sources the style covers (kernels/*.cu follow nvcc's conventions).
+LINT_SRC := $(shell find src tools tests -name '*.[ch]' | sort)
+CLANG_FORMAT ?= clang-format
+CPPCHECK ?= cppcheck
+
+lint: lint-format lint-tidy
+
+lint-format:
+	$(CLANG_FORMAT) --dry-run --Werror $(LINT_SRC)
+
+format:
+	$(CLANG_FORMAT) -i $(LINT_SRC)
+
+# cppcheck's warning and portability checks, less those that only misfire
+# here: invalidPointerCast (the SIMD and AMX code reads quant blocks through
+# typed pointers on purpose), and the uninitialized-variable family, whose
+# path analysis assumes loops that run zero times where they cannot (the
+# compiler's -Wmaybe-uninitialized and the sanitizer runs cover them), and
+# log() of a sum the sampler only forms over a vocabulary it checked to be
+# non-empty. jansson.h is read for its iteration macros.
+CPPCHECK_FLAGS := -q -j2 --std=c11 --enable=warning,portability --inline-suppr \
+    --error-exitcode=1 -D_GNU_SOURCE -D__GNUC__ -Isrc -Itests/unit \
+    --include=/usr/include/jansson.h --suppress=missingIncludeSystem \
+    --suppress=invalidPointerCast --suppress=uninitvar --suppress=uninitStructMember \
+    --suppress=legacyUninitvar --suppress=uninitdata \
+    --suppress=invalidFunctionArg:src/gen/sampler.c
+lint-tidy:
+	$(CPPCHECK) $(CPPCHECK_FLAGS) --template='{file}:{line}: {severity} {id}: {message}' \
+	    src tools tests/unit tests/fuzz tests/gpu
+
 # ---------------------------------------------------------------- bench
 bench: $(BIN) $(TOOL_BIN)
 	WISP_BIN=$(abspath $(BIN)) WISP_TOOLS=$(abspath $(OUT)/tools) tests/bench/run.sh
@@ -231,7 +278,7 @@ bench: $(BIN) $(TOOL_BIN)
 DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
     libutf8proc-dev libedit-dev libxxhash-dev \
     python3 python3-pytest python3-jsonschema python3-jinja2 \
-    neovim tmux nodejs qemu-user
+    neovim tmux nodejs qemu-user clang-format cppcheck
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 	    | grep -q 'install ok installed' || echo $$p; done); \

@@ -1,20 +1,24 @@
 /*
  * main.c - the wisp program: subcommands, command line, exit codes.
  *
- * `wisp [options]` serves JSON-RPC on stdin/stdout (rpc/loop.c). Other
- * subcommands (`wisp run`, `wisp chat`, `wisp complete`, `wisp bench`)
- * dispatch from the table below by their first argument and return the
- * exit status this file returns. This is the only file that decides the
- * exit code: 0 on a clean end, 1 on a failure, 2 on a bad command line.
+ * `wisp [options]` serves JSON-RPC on stdin/stdout: it wires the
+ * application (serve/, wisp's methods and engine) into the transport
+ * (rpc/loop.c), which knows no method of its own. Other subcommands
+ * (`wisp run`, `wisp chat`, `wisp complete`, `wisp bench`) dispatch from
+ * the table below by their first argument and return the exit status this
+ * file returns. This is the only file that decides the exit code: 0 on a
+ * clean end, 1 on a failure, 2 on a bad command line.
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "cli/cli.h"
 #include "common/log.h"
-#include "rpc/loop.h"
 #include "options.h"
+#include "rpc/loop.h"
+#include "serve/server.h"
 #include "serve/version.h"
 
 /* A subcommand gets argv after its own name (argv[0] is the subcommand). */
@@ -46,7 +50,17 @@ static int serve(int argc, char **argv, int first)
         return 0;
     }
     wisp_log_set_level(opts.log_level);
-    return wisp_loop_run(&opts);
+    wisp_server server;
+    wisp_server_init(&server, &opts);
+    wisp_app app = wisp_serve_app(&server);
+    wisp_loop_config cfg = {
+        .in_fd = STDIN_FILENO,
+        .out_fd = STDOUT_FILENO,
+        .max_message_bytes = opts.max_message_bytes,
+    };
+    int rc = wisp_loop_run(&cfg, &app);
+    wisp_server_free(&server);
+    return rc;
 }
 
 static const subcommand subcommands[] = {

@@ -6,6 +6,13 @@
  * names the problem and where it happened. Codes are defined once, in the
  * X-macro list below, which generates the enum, the names and the default
  * messages; protocol/PROTOCOL.md lists how each maps to a JSON-RPC error.
+ *
+ * INVALID and INTERNAL are the two sides of "an argument is wrong": INVALID
+ * is the caller's mistake (a value from the request, the command line or a
+ * file the user named: answered -32602 "invalid params"), INTERNAL an
+ * inconsistency between wisp's own parts (an engine handed a batch or block
+ * the scheduler should never build, a callback missing: answered -32603,
+ * a bug to report). A check that only wisp's own code can trip is INTERNAL.
  */
 #ifndef WISP_ERR_H
 #define WISP_ERR_H
@@ -19,14 +26,14 @@
     X(IO,          -2,  "input/output error")                                  \
     X(FORMAT,      -3,  "malformed file")                                      \
     X(UNSUPPORTED, -4,  "unsupported feature")                                 \
-    X(INVALID,     -5,  "invalid argument")                                    \
+    X(INVALID,     -5,  "invalid argument")     /* the caller's */             \
     X(NO_MODEL,    -6,  "no model loaded")                                     \
     X(CANCELLED,   -7,  "request cancelled")                                   \
     X(TOO_LARGE,   -8,  "request can never fit")                               \
     X(OVERLOADED,  -9,  "server overloaded")                                   \
     X(SHUTDOWN,    -10, "server shutting down")                                \
     X(DEVICE,      -11, "device error")                                        \
-    X(INTERNAL,    -12, "internal error")                                      \
+    X(INTERNAL,    -12, "internal error")       /* wisp's own */               \
     X(NOT_FOUND,   -13, "not found")                                           \
     X(BUSY,        -14, "resource busy")                                       \
     X(MODEL_CHANGED, -15, "model file changed on disk")

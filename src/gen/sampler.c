@@ -92,7 +92,7 @@ int wisp_sampler_create(const wisp_sampler_params *p, int vocab_size, wisp_sampl
 {
     *out = NULL;
     if (vocab_size <= 0)
-        return wisp_err_set(err, WISP_E_INVALID, "sampler: vocabulary size %d", vocab_size);
+        return wisp_err_set(err, WISP_E_INTERNAL, "sampler: vocabulary size %d", vocab_size);
     if (!(p->top_p >= 0) || !(p->min_p >= 0) || !(p->min_p <= 1) || !(p->typical_p >= 0) ||
         !(p->repeat_penalty > 0) || p->penalty_last_n < 0 || p->n_probs < 0 ||
         p->n_logit_bias < 0 || isnan(p->temperature) || isnan(p->presence_penalty) ||

@@ -48,7 +48,7 @@ int wisp_stop_create(const char *const *stops, int n, wisp_stop **out, wisp_err 
 {
     *out = NULL;
     if (n < 0 || (n > 0 && !stops))
-        return wisp_err_set(err, WISP_E_INVALID, "stop: %d stop strings", n);
+        return wisp_err_set(err, WISP_E_INTERNAL, "stop: %d stop strings", n);
     for (int i = 0; i < n; i++)
         if (!stops[i] || !stops[i][0])
             return wisp_err_set(err, WISP_E_INVALID, "stop: stop string %d is empty", i);

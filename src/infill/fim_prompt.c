@@ -376,12 +376,12 @@ static int check_req(const wisp_infill_req *req, wisp_err *err)
                             "the prompt in a context of %d tokens", req->max_tokens, req->n_ctx);
     if ((req->prefix_len && !req->prefix) || (req->suffix_len && !req->suffix) ||
         (req->prompt_len && !req->prompt) || (req->n_extra && !req->extra))
-        return wisp_err_set(err, WISP_E_INVALID, "infill: a text part has a length but no data");
+        return wisp_err_set(err, WISP_E_INTERNAL, "infill: a text part has a length but no data");
     for (size_t i = 0; i < req->n_extra; i++)
         if (req->extra[i].text_len && !req->extra[i].text)
             return wisp_err_set(err, WISP_E_INVALID, "infill: input_extra[%zu] has no text", i);
     if (req->order != WISP_FIM_PSM && req->order != WISP_FIM_SPM)
-        return wisp_err_set(err, WISP_E_INVALID, "infill: unknown FIM order %d", (int)req->order);
+        return wisp_err_set(err, WISP_E_INTERNAL, "infill: unknown FIM order %d", (int)req->order);
     return 0;
 }
 

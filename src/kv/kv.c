@@ -43,7 +43,7 @@ int wisp_kv_create(wisp_engine *engine, const wisp_kv_opts *opts, wisp_kv **out,
     *out = NULL;
     int bs = engine->opts.block_size, nb = engine->opts.n_blocks;
     if (bs <= 0 || bs > 4096 || nb <= 0)
-        return wisp_err_set(err, WISP_E_INVALID, "kv: bad engine pool (%d blocks of %d tokens)",
+        return wisp_err_set(err, WISP_E_INTERNAL, "kv: bad engine pool (%d blocks of %d tokens)",
                             nb, bs);
     wisp_kv *kv = calloc(1, sizeof *kv);
     if (!kv)

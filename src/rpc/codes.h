@@ -42,8 +42,8 @@ const char *wisp_rpc_code_name(int code);
 /* The default message of a code ("invalid params"). */
 const char *wisp_rpc_code_message(int code);
 /* The JSON-RPC code a request answers with when it fails with the internal
- * wisp_code `code` (WISP_E_NO_MODEL -> -31001, WISP_E_INVALID -> -32602, ...);
- * unknown codes map to -32603. */
+ * wisp_code `code` (WISP_E_NO_MODEL -> -31001, WISP_E_INVALID -> -32602,
+ * WISP_E_INTERNAL -> -32603, ...); unknown codes map to -32603. */
 int wisp_rpc_code_from_wisp(int code);
 
 #endif

@@ -14,12 +14,12 @@
 
 #include "common/log.h"
 #include "common/panic.h"
+#include "rpc/app.h"
 #include "rpc/codes.h"
 #include "rpc/job_int.h"
 #include "rpc/jsonutil.h"
 #include "rpc/method.h"
 #include "rpc/registry.h"
-#include "serve/server.h"
 
 typedef struct wisp_rpc_batch {
     json_t *replies;       /* array of responses */
@@ -27,7 +27,8 @@ typedef struct wisp_rpc_batch {
 } wisp_rpc_batch;
 
 struct wisp_dispatch {
-    struct wisp_server *server;
+    const wisp_app *app;
+    struct wisp_mailbox *mailbox;
     wisp_dispatch_io io;
     wisp_framing framing;
     wisp_registry registry;
@@ -39,12 +40,14 @@ struct wisp_dispatch {
     unsigned long long received, completed, failed, cancelled;
 };
 
-wisp_dispatch *wisp_dispatch_new(struct wisp_server *s, const wisp_dispatch_io *io)
+wisp_dispatch *wisp_dispatch_new(const wisp_app *app, struct wisp_mailbox *mb,
+                                 const wisp_dispatch_io *io)
 {
     wisp_dispatch *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
-    d->server = s;
+    d->app = app;
+    d->mailbox = mb;
     d->io = *io;
     d->framing = WISP_FRAMING_NDJSON;
     wisp_registry_init(&d->registry);
@@ -219,7 +222,7 @@ static void handle_request(wisp_dispatch *d, wisp_rpc_batch *b, json_t *id, cons
         json_decref(obj);
         return;
     }
-    wisp_job *job = wisp_job_new(d, d->server, m, id, obj);
+    wisp_job *job = wisp_job_new(d, d->app, d->mailbox, m, id, obj);
     json_decref(obj);
     if (!job) {
         answer_error(d, b, id, WISP_RPC_OVERLOADED, "out of memory", NULL);
@@ -329,7 +332,7 @@ static void handle_one(wisp_dispatch *d, json_t *msg, wisp_rpc_batch *b)
                      "invalid request: 'method' must not contain \\u0000", NULL);
         return;
     }
-    const wisp_method *m = wisp_method_find(name);
+    const wisp_method *m = d->app->ops->find(d->app->ctx, name);
     if (!id)
         handle_notification(d, m, name, params);
     else

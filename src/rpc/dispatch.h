@@ -20,7 +20,8 @@
 #include "rpc/framer.h"
 #include "rpc/job.h"
 
-struct wisp_server;
+struct wisp_app;
+struct wisp_mailbox;
 typedef struct wisp_dispatch wisp_dispatch;
 
 /* The most messages one batch may hold; a longer one is answered -32600. */
@@ -41,8 +42,11 @@ typedef struct wisp_dispatch_counts {
     unsigned long long received, completed, failed, cancelled;
 } wisp_dispatch_counts;
 
-/* NULL when out of memory. */
-wisp_dispatch *wisp_dispatch_new(struct wisp_server *s, const wisp_dispatch_io *io);
+/* app (app.h) supplies the methods and must outlive the dispatcher; mb is
+ * where engine-thread jobs answer (NULL when every handler runs inline).
+ * NULL when out of memory. */
+wisp_dispatch *wisp_dispatch_new(const struct wisp_app *app, struct wisp_mailbox *mb,
+                                 const wisp_dispatch_io *io);
 /* Frees the dispatcher and every job still registered (call only once no
  * thread can answer them any more). */
 void wisp_dispatch_free(wisp_dispatch *d);

@@ -15,11 +15,11 @@
 #include "rpc/dispatch.h"
 #include "rpc/jsonutil.h"
 #include "rpc/mailbox.h"
+#include "rpc/app.h"
 #include "rpc/method.h"
-#include "serve/server.h"
 
-wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wisp_method *m,
-                       json_t *id, json_t *params)
+wisp_job *wisp_job_new(struct wisp_dispatch *d, const wisp_app *app, wisp_mailbox *mb,
+                       const wisp_method *m, json_t *id, json_t *params)
 {
     wisp_job *job = calloc(1, sizeof *job);
     if (!job)
@@ -32,7 +32,8 @@ wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s, const wis
     job->id = json_incref(id);
     job->params = json_incref(params);
     job->method = m;
-    job->server = s;
+    job->app = app;
+    job->mailbox = mb;
     job->dispatch = d;
     atomic_init(&job->cancelled, false);
     atomic_init(&job->answered, false);
@@ -53,7 +54,7 @@ void wisp_job_free(wisp_job *job)
 const json_t *wisp_job_params(const wisp_job *job) { return job->params; }
 const json_t *wisp_job_id(const wisp_job *job) { return job->id; }
 const char *wisp_job_method(const wisp_job *job) { return job->method->name; }
-struct wisp_server *wisp_job_server(wisp_job *job) { return job->server; }
+void *wisp_job_app(wisp_job *job) { return job->app ? job->app->ctx : NULL; }
 bool wisp_job_cancelled(const wisp_job *job) { return atomic_load(&job->cancelled); }
 void wisp_job_set_user(wisp_job *job, void *user) { job->user = user; }
 void *wisp_job_user(const wisp_job *job) { return job->user; }
@@ -82,7 +83,7 @@ static void finish(wisp_job *job, json_t *response)
     bool was = atomic_exchange(&job->answered, true);
     WISP_ASSERT(!was);   /* a handler answered one request twice */
     if (job->on_engine)
-        wisp_mailbox_post_answer(job->server->mailbox, job, response);
+        wisp_mailbox_post_answer(job->mailbox, job, response);
     else
         wisp_dispatch_complete(job->dispatch, job, response);
 }
@@ -134,25 +135,40 @@ int wisp_job_notify(wisp_job *job, const char *method, json_t *params)
     json_decref(msg);
     if (!text)
         return WISP_E_NOMEM;
-    return wisp_mailbox_post_notify(job->server->mailbox, job, text, len);
+    return wisp_mailbox_post_notify(job->mailbox, job, text, len);
 }
 
-int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,
-                    size_t n_tokens)
+int wisp_job_stream(wisp_job *job, int64_t index, const char *text, size_t len,
+                    const int32_t *tokens, size_t n_tokens, json_t *probs)
 {
     json_t *toks = json_array();
-    json_t *p = json_object();
-    if (!toks || !p) {
-        json_decref(toks);
+    for (size_t i = 0; toks && i < n_tokens; i++)
+        if (json_array_append_new(toks, json_integer(tokens[i])) < 0) {
+            json_decref(toks);
+            toks = NULL;
+        }
+    /* An LSP client library routes $/progress by the token it chose, while
+     * it never tells its caller the request id that $/stream carries. */
+    const json_t *token = json_object_get(job->params, "partialResultToken");
+    if (!token)
+        token = json_object_get(job->params, "workDoneToken");
+    /* json_pack takes the "o" values even when it fails (a NULL among
+     * them: out of memory). */
+    json_t *piece = json_pack("{s:I, s:o, s:o, s:o*}", "index", (json_int_t)index, "text",
+                              wisp_json_string_lossy(text, len), "tokens", toks, "probs", probs);
+    if (!piece)
+        return WISP_E_NOMEM;
+    if (token) {
+        json_t *p = json_pack("{s:O, s:o}", "token", (json_t *)token, "value", piece);
+        return p ? wisp_job_notify(job, "$/progress", p) : WISP_E_NOMEM;
+    }
+    json_t *p = json_pack("{s:O}", "id", job->id);
+    if (!p || json_object_update(p, piece) < 0) {
         json_decref(p);
+        json_decref(piece);
         return WISP_E_NOMEM;
     }
-    for (size_t i = 0; i < n_tokens; i++)
-        json_array_append_new(toks, json_integer(tokens[i]));
-    json_object_set(p, "id", job->id);
-    json_object_set_new(p, "index", json_integer(index));
-    json_object_set_new(p, "text", wisp_json_string_lossy(text, strlen(text)));
-    json_object_set_new(p, "tokens", toks);
+    json_decref(piece);
     return wisp_job_notify(job, "$/stream", p);
 }
 

@@ -24,7 +24,6 @@
 #include "rpc/codes.h"
 
 typedef struct wisp_job wisp_job;
-struct wisp_server;
 
 /* The request's params: an object (empty when the request had none),
  * already checked against the method's parameter table. Borrowed. */
@@ -33,8 +32,8 @@ const json_t *wisp_job_params(const wisp_job *job);
 const json_t *wisp_job_id(const wisp_job *job);
 /* The method name ("generate"). */
 const char *wisp_job_method(const wisp_job *job);
-/* The shared server state (options, devices, engine-thread state). */
-struct wisp_server *wisp_job_server(wisp_job *job);
+/* The application's context (app.h's wisp_app.ctx): its shared state. */
+void *wisp_job_app(wisp_job *job);
 
 /* True once $/cancelRequest named this job, or shutdown/exit cancelled it.
  * A handler that keeps the job polls this between steps and answers with
@@ -53,10 +52,14 @@ void *wisp_job_user(const wisp_job *job);
  * stdout is gone. */
 int wisp_job_notify(wisp_job *job, const char *method, json_t *params);
 
-/* $/stream {id, index, text, tokens}: one emitted piece of a streaming
- * request. Same returns as wisp_job_notify. */
-int wisp_job_stream(wisp_job *job, int64_t index, const char *text, const int32_t *tokens,
-                    size_t n_tokens);
+/* $/stream {id, index, text, tokens[, probs]}: one emitted piece of a
+ * streaming request; text is len bytes (invalid UTF-8 becomes U+FFFD),
+ * probs (stolen) the pieces' per-token probabilities or NULL. When the
+ * request named an LSP partialResultToken (or workDoneToken), the piece
+ * goes out as $/progress {token, value: {index, text, tokens[, probs]}}
+ * instead. The one encoder of both. Same returns as wisp_job_notify. */
+int wisp_job_stream(wisp_job *job, int64_t index, const char *text, size_t len,
+                    const int32_t *tokens, size_t n_tokens, json_t *probs);
 
 /* $/progress {token: the request's id, value: {kind, message?, percentage?}}
  * for long work (model loading). kind is "begin", "report" or "end";

@@ -9,8 +9,10 @@
 
 #include "rpc/job.h"
 
+struct wisp_app;
 struct wisp_method;
 struct wisp_dispatch;
+struct wisp_mailbox;
 struct wisp_rpc_batch;
 
 struct wisp_job {
@@ -18,7 +20,8 @@ struct wisp_job {
     char *key;                        /* the id serialized: the registry key */
     json_t *params;                   /* object (owned reference) */
     const struct wisp_method *method;
-    struct wisp_server *server;
+    const struct wisp_app *app;       /* the application serving it (app.h), or NULL */
+    struct wisp_mailbox *mailbox;     /* engine answers travel here */
     struct wisp_dispatch *dispatch;
     struct wisp_rpc_batch *batch;         /* the batch it came in, or NULL */
     atomic_bool cancelled;
@@ -29,9 +32,12 @@ struct wisp_job {
     struct wisp_job *next;            /* worker queue link */
 };
 
-/* Creates a job with new references to id and params. NULL on no memory. */
-wisp_job *wisp_job_new(struct wisp_dispatch *d, struct wisp_server *s,
-                       const struct wisp_method *m, json_t *id, json_t *params);
+/* Creates a job with new references to id and params; app and mailbox may
+ * be NULL (a test without an application, handlers run inline). NULL on no
+ * memory. */
+wisp_job *wisp_job_new(struct wisp_dispatch *d, const struct wisp_app *app,
+                       struct wisp_mailbox *mb, const struct wisp_method *m, json_t *id,
+                       json_t *params);
 void wisp_job_free(wisp_job *job);
 
 /* {"jsonrpc":"2.0","id":id,"error":{code,message[,data]}} (data stolen). */

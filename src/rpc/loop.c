@@ -25,9 +25,7 @@
 #include "rpc/dispatch.h"
 #include "rpc/framer.h"
 #include "rpc/mailbox.h"
-#include "serve/methods.h"
 #include "rpc/outq.h"
-#include "serve/server.h"
 #include "rpc/worker.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -50,7 +48,8 @@ typedef struct wisp_loop {
     ev_timer pid_timer_w;  /* the same, polled, where pidfd_open is missing */
     long watched_pid;
 
-    wisp_server server;
+    wisp_loop_config cfg;
+    wisp_app app;
     wisp_mailbox mailbox;
     wisp_worker *worker;
     wisp_dispatch *dispatch;
@@ -154,7 +153,7 @@ static void on_message(void *ud, const char *data, size_t len)
 static void on_too_large(void *ud, size_t declared)
 {
     wisp_loop *l = ud;
-    wisp_dispatch_too_large(framed(l), declared, l->server.opts->max_message_bytes);
+    wisp_dispatch_too_large(framed(l), declared, l->cfg.max_message_bytes);
 }
 
 static void on_bad_header(void *ud, const char *why)
@@ -348,7 +347,7 @@ static int set_nonblocking(int fd, int *saved)
     return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-int wisp_loop_run(const wisp_options *opts)
+int wisp_loop_run(const wisp_loop_config *cfg, const wisp_app *app)
 {
     wisp_loop *l = calloc(1, sizeof *l);
     if (!l) {
@@ -366,45 +365,47 @@ int wisp_loop_run(const wisp_options *opts)
         return 1;
     }
     ev_set_userdata(l->ev, l);
-    wisp_server_init(&l->server, opts);
+    l->cfg = *cfg;
+    l->app = *app;
+    const wisp_app_ops *ops = app->ops;
     wisp_mailbox_init(&l->mailbox, OUT_HIGH_WATER, mailbox_wake, l);
-    wisp_outq_init(&l->outq, STDOUT_FILENO);
-    l->server.mailbox = &l->mailbox;
+    wisp_outq_init(&l->outq, cfg->out_fd);
 
     int rc = 1;
     bool stopped = false;
     wisp_err err = {0};
-    /* The model named on the command line loads before the engine thread
-     * exists, so it needs no hand-off; failing to load it is fatal, since
-     * the user asked for that model. */
-    if (opts->model && wisp_model_startup_load(&l->server, opts->model, &err) < 0) {
-        WISP_LOGE("--model: %s", err.msg);
+    /* Before the engine thread exists, so startup work needs no hand-off. */
+    if (ops->startup && ops->startup(app->ctx, &err) < 0) {
+        WISP_LOGE("%s", err.msg);
         goto out;
     }
     if (wisp_worker_start(&l->worker, &err) < 0) {
         WISP_LOGE("%s", err.msg);
         goto out;
     }
-    l->server.worker = l->worker;
-    wisp_worker_set_step(l->worker, wisp_model_step, &l->server);
-    wisp_worker_set_exit(l->worker, wisp_model_teardown, &l->server);
+    if (ops->attach)
+        ops->attach(app->ctx, l->worker);
+    if (ops->step)
+        wisp_worker_set_step(l->worker, ops->step, app->ctx);
+    if (ops->teardown)
+        wisp_worker_set_exit(l->worker, ops->teardown, app->ctx);
     wisp_dispatch_io io = {.write = loop_write, .submit = submit, .wake = wake_engine, .ud = l};
-    l->dispatch = wisp_dispatch_new(&l->server, &io);
+    l->dispatch = wisp_dispatch_new(&l->app, &l->mailbox, &io);
     if (!l->dispatch) {
         WISP_LOGE("out of memory");
         goto out;
     }
     wisp_framer_cb fcb = {.message = on_message, .too_large = on_too_large,
                           .bad_header = on_bad_header};
-    wisp_framer_init(&l->framer, opts->max_message_bytes, &fcb, l);
+    wisp_framer_init(&l->framer, cfg->max_message_bytes, &fcb, l);
 
-    if (set_nonblocking(STDIN_FILENO, &l->in_flags) < 0 ||
-        set_nonblocking(STDOUT_FILENO, &l->out_flags) < 0) {
+    if (set_nonblocking(cfg->in_fd, &l->in_flags) < 0 ||
+        set_nonblocking(cfg->out_fd, &l->out_flags) < 0) {
         WISP_LOGE("stdin/stdout: %s", strerror(errno));
         goto out;
     }
-    ev_io_init(&l->in_w, in_cb, STDIN_FILENO, EV_READ);
-    ev_io_init(&l->out_w, out_cb, STDOUT_FILENO, EV_WRITE);
+    ev_io_init(&l->in_w, in_cb, cfg->in_fd, EV_READ);
+    ev_io_init(&l->out_w, out_cb, cfg->out_fd, EV_WRITE);
     ev_async_init(&l->async_w, async_cb);
     ev_signal_init(&l->term_w, signal_cb, SIGTERM);
     ev_signal_init(&l->int_w, signal_cb, SIGINT);
@@ -435,19 +436,19 @@ int wisp_loop_run(const wisp_options *opts)
         wisp_outq_drain_blocking(&l->outq);
     if (l->pidfd_w.fd >= 0)
         close(l->pidfd_w.fd);
-    fcntl(STDIN_FILENO, F_SETFL, l->in_flags);
-    fcntl(STDOUT_FILENO, F_SETFL, l->out_flags);
+    fcntl(cfg->in_fd, F_SETFL, l->in_flags);
+    fcntl(cfg->out_fd, F_SETFL, l->out_flags);
 out:
     if (l->worker && !stopped)
         wisp_worker_stop(l->worker);
-    /* A model loaded by --model while the engine thread never started. */
-    wisp_model_teardown(&l->server);
+    /* What startup made while the engine thread never started. */
+    if (ops->teardown)
+        ops->teardown(app->ctx);
     wisp_dispatch_free(l->dispatch);
     wisp_worker_free(l->worker);
     wisp_framer_free(&l->framer);
     wisp_outq_free(&l->outq);
     wisp_mailbox_free(&l->mailbox);
-    wisp_server_free(&l->server);
     ev_loop_destroy(l->ev);
     free(l);
     /* Last lines out if stderr takes them soon; an unread stderr must not

@@ -5,13 +5,14 @@
  * preconditions and its params table (params.h). The dispatcher does
  * everything generic from the row (params checks, "no model loaded",
  * cancellation before start, thread hand-off), so a handler is only the
- * method's own work. Handlers live in methods_<concern>.c; the table itself
- * is in methods.c.
+ * method's own work. The rows belong to the application, which hands the
+ * dispatcher a lookup (app.h); wisp's handlers live in
+ * src/serve/methods_<concern>.c and its table in src/serve/methods.c.
  *
  * Adding a method: write `void wisp_m_foo(wisp_job *job)` (answer the job
- * once, now or later, see job.h), declare it in methods.h, and add a row
- * with its params table to methods.c; document it in protocol/PROTOCOL.md
- * and add its schemas to protocol/schema/.
+ * once, now or later, see job.h), declare it in serve/methods.h, and add a
+ * row with its params table to serve/methods.c; document it in
+ * protocol/PROTOCOL.md and add its schemas to protocol/schema/.
  */
 #ifndef WISP_RPC_METHOD_H
 #define WISP_RPC_METHOD_H
@@ -45,15 +46,11 @@ typedef struct wisp_method {
     const char *summary;        /* one line, for logs and docs */
 } wisp_method;
 
-/* The row named name, or NULL. */
-const wisp_method *wisp_method_find(const char *name);
-/* The whole table (n rows). */
-const wisp_method *wisp_methods(size_t *n);
-
 /* Runs a job's method on the current thread: answers it -32800 when it was
- * cancelled before starting, -31001 when it needs a model and none is
- * loaded, -31008 when the method has no handler in this build; otherwise
- * calls the handler. */
+ * cancelled before starting, with the application's answer when its gate
+ * refuses the row (app.h: -31001 when it needs a model and none is loaded),
+ * -31008 when the method has no handler in this build; otherwise calls the
+ * handler. */
 void wisp_method_run(wisp_job *job);
 
 #endif

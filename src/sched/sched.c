@@ -24,10 +24,10 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
     *out = NULL;
     const wisp_engine_opts *eo = &engine->opts;
     if (opts->n_vocab <= 0 || opts->n_ctx <= 0)
-        return wisp_err_set(err, WISP_E_INVALID, "sched: n_vocab (%d) and n_ctx (%d) must be > 0",
+        return wisp_err_set(err, WISP_E_INTERNAL, "sched: n_vocab (%d) and n_ctx (%d) must be > 0",
                             opts->n_vocab, opts->n_ctx);
     if (eo->max_seqs <= 0 || eo->max_batch_tokens <= 0)
-        return wisp_err_set(err, WISP_E_INVALID, "sched: engine allows no batch (%d seqs, %d tokens)",
+        return wisp_err_set(err, WISP_E_INTERNAL, "sched: engine allows no batch (%d seqs, %d tokens)",
                             eo->max_seqs, eo->max_batch_tokens);
     wisp_sched *s = calloc(1, sizeof *s);
     if (!s)
@@ -128,9 +128,9 @@ static int validate(const wisp_sched *s, const wisp_sched_request_desc *d, wisp_
     if (!d->prompt || d->n_prompt <= 0)
         return wisp_err_set(err, WISP_E_INVALID, "the prompt is empty");
     if (!d->on_finish)
-        return wisp_err_set(err, WISP_E_INVALID, "a request needs on_finish");
+        return wisp_err_set(err, WISP_E_INTERNAL, "a request needs on_finish");
     if (d->evaluate_only ? !d->on_logits : (!d->sample || !d->on_token))
-        return wisp_err_set(err, WISP_E_INVALID, "%s",
+        return wisp_err_set(err, WISP_E_INTERNAL, "%s",
                             d->evaluate_only ? "an evaluate request needs on_logits"
                                              : "a generate request needs sample and on_token");
     if (!d->evaluate_only && d->max_tokens < 0)

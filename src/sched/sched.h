@@ -124,7 +124,8 @@ void wisp_sched_destroy(wisp_sched *s);
 void wisp_sched_fail_all(wisp_sched *s, const wisp_err *err);
 
 /* Queues a request (thread-safe). Refuses up front, calling nothing:
- * WISP_E_INVALID (bad prompt, token or callbacks), WISP_E_TOO_LARGE (prompt
+ * WISP_E_INVALID (a bad prompt, token or max_tokens), WISP_E_INTERNAL (missing
+ * callbacks), WISP_E_TOO_LARGE (prompt
  * + max_tokens beyond n_ctx or beyond the whole KV pool), WISP_E_OVERLOADED
  * (max_queued requests already wait), WISP_E_SHUTDOWN. On 0, *id (may be
  * NULL) is the request's id and exactly one on_finish will follow. */

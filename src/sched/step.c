@@ -252,8 +252,8 @@ static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
     int32_t tok = r->d.sample(r->d.ud, logits, V);
     wisp_err err;
     if (tok < 0 || tok >= V) {
-        wisp_err_set(&err, WISP_E_INVALID, "the sampler chose token %d, outside [0, %d)", tok, V);
-        end_running(s, r, WISP_E_INVALID, WISP_SCHED_FINISH_ERROR, &err);
+        wisp_err_set(&err, WISP_E_INTERNAL, "the sampler chose token %d, outside [0, %d)", tok, V);
+        end_running(s, r, WISP_E_INTERNAL, WISP_SCHED_FINISH_ERROR, &err);
         return;
     }
     if (wisp_sched_push_token(r, tok) != 0) {

@@ -10,9 +10,10 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "gen/stop.h"
+#include "gen/pipeline.h"
 #include "rpc/codes.h"
 #include "serve/server.h"
+#include "rpc/jsonutil.h"
 
 /* ---------------------------------------------------------------- params */
 
@@ -79,6 +80,8 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
         /* [[token, bias], ...]; a bias of false bans the token. */
         size_t n = json_array_size(bias);
         out->bias = calloc(n ? n : 1, sizeof *out->bias);
+        if (!out->bias)
+            return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             const json_t *e = json_array_get(bias, i);
             const json_t *id = json_array_get(e, 0), *b = json_array_get(e, 1);
@@ -112,6 +115,10 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
     size_t ns = json_array_size(stops);
     if (ns) {
         out->stops = calloc(ns, sizeof(char *));
+        if (!out->stops) {
+            wisp_gen_spec_free(out);
+            return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+        }
         for (size_t i = 0; i < ns; i++) {
             const char *v = json_string_value(json_array_get(stops, i));
             if (!v || !*v) {
@@ -121,6 +128,11 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
                                     i);
             }
             out->stops[i] = strdup(v);
+            if (!out->stops[i]) {
+                out->n_stops = (int)i;
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+            }
         }
         out->n_stops = (int)ns;
     }
@@ -238,7 +250,8 @@ void wisp_gen_answer_failure_n(wisp_job *job, int status, const wisp_err *err, c
 {
     /* Length-delimited: generated text may hold NUL bytes (a vocabulary
      * token can decode to one), which JSON carries as \u0000. */
-    json_t *data = json_pack("{s:s%, s:o}", "text", text ? text : "", text ? text_len : 0,
+    json_t *data = json_pack("{s:o, s:o}", "text", wisp_json_string_lossy(text ? text : "",
+                                                                     text ? text_len : 0),
                              "tokens", ids_json(tokens, n_tokens));
     if (status == WISP_E_CANCELLED) {
         wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, "request cancelled", data);
@@ -254,125 +267,34 @@ void wisp_gen_answer_failure_n(wisp_job *job, int status, const wisp_err *err, c
 
 /* ---------------------------------------------------------------- requests */
 
+/* One generation between the scheduler and its job: the text side is the
+ * pipeline (gen/pipeline.h); this adds sampling, per-token probabilities
+ * and the JSON of the stream pieces and the answer. */
 typedef struct gen_req {
     wisp_job *job;
     wisp_runtime *rt;
     wisp_sampler *sampler;
-    wisp_stop *stop;
-    wisp_detok_stream detok;
+    wisp_pipeline *pipe;
     wisp_gen_filter filter;
-    bool stream;
     int n_probs;
     uint64_t seed;             /* reported in the result */
     wisp_token_logprob *top;   /* n_probs entries, the last sample's */
     wisp_sample last;
-    char *text;                /* everything released so far */
-    size_t len, cap;
-    size_t pend_from;          /* text[pend_from..len) not yet streamed */
-    wisp_tokens gen;           /* every generated token */
-    size_t tok_streamed;       /* gen.ids[0..tok_streamed) already streamed */
     json_t *probs;             /* per generated token, when n_probs > 0 */
-    const json_t *token;       /* LSP progress token for the pieces, or NULL */
-    size_t probs_streamed;
-    int64_t index;
-    const char *reason;        /* finish_reason once decided */
-    bool ended;                /* a stop rule fired: emit nothing more */
+    wisp_err failed;           /* a callback's error, answered at the end */
 } gen_req;
 
-static int text_append(gen_req *r, const char *s, size_t n)
+/* A piece of the output as $/stream, with the probabilities of its tokens. */
+static int gen_emit(void *ud, const wisp_gen_piece *pc)
 {
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 256;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *t = realloc(r->text, cap);
-        if (!t)
-            return WISP_E_NOMEM;
-        r->text = t;
-        r->cap = cap;
-    }
-    memcpy(r->text + r->len, s, n);
-    r->len += n;
-    r->text[r->len] = '\0';
-    return 0;
-}
-
-/* The same piece as LSP partial-result progress: an LSP client library
- * routes $/progress by the token it chose, while it never tells its caller
- * the request id that $/stream carries. */
-static int notify_progress(gen_req *r, json_t *piece)
-{
-    json_object_del(piece, "id");
-    json_t *params = json_object();
-    json_object_set(params, "token", (json_t *)r->token);
-    json_object_set_new(params, "value", piece);
-    return wisp_job_notify(r->job, "$/progress", params);
-}
-
-/* Sends what has been released and not yet streamed (text and tokens).
- * Returns wisp_job_notify's code: WISP_E_CANCELLED when a cancel came in
- * first and nothing was sent. */
-static int stream_pending(gen_req *r, bool final)
-{
-    if (!r->stream)
-        return 0;
-    size_t ntext = r->len - r->pend_from;
-    size_t ntok = r->gen.n - r->tok_streamed;
-    if (ntext == 0 && (!final || ntok == 0))
-        return 0;
-    json_t *params = json_pack("{s:O, s:I, s:s%, s:o}", "id", wisp_job_id(r->job), "index",
-                               (json_int_t)r->index++, "text",
-                               r->text ? r->text + r->pend_from : "", ntext, "tokens",
-                               ids_json(r->gen.ids + r->tok_streamed, ntok));
+    gen_req *r = ud;
+    json_t *slice = NULL;
     if (r->probs) {
-        json_t *slice = json_array();
-        for (size_t i = r->probs_streamed; i < json_array_size(r->probs); i++)
-            json_array_append(slice, json_array_get(r->probs, i));
-        json_object_set_new(params, "probs", slice);
-        r->probs_streamed = json_array_size(r->probs);
+        slice = json_array();
+        for (size_t i = 0; slice && i < pc->n_tokens; i++)
+            json_array_append(slice, json_array_get(r->probs, pc->token_from + i));
     }
-    r->pend_from = r->len;
-    r->tok_streamed = r->gen.n;
-    if (r->token)
-        return notify_progress(r, params);
-    /* Mid-generation, a cancelled job is answered by on_finish at the next
-     * step; shutdown likewise. */
-    return wisp_job_notify(r->job, "$/stream", params);
-}
-
-/* Passes text released by the stop matcher through the optional filter and
- * appends what comes out. */
-static void release(gen_req *r, const char *s, size_t n)
-{
-    if (r->ended || n == 0)
-        return;
-    if (r->filter.feed) {
-        const char *out = NULL, *why = NULL;
-        size_t olen = 0;
-        if (r->filter.feed(r->filter.ud, s, n, &out, &olen, &why) == 0 && olen)
-            text_append(r, out, olen);
-        if (why) {
-            r->ended = true;
-            r->reason = why;
-        }
-        return;
-    }
-    text_append(r, s, n);
-}
-
-/* End of generation: what the filter still holds is output now. */
-static void release_filter_tail(gen_req *r)
-{
-    if (r->ended || !r->filter.flush)
-        return;
-    const char *out = NULL, *why = NULL;
-    size_t olen = 0;
-    if (r->filter.flush(r->filter.ud, &out, &olen, &why) == 0 && olen)
-        text_append(r, out, olen);
-    if (why) {
-        r->ended = true;
-        r->reason = why;
-    }
+    return wisp_job_stream(r->job, pc->index, pc->text, pc->len, pc->tokens, pc->n_tokens, slice);
 }
 
 static int32_t gen_sample(void *ud, float *logits, int n_vocab)
@@ -403,9 +325,14 @@ static json_t *token_logprob(int32_t token, float lp)
 static json_t *prob_entry(const gen_req *r, int32_t token)
 {
     json_t *top = json_array();
-    for (int i = 0; i < r->last.n_top; i++)
+    for (int i = 0; top && i < r->last.n_top; i++)
         json_array_append_new(top, token_logprob(r->top[i].token, r->top[i].logprob));
     json_t *e = token_logprob(token, r->last.logprob);
+    if (!e || !top) {
+        json_decref(top);
+        json_decref(e);
+        return NULL;
+    }
     json_object_set_new(e, "top", top);
     return e;
 }
@@ -414,34 +341,14 @@ static bool gen_on_token(void *ud, int32_t token)
 {
     gen_req *r = ud;
     wisp_sampler_accept(r->sampler, token);
-    wisp_tokens_push(&r->gen, token);
-    if (r->probs)
-        json_array_append_new(r->probs, prob_entry(r, token));
-    if (wisp_tokenizer_is_eog(r->rt->tok, token) ||
-        (r->filter.is_eog && r->filter.is_eog(r->filter.ud, token))) {
-        r->reason = "eog";
+    if (r->probs && json_array_append_new(r->probs, prob_entry(r, token)) < 0) {
+        wisp_err_set(&r->failed, WISP_E_NOMEM, "out of memory");
         return false;
     }
-    const char *chunk;
-    size_t clen;
-    wisp_err err = {0};
-    if (wisp_detok_stream_feed(&r->detok, token, &chunk, &clen, &err) == 0 && clen) {
-        wisp_stop_out so;
-        if (wisp_stop_feed(r->stop, chunk, clen, &so, &err) == 0) {
-            release(r, so.text, so.len);
-            if (so.stop >= 0 && !r->ended) {
-                /* Text before the stop string is output: let the filter
-                 * release what it held of it. */
-                release_filter_tail(r);
-                if (!r->ended) {
-                    r->ended = true;
-                    r->reason = "stop";
-                }
-            }
-        }
-    }
-    stream_pending(r, false);
-    return !r->ended;
+    bool more;
+    if (wisp_pipeline_token(r->pipe, token, &more, &r->failed) < 0)
+        return false;
+    return more;
 }
 
 static bool gen_is_cancelled(void *ud) { return wisp_job_cancelled(((gen_req *)ud)->job); }
@@ -449,13 +356,10 @@ static bool gen_is_cancelled(void *ud) { return wisp_job_cancelled(((gen_req *)u
 static void gen_free(gen_req *r)
 {
     wisp_sampler_free(r->sampler);
-    wisp_stop_free(r->stop);
-    wisp_detok_stream_free(&r->detok);
+    wisp_pipeline_free(r->pipe);
     if (r->filter.free)
         r->filter.free(r->filter.ud);
     free(r->top);
-    free(r->text);
-    wisp_tokens_free(&r->gen);
     json_decref(r->probs);
     free(r);
 }
@@ -464,41 +368,38 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
 {
     gen_req *r = ud;
     wisp_gen_publish_stats(r->job);
-    if (status == 0 && !r->ended) {
-        /* Ran out of tokens (or an eog token): what the matchers still hold
-         * is real output now. */
-        const char *chunk;
-        size_t clen;
-        wisp_err e = {0};
-        wisp_stop_out so;
-        if (wisp_detok_stream_flush(&r->detok, &chunk, &clen, &e) == 0 && clen &&
-            wisp_stop_feed(r->stop, chunk, clen, &so, &e) == 0)
-            release(r, so.text, so.len);
-        if (!r->ended && wisp_stop_flush(r->stop, &so, &e) == 0)
-            release(r, so.text, so.len);
-        release_filter_tail(r);
+    wisp_err e = {0};
+    if (status == 0 && r->failed.code) {
+        status = r->failed.code;
+        err = &r->failed;
     }
-    if (status != 0) {
-        wisp_gen_answer_failure_n(r->job, status, err, r->text, r->len, r->gen.ids, r->gen.n);
+    int rc = wisp_pipeline_end(r->pipe, status, &e);
+    if (rc != status && rc != WISP_E_CANCELLED)
+        err = &e;   /* releasing the held text failed */
+    size_t len, n_tokens;
+    const char *text = wisp_pipeline_text(r->pipe, &len);
+    const int32_t *tokens = wisp_pipeline_tokens(r->pipe, &n_tokens);
+    if (rc != 0) {
+        /* WISP_E_CANCELLED with the whole output when a cancel raced the
+         * last piece (see pipeline.h). */
+        wisp_gen_answer_failure_n(r->job, rc, rc == WISP_E_CANCELLED ? NULL : err, text, len,
+                                  tokens, n_tokens);
         gen_free(r);
         return;
     }
-    if (stream_pending(r, true) == WISP_E_CANCELLED) {
-        /* A cancel raced the last piece: the streams the client has are a
-         * prefix of this output, so it is answered as cancelled with all of
-         * it, never as a success whose text the streams do not add up to. */
-        wisp_gen_answer_failure_n(r->job, WISP_E_CANCELLED, NULL, r->text, r->len, r->gen.ids,
-                                  r->gen.n);
-        gen_free(r);
-        return;
-    }
-    const char *reason = r->reason ? r->reason
-                         : usage->finish == WISP_SCHED_FINISH_LENGTH ? "length"
-                                                                     : "stop";
-    json_t *res = json_pack("{s:s%, s:o, s:s, s:o, s:o}", "text", r->text ? r->text : "",
-                            r->len, "tokens", ids_json(r->gen.ids, r->gen.n), "finish_reason", reason,
+    const char *reason = wisp_pipeline_reason(r->pipe);
+    if (!reason)
+        reason = usage->finish == WISP_SCHED_FINISH_LENGTH ? "length" : "stop";
+    json_t *res = json_pack("{s:o, s:o, s:s, s:o, s:o}", "text", wisp_json_string_lossy(text, len),
+                            "tokens", ids_json(tokens, n_tokens), "finish_reason", reason,
                             "usage", wisp_gen_usage_json(usage), "timings",
                             wisp_gen_timings_json(usage));
+    if (!res) {
+        wisp_err_set(&e, WISP_E_NOMEM, "out of memory");
+        wisp_job_fail(r->job, &e);
+        gen_free(r);
+        return;
+    }
     json_object_set_new(res, "seed", json_integer((json_int_t)r->seed));
     if (r->probs)
         json_object_set(res, "probs", r->probs);
@@ -520,24 +421,25 @@ void wisp_gen_submit(wisp_job *job, wisp_runtime *rt, wisp_gen_spec *spec, const
     }
     r->job = job;
     r->rt = rt;
-    r->stream = spec->stream;
-    /* Borrowed: the job's params outlive the request. */
-    const json_t *params = wisp_job_params(job);
-    r->token = json_object_get(params, "partialResultToken");
-    if (!r->token)
-        r->token = json_object_get(params, "workDoneToken");
     r->n_probs = spec->sampling.n_probs;
     r->seed = spec->sampling.seed;
     r->filter = spec->filter;
     memset(&spec->filter, 0, sizeof spec->filter);
-    wisp_detok_stream_init(&r->detok, rt->tok, 0);
+    wisp_pipeline_desc pd = {
+        .tok = rt->tok,
+        .stops = (const char *const *)spec->stops,
+        .n_stops = spec->n_stops,
+        .filter = {r->filter.feed, r->filter.flush, r->filter.is_eog, r->filter.ud},
+        .emit = spec->stream ? gen_emit : NULL,
+        .emit_ud = r,
+    };
     int rc = wisp_sampler_create(&spec->sampling, rt->n_vocab, &r->sampler, &err);
     if (!rc)
-        rc = wisp_stop_create((const char *const *)spec->stops, spec->n_stops, &r->stop, &err);
+        rc = wisp_pipeline_create(&pd, &r->pipe, &err);
     if (!rc && r->n_probs > 0) {
         r->top = calloc((size_t)r->n_probs, sizeof *r->top);
         r->probs = json_array();
-        if (!r->top)
+        if (!r->top || !r->probs)
             rc = wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
     }
     if (rc) {

@@ -14,9 +14,9 @@
 #include "rpc/job.h"
 #include "serve/runtime.h"
 
-/* An extra stage after the stop strings (infill's code rules). It sees the
- * text the stop matcher releases and releases in turn what it is sure of;
- * it may hold text back, and it may end the request. */
+/* An extra stage after the stop strings (infill's code rules): feed, flush
+ * and is_eog are the pipeline's filter (gen/pipeline.h's wisp_pipe_filter);
+ * annotate and free belong to the request, which owns ud. */
 typedef struct wisp_gen_filter {
     /* Feeds text; sets *out and *out_len to what is released now, and *reason
      * (else left NULL) when a rule ended the request at that point. */

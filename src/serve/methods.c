@@ -1,5 +1,5 @@
 /*
- * methods.c - the method table and the generic run step: see method.h.
+ * methods.c - wisp's method table and its gate: see method.h and methods.h.
  *
  * Params tables are written out per method so that each row here matches
  * one schema file in protocol/schema/ (the e2e tests hold the two together).
@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "model/kv_type.h"
-#include "rpc/job_int.h"
 #include "serve/methods.h"
+#include "serve/runtime.h"
 #include "serve/server.h"
 
 #define I32_MAX 2147483647.0
@@ -188,31 +188,20 @@ const wisp_method *wisp_methods(size_t *n)
     return table;
 }
 
-void wisp_method_run(wisp_job *job)
+int wisp_serve_gate(void *ctx, const wisp_method *m, const char **msg)
 {
-    const wisp_method *m = job->method;
-    if (wisp_job_cancelled(job)) {
-        wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, NULL, NULL);
-        return;
-    }
-    if ((m->flags & WISP_M_NEEDS_MODEL) && !job->server->runtime) {
-        wisp_job_error(job, WISP_RPC_NO_MODEL,
-                       "no model loaded: start wisp with --model PATH or call model/load", NULL);
-        return;
+    const wisp_server *s = ctx;
+    if ((m->flags & WISP_M_NEEDS_MODEL) && !s->runtime) {
+        *msg = "no model loaded: start wisp with --model PATH or call model/load";
+        return WISP_RPC_NO_MODEL;
     }
     /* Model requests never read a file that changed under the mapping;
      * unloading (or loading another) is how the client recovers. */
     wisp_err err = {0};
     if ((m->flags & WISP_M_NEEDS_MODEL) && m->fn != wisp_m_model_unload &&
-        !wisp_model_check_file(job->server, &err)) {
-        wisp_job_fail(job, &err);
-        return;
+        !wisp_model_check_file(ctx, &err)) {
+        *msg = s->runtime->stale_msg;
+        return wisp_rpc_code_from_wisp(err.code);
     }
-    if (!m->fn) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "'%s' is not available in this build", m->name);
-        wisp_job_error(job, WISP_RPC_NOT_AVAILABLE, msg, NULL);
-        return;
-    }
-    m->fn(job);
+    return 0;
 }

@@ -99,7 +99,7 @@ bool wisp_model_check_file(wisp_server *s, wisp_err *err)
     return false;
 }
 
-bool wisp_model_step(void *ud)
+bool wisp_serve_step(void *ud)
 {
     wisp_server *s = ud;
     if (!s->runtime || !s->runtime->sched)
@@ -128,7 +128,7 @@ static void close_runtime(wisp_server *s)
     publish_stats(s);
 }
 
-void wisp_model_teardown(void *ud) { close_runtime(ud); }
+void wisp_serve_teardown(void *ud) { close_runtime(ud); }
 
 /* The new model is opened whole before the old one is closed: a load that
  * fails (a missing file, refused params) leaves the working model serving. */
@@ -145,7 +145,7 @@ static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *er
     return 0;
 }
 
-int wisp_model_startup_load(wisp_server *s, const char *path, wisp_err *err)
+int wisp_serve_startup_load(wisp_server *s, const char *path, wisp_err *err)
 {
     wisp_runtime_opts o;
     runtime_opts(s, NULL, &o);

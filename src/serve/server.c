@@ -1,7 +1,48 @@
-/* server.c - shared handler state and its published snapshots: see server.h. */
+/*
+ * server.c - shared handler state, its published snapshots, and the server
+ * as the transport's application: see server.h.
+ */
 #include "serve/server.h"
 
 #include <string.h>
+
+#include "serve/methods.h"
+
+static const wisp_method *serve_find(void *ctx, const char *name)
+{
+    (void)ctx;
+    return wisp_method_find(name);
+}
+
+/* The model named on the command line loads before the engine thread
+ * exists, so it needs no hand-off; failing to load it is fatal, since the
+ * user asked for that model. */
+static int serve_startup(void *ctx, wisp_err *err)
+{
+    wisp_server *s = ctx;
+    if (!s->opts->model)
+        return 0;
+    int rc = wisp_serve_startup_load(s, s->opts->model, err);
+    if (rc < 0)
+        wisp_err_prefix(err, "--model");
+    return rc;
+}
+
+static void serve_attach(void *ctx, struct wisp_worker *worker)
+{
+    ((wisp_server *)ctx)->worker = worker;
+}
+
+static const wisp_app_ops serve_ops = {
+    .find = serve_find,
+    .gate = wisp_serve_gate,
+    .startup = serve_startup,
+    .attach = serve_attach,
+    .step = wisp_serve_step,
+    .teardown = wisp_serve_teardown,
+};
+
+wisp_app wisp_serve_app(wisp_server *s) { return (wisp_app){.ops = &serve_ops, .ctx = s}; }
 
 void wisp_server_init(wisp_server *s, const wisp_options *opts)
 {

@@ -20,11 +20,12 @@
 #include "common/clock.h"
 #include "engine/factory.h"
 #include "options.h"
+#include "rpc/app.h"
+#include "rpc/job.h"
 #include "sched/sched.h"
 
 struct wisp_runtime;
 typedef struct wisp_worker wisp_worker;
-typedef struct wisp_mailbox wisp_mailbox;
 
 #define WISP_MAX_DEVICES WISP_ENGINE_MAX_DEVICES
 
@@ -42,7 +43,6 @@ typedef struct wisp_server {
     int n_devices;
     double start_ms;                      /* wisp_now_ms() at start */
     wisp_worker *worker;                  /* NULL when handlers run inline (fuzzer) */
-    wisp_mailbox *mailbox;                /* NULL when handlers run inline */
 
     /* engine thread only */
     struct wisp_runtime *runtime;         /* NULL while no model is loaded */
@@ -56,6 +56,14 @@ typedef struct wisp_server {
 /* Fills devices and the clock; opts must outlive the server. */
 void wisp_server_init(wisp_server *s, const wisp_options *opts);
 void wisp_server_free(wisp_server *s);
+
+/* The server as the transport's application (app.h): wisp's method table,
+ * --model loaded at startup, the scheduler's step hook, teardown of the
+ * runtime. s must outlive the loop or dispatcher that gets it. */
+wisp_app wisp_serve_app(wisp_server *s);
+
+/* The server a handler's job belongs to. */
+static inline wisp_server *wisp_job_server(wisp_job *job) { return wisp_job_app(job); }
 
 /* Engine thread: publishes what model/info answers (info is stolen; NULL
  * when the model is unloaded). */

@@ -238,7 +238,7 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
     }
     if (add_special && tok->add_bos) {
         if (tok->sp.bos < 0) {
-            rc = wisp_err_set(err, WISP_E_INVALID, "tokenize: the vocabulary adds BOS but has none");
+            rc = wisp_err_set(err, WISP_E_INTERNAL, "tokenize: the vocabulary adds BOS but has none");
             goto done;
         }
         if ((rc = wisp_tokens_push(out, tok->sp.bos)))
@@ -266,7 +266,7 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
     }
     if (add_special && tok->add_eos) {
         if (tok->sp.eos < 0) {
-            rc = wisp_err_set(err, WISP_E_INVALID, "tokenize: the vocabulary adds EOS but has none");
+            rc = wisp_err_set(err, WISP_E_INTERNAL, "tokenize: the vocabulary adds EOS but has none");
             goto done;
         }
         if ((rc = wisp_tokens_push(out, tok->sp.eos)))

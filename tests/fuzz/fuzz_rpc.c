@@ -22,6 +22,7 @@
 
 static wisp_options opts;
 static wisp_server server;
+static wisp_app app;
 
 typedef struct ctx {
     wisp_dispatch *d;
@@ -89,6 +90,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     wisp_log_set_level(WISP_LOG_ERROR);
     wisp_options_defaults(&opts);
     wisp_server_init(&server, &opts);
+    app = wisp_serve_app(&server);
     return 0;
 }
 
@@ -104,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ctx c = {.limit = limit};
     wisp_dispatch_io io = {.write = on_write, .submit = NULL, .wake = NULL, .ud = &c};
-    c.d = wisp_dispatch_new(&server, &io);
+    c.d = wisp_dispatch_new(&app, NULL, &io);
     if (!c.d)
         return 0;
     wisp_framer f;

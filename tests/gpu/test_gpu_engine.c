@@ -488,7 +488,7 @@ TEST(blocks_tier_cancel_and_bad_batches)
     CHECK_EQ_INT(wisp_cuda_tier_restore(e, 2, 9, &err), 0);
     CHECK_EQ_INT(e->ops->read_block(e->ctx, 9, blk2, &err), 0);
     CHECK(memcmp(blk, blk2, bb) == 0);
-    CHECK(wisp_cuda_tier_offload(e, 0, 3, &err) == WISP_E_INVALID);
+    CHECK(wisp_cuda_tier_offload(e, 0, 3, &err) == WISP_E_INTERNAL);
     CHECK(wisp_cuda_tier_host_block(e, 3) == NULL);
 
     /* Bad batches are errors, and the engine keeps working after them. */
@@ -496,12 +496,12 @@ TEST(blocks_tier_cancel_and_bad_batches)
     bad_s.n = 19;
     bad_s.tok[19] = V; /* out of the vocabulary */
     int one[1] = {1};
-    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INVALID);
+    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "vocabulary") != NULL);
     bad_s.tok[19] = s[0].tok[19];
     bad_s.table[1] = 12; /* outside the pool */
-    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INVALID);
-    CHECK(e->ops->copy_block(e->ctx, 12, 0, &err) == WISP_E_INVALID);
+    CHECK(step(e, &bad_s, one, 1, false, out, &err) == WISP_E_INTERNAL);
+    CHECK(e->ops->copy_block(e->ctx, 12, 0, &err) == WISP_E_INTERNAL);
 
     /* Cancellation stops the step with WISP_E_CANCELLED. */
     int polls = 0;

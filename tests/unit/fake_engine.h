@@ -158,7 +158,7 @@ static int fake_forward(void *ctx, const wisp_batch *batch, wisp_err *err)
                            s->n_blocks);
         for (int k = 0; k < s->n_blocks; k++)
             if (s->block_table[k] < 0 || s->block_table[k] >= o->n_blocks)
-                return wisp_err_set(err, WISP_E_INVALID, "fake engine: block id %d out of range",
+                return wisp_err_set(err, WISP_E_INTERNAL, "fake engine: block id %d out of range",
                                     s->block_table[k]);
     }
     if (batch->n_seqs > o->max_seqs || total > o->max_batch_tokens)
@@ -211,7 +211,7 @@ static int fake_copy_block(void *ctx, int32_t dst, int32_t src, wisp_err *err)
     fake_engine *fe = ctx;
     int bs = fe->base.opts.block_size, n = fe->base.opts.n_blocks;
     if (dst < 0 || dst >= n || src < 0 || src >= n || dst == src)
-        return wisp_err_set(err, WISP_E_INVALID, "fake engine: bad copy %d -> %d", src, dst);
+        return wisp_err_set(err, WISP_E_INTERNAL, "fake engine: bad copy %d -> %d", src, dst);
     memcpy(&fe->slots[(size_t)dst * bs], &fe->slots[(size_t)src * bs], sizeof(fake_slot) * (size_t)bs);
     fe->copies++;
     return 0;
@@ -227,7 +227,7 @@ static int fake_read_block(void *ctx, int32_t block, void *dst, wisp_err *err)
 {
     fake_engine *fe = ctx;
     if (block < 0 || block >= fe->base.opts.n_blocks)
-        return wisp_err_set(err, WISP_E_INVALID, "fake engine: read of block %d", block);
+        return wisp_err_set(err, WISP_E_INTERNAL, "fake engine: read of block %d", block);
     memcpy(dst, &fe->slots[(size_t)block * fe->base.opts.block_size], fake_bytes_per_block(ctx));
     fe->reads++;
     return 0;
@@ -237,7 +237,7 @@ static int fake_write_block(void *ctx, int32_t block, const void *src, wisp_err 
 {
     fake_engine *fe = ctx;
     if (block < 0 || block >= fe->base.opts.n_blocks)
-        return wisp_err_set(err, WISP_E_INVALID, "fake engine: write of block %d", block);
+        return wisp_err_set(err, WISP_E_INTERNAL, "fake engine: write of block %d", block);
     memcpy(&fe->slots[(size_t)block * fe->base.opts.block_size], src, fake_bytes_per_block(ctx));
     fe->writes++;
     return 0;

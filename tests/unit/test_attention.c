@@ -428,6 +428,6 @@ TEST(kv_pool_refuses_bad_shapes)
     wisp_err err = {0};
     CHECK_EQ_INT(wisp_kv_pool_init(&kv, WISP_KV_Q8_0, 1, 4, 16, 2, 48, &err), WISP_E_UNSUPPORTED);
     CHECK(strstr(err.msg, "multiple of 32") != NULL);
-    CHECK_EQ_INT(wisp_kv_pool_init(&kv, WISP_KV_F16, 1, 0, 16, 2, 48, &err), WISP_E_INVALID);
-    CHECK_EQ_INT(wisp_kv_pool_init(&kv, (wisp_kv_type)9, 1, 4, 16, 2, 48, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_kv_pool_init(&kv, WISP_KV_F16, 1, 0, 16, 2, 48, &err), WISP_E_INTERNAL);
+    CHECK_EQ_INT(wisp_kv_pool_init(&kv, (wisp_kv_type)9, 1, 4, 16, 2, 48, &err), WISP_E_INTERNAL);
 }

@@ -486,8 +486,8 @@ TEST(blocks_copy_and_round_trip_through_host_memory)
     REQUIRE(e->ops->read_block(e->ctx, 1, buf, &err) == 0);
     REQUIRE(e->ops->write_block(e->ctx, 8, buf, &err) == 0);
     REQUIRE(e->ops->copy_block(e->ctx, 9, 2, &err) == 0);
-    CHECK_EQ_INT(e->ops->copy_block(e->ctx, 12, 2, &err), WISP_E_INVALID);
-    CHECK_EQ_INT(e->ops->read_block(e->ctx, -1, buf, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->copy_block(e->ctx, 12, 2, &err), WISP_E_INTERNAL);
+    CHECK_EQ_INT(e->ops->read_block(e->ctx, -1, buf, &err), WISP_E_INTERNAL);
     const int32_t t2[3] = {7, 8, 9};
     REQUIRE(run_seq(e, ids + 8, 1, 8, t2, 3, false, out) == 0);
     float dev = 0;
@@ -569,20 +569,20 @@ TEST(bad_batches_are_refused_with_reasons)
     wisp_batch_seq s = {.tokens = ids, .n_tokens = 6, .pos0 = 0, .block_table = table,
                         .n_blocks = 1, .logits = logits};
     wisp_batch b = {.seqs = &s, .n_seqs = 1};
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "block table") != NULL);
     s.n_blocks = 2;
     table[1] = 4;
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "outside the pool") != NULL);
     table[1] = 1;
     ids[2] = V;
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "vocabulary") != NULL);
     ids[2] = 3;
     s.n_tokens = 9;
     s.n_blocks = 3;
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "built for 8") != NULL);
     s.n_tokens = 6;
     s.n_blocks = 2;

@@ -416,7 +416,7 @@ TEST(bad_input_is_an_error_naming_the_part)
     wisp_infill_prompt_free(&p);
     req = base_req(k_pre, k_suf, NULL);
     req.order = (wisp_fim_order)7;
-    CHECK_EQ_INT(build(tok, &req, &p, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(build(tok, &req, &p, &err), WISP_E_INTERNAL);
     wisp_infill_prompt_free(&p);
     wisp_tokenizer_free(tok);
 }

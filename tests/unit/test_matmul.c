@@ -581,10 +581,10 @@ TEST(rejects_bad_input)
     CHECK(strstr(err.msg, "bad") != NULL);
     t.type = WISP_TYPE_Q4_0;
     t.ne[0] = 48; /* not a multiple of 32 */
-    CHECK_EQ_INT(wisp_matmul(NULL, &t, x, 1, y, NULL, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_matmul(NULL, &t, x, 1, y, NULL, &err), WISP_E_INTERNAL);
     t.ne[0] = 64;
     wisp_matmul_scratch small = {w, 8};
-    CHECK_EQ_INT(wisp_matmul(NULL, &t, x, 1, y, &small, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_matmul(NULL, &t, x, 1, y, &small, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "scratch") != NULL);
     CHECK_EQ_INT(wisp_matmul_scratch_size(WISP_TYPE_F32, 64, 3), 0);
     CHECK(wisp_matmul_scratch_size(WISP_TYPE_Q4_K, 256, 3) >= 3 * sizeof(wisp_block_q8_K));

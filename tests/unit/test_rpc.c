@@ -15,7 +15,6 @@
 #include "rpc/method.h"
 #include "rpc/params.h"
 #include "rpc/registry.h"
-#include "serve/server.h"
 #include "rpc/worker.h"
 
 /* ------------------------------------------------------------ a fake scheduler */
@@ -57,7 +56,7 @@ static bool step(void *ud)
             done = true;
         } else {
             int32_t tok = s->pieces[i];
-            int rc = wisp_job_stream(job, s->pieces[i], "x", &tok, 1);
+            int rc = wisp_job_stream(job, s->pieces[i], "x", 1, &tok, 1, NULL);
             if (rc == 0)
                 s->pieces[i]++;
         }
@@ -74,8 +73,6 @@ static bool step(void *ud)
 static const wisp_method keep_method = {"test/keep", keep_fn, NULL, WISP_M_ENGINE, NULL, ""};
 
 typedef struct rig {
-    wisp_options opts;
-    wisp_server server;
     wisp_mailbox mb;
     wisp_worker *w;
 } rig;
@@ -83,20 +80,16 @@ typedef struct rig {
 static void rig_start(rig *r, size_t hwm)
 {
     memset(&S, 0, sizeof S);
-    wisp_options_defaults(&r->opts);
-    wisp_server_init(&r->server, &r->opts);
     wisp_mailbox_init(&r->mb, hwm, NULL, NULL);
     wisp_err err;
     REQUIRE(wisp_worker_start(&r->w, &err) == 0);
-    r->server.mailbox = &r->mb;
-    r->server.worker = r->w;
     wisp_worker_set_step(r->w, step, &S);
 }
 
 static wisp_job *submit(rig *r, int id)
 {
     json_t *jid = json_integer(id), *params = json_object();
-    wisp_job *job = wisp_job_new(NULL, &r->server, &keep_method, jid, params);
+    wisp_job *job = wisp_job_new(NULL, NULL, &r->mb, &keep_method, jid, params);
     json_decref(jid);
     json_decref(params);
     REQUIRE(job);
@@ -154,7 +147,6 @@ static void rig_stop(rig *r)
     wisp_worker_stop(r->w);
     wisp_worker_free(r->w);
     wisp_mailbox_free(&r->mb);
-    wisp_server_free(&r->server);
 }
 
 TEST(engine_keeps_many_jobs_alive_and_streams_before_answers)
@@ -239,7 +231,7 @@ TEST(cancelled_before_start_and_stop_answers_queued)
      * flag is set before the engine can take the job, since the worker's
      * queue lock orders it (submit happens after the store). */
     json_t *jid = json_integer(3), *params = json_object();
-    wisp_job *j = wisp_job_new(NULL, &r.server, &keep_method, jid, params);
+    wisp_job *j = wisp_job_new(NULL, NULL, &r.mb, &keep_method, jid, params);
     json_decref(jid);
     json_decref(params);
     REQUIRE(j);
@@ -403,4 +395,61 @@ TEST(params_messages_name_the_field)
     json_decref(bad);
     json_decref(bad2);
     json_decref(bad3);
+}
+
+/* The one $/stream encoder: every field, invalid UTF-8 made lossless-safe,
+ * probs only when given. */
+static json_t *stream_once(wisp_mailbox *mb, wisp_job *job, const char *text, size_t len,
+                           json_t *probs)
+{
+    int32_t toks[2] = {7, 8};
+    CHECK_EQ_INT(wisp_job_stream(job, 3, text, len, toks, 2, probs), 0);
+    wisp_mailbox_item *it = wisp_mailbox_take(mb);
+    REQUIRE(it && !it->job && !it->next);
+    json_t *m = json_loadb(it->text, it->len, 0, NULL);
+    wisp_mailbox_item_free(it);
+    REQUIRE(m);
+    return m;
+}
+
+TEST(stream_encoder_writes_every_field)
+{
+    wisp_mailbox mb;
+    wisp_mailbox_init(&mb, (size_t)1 << 20, NULL, NULL);
+    json_t *jid = json_string("a"), *params = json_object();
+    wisp_job *job = wisp_job_new(NULL, NULL, &mb, &keep_method, jid, params);
+    json_decref(jid);
+    json_decref(params);
+    REQUIRE(job);
+    job->on_engine = true;
+
+    json_t *m = stream_once(&mb, job, "h\xffi!", 3, json_pack("[{s:i}]", "token", 7));
+    CHECK(strcmp(json_string_value(json_object_get(m, "jsonrpc")), "2.0") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(m, "method")), "$/stream") == 0);
+    json_t *p = json_object_get(m, "params");
+    CHECK(strcmp(json_string_value(json_object_get(p, "id")), "a") == 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(p, "index")), 3);
+    CHECK(strcmp(json_string_value(json_object_get(p, "text")), "h\xef\xbf\xbdi") == 0);
+    json_t *t = json_object_get(p, "tokens");
+    CHECK_EQ_INT(json_array_size(t), 2);
+    CHECK_EQ_INT(json_integer_value(json_array_get(t, 1)), 8);
+    json_t *pr = json_object_get(p, "probs");
+    CHECK_EQ_INT(json_array_size(pr), 1);
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_array_get(pr, 0), "token")), 7);
+    json_decref(m);
+
+    m = stream_once(&mb, job, "", 0, NULL);
+    p = json_object_get(m, "params");
+    CHECK(json_object_get(p, "probs") == NULL);
+    CHECK(strcmp(json_string_value(json_object_get(p, "text")), "") == 0);
+    json_decref(m);
+
+    /* Cancelled: nothing is encoded or sent, the caller answers. */
+    atomic_store(&job->cancelled, true);
+    int32_t tok = 1;
+    CHECK_EQ_INT(wisp_job_stream(job, 4, "x", 1, &tok, 1, NULL), WISP_E_CANCELLED);
+    CHECK(wisp_mailbox_take(&mb) == NULL);
+    wisp_job_free(job);
+    wisp_mailbox_close(&mb);
+    wisp_mailbox_free(&mb);
 }

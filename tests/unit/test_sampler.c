@@ -352,6 +352,6 @@ TEST(rejects_bad_parameters)
     p.penalty_last_n = -1;
     CHECK_EQ_INT(wisp_sampler_create(&p, 10, &s, &err), WISP_E_INVALID);
     p = plain(1.0f, 1);
-    CHECK_EQ_INT(wisp_sampler_create(&p, 0, &s, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_sampler_create(&p, 0, &s, &err), WISP_E_INTERNAL);
     CHECK(s == NULL);
 }

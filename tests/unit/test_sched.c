@@ -304,7 +304,7 @@ TEST(refusals_call_nothing)
     CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_INVALID);
     p[3] = 0;
     d.on_token = NULL;
-    CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_INVALID);
+    CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_INTERNAL);
     tr_init(&t[3], p, 5, 1);
     tr_init(&t[4], p, 5, 1);
     tr_init(&t[5], p, 5, 1);

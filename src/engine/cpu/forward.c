@@ -133,39 +133,39 @@ static void row_out_norm(wisp_cpu_engine *e, int l, int r, int ith)
 static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_rows, wisp_err *err)
 {
     if (!b || b->n_seqs <= 0 || !b->seqs)
-        return wisp_err_set(err, WISP_E_INVALID, "forward: empty batch");
+        return wisp_err_set(err, WISP_E_INTERNAL, "forward: empty batch");
     if (b->n_seqs > e->opts.max_seqs)
-        return wisp_err_set(err, WISP_E_INVALID, "forward: %d sequences, engine built for %d",
+        return wisp_err_set(err, WISP_E_INTERNAL, "forward: %d sequences, engine built for %d",
                             b->n_seqs, e->opts.max_seqs);
     const int bs = e->kv.block_size;
     int64_t total = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         const wisp_batch_seq *q = &b->seqs[s];
         if (q->n_tokens <= 0 || !q->tokens || !q->logits || q->pos0 < 0)
-            return wisp_err_set(err, WISP_E_INVALID,
+            return wisp_err_set(err, WISP_E_INTERNAL,
                                 "forward: sequence %d has %d tokens at pos0 %d%s", s,
                                 q->n_tokens, q->pos0, q->logits ? "" : " and no logits buffer");
         const int64_t need = ((int64_t)q->pos0 + q->n_tokens + bs - 1) / bs;
         if (!q->block_table || q->n_blocks < need)
-            return wisp_err_set(err, WISP_E_INVALID,
+            return wisp_err_set(err, WISP_E_INTERNAL,
                                 "forward: sequence %d covers %d positions, needs %lld blocks of "
                                 "%d, block table has %d",
                                 s, q->pos0 + q->n_tokens, (long long)need, bs, q->n_blocks);
         for (int64_t i = 0; i < need; i++)
             if (q->block_table[i] < 0 || q->block_table[i] >= e->kv.n_blocks)
-                return wisp_err_set(err, WISP_E_INVALID,
+                return wisp_err_set(err, WISP_E_INTERNAL,
                                     "forward: sequence %d block table[%lld] = %d outside the "
                                     "pool [0, %d)",
                                     s, (long long)i, (int)q->block_table[i], e->kv.n_blocks);
         for (int i = 0; i < q->n_tokens; i++)
             if (q->tokens[i] < 0 || q->tokens[i] >= e->cfg.vocab_size)
-                return wisp_err_set(err, WISP_E_INVALID,
+                return wisp_err_set(err, WISP_E_INTERNAL,
                                     "forward: sequence %d token %d is %d, vocabulary has %d", s,
                                     i, (int)q->tokens[i], e->cfg.vocab_size);
         total += q->n_tokens;
     }
     if (total > e->opts.max_batch_tokens)
-        return wisp_err_set(err, WISP_E_INVALID, "forward: %lld tokens, engine built for %d",
+        return wisp_err_set(err, WISP_E_INTERNAL, "forward: %lld tokens, engine built for %d",
                             (long long)total, e->opts.max_batch_tokens);
     *n_rows = (int)total;
     return 0;

@@ -44,9 +44,9 @@ int wisp_kv_pool_init(wisp_kv_pool *p, wisp_kv_type type, int n_layers, int n_bl
 {
     memset(p, 0, sizeof(*p));
     if ((int)type < 0 || type >= WISP_KV_TYPE_COUNT || !kv_types[type].store)
-        return wisp_err_set(err, WISP_E_INVALID, "kv pool: unknown KV type %d", (int)type);
+        return wisp_err_set(err, WISP_E_INTERNAL, "kv pool: unknown KV type %d", (int)type);
     if (n_layers <= 0 || n_blocks <= 0 || block_size <= 0 || n_head_kv <= 0 || head_dim <= 0)
-        return wisp_err_set(err, WISP_E_INVALID,
+        return wisp_err_set(err, WISP_E_INTERNAL,
                             "kv pool: bad shape (layers %d, blocks %d, block size %d, kv heads "
                             "%d, head dim %d)",
                             n_layers, n_blocks, block_size, n_head_kv, head_dim);
@@ -97,7 +97,7 @@ void wisp_kv_load_row(const wisp_kv_pool *p, const void *src, float *dst)
 static int check_block(const wisp_kv_pool *p, int32_t b, const char *what, wisp_err *err)
 {
     if (b < 0 || b >= p->n_blocks)
-        return wisp_err_set(err, WISP_E_INVALID, "kv pool: %s block %d outside [0, %d)", what,
+        return wisp_err_set(err, WISP_E_INTERNAL, "kv pool: %s block %d outside [0, %d)", what,
                             (int)b, p->n_blocks);
     return 0;
 }

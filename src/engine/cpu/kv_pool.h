@@ -28,7 +28,8 @@ typedef struct wisp_kv_pool {
 } wisp_kv_pool;
 
 /* Allocates a zeroed pool. Returns 0, WISP_E_UNSUPPORTED (Q8_0 with a
- * head_dim that is not a multiple of 32), WISP_E_INVALID or WISP_E_NOMEM. */
+ * head_dim that is not a multiple of 32), WISP_E_INTERNAL (a bad type or
+ * shape) or WISP_E_NOMEM. */
 int wisp_kv_pool_init(wisp_kv_pool *p, wisp_kv_type type, int n_layers, int n_blocks,
                       int block_size, int n_head_kv, int head_dim, wisp_err *err);
 void wisp_kv_pool_free(wisp_kv_pool *p);

@@ -243,12 +243,12 @@ static const wisp_cpu_kernels *check_weight(const wisp_tensor *w, int64_t n_tok,
     }
     int64_t n_in = w->ne[0], n_out = w->n_dims >= 2 ? w->ne[1] : 1;
     if (wisp_cpu_row_bytes(w->type, n_in) == 0 || n_out <= 0 || n_tok <= 0) {
-        *rc = wisp_err_set(err, WISP_E_INVALID, "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
+        *rc = wisp_err_set(err, WISP_E_INTERNAL, "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
                      w->name ? w->name : "?", (long long)n_in, (long long)n_out, (long long)n_tok);
         return NULL;
     }
     if (wisp_cpu_row_bytes(k->act_type, n_in) == 0) {
-        *rc = wisp_err_set(err, WISP_E_INVALID,
+        *rc = wisp_err_set(err, WISP_E_INTERNAL,
                      "matmul: tensor %s: row of %lld is not a multiple of the activation block",
                      w->name ? w->name : "?", (long long)n_in);
         return NULL;
@@ -260,7 +260,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
                   int64_t n_tok, float *const *ys, wisp_matmul_scratch *scratch, wisp_err *err)
 {
     if (n_w < 1 || n_w > WISP_MATMUL_MAX_PARTS)
-        return wisp_err_set(err, WISP_E_INVALID, "matmul: %d weights in one job", n_w);
+        return wisp_err_set(err, WISP_E_INTERNAL, "matmul: %d weights in one job", n_w);
     int rc = 0;
     const wisp_cpu_kernels *k0 = check_weight(ws[0], n_tok, &rc, err);
     if (!k0)
@@ -304,7 +304,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
             need = s > need ? s : need;
         }
         if (!scratch || !scratch->buf || scratch->size < need)
-            return wisp_err_set(err, WISP_E_INVALID,
+            return wisp_err_set(err, WISP_E_INTERNAL,
                                 "matmul: tensor %s: scratch of %zu bytes, %zu needed",
                                 ws[0]->name ? ws[0]->name : "?", scratch ? scratch->size : 0, need);
         uintptr_t base = (uintptr_t)scratch->buf;

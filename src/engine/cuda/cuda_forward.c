@@ -103,32 +103,32 @@ static int validate(const wisp_cuda_engine *e, const wisp_batch *b, step *st, wi
     const int bs = e->opts.block_size, V = e->cfg.vocab_size;
     memset(st, 0, sizeof(*st));
     if (b->n_seqs < 0 || b->n_seqs > e->opts.max_seqs)
-        return wisp_err_set(err, WISP_E_INVALID,
+        return wisp_err_set(err, WISP_E_INTERNAL,
                             "cuda engine: %d sequences in one step; the engine takes %d",
                             b->n_seqs, e->opts.max_seqs);
     int64_t rows = 0, tables = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         const wisp_batch_seq *q = &b->seqs[s];
         if (q->n_tokens < 0 || q->pos0 < 0 || (q->n_tokens > 0 && (!q->tokens || !q->logits)))
-            return wisp_err_set(err, WISP_E_INVALID,
+            return wisp_err_set(err, WISP_E_INTERNAL,
                                 "cuda engine: sequence %d: bad tokens/position/logits", s);
         if (q->n_tokens == 0)
             continue;
         const int64_t end = (int64_t)q->pos0 + q->n_tokens;
         const int64_t need = (end + bs - 1) / bs;
         if (need > q->n_blocks || !q->block_table)
-            return wisp_err_set(err, WISP_E_INVALID,
+            return wisp_err_set(err, WISP_E_INTERNAL,
                                 "cuda engine: sequence %d needs %lld blocks for %lld positions "
                                 "and its table has %d",
                                 s, (long long)need, (long long)end, q->n_blocks);
         for (int64_t i = 0; i < need; i++)
             if (q->block_table[i] < 0 || q->block_table[i] >= e->opts.n_blocks)
-                return wisp_err_set(err, WISP_E_INVALID,
+                return wisp_err_set(err, WISP_E_INTERNAL,
                                     "cuda engine: sequence %d: block %d outside the pool [0, %d)",
                                     s, (int)q->block_table[i], e->opts.n_blocks);
         for (int t = 0; t < q->n_tokens; t++)
             if (q->tokens[t] < 0 || q->tokens[t] >= V)
-                return wisp_err_set(err, WISP_E_INVALID,
+                return wisp_err_set(err, WISP_E_INTERNAL,
                                     "cuda engine: sequence %d: token %d outside the vocabulary "
                                     "[0, %d)",
                                     s, (int)q->tokens[t], V);
@@ -139,11 +139,11 @@ static int validate(const wisp_cuda_engine *e, const wisp_batch *b, step *st, wi
             st->max_kv = (int)end;
     }
     if (rows > e->opts.max_batch_tokens)
-        return wisp_err_set(err, WISP_E_INVALID,
+        return wisp_err_set(err, WISP_E_INTERNAL,
                             "cuda engine: %lld tokens in one step; the engine takes %d",
                             (long long)rows, e->opts.max_batch_tokens);
     if (tables > INT32_MAX / 2)
-        return wisp_err_set(err, WISP_E_INVALID, "cuda engine: block tables too long");
+        return wisp_err_set(err, WISP_E_INTERNAL, "cuda engine: block tables too long");
     st->n_rows = (int)rows;
     st->n_tables = (int)tables;
     return 0;

@@ -52,7 +52,7 @@ void wisp_cuda_kv_free(wisp_cuda_engine *e)
 static int check_block(const wisp_cuda_engine *e, int32_t b, const char *what, wisp_err *err)
 {
     if (b < 0 || b >= e->opts.n_blocks)
-        return wisp_err_set(err, WISP_E_INVALID, "cuda engine: %s block %d outside [0, %d)", what,
+        return wisp_err_set(err, WISP_E_INTERNAL, "cuda engine: %s block %d outside [0, %d)", what,
                             (int)b, e->opts.n_blocks);
     return 0;
 }
@@ -97,7 +97,7 @@ int wisp_cuda_write_block(wisp_cuda_engine *e, int32_t block, const void *src, w
 static wisp_cuda_engine *cuda_of(wisp_engine *e, wisp_err *err)
 {
     if (!wisp_engine_is_cuda(e)) {
-        wisp_err_set(err, WISP_E_INVALID, "host tier: not a CUDA engine");
+        wisp_err_set(err, WISP_E_INTERNAL, "host tier: not a CUDA engine");
         return NULL;
     }
     return e->ctx;
@@ -107,10 +107,10 @@ int wisp_cuda_tier_init(wisp_engine *eng, int n_host_blocks, wisp_err *err)
 {
     wisp_cuda_engine *e = cuda_of(eng, err);
     if (!e)
-        return WISP_E_INVALID;
+        return WISP_E_INTERNAL;
     WISP_TRY(wisp_cuda_enter(e, err));
     if (n_host_blocks <= 0)
-        return wisp_err_set(err, WISP_E_INVALID, "host tier: %d blocks", n_host_blocks);
+        return wisp_err_set(err, WISP_E_INTERNAL, "host tier: %d blocks", n_host_blocks);
     if (e->tier) {
         WISP_CU(err, cudaStreamSynchronize(e->side));
         cudaFreeHost(e->tier);
@@ -133,9 +133,9 @@ int wisp_cuda_tier_init(wisp_engine *eng, int n_host_blocks, wisp_err *err)
 static int check_slot(const wisp_cuda_engine *e, int32_t slot, wisp_err *err)
 {
     if (!e->tier)
-        return wisp_err_set(err, WISP_E_INVALID, "host tier: not initialized");
+        return wisp_err_set(err, WISP_E_INTERNAL, "host tier: not initialized");
     if (slot < 0 || slot >= e->n_tier)
-        return wisp_err_set(err, WISP_E_INVALID, "host tier: slot %d outside [0, %d)",
+        return wisp_err_set(err, WISP_E_INTERNAL, "host tier: slot %d outside [0, %d)",
                             (int)slot, e->n_tier);
     return 0;
 }
@@ -157,7 +157,7 @@ int wisp_cuda_tier_offload(wisp_engine *eng, int32_t dev_block, int32_t host_slo
 {
     wisp_cuda_engine *e = cuda_of(eng, err);
     if (!e)
-        return WISP_E_INVALID;
+        return WISP_E_INTERNAL;
     WISP_TRY(wisp_cuda_enter(e, err));
     WISP_TRY(check_block(e, dev_block, "offload", err));
     WISP_TRY(check_slot(e, host_slot, err));
@@ -170,7 +170,7 @@ int wisp_cuda_tier_restore(wisp_engine *eng, int32_t host_slot, int32_t dev_bloc
 {
     wisp_cuda_engine *e = cuda_of(eng, err);
     if (!e)
-        return WISP_E_INVALID;
+        return WISP_E_INTERNAL;
     WISP_TRY(wisp_cuda_enter(e, err));
     WISP_TRY(check_block(e, dev_block, "restore", err));
     WISP_TRY(check_slot(e, host_slot, err));
@@ -183,7 +183,7 @@ int wisp_cuda_tier_sync(wisp_engine *eng, wisp_err *err)
 {
     wisp_cuda_engine *e = cuda_of(eng, err);
     if (!e)
-        return WISP_E_INVALID;
+        return WISP_E_INTERNAL;
     WISP_TRY(wisp_cuda_enter(e, err));
     cudaError_t ce = cudaStreamSynchronize(e->side);
     if (ce != cudaSuccess)
