@@ -5,7 +5,7 @@
  * that may touch them, which is what keeps the handlers free of locks:
  *   - set once before the loop starts, read anywhere (opts, devices);
  *   - engine-thread state, touched only by ENGINE handlers and the worker's
- *     step hook (model, and what later issues add: scheduler, caches);
+ *     step hook (the runtime: model, tokenizer, engine, scheduler, caches);
  *   - published snapshots (model info, engine statistics) that the engine
  *     thread writes and loop-thread handlers (initialize, status) read,
  *     under one mutex.

@@ -19,7 +19,7 @@ It reports:
   - cache hit rate: cached prompt tokens / prompt tokens over all requests,
     the share of requests that hit at all, and the `status` prefix-cache
     counters before and after.
-Goal on CPU (issue 8): median TTFT under 50 ms, under 10% of the prompt
+Goal on CPU: median TTFT under 50 ms, under 10% of the prompt
 re-prefilled per request.
 
 HOW TO RUN (needs the integrated binary: `infill` with input_prefix /

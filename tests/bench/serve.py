@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Serving benchmark (issue 6 section 5): drives build/wisp over stdio the
+"""Serving benchmark: drives build/wisp over stdio the
 way a client does and measures what the scheduler and the paged KV cache
 give under load.
 
@@ -25,13 +25,13 @@ It reports:
     from), which is what the goal is judged on: the fixed-length runs use
     short 33-token prompts, where the empty tail of the last block (at most
     15 slots) is a large share of a short sequence.
-Goals on CPU (issue 6): 16 streams >= 4x one stream; cached TTFT < 10% of
+Goals on CPU: 16 streams >= 4x one stream; cached TTFT < 10% of
 uncached; KV waste < 4%.
 
 HOW TO RUN:
 
     make -j2
-    # the ~200M Qwen2-layout model of issue 5 (dim 1024, 16 layers, 16/2
+    # the ~200M Qwen2-layout model of the CPU benchmarks (dim 1024, 16 layers, 16/2
     # heads, ffn 2816, 32k vocabulary, tied output), Q8_0:
     /usr/bin/python3 tests/bench/serve.py --synth /tmp/qwen2-200m-q8_0.gguf --threads 2
     # or any model:

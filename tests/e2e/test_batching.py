@@ -1,4 +1,4 @@
-"""Continuous batching end to end (issue 6, section 4) on stories260K:
+"""Continuous batching end to end on stories260K:
 many concurrent greedy requests with overlapping prefixes, each equal to
 the same request run alone; a cancel storm; a KV pool so small that
 sequences must be preempted; all with nothing leaked in `status`.

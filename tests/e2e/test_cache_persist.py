@@ -1,4 +1,4 @@
-"""The prefix cache on disk (--cache-dir, issue 6 section 2): a restarted
+"""The prefix cache on disk (--cache-dir): a restarted
 wisp starts warm; damaged or foreign cache files are never trusted.
 
 A first process computes a prompt and exits cleanly (stdin EOF), which

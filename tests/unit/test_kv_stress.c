@@ -1,6 +1,6 @@
 /*
  * test_kv_stress.c - a randomized stress test of the block allocator and the
- * prefix cache (issue 6, section 4).
+ * prefix cache.
  *
  * Thousands of random operations - admit (prefix lookup + prefill), append,
  * fork, finish, cancel (reserve then drop uncomputed), a stopped step rolled
