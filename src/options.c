@@ -74,8 +74,9 @@ static int parse_u64(const char *flag, const char *s, uint64_t lo, uint64_t hi, 
     *out = v;
     return 0;
 bad:
-    return wisp_err_set(err, WISP_E_INVALID, "%s: expected a whole number in [%llu, %llu], got '%s'",
-                        flag, (unsigned long long)lo, (unsigned long long)hi, s);
+    return wisp_err_set(err, WISP_E_INVALID,
+                        "%s: expected a whole number in [%llu, %llu], got '%s'", flag,
+                        (unsigned long long)lo, (unsigned long long)hi, s);
 }
 
 static int set_model(wisp_options *o, const char *flag, const char *v, wisp_err *err)
@@ -89,7 +90,7 @@ static int set_model(wisp_options *o, const char *flag, const char *v, wisp_err 
 static int set_ctx(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     uint64_t n;
-    int rc = parse_u64(flag, v, 1, 1 << 24, &n, err);   /* WISP_RUNTIME_MAX_CTX */
+    int rc = parse_u64(flag, v, 1, 1 << 24, &n, err); /* WISP_RUNTIME_MAX_CTX */
     if (rc == 0)
         o->n_ctx = (int)n;
     return rc;
@@ -98,7 +99,7 @@ static int set_ctx(wisp_options *o, const char *flag, const char *v, wisp_err *e
 static int set_threads(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     uint64_t n;
-    int rc = parse_u64(flag, v, 1, 1024, &n, err);   /* the thread pool's limit */
+    int rc = parse_u64(flag, v, 1, 1024, &n, err); /* the thread pool's limit */
     if (rc == 0)
         o->n_threads = (int)n;
     return rc;
@@ -176,7 +177,7 @@ static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_
 static const struct flag {
     const char *name;
     int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
-    wisp_options_status status;   /* for flags without a value (set == NULL) */
+    wisp_options_status status; /* for flags without a value (set == NULL) */
 } flags[] = {
     {"--model", set_model, 0},
     {"--ctx", set_ctx, 0},
@@ -211,8 +212,8 @@ int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_e
             if (arg[0] == '-')
                 return wisp_err_set(err, WISP_E_INVALID, "unknown option '%s' (see wisp --help)",
                                     argv[i]);
-            return wisp_err_set(err, WISP_E_INVALID,
-                                "unexpected argument '%s' (see wisp --help)", argv[i]);
+            return wisp_err_set(err, WISP_E_INVALID, "unexpected argument '%s' (see wisp --help)",
+                                argv[i]);
         }
         if (!f->set) {
             if (eq)

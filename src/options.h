@@ -22,22 +22,22 @@ typedef enum wisp_device_choice {
 } wisp_device_choice;
 
 typedef struct wisp_options {
-    const char *model;          /* --model PATH: loaded at start; NULL = none */
-    int n_ctx;                  /* --ctx N: context length; 0 = the model's */
-    int n_threads;              /* --threads N: CPU threads; 0 = physical cores */
-    wisp_device_choice device;  /* --device auto|cpu|cuda */
-    wisp_log_level log_level;   /* --log-level off|error|warn|info|debug */
-    size_t max_message_bytes;   /* --max-message-bytes N (default 16 MiB) */
-    int64_t kv_mb;              /* --kv-mb N: KV cache pool in MiB; 0 = default */
-    int kv_type;                /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
-    int64_t host_cache_mb;      /* --host-cache-mb N: second-tier prefix cache; -1 = default */
-    const char *cache_dir;      /* --cache-dir DIR: persistent prefix cache; NULL = none */
+    const char *model;         /* --model PATH: loaded at start; NULL = none */
+    int n_ctx;                 /* --ctx N: context length; 0 = the model's */
+    int n_threads;             /* --threads N: CPU threads; 0 = physical cores */
+    wisp_device_choice device; /* --device auto|cpu|cuda */
+    wisp_log_level log_level;  /* --log-level off|error|warn|info|debug */
+    size_t max_message_bytes;  /* --max-message-bytes N (default 16 MiB) */
+    int64_t kv_mb;             /* --kv-mb N: KV cache pool in MiB; 0 = default */
+    int kv_type;               /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
+    int64_t host_cache_mb;     /* --host-cache-mb N: second-tier prefix cache; -1 = default */
+    const char *cache_dir;     /* --cache-dir DIR: persistent prefix cache; NULL = none */
 } wisp_options;
 
 typedef enum wisp_options_status {
-    WISP_OPTIONS_RUN = 0,       /* run the server with the parsed options */
-    WISP_OPTIONS_HELP = 1,      /* --help: print wisp_options_usage() to stdout */
-    WISP_OPTIONS_VERSION = 2,   /* --version */
+    WISP_OPTIONS_RUN = 0,     /* run the server with the parsed options */
+    WISP_OPTIONS_HELP = 1,    /* --help: print wisp_options_usage() to stdout */
+    WISP_OPTIONS_VERSION = 2, /* --version */
 } wisp_options_status;
 
 #define WISP_DEFAULT_MAX_MESSAGE_BYTES ((size_t)16 << 20)

@@ -13,7 +13,7 @@
 #include "model/gguf.h"
 #include "model/types.h"
 
-static const char *vtype_names[] = {"u8",  "i8",   "u16", "i16",   "u32", "i32", "f32",
+static const char *vtype_names[] = {"u8",   "i8",  "u16", "i16", "u32", "i32", "f32",
                                     "bool", "str", "arr", "u64", "i64", "f64"};
 
 static void print_scalar(const wisp_gguf *g, const char *key, wisp_gguf_vtype t)
@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     }
     printf("version %u, %" PRId64 " keys, %" PRId64 " tensors, alignment %u, %" PRIu64
            " bytes, data at %" PRIu64 "\n",
-           wisp_gguf_version(g), wisp_gguf_n_kv(g), wisp_gguf_n_tensors(g),
-           wisp_gguf_alignment(g), wisp_gguf_file_size(g), wisp_gguf_data_offset(g));
+           wisp_gguf_version(g), wisp_gguf_n_kv(g), wisp_gguf_n_tensors(g), wisp_gguf_alignment(g),
+           wisp_gguf_file_size(g), wisp_gguf_data_offset(g));
     for (int64_t i = 0; i < wisp_gguf_n_kv(g); i++) {
         wisp_str k = wisp_gguf_key_name(g, i);
         char key[512];

@@ -117,7 +117,8 @@ int main(int argc, char **argv)
             int type = TYPES[tix].type;
             size_t row = wisp_cpu_row_bytes(type, n_in);
             if (row == 0) {
-                fprintf(stderr, "kbench: %s rows cannot hold %lld elements\n", TYPES[tix].name, n_in);
+                fprintf(stderr, "kbench: %s rows cannot hold %lld elements\n", TYPES[tix].name,
+                        n_in);
                 continue;
             }
             size_t wbytes = row * (size_t)n_out;
@@ -127,8 +128,12 @@ int main(int argc, char **argv)
             srand(1);
             for (size_t i = 0; i < wbytes; i++)
                 w[i] = (unsigned char)(0x10 + rand() % 0x2c); /* finite, normal halves */
-            wisp_tensor t = {.name = "bench", .type = type, .n_dims = 2,
-                             .ne = {n_in, n_out, 1, 1}, .nbytes = wbytes, .data = w};
+            wisp_tensor t = {.name = "bench",
+                             .type = type,
+                             .n_dims = 2,
+                             .ne = {n_in, n_out, 1, 1},
+                             .nbytes = wbytes,
+                             .data = w};
             for (int li = 0; li < n_lvl; li++) {
                 int lv = -1;
                 for (int l = 0; l < WISP_SIMD_COUNT; l++)

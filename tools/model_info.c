@@ -53,8 +53,8 @@ int main(int argc, char **argv)
     printf("  layers %d, embd %d, heads %d/%d x %d, ff %d, vocab %d, ctx %d, rope %s base %g"
            " dim %d, eps %g%s%s%s\n",
            c->n_layers, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->vocab_size,
-           c->n_ctx_train, c->rope_layout == WISP_ROPE_NEOX ? "neox" : "normal",
-           c->rope_freq_base, c->rope_dim, c->norm_eps, c->tied_output ? ", tied" : "",
+           c->n_ctx_train, c->rope_layout == WISP_ROPE_NEOX ? "neox" : "normal", c->rope_freq_base,
+           c->rope_dim, c->norm_eps, c->tied_output ? ", tied" : "",
            c->attn_bias ? ", qkv bias" : "", c->qk_norm ? ", qk norm" : "");
     printf("  %" PRId64 " parameters, %" PRIu64 " bytes, types:", wisp_model_n_params(m),
            wisp_model_file_bytes(m));
@@ -68,11 +68,12 @@ int main(int argc, char **argv)
     int n_ctx = argc > 2 ? atoi(argv[2]) : 0;
     if (!wisp_model_is_vocab_only(m) && wisp_model_plan_model(m, n_ctx, 1, -1, &p, &err) == 0) {
         printf("  plan at n_ctx %d: weights %.1f MiB (layers %.1f, max layer %.1f, embd %.1f,"
-               " output %.1f), KV %" PRIu64 " B/token = %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
+               " output %.1f), KV %" PRIu64
+               " B/token = %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
                p.n_ctx, p.weight_bytes / 1048576.0, p.layer_bytes_total / 1048576.0,
-               p.layer_bytes_max / 1048576.0, p.embd_bytes / 1048576.0,
-               p.output_bytes / 1048576.0, p.kv_bytes_per_token, p.kv_bytes / 1048576.0,
-               p.scratch_bytes / 1048576.0, p.host_bytes / 1048576.0);
+               p.layer_bytes_max / 1048576.0, p.embd_bytes / 1048576.0, p.output_bytes / 1048576.0,
+               p.kv_bytes_per_token, p.kv_bytes / 1048576.0, p.scratch_bytes / 1048576.0,
+               p.host_bytes / 1048576.0);
         wisp_model_plan_free(&p);
     }
     printf("  open %.2f ms, RSS %ld kB (peak %ld kB)\n", ms, status_kb("VmRSS:"),

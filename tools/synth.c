@@ -32,7 +32,7 @@
 
 typedef struct opts {
     const char *arch, *vocab, *out, *hf_dir, *name, *recipe;
-    const char *chat_template;   /* file whose text becomes tokenizer.chat_template */
+    const char *chat_template; /* file whose text becomes tokenizer.chat_template */
     int layers, embd, heads, kv_heads, head_dim, ff, vocab_size, ctx, shards;
     float rope_base, eps;
     int type, embd_type, hf_dtype;
@@ -40,14 +40,18 @@ typedef struct opts {
     uint64_t seed;
 } opts;
 
-typedef enum { K_MATRIX, K_NORM, K_BIAS } kind;
+typedef enum {
+    K_MATRIX,
+    K_NORM,
+    K_BIAS
+} kind;
 
 typedef struct tdesc {
     char gguf[64], hf[96];
     kind k;
     int64_t ne[2]; /* ne[0] row length, ne[1] rows */
     int n_dims;
-    int type;      /* GGUF type */
+    int type;       /* GGUF type */
     int perm_heads; /* > 0: llama Q/K rows permuted over this many heads */
 } tdesc;
 
@@ -124,9 +128,14 @@ static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i -
 
 static int recipe_type(const opts *o, const char *role, int layer)
 {
-    static const struct { const char *name; int base, more; } recipes[] = {
-        {"q4_k_m", WISP_TYPE_Q4_K, WISP_TYPE_Q6_K}, {"q5_k_m", WISP_TYPE_Q5_K, WISP_TYPE_Q6_K},
-        {"q3_k_m", WISP_TYPE_Q3_K, WISP_TYPE_Q5_K}, {"q2_k", WISP_TYPE_Q2_K, WISP_TYPE_Q4_K},
+    static const struct {
+        const char *name;
+        int base, more;
+    } recipes[] = {
+        {"q4_k_m", WISP_TYPE_Q4_K, WISP_TYPE_Q6_K},
+        {"q5_k_m", WISP_TYPE_Q5_K, WISP_TYPE_Q6_K},
+        {"q3_k_m", WISP_TYPE_Q3_K, WISP_TYPE_Q5_K},
+        {"q2_k", WISP_TYPE_Q2_K, WISP_TYPE_Q4_K},
     };
     if (!o->recipe)
         return o->type;
@@ -148,28 +157,28 @@ static int build_layout(const opts *o, tdesc *t, int max)
     int n = 0, hd = o->head_dim, q = o->heads * hd, kv = o->kv_heads * hd;
     bool llama = strcmp(o->arch, "llama") == 0, qwen2 = strcmp(o->arch, "qwen2") == 0;
     bool qwen3 = strcmp(o->arch, "qwen3") == 0;
-#define ADD(G, H, K, A, B, ND, TY, PH)                                                    \
-    do {                                                                                  \
-        if (n >= max)                                                                     \
-            return -1;                                                                    \
-        tdesc *d = &t[n++];                                                               \
-        snprintf(d->gguf, sizeof d->gguf, "%s", G);                                       \
-        snprintf(d->hf, sizeof d->hf, "%s", H);                                           \
-        d->k = K, d->ne[0] = A, d->ne[1] = B, d->n_dims = ND, d->perm_heads = PH;          \
-        d->type = K == K_MATRIX ? pick_type(TY, A) : WISP_TYPE_F32;                        \
+#define ADD(G, H, K, A, B, ND, TY, PH)                                            \
+    do {                                                                          \
+        if (n >= max)                                                             \
+            return -1;                                                            \
+        tdesc *d = &t[n++];                                                       \
+        snprintf(d->gguf, sizeof d->gguf, "%s", G);                               \
+        snprintf(d->hf, sizeof d->hf, "%s", H);                                   \
+        d->k = K, d->ne[0] = A, d->ne[1] = B, d->n_dims = ND, d->perm_heads = PH; \
+        d->type = K == K_MATRIX ? pick_type(TY, A) : WISP_TYPE_F32;               \
     } while (0)
-    int embd_t = o->embd_type >= 0 ? o->embd_type
+    int embd_t = o->embd_type >= 0      ? o->embd_type
                  : o->tied && o->recipe ? recipe_type(o, "output", 0)
                                         : recipe_type(o, "token_embd", 0);
     ADD("token_embd.weight", "model.embed_tokens.weight", K_MATRIX, o->embd, o->vocab_size, 2,
         embd_t, 0);
     for (int l = 0; l < o->layers; l++) {
         char g[64], h[96];
-#define LAYER(GS, HS, K, A, B, ND, ROLE, PH)                                              \
-    do {                                                                                  \
-        snprintf(g, sizeof g, "blk.%d.%s", l, GS);                                        \
-        snprintf(h, sizeof h, "model.layers.%d.%s", l, HS);                               \
-        ADD(g, h, K, A, B, ND, recipe_type(o, ROLE, l), PH);                              \
+#define LAYER(GS, HS, K, A, B, ND, ROLE, PH)                 \
+    do {                                                     \
+        snprintf(g, sizeof g, "blk.%d.%s", l, GS);           \
+        snprintf(h, sizeof h, "model.layers.%d.%s", l, HS);  \
+        ADD(g, h, K, A, B, ND, recipe_type(o, ROLE, l), PH); \
     } while (0)
         LAYER("attn_norm.weight", "input_layernorm.weight", K_NORM, o->embd, 1, 1, "", 0);
         LAYER("attn_q.weight", "self_attn.q_proj.weight", K_MATRIX, o->embd, q, 2, "attn_q",
@@ -188,13 +197,12 @@ static int build_layout(const opts *o, tdesc *t, int max)
             LAYER("attn_q_norm.weight", "self_attn.q_norm.weight", K_NORM, hd, 1, 1, "", 0);
             LAYER("attn_k_norm.weight", "self_attn.k_norm.weight", K_NORM, hd, 1, 1, "", 0);
         }
-        LAYER("ffn_norm.weight", "post_attention_layernorm.weight", K_NORM, o->embd, 1, 1, "",
-              0);
+        LAYER("ffn_norm.weight", "post_attention_layernorm.weight", K_NORM, o->embd, 1, 1, "", 0);
         LAYER("ffn_gate.weight", "mlp.gate_proj.weight", K_MATRIX, o->embd, o->ff, 2, "ffn_gate",
               0);
         LAYER("ffn_up.weight", "mlp.up_proj.weight", K_MATRIX, o->embd, o->ff, 2, "ffn_up", 0);
-        LAYER("ffn_down.weight", "mlp.down_proj.weight", K_MATRIX, o->ff, o->embd, 2,
-              "ffn_down", 0);
+        LAYER("ffn_down.weight", "mlp.down_proj.weight", K_MATRIX, o->ff, o->embd, 2, "ffn_down",
+              0);
     }
     ADD("output_norm.weight", "model.norm.weight", K_NORM, o->embd, 1, 1, 0, 0);
     if (!o->tied)
@@ -297,8 +305,8 @@ static int write_gguf(const opts *o, const tdesc *t, int n, const wisp_gguf *voc
 
 static int write_shard(const opts *o, const tdesc *t, int from, int to, const char *path)
 {
-    static const char *names[] = {[WISP_TYPE_F32] = "F32", [WISP_TYPE_F16] = "F16",
-                                  [WISP_TYPE_BF16] = "BF16"};
+    static const char *names[] =
+        {[WISP_TYPE_F32] = "F32", [WISP_TYPE_F16] = "F16", [WISP_TYPE_BF16] = "BF16"};
     int es = o->hf_dtype == WISP_TYPE_F32 ? 4 : 2;
     wisp_st_writer *w = wisp_st_writer_new();
     for (int i = from; i < to; i++) {
@@ -342,8 +350,9 @@ static int write_config(const opts *o, const wisp_gguf *vocab)
     const char *cls = strcmp(o->arch, "llama") == 0   ? "LlamaForCausalLM"
                       : strcmp(o->arch, "qwen2") == 0 ? "Qwen2ForCausalLM"
                                                       : "Qwen3ForCausalLM";
-    const char *dt = o->hf_dtype == WISP_TYPE_F32 ? "float32"
-                     : o->hf_dtype == WISP_TYPE_F16 ? "float16" : "bfloat16";
+    const char *dt = o->hf_dtype == WISP_TYPE_F32   ? "float32"
+                     : o->hf_dtype == WISP_TYPE_F16 ? "float16"
+                                                    : "bfloat16";
     uint32_t bos = 1, eos = 2;
     if (vocab) {
         wisp_gguf_get_u32(vocab, "tokenizer.ggml.bos_token_id", &bos);
@@ -382,8 +391,8 @@ static int write_tokenizer_config(const opts *o, const wisp_gguf *v)
     FILE *f = fopen(path, "w");
     if (!f)
         return 1;
-    fprintf(f, "{\n  \"add_bos_token\": %s,\n  \"add_eos_token\": %s,\n", add_bos ? "true" : "false",
-            add_eos ? "true" : "false");
+    fprintf(f, "{\n  \"add_bos_token\": %s,\n  \"add_eos_token\": %s,\n",
+            add_bos ? "true" : "false", add_eos ? "true" : "false");
     const char *keys[] = {"bos", "eos", "unknown"};
     const char *names[] = {"bos_token", "eos_token", "unk_token"};
     for (int i = 0; i < 3; i++) {
@@ -453,13 +462,14 @@ static int write_hf(const opts *o, const tdesc *t, int n, const wisp_gguf *vocab
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: synth [--arch llama|qwen2|qwen3] [--layers N] [--embd N] [--heads N]\n"
-            "             [--kv-heads N] [--head-dim N] [--ff N] [--vocab-size N] [--ctx N]\n"
-            "             [--rope-base F] [--eps F] [--type T | --recipe q4_k_m|q5_k_m|q3_k_m|q2_k]\n"
-            "             [--embd-type T] [--tied] [--vocab VOCAB.gguf] [--seed N] [--name S]\n"
-            "             [--chat-template FILE.jinja]\n"
-            "             [--out FILE.gguf] [--hf-dir DIR [--hf-dtype f32|f16|bf16] [--shards N]]\n");
+    fprintf(
+        stderr,
+        "usage: synth [--arch llama|qwen2|qwen3] [--layers N] [--embd N] [--heads N]\n"
+        "             [--kv-heads N] [--head-dim N] [--ff N] [--vocab-size N] [--ctx N]\n"
+        "             [--rope-base F] [--eps F] [--type T | --recipe q4_k_m|q5_k_m|q3_k_m|q2_k]\n"
+        "             [--embd-type T] [--tied] [--vocab VOCAB.gguf] [--seed N] [--name S]\n"
+        "             [--chat-template FILE.jinja]\n"
+        "             [--out FILE.gguf] [--hf-dir DIR [--hf-dtype f32|f16|bf16] [--shards N]]\n");
 }
 
 static int parse_type(const char *s, int *out)
@@ -475,40 +485,78 @@ static int parse_type(const char *s, int *out)
 
 int main(int argc, char **argv)
 {
-    opts o = {.arch = "llama", .layers = 2, .embd = 256, .heads = 8, .kv_heads = 4, .ff = 768,
-              .vocab_size = 32000, .ctx = 2048, .rope_base = 10000, .eps = 1e-6f,
-              .type = WISP_TYPE_F16, .embd_type = -1, .hf_dtype = WISP_TYPE_F32, .seed = 1,
-              .name = "synthetic", .shards = 1};
+    opts o = {.arch = "llama",
+              .layers = 2,
+              .embd = 256,
+              .heads = 8,
+              .kv_heads = 4,
+              .ff = 768,
+              .vocab_size = 32000,
+              .ctx = 2048,
+              .rope_base = 10000,
+              .eps = 1e-6f,
+              .type = WISP_TYPE_F16,
+              .embd_type = -1,
+              .hf_dtype = WISP_TYPE_F32,
+              .seed = 1,
+              .name = "synthetic",
+              .shards = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(flag) (strcmp(a, flag) == 0 && v && ++i)
-        if (OPT("--arch")) o.arch = v;
-        else if (OPT("--layers")) o.layers = atoi(v);
-        else if (OPT("--embd")) o.embd = atoi(v);
-        else if (OPT("--heads")) o.heads = atoi(v);
-        else if (OPT("--kv-heads")) o.kv_heads = atoi(v);
-        else if (OPT("--head-dim")) o.head_dim = atoi(v);
-        else if (OPT("--ff")) o.ff = atoi(v);
-        else if (OPT("--vocab-size")) o.vocab_size = atoi(v);
-        else if (OPT("--ctx")) o.ctx = atoi(v);
-        else if (OPT("--rope-base")) o.rope_base = strtof(v, NULL);
-        else if (OPT("--eps")) o.eps = strtof(v, NULL);
-        else if (OPT("--seed")) o.seed = strtoull(v, NULL, 10);
-        else if (OPT("--name")) o.name = v;
-        else if (OPT("--vocab")) o.vocab = v;
-        else if (OPT("--chat-template")) o.chat_template = v;
-        else if (OPT("--out")) o.out = v;
-        else if (OPT("--hf-dir")) o.hf_dir = v;
-        else if (OPT("--shards")) o.shards = atoi(v);
-        else if (OPT("--recipe")) o.recipe = v;
-        else if (OPT("--type")) { if (parse_type(v, &o.type)) return 2; }
-        else if (OPT("--embd-type")) { if (parse_type(v, &o.embd_type)) return 2; }
-        else if (OPT("--hf-dtype")) {
-            if (parse_type(v, &o.hf_dtype) || (o.hf_dtype != WISP_TYPE_F32 &&
-                o.hf_dtype != WISP_TYPE_F16 && o.hf_dtype != WISP_TYPE_BF16))
+        if (OPT("--arch"))
+            o.arch = v;
+        else if (OPT("--layers"))
+            o.layers = atoi(v);
+        else if (OPT("--embd"))
+            o.embd = atoi(v);
+        else if (OPT("--heads"))
+            o.heads = atoi(v);
+        else if (OPT("--kv-heads"))
+            o.kv_heads = atoi(v);
+        else if (OPT("--head-dim"))
+            o.head_dim = atoi(v);
+        else if (OPT("--ff"))
+            o.ff = atoi(v);
+        else if (OPT("--vocab-size"))
+            o.vocab_size = atoi(v);
+        else if (OPT("--ctx"))
+            o.ctx = atoi(v);
+        else if (OPT("--rope-base"))
+            o.rope_base = strtof(v, NULL);
+        else if (OPT("--eps"))
+            o.eps = strtof(v, NULL);
+        else if (OPT("--seed"))
+            o.seed = strtoull(v, NULL, 10);
+        else if (OPT("--name"))
+            o.name = v;
+        else if (OPT("--vocab"))
+            o.vocab = v;
+        else if (OPT("--chat-template"))
+            o.chat_template = v;
+        else if (OPT("--out"))
+            o.out = v;
+        else if (OPT("--hf-dir"))
+            o.hf_dir = v;
+        else if (OPT("--shards"))
+            o.shards = atoi(v);
+        else if (OPT("--recipe"))
+            o.recipe = v;
+        else if (OPT("--type")) {
+            if (parse_type(v, &o.type))
+                return 2;
+        } else if (OPT("--embd-type")) {
+            if (parse_type(v, &o.embd_type))
+                return 2;
+        } else if (OPT("--hf-dtype")) {
+            if (parse_type(v, &o.hf_dtype) ||
+                (o.hf_dtype != WISP_TYPE_F32 && o.hf_dtype != WISP_TYPE_F16 &&
+                 o.hf_dtype != WISP_TYPE_BF16))
                 return fprintf(stderr, "synth: --hf-dtype is f32, f16 or bf16\n"), 2;
-        } else if (strcmp(a, "--tied") == 0) o.tied = true;
-        else return usage(), 2;
+        } else if (strcmp(a, "--tied") == 0)
+            o.tied = true;
+        else
+            return usage(), 2;
     }
     if (strcmp(o.arch, "llama") && strcmp(o.arch, "qwen2") && strcmp(o.arch, "qwen3"))
         return fprintf(stderr, "synth: architecture '%s' (llama, qwen2, qwen3)\n", o.arch), 2;

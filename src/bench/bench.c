@@ -27,14 +27,14 @@
 
 typedef struct bench_args {
     const char *model;
-    const char *device;        /* "auto", "cpu" or "cuda"; then the one built */
+    const char *device; /* "auto", "cpu" or "cuda"; then the one built */
     int n_prompt, n_gen, threads, reps;
     int json;
     wisp_kv_type kv_type;
 } bench_args;
 
 typedef struct bench_result {
-    double mean, sd;   /* tokens/s */
+    double mean, sd; /* tokens/s */
 } bench_result;
 
 static void usage(FILE *f)
@@ -55,8 +55,7 @@ static int parse_int(const char *flag, const char *s, int min, int *out)
     errno = 0;
     long v = strtol(s ? s : "", &end, 10);
     if (!s || !*s || *end || errno || v < min || v > 1000000) {
-        fprintf(stderr, "wisp bench: %s needs an integer >= %d, got '%s'\n", flag, min,
-                s ? s : "");
+        fprintf(stderr, "wisp bench: %s needs an integer >= %d, got '%s'\n", flag, min, s ? s : "");
         return -1;
     }
     *out = (int)v;
@@ -210,9 +209,9 @@ static void print_table(const bench_args *a, const wisp_model *m, int threads, i
         snprintf(backend, sizeof backend, "CUDA");
     else
         snprintf(backend, sizeof backend, "CPU (%s)", wisp_matmul_simd_level());
-    snprintf(row, sizeof row, "| %s %s | %s | %.2f MiB | %.2f M | %s | %d |", c->arch_name,
-             c->name, main_type(m), wisp_model_file_bytes(m) / 1048576.0,
-             wisp_model_n_params(m) / 1e6, backend, threads);
+    snprintf(row, sizeof row, "| %s %s | %s | %.2f MiB | %.2f M | %s | %d |", c->arch_name, c->name,
+             main_type(m), wisp_model_file_bytes(m) / 1048576.0, wisp_model_n_params(m) / 1e6,
+             backend, threads);
     if (have_pp)
         printf("%s pp%d | %.2f ± %.2f |\n", row, a->n_prompt, pp.mean, pp.sd);
     if (have_tg)
@@ -221,11 +220,11 @@ static void print_table(const bench_args *a, const wisp_model *m, int threads, i
 
 static int print_json(const bench_args *a, int threads, bench_result pp, bench_result tg)
 {
-    json_t *o = json_pack("{s:s, s:i, s:{s:i, s:f, s:f}, s:{s:i, s:f, s:f}, s:s}", "model",
-                          a->model, "threads", threads, "pp", "n_tokens", a->n_prompt,
-                          "tokens_per_s", pp.mean, "stddev", pp.sd, "tg", "n_tokens", a->n_gen,
-                          "tokens_per_s", tg.mean, "stddev", tg.sd, "simd",
-                          wisp_matmul_simd_level());
+    json_t *o =
+        json_pack("{s:s, s:i, s:{s:i, s:f, s:f}, s:{s:i, s:f, s:f}, s:s}", "model", a->model,
+                  "threads", threads, "pp", "n_tokens", a->n_prompt, "tokens_per_s", pp.mean,
+                  "stddev", pp.sd, "tg", "n_tokens", a->n_gen, "tokens_per_s", tg.mean, "stddev",
+                  tg.sd, "simd", wisp_matmul_simd_level());
     if (!o)
         return -1;
     json_object_set_new(o, "device", json_string(a->device));

@@ -32,10 +32,10 @@ typedef struct wisp_jinja_env wisp_jinja_env;
 typedef struct wisp_jv wisp_jv;
 
 typedef struct wisp_jinja_limits {
-    size_t max_output;     /* bytes of rendered text (captured macro output included) */
-    size_t max_memory;     /* bytes of values and syntax tree */
-    uint64_t max_steps;    /* expression evaluations and loop iterations */
-    int max_depth;         /* macro calls and syntax nesting */
+    size_t max_output;  /* bytes of rendered text (captured macro output included) */
+    size_t max_memory;  /* bytes of values and syntax tree */
+    uint64_t max_steps; /* expression evaluations and loop iterations */
+    int max_depth;      /* macro calls and syntax nesting */
 } wisp_jinja_limits;
 
 /* 16 MiB output, 256 MiB memory, 10M steps, depth 64. */
@@ -71,7 +71,6 @@ void wisp_jinja_env_set(wisp_jinja_env *env, const char *name, wisp_jv *v);
  * error ("chat template line N: ..."; raise_exception's message verbatim
  * after "line N: "), WISP_E_TOO_LARGE for a limit, WISP_E_NOMEM. out may
  * hold partial text after an error. */
-int wisp_jinja_render(wisp_jinja_env *env, const char *src, size_t n, wisp_buf *out,
-                      wisp_err *err);
+int wisp_jinja_render(wisp_jinja_env *env, const char *src, size_t n, wisp_buf *out, wisp_err *err);
 
 #endif

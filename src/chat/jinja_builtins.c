@@ -11,7 +11,7 @@
 
 #include "chat/jinja_int.h"
 
-#define MAX_RANGE 100000   /* jinja2's sandbox refuses longer ranges */
+#define MAX_RANGE 100000 /* jinja2's sandbox refuses longer ranges */
 
 wisp_jv *jinja_arg(const jargs *a, size_t i, const char *name)
 {
@@ -549,20 +549,33 @@ typedef struct method_row {
 } method_row;
 
 static const method_row methods[] = {
-    {JV_STR, "strip", m_strip},           {JV_STR, "lstrip", m_lstrip},
-    {JV_STR, "rstrip", m_rstrip},         {JV_STR, "split", m_split},
-    {JV_STR, "rsplit", m_rsplit},         {JV_STR, "splitlines", m_splitlines},
-    {JV_STR, "startswith", m_startswith}, {JV_STR, "endswith", m_endswith},
-    {JV_STR, "upper", m_upper},           {JV_STR, "lower", m_lower},
-    {JV_STR, "title", m_title},           {JV_STR, "capitalize", m_capitalize},
-    {JV_STR, "replace", m_replace},       {JV_STR, "find", m_find},
-    {JV_STR, "rfind", m_rfind},           {JV_STR, "count", m_str_count},
-    {JV_STR, "join", m_str_join},         {JV_STR, "isdigit", m_isdigit},
-    {JV_STR, "isalpha", m_isalpha},       {JV_STR, "isalnum", m_isalnum},
+    {JV_STR, "strip", m_strip},
+    {JV_STR, "lstrip", m_lstrip},
+    {JV_STR, "rstrip", m_rstrip},
+    {JV_STR, "split", m_split},
+    {JV_STR, "rsplit", m_rsplit},
+    {JV_STR, "splitlines", m_splitlines},
+    {JV_STR, "startswith", m_startswith},
+    {JV_STR, "endswith", m_endswith},
+    {JV_STR, "upper", m_upper},
+    {JV_STR, "lower", m_lower},
+    {JV_STR, "title", m_title},
+    {JV_STR, "capitalize", m_capitalize},
+    {JV_STR, "replace", m_replace},
+    {JV_STR, "find", m_find},
+    {JV_STR, "rfind", m_rfind},
+    {JV_STR, "count", m_str_count},
+    {JV_STR, "join", m_str_join},
+    {JV_STR, "isdigit", m_isdigit},
+    {JV_STR, "isalpha", m_isalpha},
+    {JV_STR, "isalnum", m_isalnum},
     {JV_STR, "isspace", m_isspace},
-    {JV_DICT, "items", m_items},          {JV_DICT, "keys", m_keys},
-    {JV_DICT, "values", m_values},        {JV_DICT, "get", m_get},
-    {JV_LIST, "index", m_list_index},     {JV_LIST, "count", m_list_count},
+    {JV_DICT, "items", m_items},
+    {JV_DICT, "keys", m_keys},
+    {JV_DICT, "values", m_values},
+    {JV_DICT, "get", m_get},
+    {JV_LIST, "index", m_list_index},
+    {JV_LIST, "count", m_list_count},
 };
 
 wisp_jv *jinja_method(jctx *c, wisp_jv *v, const char *name)
@@ -577,7 +590,8 @@ wisp_jv *jinja_method(jctx *c, wisp_jv *v, const char *name)
 
 static wisp_jv *f_tojson(jctx *c, wisp_jv *v, const jargs *a)
 {
-    jjson_opts o = {.ensure_ascii = arg_true(a, 0, "ensure_ascii"), .indent = -1,
+    jjson_opts o = {.ensure_ascii = arg_true(a, 0, "ensure_ascii"),
+                    .indent = -1,
                     .sort_keys = arg_true(a, 3, "sort_keys")};
     wisp_jv *ind = jinja_arg(a, 1, "indent");
     if (ind && ind->type != JV_NONE) {
@@ -726,8 +740,16 @@ static wisp_jv *f_list(jctx *c, wisp_jv *v, const jargs *a)
     return copy;
 }
 
-static wisp_jv *f_string(jctx *c, wisp_jv *v, const jargs *a) { (void)a; return S(c, v); }
-static wisp_jv *f_safe(jctx *c, wisp_jv *v, const jargs *a) { (void)a; return S(c, v); }
+static wisp_jv *f_string(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)a;
+    return S(c, v);
+}
+static wisp_jv *f_safe(jctx *c, wisp_jv *v, const jargs *a)
+{
+    (void)a;
+    return S(c, v);
+}
 static wisp_jv *f_upper(jctx *c, wisp_jv *v, const jargs *a)
 {
     return case_impl(c, v, a->line, PYSTR_UPPER);
@@ -988,7 +1010,7 @@ static int sort_cmp(const void *x, const void *y)
     int r = 0;
     if (jv_compare(a->key, b->key, &r))
         sort_failed = true;
-    return r ? r : (a->idx < b->idx ? -1 : 1);   /* stable, as Python's sort */
+    return r ? r : (a->idx < b->idx ? -1 : 1); /* stable, as Python's sort */
 }
 
 static wisp_jv *sorted(jctx *c, int line, wisp_jv *items, wisp_jv *keys, bool reverse)
@@ -1076,16 +1098,36 @@ typedef struct filter_row {
 } filter_row;
 
 static const filter_row filters[] = {
-    {"tojson", f_tojson},     {"trim", f_trim},           {"length", f_length},
-    {"count", f_length},      {"first", f_first},         {"last", f_last},
-    {"join", f_join},         {"default", f_default},     {"d", f_default},
-    {"items", f_items},       {"list", f_list},           {"string", f_string},
-    {"int", f_int},           {"float", f_float},         {"upper", f_upper},
-    {"lower", f_lower},       {"title", f_title},         {"capitalize", f_capitalize},
-    {"replace", f_replace},   {"safe", f_safe},           {"map", f_map},
-    {"select", f_select},     {"reject", f_reject},       {"selectattr", f_selectattr},
-    {"rejectattr", f_rejectattr}, {"unique", f_unique},   {"indent", f_indent},
-    {"dictsort", f_dictsort}, {"sort", f_sort},           {"reverse", f_reverse},
+    {"tojson", f_tojson},
+    {"trim", f_trim},
+    {"length", f_length},
+    {"count", f_length},
+    {"first", f_first},
+    {"last", f_last},
+    {"join", f_join},
+    {"default", f_default},
+    {"d", f_default},
+    {"items", f_items},
+    {"list", f_list},
+    {"string", f_string},
+    {"int", f_int},
+    {"float", f_float},
+    {"upper", f_upper},
+    {"lower", f_lower},
+    {"title", f_title},
+    {"capitalize", f_capitalize},
+    {"replace", f_replace},
+    {"safe", f_safe},
+    {"map", f_map},
+    {"select", f_select},
+    {"reject", f_reject},
+    {"selectattr", f_selectattr},
+    {"rejectattr", f_rejectattr},
+    {"unique", f_unique},
+    {"indent", f_indent},
+    {"dictsort", f_dictsort},
+    {"sort", f_sort},
+    {"reverse", f_reverse},
     {"abs", f_abs},
 };
 
@@ -1283,17 +1325,22 @@ typedef struct test_row {
 } test_row;
 
 static const test_row tests[] = {
-    {"defined", t_defined},   {"undefined", t_undefined}, {"none", t_none},
-    {"string", t_string},     {"mapping", t_mapping},     {"iterable", t_iterable},
-    {"number", t_number},     {"sequence", t_sequence},   {"boolean", t_boolean},
-    {"true", t_true},         {"false", t_false},         {"integer", t_integer},
-    {"float", t_float},       {"callable", t_callable},   {"eq", t_eq},
-    {"equalto", t_eq},        {"==", t_eq},               {"ne", t_ne},
-    {"!=", t_ne},             {"lt", t_lt},               {"lessthan", t_lt},
-    {"le", t_le},             {"gt", t_gt},               {"greaterthan", t_gt},
-    {"ge", t_ge},             {"in", t_in},               {"sameas", t_sameas},
-    {"odd", t_odd},           {"even", t_even},           {"divisibleby", t_divisibleby},
-    {"lower", t_lower},       {"upper", t_upper},
+    {"defined", t_defined}, {"undefined", t_undefined},
+    {"none", t_none},       {"string", t_string},
+    {"mapping", t_mapping}, {"iterable", t_iterable},
+    {"number", t_number},   {"sequence", t_sequence},
+    {"boolean", t_boolean}, {"true", t_true},
+    {"false", t_false},     {"integer", t_integer},
+    {"float", t_float},     {"callable", t_callable},
+    {"eq", t_eq},           {"equalto", t_eq},
+    {"==", t_eq},           {"ne", t_ne},
+    {"!=", t_ne},           {"lt", t_lt},
+    {"lessthan", t_lt},     {"le", t_le},
+    {"gt", t_gt},           {"greaterthan", t_gt},
+    {"ge", t_ge},           {"in", t_in},
+    {"sameas", t_sameas},   {"odd", t_odd},
+    {"even", t_even},       {"divisibleby", t_divisibleby},
+    {"lower", t_lower},     {"upper", t_upper},
 };
 
 jtest jinja_test_find(const char *name)
@@ -1339,7 +1386,7 @@ static wisp_jv *g_range(jctx *c, wisp_jv *self, const jargs *a)
 static wisp_jv *kw_dict(jctx *c, const jargs *a, jv_type type)
 {
     wisp_jv *d = wisp_jv_dict(c->env);
-    if (!c->env->oom)   /* never retype the shared out-of-memory value */
+    if (!c->env->oom) /* never retype the shared out-of-memory value */
         d->type = type;
     if (a->npos > 1)
         return jinja_fail(c, a->line, WISP_E_INVALID, "expected at most 1 positional argument");
@@ -1402,11 +1449,8 @@ typedef struct global_row {
 } global_row;
 
 static const global_row globals[] = {
-    {"range", g_range},
-    {"namespace", g_namespace},
-    {"dict", g_dict},
-    {"raise_exception", g_raise},
-    {"strftime_now", g_strftime_now},
+    {"range", g_range},           {"namespace", g_namespace},       {"dict", g_dict},
+    {"raise_exception", g_raise}, {"strftime_now", g_strftime_now},
 };
 
 wisp_jv *jinja_global(jctx *c, const char *name)

@@ -12,7 +12,12 @@
 
 #include "chat/jinja_int.h"
 
-enum { FLOW_OK = 0, FLOW_ERR = -1, FLOW_BREAK = 1, FLOW_CONTINUE = 2 };
+enum {
+    FLOW_OK = 0,
+    FLOW_ERR = -1,
+    FLOW_BREAK = 1,
+    FLOW_CONTINUE = 2
+};
 
 wisp_jv *jinja_fail(jctx *c, int line, int code, const char *fmt, ...)
 {
@@ -368,7 +373,11 @@ static wisp_jv *arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
         case '-': r = x - y; break;
         case '*': r = op[1] ? pow(x, y) : x * y; break;
         case '/': r = floor(x / y); break;
-        default: r = fmod(x, y); if (r != 0 && ((r < 0) != (y < 0))) r += y; break;
+        default:
+            r = fmod(x, y);
+            if (r != 0 && ((r < 0) != (y < 0)))
+                r += y;
+            break;
         }
         return wisp_jv_float(env, r);
     }
@@ -429,7 +438,7 @@ int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq)
         return 0;
     case JV_DICT:
     case JV_NS: return jv_dict_get(seq, item) != NULL;
-    case JV_UNDEF: return 0;   /* Undefined iterates empty */
+    case JV_UNDEF: return 0; /* Undefined iterates empty */
     default:
         jinja_fail(c, line, WISP_E_INVALID, "argument of type '%s' is not iterable",
                    jv_type_name(seq));
@@ -507,7 +516,7 @@ static wisp_jv *call_macro(jctx *c, wisp_jv *m, const jargs *a, wisp_jv *caller)
     jframe *f = frame_new(c, m->macro.closure);
     if (!f) {
         c->depth--;
-        step(c, a->line);   /* reports the memory limit */
+        step(c, a->line); /* reports the memory limit */
         return NULL;
     }
     if (a->npos > def->nnames) {
@@ -734,8 +743,7 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
             return NULL;
         return wisp_jv_bool(env, n->neg ? !r : r);
     }
-    default:
-        return jinja_fail(c, n->line, WISP_E_INTERNAL, "statement used as an expression");
+    default: return jinja_fail(c, n->line, WISP_E_INTERNAL, "statement used as an expression");
     }
 }
 
@@ -907,7 +915,7 @@ static int exec_stmt(jctx *c, jframe *f, const jnode *n)
             frame_set(c, f, n->name, text);
             return rc;
         }
-        n->b->val = text;   /* the placeholder the filter chain starts from */
+        n->b->val = text; /* the placeholder the filter chain starts from */
         wisp_jv *v = eval(c, f, n->a);
         return v && emit_value(c, n->line, v) ? rc : FLOW_ERR;
     }
@@ -956,8 +964,7 @@ static int exec_body(jctx *c, jframe *f, jnode *const *body, size_t n)
     return FLOW_OK;
 }
 
-int wisp_jinja_render(wisp_jinja_env *env, const char *src, size_t n, wisp_buf *out,
-                      wisp_err *err)
+int wisp_jinja_render(wisp_jinja_env *env, const char *src, size_t n, wisp_buf *out, wisp_err *err)
 {
     wisp_err local = {0};
     if (!err)

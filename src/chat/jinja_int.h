@@ -8,17 +8,17 @@
 #include "chat/jinja.h"
 
 typedef enum jv_type {
-    JV_UNDEF,     /* jinja2's default Undefined: prints empty, falsy, iterates empty */
+    JV_UNDEF, /* jinja2's default Undefined: prints empty, falsy, iterates empty */
     JV_NONE,
     JV_BOOL,
     JV_INT,
     JV_FLOAT,
     JV_STR,
-    JV_LIST,      /* lists and tuples alike */
+    JV_LIST, /* lists and tuples alike */
     JV_DICT,
-    JV_NS,        /* namespace(): a dict whose attributes can be set */
+    JV_NS, /* namespace(): a dict whose attributes can be set */
     JV_MACRO,
-    JV_FUNC,      /* a builtin function or a bound method */
+    JV_FUNC, /* a builtin function or a bound method */
 } jv_type;
 
 struct jctx;
@@ -40,7 +40,7 @@ typedef wisp_jv *(*jfunc)(struct jctx *c, wisp_jv *self, const jargs *a);
 typedef struct jlist {
     wisp_jv **v;
     size_t n, cap;
-    bool tuple;        /* prints as (a, b): tuple literals, items() pairs */
+    bool tuple; /* prints as (a, b): tuple literals, items() pairs */
 } jlist;
 
 typedef struct jdict {
@@ -54,12 +54,22 @@ struct wisp_jv {
         bool b;
         int64_t i;
         double f;
-        struct { const char *s; size_t n; } str;
+        struct {
+            const char *s;
+            size_t n;
+        } str;
         jlist *list;
-        jdict *dict;                          /* JV_DICT and JV_NS */
-        struct { const struct jnode *def; struct jframe *closure; } macro;
-        struct { jfunc fn; wisp_jv *self; const char *name; } func;
-        const char *undef_hint;               /* JV_UNDEF: what was missing */
+        jdict *dict; /* JV_DICT and JV_NS */
+        struct {
+            const struct jnode *def;
+            struct jframe *closure;
+        } macro;
+        struct {
+            jfunc fn;
+            wisp_jv *self;
+            const char *name;
+        } func;
+        const char *undef_hint; /* JV_UNDEF: what was missing */
     };
 };
 
@@ -75,13 +85,13 @@ struct wisp_jinja_env {
     wisp_jinja_limits lim;
     jchunk *chunks;
     size_t mem_used;
-    bool oom;               /* the memory limit was hit */
+    bool oom; /* the memory limit was hit */
     time_t now;
-    wisp_jv *vars;          /* JV_DICT of context variables */
+    wisp_jv *vars; /* JV_DICT of context variables */
     wisp_jv *none, *undef, *t, *f, *empty;
 };
 
-void *jinja_alloc(wisp_jinja_env *env, size_t n);   /* zeroed; NULL and env->oom on limit */
+void *jinja_alloc(wisp_jinja_env *env, size_t n); /* zeroed; NULL and env->oom on limit */
 char *jinja_strdup(wisp_jinja_env *env, const char *s, size_t n);
 wisp_jv *jv_new(wisp_jinja_env *env, jv_type t);
 wisp_jv *jv_undef(wisp_jinja_env *env, const char *hint);
@@ -89,8 +99,8 @@ wisp_jv *jv_func(wisp_jinja_env *env, jfunc fn, wisp_jv *self, const char *name)
 wisp_jv *jv_list_n(wisp_jinja_env *env, size_t cap);
 wisp_jv *jv_strcat(wisp_jinja_env *env, const char *a, size_t an, const char *b, size_t bn);
 void jv_dict_put(wisp_jinja_env *env, wisp_jv *d, wisp_jv *k, wisp_jv *v);
-wisp_jv *jv_dict_get(const wisp_jv *d, const wisp_jv *k);           /* NULL when absent */
-wisp_jv *jv_dict_gets(const wisp_jv *d, const char *k, size_t n);   /* string key */
+wisp_jv *jv_dict_get(const wisp_jv *d, const wisp_jv *k);         /* NULL when absent */
+wisp_jv *jv_dict_gets(const wisp_jv *d, const char *k, size_t n); /* string key */
 
 /* ---------------------------------------------------------------- Python semantics */
 
@@ -99,7 +109,7 @@ bool jv_equal(const wisp_jv *a, const wisp_jv *b);
 /* Orders a and b like Python's <; returns 0 and sets *out, or -1 when the
  * types cannot be ordered. */
 int jv_compare(const wisp_jv *a, const wisp_jv *b, int *out);
-const char *jv_type_name(const wisp_jv *v);    /* Python's type name: 'str', 'dict', ... */
+const char *jv_type_name(const wisp_jv *v); /* Python's type name: 'str', 'dict', ... */
 /* str(v) (print form) and repr(v) appended to b. Return 0 or WISP_E_NOMEM. */
 int jv_str_append(wisp_buf *b, const wisp_jv *v);
 int jv_repr_append(wisp_buf *b, const wisp_jv *v);
@@ -107,12 +117,11 @@ int jv_repr_append(wisp_buf *b, const wisp_jv *v);
  * Returns 0, or -1 with *bad naming an unserialisable type. */
 typedef struct jjson_opts {
     bool ensure_ascii;
-    int indent;              /* <0: none */
+    int indent; /* <0: none */
     const char *item_sep, *key_sep;
     bool sort_keys;
 } jjson_opts;
-int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth,
-                   const char **bad);
+int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth, const char **bad);
 /* The value as a new string value (str()). */
 wisp_jv *jv_to_str(wisp_jinja_env *env, const wisp_jv *v);
 void jv_float_repr(char *out, size_t cap, double d);
@@ -122,29 +131,43 @@ void jv_float_repr(char *out, size_t cap, double d);
 /* Decodes one UTF-8 code point at s[*i] (n bytes), advancing *i; invalid
  * bytes decode as themselves so nothing is lost. */
 int32_t pystr_next(const char *s, size_t n, size_t *i);
-size_t pystr_len(const char *s, size_t n);          /* code points */
+size_t pystr_len(const char *s, size_t n); /* code points */
 /* Byte offset of code point index cp (clamped to n). */
 size_t pystr_offset(const char *s, size_t n, size_t cp);
-bool pystr_isspace(int32_t c);                      /* Python str.isspace() */
+bool pystr_isspace(int32_t c); /* Python str.isspace() */
 int pystr_encode(int32_t c, char out[4]);
 /* Strips characters (chars == NULL: whitespace) from the left and/or right. */
-void pystr_strip(const char *s, size_t n, const char *chars, size_t cn, bool left,
-                 bool right, size_t *start, size_t *len);
+void pystr_strip(const char *s, size_t n, const char *chars, size_t cn, bool left, bool right,
+                 size_t *start, size_t *len);
 /* Python str.upper()/lower()/capitalize()/title() into b. */
 int pystr_case(wisp_buf *b, const char *s, size_t n, int mode);
-enum { PYSTR_UPPER, PYSTR_LOWER, PYSTR_CAPITALIZE, PYSTR_TITLE };
+enum {
+    PYSTR_UPPER,
+    PYSTR_LOWER,
+    PYSTR_CAPITALIZE,
+    PYSTR_TITLE
+};
 
 /* ---------------------------------------------------------------- tokens */
 
 typedef enum jtok_type {
-    JT_EOF, JT_TEXT, JT_VAR_BEGIN, JT_VAR_END, JT_BLOCK_BEGIN, JT_BLOCK_END,
-    JT_NAME, JT_STRING, JT_INT, JT_FLOAT, JT_OP,
+    JT_EOF,
+    JT_TEXT,
+    JT_VAR_BEGIN,
+    JT_VAR_END,
+    JT_BLOCK_BEGIN,
+    JT_BLOCK_END,
+    JT_NAME,
+    JT_STRING,
+    JT_INT,
+    JT_FLOAT,
+    JT_OP,
 } jtok_type;
 
 typedef struct jtok {
     jtok_type type;
     int line;
-    const char *s;      /* text, name, op or decoded string; NUL-terminated in the arena */
+    const char *s; /* text, name, op or decoded string; NUL-terminated in the arena */
     size_t n;
     int64_t i;
     double f;
@@ -161,28 +184,54 @@ int jinja_lex(wisp_jinja_env *env, const char *src, size_t n, jtoks *out, wisp_e
 
 typedef enum jnode_kind {
     /* statements */
-    N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_SET_ATTR, N_SET_BLOCK, N_MACRO, N_CALL_BLOCK,
-    N_BREAK, N_CONTINUE, N_FILTER_BLOCK,
+    N_TEXT,
+    N_OUTPUT,
+    N_IF,
+    N_FOR,
+    N_SET,
+    N_SET_ATTR,
+    N_SET_BLOCK,
+    N_MACRO,
+    N_CALL_BLOCK,
+    N_BREAK,
+    N_CONTINUE,
+    N_FILTER_BLOCK,
     /* expressions */
-    E_LIT, E_NAME, E_LIST, E_DICT, E_UNARY, E_BIN, E_AND, E_OR, E_NOT, E_COND, E_CMP,
-    E_ATTR, E_ITEM, E_SLICE, E_CALL, E_FILTER, E_TEST, E_CONCAT,
+    E_LIT,
+    E_NAME,
+    E_LIST,
+    E_DICT,
+    E_UNARY,
+    E_BIN,
+    E_AND,
+    E_OR,
+    E_NOT,
+    E_COND,
+    E_CMP,
+    E_ATTR,
+    E_ITEM,
+    E_SLICE,
+    E_CALL,
+    E_FILTER,
+    E_TEST,
+    E_CONCAT,
 } jnode_kind;
 
 typedef struct jnode {
     jnode_kind kind;
     int line;
-    const char *op;            /* operator, for E_UNARY/E_BIN; E_CMP uses ops[] */
-    const char *name;          /* E_NAME/E_ATTR/E_FILTER/E_TEST, set/macro name */
-    struct jnode *a, *b, *c;   /* operands; N_IF/N_FOR: condition / iterable */
-    struct jnode **kids;       /* body, items, positional args, E_CMP operands */
+    const char *op;          /* operator, for E_UNARY/E_BIN; E_CMP uses ops[] */
+    const char *name;        /* E_NAME/E_ATTR/E_FILTER/E_TEST, set/macro name */
+    struct jnode *a, *b, *c; /* operands; N_IF/N_FOR: condition / iterable */
+    struct jnode **kids;     /* body, items, positional args, E_CMP operands */
     size_t nkids;
-    struct jnode **kids2;      /* else body, dict values, keyword values */
+    struct jnode **kids2; /* else body, dict values, keyword values */
     size_t nkids2;
-    const char **names;        /* keyword names, loop targets, macro params, E_CMP ops */
+    const char **names; /* keyword names, loop targets, macro params, E_CMP ops */
     size_t nnames;
-    struct jnode **defaults;   /* macro parameter defaults (NULL entries: none) */
-    wisp_jv *val;              /* E_LIT */
-    bool neg;                  /* E_TEST: is not */
+    struct jnode **defaults; /* macro parameter defaults (NULL entries: none) */
+    wisp_jv *val;            /* E_LIT */
+    bool neg;                /* E_TEST: is not */
 } jnode;
 
 int jinja_parse(wisp_jinja_env *env, const jtoks *toks, jnode **root, wisp_err *err);
@@ -191,13 +240,13 @@ int jinja_parse(wisp_jinja_env *env, const jtoks *toks, jnode **root, wisp_err *
 
 typedef struct jframe {
     struct jframe *parent;
-    wisp_jv *vars;             /* JV_DICT */
+    wisp_jv *vars; /* JV_DICT */
 } jframe;
 
 typedef struct jctx {
     wisp_jinja_env *env;
-    wisp_buf *out;             /* where text goes (a macro call captures into its own) */
-    size_t out_total;          /* bytes written to every buffer */
+    wisp_buf *out;    /* where text goes (a macro call captures into its own) */
+    size_t out_total; /* bytes written to every buffer */
     uint64_t steps;
     int depth;
     jframe *globals;
@@ -220,7 +269,7 @@ int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq);
 
 /* jinja_builtins.c: lookups by name; NULL when unknown. */
 typedef wisp_jv *(*jfilter)(jctx *c, wisp_jv *v, const jargs *a);
-typedef int (*jtest)(jctx *c, wisp_jv *v, const jargs *a);   /* 1, 0, or -1 on error */
+typedef int (*jtest)(jctx *c, wisp_jv *v, const jargs *a); /* 1, 0, or -1 on error */
 jfilter jinja_filter_find(const char *name);
 jtest jinja_test_find(const char *name);
 /* The attribute `name` of v as Python's getattr sees it (a bound method);

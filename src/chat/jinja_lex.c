@@ -141,7 +141,7 @@ static int lex_string(lexer *lx)
             i = start + (size_t)k;
         } else if (e == '\n') {
             lx->line++;
-            i += 2;   /* a backslash-newline continues the line */
+            i += 2; /* a backslash-newline continues the line */
         } else {
             rc |= wisp_buf_append(&b, s + i, 2);
             i += 2;
@@ -156,8 +156,8 @@ static int lex_string(lexer *lx)
 }
 
 static const char *const ops[] = {
-    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">", "=",
-    "(", ")", "[", "]", "{", "}", ",", ".", ":", "|", ";", NULL,
+    "//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<",  ">",
+    "=",  "(",  ")",  "[",  "]",  "{",  "}", ",", ".", ":", "|", ";", NULL,
 };
 
 /* Tokens inside a tag until its end; *strip_after: '-', '+' or 0. */
@@ -300,7 +300,7 @@ int jinja_lex(wisp_jinja_env *env, const char *src, size_t n, jtoks *out, wisp_e
     if (!lx.s)
         return lex_fail(&lx, "");
     const char *s = lx.s;
-    bool strip_next = false;   /* a '-' closed the previous tag */
+    bool strip_next = false; /* a '-' closed the previous tag */
     while (lx.pos < lx.n) {
         size_t text_start = lx.pos;
         if (strip_next) {
@@ -370,7 +370,7 @@ int jinja_lex(wisp_jinja_env *env, const char *src, size_t n, jtoks *out, wisp_e
         if (after == '-')
             strip_next = true;
         else if (after != '+' && kind != '{' && lx.pos < lx.n && s[lx.pos] == '\n') {
-            lx.pos++;   /* trim_blocks */
+            lx.pos++; /* trim_blocks */
             lx.line++;
         }
     }

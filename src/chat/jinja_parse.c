@@ -214,7 +214,7 @@ static jnode *primary(parser *p)
     case JT_OP:
         if (!strcmp(t->s, "(")) {
             if (accept_op(p, ")"))
-                return node(p, E_LIST, line);   /* () */
+                return node(p, E_LIST, line); /* () */
             jnode *e = expr(p);
             if (!e)
                 return NULL;
@@ -235,7 +235,7 @@ static jnode *primary(parser *p)
             if (n) {
                 n->kids = (jnode **)items.v;
                 n->nkids = items.n;
-                n->neg = true;   /* a tuple */
+                n->neg = true; /* a tuple */
             }
             return n;
         }
@@ -407,8 +407,7 @@ static bool starts_primary(const jtok *t)
         return true;
     if (t->type == JT_NAME)
         return !is_name(t, "and") && !is_name(t, "or") && !is_name(t, "else") &&
-               !is_name(t, "if") && !is_name(t, "in") && !is_name(t, "is") &&
-               !is_name(t, "not");
+               !is_name(t, "if") && !is_name(t, "in") && !is_name(t, "is") && !is_name(t, "not");
     return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-");
 }
 
@@ -720,7 +719,7 @@ static jnode *stmt_if(parser *p, int line)
             return fail(p, "%s", "out of memory");
         n->kids2[0] = e;
         n->nkids2 = 1;
-        return n;   /* the nested if consumed endif */
+        return n; /* the nested if consumed endif */
     }
     if (!block_end(p))
         return NULL;
@@ -754,7 +753,7 @@ static jnode *stmt_for(parser *p, int line)
     if (!is_name(peek(p), "in"))
         return fail(p, "expected 'in' in a for loop, got %s", tok_desc(peek(p)));
     next(p);
-    n->a = or_expr(p);   /* a condexpr here would take the filter's `if` */
+    n->a = or_expr(p); /* a condexpr here would take the filter's `if` */
     if (!n->a)
         return NULL;
     if (is_name(peek(p), "if")) {
@@ -906,7 +905,7 @@ static jnode *stmt_macro(parser *p, int line)
     n->nkids = b.n;
     next(p);
     if (peek(p)->type == JT_NAME)
-        next(p);   /* {% endmacro name %} */
+        next(p); /* {% endmacro name %} */
     return block_end(p) ? n : NULL;
 }
 
@@ -1067,7 +1066,7 @@ int jinja_parse(wisp_jinja_env *env, const jtoks *toks, jnode **root, wisp_err *
             fail(&p, "%s", "syntax error");
         return err && err->code ? err->code : WISP_E_INVALID;
     }
-    jnode *n = node(&p, N_TEXT, 1);   /* the root: a body with no text */
+    jnode *n = node(&p, N_TEXT, 1); /* the root: a body with no text */
     if (!n)
         return err && err->code ? err->code : WISP_E_NOMEM;
     n->kids = (jnode **)b.v;

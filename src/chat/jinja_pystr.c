@@ -10,8 +10,8 @@
 int32_t pystr_next(const char *s, size_t n, size_t *i)
 {
     utf8proc_int32_t c;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + *i,
-                                          (utf8proc_ssize_t)(n - *i), &c);
+    utf8proc_ssize_t k =
+        utf8proc_iterate((const utf8proc_uint8_t *)s + *i, (utf8proc_ssize_t)(n - *i), &c);
     if (k <= 0) {
         c = (unsigned char)s[*i];
         k = 1;
@@ -43,8 +43,8 @@ size_t pystr_offset(const char *s, size_t n, size_t cp)
 bool pystr_isspace(int32_t c)
 {
     return (c >= 0x09 && c <= 0x0d) || c == 0x20 || (c >= 0x1c && c <= 0x1f) || c == 0x85 ||
-           c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 ||
-           c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+           c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 int pystr_encode(int32_t c, char out[4])
@@ -68,8 +68,8 @@ static bool in_chars(int32_t c, const char *chars, size_t cn)
     return false;
 }
 
-void pystr_strip(const char *s, size_t n, const char *chars, size_t cn, bool left,
-                 bool right, size_t *start, size_t *len)
+void pystr_strip(const char *s, size_t n, const char *chars, size_t cn, bool left, bool right,
+                 size_t *start, size_t *len)
 {
     size_t a = 0, b = n;
     if (left) {
@@ -82,7 +82,7 @@ void pystr_strip(const char *s, size_t n, const char *chars, size_t cn, bool lef
     }
     if (right) {
         while (b > a) {
-            size_t k = b - 1;   /* back to the start of the last code point */
+            size_t k = b - 1; /* back to the start of the last code point */
             while (k > a && ((unsigned char)s[k] & 0xc0) == 0x80)
                 k--;
             size_t j = k;

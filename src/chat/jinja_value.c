@@ -399,10 +399,17 @@ int jv_compare(const wisp_jv *a, const wisp_jv *b, int *out)
 const char *jv_type_name(const wisp_jv *v)
 {
     static const char *const names[] = {
-        [JV_UNDEF] = "Undefined", [JV_NONE] = "NoneType", [JV_BOOL] = "bool",
-        [JV_INT] = "int",         [JV_FLOAT] = "float",   [JV_STR] = "str",
-        [JV_LIST] = "list",       [JV_DICT] = "dict",     [JV_NS] = "Namespace",
-        [JV_MACRO] = "Macro",     [JV_FUNC] = "builtin_function_or_method",
+        [JV_UNDEF] = "Undefined",
+        [JV_NONE] = "NoneType",
+        [JV_BOOL] = "bool",
+        [JV_INT] = "int",
+        [JV_FLOAT] = "float",
+        [JV_STR] = "str",
+        [JV_LIST] = "list",
+        [JV_DICT] = "dict",
+        [JV_NS] = "Namespace",
+        [JV_MACRO] = "Macro",
+        [JV_FUNC] = "builtin_function_or_method",
     };
     return names[v->type];
 }
@@ -444,13 +451,13 @@ void jv_float_repr(char *out, size_t cap, double d)
     digits[nd] = 0;
     char *o = out;
     size_t left = cap;
-#define PUT(...)                                                                                   \
-    do {                                                                                           \
-        int k_ = snprintf(o, left, __VA_ARGS__);                                                   \
-        if (k_ < 0 || (size_t)k_ >= left)                                                          \
-            return;                                                                                \
-        o += k_;                                                                                   \
-        left -= (size_t)k_;                                                                        \
+#define PUT(...)                                 \
+    do {                                         \
+        int k_ = snprintf(o, left, __VA_ARGS__); \
+        if (k_ < 0 || (size_t)k_ >= left)        \
+            return;                              \
+        o += k_;                                 \
+        left -= (size_t)k_;                      \
     } while (0)
     if (neg)
         PUT("-");
@@ -502,8 +509,7 @@ static int repr_str(wisp_buf *b, const char *s, size_t n)
         } else if (c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0xad) {
             snprintf(e, sizeof e, "\\x%02x", (unsigned)c);
             rc = put(b, e);
-        } else if (c == 0x2028 || c == 0x2029 || (c >= 0x200b && c <= 0x200f) ||
-                   c == 0xfeff) {
+        } else if (c == 0x2028 || c == 0x2029 || (c >= 0x200b && c <= 0x200f) || c == 0xfeff) {
             snprintf(e, sizeof e, "\\u%04x", (unsigned)c);
             rc = put(b, e);
         } else {
@@ -522,12 +528,8 @@ static int repr_any(wisp_buf *b, const wisp_jv *v, bool top, int depth)
     case JV_UNDEF: return 0;
     case JV_NONE: return put(b, "None");
     case JV_BOOL: return put(b, v->b ? "True" : "False");
-    case JV_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v->i);
-        return put(b, num);
-    case JV_FLOAT:
-        jv_float_repr(num, sizeof num, v->f);
-        return put(b, num);
+    case JV_INT: snprintf(num, sizeof num, "%lld", (long long)v->i); return put(b, num);
+    case JV_FLOAT: jv_float_repr(num, sizeof num, v->f); return put(b, num);
     case JV_STR:
         return top ? wisp_buf_append(b, v->str.s, v->str.n) : repr_str(b, v->str.s, v->str.n);
     case JV_LIST: {
@@ -636,9 +638,7 @@ static int json_key(wisp_buf *b, const wisp_jv *k, const jjson_opts *o, const ch
         return put(b, num);
     case JV_BOOL: return put(b, k->b ? "\"true\"" : "\"false\"");
     case JV_NONE: return put(b, "\"null\"");
-    default:
-        *bad = jv_type_name(k);
-        return -1;
+    default: *bad = jv_type_name(k); return -1;
     }
 }
 
@@ -650,8 +650,7 @@ static int key_cmp(const void *x, const void *y)
     return r;
 }
 
-int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth,
-                   const char **bad)
+int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth, const char **bad)
 {
     char num[48];
     if (depth > 200) {
@@ -661,9 +660,7 @@ int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth
     switch (v->type) {
     case JV_NONE: return put(b, "null");
     case JV_BOOL: return put(b, v->b ? "true" : "false");
-    case JV_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v->i);
-        return put(b, num);
+    case JV_INT: snprintf(num, sizeof num, "%lld", (long long)v->i); return put(b, num);
     case JV_FLOAT:
         if (isnan(v->f))
             return put(b, "NaN");
@@ -720,8 +717,6 @@ int jv_json_append(wisp_buf *b, const wisp_jv *v, const jjson_opts *o, int depth
             rc = json_newline(b, o, depth);
         return rc ? rc : put(b, "}");
     }
-    default:
-        *bad = jv_type_name(v);
-        return -1;
+    default: *bad = jv_type_name(v); return -1;
     }
 }

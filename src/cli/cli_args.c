@@ -11,48 +11,58 @@
 #include <string.h>
 
 typedef enum arg_kind {
-    ARG_MODEL,       /* the model path */
-    ARG_INT,         /* integer request param */
-    ARG_NUM,         /* number request param */
-    ARG_STRS,        /* repeatable string, collected into an array param */
-    ARG_SERVER_INT,  /* integer flag passed to the server child */
-    ARG_SERVER_STR,  /* string flag passed to the server child */
-    ARG_FLAG,        /* sets an int field of wisp_cli_args */
-    ARG_STR,         /* sets a string field of wisp_cli_args */
+    ARG_MODEL,      /* the model path */
+    ARG_INT,        /* integer request param */
+    ARG_NUM,        /* number request param */
+    ARG_STRS,       /* repeatable string, collected into an array param */
+    ARG_SERVER_INT, /* integer flag passed to the server child */
+    ARG_SERVER_STR, /* string flag passed to the server child */
+    ARG_FLAG,       /* sets an int field of wisp_cli_args */
+    ARG_STR,        /* sets a string field of wisp_cli_args */
     ARG_HELP,
 } arg_kind;
 
 typedef struct cli_flag {
     const char *shrt, *lng;
     arg_kind kind;
-    const char *target;  /* request param, or server flag */
-    size_t field;        /* offsetof(wisp_cli_args, ...) for ARG_FLAG/ARG_STR */
-    int commands;        /* WISP_CLI_* that take it */
+    const char *target; /* request param, or server flag */
+    size_t field;       /* offsetof(wisp_cli_args, ...) for ARG_FLAG/ARG_STR */
+    int commands;       /* WISP_CLI_* that take it */
     const char *metavar;
     const char *help;
 } cli_flag;
 
-#define ALL (WISP_CLI_RUN | WISP_CLI_CHAT | WISP_CLI_COMPLETE)
+#define ALL      (WISP_CLI_RUN | WISP_CLI_CHAT | WISP_CLI_COMPLETE)
 #define F(field) offsetof(wisp_cli_args, field)
 
 static const cli_flag flags[] = {
-    {"-m", "--model", ARG_MODEL, NULL, 0, ALL, "PATH", "the model: a GGUF file or a Hugging Face directory (required)"},
-    {"-n", "--max-tokens", ARG_INT, "max_tokens", 0, ALL, "N", "tokens to generate at most (default 256)"},
+    {"-m", "--model", ARG_MODEL, NULL, 0, ALL, "PATH",
+     "the model: a GGUF file or a Hugging Face directory (required)"},
+    {"-n", "--max-tokens", ARG_INT, "max_tokens", 0, ALL, "N",
+     "tokens to generate at most (default 256)"},
     {NULL, "--temp", ARG_NUM, "temperature", 0, ALL, "T", "temperature; 0 = greedy (default 0.8)"},
     {NULL, "--top-k", ARG_INT, "top_k", 0, ALL, "N", "top-k sampling; 0 = off (default 40)"},
     {NULL, "--top-p", ARG_NUM, "top_p", 0, ALL, "P", "top-p sampling; 1 = off (default 0.95)"},
     {NULL, "--min-p", ARG_NUM, "min_p", 0, ALL, "P", "min-p sampling; 0 = off (default 0.05)"},
-    {NULL, "--repeat-penalty", ARG_NUM, "repeat_penalty", 0, ALL, "F", "repetition penalty; 1 = off (default 1)"},
+    {NULL, "--repeat-penalty", ARG_NUM, "repeat_penalty", 0, ALL, "F",
+     "repetition penalty; 1 = off (default 1)"},
     {NULL, "--seed", ARG_INT, "seed", 0, ALL, "N", "sampling seed (default random)"},
     {NULL, "--stop", ARG_STRS, "stop", 0, ALL, "TEXT", "stop before TEXT (repeatable)"},
-    {"-t", "--threads", ARG_SERVER_INT, "--threads", 0, ALL, "N", "CPU threads (default the physical cores)"},
-    {"-c", "--ctx-size", ARG_SERVER_INT, "--ctx", 0, ALL, "N", "context length (default the model's)"},
+    {"-t", "--threads", ARG_SERVER_INT, "--threads", 0, ALL, "N",
+     "CPU threads (default the physical cores)"},
+    {"-c", "--ctx-size", ARG_SERVER_INT, "--ctx", 0, ALL, "N",
+     "context length (default the model's)"},
     {NULL, "--device", ARG_SERVER_STR, "--device", 0, ALL, "D", "auto, cpu or cuda (default auto)"},
-    {NULL, "--chat", ARG_FLAG, NULL, F(chat), WISP_CLI_RUN, NULL, "send the prompt as a user message through the chat template"},
-    {NULL, "--chat-template-file", ARG_STR, NULL, F(template_file), WISP_CLI_RUN | WISP_CLI_CHAT, "FILE", "a Jinja chat template instead of the model's"},
-    {"-sys", "--system-prompt", ARG_STR, NULL, F(system), WISP_CLI_RUN | WISP_CLI_CHAT, "TEXT", "a system message before the conversation"},
-    {NULL, "--json", ARG_FLAG, NULL, F(json), WISP_CLI_RUN | WISP_CLI_COMPLETE, NULL, "print the result object (JSON) instead of the text"},
-    {"-v", "--verbose", ARG_FLAG, NULL, F(verbose), ALL, NULL, "timings and the server's log on stderr"},
+    {NULL, "--chat", ARG_FLAG, NULL, F(chat), WISP_CLI_RUN, NULL,
+     "send the prompt as a user message through the chat template"},
+    {NULL, "--chat-template-file", ARG_STR, NULL, F(template_file), WISP_CLI_RUN | WISP_CLI_CHAT,
+     "FILE", "a Jinja chat template instead of the model's"},
+    {"-sys", "--system-prompt", ARG_STR, NULL, F(system), WISP_CLI_RUN | WISP_CLI_CHAT, "TEXT",
+     "a system message before the conversation"},
+    {NULL, "--json", ARG_FLAG, NULL, F(json), WISP_CLI_RUN | WISP_CLI_COMPLETE, NULL,
+     "print the result object (JSON) instead of the text"},
+    {"-v", "--verbose", ARG_FLAG, NULL, F(verbose), ALL, NULL,
+     "timings and the server's log on stderr"},
     {"-h", "--help", ARG_HELP, NULL, 0, ALL, NULL, "this help"},
 };
 
@@ -137,9 +147,7 @@ static int apply(wisp_cli_args *a, const cli_flag *fl, const char *flag, char *v
     long long iv = 0;
     double dv = 0;
     switch (fl->kind) {
-    case ARG_MODEL:
-        a->model = v;
-        return 0;
+    case ARG_MODEL: a->model = v; return 0;
     case ARG_INT:
         if (parse_int(flag, v, &iv, err) < 0)
             return WISP_E_INVALID;
@@ -168,23 +176,14 @@ static int apply(wisp_cli_args *a, const cli_flag *fl, const char *flag, char *v
             push_server(a, n_server, v, err) < 0)
             return WISP_E_INVALID;
         return 0;
-    case ARG_FLAG:
-        *(int *)((char *)a + fl->field) = 1;
-        return 0;
-    case ARG_STR:
-        *(const char **)((char *)a + fl->field) = v;
-        return 0;
-    case ARG_HELP:
-        a->help = 1;
-        return 0;
+    case ARG_FLAG: *(int *)((char *)a + fl->field) = 1; return 0;
+    case ARG_STR: *(const char **)((char *)a + fl->field) = v; return 0;
+    case ARG_HELP: a->help = 1; return 0;
     }
     return wisp_err_set(err, WISP_E_INTERNAL, "flag %s has no kind", flag);
 }
 
-static int takes_value(const cli_flag *fl)
-{
-    return fl->kind != ARG_FLAG && fl->kind != ARG_HELP;
-}
+static int takes_value(const cli_flag *fl) { return fl->kind != ARG_FLAG && fl->kind != ARG_HELP; }
 
 /* ------------------------------------------------------------ parsing */
 
@@ -220,7 +219,8 @@ int wisp_cli_args_parse(wisp_cli_args *a, int command, int argc, char **argv, wi
         char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
         if (nlen >= sizeof name)
-            return wisp_err_set(err, WISP_E_INVALID, "unknown flag '%s' (see wisp %s --help)", arg, a->name);
+            return wisp_err_set(err, WISP_E_INVALID, "unknown flag '%s' (see wisp %s --help)", arg,
+                                a->name);
         memcpy(name, arg, nlen);
         name[nlen] = '\0';
         const cli_flag *fl = NULL;
@@ -228,7 +228,8 @@ int wisp_cli_args_parse(wisp_cli_args *a, int command, int argc, char **argv, wi
             if ((flags[k].shrt && !strcmp(name, flags[k].shrt)) || !strcmp(name, flags[k].lng))
                 fl = &flags[k];
         if (!fl || !(fl->commands & command))
-            return wisp_err_set(err, WISP_E_INVALID, "unknown flag '%s' (see wisp %s --help)", name, a->name);
+            return wisp_err_set(err, WISP_E_INVALID, "unknown flag '%s' (see wisp %s --help)", name,
+                                a->name);
         char *v = NULL;
         if (takes_value(fl)) {
             if (eq)
@@ -236,7 +237,8 @@ int wisp_cli_args_parse(wisp_cli_args *a, int command, int argc, char **argv, wi
             else if (i + 1 < argc)
                 v = argv[++i];
             else
-                return wisp_err_set(err, WISP_E_INVALID, "%s needs a value (%s)", name, fl->metavar);
+                return wisp_err_set(err, WISP_E_INVALID, "%s needs a value (%s)", name,
+                                    fl->metavar);
         } else if (eq) {
             return wisp_err_set(err, WISP_E_INVALID, "%s takes no value", name);
         }
@@ -246,7 +248,8 @@ int wisp_cli_args_parse(wisp_cli_args *a, int command, int argc, char **argv, wi
     if (a->help)
         return 0;
     if (!a->model || !*a->model)
-        return wisp_err_set(err, WISP_E_INVALID, "-m MODEL is required (see wisp %s --help)", a->name);
+        return wisp_err_set(err, WISP_E_INVALID, "-m MODEL is required (see wisp %s --help)",
+                            a->name);
     a->server_argv[model_slot] = (char *)a->model;
     if (a->verbose)
         a->server_argv[2] = "info";

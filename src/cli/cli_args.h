@@ -26,18 +26,18 @@ enum {
 #define WISP_CLI_MAX_SERVER_ARGS 16
 
 typedef struct wisp_cli_args {
-    int command;              /* one WISP_CLI_* */
-    const char *name;         /* "run", "chat", "complete" (for messages) */
-    const char *model;        /* -m PATH, required */
-    json_t *params;           /* the sampling params given, as request fields */
+    int command;                                 /* one WISP_CLI_* */
+    const char *name;                            /* "run", "chat", "complete" (for messages) */
+    const char *model;                           /* -m PATH, required */
+    json_t *params;                              /* the sampling params given, as request fields */
     char *server_argv[WISP_CLI_MAX_SERVER_ARGS]; /* argv of the server child */
-    int verbose;              /* -v: timings and the server's info log to stderr */
-    int json;                 /* --json: print the result object */
-    int chat;                 /* --chat (run): through the chat template */
+    int verbose;               /* -v: timings and the server's info log to stderr */
+    int json;                  /* --json: print the result object */
+    int chat;                  /* --chat (run): through the chat template */
     const char *template_file; /* --chat-template-file FILE */
-    const char *system;       /* -sys TEXT: a system message first */
-    int help;                 /* -h: print the usage and stop */
-    char **positional;        /* the other arguments, in order (into argv) */
+    const char *system;        /* -sys TEXT: a system message first */
+    int help;                  /* -h: print the usage and stop */
+    char **positional;         /* the other arguments, in order (into argv) */
     int n_positional;
 } wisp_cli_args;
 

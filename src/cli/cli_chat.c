@@ -26,16 +26,16 @@
 #include "cli/cli_gen.h"
 #include "cli/cli_signal.h"
 
-#define PROMPT "> "
+#define PROMPT        "> "
 #define HISTORY_LINES 1000
 
 typedef struct chat_session {
     const wisp_cli_args *a;
     wisp_cli_client *c;
-    json_t *turns;     /* user and assistant messages, in order */
-    char *system;      /* the system message, or NULL */
-    char *template;    /* --chat-template-file's text, or NULL */
-    int tty;           /* stdin is a terminal: libedit */
+    json_t *turns;          /* user and assistant messages, in order */
+    char *system;           /* the system message, or NULL */
+    char *template;         /* --chat-template-file's text, or NULL */
+    int tty;                /* stdin is a terminal: libedit */
     char history[PATH_MAX]; /* the history file, "" for none */
 } chat_session;
 
@@ -80,7 +80,11 @@ static void history_save(chat_session *s)
 
 /* ------------------------------------------------------------ input */
 
-typedef enum line_kind { LINE_TEXT, LINE_INTERRUPTED, LINE_EOF } line_kind;
+typedef enum line_kind {
+    LINE_TEXT,
+    LINE_INTERRUPTED,
+    LINE_EOF
+} line_kind;
 
 /* Reads one line (without its newline) into *out (freed by the caller). */
 static line_kind read_line(chat_session *s, char **out)
@@ -176,8 +180,7 @@ static json_t *turn_params(const chat_session *s, const char *user)
         json_array_append_new(msgs, message("system", s->system, strlen(s->system)));
     size_t i;
     json_t *m;
-    json_array_foreach(s->turns, i, m)
-        json_array_append(msgs, m);
+    json_array_foreach(s->turns, i, m) json_array_append(msgs, m);
     json_array_append_new(msgs, message("user", user, strlen(user)));
     json_object_set_new(p, "messages", msgs);
     json_object_set_new(p, "add_generation_prompt", json_true());
@@ -212,10 +215,8 @@ static int turn(chat_session *s, const char *user)
     switch (st) {
     case WISP_CLI_GEN_OK:
     case WISP_CLI_GEN_CANCELLED:
-    case WISP_CLI_GEN_FAILED: /* said why; the user may go on */
-        return -1;
-    default:
-        return wisp_cli_gen_exit_code(st);
+    case WISP_CLI_GEN_FAILED: /* said why; the user may go on */ return -1;
+    default: return wisp_cli_gen_exit_code(st);
     }
 }
 
@@ -284,7 +285,8 @@ int wisp_cmd_chat(int argc, char **argv)
     s.system = a.system ? strdup(a.system) : NULL;
     s.turns = json_array();
     /* The server loads the model while the user types the first line. */
-    if (!s.turns || wisp_cli_signal_init() < 0 || wisp_cli_client_start(&s.c, a.server_argv, &err) < 0) {
+    if (!s.turns || wisp_cli_signal_init() < 0 ||
+        wisp_cli_client_start(&s.c, a.server_argv, &err) < 0) {
         fprintf(stderr, "wisp chat: %s\n", err.code ? err.msg : "cannot start");
         json_decref(s.turns);
         free(s.system);

@@ -31,13 +31,13 @@ extern char **environ;
 
 struct wisp_cli_client {
     pid_t pid;
-    int to_child;      /* its stdin, -1 once closed */
-    int from_child;    /* its stdout, -1 once closed */
-    char *buf;         /* bytes read from its stdout, not yet a whole line */
+    int to_child;   /* its stdin, -1 once closed */
+    int from_child; /* its stdout, -1 once closed */
+    char *buf;      /* bytes read from its stdout, not yet a whole line */
     size_t len, cap;
     long long next_id;
     long long inflight; /* id of the request awaiting its answer, 0 = none */
-    int exited;        /* reaped: status holds its wait status */
+    int exited;         /* reaped: status holds its wait status */
     int status;
 };
 

@@ -83,7 +83,8 @@ static int locate(const char *text, size_t len, const position *pos, size_t *off
     while (col < pos->col) {
         if (i >= len || text[i] == '\n')
             return wisp_err_set(err, WISP_E_INVALID,
-                                "%s:%ld has %ld character%s, column %ld is past its end (at most %ld)",
+                                "%s:%ld has %ld character%s, column %ld is past its end (at most "
+                                "%ld)",
                                 pos->file, pos->line, col - 1, col == 2 ? "" : "s", pos->col, col);
         i++;
         while (i < len && ((unsigned char)text[i] & 0xC0) == 0x80)
@@ -100,7 +101,8 @@ int wisp_cmd_complete(int argc, char **argv)
     wisp_err err = {0};
     if (wisp_cli_args_parse(&a, WISP_CLI_COMPLETE, argc, argv, &err) == 0 && !a.help &&
         a.n_positional != 1)
-        wisp_err_set(&err, WISP_E_INVALID, "needs exactly one FILE:LINE:COL (see wisp complete --help)");
+        wisp_err_set(&err, WISP_E_INVALID,
+                     "needs exactly one FILE:LINE:COL (see wisp complete --help)");
     position pos = {0};
     if (!err.code && !a.help && parse_position(a.positional[0], &pos, &err) < 0)
         err.code = WISP_E_INVALID;
@@ -140,7 +142,8 @@ int wisp_cmd_complete(int argc, char **argv)
     free(text);
     free(pos.file);
     wisp_cli_client *c = NULL;
-    if (params && (wisp_cli_signal_init() < 0 || wisp_cli_client_start(&c, a.server_argv, &err) < 0)) {
+    if (params &&
+        (wisp_cli_signal_init() < 0 || wisp_cli_client_start(&c, a.server_argv, &err) < 0)) {
         if (!err.code)
             wisp_err_set(&err, WISP_E_IO, "cannot install the Ctrl-C handler");
         json_decref(params);

@@ -12,14 +12,14 @@
 #include "cli/cli_signal.h"
 
 #define RPC_METHOD_NOT_FOUND (-32601)
-#define RPC_INVALID_PARAMS (-32602)
-#define RPC_CANCELLED (-32800)
+#define RPC_INVALID_PARAMS   (-32602)
+#define RPC_CANCELLED        (-32800)
 
 typedef struct stream_state {
-    int print;          /* write the pieces (not with --json) */
-    size_t printed;     /* bytes written so far */
-    int out_closed;     /* stdout's reader has gone */
-    int out_failed;     /* another write error */
+    int print;      /* write the pieces (not with --json) */
+    size_t printed; /* bytes written so far */
+    int out_closed; /* stdout's reader has gone */
+    int out_failed; /* another write error */
     int out_errno;
 } stream_state;
 
@@ -70,10 +70,7 @@ static int print_json_line(stream_state *s, json_t *obj)
     return rc < 0 ? note_write_error(s) : 0;
 }
 
-static double num(json_t *o, const char *key)
-{
-    return json_number_value(json_object_get(o, key));
-}
+static double num(json_t *o, const char *key) { return json_number_value(json_object_get(o, key)); }
 
 static void print_timings(const wisp_cli_args *a, json_t *result)
 {
@@ -82,9 +79,9 @@ static void print_timings(const wisp_cli_args *a, json_t *result)
     fprintf(stderr,
             "wisp %s: %.0f prompt tokens (%.0f cached), %.0f generated (%s); "
             "ttft %.1f ms, prefill %.1f tokens/s, decode %.1f tokens/s, total %.1f ms\n",
-            a->name, num(u, "prompt_tokens"), num(u, "cached_tokens"),
-            num(u, "completion_tokens"), fr ? fr : "?", num(t, "ttft_ms"),
-            num(t, "prefill_tokens_per_s"), num(t, "decode_tokens_per_s"), num(t, "total_ms"));
+            a->name, num(u, "prompt_tokens"), num(u, "cached_tokens"), num(u, "completion_tokens"),
+            fr ? fr : "?", num(t, "ttft_ms"), num(t, "prefill_tokens_per_s"),
+            num(t, "decode_tokens_per_s"), num(t, "total_ms"));
 }
 
 static void take_text(wisp_cli_gen *g, json_t *holder)
@@ -108,8 +105,8 @@ static wisp_cli_gen_status write_status(const wisp_cli_args *a, stream_state *s,
     return ok;
 }
 
-wisp_cli_gen_status wisp_cli_gen_run(wisp_cli_client *c, const wisp_cli_args *a,
-                                     const char *method, json_t *params, wisp_cli_gen *g)
+wisp_cli_gen_status wisp_cli_gen_run(wisp_cli_client *c, const wisp_cli_args *a, const char *method,
+                                     json_t *params, wisp_cli_gen *g)
 {
     memset(g, 0, sizeof *g);
     stream_state s = {.print = !a->json};
@@ -151,9 +148,7 @@ wisp_cli_gen_status wisp_cli_gen_run(wisp_cli_client *c, const wisp_cli_args *a,
     case RPC_INVALID_PARAMS:
         fprintf(stderr, "wisp %s: %s\n", a->name, msg);
         return WISP_CLI_GEN_BAD_PARAMS;
-    default:
-        fprintf(stderr, "wisp %s: %s\n", a->name, msg);
-        return WISP_CLI_GEN_FAILED;
+    default: fprintf(stderr, "wisp %s: %s\n", a->name, msg); return WISP_CLI_GEN_FAILED;
     }
 }
 
@@ -168,12 +163,9 @@ int wisp_cli_gen_exit_code(wisp_cli_gen_status st)
     switch (st) {
     case WISP_CLI_GEN_OK:
     case WISP_CLI_GEN_CANCELLED:
-    case WISP_CLI_GEN_OUT_CLOSED:
-        return 0;
-    case WISP_CLI_GEN_BAD_PARAMS:
-        return 2;
-    default:
-        return 1;
+    case WISP_CLI_GEN_OUT_CLOSED: return 0;
+    case WISP_CLI_GEN_BAD_PARAMS: return 2;
+    default: return 1;
     }
 }
 

@@ -17,28 +17,28 @@
 #include "cli/cli_client.h"
 
 typedef enum wisp_cli_gen_status {
-    WISP_CLI_GEN_OK = 0,       /* answered with a result */
-    WISP_CLI_GEN_CANCELLED,    /* Ctrl-C: answered -32800, partial output printed */
-    WISP_CLI_GEN_NO_METHOD,    /* the server does not know the method (-32601) */
-    WISP_CLI_GEN_BAD_PARAMS,   /* -32602: a flag's value the server refuses */
-    WISP_CLI_GEN_FAILED,       /* another error answer; the server goes on */
-    WISP_CLI_GEN_OUT_CLOSED,   /* stdout's reader went away: end now, quietly */
-    WISP_CLI_GEN_LOST,         /* the server died, a pipe failed, or a second Ctrl-C */
+    WISP_CLI_GEN_OK = 0,     /* answered with a result */
+    WISP_CLI_GEN_CANCELLED,  /* Ctrl-C: answered -32800, partial output printed */
+    WISP_CLI_GEN_NO_METHOD,  /* the server does not know the method (-32601) */
+    WISP_CLI_GEN_BAD_PARAMS, /* -32602: a flag's value the server refuses */
+    WISP_CLI_GEN_FAILED,     /* another error answer; the server goes on */
+    WISP_CLI_GEN_OUT_CLOSED, /* stdout's reader went away: end now, quietly */
+    WISP_CLI_GEN_LOST,       /* the server died, a pipe failed, or a second Ctrl-C */
 } wisp_cli_gen_status;
 
 typedef struct wisp_cli_gen {
-    json_t *answer;      /* the response object (owned), NULL when none came */
-    const char *text;    /* the output text: the result's, or the partial one */
+    json_t *answer;   /* the response object (owned), NULL when none came */
+    const char *text; /* the output text: the result's, or the partial one */
     size_t text_len;
-    json_t *result;      /* the result object (borrowed from answer), or NULL */
+    json_t *result; /* the result object (borrowed from answer), or NULL */
 } wisp_cli_gen;
 
 /* Sends method(params) (steals params) on c and prints as a->json says:
  * the streamed text, or (--json) the result object, or for a cancelled
  * request its error object, on one line. Messages go to stderr prefixed
  * with "wisp <command>:". Fills *g (free with wisp_cli_gen_free). */
-wisp_cli_gen_status wisp_cli_gen_run(wisp_cli_client *c, const wisp_cli_args *a,
-                                     const char *method, json_t *params, wisp_cli_gen *g);
+wisp_cli_gen_status wisp_cli_gen_run(wisp_cli_client *c, const wisp_cli_args *a, const char *method,
+                                     json_t *params, wisp_cli_gen *g);
 
 void wisp_cli_gen_free(wisp_cli_gen *g);
 

@@ -54,9 +54,10 @@ static json_t *build_params(const wisp_cli_args *a, const char *prompt, size_t p
     }
     json_t *msgs = json_array();
     if (a->system)
-        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", a->system));
-    json_array_append_new(msgs, json_pack("{s:s, s:s%}", "role", "user", "content", prompt,
-                                          prompt_len));
+        json_array_append_new(msgs,
+                              json_pack("{s:s, s:s}", "role", "system", "content", a->system));
+    json_array_append_new(msgs,
+                          json_pack("{s:s, s:s%}", "role", "user", "content", prompt, prompt_len));
     json_object_set_new(p, "messages", msgs);
     if (a->template_file) {
         char *tpl;

@@ -42,15 +42,9 @@ int wisp_cli_signal_init(void)
     return 0;
 }
 
-unsigned wisp_cli_sigint_count(void)
-{
-    return (unsigned)sigint_presses;
-}
+unsigned wisp_cli_sigint_count(void) { return (unsigned)sigint_presses; }
 
-int wisp_cli_sigint_fd(void)
-{
-    return sigint_pipe[0];
-}
+int wisp_cli_sigint_fd(void) { return sigint_pipe[0]; }
 
 void wisp_cli_sigint_drain(void)
 {

@@ -20,7 +20,9 @@ typedef struct wisp_buf {
     size_t cap;
 } wisp_buf;
 
+/* clang-format off */
 #define WISP_BUF_INIT {NULL, 0, 0}
+/* clang-format on */
 
 /* Makes room for `extra` more bytes (and the NUL after them). Returns 0 or
  * WISP_E_NOMEM (unchanged). */

@@ -58,7 +58,8 @@ void wisp_err_clear(wisp_err *err)
 const char *wisp_code_name(int code)
 {
     switch (code) {
-#define WISP_ERR_NAME(name, value, msg) case value: return #name;
+#define WISP_ERR_NAME(name, value, msg) \
+    case value: return #name;
         WISP_ERR_MAP(WISP_ERR_NAME)
 #undef WISP_ERR_NAME
     }
@@ -68,7 +69,8 @@ const char *wisp_code_name(int code)
 const char *wisp_code_message(int code)
 {
     switch (code) {
-#define WISP_ERR_TEXT(name, value, msg) case value: return msg;
+#define WISP_ERR_TEXT(name, value, msg) \
+    case value: return msg;
         WISP_ERR_MAP(WISP_ERR_TEXT)
 #undef WISP_ERR_TEXT
     }

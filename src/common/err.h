@@ -20,6 +20,7 @@
 #include <stdarg.h>
 
 /* X(NAME, value, default message) */
+/* clang-format off */
 #define WISP_ERR_MAP(X)                                                        \
     X(OK,           0,  "success")                                             \
     X(NOMEM,       -1,  "out of memory")                                       \
@@ -37,6 +38,7 @@
     X(NOT_FOUND,   -13, "not found")                                           \
     X(BUSY,        -14, "resource busy")                                       \
     X(MODEL_CHANGED, -15, "model file changed on disk")
+/* clang-format on */
 
 typedef enum wisp_code {
 #define WISP_ERR_ENUM(name, value, msg) WISP_E_##name = value,
@@ -47,8 +49,8 @@ typedef enum wisp_code {
 #define WISP_ERR_MSG_MAX 512
 
 typedef struct wisp_err {
-    int code;                      /* wisp_code; 0 when no error was set */
-    char msg[WISP_ERR_MSG_MAX];    /* human-readable, NUL-terminated */
+    int code;                   /* wisp_code; 0 when no error was set */
+    char msg[WISP_ERR_MSG_MAX]; /* human-readable, NUL-terminated */
 } wisp_err;
 
 /* Sets err (which may be NULL) and returns code, so callers can write
@@ -58,8 +60,7 @@ int wisp_err_set(wisp_err *err, int code, const char *fmt, ...)
 int wisp_err_setv(wisp_err *err, int code, const char *fmt, va_list ap);
 
 /* Prefixes an existing message with context ("loading x.gguf: ..."). */
-int wisp_err_prefix(wisp_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int wisp_err_prefix(wisp_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void wisp_err_clear(wisp_err *err);
 

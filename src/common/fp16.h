@@ -11,8 +11,18 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float wisp_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t wisp_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float wisp_f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint32_t wisp_bits_from_f32(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
 
 static inline float wisp_half_to_float(uint16_t h)
 {

@@ -21,19 +21,19 @@
 #include <unistd.h>
 
 #define DEFAULT_QUEUE_BYTES ((size_t)256 * 1024)
-#define LINE_MAX_BYTES 2048
+#define LINE_MAX_BYTES      2048
 
 static _Atomic int log_level = WISP_LOG_INFO;
 static _Atomic uint64_t log_dropped;
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t more;        /* the writer waits for lines */
-    pthread_cond_t empty;       /* stop waits for the queue to drain */
+    pthread_cond_t more;  /* the writer waits for lines */
+    pthread_cond_t empty; /* stop waits for the queue to drain */
     char *ring;
-    size_t cap, head, len;      /* bytes [head, head + len) mod cap are queued */
-    uint64_t dropped_told;      /* drops already reported on stderr */
-    uint64_t gen;               /* bumped by stop: an abandoned writer quits */
+    size_t cap, head, len; /* bytes [head, head + len) mod cap are queued */
+    uint64_t dropped_told; /* drops already reported on stderr */
+    uint64_t gen;          /* bumped by stop: an abandoned writer quits */
     bool async, writing, quit;
     pthread_t thread;
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -46,9 +46,12 @@ uint64_t wisp_log_dropped(void) { return atomic_load(&log_dropped); }
 
 int wisp_log_parse_level(const char *s, wisp_log_level *out)
 {
-    static const struct { const char *name; wisp_log_level level; } names[] = {
-        {"off", WISP_LOG_OFF}, {"quiet", WISP_LOG_ERROR}, {"error", WISP_LOG_ERROR},
-        {"warn", WISP_LOG_WARN}, {"warning", WISP_LOG_WARN}, {"info", WISP_LOG_INFO},
+    static const struct {
+        const char *name;
+        wisp_log_level level;
+    } names[] = {
+        {"off", WISP_LOG_OFF},     {"quiet", WISP_LOG_ERROR},  {"error", WISP_LOG_ERROR},
+        {"warn", WISP_LOG_WARN},   {"warning", WISP_LOG_WARN}, {"info", WISP_LOG_INFO},
         {"debug", WISP_LOG_DEBUG},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -67,7 +70,7 @@ static void write_all(const char *p, size_t n)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return;   /* stderr closed or broken: nothing else to tell */
+            return; /* stderr closed or broken: nothing else to tell */
         p += w;
         n -= (size_t)w;
     }

@@ -33,8 +33,7 @@ wisp_log_level wisp_log_get_level(void);
  * Returns 0 or -1. */
 int wisp_log_parse_level(const char *s, wisp_log_level *out);
 
-void wisp_log(wisp_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void wisp_log(wisp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Switches to queued writing with a queue of queue_bytes (0: the default,
  * 256 KiB). Returns 0, or -1 when the writer thread cannot start (lines are

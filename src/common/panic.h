@@ -11,18 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define WISP_PANIC(...)                                                        \
-    do {                                                                       \
-        fprintf(stderr, "wisp: panic at %s:%d: ", __FILE__, __LINE__);         \
-        fprintf(stderr, __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                   \
-        abort();                                                               \
+#define WISP_PANIC(...)                                                \
+    do {                                                               \
+        fprintf(stderr, "wisp: panic at %s:%d: ", __FILE__, __LINE__); \
+        fprintf(stderr, __VA_ARGS__);                                  \
+        fputc('\n', stderr);                                           \
+        abort();                                                       \
     } while (0)
 
-#define WISP_ASSERT(cond)                                                      \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            WISP_PANIC("assertion failed: %s", #cond);                         \
+#define WISP_ASSERT(cond)                              \
+    do {                                               \
+        if (!(cond))                                   \
+            WISP_PANIC("assertion failed: %s", #cond); \
     } while (0)
 
 #endif

@@ -12,8 +12,8 @@
 
 #include "engine/cpu/engine_cpu.h"
 
-int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts,
-                           wisp_engine **out, wisp_err *err)
+int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts, wisp_engine **out,
+                           wisp_err *err)
 {
     *out = NULL;
     if (!model)

@@ -24,23 +24,23 @@
 #include "model/model.h"
 
 typedef struct wisp_engine_opts {
-    int n_threads;             /* CPU threads; 0 = physical cores */
-    int block_size;            /* tokens per KV block (default 16) */
-    int n_blocks;              /* KV blocks in the pool */
+    int n_threads;  /* CPU threads; 0 = physical cores */
+    int block_size; /* tokens per KV block (default 16) */
+    int n_blocks;   /* KV blocks in the pool */
     wisp_kv_type kv_type;
-    int max_batch_tokens;      /* most tokens one forward step may carry */
-    int max_seqs;              /* most sequences one step may carry */
+    int max_batch_tokens; /* most tokens one forward step may carry */
+    int max_seqs;         /* most sequences one step may carry */
 } wisp_engine_opts;
 
 typedef struct wisp_batch_seq {
-    const int32_t *tokens;     /* n_tokens new tokens */
+    const int32_t *tokens; /* n_tokens new tokens */
     int n_tokens;
-    int pos0;                  /* position of tokens[0] = tokens already cached */
-    const int32_t *block_table;/* physical block ids, ceil((pos0+n_tokens)/block_size) of them */
+    int pos0;                   /* position of tokens[0] = tokens already cached */
+    const int32_t *block_table; /* physical block ids, ceil((pos0+n_tokens)/block_size) of them */
     int n_blocks;
     /* Logits wanted: for every new token (evaluate) or only the last. */
     bool all_logits;
-    float *logits;             /* out: n_tokens*vocab (all_logits) or vocab floats */
+    float *logits; /* out: n_tokens*vocab (all_logits) or vocab floats */
 } wisp_batch_seq;
 
 typedef struct wisp_batch {
@@ -54,15 +54,15 @@ typedef struct wisp_batch {
 } wisp_batch;
 
 typedef struct wisp_engine_stats {
-    uint64_t kv_bytes;         /* bytes of the KV pool */
+    uint64_t kv_bytes; /* bytes of the KV pool */
     uint64_t scratch_bytes;
-    uint64_t weight_bytes;     /* weights resident (device engines) */
+    uint64_t weight_bytes; /* weights resident (device engines) */
 } wisp_engine_stats;
 
 typedef struct wisp_engine wisp_engine;
 
 struct wisp_engine_ops {
-    const char *name;          /* "cpu", "cuda" */
+    const char *name; /* "cpu", "cuda" */
     /* Runs one step. Returns 0, WISP_E_CANCELLED, or another negative code
      * with err set. */
     int (*forward)(void *ctx, const wisp_batch *batch, wisp_err *err);
@@ -86,8 +86,8 @@ struct wisp_engine {
 };
 
 /* Creates the CPU engine for a model (the model must outlive it). */
-int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts,
-                           wisp_engine **out, wisp_err *err);
+int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts, wisp_engine **out,
+                           wisp_err *err);
 void wisp_engine_destroy(wisp_engine *e);
 
 /* Every engine's defaults for options left at zero: 16-token blocks, 512

@@ -35,8 +35,8 @@ static bool cuda_usable(char *why, size_t n)
     for (int i = 0; i < k && i < 8; i++)
         if (d[i].usable)
             return true;
-    snprintf(why, n, k == 0 ? "no CUDA device found"
-                            : "no CUDA device of compute capability 8.0 or newer");
+    snprintf(why, n,
+             k == 0 ? "no CUDA device found" : "no CUDA device of compute capability 8.0 or newer");
     return false;
 }
 #endif
@@ -81,14 +81,13 @@ static void device_limit(const wisp_engine_made *m, const wisp_model *model,
     if (strcmp(m->device, "cuda") == 0) {
         int fit = 0;
         wisp_err e = {0};
-        if (wisp_cuda_plan_blocks(wisp_model_get_config(model), wisp_model_get_weights(model),
-                                  eo, CUDA_HEADROOM_BYTES, &fit, &e) == 0) {
+        if (wisp_cuda_plan_blocks(wisp_model_get_config(model), wisp_model_get_weights(model), eo,
+                                  CUDA_HEADROOM_BYTES, &fit, &e) == 0) {
             req->device_limited = true;
             req->device_blocks = fit;
             return;
         }
-        WISP_LOGW("cuda: cannot plan the KV pool in VRAM (%s); sizing it from host memory",
-                  e.msg);
+        WISP_LOGW("cuda: cannot plan the KV pool in VRAM (%s); sizing it from host memory", e.msg);
     }
 #else
     (void)m;
@@ -98,8 +97,8 @@ static void device_limit(const wisp_engine_made *m, const wisp_model *model,
 #endif
 }
 
-int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec,
-                       wisp_engine **out, wisp_engine_made *made, wisp_err *err)
+int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
+                       wisp_engine_made *made, wisp_err *err)
 {
     *out = NULL;
     wisp_engine_made m;

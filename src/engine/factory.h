@@ -23,9 +23,9 @@
 #define WISP_ENGINE_MAX_DEVICES 16
 
 typedef struct wisp_engine_device {
-    char kind[8];              /* "cpu", "cuda" */
+    char kind[8]; /* "cpu", "cuda" */
     char name[128];
-    uint64_t memory_bytes;     /* RAM for the CPU, VRAM for a GPU */
+    uint64_t memory_bytes; /* RAM for the CPU, VRAM for a GPU */
 } wisp_engine_device;
 
 /* Fills out[] with the devices this build can compute on: the CPU first,
@@ -35,27 +35,27 @@ int wisp_engine_devices(wisp_engine_device *out, int max);
 /* Batch limits of a serving engine: tokens per forward step and sequences
  * per step. */
 #define WISP_ENGINE_SERVE_BATCH_TOKENS 512
-#define WISP_ENGINE_SERVE_SEQS 64
-#define WISP_ENGINE_SERVE_BLOCK 16
+#define WISP_ENGINE_SERVE_SEQS         64
+#define WISP_ENGINE_SERVE_BLOCK        16
 /* The default KV pool holds this many full contexts (so several requests
  * and their cached prefixes fit at once), capped at a quarter of the RAM
  * available and, on a GPU, at what fits beside the weights. */
 #define WISP_ENGINE_SERVE_CONTEXTS 8
 
 typedef struct wisp_engine_spec {
-    const char *device;        /* "auto" (also NULL or ""), "cpu", "cuda" */
-    int n_threads;             /* 0: physical cores */
+    const char *device; /* "auto" (also NULL or ""), "cpu", "cuda" */
+    int n_threads;      /* 0: physical cores */
     wisp_kv_type kv_type;
-    int n_ctx;                 /* tokens one sequence may hold (> 0) */
-    int64_t kv_cache_mb;       /* > 0: KV pool size; else the default pool */
-    int max_batch_tokens;      /* 0: WISP_ENGINE_SERVE_BATCH_TOKENS */
-    int max_seqs;              /* 0: WISP_ENGINE_SERVE_SEQS */
+    int n_ctx;            /* tokens one sequence may hold (> 0) */
+    int64_t kv_cache_mb;  /* > 0: KV pool size; else the default pool */
+    int max_batch_tokens; /* 0: WISP_ENGINE_SERVE_BATCH_TOKENS */
+    int max_seqs;         /* 0: WISP_ENGINE_SERVE_SEQS */
 } wisp_engine_spec;
 
 typedef struct wisp_engine_made {
-    char device[16];           /* the engine built: "cpu", "cuda" */
+    char device[16];                  /* the engine built: "cpu", "cuda" */
     char note[WISP_ERR_MSG_MAX + 64]; /* why "auto" chose it, when that matters; else "" */
-    int n_blocks, block_size;  /* the KV pool */
+    int n_blocks, block_size;         /* the KV pool */
     uint64_t kv_bytes;
 } wisp_engine_made;
 
@@ -64,7 +64,7 @@ typedef struct wisp_engine_made {
  * device name, WISP_E_DEVICE when the device asked for is not there (or
  * not built in), WISP_E_TOO_LARGE when the KV pool cannot hold one context,
  * or the engine's own error. made may be NULL. */
-int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec,
-                       wisp_engine **out, wisp_engine_made *made, wisp_err *err);
+int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
+                       wisp_engine_made *made, wisp_err *err);
 
 #endif

@@ -25,15 +25,15 @@ struct wisp_sampler {
     wisp_sampler_params p;
     int vocab;
     wisp_logit_bias *bias;
-    cand *c;                 /* [vocab] candidates */
-    cand *aux;               /* [vocab] scratch for typical-p's reordering */
-    int n;                   /* live candidates */
-    bool sorted;             /* c[0..n) by logit, descending */
-    float *probs;            /* [vocab] scratch */
-    float *work;             /* [vocab] penalized logits, for log-probs */
-    int32_t *ring;           /* [penalty_last_n] */
+    cand *c;       /* [vocab] candidates */
+    cand *aux;     /* [vocab] scratch for typical-p's reordering */
+    int n;         /* live candidates */
+    bool sorted;   /* c[0..n) by logit, descending */
+    float *probs;  /* [vocab] scratch */
+    float *work;   /* [vocab] penalized logits, for log-probs */
+    int32_t *ring; /* [penalty_last_n] */
     int ring_len, ring_head;
-    int32_t *count;          /* [vocab] occurrences in the ring */
+    int32_t *count; /* [vocab] occurrences in the ring */
     uint64_t rng[4];
 };
 
@@ -122,8 +122,7 @@ int wisp_sampler_create(const wisp_sampler_params *p, int vocab_size, wisp_sampl
     s->bias = malloc((size_t)(p->n_logit_bias > 0 ? p->n_logit_bias : 1) * sizeof(*s->bias));
     if (!s->c || !s->aux || !s->probs || !s->work || !s->count || !s->ring || !s->bias) {
         wisp_sampler_free(s);
-        return wisp_err_set(err, WISP_E_NOMEM, "sampler: out of memory for %d tokens",
-                            vocab_size);
+        return wisp_err_set(err, WISP_E_NOMEM, "sampler: out of memory for %d tokens", vocab_size);
     }
     if (p->n_logit_bias > 0)
         memcpy(s->bias, p->logit_bias, (size_t)p->n_logit_bias * sizeof(*s->bias));
@@ -170,7 +169,7 @@ static int cmp_desc(const void *a, const void *b)
     const cand *x = a, *y = b;
     if (x->logit != y->logit)
         return x->logit < y->logit ? 1 : -1;
-    return x->id < y->id ? -1 : x->id > y->id;   /* ties: lower id first, deterministic */
+    return x->id < y->id ? -1 : x->id > y->id; /* ties: lower id first, deterministic */
 }
 
 static void sort_cands(wisp_sampler *s)
@@ -198,8 +197,8 @@ static void softmax_cands(wisp_sampler *s, float inv_temp)
 static void apply_penalties(wisp_sampler *s, float *logits)
 {
     const wisp_sampler_params *p = &s->p;
-    if (p->penalty_last_n <= 0 || (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f &&
-                                   p->frequency_penalty == 0.0f))
+    if (p->penalty_last_n <= 0 ||
+        (p->repeat_penalty == 1.0f && p->presence_penalty == 0.0f && p->frequency_penalty == 0.0f))
         return;
     /* Visit each distinct token of the window once: the first time its count
      * is seen positive; mark by negating, then restore. */
@@ -308,7 +307,7 @@ static void filter_min_p(wisp_sampler *s, float p)
     int k = 0;
     for (int i = 0; i < s->n; i++)
         if (s->c[i].logit >= floor_logit)
-            s->c[k++] = s->c[i];   /* keeps relative order, so sortedness holds */
+            s->c[k++] = s->c[i]; /* keeps relative order, so sortedness holds */
     s->n = k;
 }
 

@@ -23,7 +23,7 @@
 
 typedef struct wisp_logit_bias {
     int32_t token;
-    float bias;        /* added to the logit; -INFINITY bans the token */
+    float bias; /* added to the logit; -INFINITY bans the token */
 } wisp_logit_bias;
 
 typedef struct wisp_sampler_params {
@@ -39,7 +39,7 @@ typedef struct wisp_sampler_params {
     uint64_t seed;
     const wisp_logit_bias *logit_bias; /* copied at create */
     int n_logit_bias;
-    int n_probs;             /* top log-probabilities reported per token; 0: none */
+    int n_probs; /* top log-probabilities reported per token; 0: none */
 } wisp_sampler_params;
 
 /* llama.cpp's defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
@@ -57,9 +57,9 @@ typedef struct wisp_token_logprob {
  * penalties), highest first. */
 typedef struct wisp_sample {
     int32_t token;
-    float logprob;            /* of token under the same distribution */
-    int n_top;                /* entries filled in top (<= n_probs) */
-    wisp_token_logprob *top;  /* caller's array of n_probs, or NULL */
+    float logprob;           /* of token under the same distribution */
+    int n_top;               /* entries filled in top (<= n_probs) */
+    wisp_token_logprob *top; /* caller's array of n_probs, or NULL */
 } wisp_sample;
 
 typedef struct wisp_sampler wisp_sampler;

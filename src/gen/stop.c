@@ -22,9 +22,9 @@ struct wisp_stop {
     size_t *lens;
     int n;
     size_t max_len;
-    char *held;       /* bytes not yet released */
+    char *held; /* bytes not yet released */
     size_t held_len, held_cap;
-    char *out;        /* the last release */
+    char *out; /* the last release */
     size_t out_cap;
     bool matched;
 };
@@ -118,8 +118,8 @@ static int release(wisp_stop *m, const char *s, size_t len, wisp_stop_out *out)
     size_t o = 0, i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                              (utf8proc_ssize_t)(len - i), &cp);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n > 0) {
             memcpy(m->out + o, s + i, (size_t)n);
             o += (size_t)n;
@@ -148,8 +148,7 @@ static void consume(wisp_stop *m, size_t n)
     m->held_len -= n;
 }
 
-int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *out,
-                   wisp_err *err)
+int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *out, wisp_err *err)
 {
     out->text = "";
     out->len = 0;

@@ -37,8 +37,7 @@ void wisp_stop_free(wisp_stop *m);
 
 /* Feeds a token's text. After a match every further feed releases nothing.
  * Returns 0 or WISP_E_NOMEM. */
-int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *out,
-                   wisp_err *err);
+int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *out, wisp_err *err);
 
 /* At the end of generation (length, end-of-generation token): releases the
  * text still held (an unfinished UTF-8 character becomes U+FFFD). */

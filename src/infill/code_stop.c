@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infill/code_stop.h"
 #include "common/buf.h"
+#include "infill/code_stop.h"
 
 struct wisp_code_stop {
     int32_t n_indent;
@@ -26,8 +26,8 @@ struct wisp_code_stop {
 
     bool done;
     size_t released; /* bytes released so far */
-    wisp_buf held;  /* empty (free mode) or starting with "\n" */
-    wisp_buf out;   /* this call's release */
+    wisp_buf held;   /* empty (free mode) or starting with "\n" */
+    wisp_buf out;    /* this call's release */
     /* the held line being decided */
     size_t line_ws;    /* its leading whitespace so far */
     bool line_content; /* a non-blank byte seen */

@@ -42,22 +42,22 @@
 
 /* Why a completion ended; wisp_stop_reason_name gives the protocol's text. */
 typedef enum wisp_stop_reason {
-    WISP_STOP_REASON_NONE = 0,          /* ""  (still running) */
-    WISP_STOP_REASON_EOG,               /* "eog": end-of-generation / FIM end token */
-    WISP_STOP_REASON_LENGTH,            /* "length": max_tokens or context */
-    WISP_STOP_REASON_STOP,              /* "stop": a stop string */
-    WISP_STOP_REASON_N_INDENT,          /* "n_indent" */
-    WISP_STOP_REASON_T_MAX_PREDICT_MS,  /* "t_max_predict_ms" */
-    WISP_STOP_REASON_SUFFIX_REPEAT,     /* "suffix_repeat" */
+    WISP_STOP_REASON_NONE = 0,         /* ""  (still running) */
+    WISP_STOP_REASON_EOG,              /* "eog": end-of-generation / FIM end token */
+    WISP_STOP_REASON_LENGTH,           /* "length": max_tokens or context */
+    WISP_STOP_REASON_STOP,             /* "stop": a stop string */
+    WISP_STOP_REASON_N_INDENT,         /* "n_indent" */
+    WISP_STOP_REASON_T_MAX_PREDICT_MS, /* "t_max_predict_ms" */
+    WISP_STOP_REASON_SUFFIX_REPEAT,    /* "suffix_repeat" */
 } wisp_stop_reason;
 
 const char *wisp_stop_reason_name(wisp_stop_reason r);
 
 typedef struct wisp_code_stop_params {
-    int32_t n_indent;          /* <= 0: rule off */
-    int64_t t_max_predict_ms;  /* <= 0: rule off */
-    int64_t t_start_ms;        /* when generation started, on the clock of `now_ms` */
-    const char *suffix;        /* input_suffix; NULL or no non-blank line: rule off */
+    int32_t n_indent;         /* <= 0: rule off */
+    int64_t t_max_predict_ms; /* <= 0: rule off */
+    int64_t t_start_ms;       /* when generation started, on the clock of `now_ms` */
+    const char *suffix;       /* input_suffix; NULL or no non-blank line: rule off */
     size_t suffix_len;
 } wisp_code_stop_params;
 

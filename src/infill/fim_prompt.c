@@ -18,8 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "infill/fim_prompt.h"
 #include "common/buf.h"
+#include "infill/fim_prompt.h"
 
 /* ---------------------------------------------------------------- text */
 
@@ -36,17 +36,17 @@ static const struct {
     const char *ext;
     const comment_style *style;
 } k_ext_styles[] = {
-    {"py", &k_hash},    {"pyi", &k_hash},   {"sh", &k_hash},         {"bash", &k_hash},
-    {"zsh", &k_hash},   {"fish", &k_hash},  {"rb", &k_hash},         {"pl", &k_hash},
-    {"pm", &k_hash},    {"r", &k_hash},     {"jl", &k_hash},         {"ex", &k_hash},
-    {"exs", &k_hash},   {"nim", &k_hash},   {"ps1", &k_hash},        {"tcl", &k_hash},
-    {"yaml", &k_hash},  {"yml", &k_hash},   {"toml", &k_hash},       {"cmake", &k_hash},
-    {"mk", &k_hash},    {"conf", &k_hash},  {"makefile", &k_hash},   {"dockerfile", &k_hash},
-    {"lua", &k_dash},   {"sql", &k_dash},   {"hs", &k_dash},         {"elm", &k_dash},
-    {"adb", &k_dash},   {"ads", &k_dash},   {"vhd", &k_dash},        {"lisp", &k_semi},
-    {"el", &k_semi},    {"clj", &k_semi},   {"scm", &k_semi},        {"asm", &k_semi},
-    {"ini", &k_semi},   {"tex", &k_pct},    {"erl", &k_pct},         {"html", &k_xml},
-    {"htm", &k_xml},    {"xml", &k_xml},    {"svg", &k_xml},         {"vue", &k_xml},
+    {"py", &k_hash},   {"pyi", &k_hash},  {"sh", &k_hash},       {"bash", &k_hash},
+    {"zsh", &k_hash},  {"fish", &k_hash}, {"rb", &k_hash},       {"pl", &k_hash},
+    {"pm", &k_hash},   {"r", &k_hash},    {"jl", &k_hash},       {"ex", &k_hash},
+    {"exs", &k_hash},  {"nim", &k_hash},  {"ps1", &k_hash},      {"tcl", &k_hash},
+    {"yaml", &k_hash}, {"yml", &k_hash},  {"toml", &k_hash},     {"cmake", &k_hash},
+    {"mk", &k_hash},   {"conf", &k_hash}, {"makefile", &k_hash}, {"dockerfile", &k_hash},
+    {"lua", &k_dash},  {"sql", &k_dash},  {"hs", &k_dash},       {"elm", &k_dash},
+    {"adb", &k_dash},  {"ads", &k_dash},  {"vhd", &k_dash},      {"lisp", &k_semi},
+    {"el", &k_semi},   {"clj", &k_semi},  {"scm", &k_semi},      {"asm", &k_semi},
+    {"ini", &k_semi},  {"tex", &k_pct},   {"erl", &k_pct},       {"html", &k_xml},
+    {"htm", &k_xml},   {"xml", &k_xml},   {"svg", &k_xml},       {"vue", &k_xml},
     {"md", &k_xml},
 };
 
@@ -207,8 +207,13 @@ static int trim_lines(const wisp_tokenizer *tok, const char *text, size_t len, b
     *cut = 0;
     if (toks->n <= budget)
         return 0;
-    trim_ctx c = {.tok = tok, .text = text, .what = what, .len = len, .budget = budget,
-                  .from_start = from_start, .n_tok = toks->n};
+    trim_ctx c = {.tok = tok,
+                  .text = text,
+                  .what = what,
+                  .len = len,
+                  .budget = budget,
+                  .from_start = from_start,
+                  .n_tok = toks->n};
     for (size_t i = 0; i < len; i++)
         if (text[i] == '\n' || i + 1 == len)
             c.n_lines++;
@@ -251,9 +256,9 @@ static int trim_lines(const wisp_tokenizer *tok, const char *text, size_t len, b
 /* ---------------------------------------------------------------- build */
 
 typedef struct parts {
-    wisp_tokens rep_hdr;  /* [REP] repo_name "\n" */
-    wisp_tokens *chunks;  /* each input_extra chunk with its header */
-    wisp_tokens cur_hdr;  /* the current file's header */
+    wisp_tokens rep_hdr; /* [REP] repo_name "\n" */
+    wisp_tokens *chunks; /* each input_extra chunk with its header */
+    wisp_tokens cur_hdr; /* the current file's header */
     wisp_tokens prefix, suffix, prompt;
 } parts;
 
@@ -281,7 +286,8 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
     if (sep_mode && fim->rep >= 0) {
         rc = push(&p->rep_hdr, fim->rep, err);
         wisp_buf_clear(&b);
-        if (!rc && (rc = wisp_buf_append_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
+        if (!rc &&
+            (rc = wisp_buf_append_str(&b, req->repo_name ? req->repo_name : "myproject")) == 0 &&
             (rc = wisp_buf_append_str(&b, "\n")) == 0)
             rc = tokenize_part(tok, b.data, b.len, "repo_name", &p->rep_hdr, err);
     }
@@ -325,8 +331,8 @@ static int tokenize_extra(const wisp_tokenizer *tok, const wisp_infill_req *req,
 }
 
 /* Drops chunks, then trims the suffix and the prefix (see the header). */
-static int fit_budget(const wisp_tokenizer *tok, const wisp_infill_req *req, parts *p,
-                      size_t fixed, wisp_infill_trim *trim, size_t *first_chunk, wisp_err *err)
+static int fit_budget(const wisp_tokenizer *tok, const wisp_infill_req *req, parts *p, size_t fixed,
+                      wisp_infill_trim *trim, size_t *first_chunk, wisp_err *err)
 {
     size_t avail = (size_t)(req->n_ctx - req->max_tokens);
     size_t total = fixed + p->prefix.n + p->suffix.n, drop = 0;
@@ -369,11 +375,15 @@ static int fit_budget(const wisp_tokenizer *tok, const wisp_infill_req *req, par
 static int check_req(const wisp_infill_req *req, wisp_err *err)
 {
     if (req->n_ctx <= 0 || req->max_tokens < 0)
-        return wisp_err_set(err, WISP_E_INVALID, "infill: n_ctx %d and max_tokens %d must be "
-                            "positive", req->n_ctx, req->max_tokens);
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "infill: n_ctx %d and max_tokens %d must be "
+                            "positive",
+                            req->n_ctx, req->max_tokens);
     if (req->max_tokens >= req->n_ctx)
-        return wisp_err_set(err, WISP_E_TOO_LARGE, "infill: max_tokens %d leaves no room for "
-                            "the prompt in a context of %d tokens", req->max_tokens, req->n_ctx);
+        return wisp_err_set(err, WISP_E_TOO_LARGE,
+                            "infill: max_tokens %d leaves no room for "
+                            "the prompt in a context of %d tokens",
+                            req->max_tokens, req->n_ctx);
     if ((req->prefix_len && !req->prefix) || (req->suffix_len && !req->suffix) ||
         (req->prompt_len && !req->prompt) || (req->n_extra && !req->extra))
         return wisp_err_set(err, WISP_E_INTERNAL, "infill: a text part has a length but no data");
@@ -439,8 +449,8 @@ int wisp_infill_build(const wisp_tokenizer *tok, const wisp_infill_req *req,
     rc = rc ? rc : tokenize_part(tok, req->prompt, req->prompt_len, "prompt", &p.prompt, err);
 
     const wisp_tok_special *sp = wisp_tokenizer_special(tok);
-    size_t fixed = (wisp_tokenizer_add_bos(tok) && sp->bos >= 0) + 3 + p.rep_hdr.n + p.cur_hdr.n +
-                   p.prompt.n;
+    size_t fixed =
+        (wisp_tokenizer_add_bos(tok) && sp->bos >= 0) + 3 + p.rep_hdr.n + p.cur_hdr.n + p.prompt.n;
     size_t first_chunk = 0;
     rc = rc ? rc : fit_budget(tok, req, &p, fixed, &out->trim, &first_chunk, err);
     rc = rc ? rc : assemble(tok, req, &p, first_chunk, out, err);

@@ -62,19 +62,19 @@ typedef struct wisp_infill_chunk {
 } wisp_infill_chunk;
 
 typedef struct wisp_infill_req {
-    const char *prefix;      /* input_prefix; may be NULL when prefix_len is 0 */
+    const char *prefix; /* input_prefix; may be NULL when prefix_len is 0 */
     size_t prefix_len;
-    const char *suffix;      /* input_suffix */
+    const char *suffix; /* input_suffix */
     size_t suffix_len;
-    const char *prompt;      /* text typed after the prefix on the cursor line */
+    const char *prompt; /* text typed after the prefix on the cursor line */
     size_t prompt_len;
     const wisp_infill_chunk *extra;
     size_t n_extra;
-    const char *filename;    /* the file being edited, or NULL */
-    const char *repo_name;   /* NULL: "myproject", as llama.cpp */
+    const char *filename;  /* the file being edited, or NULL */
+    const char *repo_name; /* NULL: "myproject", as llama.cpp */
     wisp_fim_order order;
-    int32_t n_ctx;           /* context length the request may use, > 0 */
-    int32_t max_tokens;      /* tokens kept free for generation, >= 0 */
+    int32_t n_ctx;      /* context length the request may use, > 0 */
+    int32_t max_tokens; /* tokens kept free for generation, >= 0 */
 } wisp_infill_req;
 
 /* What the budget cut. Token counts are the drop in each part's token count
@@ -89,8 +89,8 @@ typedef struct wisp_infill_trim {
 } wisp_infill_trim;
 
 typedef struct wisp_infill_prompt {
-    wisp_tokens tokens;     /* the sequence to prefill */
-    wisp_fim_tokens fim;    /* the marker ids used (stop on fim.pad etc.) */
+    wisp_tokens tokens;  /* the sequence to prefill */
+    wisp_fim_tokens fim; /* the marker ids used (stop on fim.pad etc.) */
     wisp_infill_trim trim;
     /* Sizes of the parts in tokens (markers and BOS not counted). */
     int32_t n_extra_tokens; /* repo header, kept chunks and current-file header */

@@ -20,7 +20,7 @@ typedef struct fim_family {
     const char *text[6];
 } fim_family;
 
-#define U_FW_BAR "\xEF\xBD\x9C"  /* U+FF5C FULLWIDTH VERTICAL LINE */
+#define U_FW_BAR  "\xEF\xBD\x9C" /* U+FF5C FULLWIDTH VERTICAL LINE */
 #define U_LOW_8TH "\xE2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK (SentencePiece space) */
 
 static const fim_family k_families[] = {
@@ -40,12 +40,14 @@ static const fim_family k_families[] = {
     {"codellama", {U_LOW_8TH "<PRE>", U_LOW_8TH "<SUF>", U_LOW_8TH "<MID>", NULL, NULL, NULL}},
     {"codellama", {"<PRE>", "<SUF>", "<MID>", NULL, NULL, NULL}},
     {"deepseek-coder",
-     {"<" U_FW_BAR "fim" U_LOW_8TH "begin" U_FW_BAR ">", "<" U_FW_BAR "fim" U_LOW_8TH "hole" U_FW_BAR ">",
+     {"<" U_FW_BAR "fim" U_LOW_8TH "begin" U_FW_BAR ">",
+      "<" U_FW_BAR "fim" U_LOW_8TH "hole" U_FW_BAR ">",
       "<" U_FW_BAR "fim" U_LOW_8TH "end" U_FW_BAR ">", NULL, NULL, NULL}},
 };
 #define N_FAMILIES (sizeof k_families / sizeof k_families[0])
 
-static const char *const k_role_name[6] = {"prefix", "suffix", "middle", "pad", "repo", "file separator"};
+static const char *const k_role_name[6] = {"prefix", "suffix", "middle",
+                                           "pad",    "repo",   "file separator"};
 
 static int32_t find(const wisp_tokenizer *tok, const char *text)
 {
@@ -93,7 +95,8 @@ int wisp_fim_resolve(const wisp_tokenizer *tok, wisp_fim_tokens *out, wisp_err *
                             "the GGUF sets no tokenizer.ggml.fim_pre/suf/mid_token_id and the "
                             "vocabulary has none of <|fim_prefix|>, <fim_prefix>, <fim-prefix>, "
                             "<PRE>, <" U_FW_BAR "fim" U_LOW_8TH "begin" U_FW_BAR "> (and their "
-                            "suffix/middle partners)", missing);
+                            "suffix/middle partners)",
+                            missing);
     for (int a = 0; a < 6; a++)
         for (int b = a + 1; b < 6; b++)
             if (id[a] >= 0 && id[a] == id[b])
@@ -102,7 +105,12 @@ int wisp_fim_resolve(const wisp_tokenizer *tok, wisp_fim_tokens *out, wisp_err *
                                     k_role_name[a], k_role_name[b], id[a]);
 
     *out = (wisp_fim_tokens){
-        .pre = id[0], .suf = id[1], .mid = id[2], .pad = id[3], .rep = id[4], .sep = id[5],
+        .pre = id[0],
+        .suf = id[1],
+        .mid = id[2],
+        .pad = id[3],
+        .rep = id[4],
+        .sep = id[5],
         .family = fam ? fam->name : "gguf",
     };
     return 0;

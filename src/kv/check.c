@@ -25,9 +25,8 @@ void wisp_kv_get_stats(const wisp_kv *kv, wisp_kv_stats *o)
         }
     }
     o->blocks_free = kv->n_free;
-    o->fragmentation = o->blocks_used
-                           ? (double)o->unused_slots / ((double)o->blocks_used * kv->block_size)
-                           : 0.0;
+    o->fragmentation =
+        o->blocks_used ? (double)o->unused_slots / ((double)o->blocks_used * kv->block_size) : 0.0;
     o->cow_copies = kv->cow_copies;
     o->prefix_queries = kv->prefix_queries;
     o->prefix_hits = kv->prefix_hits;
@@ -107,7 +106,10 @@ int wisp_kv_check(const wisp_kv *kv, wisp_err *err)
     unsigned char *mark = calloc((size_t)(n > ns ? n : ns) + 1, 1);
     if (!mark)
         return wisp_err_set(err, WISP_E_NOMEM, "kv check: no memory");
-    enum { FREE = 1, LRU = 2 };
+    enum {
+        FREE = 1,
+        LRU = 2
+    };
     for (int i = 0; i < kv->n_free; i++) {
         int32_t b = kv->free_stack[i];
         if (b < 0 || b >= n || (mark[b] & FREE))

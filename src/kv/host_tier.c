@@ -8,8 +8,8 @@
 
 #include "common/panic.h"
 
-int wisp_kv_host_init(wisp_kv_host *h, size_t budget_bytes, size_t bytes_per_block,
-                      int block_size, wisp_err *err)
+int wisp_kv_host_init(wisp_kv_host *h, size_t budget_bytes, size_t bytes_per_block, int block_size,
+                      wisp_err *err)
 {
     *h = (wisp_kv_host){.block_size = block_size, .bytes_per_block = bytes_per_block};
     size_t n = bytes_per_block ? budget_bytes / bytes_per_block : 0;
@@ -75,9 +75,8 @@ int wisp_kv_host_find(const wisp_kv_host *h, uint64_t key, uint64_t parent, cons
     if (h->n_slots == 0)
         return -1;
     for (int s = wisp_kv_keymap_find(&h->map, key); s >= 0; s = wisp_kv_keymap_next(&h->map, s)) {
-        if (h->parent[s] == parent &&
-            memcmp(h->tokens + (size_t)s * h->block_size, tokens,
-                   (size_t)h->block_size * sizeof *tokens) == 0)
+        if (h->parent[s] == parent && memcmp(h->tokens + (size_t)s * h->block_size, tokens,
+                                             (size_t)h->block_size * sizeof *tokens) == 0)
             return s;
     }
     return -1;

@@ -22,20 +22,20 @@ typedef struct wisp_kv_host {
     int n_slots;
     int block_size;
     size_t bytes_per_block;
-    unsigned char *arena;      /* n_slots * bytes_per_block */
-    int32_t *tokens;           /* n_slots * block_size */
-    uint64_t *parent;          /* parent key per slot */
-    wisp_kv_keymap map;        /* slots in use, by key */
-    wisp_kv_lru lru;           /* slots in use, oldest first */
+    unsigned char *arena; /* n_slots * bytes_per_block */
+    int32_t *tokens;      /* n_slots * block_size */
+    uint64_t *parent;     /* parent key per slot */
+    wisp_kv_keymap map;   /* slots in use, by key */
+    wisp_kv_lru lru;      /* slots in use, oldest first */
     int32_t *free_slots;
     int n_free;
-    uint64_t dropped;          /* entries pushed out by newer ones */
+    uint64_t dropped; /* entries pushed out by newer ones */
 } wisp_kv_host;
 
 /* Sizes the arena from a byte budget (0 slots is a valid, disabled tier).
  * Returns 0 or WISP_E_NOMEM. */
-int wisp_kv_host_init(wisp_kv_host *h, size_t budget_bytes, size_t bytes_per_block,
-                      int block_size, wisp_err *err);
+int wisp_kv_host_init(wisp_kv_host *h, size_t budget_bytes, size_t bytes_per_block, int block_size,
+                      wisp_err *err);
 void wisp_kv_host_free(wisp_kv_host *h);
 /* Takes a slot for a new entry (dropping the oldest when full), records its
  * key, parent and tokens, and returns it; the caller fills

@@ -16,12 +16,12 @@
 #include "common/err.h"
 
 typedef struct wisp_kv_keymap {
-    int n;                /* entries */
-    uint32_t mask;        /* buckets - 1 (a power of two >= n) */
-    int32_t *bucket;      /* head entry per bucket, -1 = empty */
-    int32_t *next;        /* next entry in the chain, -1 = end */
-    uint64_t *key;        /* key of each entry */
-    bool *present;        /* entry is in the map */
+    int n;           /* entries */
+    uint32_t mask;   /* buckets - 1 (a power of two >= n) */
+    int32_t *bucket; /* head entry per bucket, -1 = empty */
+    int32_t *next;   /* next entry in the chain, -1 = end */
+    uint64_t *key;   /* key of each entry */
+    bool *present;   /* entry is in the map */
 } wisp_kv_keymap;
 
 /* Returns 0 or WISP_E_NOMEM. */
@@ -39,12 +39,12 @@ int wisp_kv_keymap_next(const wisp_kv_keymap *m, int idx);
 typedef struct wisp_kv_lru {
     int head, tail, count;
     int32_t *prev, *next;
-    bool *in;             /* entry is on the list */
+    bool *in; /* entry is on the list */
 } wisp_kv_lru;
 
 int wisp_kv_lru_init(wisp_kv_lru *l, int n, wisp_err *err);
 void wisp_kv_lru_free(wisp_kv_lru *l);
-void wisp_kv_lru_push(wisp_kv_lru *l, int idx);    /* as most recent */
+void wisp_kv_lru_push(wisp_kv_lru *l, int idx); /* as most recent */
 void wisp_kv_lru_remove(wisp_kv_lru *l, int idx);
 /* The least recently used entry, or -1. */
 static inline int wisp_kv_lru_oldest(const wisp_kv_lru *l) { return l->head; }

@@ -55,7 +55,8 @@ int wisp_kv_create(wisp_engine *engine, const wisp_kv_opts *opts, wisp_kv **out,
     kv->root_key = wisp_kv_root_key(opts->model_identity, bs);
     kv->prefix_cache = opts->prefix_cache;
     kv->n_vocab = opts->n_vocab;
-    kv->bytes_per_block = engine->ops->bytes_per_block ? engine->ops->bytes_per_block(engine->ctx) : 0;
+    kv->bytes_per_block =
+        engine->ops->bytes_per_block ? engine->ops->bytes_per_block(engine->ctx) : 0;
     bool block_io = kv->bytes_per_block > 0 && engine->ops->read_block && engine->ops->write_block;
 
     size_t n = (size_t)nb;

@@ -40,21 +40,21 @@ typedef struct wisp_kv_opts {
     /* Identity of the model whose KV this is (wisp_model_identity()): the
      * root of every prefix key and the name of the cache file. */
     uint64_t model_identity;
-    bool prefix_cache;         /* register and reuse full blocks */
-    size_t host_bytes;         /* second tier capacity in bytes; 0 = none */
-    const char *cache_dir;     /* persistence folder; NULL or "" = none */
-    int n_vocab;               /* tokens read from disk must be < n_vocab (0 = unchecked) */
+    bool prefix_cache;     /* register and reuse full blocks */
+    size_t host_bytes;     /* second tier capacity in bytes; 0 = none */
+    const char *cache_dir; /* persistence folder; NULL or "" = none */
+    int n_vocab;           /* tokens read from disk must be < n_vocab (0 = unchecked) */
 } wisp_kv_opts;
 
 /* A sequence's view of the cache. Owned by the caller (embed it anywhere),
  * mutated only through the functions below; fields are read-only outside. */
 typedef struct wisp_kv_seq {
-    int32_t *blocks;           /* block table: ceil(n_tokens / block_size) ids */
+    int32_t *blocks; /* block table: ceil(n_tokens / block_size) ids */
     int n_blocks;
-    int32_t *tokens;           /* the tokens whose slots are reserved */
+    int32_t *tokens; /* the tokens whose slots are reserved */
     int n_tokens;
-    int n_computed;            /* tokens [0, n_computed) have their KV written */
-    uint64_t *keys;            /* chain key of each full computed block */
+    int n_computed; /* tokens [0, n_computed) have their KV written */
+    uint64_t *keys; /* chain key of each full computed block */
     int n_keyed;
     int cap_blocks, cap_tokens;
 } wisp_kv_seq;
@@ -62,16 +62,16 @@ typedef struct wisp_kv_seq {
 typedef struct wisp_kv_stats {
     int block_size;
     int blocks_total;
-    int blocks_used;           /* referenced by live sequences */
-    int blocks_cached_only;    /* unreferenced, kept by the prefix cache */
+    int blocks_used;        /* referenced by live sequences */
+    int blocks_cached_only; /* unreferenced, kept by the prefix cache */
     int blocks_free;
-    int64_t unused_slots;      /* empty slots in partially filled used blocks */
-    double fragmentation;      /* unused_slots / (blocks_used * block_size) */
+    int64_t unused_slots; /* empty slots in partially filled used blocks */
+    double fragmentation; /* unused_slots / (blocks_used * block_size) */
     uint64_t cow_copies;
     uint64_t prefix_queries, prefix_hits, prefix_misses;
     uint64_t query_tokens, hit_tokens;
-    uint64_t evictions;        /* blocks reclaimed from the primary cache */
-    uint64_t demotions, promotions;  /* to and from the host tier */
+    uint64_t evictions;             /* blocks reclaimed from the primary cache */
+    uint64_t demotions, promotions; /* to and from the host tier */
     size_t host_bytes_capacity, host_bytes_used;
     int host_blocks, host_blocks_capacity;
     uint64_t disk_blocks_loaded, disk_blocks_saved;

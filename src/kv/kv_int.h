@@ -14,29 +14,29 @@ struct wisp_kv {
     wisp_engine *engine;
     int block_size;
     int n_blocks;
-    size_t bytes_per_block;    /* engine's KV bytes per block (0: no block I/O) */
+    size_t bytes_per_block; /* engine's KV bytes per block (0: no block I/O) */
     uint64_t model_identity;
-    uint64_t root_key;         /* key of the empty prefix */
+    uint64_t root_key; /* key of the empty prefix */
     bool prefix_cache;
     int n_vocab;
-    char *cache_path;          /* NULL when persistence is off */
+    char *cache_path; /* NULL when persistence is off */
 
     /* The pool. refs[b] counts the sequences holding b; a block is free
      * (on free_stack), cached-only (refs 0, registered, on lru) or used. */
     int32_t *refs;
-    int32_t *fill;             /* slots in use, for fragmentation */
+    int32_t *fill; /* slots in use, for fragmentation */
     int32_t *free_stack;
     int n_free;
 
     /* The primary prefix cache: registered blocks by key, with the parent
      * key and tokens each key was made from (verified on every hit). */
     wisp_kv_keymap map;
-    wisp_kv_lru lru;           /* registered blocks with refs 0, oldest first */
-    uint64_t *parent;          /* per block */
-    int32_t *btokens;          /* per block, block_size each */
+    wisp_kv_lru lru;  /* registered blocks with refs 0, oldest first */
+    uint64_t *parent; /* per block */
+    int32_t *btokens; /* per block, block_size each */
 
     wisp_kv_host host;
-    unsigned char *io_buf;     /* one block of KV, for tier moves and files */
+    unsigned char *io_buf; /* one block of KV, for tier moves and files */
 
     uint64_t cow_copies;
     uint64_t prefix_queries, prefix_hits, prefix_misses, query_tokens, hit_tokens;

@@ -33,9 +33,9 @@
 #include "kv/hash.h"
 #include "kv/kv_int.h"
 
-#define FILE_MAGIC "WISPKVC\n"
+#define FILE_MAGIC   "WISPKVC\n"
 #define FILE_VERSION 1u
-#define FILE_BOM 0x01020304u
+#define FILE_BOM     0x01020304u
 #define HEADER_BYTES 64
 
 typedef struct file_header {
@@ -245,7 +245,7 @@ static void load_record(wisp_kv *kv, const unsigned char *r, bool to_host)
     }
     wisp_kv_int_register(kv, b, key, parent, tokens);
     kv->fill[b] = bs;
-    wisp_kv_int_unref(kv, b);   /* refs 0: onto the LRU as cached-only */
+    wisp_kv_int_unref(kv, b); /* refs 0: onto the LRU as cached-only */
     kv->disk_loaded++;
 }
 
@@ -255,7 +255,7 @@ int wisp_kv_int_load(wisp_kv *kv)
      * device in the cache's place would otherwise block the engine thread. */
     int fd = open(kv->cache_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return 0;   /* no file yet: a cold start */
+        return 0; /* no file yet: a cold start */
     struct stat fst;
     if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode)) {
         WISP_LOGW("prefix cache %s is not a regular file: ignored", kv->cache_path);
@@ -297,7 +297,7 @@ int wisp_kv_int_load(wisp_kv *kv)
         for (uint64_t i = 0; !why && i < left; i++) {
             if (fread(rec, 1, rb, f) != rb)
                 why = "short read";
-            else if (!(why = check_record(kv, rec)))   /* the file may have changed */
+            else if (!(why = check_record(kv, rec))) /* the file may have changed */
                 load_record(kv, rec, i < n_host);
         }
     }

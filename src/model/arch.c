@@ -39,35 +39,38 @@ const wisp_role_desc wisp_layer_roles[WISP_ROLE_COUNT] = {
 };
 
 #define B(r) WISP_ROLE_BIT(WISP_ROLE_##r)
-#define CORE                                                                               \
+#define CORE \
     (B(ATTN_NORM) | B(WQ) | B(WK) | B(WV) | B(WO) | B(FFN_NORM) | B(GATE) | B(UP) | B(DOWN))
 #define QKV_BIAS (B(BQ) | B(BK) | B(BV))
 
 static const wisp_arch_desc arch_table[WISP_ARCH_COUNT] = {
-    [WISP_ARCH_LLAMA] = {
-        .arch = WISP_ARCH_LLAMA,
-        .name = "llama",
-        .hf_types = {"llama", "mistral", NULL},
-        .gguf_rope = WISP_ROPE_NORMAL,
-        .required = CORE,
-        .optional = QKV_BIAS,
-    },
-    [WISP_ARCH_QWEN2] = {
-        .arch = WISP_ARCH_QWEN2,
-        .name = "qwen2",
-        .hf_types = {"qwen2", NULL},
-        .gguf_rope = WISP_ROPE_NEOX,
-        .required = CORE | QKV_BIAS,
-        .optional = 0,
-    },
-    [WISP_ARCH_QWEN3] = {
-        .arch = WISP_ARCH_QWEN3,
-        .name = "qwen3",
-        .hf_types = {"qwen3", NULL},
-        .gguf_rope = WISP_ROPE_NEOX,
-        .required = CORE | B(Q_NORM) | B(K_NORM),
-        .optional = QKV_BIAS,
-    },
+    [WISP_ARCH_LLAMA] =
+        {
+            .arch = WISP_ARCH_LLAMA,
+            .name = "llama",
+            .hf_types = {"llama", "mistral", NULL},
+            .gguf_rope = WISP_ROPE_NORMAL,
+            .required = CORE,
+            .optional = QKV_BIAS,
+        },
+    [WISP_ARCH_QWEN2] =
+        {
+            .arch = WISP_ARCH_QWEN2,
+            .name = "qwen2",
+            .hf_types = {"qwen2", NULL},
+            .gguf_rope = WISP_ROPE_NEOX,
+            .required = CORE | QKV_BIAS,
+            .optional = 0,
+        },
+    [WISP_ARCH_QWEN3] =
+        {
+            .arch = WISP_ARCH_QWEN3,
+            .name = "qwen3",
+            .hf_types = {"qwen3", NULL},
+            .gguf_rope = WISP_ROPE_NEOX,
+            .required = CORE | B(Q_NORM) | B(K_NORM),
+            .optional = QKV_BIAS,
+        },
 };
 
 const wisp_arch_desc *wisp_arch_by_name(const char *name)

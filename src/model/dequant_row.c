@@ -12,19 +12,19 @@
 #include "model/dequant_block.h"
 #include "model/quant_ref.h"
 
-#define DEQUANT_ROW(ID, id)                                                                \
-    void wisp_dequant_##id(const void *src, float *dst, int64_t n)                         \
-    {                                                                                      \
-        const uint8_t *b = src;                                                            \
+#define DEQUANT_ROW(ID, id)                                                                 \
+    void wisp_dequant_##id(const void *src, float *dst, int64_t n)                          \
+    {                                                                                       \
+        const uint8_t *b = src;                                                             \
         for (int64_t i = 0; i < n / WISP_BLOCK_ELEMS_##ID; i++, b += WISP_BLOCK_BYTES_##ID) \
-            for (int g = 0; g < WISP_BLOCK_ELEMS_##ID / WISP_BLK_GRANULE;                  \
-                 g++, dst += WISP_BLK_GRANULE)                                             \
-                wisp_blk_##id##_dequant8(b, g, dst);                                       \
+            for (int g = 0; g < WISP_BLOCK_ELEMS_##ID / WISP_BLK_GRANULE;                   \
+                 g++, dst += WISP_BLK_GRANULE)                                              \
+                wisp_blk_##id##_dequant8(b, g, dst);                                        \
     }
 
 #define ROW_FLOAT(ID, id)
-#define ROW_WEIGHT(ID, id) DEQUANT_ROW(ID, id)
-#define ROW_ACT(ID, id) DEQUANT_ROW(ID, id)
+#define ROW_WEIGHT(ID, id)           DEQUANT_ROW(ID, id)
+#define ROW_ACT(ID, id)              DEQUANT_ROW(ID, id)
 #define ROW(ID, id, QK, BYTES, KIND) ROW_##KIND(ID, id)
 
 WISP_TYPES_COMPUTED(ROW)

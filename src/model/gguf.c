@@ -93,10 +93,17 @@ static int cur_str(cursor *c, wisp_str *s, const char *what)
 size_t wisp_gguf_vtype_size(uint32_t t)
 {
     switch (t) {
-    case WISP_GGUF_UINT8: case WISP_GGUF_INT8: case WISP_GGUF_BOOL: return 1;
-    case WISP_GGUF_UINT16: case WISP_GGUF_INT16: return 2;
-    case WISP_GGUF_UINT32: case WISP_GGUF_INT32: case WISP_GGUF_FLOAT32: return 4;
-    case WISP_GGUF_UINT64: case WISP_GGUF_INT64: case WISP_GGUF_FLOAT64: return 8;
+    case WISP_GGUF_UINT8:
+    case WISP_GGUF_INT8:
+    case WISP_GGUF_BOOL: return 1;
+    case WISP_GGUF_UINT16:
+    case WISP_GGUF_INT16: return 2;
+    case WISP_GGUF_UINT32:
+    case WISP_GGUF_INT32:
+    case WISP_GGUF_FLOAT32: return 4;
+    case WISP_GGUF_UINT64:
+    case WISP_GGUF_INT64:
+    case WISP_GGUF_FLOAT64: return 8;
     default: return 0; /* strings, arrays and invalid ids */
     }
 }
@@ -170,8 +177,8 @@ static int parse_kv(wisp_gguf *g, cursor *c, gguf_kv *kv, int64_t index)
     if ((rc = cur_u32(c, &t, "value type")))
         return wisp_err_prefix(c->err, "key '%.*s'", (int)kv->key.len, kv->key.ptr);
     if (!vtype_valid(t))
-        return wisp_err_set(c->err, WISP_E_FORMAT, "key '%.*s' at byte %" PRIu64
-                            ": unknown value type %u",
+        return wisp_err_set(c->err, WISP_E_FORMAT,
+                            "key '%.*s' at byte %" PRIu64 ": unknown value type %u",
                             (int)kv->key.len, kv->key.ptr, at, t);
     kv->type = (wisp_gguf_vtype)t;
     kv->val_off = c->pos;
@@ -220,16 +227,17 @@ static int parse_tensor_info(wisp_gguf *g, cursor *c, wisp_gguf_tensor *t, int64
                             " (must be 1..%d)",
                             index, at, t->name.len, GGUF_MAX_NAME);
     if (memchr(t->name.ptr, '\0', t->name.len))
-        return wisp_err_set(c->err, WISP_E_FORMAT, "tensor info %" PRId64
-                            " at byte %" PRIu64 ": name contains a NUL byte", index, at);
+        return wisp_err_set(c->err, WISP_E_FORMAT,
+                            "tensor info %" PRId64 " at byte %" PRIu64 ": name contains a NUL byte",
+                            index, at);
     int nl = (int)t->name.len;
     const char *nm = t->name.ptr;
     uint32_t nd;
     if ((rc = cur_u32(c, &nd, "dimension count")))
         return wisp_err_prefix(c->err, "tensor %.*s", nl, nm);
     if (nd < 1 || nd > WISP_MAX_DIMS)
-        return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: %u dimensions (must be 1..%d)",
-                            nl, nm, nd, WISP_MAX_DIMS);
+        return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: %u dimensions (must be 1..%d)", nl,
+                            nm, nd, WISP_MAX_DIMS);
     t->n_dims = (int)nd;
     uint64_t nelem = 1;
     for (int d = 0; d < WISP_MAX_DIMS; d++)
@@ -239,12 +247,12 @@ static int parse_tensor_info(wisp_gguf *g, cursor *c, wisp_gguf_tensor *t, int64
         if ((rc = cur_u64(c, &v, "dimension")))
             return wisp_err_prefix(c->err, "tensor %.*s", nl, nm);
         if (v == 0 || v > (uint64_t)INT64_MAX)
-            return wisp_err_set(c->err, WISP_E_FORMAT,
-                                "tensor %.*s: dimension %u is %" PRIu64, nl, nm, d, v);
+            return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: dimension %u is %" PRIu64, nl,
+                                nm, d, v);
         if (nelem > (uint64_t)INT64_MAX / v)
             return wisp_err_set(c->err, WISP_E_FORMAT,
-                                "tensor %.*s: element count overflows (dimension %u = %" PRIu64
-                                ")", nl, nm, d, v);
+                                "tensor %.*s: element count overflows (dimension %u = %" PRIu64 ")",
+                                nl, nm, d, v);
         nelem *= v;
         t->ne[d] = (int64_t)v;
     }
@@ -254,17 +262,18 @@ static int parse_tensor_info(wisp_gguf *g, cursor *c, wisp_gguf_tensor *t, int64
         return wisp_err_prefix(c->err, "tensor %.*s", nl, nm);
     const wisp_type_traits *tr = wisp_type_get((int)type);
     if (!tr->name)
-        return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: unknown type id %u", nl, nm,
-                            type);
+        return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: unknown type id %u", nl, nm, type);
     if (tr->block_size == 0)
         return wisp_err_set(c->err, WISP_E_UNSUPPORTED,
                             "tensor %.*s has type %s, a repacked layout that ggml no longer"
-                            " stores in files; re-quantize the model", nl, nm, tr->name);
+                            " stores in files; re-quantize the model",
+                            nl, nm, tr->name);
     t->type = (int)type;
     if (t->ne[0] % tr->block_size != 0)
         return wisp_err_set(c->err, WISP_E_FORMAT,
                             "tensor %.*s: row length %" PRId64 " is not a multiple of %s's"
-                            " block size %d", nl, nm, t->ne[0], tr->name, tr->block_size);
+                            " block size %d",
+                            nl, nm, t->ne[0], tr->name, tr->block_size);
     uint64_t nblocks = nelem / (uint64_t)tr->block_size;
     if (nblocks > UINT64_MAX / tr->type_size)
         return wisp_err_set(c->err, WISP_E_FORMAT, "tensor %.*s: byte size overflows", nl, nm);
@@ -272,7 +281,8 @@ static int parse_tensor_info(wisp_gguf *g, cursor *c, wisp_gguf_tensor *t, int64
     if (off % g->alignment != 0)
         return wisp_err_set(c->err, WISP_E_FORMAT,
                             "tensor %.*s: offset %" PRIu64 " is not a multiple of the"
-                            " alignment %u", nl, nm, off, g->alignment);
+                            " alignment %u",
+                            nl, nm, off, g->alignment);
     t->offset = off; /* relative for now; made absolute once the data offset is known */
     return 0;
 }
@@ -318,9 +328,8 @@ static int check_tensors(wisp_gguf *g, wisp_err *err)
             unsigned long long end = (unsigned long long)g->data_offset + rel + t->nbytes;
             if (rel > UINT64_MAX - g->data_offset || g->data_offset + rel > UINT64_MAX - t->nbytes)
                 return wisp_err_set(err, WISP_E_FORMAT,
-                                    "tensor %.*s: offset %" PRIu64 " + %" PRIu64
-                                    " bytes overflows", (int)t->name.len, t->name.ptr, rel,
-                                    t->nbytes);
+                                    "tensor %.*s: offset %" PRIu64 " + %" PRIu64 " bytes overflows",
+                                    (int)t->name.len, t->name.ptr, rel, t->nbytes);
             return wisp_err_set(err, WISP_E_FORMAT,
                                 "tensor %.*s: data ends at byte %llu, file has %" PRIu64,
                                 (int)t->name.len, t->name.ptr, end, g->size);
@@ -368,8 +377,8 @@ static int check_unique_keys(wisp_gguf *g, wisp_err *err)
     int rc = 0;
     for (int64_t i = 1; i < g->n_kv && !rc; i++)
         if (cmp_kv_key(&idx[i - 1], &idx[i]) == 0)
-            rc = wisp_err_set(err, WISP_E_FORMAT, "key '%.*s' appears twice",
-                              (int)idx[i]->key.len, idx[i]->key.ptr);
+            rc = wisp_err_set(err, WISP_E_FORMAT, "key '%.*s' appears twice", (int)idx[i]->key.len,
+                              idx[i]->key.ptr);
     free(idx);
     return rc;
 }
@@ -402,8 +411,8 @@ static int parse(wisp_gguf *g, wisp_err *err)
      * minus nothing: 33 really, 24 is a safe lower bound). */
     if (nkv > cur_left(&c) / 13)
         return wisp_err_set(err, WISP_E_FORMAT,
-                            "metadata count %" PRIu64 " cannot fit in a %" PRIu64 "-byte file",
-                            nkv, g->size);
+                            "metadata count %" PRIu64 " cannot fit in a %" PRIu64 "-byte file", nkv,
+                            g->size);
     if (nt > cur_left(&c) / 24)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "tensor count %" PRIu64 " cannot fit in a %" PRIu64 "-byte file", nt,
@@ -427,14 +436,15 @@ static int parse(wisp_gguf *g, wisp_err *err)
             return wisp_err_set(err, WISP_E_FORMAT, "general.alignment must be a uint32");
         memcpy(&a, g->base + g->kv[ai].val_off, 4);
         if (a == 0 || (a & (a - 1)) != 0)
-            return wisp_err_set(err, WISP_E_FORMAT,
-                                "general.alignment %u is not a power of two", a);
+            return wisp_err_set(err, WISP_E_FORMAT, "general.alignment %u is not a power of two",
+                                a);
         g->alignment = a;
     }
     if (nt > cur_left(&c) / 24)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "tensor count %" PRIu64 " cannot fit in the %" PRIu64
-                            " bytes after the metadata", nt, cur_left(&c));
+                            " bytes after the metadata",
+                            nt, cur_left(&c));
     g->n_tensors = (int64_t)nt;
     g->tensors = calloc(nt ? nt : 1, sizeof *g->tensors);
     if (!g->tensors)
@@ -482,8 +492,8 @@ int wisp_gguf_open(const char *path, wisp_gguf **out, wisp_err *err)
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "cannot open %s: %s", path,
-                            strerror(errno));
+        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO,
+                            "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -537,4 +547,3 @@ uint64_t wisp_gguf_file_size(const wisp_gguf *g) { return g->size; }
 uint32_t wisp_gguf_alignment(const wisp_gguf *g) { return g->alignment; }
 uint64_t wisp_gguf_data_offset(const wisp_gguf *g) { return g->data_offset; }
 const void *wisp_gguf_base(const wisp_gguf *g) { return g->base; }
-

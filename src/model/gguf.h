@@ -37,7 +37,7 @@ typedef enum wisp_gguf_vtype {
 } wisp_gguf_vtype;
 
 typedef struct wisp_str {
-    const char *ptr;   /* into the mapping; not NUL-terminated */
+    const char *ptr; /* into the mapping; not NUL-terminated */
     size_t len;
 } wisp_str;
 
@@ -45,12 +45,12 @@ typedef struct wisp_str {
 
 typedef struct wisp_gguf_tensor {
     wisp_str name;
-    int type;                      /* wisp_type id */
+    int type; /* wisp_type id */
     int n_dims;
-    int64_t ne[WISP_MAX_DIMS];     /* ne[0] is the row length (fastest) */
-    uint64_t offset;               /* absolute offset in the file */
+    int64_t ne[WISP_MAX_DIMS]; /* ne[0] is the row length (fastest) */
+    uint64_t offset;           /* absolute offset in the file */
     uint64_t nbytes;
-    const void *data;              /* NULL for a vocab-only file */
+    const void *data; /* NULL for a vocab-only file */
 } wisp_gguf_tensor;
 
 /* Opens and validates a file. Returns 0 and sets *out, or a negative

@@ -39,8 +39,16 @@ wisp_gguf_vtype wisp_gguf_kv_type(const wisp_gguf *g, int64_t i)
 /* Reads an integer of type t at p; false when t is not an integer type. */
 static bool read_int(const uint8_t *p, wisp_gguf_vtype t, int64_t *iv, uint64_t *uv, bool *neg)
 {
-    union { uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-            uint64_t u64; int64_t i64; } v;
+    union {
+        uint8_t u8;
+        int8_t i8;
+        uint16_t u16;
+        int16_t i16;
+        uint32_t u32;
+        int32_t i32;
+        uint64_t u64;
+        int64_t i64;
+    } v;
     memcpy(&v, p, wisp_gguf_vtype_size(t) ? wisp_gguf_vtype_size(t) : 1);
     switch (t) {
     case WISP_GGUF_UINT8: *uv = v.u8; break;

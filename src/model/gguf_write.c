@@ -30,7 +30,7 @@ struct wisp_gguf_writer {
     wtensor *t;
     int64_t n_t, cap_t;
     uint64_t data_size;
-    int64_t next_data;     /* next tensor index expected by write_data */
+    int64_t next_data; /* next tensor index expected by write_data */
 };
 
 wisp_gguf_writer *wisp_gguf_writer_new(void)
@@ -86,8 +86,7 @@ static int put_key(wisp_gguf_writer *w, const char *key, wisp_gguf_vtype t)
     return 0;
 }
 
-static int scalar(wisp_gguf_writer *w, const char *key, wisp_gguf_vtype t, const void *v,
-                  size_t n)
+static int scalar(wisp_gguf_writer *w, const char *key, wisp_gguf_vtype t, const void *v, size_t n)
 {
     return put_key(w, key, t) || put(w, v, n) ? WISP_E_NOMEM : 0;
 }
@@ -240,8 +239,7 @@ int wisp_gguf_writer_write_data(wisp_gguf_writer *w, FILE *f, int64_t i, const v
                                 wisp_err *err)
 {
     if (i != w->next_data || i >= w->n_t)
-        return wisp_err_set(err, WISP_E_INVALID, "tensor %lld written out of order",
-                            (long long)i);
+        return wisp_err_set(err, WISP_E_INVALID, "tensor %lld written out of order", (long long)i);
     const wtensor *t = &w->t[i];
     if (fwrite(data, 1, (size_t)t->nbytes, f) != t->nbytes ||
         write_pad(f, t->nbytes, w->alignment) != 0)

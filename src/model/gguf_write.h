@@ -40,8 +40,7 @@ int wisp_gguf_writer_str(wisp_gguf_writer *w, const char *key, const char *v);
 /* An array of a fixed-size type (elem_type not STRING/ARRAY). */
 int wisp_gguf_writer_arr(wisp_gguf_writer *w, const char *key, wisp_gguf_vtype elem_type,
                          const void *elems, uint64_t n);
-int wisp_gguf_writer_arr_str(wisp_gguf_writer *w, const char *key, const wisp_str *v,
-                             uint64_t n);
+int wisp_gguf_writer_arr_str(wisp_gguf_writer *w, const char *key, const wisp_str *v, uint64_t n);
 /* Copies entry i of another file verbatim (any type, arrays included). */
 int wisp_gguf_writer_copy_kv(wisp_gguf_writer *w, const wisp_gguf *src, int64_t i);
 

@@ -49,13 +49,12 @@ static int read_field(json_t *root, const hf_field *f, wisp_model_config *c, wis
             return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s must be a number", f->name);
         double d = json_number_value(v);
         if (!isfinite(d) || fabs(d) > 1e30)
-            return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s = %g is out of range",
-                                f->name, d);
+            return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s = %g is out of range", f->name,
+                                d);
         *(float *)dst = (float)d;
     } else {
         if (!json_is_integer(v))
-            return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s must be an integer",
-                                f->name);
+            return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s must be an integer", f->name);
         json_int_t i = json_integer_value(v);
         if (i < 0 || i > INT32_MAX)
             return wisp_err_set(err, WISP_E_FORMAT, "config.json: %s = %lld is out of range",
@@ -82,8 +81,7 @@ static int read_rope_scaling(json_t *root, wisp_model_config *c, wisp_err *err)
     if (f && json_is_number(f))
         c->rope_scale_factor = (float)json_number_value(f);
     json_t *o = json_object_get(rs, "original_max_position_embeddings");
-    if (o && json_is_integer(o) && json_integer_value(o) > 0 &&
-        json_integer_value(o) <= INT32_MAX)
+    if (o && json_is_integer(o) && json_integer_value(o) > 0 && json_integer_value(o) <= INT32_MAX)
         c->rope_orig_ctx = (int)json_integer_value(o);
     if (strcmp(type, "default") == 0) {
         c->rope_scale_factor = 1.0f;

@@ -24,17 +24,20 @@
 /* ------------------------------------------------------------ pre-tokenizers */
 
 #define GPT2_RE "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define LLAMA3_RE                                                                          \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "             \
+#define LLAMA3_RE                                                              \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| " \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define QWEN2_RE                                                                           \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "                  \
+#define QWEN2_RE                                                          \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| " \
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 /* Pre-tokenizer steps in a compact form: "S:<regex>" Split (isolated),
  * "D1"/"D0" Digits (individual or not), "P" Punctuation (contiguous),
  * "B1"/"B0" ByteLevel with or without the GPT-2 regex. */
-static const struct { const char *pre[4]; const char *steps[8]; } pre_table[] = {
+static const struct {
+    const char *pre[4];
+    const char *steps[8];
+} pre_table[] = {
     {{"default", "gpt-2", "gpt2", "mpt"}, {"B1"}},
     {{"starcoder", "refact"}, {"D1", "B1"}},
     {{"falcon"}, {"P", "B1", "D0", "S:[0-9][0-9][0-9]"}},
@@ -111,9 +114,9 @@ static int64_t map_find(const vocab_map *m, const char *p, size_t n)
 }
 
 typedef struct merge {
-    uint32_t l, r;     /* token ids of the halves */
-    float score;       /* the merged piece's score */
-    uint64_t order;    /* merged id << 32 | position: ties keep vocab order */
+    uint32_t l, r;  /* token ids of the halves */
+    float score;    /* the merged piece's score */
+    uint64_t order; /* merged id << 32 | position: ties keep vocab order */
 } merge;
 
 static int cmp_merge(const void *a, const void *b)
@@ -215,19 +218,18 @@ static json_t *token_str(const wisp_gguf *g, uint64_t id)
 
 static json_t *spm_parts(void)
 {
-    json_t *norm = json_pack(
-        "{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence", "normalizers", "type",
-        "Prepend", "prepend", "\xe2\x96\x81", "type", "Replace", "pattern", "String", " ",
-        "content", "\xe2\x96\x81");
+    json_t *norm = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence",
+                             "normalizers", "type", "Prepend", "prepend", "\xe2\x96\x81", "type",
+                             "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81");
     return norm;
 }
 
 static json_t *spm_decoder(void)
 {
-    return json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}",
-                     "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
-                     "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse",
-                     "type", "Strip", "content", " ", "start", 1, "stop", 0);
+    return json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}", "type",
+                     "Sequence", "decoders", "type", "Replace", "pattern", "String", "\xe2\x96\x81",
+                     "content", " ", "type", "ByteFallback", "type", "Fuse", "type", "Strip",
+                     "content", " ", "start", 1, "stop", 0);
 }
 
 int wisp_hf_tokenizer_export(const wisp_gguf *g, const char *path, wisp_err *err)
@@ -267,11 +269,10 @@ int wisp_hf_tokenizer_export(const wisp_gguf *g, const char *path, wisp_err *err
         if (types && tn == n && tt == WISP_GGUF_INT32)
             memcpy(&type, (const char *)types + 4 * id, 4);
         if (type == 3 || type == 4) /* control, user-defined */
-            json_array_append_new(added,
-                                  json_pack("{s:I, s:o, s:b, s:b, s:b, s:b, s:b}", "id",
-                                            (json_int_t)id, "content", token_str(g, id),
-                                            "single_word", 0, "lstrip", 0, "rstrip", 0,
-                                            "normalized", 0, "special", type == 3));
+            json_array_append_new(added, json_pack("{s:I, s:o, s:b, s:b, s:b, s:b, s:b}", "id",
+                                                   (json_int_t)id, "content", token_str(g, id),
+                                                   "single_word", 0, "lstrip", 0, "rstrip", 0,
+                                                   "normalized", 0, "special", type == 3));
     }
     int rc = 0;
     if (spm) {
@@ -285,10 +286,10 @@ int wisp_hf_tokenizer_export(const wisp_gguf *g, const char *path, wisp_err *err
                 json_array_append_new(merges, json_stringn(s.ptr, s.len));
             }
     }
-    json_t *bpe = json_pack("{s:s, s:n, s:n, s:n, s:n, s:b, s:b, s:b, s:o, s:o}", "type", "BPE",
-                            "dropout", "unk_token", "continuing_subword_prefix",
-                            "end_of_word_suffix", "fuse_unk", spm, "byte_fallback", spm,
-                            "ignore_merges", 0, "vocab", vocab, "merges", merges);
+    json_t *bpe =
+        json_pack("{s:s, s:n, s:n, s:n, s:n, s:b, s:b, s:b, s:o, s:o}", "type", "BPE", "dropout",
+                  "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", spm,
+                  "byte_fallback", spm, "ignore_merges", 0, "vocab", vocab, "merges", merges);
     if (spm) {
         uint32_t unk = 0;
         wisp_gguf_get_u32(g, "tokenizer.ggml.unknown_token_id", &unk);
@@ -302,17 +303,18 @@ int wisp_hf_tokenizer_export(const wisp_gguf *g, const char *path, wisp_err *err
     if (add_bos && wisp_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &bos) && bos < n) {
         json_t *bs = token_str(g, bos);
         const char *b = json_string_value(bs);
-        post = json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[], s:{s:{s:s, s:[I], s:[s]}}}",
-                         "type", "TemplateProcessing", "single", "SpecialToken", "id", b,
-                         "type_id", 0, "Sequence", "id", "A", "type_id", 0, "pair",
-                         "special_tokens", b, "id", b, "ids", (json_int_t)bos, "tokens", b);
+        post =
+            json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[], s:{s:{s:s, s:[I], s:[s]}}}",
+                      "type", "TemplateProcessing", "single", "SpecialToken", "id", b, "type_id", 0,
+                      "Sequence", "id", "A", "type_id", 0, "pair", "special_tokens", b, "id", b,
+                      "ids", (json_int_t)bos, "tokens", b);
         json_decref(bs);
     }
-    json_t *doc = json_pack("{s:s, s:n, s:n, s:o, s:o, s:o, s:o, s:o, s:o}", "version", "1.0",
-                            "truncation", "padding", "added_tokens", added, "normalizer",
-                            spm ? spm_parts() : json_null(), "pre_tokenizer", pretok,
-                            "post_processor", post, "decoder",
-                            spm ? spm_decoder() : byte_level(true), "model", bpe);
+    json_t *doc =
+        json_pack("{s:s, s:n, s:n, s:o, s:o, s:o, s:o, s:o, s:o}", "version", "1.0", "truncation",
+                  "padding", "added_tokens", added, "normalizer", spm ? spm_parts() : json_null(),
+                  "pre_tokenizer", pretok, "post_processor", post, "decoder",
+                  spm ? spm_decoder() : byte_level(true), "model", bpe);
     if (!doc)
         rc = rc ? rc : wisp_err_set(err, WISP_E_NOMEM, "tokenizer.json");
     if (!rc && json_dump_file(doc, path, JSON_COMPACT) != 0)

@@ -8,7 +8,7 @@ const char *const wisp_kv_type_names[WISP_KV_TYPE_COUNT + 1] = {
 #define NAME_(ID, NAME, ELEM) [WISP_KV_##ID] = NAME,
     WISP_KV_TYPES(NAME_)
 #undef NAME_
-    [WISP_KV_TYPE_COUNT] = NULL,
+        [WISP_KV_TYPE_COUNT] = NULL,
 };
 
 static const int kv_elem[WISP_KV_TYPE_COUNT] = {

@@ -22,9 +22,9 @@
 #include "model/types.h"
 
 /* X(ID, name, tensor type of the stored rows) */
-#define WISP_KV_TYPES(X)                                                                   \
-    X(F16, "f16", WISP_TYPE_F16)                                                           \
-    X(Q8_0, "q8_0", WISP_TYPE_Q8_0)                                                        \
+#define WISP_KV_TYPES(X)            \
+    X(F16, "f16", WISP_TYPE_F16)    \
+    X(Q8_0, "q8_0", WISP_TYPE_Q8_0) \
     X(F32, "f32", WISP_TYPE_F32) /* for parity tests */
 
 typedef enum wisp_kv_type {

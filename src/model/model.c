@@ -84,8 +84,8 @@ int wisp_model_open(const char *path, const wisp_model_open_opts *opts, wisp_mod
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
-        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "cannot open %s: %s", path,
-                            strerror(errno));
+        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO,
+                            "cannot open %s: %s", path, strerror(errno));
     /* A FIFO, a terminal or /dev/stdin would block the engine thread in
      * open() or read() forever, or take bytes meant for the protocol. */
     if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))

@@ -18,9 +18,9 @@
 #include "model/types.h"
 
 typedef enum wisp_arch {
-    WISP_ARCH_LLAMA = 0,   /* llama, mistral, codellama, deepseek-coder, tinyllama */
-    WISP_ARCH_QWEN2 = 1,   /* q/k/v biases, NeoX RoPE */
-    WISP_ARCH_QWEN3 = 2,   /* QK-norm, NeoX RoPE */
+    WISP_ARCH_LLAMA = 0, /* llama, mistral, codellama, deepseek-coder, tinyllama */
+    WISP_ARCH_QWEN2 = 1, /* q/k/v biases, NeoX RoPE */
+    WISP_ARCH_QWEN3 = 2, /* QK-norm, NeoX RoPE */
     WISP_ARCH_COUNT
 } wisp_arch;
 
@@ -31,8 +31,8 @@ typedef enum wisp_arch {
  * place) a safetensors llama model gets rope_layout = WISP_ROPE_NEOX; the
  * two give identical attention. */
 typedef enum wisp_rope_layout {
-    WISP_ROPE_NORMAL = 0,  /* rotate adjacent pairs (x[2i], x[2i+1]) - GGUF llama */
-    WISP_ROPE_NEOX = 1,    /* rotate halves (x[i], x[i + d/2]) - qwen2/qwen3 */
+    WISP_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]) - GGUF llama */
+    WISP_ROPE_NEOX = 1,   /* rotate halves (x[i], x[i + d/2]) - qwen2/qwen3 */
 } wisp_rope_layout;
 
 typedef enum wisp_rope_scaling {
@@ -43,35 +43,35 @@ typedef enum wisp_rope_scaling {
 
 typedef struct wisp_model_config {
     wisp_arch arch;
-    char arch_name[32];        /* as in the file: "llama", "qwen2", ... */
-    char name[128];            /* general.name, or the file name */
+    char arch_name[32]; /* as in the file: "llama", "qwen2", ... */
+    char name[128];     /* general.name, or the file name */
     int n_layers;
-    int n_embd;                /* model dimension */
+    int n_embd; /* model dimension */
     int n_head;
     int n_head_kv;
-    int head_dim;              /* n_embd / n_head unless the file says otherwise */
-    int n_ff;                  /* feed-forward hidden size */
+    int head_dim; /* n_embd / n_head unless the file says otherwise */
+    int n_ff;     /* feed-forward hidden size */
     int n_ctx_train;
     int vocab_size;
-    float norm_eps;            /* RMSNorm epsilon */
+    float norm_eps; /* RMSNorm epsilon */
     /* RoPE */
     wisp_rope_layout rope_layout;
     float rope_freq_base;
-    int rope_dim;              /* dimensions rotated (<= head_dim) */
+    int rope_dim; /* dimensions rotated (<= head_dim) */
     wisp_rope_scaling rope_scaling;
-    float rope_scale_factor;   /* linear: positions divided by it; yarn: factor */
-    int rope_orig_ctx;         /* yarn: original training context */
+    float rope_scale_factor; /* linear: positions divided by it; yarn: factor */
+    int rope_orig_ctx;       /* yarn: original training context */
     float yarn_beta_fast, yarn_beta_slow, yarn_ext_factor, yarn_attn_factor;
-    bool tied_output;          /* output head shares token_embd */
-    bool attn_bias;            /* q/k/v biases present */
-    bool qk_norm;              /* per-head RMSNorm on q and k (qwen3) */
+    bool tied_output; /* output head shares token_embd */
+    bool attn_bias;   /* q/k/v biases present */
+    bool qk_norm;     /* per-head RMSNorm on q and k (qwen3) */
 } wisp_model_config;
 
 /* A tensor view: data in place (the mapping), in its stored type.
  * ne[0] is the row length; a matrix has ne[1] rows of ne[0] elements. */
 typedef struct wisp_tensor {
     const char *name;
-    int type;                  /* wisp_type */
+    int type; /* wisp_type */
     int n_dims;
     int64_t ne[4];
     size_t nbytes;
@@ -79,17 +79,17 @@ typedef struct wisp_tensor {
 } wisp_tensor;
 
 typedef struct wisp_layer_weights {
-    const wisp_tensor *attn_norm;  /* (n_embd) */
-    const wisp_tensor *wq;         /* (n_embd -> n_head*head_dim): ne = {n_embd, n_head*head_dim} */
-    const wisp_tensor *wk;         /* ne = {n_embd, n_head_kv*head_dim} */
-    const wisp_tensor *wv;         /* ne = {n_embd, n_head_kv*head_dim} */
-    const wisp_tensor *wo;         /* ne = {n_head*head_dim, n_embd} */
-    const wisp_tensor *bq, *bk, *bv;           /* biases or NULL */
-    const wisp_tensor *q_norm, *k_norm;        /* (head_dim) or NULL (qwen3) */
-    const wisp_tensor *ffn_norm;   /* (n_embd) */
-    const wisp_tensor *w_gate;     /* ne = {n_embd, n_ff} */
-    const wisp_tensor *w_up;       /* ne = {n_embd, n_ff} */
-    const wisp_tensor *w_down;     /* ne = {n_ff, n_embd} */
+    const wisp_tensor *attn_norm; /* (n_embd) */
+    const wisp_tensor *wq;        /* (n_embd -> n_head*head_dim): ne = {n_embd, n_head*head_dim} */
+    const wisp_tensor *wk;        /* ne = {n_embd, n_head_kv*head_dim} */
+    const wisp_tensor *wv;        /* ne = {n_embd, n_head_kv*head_dim} */
+    const wisp_tensor *wo;        /* ne = {n_head*head_dim, n_embd} */
+    const wisp_tensor *bq, *bk, *bv;    /* biases or NULL */
+    const wisp_tensor *q_norm, *k_norm; /* (head_dim) or NULL (qwen3) */
+    const wisp_tensor *ffn_norm;        /* (n_embd) */
+    const wisp_tensor *w_gate;          /* ne = {n_embd, n_ff} */
+    const wisp_tensor *w_up;            /* ne = {n_embd, n_ff} */
+    const wisp_tensor *w_down;          /* ne = {n_ff, n_embd} */
 } wisp_layer_weights;
 
 typedef struct wisp_model_weights {
@@ -108,7 +108,7 @@ typedef enum wisp_model_format {
 typedef struct wisp_model wisp_model;
 
 typedef struct wisp_model_open_opts {
-    bool vocab_only;           /* accept files without tensors (tokenizer-only) */
+    bool vocab_only; /* accept files without tensors (tokenizer-only) */
     /* Called during long loads; may be NULL. fraction in [0,1]. */
     void (*progress)(void *ud, double fraction, const char *message);
     void *progress_ud;

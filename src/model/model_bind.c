@@ -20,7 +20,10 @@
 
 int wisp_model_check_config(const wisp_model_config *c, wisp_err *err)
 {
-    struct { const char *what; int v, lo, hi; } ranges[] = {
+    struct {
+        const char *what;
+        int v, lo, hi;
+    } ranges[] = {
         {"layer count", c->n_layers, 1, 4096},
         {"embedding size", c->n_embd, 1, 1 << 20},
         {"head count", c->n_head, 1, 4096},
@@ -43,11 +46,9 @@ int wisp_model_check_config(const wisp_model_config *c, wisp_err *err)
                             "RoPE dimensions %d must be even and at most the head size %d",
                             c->rope_dim, c->head_dim);
     if (!(c->norm_eps > 0 && c->norm_eps < 1))
-        return wisp_err_set(err, WISP_E_FORMAT, "RMSNorm epsilon %g is out of range",
-                            c->norm_eps);
+        return wisp_err_set(err, WISP_E_FORMAT, "RMSNorm epsilon %g is out of range", c->norm_eps);
     if (!(c->rope_freq_base > 0 && isfinite(c->rope_freq_base)))
-        return wisp_err_set(err, WISP_E_FORMAT, "RoPE base %g is out of range",
-                            c->rope_freq_base);
+        return wisp_err_set(err, WISP_E_FORMAT, "RoPE base %g is out of range", c->rope_freq_base);
     if (!(c->rope_scale_factor >= 1.0f / 1024 && c->rope_scale_factor <= 1024))
         return wisp_err_set(err, WISP_E_FORMAT, "RoPE scaling factor %g is out of range",
                             c->rope_scale_factor);
@@ -80,8 +81,8 @@ static int check_tensor(const wisp_tensor *t, const wisp_model_config *c, const 
     int64_t want0 = sym_size(c, shape[0]), want1 = shape[1] == '-' ? 1 : sym_size(c, shape[1]);
     if (t->ne[0] != want0 || t->ne[1] != want1 || t->ne[2] != 1 || t->ne[3] != 1)
         return wisp_err_set(err, WISP_E_FORMAT,
-                            "tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64
-                            ", %" PRId64 "], expected [%" PRId64 ", %" PRId64 "]",
+                            "tensor %s has shape [%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64
+                            "], expected [%" PRId64 ", %" PRId64 "]",
                             t->name, t->ne[0], t->ne[1], t->ne[2], t->ne[3], want0, want1);
     return 0;
 }
@@ -166,7 +167,8 @@ static int check_layers(wisp_model *m, wisp_err *err)
         if (bias != all_bias || (il > 0 && bias != c->attn_bias))
             return wisp_err_set(err, WISP_E_FORMAT,
                                 "layer %d: q/k/v biases must be present in every layer or in"
-                                " none", il);
+                                " none",
+                                il);
         if (qkn != all_qkn || (il > 0 && qkn != c->qk_norm))
             return wisp_err_set(err, WISP_E_FORMAT,
                                 "layer %d: q/k norms must be present in every layer or in none",

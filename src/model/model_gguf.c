@@ -16,7 +16,10 @@
 #include "common/log.h"
 #include "model/model_int.h"
 
-typedef enum { HP_INT, HP_F32 } hp_kind;
+typedef enum {
+    HP_INT,
+    HP_F32
+} hp_kind;
 
 typedef struct hp_spec {
     const char *suffix; /* after "<arch>." */
@@ -48,8 +51,8 @@ static const hp_spec hparams[] = {
     {"rope.scaling.attn_factor", CF(yarn_attn_factor), HP_F32, false},
 };
 
-static int read_hparam(const wisp_gguf *g, const char *arch, const hp_spec *h,
-                       wisp_model_config *c, wisp_err *err)
+static int read_hparam(const wisp_gguf *g, const char *arch, const hp_spec *h, wisp_model_config *c,
+                       wisp_err *err)
 {
     char key[160];
     snprintf(key, sizeof key, "%s.%s", arch, h->suffix);
@@ -62,8 +65,8 @@ static int read_hparam(const wisp_gguf *g, const char *arch, const hp_spec *h,
         if (!wisp_gguf_get_i64(g, key, &v))
             return wisp_err_set(err, WISP_E_FORMAT, "key %s: expected an integer", key);
         if (v < 0 || v > INT32_MAX)
-            return wisp_err_set(err, WISP_E_FORMAT, "key %s: value %" PRId64 " out of range",
-                                key, v);
+            return wisp_err_set(err, WISP_E_FORMAT, "key %s: value %" PRId64 " out of range", key,
+                                v);
         *(int *)dst = (int)v;
     } else {
         float v;
@@ -243,6 +246,7 @@ int wisp_model_load_gguf(wisp_model *m, wisp_err *err)
     if (n_tok > c->vocab_size)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "the tokenizer has %" PRId64 " tokens but token_embd.weight has"
-                            " %d rows", n_tok, c->vocab_size);
+                            " %d rows",
+                            n_tok, c->vocab_size);
     return 0;
 }

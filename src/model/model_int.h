@@ -57,11 +57,11 @@ extern const wisp_role_desc wisp_layer_roles[WISP_ROLE_COUNT];
 /* One descriptor per architecture (the table in arch.c). */
 typedef struct wisp_arch_desc {
     wisp_arch arch;
-    const char *name;              /* GGUF general.architecture */
-    const char *hf_types[4];       /* config.json model_type values, NULL-ended */
-    wisp_rope_layout gguf_rope;    /* RoPE layout of GGUF files (converter's order) */
-    unsigned required;             /* roles every layer must have */
-    unsigned optional;             /* roles a layer may have */
+    const char *name;           /* GGUF general.architecture */
+    const char *hf_types[4];    /* config.json model_type values, NULL-ended */
+    wisp_rope_layout gguf_rope; /* RoPE layout of GGUF files (converter's order) */
+    unsigned required;          /* roles every layer must have */
+    unsigned optional;          /* roles a layer may have */
 } wisp_arch_desc;
 
 const wisp_arch_desc *wisp_arch_by_name(const char *name);
@@ -76,19 +76,19 @@ bool wisp_arch_hf_to_gguf_name(const char *hf, char *out, size_t n);
 
 /* ------------------------------------------------------------ the model */
 
-struct wisp_st_set;   /* safetensors shards (safetensors.c) */
+struct wisp_st_set; /* safetensors shards (safetensors.c) */
 
 struct wisp_model {
     wisp_model_format format;
     char *path;
-    char *hf_dir;                  /* safetensors: the checkpoint directory */
+    char *hf_dir; /* safetensors: the checkpoint directory */
     wisp_model_config cfg;
-    const wisp_arch_desc *arch;    /* NULL for a vocab-only file of another arch */
+    const wisp_arch_desc *arch; /* NULL for a vocab-only file of another arch */
     wisp_gguf *gguf;
     struct wisp_st_set *st;
-    wisp_tensor *tensors;          /* every tensor of the file(s) */
+    wisp_tensor *tensors; /* every tensor of the file(s) */
     int64_t n_tensors;
-    char *names;                   /* NUL-terminated names the tensors point to */
+    char *names; /* NUL-terminated names the tensors point to */
     wisp_model_weights weights;
     bool has_weights;
     bool vocab_only;

@@ -41,8 +41,8 @@ int wisp_plan_kv_bytes_per_token(const wisp_model_config *c, int kv_type, uint64
     size_t r = wisp_type_row_size(elem, n);
     if (r == 0)
         return wisp_err_set(err, WISP_E_INVALID,
-                            "KV rows of %lld elements do not divide into %s blocks",
-                            (long long)n, wisp_kv_type_name(kv_type));
+                            "KV rows of %lld elements do not divide into %s blocks", (long long)n,
+                            wisp_kv_type_name(kv_type));
     *out = 2 * (uint64_t)c->n_layers * r;
     return 0;
 }
@@ -92,8 +92,7 @@ int wisp_plan_kv_pool(const wisp_kv_pool_req *r, wisp_kv_pool_plan *out, wisp_er
                 return wisp_err_set(err, WISP_E_TOO_LARGE,
                                     "the device has room for %lld KV blocks, less than one "
                                     "context of %d tokens needs (%lld): lower n_ctx",
-                                    (long long)r->device_blocks, r->n_ctx,
-                                    (long long)min_blocks);
+                                    (long long)r->device_blocks, r->n_ctx, (long long)min_blocks);
             blocks = r->device_blocks;
         }
     }
@@ -165,8 +164,8 @@ int wisp_model_plan_model(const wisp_model *m, int n_ctx, int n_seq, int kv_type
     return 0;
 }
 
-int wisp_model_plan_file(const char *path, int n_ctx, int n_seq, int kv_type,
-                         wisp_model_plan *out, wisp_err *err)
+int wisp_model_plan_file(const char *path, int n_ctx, int n_seq, int kv_type, wisp_model_plan *out,
+                         wisp_err *err)
 {
     wisp_model *m;
     memset(out, 0, sizeof *out);

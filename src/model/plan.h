@@ -17,25 +17,25 @@
 #include "model/model.h"
 
 typedef struct wisp_model_plan {
-    wisp_model_config cfg;     /* the model's description */
-    int n_ctx, n_seq;          /* the inputs, defaults applied */
+    wisp_model_config cfg; /* the model's description */
+    int n_ctx, n_seq;      /* the inputs, defaults applied */
     wisp_kv_type kv_type;
-    int n_ubatch;              /* tokens per forward step assumed for scratch */
+    int n_ubatch; /* tokens per forward step assumed for scratch */
     /* weights, in their stored types */
     int n_layers;
-    uint64_t *layer_bytes;     /* n_layers entries: every blk.N.* tensor */
+    uint64_t *layer_bytes; /* n_layers entries: every blk.N.* tensor */
     uint64_t layer_bytes_total, layer_bytes_max;
-    uint64_t embd_bytes;       /* token_embd.weight */
-    uint64_t output_bytes;     /* output.weight; 0 when tied to token_embd */
-    uint64_t other_bytes;      /* output_norm, rope_freqs, unused tensors */
-    uint64_t weight_bytes;     /* all of the above */
+    uint64_t embd_bytes;   /* token_embd.weight */
+    uint64_t output_bytes; /* output.weight; 0 when tied to token_embd */
+    uint64_t other_bytes;  /* output_norm, rope_freqs, unused tensors */
+    uint64_t weight_bytes; /* all of the above */
     /* KV cache: K and V rows of n_head_kv * head_dim per layer and token */
     uint64_t kv_bytes_per_token;
-    uint64_t kv_bytes;         /* kv_bytes_per_token * n_ctx * n_seq */
+    uint64_t kv_bytes; /* kv_bytes_per_token * n_ctx * n_seq */
     /* activations of one step (see plan.c for the estimate) */
     uint64_t scratch_bytes;
-    uint64_t host_bytes;       /* CPU engine: weights + KV + scratch */
-    uint64_t device_bytes;     /* full offload: weights + KV + scratch on the device */
+    uint64_t host_bytes;   /* CPU engine: weights + KV + scratch */
+    uint64_t device_bytes; /* full offload: weights + KV + scratch on the device */
 } wisp_model_plan;
 
 /* Plans for an open model. n_ctx <= 0 means the training context; n_seq
@@ -45,8 +45,8 @@ typedef struct wisp_model_plan {
 int wisp_model_plan_model(const wisp_model *m, int n_ctx, int n_seq, int kv_type,
                           wisp_model_plan *out, wisp_err *err);
 /* Same from a path: opens the headers only, plans, closes. */
-int wisp_model_plan_file(const char *path, int n_ctx, int n_seq, int kv_type,
-                         wisp_model_plan *out, wisp_err *err);
+int wisp_model_plan_file(const char *path, int n_ctx, int n_seq, int kv_type, wisp_model_plan *out,
+                         wisp_err *err);
 void wisp_model_plan_free(wisp_model_plan *p);
 
 /* ---------------------------------------------------------------- KV pool
@@ -64,9 +64,9 @@ int wisp_plan_kv_bytes_per_token(const wisp_model_config *c, int kv_type, uint64
 typedef struct wisp_kv_pool_req {
     const wisp_model_config *cfg;
     wisp_kv_type kv_type;
-    int n_ctx;                 /* tokens one sequence may hold (> 0) */
-    int block_size;            /* tokens per block (> 0) */
-    int64_t kv_cache_mb;       /* > 0: the pool is this many MiB */
+    int n_ctx;           /* tokens one sequence may hold (> 0) */
+    int block_size;      /* tokens per block (> 0) */
+    int64_t kv_cache_mb; /* > 0: the pool is this many MiB */
     /* Otherwise the default pool: `contexts` full contexts, capped at a
      * quarter of mem_available (0: unknown, no cap), never below one full
      * context, and with device_limited at most device_blocks (the blocks a
@@ -79,9 +79,9 @@ typedef struct wisp_kv_pool_req {
 
 typedef struct wisp_kv_pool_plan {
     int n_blocks;
-    int min_blocks;            /* one full context plus the block being copied on write */
+    int min_blocks; /* one full context plus the block being copied on write */
     uint64_t bytes_per_token;
-    uint64_t bytes;            /* n_blocks * block_size * bytes_per_token */
+    uint64_t bytes; /* n_blocks * block_size * bytes_per_token */
 } wisp_kv_pool_plan;
 
 /* Chooses the pool. Fails with WISP_E_TOO_LARGE when kv_cache_mb or the

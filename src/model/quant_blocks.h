@@ -19,31 +19,51 @@
 #define WISP_HD static inline
 #endif
 
-typedef uint16_t wisp_half;  /* IEEE 754 binary16 bits */
-typedef uint16_t wisp_bf16;  /* bfloat16 bits */
+typedef uint16_t wisp_half; /* IEEE 754 binary16 bits */
+typedef uint16_t wisp_bf16; /* bfloat16 bits */
 
-#define WISP_QK4_0 32
-#define WISP_QK4_1 32
-#define WISP_QK5_0 32
-#define WISP_QK5_1 32
-#define WISP_QK8_0 32
-#define WISP_QK8_1 32
-#define WISP_QK_K 256
+#define WISP_QK4_0        32
+#define WISP_QK4_1        32
+#define WISP_QK5_0        32
+#define WISP_QK5_1        32
+#define WISP_QK8_0        32
+#define WISP_QK8_1        32
+#define WISP_QK_K         256
 #define WISP_K_SCALE_SIZE 12
 
 /* Q4_0: x = d * (q - 8), q in 0..15; low nibbles hold elements 0..15,
  * high nibbles elements 16..31. */
-typedef struct { wisp_half d; uint8_t qs[WISP_QK4_0 / 2]; } wisp_block_q4_0;
+typedef struct {
+    wisp_half d;
+    uint8_t qs[WISP_QK4_0 / 2];
+} wisp_block_q4_0;
 /* Q4_1: x = d * q + m. */
-typedef struct { wisp_half d, m; uint8_t qs[WISP_QK4_1 / 2]; } wisp_block_q4_1;
+typedef struct {
+    wisp_half d, m;
+    uint8_t qs[WISP_QK4_1 / 2];
+} wisp_block_q4_1;
 /* Q5_0: 5-bit q = nibble | (bit j of qh) << 4; x = d * (q - 16). */
-typedef struct { wisp_half d; uint8_t qh[4]; uint8_t qs[WISP_QK5_0 / 2]; } wisp_block_q5_0;
+typedef struct {
+    wisp_half d;
+    uint8_t qh[4];
+    uint8_t qs[WISP_QK5_0 / 2];
+} wisp_block_q5_0;
 /* Q5_1: x = d * q + m. */
-typedef struct { wisp_half d, m; uint8_t qh[4]; uint8_t qs[WISP_QK5_1 / 2]; } wisp_block_q5_1;
+typedef struct {
+    wisp_half d, m;
+    uint8_t qh[4];
+    uint8_t qs[WISP_QK5_1 / 2];
+} wisp_block_q5_1;
 /* Q8_0: x = d * q. */
-typedef struct { wisp_half d; int8_t qs[WISP_QK8_0]; } wisp_block_q8_0;
+typedef struct {
+    wisp_half d;
+    int8_t qs[WISP_QK8_0];
+} wisp_block_q8_0;
 /* Q8_1: x = d * q; s = d * sum(q), precomputed for the Q4_1/Q5_1 dots. */
-typedef struct { wisp_half d, s; int8_t qs[WISP_QK8_1]; } wisp_block_q8_1;
+typedef struct {
+    wisp_half d, s;
+    int8_t qs[WISP_QK8_1];
+} wisp_block_q8_1;
 
 /* Q2_K: 16 sub-blocks of 16; scales[i] low nibble = scale, high = min;
  * x = d * sc * q - dmin * m, q in 0..3. */

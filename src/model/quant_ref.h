@@ -15,8 +15,8 @@
 
 #include "model/types.h"
 
-#define WISP_QUANT_REF(ID, id, QK, BYTES, KIND)                                            \
-    void wisp_dequant_##id(const void *src, float *dst, int64_t n);                        \
+#define WISP_QUANT_REF(ID, id, QK, BYTES, KIND)                     \
+    void wisp_dequant_##id(const void *src, float *dst, int64_t n); \
     void wisp_quant_##id(const float *src, void *dst, int64_t n);
 
 WISP_TYPES_COMPUTED(WISP_QUANT_REF)

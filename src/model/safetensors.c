@@ -30,7 +30,7 @@
 
 #define ST_MAX_HEADER (100u << 20)
 #define ST_MAX_SHARDS 4096
-#define ST_NAME_MAX 128
+#define ST_NAME_MAX   128
 
 typedef struct st_shard {
     char *path;
@@ -57,22 +57,36 @@ void wisp_st_set_free(struct wisp_st_set *s)
 }
 
 /* dtype name -> (wisp type or -1 when wisp does not compute with it, size). */
-static const struct { const char *name; int type; int size; } dtypes[] = {
-    {"F32", WISP_TYPE_F32, 4}, {"F16", WISP_TYPE_F16, 2},   {"BF16", WISP_TYPE_BF16, 2},
-    {"F64", -1, 8},            {"I64", -1, 8},              {"U64", -1, 8},
-    {"I32", -1, 4},            {"U32", -1, 4},              {"I16", -1, 2},
-    {"U16", -1, 2},            {"I8", -1, 1},               {"U8", -1, 1},
-    {"BOOL", -1, 1},           {"F8_E4M3", -1, 1},          {"F8_E5M2", -1, 1},
+static const struct {
+    const char *name;
+    int type;
+    int size;
+} dtypes[] = {
+    {"F32", WISP_TYPE_F32, 4},
+    {"F16", WISP_TYPE_F16, 2},
+    {"BF16", WISP_TYPE_BF16, 2},
+    {"F64", -1, 8},
+    {"I64", -1, 8},
+    {"U64", -1, 8},
+    {"I32", -1, 4},
+    {"U32", -1, 4},
+    {"I16", -1, 2},
+    {"U16", -1, 2},
+    {"I8", -1, 1},
+    {"U8", -1, 1},
+    {"BOOL", -1, 1},
+    {"F8_E4M3", -1, 1},
+    {"F8_E5M2", -1, 1},
 };
 
 /* One validated header entry. */
 typedef struct st_entry {
-    char name[ST_NAME_MAX];    /* translated GGUF name ("" if unmapped) */
-    const char *hf_name;       /* into the JSON (valid while it lives) */
+    char name[ST_NAME_MAX]; /* translated GGUF name ("" if unmapped) */
+    const char *hf_name;    /* into the JSON (valid while it lives) */
     int type;
     int n_dims;
     int64_t ne[4];
-    uint64_t begin, end;       /* absolute in the shard */
+    uint64_t begin, end; /* absolute in the shard */
     const uint8_t *data;
 } st_entry;
 
@@ -113,8 +127,8 @@ static int parse_entry(const char *name, json_t *v, const st_shard *sh, uint64_t
                             json_string_value(dt));
     size_t nd = json_array_size(shape);
     if (nd > 4)
-        return wisp_err_set(err, WISP_E_UNSUPPORTED, "tensor %s: %zu dimensions (at most 4)",
-                            name, nd);
+        return wisp_err_set(err, WISP_E_UNSUPPORTED, "tensor %s: %zu dimensions (at most 4)", name,
+                            nd);
     e->n_dims = nd ? (int)nd : 1;
     for (int d = 0; d < 4; d++)
         e->ne[d] = 1;
@@ -137,8 +151,9 @@ static int parse_entry(const char *name, json_t *v, const st_shard *sh, uint64_t
     if (end - begin != nelem * (uint64_t)size)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "tensor %s: %" PRIu64 " bytes of data, but %s x %" PRIu64
-                            " elements needs %" PRIu64, name, end - begin,
-                            json_string_value(dt), nelem, nelem * (uint64_t)size);
+                            " elements needs %" PRIu64,
+                            name, end - begin, json_string_value(dt), nelem,
+                            nelem * (uint64_t)size);
     if (end > sh->size - data_start)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "tensor %s: data ends at byte %" PRIu64 ", file has %" PRIu64, name,
@@ -171,8 +186,8 @@ static int load_shard(st_shard *sh, st_list *list, json_t **hdr, wisp_err *err)
     /* O_NONBLOCK: a FIFO in a checkpoint folder must not block the open. */
     int fd = open(sh->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "%s: %s",
-                            sh->path, strerror(errno));
+        return wisp_err_set(err, errno == ENOENT ? WISP_E_NOT_FOUND : WISP_E_IO, "%s: %s", sh->path,
+                            strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 8) {
         close(fd);
@@ -188,8 +203,8 @@ static int load_shard(st_shard *sh, st_list *list, json_t **hdr, wisp_err *err)
     memcpy(&n, sh->base, 8);
     if (n > sh->size - 8 || n > ST_MAX_HEADER || n < 2)
         return wisp_err_set(err, WISP_E_FORMAT,
-                            "%s: header length %" PRIu64 " does not fit the %" PRIu64
-                            "-byte file", sh->path, n, sh->size);
+                            "%s: header length %" PRIu64 " does not fit the %" PRIu64 "-byte file",
+                            sh->path, n, sh->size);
     json_error_t je;
     *hdr = json_loadb((const char *)sh->base + 8, (size_t)n, JSON_REJECT_DUPLICATES, &je);
     if (!*hdr)
@@ -199,7 +214,8 @@ static int load_shard(st_shard *sh, st_list *list, json_t **hdr, wisp_err *err)
     const char *name;
     json_t *v;
     size_t first = list->n;
-    json_object_foreach(*hdr, name, v) {
+    json_object_foreach(*hdr, name, v)
+    {
         if (strcmp(name, "__metadata__") == 0)
             continue;
         st_entry e;
@@ -249,11 +265,12 @@ static int read_index(const char *index_path, const char *dir, struct wisp_st_se
     }
     const char *k;
     json_t *v;
-    json_object_foreach(wm, k, v) {
+    json_object_foreach(wm, k, v)
+    {
         const char *f = json_string_value(v);
         if (!f || !*f || strchr(f, '/') || strcmp(f, "..") == 0) {
-            rc = wisp_err_set(err, WISP_E_FORMAT, "%s: tensor %s: bad shard file name",
-                              index_path, k);
+            rc = wisp_err_set(err, WISP_E_FORMAT, "%s: tensor %s: bad shard file name", index_path,
+                              k);
             goto done;
         }
         char path[4096];
@@ -334,8 +351,7 @@ static int build_table(wisp_model *m, const st_list *l, wisp_err *err)
             pool += strlen(l->v[i].name) + 1;
             n++;
         } else {
-            WISP_LOGW("%s: ignoring tensor %s, which wisp does not use", m->path,
-                      l->v[i].hf_name);
+            WISP_LOGW("%s: ignoring tensor %s, which wisp does not use", m->path, l->v[i].hf_name);
         }
     m->tensors = calloc(n ? n : 1, sizeof *m->tensors);
     m->names = malloc(pool ? pool : 1);
@@ -402,6 +418,7 @@ int wisp_model_load_safetensors(wisp_model *m, const char *path, wisp_err *err)
     if (vocab_cfg && vocab_cfg != m->cfg.vocab_size)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "config.json says vocab_size %d, model.embed_tokens.weight has %d"
-                            " rows", vocab_cfg, m->cfg.vocab_size);
+                            " rows",
+                            vocab_cfg, m->cfg.vocab_size);
     return 0;
 }

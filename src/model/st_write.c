@@ -40,8 +40,8 @@ void wisp_st_writer_free(wisp_st_writer *w)
     free(w);
 }
 
-int64_t wisp_st_writer_tensor(wisp_st_writer *w, const char *name, const char *dtype,
-                              int elem_size, int n_dims, const int64_t *shape)
+int64_t wisp_st_writer_tensor(wisp_st_writer *w, const char *name, const char *dtype, int elem_size,
+                              int n_dims, const int64_t *shape)
 {
     if (n_dims < 1 || n_dims > 4 || elem_size <= 0)
         return WISP_E_INVALID;
@@ -91,8 +91,7 @@ int wisp_st_writer_write_data(wisp_st_writer *w, FILE *f, int64_t i, const void 
                               wisp_err *err)
 {
     if (i != w->next || i >= w->n)
-        return wisp_err_set(err, WISP_E_INVALID, "tensor %lld written out of order",
-                            (long long)i);
+        return wisp_err_set(err, WISP_E_INVALID, "tensor %lld written out of order", (long long)i);
     if (fwrite(data, 1, (size_t)w->sizes[i], f) != w->sizes[i])
         return wisp_err_set(err, WISP_E_IO, "writing safetensors data failed");
     w->next++;

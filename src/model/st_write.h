@@ -20,8 +20,8 @@ void wisp_st_writer_free(wisp_st_writer *w);
 /* dtype "F32", "F16" or "BF16" (any name is written as given; bytes per
  * element elem_size). shape is row-major, n_dims 1..4. Returns the index
  * or a negative code. */
-int64_t wisp_st_writer_tensor(wisp_st_writer *w, const char *name, const char *dtype,
-                              int elem_size, int n_dims, const int64_t *shape);
+int64_t wisp_st_writer_tensor(wisp_st_writer *w, const char *name, const char *dtype, int elem_size,
+                              int n_dims, const int64_t *shape);
 int wisp_st_writer_write_header(wisp_st_writer *w, FILE *f, wisp_err *err);
 /* Tensor i's bytes, in index order. */
 int wisp_st_writer_write_data(wisp_st_writer *w, FILE *f, int64_t i, const void *data,

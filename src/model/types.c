@@ -15,12 +15,16 @@
 
 #include "model/quant_ref.h"
 
-#define QUANTIZED_FLOAT false
+#define QUANTIZED_FLOAT  false
 #define QUANTIZED_WEIGHT true
-#define QUANTIZED_ACT true
-#define ROW(ID, id, QK, BYTES, KIND)                                                       \
-    [WISP_TYPE_##ID] = {.name = #ID, .block_size = QK, .type_size = BYTES, .supported = true, \
-                        .is_quantized = QUANTIZED_##KIND, .to_float = wisp_dequant_##id,   \
+#define QUANTIZED_ACT    true
+#define ROW(ID, id, QK, BYTES, KIND)                      \
+    [WISP_TYPE_##ID] = {.name = #ID,                      \
+                        .block_size = QK,                 \
+                        .type_size = BYTES,               \
+                        .supported = true,                \
+                        .is_quantized = QUANTIZED_##KIND, \
+                        .to_float = wisp_dequant_##id,    \
                         .from_float = wisp_quant_##id},
 /* Known to ggml, not computed by wisp. */
 #define NAMED(ID, NAME, BS, TS) [ID] = {.name = NAME, .block_size = BS, .type_size = TS}

@@ -82,27 +82,27 @@ typedef enum wisp_type {
  * table (engine/cpu/quants_*.c) and, for a WEIGHT type, nothing more for
  * CUDA than the generated traits.
  */
-#define WISP_TYPES_COMPUTED(X)                                                             \
-    X(F32, f32, 1, sizeof(float), FLOAT)                                                   \
-    X(F16, f16, 1, sizeof(wisp_half), FLOAT)                                               \
-    X(BF16, bf16, 1, sizeof(wisp_bf16), FLOAT)                                             \
-    X(Q4_0, q4_0, WISP_QK4_0, sizeof(wisp_block_q4_0), WEIGHT)                             \
-    X(Q4_1, q4_1, WISP_QK4_1, sizeof(wisp_block_q4_1), WEIGHT)                             \
-    X(Q5_0, q5_0, WISP_QK5_0, sizeof(wisp_block_q5_0), WEIGHT)                             \
-    X(Q5_1, q5_1, WISP_QK5_1, sizeof(wisp_block_q5_1), WEIGHT)                             \
-    X(Q8_0, q8_0, WISP_QK8_0, sizeof(wisp_block_q8_0), WEIGHT)                             \
-    X(Q8_1, q8_1, WISP_QK8_1, sizeof(wisp_block_q8_1), ACT)                                \
-    X(Q2_K, q2_K, WISP_QK_K, sizeof(wisp_block_q2_K), WEIGHT)                              \
-    X(Q3_K, q3_K, WISP_QK_K, sizeof(wisp_block_q3_K), WEIGHT)                              \
-    X(Q4_K, q4_K, WISP_QK_K, sizeof(wisp_block_q4_K), WEIGHT)                              \
-    X(Q5_K, q5_K, WISP_QK_K, sizeof(wisp_block_q5_K), WEIGHT)                              \
-    X(Q6_K, q6_K, WISP_QK_K, sizeof(wisp_block_q6_K), WEIGHT)                              \
+#define WISP_TYPES_COMPUTED(X)                                 \
+    X(F32, f32, 1, sizeof(float), FLOAT)                       \
+    X(F16, f16, 1, sizeof(wisp_half), FLOAT)                   \
+    X(BF16, bf16, 1, sizeof(wisp_bf16), FLOAT)                 \
+    X(Q4_0, q4_0, WISP_QK4_0, sizeof(wisp_block_q4_0), WEIGHT) \
+    X(Q4_1, q4_1, WISP_QK4_1, sizeof(wisp_block_q4_1), WEIGHT) \
+    X(Q5_0, q5_0, WISP_QK5_0, sizeof(wisp_block_q5_0), WEIGHT) \
+    X(Q5_1, q5_1, WISP_QK5_1, sizeof(wisp_block_q5_1), WEIGHT) \
+    X(Q8_0, q8_0, WISP_QK8_0, sizeof(wisp_block_q8_0), WEIGHT) \
+    X(Q8_1, q8_1, WISP_QK8_1, sizeof(wisp_block_q8_1), ACT)    \
+    X(Q2_K, q2_K, WISP_QK_K, sizeof(wisp_block_q2_K), WEIGHT)  \
+    X(Q3_K, q3_K, WISP_QK_K, sizeof(wisp_block_q3_K), WEIGHT)  \
+    X(Q4_K, q4_K, WISP_QK_K, sizeof(wisp_block_q4_K), WEIGHT)  \
+    X(Q5_K, q5_K, WISP_QK_K, sizeof(wisp_block_q5_K), WEIGHT)  \
+    X(Q6_K, q6_K, WISP_QK_K, sizeof(wisp_block_q6_K), WEIGHT)  \
     X(Q8_K, q8_K, WISP_QK_K, sizeof(wisp_block_q8_K), ACT)
 
 /* The geometry as integer constants, usable in constant expressions by C
  * and by the CUDA kernels: WISP_BLOCK_ELEMS_Q4_0, WISP_BLOCK_BYTES_Q4_0. */
 enum wisp_type_geometry {
-#define WISP_TYPE_GEOM_(ID, id, QK, BYTES, KIND)                                           \
+#define WISP_TYPE_GEOM_(ID, id, QK, BYTES, KIND) \
     WISP_BLOCK_ELEMS_##ID = (QK), WISP_BLOCK_BYTES_##ID = (int)(BYTES),
     WISP_TYPES_COMPUTED(WISP_TYPE_GEOM_)
 #undef WISP_TYPE_GEOM_
@@ -113,10 +113,10 @@ typedef void (*wisp_to_float_fn)(const void *src, float *dst, int64_t n);
 typedef void (*wisp_from_float_fn)(const float *src, void *dst, int64_t n);
 
 typedef struct wisp_type_traits {
-    const char *name;          /* "Q4_K"; NULL for ids ggml never assigned */
-    int block_size;            /* elements per block */
-    size_t type_size;          /* bytes per block */
-    bool supported;            /* wisp loads and computes with this type */
+    const char *name; /* "Q4_K"; NULL for ids ggml never assigned */
+    int block_size;   /* elements per block */
+    size_t type_size; /* bytes per block */
+    bool supported;   /* wisp loads and computes with this type */
     bool is_quantized;
     wisp_to_float_fn to_float;     /* reference dequantization */
     wisp_from_float_fn from_float; /* reference quantization (synthesizer, KV) */

@@ -8,7 +8,8 @@
 const char *wisp_rpc_code_name(int code)
 {
     switch (code) {
-#define WISP_RPC_CODE_NAME(name, value, msg) case value: return #name;
+#define WISP_RPC_CODE_NAME(name, value, msg) \
+    case value: return #name;
         WISP_RPC_CODE_MAP(WISP_RPC_CODE_NAME)
 #undef WISP_RPC_CODE_NAME
     }
@@ -18,7 +19,8 @@ const char *wisp_rpc_code_name(int code)
 const char *wisp_rpc_code_message(int code)
 {
     switch (code) {
-#define WISP_RPC_CODE_TEXT(name, value, msg) case value: return msg;
+#define WISP_RPC_CODE_TEXT(name, value, msg) \
+    case value: return msg;
         WISP_RPC_CODE_MAP(WISP_RPC_CODE_TEXT)
 #undef WISP_RPC_CODE_TEXT
     }

@@ -14,6 +14,7 @@
  * -32800 keep their meanings; wisp's own codes are -31001 and up, outside
  * the ranges JSON-RPC (-32768..-32000) and LSP (-32899..-32800) reserve,
  * so LSP client libraries do not take them for their own. */
+/* clang-format off */
 #define WISP_RPC_CODE_MAP(X)                                                   \
     X(PARSE_ERROR,       -32700, "parse error")                                \
     X(INVALID_REQUEST,   -32600, "invalid request")                            \
@@ -30,6 +31,7 @@
     X(UNSUPPORTED,       -31007, "unsupported")                                \
     X(NOT_AVAILABLE,     -31008, "method not available in this build")         \
     X(MODEL_CHANGED,     -31009, "model file changed on disk")
+/* clang-format on */
 
 typedef enum wisp_rpc_code {
 #define WISP_RPC_CODE_ENUM(name, code, msg) WISP_RPC_##name = code,

@@ -22,8 +22,8 @@
 #include "rpc/registry.h"
 
 typedef struct wisp_rpc_batch {
-    json_t *replies;       /* array of responses */
-    size_t pending;        /* members still to answer, plus the reading guard */
+    json_t *replies; /* array of responses */
+    size_t pending;  /* members still to answer, plus the reading guard */
 } wisp_rpc_batch;
 
 struct wisp_dispatch {
@@ -32,11 +32,11 @@ struct wisp_dispatch {
     wisp_dispatch_io io;
     wisp_framing framing;
     wisp_registry registry;
-    wisp_job *shutdown_job;      /* a shutdown waiting for the others to end */
-    bool shutting_down;          /* shutdown received: new requests are refused */
-    bool shutdown_received;      /* exit then means a clean exit (code 0) */
+    wisp_job *shutdown_job; /* a shutdown waiting for the others to end */
+    bool shutting_down;     /* shutdown received: new requests are refused */
+    bool shutdown_received; /* exit then means a clean exit (code 0) */
     bool exit_requested;
-    long client_pid;             /* initialize's processId, 0 when none */
+    long client_pid; /* initialize's processId, 0 when none */
     unsigned long long received, completed, failed, cancelled;
 };
 
@@ -179,13 +179,14 @@ static void handle_notification(wisp_dispatch *d, const wisp_method *m, const ch
     }
     if (!(m->flags & WISP_M_NOTIFICATION)) {
         WISP_LOGW("'%s' sent as a notification (no id): ignored, since its answer could not "
-                  "be sent; give it an id", name);
+                  "be sent; give it an id",
+                  name);
         return;
     }
     char why[256];
     json_t *empty = json_object();
-    bool ok = wisp_params_check(m->params, m->flags & WISP_M_OPEN_PARAMS,
-                                params ? params : empty, why, sizeof why);
+    bool ok = wisp_params_check(m->params, m->flags & WISP_M_OPEN_PARAMS, params ? params : empty,
+                                why, sizeof why);
     if (!ok)
         WISP_LOGW("notification '%s' ignored: invalid params: %s", name, why);
     else
@@ -383,7 +384,7 @@ void wisp_dispatch_message(wisp_dispatch *d, const char *data, size_t len)
                 answer_error(d, NULL, NULL, WISP_RPC_OVERLOADED, "out of memory", NULL);
             } else {
                 b->replies = replies;
-                b->pending = 1;   /* the reading guard */
+                b->pending = 1; /* the reading guard */
                 size_t i;
                 json_t *msg;
                 json_array_foreach(root, i, msg) handle_one(d, msg, b);

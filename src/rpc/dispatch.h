@@ -38,7 +38,7 @@ typedef struct wisp_dispatch_io {
 } wisp_dispatch_io;
 
 typedef struct wisp_dispatch_counts {
-    size_t in_flight;           /* registered requests not yet answered */
+    size_t in_flight; /* registered requests not yet answered */
     unsigned long long received, completed, failed, cancelled;
 } wisp_dispatch_counts;
 

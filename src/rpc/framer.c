@@ -15,13 +15,13 @@
 #include "common/log.h"
 
 enum {
-    ST_DETECT = 0,     /* deciding the framing */
-    ST_LINE,           /* ndjson: collecting a line */
-    ST_LINE_SKIP,      /* ndjson: skipping an oversized line to its '\n' */
-    ST_HEADER,         /* lsp: collecting a header line */
-    ST_HEADER_SKIP,    /* lsp: skipping an oversized header block to its blank line */
-    ST_BODY,           /* lsp: collecting body_left more bytes */
-    ST_BODY_SKIP,      /* lsp: skipping body_left bytes of an oversized body */
+    ST_DETECT = 0,  /* deciding the framing */
+    ST_LINE,        /* ndjson: collecting a line */
+    ST_LINE_SKIP,   /* ndjson: skipping an oversized line to its '\n' */
+    ST_HEADER,      /* lsp: collecting a header line */
+    ST_HEADER_SKIP, /* lsp: skipping an oversized header block to its blank line */
+    ST_BODY,        /* lsp: collecting body_left more bytes */
+    ST_BODY_SKIP,   /* lsp: skipping body_left bytes of an oversized body */
 };
 
 /* A header block (all its lines) larger than this is not a real client. */
@@ -104,7 +104,7 @@ static bool detect(wisp_framer *f)
     size_t cmp = n < sizeof lsp_prefix - 1 ? n : sizeof lsp_prefix - 1;
     bool prefix_ok = strncasecmp(p, lsp_prefix, cmp) == 0;
     if (prefix_ok && cmp < sizeof lsp_prefix - 1)
-        return false;   /* "Cont" so far: wait for more */
+        return false; /* "Cont" so far: wait for more */
     f->framing = prefix_ok ? WISP_FRAMING_LSP : WISP_FRAMING_NDJSON;
     f->state = prefix_ok ? ST_HEADER : ST_LINE;
     WISP_LOGD("framing: %s", wisp_framing_name(f->framing));
@@ -240,7 +240,7 @@ static void header_end(wisp_framer *f)
     long long len = f->content_length;
     f->content_length = -1;
     if (!seen)
-        return;   /* blank lines between messages */
+        return; /* blank lines between messages */
     if (!f->header_error[0] && len < 0)
         header_fail(f, "missing Content-Length header");
     if (f->header_error[0]) {
@@ -371,16 +371,10 @@ int wisp_framer_feed(wisp_framer *f, const char *data, size_t len)
             break;
         }
         case ST_LINE:
-        case ST_LINE_SKIP:
-            used = feed_line(f, data, len);
-            break;
+        case ST_LINE_SKIP: used = feed_line(f, data, len); break;
         case ST_HEADER:
-        case ST_HEADER_SKIP:
-            used = feed_header(f, data, len);
-            break;
-        default:
-            used = feed_body(f, data, len);
-            break;
+        case ST_HEADER_SKIP: used = feed_header(f, data, len); break;
+        default: used = feed_body(f, data, len); break;
         }
         data += used;
         len -= used;

@@ -24,7 +24,7 @@
 #include "common/buf.h"
 
 typedef enum wisp_framing {
-    WISP_FRAMING_UNKNOWN = 0,   /* nothing but blanks seen yet */
+    WISP_FRAMING_UNKNOWN = 0, /* nothing but blanks seen yet */
     WISP_FRAMING_NDJSON = 1,
     WISP_FRAMING_LSP = 2,
 } wisp_framing;
@@ -44,13 +44,13 @@ typedef struct wisp_framer {
     void *ud;
     size_t max_message;
     wisp_framing framing;
-    int state;                  /* framer.c's enum */
-    wisp_buf buf;               /* the message (or header line) being collected */
-    size_t body_left;           /* lsp: body bytes still to come (collect or skip) */
-    long long content_length;   /* lsp: value of the current header block, -1 = none */
-    char header_error[96];      /* lsp: first problem of the current header block */
-    bool header_seen;           /* lsp: a header line was seen in this block */
-    bool resync;                /* lsp: after a refused header, skip to a Content-Length line */
+    int state;                /* framer.c's enum */
+    wisp_buf buf;             /* the message (or header line) being collected */
+    size_t body_left;         /* lsp: body bytes still to come (collect or skip) */
+    long long content_length; /* lsp: value of the current header block, -1 = none */
+    char header_error[96];    /* lsp: first problem of the current header block */
+    bool header_seen;         /* lsp: a header line was seen in this block */
+    bool resync;              /* lsp: after a refused header, skip to a Content-Length line */
 } wisp_framer;
 
 void wisp_framer_init(wisp_framer *f, size_t max_message, const wisp_framer_cb *cb, void *ud);

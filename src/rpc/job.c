@@ -12,10 +12,10 @@
 
 #include "common/log.h"
 #include "common/panic.h"
+#include "rpc/app.h"
 #include "rpc/dispatch.h"
 #include "rpc/jsonutil.h"
 #include "rpc/mailbox.h"
-#include "rpc/app.h"
 #include "rpc/method.h"
 
 wisp_job *wisp_job_new(struct wisp_dispatch *d, const wisp_app *app, wisp_mailbox *mb,
@@ -81,7 +81,7 @@ static void finish(wisp_job *job, json_t *response)
 {
     WISP_ASSERT(response);
     bool was = atomic_exchange(&job->answered, true);
-    WISP_ASSERT(!was);   /* a handler answered one request twice */
+    WISP_ASSERT(!was); /* a handler answered one request twice */
     if (job->on_engine)
         wisp_mailbox_post_answer(job->mailbox, job, response);
     else

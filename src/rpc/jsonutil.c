@@ -17,10 +17,10 @@ json_t *wisp_json_string_lossy(const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *)s + i,
-                                              (utf8proc_ssize_t)(len - i), &cp);
-        int rc = n > 0 ? wisp_buf_append(&b, s + i, (size_t)n)
-                                  : wisp_buf_append(&b, replacement, 3);
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
+        int rc =
+            n > 0 ? wisp_buf_append(&b, s + i, (size_t)n) : wisp_buf_append(&b, replacement, 3);
         if (rc < 0) {
             wisp_buf_free(&b);
             return NULL;

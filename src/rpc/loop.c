@@ -28,14 +28,14 @@
 #include "rpc/outq.h"
 #include "rpc/worker.h"
 
-#define READ_CHUNK (64 * 1024)
+#define READ_CHUNK     (64 * 1024)
 #define OUT_HIGH_WATER ((size_t)4 << 20)
 /* How long `exit` waits for cancelled requests to be answered. */
 #define EXIT_GRACE_S 5.0
 /* How long exit waits for queued log lines to reach stderr. */
 #define LOG_FLUSH_MS 1000
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 typedef struct wisp_loop {
     struct ev_loop *ev;
@@ -44,8 +44,8 @@ typedef struct wisp_loop {
     ev_signal term_w, int_w;
     ev_prepare prep_w;
     ev_timer grace_w;
-    ev_io pidfd_w;         /* the LSP client process (initialize's processId) */
-    ev_timer pid_timer_w;  /* the same, polled, where pidfd_open is missing */
+    ev_io pidfd_w;        /* the LSP client process (initialize's processId) */
+    ev_timer pid_timer_w; /* the same, polled, where pidfd_open is missing */
     long watched_pid;
 
     wisp_loop_config cfg;
@@ -56,11 +56,11 @@ typedef struct wisp_loop {
     wisp_framer framer;
     wisp_outq outq;
 
-    bool reading;        /* stdin not at EOF and not given up */
-    bool paused;         /* stdin reading paused by a slow stdout reader */
-    bool draining;       /* finish what is in flight, flush, then stop */
-    bool stopping;       /* a signal or the client's death: cancel, flush, stop */
-    bool gone_told;      /* the broken stdout was logged */
+    bool reading;   /* stdin not at EOF and not given up */
+    bool paused;    /* stdin reading paused by a slow stdout reader */
+    bool draining;  /* finish what is in flight, flush, then stop */
+    bool stopping;  /* a signal or the client's death: cancel, flush, stop */
+    bool gone_told; /* the broken stdout was logged */
     int exit_code;
     int signals;
     int in_flags, out_flags;
@@ -83,7 +83,7 @@ static void loop_write(void *ud, const char *text, size_t len)
 static void flush_out(wisp_loop *l)
 {
     if (ev_is_active(&l->out_w))
-        return;   /* the write watcher owns flushing until stdout drains */
+        return; /* the write watcher owns flushing until stdout drains */
     if (wisp_outq_flush(&l->outq) == 1)
         ev_io_start(l->ev, &l->out_w);
     wisp_mailbox_set_out_bytes(&l->mailbox, l->outq.bytes);
@@ -156,10 +156,7 @@ static void on_too_large(void *ud, size_t declared)
     wisp_dispatch_too_large(framed(l), declared, l->cfg.max_message_bytes);
 }
 
-static void on_bad_header(void *ud, const char *why)
-{
-    wisp_dispatch_bad_header(framed(ud), why);
-}
+static void on_bad_header(void *ud, const char *why) { wisp_dispatch_bad_header(framed(ud), why); }
 
 static void stop_reading(wisp_loop *l, const char *why)
 {
@@ -395,7 +392,8 @@ int wisp_loop_run(const wisp_loop_config *cfg, const wisp_app *app)
         WISP_LOGE("out of memory");
         goto out;
     }
-    wisp_framer_cb fcb = {.message = on_message, .too_large = on_too_large,
+    wisp_framer_cb fcb = {.message = on_message,
+                          .too_large = on_too_large,
                           .bad_header = on_bad_header};
     wisp_framer_init(&l->framer, cfg->max_message_bytes, &fcb, l);
 

@@ -19,9 +19,9 @@
 
 /* Transport settings. */
 typedef struct wisp_loop_config {
-    int in_fd;                  /* messages in (stdin) */
-    int out_fd;                 /* messages out (stdout) */
-    size_t max_message_bytes;   /* larger messages are skipped and answered -32600 */
+    int in_fd;                /* messages in (stdin) */
+    int out_fd;               /* messages out (stdout) */
+    size_t max_message_bytes; /* larger messages are skipped and answered -32600 */
 } wisp_loop_config;
 
 /* Serves app until the lifecycle ends; returns the process exit code. app

@@ -55,7 +55,7 @@ static void push_locked(wisp_mailbox *mb, wisp_mailbox_item *it, bool *wake)
 void wisp_mailbox_post_answer(wisp_mailbox *mb, wisp_job *job, json_t *response)
 {
     wisp_mailbox_item *it = calloc(1, sizeof *it);
-    WISP_ASSERT(it);   /* an answer cannot be dropped; no memory for 40 bytes is fatal */
+    WISP_ASSERT(it); /* an answer cannot be dropped; no memory for 40 bytes is fatal */
     it->job = job;
     it->response = response;
     bool wake;

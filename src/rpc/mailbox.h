@@ -23,9 +23,9 @@
 
 typedef struct wisp_mailbox_item {
     struct wisp_mailbox_item *next;
-    wisp_job *job;          /* an answer: its job; a notification: NULL */
-    json_t *response;       /* an answer's response object */
-    char *text;             /* a notification, serialized (malloc'd) */
+    wisp_job *job;    /* an answer: its job; a notification: NULL */
+    json_t *response; /* an answer's response object */
+    char *text;       /* a notification, serialized (malloc'd) */
     size_t len;
 } wisp_mailbox_item;
 
@@ -33,8 +33,8 @@ typedef struct wisp_mailbox {
     pthread_mutex_t lock;
     pthread_cond_t room;
     wisp_mailbox_item *head, *tail;
-    size_t box_bytes;       /* notification bytes waiting in the box */
-    size_t out_bytes;       /* bytes the loop still has to write */
+    size_t box_bytes; /* notification bytes waiting in the box */
+    size_t out_bytes; /* bytes the loop still has to write */
     size_t high_water;
     bool closed;
     void (*wake)(void *ud);

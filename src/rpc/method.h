@@ -26,10 +26,10 @@
 struct wisp_dispatch;
 
 enum wisp_method_flags {
-    WISP_M_ENGINE = 1u << 0,        /* runs on the engine thread (else on the loop thread) */
-    WISP_M_NEEDS_MODEL = 1u << 1,   /* answered -31001 while no model is loaded */
-    WISP_M_NOTIFICATION = 1u << 2,  /* a notification to wisp (no id, no answer) */
-    WISP_M_OPEN_PARAMS = 1u << 3,   /* unknown params fields are allowed */
+    WISP_M_ENGINE = 1u << 0,       /* runs on the engine thread (else on the loop thread) */
+    WISP_M_NEEDS_MODEL = 1u << 1,  /* answered -31001 while no model is loaded */
+    WISP_M_NOTIFICATION = 1u << 2, /* a notification to wisp (no id, no answer) */
+    WISP_M_OPEN_PARAMS = 1u << 3,  /* unknown params fields are allowed */
 };
 
 /* A request handler: answers job exactly once (now or later). */
@@ -39,11 +39,11 @@ typedef void (*wisp_notify_fn)(struct wisp_dispatch *d, const json_t *params);
 
 typedef struct wisp_method {
     const char *name;
-    wisp_method_fn fn;          /* requests; NULL: not in this build (-31008) */
-    wisp_notify_fn notify;      /* notifications */
-    unsigned flags;             /* wisp_method_flags */
-    const wisp_param *params;   /* NULL-name-ended, or NULL for none */
-    const char *summary;        /* one line, for logs and docs */
+    wisp_method_fn fn;        /* requests; NULL: not in this build (-31008) */
+    wisp_notify_fn notify;    /* notifications */
+    unsigned flags;           /* wisp_method_flags */
+    const wisp_param *params; /* NULL-name-ended, or NULL for none */
+    const char *summary;      /* one line, for logs and docs */
 } wisp_method;
 
 /* Runs a job's method on the current thread: answers it -32800 when it was

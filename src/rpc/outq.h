@@ -16,15 +16,15 @@
 
 typedef struct wisp_outq_chunk {
     struct wisp_outq_chunk *next;
-    size_t len, off;          /* bytes in data, bytes already written */
+    size_t len, off; /* bytes in data, bytes already written */
     char data[];
 } wisp_outq_chunk;
 
 typedef struct wisp_outq {
     int fd;
     wisp_outq_chunk *head, *tail;
-    size_t bytes;             /* unwritten bytes queued */
-    bool broken;              /* the reader went away */
+    size_t bytes; /* unwritten bytes queued */
+    bool broken;  /* the reader went away */
 } wisp_outq;
 
 void wisp_outq_init(wisp_outq *q, int fd);

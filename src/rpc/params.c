@@ -76,15 +76,15 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
         if (json_is_string(v))
             return true;
         if (!json_is_array(v))
-            return fail(msg, cap, p->name,
-                        "a string or an array of token ids", "");
-        __attribute__((fallthrough));   /* an array of token ids */
+            return fail(msg, cap, p->name, "a string or an array of token ids", "");
+        __attribute__((fallthrough)); /* an array of token ids */
     case WISP_PT_INT_ARRAY: {
         if (!json_is_array(v))
             return fail(msg, cap, p->name, "an array of integers", range);
         size_t i;
         const json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (!int_ok(p, e)) {
                 char name[96];
                 snprintf(name, sizeof name, "%s[%zu]", p->name, i);
@@ -98,7 +98,8 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
             return fail(msg, cap, p->name, "an array of strings", "");
         size_t i;
         const json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             if (!json_is_string(e)) {
                 char name[96];
                 snprintf(name, sizeof name, "%s[%zu]", p->name, i);
@@ -115,14 +116,14 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
         if (!json_is_object(v))
             return fail(msg, cap, p->name, "an object", "");
         return true;
-    case WISP_PT_ANY:
-        return true;
+    case WISP_PT_ANY: return true;
     case WISP_PT_LOGIT_BIAS: {
         if (!json_is_array(v))
             return fail(msg, cap, p->name, "an array of [token, bias] pairs", "");
         size_t i;
         const json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             const json_t *b = json_array_get(e, 1);
             if (!json_is_array(e) || json_array_size(e) != 2 || !int_ok(p, json_array_get(e, 0)) ||
                 !((json_is_number(b) && isfinite(json_number_value(b))) || json_is_false(b))) {
@@ -138,11 +139,11 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
             return fail(msg, cap, p->name, "an array of {filename, text} objects", "");
         size_t i;
         const json_t *e;
-        json_array_foreach(v, i, e) {
+        json_array_foreach(v, i, e)
+        {
             const json_t *fn = json_object_get(e, "filename");
             bool ok = json_is_object(e) && json_is_string(json_object_get(e, "text")) &&
-                      (!fn || json_is_string(fn)) &&
-                      json_object_size(e) == (size_t)(fn ? 2 : 1);
+                      (!fn || json_is_string(fn)) && json_object_size(e) == (size_t)(fn ? 2 : 1);
             if (!ok) {
                 char name[96];
                 snprintf(name, sizeof name, "%s[%zu]", p->name, i);
@@ -178,7 +179,8 @@ bool wisp_params_check(const wisp_param *fields, bool open, const json_t *params
         return true;
     const char *key;
     const json_t *v;
-    json_object_foreach((json_t *)params, key, v) {
+    json_object_foreach((json_t *)params, key, v)
+    {
         const wisp_param *p = fields;
         while (p && p->name && strcmp(p->name, key) != 0)
             p++;

@@ -16,25 +16,25 @@
 
 typedef enum wisp_param_type {
     WISP_PT_STRING = 0,
-    WISP_PT_INT,            /* an integer (1.0 is not) in [min, max] */
-    WISP_PT_NUMBER,         /* integer or real in [min, max] */
+    WISP_PT_INT,    /* an integer (1.0 is not) in [min, max] */
+    WISP_PT_NUMBER, /* integer or real in [min, max] */
     WISP_PT_BOOL,
-    WISP_PT_INT_ARRAY,      /* integers each in [min, max] */
+    WISP_PT_INT_ARRAY, /* integers each in [min, max] */
     WISP_PT_STRING_ARRAY,
-    WISP_PT_PROMPT,         /* a string, or integers each in [min, max] */
-    WISP_PT_ID,             /* a request id: a string or a number */
+    WISP_PT_PROMPT, /* a string, or integers each in [min, max] */
+    WISP_PT_ID,     /* a request id: a string or a number */
     WISP_PT_OBJECT,
     WISP_PT_ANY,
-    WISP_PT_LOGIT_BIAS,     /* [[token id in [min, max], number or false], ...] */
-    WISP_PT_CHUNKS,         /* [{"filename"?: string, "text": string}, ...] */
+    WISP_PT_LOGIT_BIAS, /* [[token id in [min, max], number or false], ...] */
+    WISP_PT_CHUNKS,     /* [{"filename"?: string, "text": string}, ...] */
 } wisp_param_type;
 
 typedef struct wisp_param {
-    const char *name;              /* NULL ends a table */
+    const char *name; /* NULL ends a table */
     wisp_param_type type;
     bool required;
-    double min, max;               /* numeric range, inclusive (when min < max) */
-    const char *const *choices;    /* strings: the allowed values, NULL-ended */
+    double min, max;            /* numeric range, inclusive (when min < max) */
+    const char *const *choices; /* strings: the allowed values, NULL-ended */
 } wisp_param;
 
 /* Checks params (an object) against fields. open: unknown fields are

@@ -14,15 +14,15 @@
 #include "rpc/job.h"
 
 typedef struct wisp_registry_slot {
-    const char *key;   /* borrowed from the job; NULL = empty */
-    wisp_job *job;     /* NULL with a key = tombstone */
+    const char *key; /* borrowed from the job; NULL = empty */
+    wisp_job *job;   /* NULL with a key = tombstone */
 } wisp_registry_slot;
 
 typedef struct wisp_registry {
     wisp_registry_slot *slots;
-    size_t cap;        /* a power of two, or 0 */
-    size_t count;      /* live entries */
-    size_t used;       /* live entries + tombstones */
+    size_t cap;   /* a power of two, or 0 */
+    size_t count; /* live entries */
+    size_t used;  /* live entries + tombstones */
 } wisp_registry;
 
 void wisp_registry_init(wisp_registry *r);

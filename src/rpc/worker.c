@@ -13,9 +13,9 @@ struct wisp_worker {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    wisp_job *head, *tail;       /* queued jobs */
+    wisp_job *head, *tail; /* queued jobs */
     size_t queued;
-    bool woken;                  /* a wake arrived since the last turn */
+    bool woken; /* a wake arrived since the last turn */
     bool stop;
     wisp_worker_step_fn step;
     void *step_ud;
@@ -26,7 +26,7 @@ struct wisp_worker {
 static void *run(void *arg)
 {
     wisp_worker *w = arg;
-    bool more = false;   /* the step hook has work pending */
+    bool more = false; /* the step hook has work pending */
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->stop && !w->head && !w->woken && !more)
@@ -53,7 +53,7 @@ static void *run(void *arg)
 
         pthread_mutex_lock(&w->lock);
         if (w->step != step)
-            more = w->step != NULL;   /* a new hook starts with a turn */
+            more = w->step != NULL; /* a new hook starts with a turn */
     }
     /* Answer what never started: the loop may still write the answers. */
     wisp_job *jobs = w->head;

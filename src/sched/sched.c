@@ -27,8 +27,9 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
         return wisp_err_set(err, WISP_E_INTERNAL, "sched: n_vocab (%d) and n_ctx (%d) must be > 0",
                             opts->n_vocab, opts->n_ctx);
     if (eo->max_seqs <= 0 || eo->max_batch_tokens <= 0)
-        return wisp_err_set(err, WISP_E_INTERNAL, "sched: engine allows no batch (%d seqs, %d tokens)",
-                            eo->max_seqs, eo->max_batch_tokens);
+        return wisp_err_set(err, WISP_E_INTERNAL,
+                            "sched: engine allows no batch (%d seqs, %d tokens)", eo->max_seqs,
+                            eo->max_batch_tokens);
     wisp_sched *s = calloc(1, sizeof *s);
     if (!s)
         return wisp_err_set(err, WISP_E_NOMEM, "sched: no memory");
@@ -36,9 +37,10 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
     s->n_vocab = opts->n_vocab;
     s->n_ctx = opts->n_ctx;
     s->step_tokens = opts->step_tokens > 0 && opts->step_tokens < eo->max_batch_tokens
-                         ? opts->step_tokens : eo->max_batch_tokens;
-    s->max_running = opts->max_running > 0 && opts->max_running < eo->max_seqs
-                         ? opts->max_running : eo->max_seqs;
+                         ? opts->step_tokens
+                         : eo->max_batch_tokens;
+    s->max_running = opts->max_running > 0 && opts->max_running < eo->max_seqs ? opts->max_running
+                                                                               : eo->max_seqs;
     /* Every running sequence must be able to decode in every step. */
     if (s->max_running > s->step_tokens)
         s->max_running = s->step_tokens;
@@ -137,21 +139,27 @@ static int validate(const wisp_sched *s, const wisp_sched_request_desc *d, wisp_
         return wisp_err_set(err, WISP_E_INVALID, "max_tokens (%d) must be >= 0", d->max_tokens);
     for (int i = 0; i < d->n_prompt; i++)
         if (d->prompt[i] < 0 || d->prompt[i] >= s->n_vocab)
-            return wisp_err_set(err, WISP_E_INVALID, "prompt token %d at position %d is not in "
-                                "the vocabulary (size %d)", d->prompt[i], i, s->n_vocab);
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "prompt token %d at position %d is not in "
+                                "the vocabulary (size %d)",
+                                d->prompt[i], i, s->n_vocab);
     int64_t gen = d->evaluate_only ? 0 : d->max_tokens;
     int64_t total = (int64_t)d->n_prompt + gen;
     if (total > s->n_ctx)
-        return wisp_err_set(err, WISP_E_TOO_LARGE, "prompt (%d tokens) + max_tokens (%lld) "
-                            "exceeds the context (%d)", d->n_prompt, (long long)gen, s->n_ctx);
+        return wisp_err_set(err, WISP_E_TOO_LARGE,
+                            "prompt (%d tokens) + max_tokens (%lld) "
+                            "exceeds the context (%d)",
+                            d->n_prompt, (long long)gen, s->n_ctx);
     /* One more token than the request holds: a recomputed request may
      * briefly hold one extra block while copying a shared last block. */
     int bs = wisp_kv_block_size(s->kv);
     int64_t blocks = (total + 1 + bs - 1) / bs;
     if (blocks > wisp_kv_n_blocks(s->kv))
-        return wisp_err_set(err, WISP_E_TOO_LARGE, "prompt (%d tokens) + max_tokens (%lld) needs "
-                            "%lld KV blocks, the whole pool has %d", d->n_prompt, (long long)gen,
-                            (long long)blocks, wisp_kv_n_blocks(s->kv));
+        return wisp_err_set(err, WISP_E_TOO_LARGE,
+                            "prompt (%d tokens) + max_tokens (%lld) needs "
+                            "%lld KV blocks, the whole pool has %d",
+                            d->n_prompt, (long long)gen, (long long)blocks,
+                            wisp_kv_n_blocks(s->kv));
     return 0;
 }
 
@@ -292,13 +300,15 @@ void wisp_sched_drain_inbox(wisp_sched *s)
 
 void wisp_sched_remove_running(wisp_sched *s, int i)
 {
-    memmove(&s->running[i], &s->running[i + 1], (size_t)(s->n_running - i - 1) * sizeof *s->running);
+    memmove(&s->running[i], &s->running[i + 1],
+            (size_t)(s->n_running - i - 1) * sizeof *s->running);
     s->n_running--;
 }
 
 void wisp_sched_remove_waiting(wisp_sched *s, int i)
 {
-    memmove(&s->waiting[i], &s->waiting[i + 1], (size_t)(s->n_waiting - i - 1) * sizeof *s->waiting);
+    memmove(&s->waiting[i], &s->waiting[i + 1],
+            (size_t)(s->n_waiting - i - 1) * sizeof *s->waiting);
     s->n_waiting--;
 }
 
@@ -319,7 +329,7 @@ int wisp_sched_push_token(wisp_sched_req *r, int32_t token)
 /* ------------------------------------------------------------ finishing */
 
 void wisp_sched_end_request(wisp_sched *s, wisp_sched_req *r, int status, wisp_sched_finish why,
-                       const wisp_err *err)
+                            const wisp_err *err)
 {
     wisp_kv_seq_free(s->kv, &r->seq);
     double now = wisp_now_ms();

@@ -55,10 +55,10 @@ typedef enum wisp_sched_finish {
 } wisp_sched_finish;
 
 typedef struct wisp_sched_usage {
-    int prompt_tokens;         /* as submitted */
-    int completion_tokens;     /* tokens generated (reported to on_token) */
-    int cached_tokens;         /* prompt tokens reused from the prefix cache */
-    int preemptions;           /* times the request was preempted and recomputed */
+    int prompt_tokens;     /* as submitted */
+    int completion_tokens; /* tokens generated (reported to on_token) */
+    int cached_tokens;     /* prompt tokens reused from the prefix cache */
+    int preemptions;       /* times the request was preempted and recomputed */
     wisp_sched_finish finish;
     /* Milliseconds: queued before first admission; submit to first token
      * (or first logits); first admission to first token; first token to
@@ -67,10 +67,10 @@ typedef struct wisp_sched_usage {
 } wisp_sched_usage;
 
 typedef struct wisp_sched_request_desc {
-    const int32_t *prompt;     /* copied by submit */
-    int n_prompt;              /* >= 1 */
-    int max_tokens;            /* tokens to generate at most (>= 0; ignored by evaluate_only) */
-    int priority;              /* larger runs first; first come, first served within one */
+    const int32_t *prompt; /* copied by submit */
+    int n_prompt;          /* >= 1 */
+    int max_tokens;        /* tokens to generate at most (>= 0; ignored by evaluate_only) */
+    int priority;          /* larger runs first; first come, first served within one */
     bool evaluate_only;
     /* Generate: picks the next token from the logits after the last token
      * (may modify logits in place). Must return a token in [0, n_vocab). */
@@ -90,24 +90,24 @@ typedef struct wisp_sched_request_desc {
 } wisp_sched_request_desc;
 
 typedef struct wisp_sched_opts {
-    uint64_t model_identity;   /* wisp_model_identity(): keys the prefix cache and its files */
-    int n_vocab;               /* logits per position */
-    int n_ctx;                 /* positions a sequence may reach (prompt + max_tokens) */
-    int max_running;           /* sequences decoded together; 0 = engine max_seqs */
-    int max_queued;            /* requests waiting beyond which submit says OVERLOADED; 0 = 256 */
-    int step_tokens;           /* tokens per step (decodes + prefill chunks); 0 = engine max_batch_tokens */
-    int max_eval_tokens;       /* evaluate positions per step (bounds the logits buffer); 0 = 64 */
-    bool no_prefix_cache;      /* disable prefix sharing */
-    size_t host_cache_bytes;   /* host-memory second tier; 0 = none */
-    const char *cache_dir;     /* persist the prefix cache there; NULL = don't */
+    uint64_t model_identity; /* wisp_model_identity(): keys the prefix cache and its files */
+    int n_vocab;             /* logits per position */
+    int n_ctx;               /* positions a sequence may reach (prompt + max_tokens) */
+    int max_running;         /* sequences decoded together; 0 = engine max_seqs */
+    int max_queued;          /* requests waiting beyond which submit says OVERLOADED; 0 = 256 */
+    int step_tokens; /* tokens per step (decodes + prefill chunks); 0 = engine max_batch_tokens */
+    int max_eval_tokens;     /* evaluate positions per step (bounds the logits buffer); 0 = 64 */
+    bool no_prefix_cache;    /* disable prefix sharing */
+    size_t host_cache_bytes; /* host-memory second tier; 0 = none */
+    const char *cache_dir;   /* persist the prefix cache there; NULL = don't */
 } wisp_sched_opts;
 
 typedef struct wisp_sched_stats {
-    wisp_kv_stats kv;          /* blocks, fragmentation, copies, prefix hits, tiers */
+    wisp_kv_stats kv; /* blocks, fragmentation, copies, prefix hits, tiers */
     int running, queued;
     uint64_t steps, submitted, finished, cancelled, failed, preemptions;
     uint64_t rejected_overloaded, rejected_too_large;
-    uint64_t prefill_tokens, decode_tokens;   /* tokens computed by the engine */
+    uint64_t prefill_tokens, decode_tokens; /* tokens computed by the engine */
 } wisp_sched_stats;
 
 /* Creates a scheduler over an engine (which must outlive it) and its KV

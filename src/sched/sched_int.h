@@ -12,20 +12,20 @@
 
 typedef struct wisp_sched_req {
     uint64_t id, arrival;
-    wisp_sched_request_desc d;     /* callbacks, ud, limits (prompt pointer not kept) */
+    wisp_sched_request_desc d; /* callbacks, ud, limits (prompt pointer not kept) */
     /* The tokens to hold in KV: the prompt, then every generated token. A
      * preempted request is recomputed from these. */
     int32_t *tokens;
     int n_tokens, cap_tokens;
     int n_prompt;
     int n_generated;
-    int n_logits_done;             /* evaluate: positions delivered */
-    int cached_tokens;             /* reused at first admission */
+    int n_logits_done; /* evaluate: positions delivered */
+    int cached_tokens; /* reused at first admission */
     int preemptions;
     bool admitted_once, preempted;
     wisp_kv_seq seq;
     double t_submit, t_admit, t_first;
-    struct wisp_sched_req *next;   /* inbox link */
+    struct wisp_sched_req *next; /* inbox link */
     /* This step's work: tokens [step_pos0, step_pos0 + step_n). */
     int step_pos0, step_n;
 } wisp_sched_req;
@@ -42,20 +42,20 @@ struct wisp_sched {
     int n_waiting, cap_waiting;
     wisp_sched_req **running;
     int n_running;
-    wisp_batch_seq *bseqs;         /* max_running */
-    wisp_sched_req **breqs;        /* request of each batch entry */
-    float *logits;                 /* (max_running + max_eval_tokens) * n_vocab */
-    int n_batch;                   /* entries of the step being built/run */
+    wisp_batch_seq *bseqs;  /* max_running */
+    wisp_sched_req **breqs; /* request of each batch entry */
+    float *logits;          /* (max_running + max_eval_tokens) * n_vocab */
+    int n_batch;            /* entries of the step being built/run */
 
     /* Shared with other threads, under mu. */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     wisp_sched_req *inbox_head, *inbox_tail;
     int n_inbox;
-    int n_waiting_shared;          /* n_waiting as of the last step */
+    int n_waiting_shared; /* n_waiting as of the last step */
     bool woken, shutting_down;
     uint64_t next_id;
-    wisp_sched_stats snap;         /* stats as of the last step */
+    wisp_sched_stats snap; /* stats as of the last step */
     uint64_t rejected_overloaded, rejected_too_large, submitted;
 
     /* Counters (engine thread). */
@@ -70,7 +70,7 @@ void wisp_sched_enqueue(wisp_sched *s, wisp_sched_req *r);
 /* Ends a request: releases its blocks, calls on_finish, frees it. The
  * caller has already removed it from waiting/running. */
 void wisp_sched_end_request(wisp_sched *s, wisp_sched_req *r, int status, wisp_sched_finish why,
-                       const wisp_err *err);
+                            const wisp_err *err);
 void wisp_sched_remove_running(wisp_sched *s, int i);
 void wisp_sched_remove_waiting(wisp_sched *s, int i);
 /* Appends a generated token to r->tokens. Returns 0 or WISP_E_NOMEM. */

@@ -168,7 +168,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         wisp_sched_req *r = s->running[i];
         if (r->n_tokens - r->seq.n_tokens < 2)
-            continue;   /* scheduled as a decode already */
+            continue; /* scheduled as a decode already */
         int want = chunk_for(r, budget, eval_budget);
         if (want <= 0)
             continue;
@@ -188,7 +188,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
     while (s->n_waiting > 0 && s->n_running < s->max_running && budget > 0) {
         wisp_sched_req *r = s->waiting[0];
         if (!r->d.evaluate_only && r->n_generated >= r->d.max_tokens) {
-            wisp_sched_remove_waiting(s, 0);   /* max_tokens 0: nothing to compute */
+            wisp_sched_remove_waiting(s, 0); /* max_tokens 0: nothing to compute */
             wisp_sched_end_request(s, r, 0, WISP_SCHED_FINISH_LENGTH, NULL);
             continue;
         }
@@ -199,8 +199,8 @@ static void schedule_prefills(wisp_sched *s, int budget)
         int max_reuse = r->n_tokens - 1;
         if (r->d.evaluate_only && max_reuse > r->n_logits_done)
             max_reuse = r->n_logits_done;
-        int reused = wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse,
-                                               &err);
+        int reused =
+            wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse, &err);
         int n = reused < 0 ? reused : reserve_chunk(s, r, chunk_for(r, budget, eval_budget), &err);
         if (n < 0) {
             wisp_sched_remove_waiting(s, 0);
@@ -208,7 +208,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
             continue;
         }
         if (n == 0) {
-            wisp_kv_seq_release(s->kv, &r->seq);   /* wait for blocks; keep FCFS */
+            wisp_kv_seq_release(s->kv, &r->seq); /* wait for blocks; keep FCFS */
             break;
         }
         wisp_sched_remove_waiting(s, 0);
@@ -237,7 +237,7 @@ static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
         for (int a = 0; a < r->step_n; a++) {
             int pos = r->step_pos0 + a;
             if (pos < r->n_logits_done)
-                continue;   /* recomputed after a preemption: already delivered */
+                continue; /* recomputed after a preemption: already delivered */
             if (r->t_first == 0)
                 r->t_first = wisp_now_ms();
             r->d.on_logits(r->d.ud, pos, logits + (size_t)a * V, V);
@@ -248,7 +248,7 @@ static void deliver(wisp_sched *s, wisp_sched_req *r, float *logits)
         return;
     }
     if (!done)
-        return;   /* a prefill chunk short of the prompt's end */
+        return; /* a prefill chunk short of the prompt's end */
     int32_t tok = r->d.sample(r->d.ud, logits, V);
     wisp_err err;
     if (tok < 0 || tok >= V) {
@@ -292,7 +292,9 @@ static void run_batch(wisp_sched *s)
         else
             s->decode_tokens++;
     }
-    wisp_batch batch = {.seqs = s->bseqs, .n_seqs = s->n_batch, .should_stop = should_stop,
+    wisp_batch batch = {.seqs = s->bseqs,
+                        .n_seqs = s->n_batch,
+                        .should_stop = should_stop,
                         .stop_ud = s};
     wisp_err err = {0};
     int rc = s->engine->ops->forward(s->engine->ctx, &batch, &err);

@@ -80,7 +80,7 @@ static int parse_hermes(const char *text, json_t *calls, json_t **content)
         json_t *c = o ? call_from_object(o) : NULL;
         json_decref(o);
         if (!c)
-            break;   /* not a call: leave the text as it is from here */
+            break; /* not a call: leave the text as it is from here */
         json_array_append_new(calls, c);
         found++;
         char *prefix = NULL;
@@ -129,7 +129,8 @@ static int parse_mistral(const char *text, json_t *calls, json_t **content)
                 json_decref(list);
                 break;
             }
-            json_array_foreach(list, i, o) {
+            json_array_foreach(list, i, o)
+            {
                 json_t *c = call_from_object(o);
                 if (c) {
                     json_array_append_new(calls, c);
@@ -285,9 +286,9 @@ static int parse_harmony(const char *text, json_t *calls, json_t **content, json
     }
     if (any) {
         if (json_string_length(reasoning))
-            json_object_set_new(
-                msg, "reasoning",
-                trimmed(json_string_value(reasoning), json_string_length(reasoning)));
+            json_object_set_new(msg, "reasoning",
+                                trimmed(json_string_value(reasoning),
+                                        json_string_length(reasoning)));
         json_decref(*content);
         *content = trimmed(json_string_value(final), json_string_length(final));
     }

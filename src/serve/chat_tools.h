@@ -13,8 +13,8 @@
 #include <stdbool.h>
 
 typedef struct wisp_chat_hint {
-    bool tools;         /* the request defined tools (bare-JSON calls count only then) */
-    bool functionary;   /* the prompt ended in ">>>": the reply starts with a recipient */
+    bool tools;       /* the request defined tools (bare-JSON calls count only then) */
+    bool functionary; /* the prompt ended in ">>>": the reply starts with a recipient */
 } wisp_chat_hint;
 
 /* {"role": "assistant", "content", "reasoning"?, "tool_calls"?} (new

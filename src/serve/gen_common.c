@@ -12,8 +12,8 @@
 
 #include "gen/pipeline.h"
 #include "rpc/codes.h"
-#include "serve/server.h"
 #include "rpc/jsonutil.h"
+#include "serve/server.h"
 
 /* ---------------------------------------------------------------- params */
 
@@ -95,7 +95,8 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
             if (t < 0 || t >= rt->n_vocab) {
                 wisp_gen_spec_free(out);
                 return wisp_err_set(err, WISP_E_INVALID,
-                                    "'logit_bias[%zu]': token %lld is outside the vocabulary (0..%d)",
+                                    "'logit_bias[%zu]': token %lld is outside the vocabulary "
+                                    "(0..%d)",
                                     i, (long long)t, rt->n_vocab - 1);
             }
             out->bias[i].token = (int32_t)t;
@@ -201,9 +202,9 @@ void wisp_gen_top_k(const float *logits, int n, int k, int32_t *ids)
 
 json_t *wisp_gen_usage_json(const wisp_sched_usage *u)
 {
-    return json_pack("{s:i, s:i, s:i, s:i}", "prompt_tokens", u->prompt_tokens,
-                     "completion_tokens", u->completion_tokens, "cached_tokens", u->cached_tokens,
-                     "preemptions", u->preemptions);
+    return json_pack("{s:i, s:i, s:i, s:i}", "prompt_tokens", u->prompt_tokens, "completion_tokens",
+                     u->completion_tokens, "cached_tokens", u->cached_tokens, "preemptions",
+                     u->preemptions);
 }
 
 json_t *wisp_gen_timings_json(const wisp_sched_usage *u)
@@ -215,8 +216,8 @@ json_t *wisp_gen_timings_json(const wisp_sched_usage *u)
                     : 0.0;
     return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ttft_ms", u->ttft_ms, "queue_ms",
                      u->queue_ms, "prefill_ms", u->prefill_ms, "decode_ms", u->decode_ms,
-                     "total_ms", u->total_ms, "prefill_tokens_per_s", pp,
-                     "decode_tokens_per_s", tg);
+                     "total_ms", u->total_ms, "prefill_tokens_per_s", pp, "decode_tokens_per_s",
+                     tg);
 }
 
 static json_t *ids_json(const int32_t *ids, size_t n)
@@ -250,8 +251,8 @@ void wisp_gen_answer_failure_n(wisp_job *job, int status, const wisp_err *err, c
 {
     /* Length-delimited: generated text may hold NUL bytes (a vocabulary
      * token can decode to one), which JSON carries as \u0000. */
-    json_t *data = json_pack("{s:o, s:o}", "text", wisp_json_string_lossy(text ? text : "",
-                                                                     text ? text_len : 0),
+    json_t *data = json_pack("{s:o, s:o}", "text",
+                             wisp_json_string_lossy(text ? text : "", text ? text_len : 0),
                              "tokens", ids_json(tokens, n_tokens));
     if (status == WISP_E_CANCELLED) {
         wisp_job_error(job, WISP_RPC_REQUEST_CANCELLED, "request cancelled", data);
@@ -277,11 +278,11 @@ typedef struct gen_req {
     wisp_pipeline *pipe;
     wisp_gen_filter filter;
     int n_probs;
-    uint64_t seed;             /* reported in the result */
-    wisp_token_logprob *top;   /* n_probs entries, the last sample's */
+    uint64_t seed;           /* reported in the result */
+    wisp_token_logprob *top; /* n_probs entries, the last sample's */
     wisp_sample last;
-    json_t *probs;             /* per generated token, when n_probs > 0 */
-    wisp_err failed;           /* a callback's error, answered at the end */
+    json_t *probs;   /* per generated token, when n_probs > 0 */
+    wisp_err failed; /* a callback's error, answered at the end */
 } gen_req;
 
 /* A piece of the output as $/stream, with the probabilities of its tokens. */
@@ -308,10 +309,7 @@ static int32_t gen_sample(void *ud, float *logits, int n_vocab)
 
 /* A log-probability; a token of probability 0 (banned) has -inf, which
  * JSON cannot carry: it is null. */
-static json_t *logprob_json(float lp)
-{
-    return isfinite(lp) ? json_real((double)lp) : json_null();
-}
+static json_t *logprob_json(float lp) { return isfinite(lp) ? json_real((double)lp) : json_null(); }
 
 static json_t *token_logprob(int32_t token, float lp)
 {
@@ -375,7 +373,7 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
     }
     int rc = wisp_pipeline_end(r->pipe, status, &e);
     if (rc != status && rc != WISP_E_CANCELLED)
-        err = &e;   /* releasing the held text failed */
+        err = &e; /* releasing the held text failed */
     size_t len, n_tokens;
     const char *text = wisp_pipeline_text(r->pipe, &len);
     const int32_t *tokens = wisp_pipeline_tokens(r->pipe, &n_tokens);
@@ -391,9 +389,8 @@ static void gen_on_finish(void *ud, int status, const wisp_sched_usage *usage, c
     if (!reason)
         reason = usage->finish == WISP_SCHED_FINISH_LENGTH ? "length" : "stop";
     json_t *res = json_pack("{s:o, s:o, s:s, s:o, s:o}", "text", wisp_json_string_lossy(text, len),
-                            "tokens", ids_json(tokens, n_tokens), "finish_reason", reason,
-                            "usage", wisp_gen_usage_json(usage), "timings",
-                            wisp_gen_timings_json(usage));
+                            "tokens", ids_json(tokens, n_tokens), "finish_reason", reason, "usage",
+                            wisp_gen_usage_json(usage), "timings", wisp_gen_timings_json(usage));
     if (!res) {
         wisp_err_set(&e, WISP_E_NOMEM, "out of memory");
         wisp_job_fail(r->job, &e);

@@ -34,13 +34,13 @@ typedef struct wisp_gen_filter {
 
 typedef struct wisp_gen_spec {
     wisp_sampler_params sampling;
-    wisp_logit_bias *bias;     /* owned */
+    wisp_logit_bias *bias; /* owned */
     int max_tokens;
     int priority;
     bool stream;
-    char **stops;              /* owned, n_stops strings */
+    char **stops; /* owned, n_stops strings */
     int n_stops;
-    wisp_gen_filter filter;    /* optional */
+    wisp_gen_filter filter; /* optional */
 } wisp_gen_spec;
 
 /* Reads the sampling/stop/stream fields of generate or infill params

@@ -15,15 +15,17 @@
 #include "serve/runtime.h"
 #include "serve/server.h"
 
-#define I32_MAX 2147483647.0
-#define I53_MAX 9007199254740991.0   /* the largest integer every JSON reader keeps exact */
-#define CTX_MAX 16777216.0            /* WISP_RUNTIME_MAX_CTX */
-#define THREADS_MAX 1024.0            /* the CPU engine's thread pool limit */
+#define I32_MAX     2147483647.0
+#define I53_MAX     9007199254740991.0 /* the largest integer every JSON reader keeps exact */
+#define CTX_MAX     16777216.0         /* WISP_RUNTIME_MAX_CTX */
+#define THREADS_MAX 1024.0             /* the CPU engine's thread pool limit */
+/* clang-format off */
 #define OPT(name, type) {name, type, false, 0, 0, NULL}
 #define REQ(name, type) {name, type, true, 0, 0, NULL}
 #define OPT_RANGE(name, type, lo, hi) {name, type, false, lo, hi, NULL}
 #define REQ_RANGE(name, type, lo, hi) {name, type, true, lo, hi, NULL}
 #define END {NULL, 0, false, 0, 0, NULL}
+/* clang-format on */
 
 static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
 
@@ -74,25 +76,20 @@ static const wisp_param p_detokenize[] = {
     END,
 };
 
-#define SAMPLING_PARAMS                                                        \
-    OPT_RANGE("max_tokens", WISP_PT_INT, 0, I32_MAX),                          \
-    OPT_RANGE("temperature", WISP_PT_NUMBER, 0, 100),                          \
-    OPT_RANGE("top_k", WISP_PT_INT, 0, I32_MAX),                               \
-    OPT_RANGE("top_p", WISP_PT_NUMBER, 0, 1),                                  \
-    OPT_RANGE("min_p", WISP_PT_NUMBER, 0, 1),                                  \
-    OPT_RANGE("typical_p", WISP_PT_NUMBER, 0, 1),                              \
-    OPT_RANGE("repeat_last_n", WISP_PT_INT, 0, I32_MAX),                       \
-    OPT_RANGE("logit_bias", WISP_PT_LOGIT_BIAS, 0, I32_MAX),                   \
-    OPT_RANGE("priority", WISP_PT_INT, -1000000, 1000000),                     \
-    OPT_RANGE("repeat_penalty", WISP_PT_NUMBER, 0, 100),                       \
-    OPT_RANGE("presence_penalty", WISP_PT_NUMBER, -100, 100),                  \
-    OPT_RANGE("frequency_penalty", WISP_PT_NUMBER, -100, 100),                 \
-    OPT_RANGE("seed", WISP_PT_INT, 0, I53_MAX),                                \
-    OPT("stop", WISP_PT_STRING_ARRAY),                                         \
-    OPT("stream", WISP_PT_BOOL),                                               \
-    OPT("partialResultToken", WISP_PT_ID),                                     \
-    OPT("workDoneToken", WISP_PT_ID),                                          \
-    OPT_RANGE("n_probs", WISP_PT_INT, 0, 100)
+#define SAMPLING_PARAMS                                                                         \
+    OPT_RANGE("max_tokens", WISP_PT_INT, 0, I32_MAX),                                           \
+        OPT_RANGE("temperature", WISP_PT_NUMBER, 0, 100),                                       \
+        OPT_RANGE("top_k", WISP_PT_INT, 0, I32_MAX), OPT_RANGE("top_p", WISP_PT_NUMBER, 0, 1),  \
+        OPT_RANGE("min_p", WISP_PT_NUMBER, 0, 1), OPT_RANGE("typical_p", WISP_PT_NUMBER, 0, 1), \
+        OPT_RANGE("repeat_last_n", WISP_PT_INT, 0, I32_MAX),                                    \
+        OPT_RANGE("logit_bias", WISP_PT_LOGIT_BIAS, 0, I32_MAX),                                \
+        OPT_RANGE("priority", WISP_PT_INT, -1000000, 1000000),                                  \
+        OPT_RANGE("repeat_penalty", WISP_PT_NUMBER, 0, 100),                                    \
+        OPT_RANGE("presence_penalty", WISP_PT_NUMBER, -100, 100),                               \
+        OPT_RANGE("frequency_penalty", WISP_PT_NUMBER, -100, 100),                              \
+        OPT_RANGE("seed", WISP_PT_INT, 0, I53_MAX), OPT("stop", WISP_PT_STRING_ARRAY),          \
+        OPT("stream", WISP_PT_BOOL), OPT("partialResultToken", WISP_PT_ID),                     \
+        OPT("workDoneToken", WISP_PT_ID), OPT_RANGE("n_probs", WISP_PT_INT, 0, 100)
 
 static const wisp_param p_generate[] = {
     REQ_RANGE("prompt", WISP_PT_PROMPT, 0, I32_MAX),
@@ -118,15 +115,11 @@ static const wisp_param p_infill[] = {
     END,
 };
 
-#define CHAT_PARAMS                                                            \
-    REQ("messages", WISP_PT_ANY),                                              \
-    OPT("tools", WISP_PT_ANY),                                                 \
-    OPT("add_generation_prompt", WISP_PT_BOOL),                                \
-    OPT("template", WISP_PT_STRING),                                           \
-    OPT("template_kwargs", WISP_PT_OBJECT),                                    \
-    OPT("bos_token", WISP_PT_STRING),                                          \
-    OPT("eos_token", WISP_PT_STRING),                                          \
-    OPT_RANGE("now", WISP_PT_INT, -I53_MAX, I53_MAX)
+#define CHAT_PARAMS                                                                  \
+    REQ("messages", WISP_PT_ANY), OPT("tools", WISP_PT_ANY),                         \
+        OPT("add_generation_prompt", WISP_PT_BOOL), OPT("template", WISP_PT_STRING), \
+        OPT("template_kwargs", WISP_PT_OBJECT), OPT("bos_token", WISP_PT_STRING),    \
+        OPT("eos_token", WISP_PT_STRING), OPT_RANGE("now", WISP_PT_INT, -I53_MAX, I53_MAX)
 
 static const wisp_param p_chat_render[] = {CHAT_PARAMS, END};
 
@@ -144,8 +137,8 @@ static const wisp_param p_evaluate[] = {
 };
 
 #define ENGINE WISP_M_ENGINE
-#define MODEL WISP_M_NEEDS_MODEL
-#define NOTIF WISP_M_NOTIFICATION
+#define MODEL  WISP_M_NEEDS_MODEL
+#define NOTIF  WISP_M_NOTIFICATION
 
 /* A row whose handler is NULL is not in this build: the generic run step
  * answers it -31008 after the params checks. */
@@ -163,7 +156,8 @@ static const wisp_method table[] = {
     {"tokenize", wisp_m_tokenize, NULL, ENGINE | MODEL, p_tokenize, "text to token ids"},
     {"detokenize", wisp_m_detokenize, NULL, ENGINE | MODEL, p_detokenize, "token ids to text"},
     {"generate", wisp_m_generate, NULL, ENGINE | MODEL, p_generate, "complete a prompt"},
-    {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill, "fill in the middle (code completion)"},
+    {"infill", wisp_m_infill, NULL, ENGINE | MODEL, p_infill,
+     "fill in the middle (code completion)"},
     {"chat/render", wisp_m_chat_render, NULL, ENGINE, p_chat_render,
      "a conversation rendered with the chat template"},
     {"chat", wisp_m_chat, NULL, ENGINE | MODEL, p_chat, "the assistant's reply to a conversation"},

@@ -47,8 +47,7 @@ static wisp_jv *from_json(wisp_jinja_env *env, const json_t *j, int depth)
         wisp_jv *l = wisp_jv_list(env);
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v)
-            wisp_jv_list_push(env, l, from_json(env, v, depth + 1));
+        json_array_foreach(j, i, v) wisp_jv_list_push(env, l, from_json(env, v, depth + 1));
         return l;
     }
     case JSON_STRING: return wisp_jv_str(env, json_string_value(j), json_string_length(j));
@@ -77,7 +76,8 @@ static char *hf_template(const char *dir)
     } else if (json_is_array(t)) {
         size_t i;
         json_t *row;
-        json_array_foreach(t, i, row) {
+        json_array_foreach(t, i, row)
+        {
             const char *name = json_string_value(json_object_get(row, "name"));
             const char *text = json_string_value(json_object_get(row, "template"));
             if (name && text && !strcmp(name, "default")) {
@@ -108,8 +108,8 @@ static char *hf_template(const char *dir)
 }
 
 /* The template text: the param's, else the model's (malloc'd into *owned). */
-static int template_source(const wisp_runtime *rt, const json_t *p, const char **src,
-                           size_t *len, char **owned, wisp_err *err)
+static int template_source(const wisp_runtime *rt, const json_t *p, const char **src, size_t *len,
+                           char **owned, wisp_err *err)
 {
     const json_t *t = json_object_get(p, "template");
     *owned = NULL;
@@ -195,7 +195,8 @@ static bool check_messages(wisp_job *job, const json_t *p)
     }
     size_t i;
     json_t *msg;
-    json_array_foreach(m, i, msg) {
+    json_array_foreach(m, i, msg)
+    {
         if (!json_is_object(msg) || !json_is_string(json_object_get(msg, "role"))) {
             char text[96];
             snprintf(text, sizeof text, "'messages[%zu]' must be an object with a string 'role'",
@@ -240,15 +241,27 @@ void wisp_m_chat_render(wisp_job *job)
 /* Turn-end texts of template families whose vocabularies may not mark
  * them end-of-generation; a token with exactly this text ends the reply. */
 static const char *const turn_ends[] = {
-    "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>",
-    "<|end_of_text|>", "<|return|>", "<|call|>", "<|user|>", "<|observation|>",
-    "<｜end▁of▁sentence｜>", "<|END_OF_TURN_TOKEN|>", "</s>", "<turn|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<|return|>",
+    "<|call|>",
+    "<|user|>",
+    "<|observation|>",
+    "<｜end▁of▁sentence｜>",
+    "<|END_OF_TURN_TOKEN|>",
+    "</s>",
+    "<turn|>",
     NULL,
 };
 
 typedef struct chat_filter {
     const wisp_runtime *rt;
-    bool *eot;                 /* per token id: ends the turn */
+    bool *eot; /* per token id: ends the turn */
     wisp_chat_hint hint;
 } chat_filter;
 
@@ -283,7 +296,10 @@ static void cf_annotate(void *ud, json_t *result)
     }
     const char *fallback = json_string_value(json_object_get(result, "text"));
     json_object_set_new(result, "message",
-                        wisp_chat_parse_reply(text ? text : fallback ? fallback : "", &f->hint));
+                        wisp_chat_parse_reply(text       ? text
+                                              : fallback ? fallback
+                                                         : "",
+                                              &f->hint));
     free(text);
     free(ids);
 }

@@ -26,8 +26,8 @@
 typedef struct eval_req {
     wisp_job *job;
     int top_k;
-    json_t *rows;          /* one array of [id, logit] per position */
-    int32_t *topk_ids;     /* scratch of top_k */
+    json_t *rows;      /* one array of [id, logit] per position */
+    int32_t *topk_ids; /* scratch of top_k */
 } eval_req;
 
 static void eval_on_logits(void *ud, int pos, const float *logits, int n_vocab)
@@ -50,8 +50,8 @@ static void eval_on_finish(void *ud, int status, const wisp_sched_usage *usage, 
     eval_req *r = ud;
     wisp_gen_publish_stats(r->job);
     if (status == 0) {
-        json_t *res = json_pack("{s:o, s:o}", "logits", r->rows, "usage",
-                                wisp_gen_usage_json(usage));
+        json_t *res =
+            json_pack("{s:o, s:o}", "logits", r->rows, "usage", wisp_gen_usage_json(usage));
         json_object_set_new(res, "timings", wisp_gen_timings_json(usage));
         r->rows = NULL;
         wisp_job_reply(r->job, res);

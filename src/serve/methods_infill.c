@@ -88,13 +88,13 @@ static void if_annotate(void *ud, json_t *res)
     infill_filter *f = ud;
     const wisp_infill_trim *t = &f->trim;
     json_object_set_new(res, "trimmed", json_boolean(wisp_infill_trimmed(t)));
-    json_object_set_new(
-        res, "trim",
-        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "extra_dropped", t->extra_dropped,
-                  "extra_tokens_dropped", t->extra_tokens_dropped, "prefix_lines_trimmed",
-                  t->prefix_lines_trimmed, "prefix_tokens_trimmed", t->prefix_tokens_trimmed,
-                  "suffix_lines_trimmed", t->suffix_lines_trimmed, "suffix_tokens_trimmed",
-                  t->suffix_tokens_trimmed));
+    json_object_set_new(res, "trim",
+                        json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "extra_dropped",
+                                  t->extra_dropped, "extra_tokens_dropped", t->extra_tokens_dropped,
+                                  "prefix_lines_trimmed", t->prefix_lines_trimmed,
+                                  "prefix_tokens_trimmed", t->prefix_tokens_trimmed,
+                                  "suffix_lines_trimmed", t->suffix_lines_trimmed,
+                                  "suffix_tokens_trimmed", t->suffix_tokens_trimmed));
     json_object_set_new(res, "prompt_parts",
                         json_pack("{s:i, s:i, s:i, s:i}", "extra", f->n_extra_tokens, "prefix",
                                   f->n_prefix_tokens, "suffix", f->n_suffix_tokens, "typed",

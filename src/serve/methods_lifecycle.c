@@ -45,11 +45,11 @@ void wisp_m_initialize(wisp_job *job)
         json_array_append_new(devices, json_pack("{s:s, s:s, s:I}", "kind", s->devices[i].kind,
                                                  "name", s->devices[i].name, "memory_bytes",
                                                  (json_int_t)s->devices[i].memory_bytes));
-    json_t *caps = json_pack("{s:[s,s], s:s, s:o, s:o, s:o, s:I}", "framings", "ndjson", "lsp",
-                             "framing", wisp_framing_name(wisp_dispatch_framing(job->dispatch)),
-                             "methods", method_names(0), "notifications",
-                             method_names(WISP_M_NOTIFICATION), "devices", devices,
-                             "max_message_bytes", (json_int_t)s->opts->max_message_bytes);
+    json_t *caps =
+        json_pack("{s:[s,s], s:s, s:o, s:o, s:o, s:I}", "framings", "ndjson", "lsp", "framing",
+                  wisp_framing_name(wisp_dispatch_framing(job->dispatch)), "methods",
+                  method_names(0), "notifications", method_names(WISP_M_NOTIFICATION), "devices",
+                  devices, "max_message_bytes", (json_int_t)s->opts->max_message_bytes);
     json_t *result = json_pack("{s:{s:s, s:s}, s:s, s:o, s:o}", "serverInfo", "name", "wisp",
                                "version", WISP_VERSION, "protocolVersion", WISP_PROTOCOL_VERSION,
                                "capabilities", caps, "model", wisp_server_model_info(s));

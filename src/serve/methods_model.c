@@ -16,10 +16,10 @@
 #include "common/meminfo.h"
 #include "model/plan.h"
 #include "model/types.h"
+#include "rpc/worker.h"
 #include "serve/methods.h"
 #include "serve/runtime.h"
 #include "serve/server.h"
-#include "rpc/worker.h"
 
 /* ---------------------------------------------------------------- options */
 
@@ -245,14 +245,14 @@ static json_t *plan_json(const wisp_model_plan *pl)
     return json_pack(
         "{s:s, s:i, s:i, s:s, s:i, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "architecture", pl->cfg.arch_name, "n_ctx", pl->n_ctx, "n_seq", pl->n_seq, "kv_type",
-        wisp_type_name(wisp_kv_type_elem(pl->kv_type)), "n_layers", pl->n_layers,
-        "layer_bytes", layers, "layer_bytes_total", (json_int_t)pl->layer_bytes_total,
-        "layer_bytes_max", (json_int_t)pl->layer_bytes_max, "embedding_bytes",
-        (json_int_t)pl->embd_bytes, "output_bytes", (json_int_t)pl->output_bytes,
-        "other_bytes", (json_int_t)pl->other_bytes, "weight_bytes",
-        (json_int_t)pl->weight_bytes, "kv_bytes_per_token", (json_int_t)pl->kv_bytes_per_token,
-        "kv_bytes", (json_int_t)pl->kv_bytes, "scratch_bytes", (json_int_t)pl->scratch_bytes,
-        "host_bytes", (json_int_t)pl->host_bytes, "device_bytes", (json_int_t)pl->device_bytes);
+        wisp_type_name(wisp_kv_type_elem(pl->kv_type)), "n_layers", pl->n_layers, "layer_bytes",
+        layers, "layer_bytes_total", (json_int_t)pl->layer_bytes_total, "layer_bytes_max",
+        (json_int_t)pl->layer_bytes_max, "embedding_bytes", (json_int_t)pl->embd_bytes,
+        "output_bytes", (json_int_t)pl->output_bytes, "other_bytes", (json_int_t)pl->other_bytes,
+        "weight_bytes", (json_int_t)pl->weight_bytes, "kv_bytes_per_token",
+        (json_int_t)pl->kv_bytes_per_token, "kv_bytes", (json_int_t)pl->kv_bytes, "scratch_bytes",
+        (json_int_t)pl->scratch_bytes, "host_bytes", (json_int_t)pl->host_bytes, "device_bytes",
+        (json_int_t)pl->device_bytes);
 }
 
 static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
@@ -276,12 +276,12 @@ static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
         if (is_cpu && have == 0)
             have = d->memory_bytes;
         bool ok = need <= have;
-        json_array_append_new(devs, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "kind",
-                                              d->kind, "name", d->name, "memory_bytes",
-                                              (json_int_t)have, "weights_bytes",
-                                              (json_int_t)pl->weight_bytes, "kv_bytes",
-                                              (json_int_t)pl->kv_bytes, "layers", (json_int_t)pl->n_layers,
-                                              "fits", ok));
+        json_array_append_new(devs,
+                              json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "kind", d->kind,
+                                        "name", d->name, "memory_bytes", (json_int_t)have,
+                                        "weights_bytes", (json_int_t)pl->weight_bytes, "kv_bytes",
+                                        (json_int_t)pl->kv_bytes, "layers",
+                                        (json_int_t)pl->n_layers, "fits", ok));
         if (ok && !fits) {
             fits = true;
             strategy = "full";
@@ -319,8 +319,8 @@ void wisp_m_model_plan(wisp_job *job)
     }
     wisp_model_plan pl;
     wisp_err err = {0};
-    if (wisp_model_plan_file(json_string_value(json_object_get(p, "path")), n_ctx, n_seq,
-                             kv, &pl, &err)) {
+    if (wisp_model_plan_file(json_string_value(json_object_get(p, "path")), n_ctx, n_seq, kv, &pl,
+                             &err)) {
         wisp_job_error(job, WISP_RPC_MODEL_LOAD_FAILED, err.msg, NULL);
         return;
     }

@@ -10,9 +10,9 @@
 #include "common/log.h"
 #include "rpc/dispatch.h"
 #include "rpc/job_int.h"
+#include "rpc/worker.h"
 #include "serve/methods.h"
 #include "serve/server.h"
-#include "rpc/worker.h"
 
 #define U(x) ((json_int_t)(x))
 
@@ -33,10 +33,9 @@ static json_t *kv_json(const wisp_kv_stats *kv)
 
 static json_t *prefix_json(const wisp_kv_stats *kv)
 {
-    json_t *host = json_pack("{s:I, s:I, s:I, s:I}", "bytes_capacity",
-                             U(kv->host_bytes_capacity), "bytes_used", U(kv->host_bytes_used),
-                             "blocks", U(kv->host_blocks), "blocks_capacity",
-                             U(kv->host_blocks_capacity));
+    json_t *host = json_pack("{s:I, s:I, s:I, s:I}", "bytes_capacity", U(kv->host_bytes_capacity),
+                             "bytes_used", U(kv->host_bytes_used), "blocks", U(kv->host_blocks),
+                             "blocks_capacity", U(kv->host_blocks_capacity));
     json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "blocks_cached",
                           U(kv->blocks_cached_only), "queries", U(kv->prefix_queries), "hits",
                           U(kv->prefix_hits), "misses", U(kv->prefix_misses), "query_tokens",
@@ -57,26 +56,25 @@ void wisp_m_status(wisp_job *job)
     wisp_server_read_stats(s, &st);
     size_t queued = s->worker ? wisp_worker_queued(s->worker) : 0;
 
-    json_t *requests = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                                 /* this status request itself is in flight too */
-                                 "in_flight", U(c.in_flight), "queued", U(queued), "running",
-                                 U(st.running), "waiting", U(st.queued), "received",
-                                 U(c.received), "completed", U(c.completed), "failed",
-                                 U(c.failed), "cancelled", U(c.cancelled));
-    json_t *sched = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "steps", U(st.steps),
-                              "submitted", U(st.submitted), "finished", U(st.finished),
-                              "cancelled", U(st.cancelled), "failed", U(st.failed),
-                              "preemptions", U(st.preemptions), "rejected_overloaded",
-                              U(st.rejected_overloaded), "rejected_too_large",
-                              U(st.rejected_too_large));
-    json_t *tokens = json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated",
-                               U(st.decode_tokens));
-    json_t *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests", requests,
-                               "kv_cache", kv_json(&st.kv), "prefix_cache", prefix_json(&st.kv),
-                               "scheduler", sched, "tokens", tokens, "model",
-                               wisp_server_model_info(s), "uptime_ms",
-                               U(wisp_now_ms() - s->start_ms), "shutting_down",
-                               wisp_dispatch_shutting_down(job->dispatch));
+    json_t *requests =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                  /* this status request itself is in flight too */
+                  "in_flight", U(c.in_flight), "queued", U(queued), "running", U(st.running),
+                  "waiting", U(st.queued), "received", U(c.received), "completed", U(c.completed),
+                  "failed", U(c.failed), "cancelled", U(c.cancelled));
+    json_t *sched =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "steps", U(st.steps), "submitted",
+                  U(st.submitted), "finished", U(st.finished), "cancelled", U(st.cancelled),
+                  "failed", U(st.failed), "preemptions", U(st.preemptions), "rejected_overloaded",
+                  U(st.rejected_overloaded), "rejected_too_large", U(st.rejected_too_large));
+    json_t *tokens =
+        json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated", U(st.decode_tokens));
+    json_t *result =
+        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests", requests, "kv_cache",
+                  kv_json(&st.kv), "prefix_cache", prefix_json(&st.kv), "scheduler", sched,
+                  "tokens", tokens, "model", wisp_server_model_info(s), "uptime_ms",
+                  U(wisp_now_ms() - s->start_ms), "shutting_down",
+                  wisp_dispatch_shutting_down(job->dispatch));
     /* Lines the stderr reader was too slow for (log.h): a client that never
      * reads stderr loses logs, never answers. */
     json_object_set_new(result, "log", json_pack("{s:I}", "dropped_lines", U(wisp_log_dropped())));

@@ -66,8 +66,8 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
         /* A cache on disk must never serve KV of other weights. */
         double t0 = wisp_now_ms();
         bool reused;
-        identity = wisp_weights_identity_memo(rt->model, identity, &rt->stamp, o->cache_dir,
-                                              &reused);
+        identity =
+            wisp_weights_identity_memo(rt->model, identity, &rt->stamp, o->cache_dir, &reused);
         WISP_LOGI("prefix cache identity over the weights: %s, %.0f ms",
                   reused ? "file unchanged since it was hashed" : "hashed", wisp_now_ms() - t0);
     }
@@ -155,13 +155,25 @@ static json_t *special_ids(const wisp_tokenizer *tok)
 {
     const wisp_tok_special *s = wisp_tokenizer_special(tok);
     json_t *o = json_object();
-    const struct { const char *name; int32_t id; } rows[] = {
-        {"bos", s->bos}, {"eos", s->eos}, {"eot", s->eot}, {"unk", s->unk}, {"pad", s->pad},
-        {"fim_prefix", s->fim_pre}, {"fim_suffix", s->fim_suf}, {"fim_middle", s->fim_mid},
-        {"fim_pad", s->fim_pad}, {"fim_repo", s->fim_rep}, {"fim_sep", s->fim_sep},
+    const struct {
+        const char *name;
+        int32_t id;
+    } rows[] = {
+        {"bos", s->bos},
+        {"eos", s->eos},
+        {"eot", s->eot},
+        {"unk", s->unk},
+        {"pad", s->pad},
+        {"fim_prefix", s->fim_pre},
+        {"fim_suffix", s->fim_suf},
+        {"fim_middle", s->fim_mid},
+        {"fim_pad", s->fim_pad},
+        {"fim_repo", s->fim_rep},
+        {"fim_sep", s->fim_sep},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        json_object_set_new(o, rows[i].name, rows[i].id >= 0 ? json_integer(rows[i].id) : json_null());
+        json_object_set_new(o, rows[i].name,
+                            rows[i].id >= 0 ? json_integer(rows[i].id) : json_null());
     return o;
 }
 
@@ -175,24 +187,25 @@ json_t *wisp_runtime_info(const wisp_runtime *rt)
         if (counts[t] > 0)
             json_object_set_new(types, wisp_type_name(t), json_integer(counts[t]));
     const wisp_tokenizer *tok = rt->tok;
-    json_t *tk = json_pack("{s:s, s:s, s:i, s:b, s:b}", "model", wisp_tokenizer_model_name(tok),
-                           "pre", wisp_tokenizer_pre_name(tok), "vocab_size",
-                           (int)wisp_tokenizer_n_vocab(tok), "add_bos", wisp_tokenizer_add_bos(tok),
-                           "add_eos", wisp_tokenizer_add_eos(tok));
+    json_t *tk =
+        json_pack("{s:s, s:s, s:i, s:b, s:b}", "model", wisp_tokenizer_model_name(tok), "pre",
+                  wisp_tokenizer_pre_name(tok), "vocab_size", (int)wisp_tokenizer_n_vocab(tok),
+                  "add_bos", wisp_tokenizer_add_bos(tok), "add_eos", wisp_tokenizer_add_eos(tok));
     json_object_set_new(tk, "special", special_ids(tok));
     const wisp_tok_special *sp = wisp_tokenizer_special(tok);
-    json_object_set_new(tk, "fim", json_boolean(sp->fim_pre >= 0 && sp->fim_suf >= 0 &&
-                                                 sp->fim_mid >= 0));
-    json_t *info = json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:o, s:s}",
-        "path", wisp_model_get_path(rt->model), "format",
-        wisp_model_get_format(rt->model) == WISP_FORMAT_GGUF ? "gguf" : "safetensors",
-        "architecture", c->arch_name, "name", c->name, "n_params",
-        (json_int_t)wisp_model_n_params(rt->model), "n_layers", c->n_layers, "n_embd", c->n_embd,
-        "n_head", c->n_head, "n_head_kv", c->n_head_kv, "n_ff", c->n_ff, "n_ctx_train",
-        c->n_ctx_train, "n_ctx", rt->n_ctx, "vocab_size", c->vocab_size, "file_bytes",
-        (json_int_t)wisp_model_file_bytes(rt->model), "tensor_types", types, "tokenizer", tk,
-        "device", rt->device);
+    json_object_set_new(tk, "fim",
+                        json_boolean(sp->fim_pre >= 0 && sp->fim_suf >= 0 && sp->fim_mid >= 0));
+    json_t *info =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, "
+                  "s:o, s:s}",
+                  "path", wisp_model_get_path(rt->model), "format",
+                  wisp_model_get_format(rt->model) == WISP_FORMAT_GGUF ? "gguf" : "safetensors",
+                  "architecture", c->arch_name, "name", c->name, "n_params",
+                  (json_int_t)wisp_model_n_params(rt->model), "n_layers", c->n_layers, "n_embd",
+                  c->n_embd, "n_head", c->n_head, "n_head_kv", c->n_head_kv, "n_ff", c->n_ff,
+                  "n_ctx_train", c->n_ctx_train, "n_ctx", rt->n_ctx, "vocab_size", c->vocab_size,
+                  "file_bytes", (json_int_t)wisp_model_file_bytes(rt->model), "tensor_types", types,
+                  "tokenizer", tk, "device", rt->device);
     json_object_set_new(info, "vocab_only", json_boolean(wisp_model_is_vocab_only(rt->model)));
     if (rt->device_note[0])
         json_object_set_new(info, "device_note", json_string(rt->device_note));

@@ -18,8 +18,8 @@
 #include "common/err.h"
 #include "engine/engine.h"
 #include "model/model.h"
-#include "serve/file_stamp.h"
 #include "sched/sched.h"
+#include "serve/file_stamp.h"
 #include "tokenizer/tokenizer.h"
 
 /* The largest context a model is opened with (tokens); --ctx and the
@@ -28,15 +28,15 @@
 
 typedef struct wisp_runtime_opts {
     const char *path;
-    int n_ctx;                 /* 0: min(n_ctx_train, 4096) */
-    int n_threads;             /* 0: physical cores */
-    const char *device;        /* "auto", "cpu", "cuda" */
-    int64_t kv_cache_mb;       /* 0: default from the context size and free memory */
+    int n_ctx;           /* 0: min(n_ctx_train, 4096) */
+    int n_threads;       /* 0: physical cores */
+    const char *device;  /* "auto", "cpu", "cuda" */
+    int64_t kv_cache_mb; /* 0: default from the context size and free memory */
     wisp_kv_type kv_type;
-    int64_t host_cache_mb;     /* second-tier prefix cache in host RAM; <0: default */
-    const char *cache_dir;     /* persistent prefix cache; NULL: none */
-    int max_running;           /* 0: default */
-    int max_queued;            /* 0: default */
+    int64_t host_cache_mb; /* second-tier prefix cache in host RAM; <0: default */
+    const char *cache_dir; /* persistent prefix cache; NULL: none */
+    int max_running;       /* 0: default */
+    int max_queued;        /* 0: default */
     /* Progress of long loads; may be NULL. */
     void (*progress)(void *ud, double fraction, const char *message);
     void *progress_ud;
@@ -45,19 +45,19 @@ typedef struct wisp_runtime_opts {
 typedef struct wisp_runtime {
     wisp_model *model;
     wisp_tokenizer *tok;
-    wisp_engine *engine;       /* NULL for a vocab-only model */
-    wisp_sched *sched;         /* NULL for a vocab-only model */
+    wisp_engine *engine; /* NULL for a vocab-only model */
+    wisp_sched *sched;   /* NULL for a vocab-only model */
     const wisp_model_config *cfg;
     int n_ctx;
     int n_vocab;
-    char device[16];           /* the engine in use: "cpu", "cuda" */
-    char device_note[WISP_ERR_MSG_MAX + 64];     /* why auto chose what it chose, if it matters */
+    char device[16];                         /* the engine in use: "cpu", "cuda" */
+    char device_note[WISP_ERR_MSG_MAX + 64]; /* why auto chose what it chose, if it matters */
     int64_t kv_bytes;
     int n_kv_blocks;
     int block_size;
     double load_ms;
-    wisp_file_stamp stamp;     /* the model file as it was when opened */
-    bool stale;                /* the file changed: nothing reads the weights any more */
+    wisp_file_stamp stamp; /* the model file as it was when opened */
+    bool stale;            /* the file changed: nothing reads the weights any more */
     char stale_msg[WISP_ERR_MSG_MAX];
 } wisp_runtime;
 

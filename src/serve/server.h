@@ -41,15 +41,15 @@ typedef struct wisp_server {
     const wisp_options *opts;
     wisp_device_info devices[WISP_MAX_DEVICES];
     int n_devices;
-    double start_ms;                      /* wisp_now_ms() at start */
-    wisp_worker *worker;                  /* NULL when handlers run inline (fuzzer) */
+    double start_ms;     /* wisp_now_ms() at start */
+    wisp_worker *worker; /* NULL when handlers run inline (fuzzer) */
 
     /* engine thread only */
-    struct wisp_runtime *runtime;         /* NULL while no model is loaded */
+    struct wisp_runtime *runtime; /* NULL while no model is loaded */
 
     /* published snapshots */
     pthread_mutex_t lock;
-    json_t *model_info;                   /* model/info's result, or NULL */
+    json_t *model_info; /* model/info's result, or NULL */
     wisp_server_stats stats;
 } wisp_server;
 

@@ -7,7 +7,7 @@
 #ifndef WISP_SERVE_VERSION_H
 #define WISP_SERVE_VERSION_H
 
-#define WISP_VERSION "0.1.0"
+#define WISP_VERSION          "0.1.0"
 #define WISP_PROTOCOL_VERSION "2.0"
 
 #endif

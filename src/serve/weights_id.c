@@ -29,7 +29,7 @@ static uint64_t hash_weights(const wisp_model *m, uint64_t base)
 {
     XXH3_state_t *st = XXH3_createState();
     if (!st)
-        return base;   /* no memory: the cheap identity still separates most files */
+        return base; /* no memory: the cheap identity still separates most files */
     XXH3_64bits_reset_withSeed(st, base);
     int64_t n = wisp_model_n_tensors(m);
     for (int64_t i = 0; i < n; i++) {
@@ -42,10 +42,7 @@ static uint64_t hash_weights(const wisp_model *m, uint64_t base)
     return h;
 }
 
-uint64_t wisp_weights_identity(const wisp_model *m, uint64_t base)
-{
-    return hash_weights(m, base);
-}
+uint64_t wisp_weights_identity(const wisp_model *m, uint64_t base) { return hash_weights(m, base); }
 
 static char *memo_path(const char *dir, uint64_t base)
 {
@@ -68,8 +65,8 @@ uint64_t wisp_weights_identity_memo(const wisp_model *m, uint64_t base,
     *reused = false;
     struct stat st;
     const char *path = wisp_model_get_path(m);
-    char *mp = stamp->valid && stat(path, &st) == 0 && S_ISREG(st.st_mode) ? memo_path(dir, base)
-                                                                            : NULL;
+    char *mp =
+        stamp->valid && stat(path, &st) == 0 && S_ISREG(st.st_mode) ? memo_path(dir, base) : NULL;
     if (!mp)
         return hash_weights(m, base);
     memo mm;

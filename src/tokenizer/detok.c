@@ -61,7 +61,8 @@ static int put_bytelevel(const wisp_tokenizer *tok, wisp_buf *b, const char *s, 
 }
 
 /* Appends the piece of id to b; lstrip drops one leading space. */
-static int piece(const wisp_tokenizer *tok, int32_t id, bool render_special, bool lstrip, wisp_buf *b)
+static int piece(const wisp_tokenizer *tok, int32_t id, bool render_special, bool lstrip,
+                 wisp_buf *b)
 {
     uint32_t attr = tok->attr[id];
     const uint32_t special = WISP_TOKATTR_UNKNOWN | WISP_TOKATTR_CONTROL;
@@ -139,7 +140,8 @@ static size_t clean_spaces(char *t, size_t total)
             char x1 = t[i + 1];
             if (x1 == 's' || x1 == 'm')
                 n--;
-            else if (i + 2 < total && ((x1 == 'r' && t[i + 2] == 'e') || (x1 == 'v' && t[i + 2] == 'e')))
+            else if (i + 2 < total &&
+                     ((x1 == 'r' && t[i + 2] == 'e') || (x1 == 'v' && t[i + 2] == 'e')))
                 n--;
         }
         t[n++] = x;
@@ -245,8 +247,8 @@ int wisp_detok_stream_feed(wisp_detok_stream *s, int32_t id, const char **chunk,
     *chunk = "";
     *chunk_len = 0;
     if (id < 0 || id >= tok->n_vocab)
-        return wisp_err_set(err, WISP_E_INVALID, "detokenize: token id %d out of range [0, %d)",
-                            id, tok->n_vocab);
+        return wisp_err_set(err, WISP_E_INVALID, "detokenize: token id %d out of range [0, %d)", id,
+                            tok->n_vocab);
     bool lstrip = s->first && (s->flags & WISP_DETOK_TEXT_START) && tok->strip_prefix_space;
     s->first = false;
     wisp_buf pc = WISP_BUF_INIT, out = WISP_BUF_INIT;

@@ -16,7 +16,15 @@
 #include "tokenizer/tok_int.h"
 
 /* GGUF token types (llama.cpp's llama_token_type). */
-enum { TT_UNDEFINED = 0, TT_NORMAL, TT_UNKNOWN, TT_CONTROL, TT_USER_DEFINED, TT_UNUSED, TT_BYTE };
+enum {
+    TT_UNDEFINED = 0,
+    TT_NORMAL,
+    TT_UNKNOWN,
+    TT_CONTROL,
+    TT_USER_DEFINED,
+    TT_UNUSED,
+    TT_BYTE
+};
 
 static uint32_t attr_of_type(int64_t t)
 {
@@ -36,8 +44,9 @@ static int load_tokens(wisp_tokenizer *tok, const wisp_gguf *g, wisp_err *err)
     wisp_gguf_vtype et;
     uint64_t n;
     if (!wisp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n) || et != WISP_GGUF_STRING)
-        return wisp_err_set(err, WISP_E_FORMAT, "tokenizer: tokenizer.ggml.tokens is missing or "
-                                                "not a string array");
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "tokenizer: tokenizer.ggml.tokens is missing or "
+                            "not a string array");
     if (n == 0 || n > INT32_MAX / 2)
         return wisp_err_set(err, WISP_E_FORMAT, "tokenizer: %llu tokens", (unsigned long long)n);
     tok->n_vocab = (int32_t)n;
@@ -50,13 +59,15 @@ static int load_tokens(wisp_tokenizer *tok, const wisp_gguf *g, wisp_err *err)
     bool has_scores = wisp_gguf_get_arr(g, "tokenizer.ggml.scores", &st_t, &ns);
     bool has_types = wisp_gguf_get_arr(g, "tokenizer.ggml.token_type", &tt_t, &nt);
     if (has_scores && (ns != n || st_t != WISP_GGUF_FLOAT32))
-        return wisp_err_set(err, WISP_E_FORMAT, "tokenizer: tokenizer.ggml.scores has %llu "
-                            "entries of type %d for %llu tokens", (unsigned long long)ns, st_t,
-                            (unsigned long long)n);
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "tokenizer: tokenizer.ggml.scores has %llu "
+                            "entries of type %d for %llu tokens",
+                            (unsigned long long)ns, st_t, (unsigned long long)n);
     if (has_types && (nt != n || (tt_t != WISP_GGUF_INT32 && tt_t != WISP_GGUF_UINT32)))
-        return wisp_err_set(err, WISP_E_FORMAT, "tokenizer: tokenizer.ggml.token_type has %llu "
-                            "entries of type %d for %llu tokens", (unsigned long long)nt, tt_t,
-                            (unsigned long long)n);
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "tokenizer: tokenizer.ggml.token_type has %llu "
+                            "entries of type %d for %llu tokens",
+                            (unsigned long long)nt, tt_t, (unsigned long long)n);
     for (uint64_t i = 0; i < n; i++) {
         wisp_str s = wisp_gguf_arr_str(g, "tokenizer.ggml.tokens", i);
         char empty[32];
@@ -69,9 +80,11 @@ static int load_tokens(wisp_tokenizer *tok, const wisp_gguf *g, wisp_err *err)
         if (tok_strtab_add(&tok->st, s.ptr, s.len) < 0)
             return wisp_err_set(err, WISP_E_NOMEM, "tokenizer: no memory for token %llu",
                                 (unsigned long long)i);
-        tok->score[i] = has_scores ? (float)wisp_gguf_arr_float(g, "tokenizer.ggml.scores", i) : 0.0f;
-        tok->attr[i] = has_types ? attr_of_type(wisp_gguf_arr_int(g, "tokenizer.ggml.token_type", i))
-                                 : WISP_TOKATTR_NORMAL;
+        tok->score[i] =
+            has_scores ? (float)wisp_gguf_arr_float(g, "tokenizer.ggml.scores", i) : 0.0f;
+        tok->attr[i] = has_types
+                           ? attr_of_type(wisp_gguf_arr_int(g, "tokenizer.ggml.token_type", i))
+                           : WISP_TOKATTR_NORMAL;
     }
     return 0;
 }
@@ -108,8 +121,7 @@ static void get_id(const wisp_gguf *g, wisp_tokenizer *tok, const char *key, int
     else if (v == UINT32_MAX) /* converters write -1 for "no such token" */
         *id = -1;
     else
-        WISP_LOGW("tokenizer: ignoring %s = %u (vocabulary has %d tokens)", key, v,
-                      tok->n_vocab);
+        WISP_LOGW("tokenizer: ignoring %s = %u (vocabulary has %d tokens)", key, v, tok->n_vocab);
 }
 
 /* llama.cpp gives Phi-3's special tokens rstrip, except <unk> <s>
@@ -171,7 +183,7 @@ static int load(wisp_tokenizer *tok, const wisp_gguf *g, wisp_err *err)
         wisp_str pre = {"default", 7};
         if (!wisp_gguf_get_str(g, "tokenizer.ggml.pre", &pre)) {
             WISP_LOGW("tokenizer: no tokenizer.ggml.pre; using the 'default' pre-tokenizer "
-                          "(llama.cpp does the same; ids may differ from the model's training)");
+                      "(llama.cpp does the same; ids may differ from the model's training)");
             pre = (wisp_str){"default", 7};
         }
         if ((rc = tok_pretok_by_name(tok, pre.ptr, pre.len, err)))
@@ -184,7 +196,8 @@ static int load(wisp_tokenizer *tok, const wisp_gguf *g, wisp_err *err)
     } else {
         return wisp_err_set(err, WISP_E_UNSUPPORTED,
                             "tokenizer: unsupported tokenizer.ggml.model '%.*s' (supported: "
-                            "llama, gpt2)", (int)(model.len > 32 ? 32 : model.len), model.ptr);
+                            "llama, gpt2)",
+                            (int)(model.len > 32 ? 32 : model.len), model.ptr);
     }
     if (sp->bos >= tok->n_vocab)
         sp->bos = -1;

@@ -67,8 +67,9 @@ static int parse_normalizer(wisp_tokenizer *tok, const json_t *n, wisp_err *err)
     if (!strcmp(t, "Prepend")) {
         const char *p = jstr(n, "prepend");
         if (!p || strlen(p) >= sizeof tok->prepend_str)
-            return wisp_err_set(err, WISP_E_UNSUPPORTED, "tokenizer.json: Prepend normalizer "
-                                                         "with an unsupported string");
+            return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                                "tokenizer.json: Prepend normalizer "
+                                "with an unsupported string");
         snprintf(tok->prepend_str, sizeof tok->prepend_str, "%s", p);
         tok->prepend = TOK_PREPEND_ALWAYS;
         return 0;
@@ -80,13 +81,16 @@ static int parse_normalizer(wisp_tokenizer *tok, const json_t *n, wisp_err *err)
             tok->escape_spaces = true;
             return 0;
         }
-        return wisp_err_set(err, WISP_E_UNSUPPORTED, "tokenizer.json: Replace normalizer other "
-                                                     "than ' ' -> U+2581");
+        return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                            "tokenizer.json: Replace normalizer other "
+                            "than ' ' -> U+2581");
     }
     static const struct {
         const char *name;
         tok_unorm v;
-    } forms[] = {{"NFC", TOK_UNORM_NFC}, {"NFD", TOK_UNORM_NFD}, {"NFKC", TOK_UNORM_NFKC},
+    } forms[] = {{"NFC", TOK_UNORM_NFC},
+                 {"NFD", TOK_UNORM_NFD},
+                 {"NFKC", TOK_UNORM_NFKC},
                  {"NFKD", TOK_UNORM_NFKD}};
     for (size_t i = 0; i < 4; i++) {
         if (!strcmp(t, forms[i].name)) {
@@ -135,8 +139,10 @@ static int parse_pretok(wisp_tokenizer *tok, const json_t *p, wisp_err *err)
         const json_t *pat = json_object_get(p, "pattern");
         const char *behavior = jstr(p, "behavior");
         if (jbool(p, "invert", false) || !behavior || strcmp(behavior, "Isolated") != 0)
-            return wisp_err_set(err, WISP_E_UNSUPPORTED, "tokenizer.json: Split pre-tokenizer "
-                                "with behavior '%s' (only Isolated)", behavior ? behavior : "?");
+            return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                                "tokenizer.json: Split pre-tokenizer "
+                                "with behavior '%s' (only Isolated)",
+                                behavior ? behavior : "?");
         const char *rx = jstr(pat, "Regex");
         if (rx)
             return tok_pretok_add_regex(tok, rx, err);
@@ -149,16 +155,21 @@ static int parse_pretok(wisp_tokenizer *tok, const json_t *p, wisp_err *err)
         return tok_pretok_add_regex(tok, q, err);
     }
     if (!strcmp(t, "Digits"))
-        return tok_pretok_add_regex(tok, jbool(p, "individual_digits", false) ? "\\p{N}" : "\\p{N}+",
+        return tok_pretok_add_regex(tok,
+                                    jbool(p, "individual_digits", false) ? "\\p{N}" : "\\p{N}+",
                                     err);
     if (!strcmp(t, "Punctuation")) {
         const char *b = jstr(p, "behavior");
         bool contiguous = b && !strcasecmp(b, "Contiguous");
         if (b && strcasecmp(b, "Isolated") != 0 && !contiguous)
-            return wisp_err_set(err, WISP_E_UNSUPPORTED, "tokenizer.json: Punctuation behavior "
-                                "'%s'", b);
-        return tok_pretok_add_regex(tok, contiguous ? "[\\p{P}\\$\\+<=>\\^~\\|`]+"
-                                                    : "[\\p{P}\\$\\+<=>\\^~\\|`]", err);
+            return wisp_err_set(err, WISP_E_UNSUPPORTED,
+                                "tokenizer.json: Punctuation behavior "
+                                "'%s'",
+                                b);
+        return tok_pretok_add_regex(tok,
+                                    contiguous ? "[\\p{P}\\$\\+<=>\\^~\\|`]+"
+                                               : "[\\p{P}\\$\\+<=>\\^~\\|`]",
+                                    err);
     }
     if (!strcmp(t, "ByteLevel")) {
         tok->byte_level = true;
@@ -222,8 +233,7 @@ typedef struct slot {
     uint32_t attr;
 } slot;
 
-static int build_vocab(wisp_tokenizer *tok, const json_t *model, const json_t *added,
-                       wisp_err *err)
+static int build_vocab(wisp_tokenizer *tok, const json_t *model, const json_t *added, wisp_err *err)
 {
     const json_t *vocab = json_object_get(model, "vocab");
     if (!json_is_object(vocab))
@@ -314,8 +324,10 @@ static int load_merges(wisp_tokenizer *tok, const json_t *merges, wisp_err *err)
             size_t len = json_string_length(m);
             const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
             if (!sp)
-                return wisp_err_set(err, WISP_E_FORMAT, "tokenizer.json: merge %zu '%s' has no "
-                                    "space", i, s);
+                return wisp_err_set(err, WISP_E_FORMAT,
+                                    "tokenizer.json: merge %zu '%s' has no "
+                                    "space",
+                                    i, s);
             l = s, ln = (size_t)(sp - s), r = sp + 1, rn = len - ln - 1;
         } else if (json_is_array(m) && json_array_size(m) == 2 &&
                    json_is_string(json_array_get(m, 0)) && json_is_string(json_array_get(m, 1))) {
@@ -324,8 +336,10 @@ static int load_merges(wisp_tokenizer *tok, const json_t *merges, wisp_err *err)
             r = json_string_value(json_array_get(m, 1));
             rn = json_string_length(json_array_get(m, 1));
         } else {
-            return wisp_err_set(err, WISP_E_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" "
-                                "nor [\"a\", \"b\"]", i);
+            return wisp_err_set(err, WISP_E_FORMAT,
+                                "tokenizer.json: merge %zu is neither \"a b\" "
+                                "nor [\"a\", \"b\"]",
+                                i);
         }
         rc = tok_merge_add(tok, l, ln, r, rn, (int32_t)i, err);
     }

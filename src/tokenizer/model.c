@@ -28,12 +28,12 @@
 
 typedef struct sym {
     int32_t prev, next;
-    uint32_t off, n;   /* bytes of the text */
-    int32_t id;        /* strtab id of the text (BPE), -1 when unknown */
+    uint32_t off, n; /* bytes of the text */
+    int32_t id;      /* strtab id of the text (BPE), -1 when unknown */
 } sym;
 
 typedef struct cand {
-    float score;       /* SPM: higher first; BPE: -rank */
+    float score; /* SPM: higher first; BPE: -rank */
     int32_t left, right;
     uint32_t size;
 } cand;
@@ -104,10 +104,7 @@ struct tok_scratch {
     heap h;
 };
 
-tok_scratch *tok_scratch_new(void)
-{
-    return calloc(1, sizeof(tok_scratch));
-}
+tok_scratch *tok_scratch_new(void) { return calloc(1, sizeof(tok_scratch)); }
 
 void tok_scratch_free(tok_scratch *sc)
 {

@@ -154,8 +154,8 @@ int tok_pretok_split(const wisp_tokenizer *tok, const char *text, size_t len, si
             goto done;
         }
         for (size_t i = 0; i + 1 < cur.n; i++) {
-            rc = split_fragment(tok->re[r], md, &mctx, &jstack, text, cur.v[i], cur.v[i + 1],
-                                &nxt, err);
+            rc = split_fragment(tok->re[r], md, &mctx, &jstack, text, cur.v[i], cur.v[i + 1], &nxt,
+                                err);
             if (rc) {
                 if (rc == WISP_E_NOMEM)
                     wisp_err_set(err, rc, "tokenizer: no memory");

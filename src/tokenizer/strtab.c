@@ -127,7 +127,4 @@ int32_t tok_strtab_add(tok_strtab *t, const char *s, size_t n)
     return id;
 }
 
-int32_t tok_strtab_find(const tok_strtab *t, const char *s, size_t n)
-{
-    return *slot_for(t, s, n);
-}
+int32_t tok_strtab_find(const tok_strtab *t, const char *s, size_t n) { return *slot_for(t, s, n); }

@@ -27,19 +27,19 @@ typedef struct tok_strtab {
     uint32_t *off;
     uint32_t *len;
     int32_t n, cap;
-    int32_t *slots;   /* -1 empty, else id */
+    int32_t *slots; /* -1 empty, else id */
     uint32_t mask;
 } tok_strtab;
 
 typedef struct tok_merge {
-    int32_t left, right;   /* left == -1 marks an empty slot */
+    int32_t left, right; /* left == -1 marks an empty slot */
     int32_t rank;
     int32_t result;
 } tok_merge;
 
 typedef enum tok_algo {
-    TOK_ALGO_SPM = 1,   /* highest-score bigram first, whole fragment */
-    TOK_ALGO_BPE = 2,   /* lowest-rank merge first, per pre-token */
+    TOK_ALGO_SPM = 1, /* highest-score bigram first, whole fragment */
+    TOK_ALGO_BPE = 2, /* lowest-rank merge first, per pre-token */
 } tok_algo;
 
 typedef enum tok_unorm {
@@ -52,8 +52,8 @@ typedef enum tok_unorm {
 
 typedef enum tok_prepend {
     TOK_PREPEND_NONE = 0,
-    TOK_PREPEND_ALWAYS,   /* every raw fragment (llama.cpp add_space_prefix) */
-    TOK_PREPEND_FIRST,    /* only a fragment at the start of the text */
+    TOK_PREPEND_ALWAYS, /* every raw fragment (llama.cpp add_space_prefix) */
+    TOK_PREPEND_FIRST,  /* only a fragment at the start of the text */
 } tok_prepend;
 
 struct wisp_tokenizer {
@@ -63,11 +63,11 @@ struct wisp_tokenizer {
     char pre_name[48];
     int32_t n_vocab;
 
-    tok_strtab st;       /* ids [0, n_vocab) are tokens, the rest virtual */
-    float *score;        /* n_vocab */
-    uint32_t *attr;      /* n_vocab, WISP_TOKATTR_* */
+    tok_strtab st;  /* ids [0, n_vocab) are tokens, the rest virtual */
+    float *score;   /* n_vocab */
+    uint32_t *attr; /* n_vocab, WISP_TOKATTR_* */
 
-    tok_merge *merges;   /* open-addressing hash */
+    tok_merge *merges; /* open-addressing hash */
     uint32_t merge_mask;
     int32_t n_merges;
 
@@ -75,28 +75,29 @@ struct wisp_tokenizer {
     bool add_bos, add_eos;
     bool clean_spaces;
     bool ignore_merges;
-    bool byte_level;     /* GPT-2 byte <-> unicode mapping */
-    bool byte_fallback;  /* unknown pieces become <0xXX> tokens (else unk) */
+    bool byte_level;         /* GPT-2 byte <-> unicode mapping */
+    bool byte_fallback;      /* unknown pieces become <0xXX> tokens (else unk) */
     bool strip_prefix_space; /* detokenize drops the first piece's space */
 
     /* Text preparation of each raw fragment, before the model. */
     tok_unorm unorm;
     tok_prepend prepend;
     char prepend_str[8];
-    bool escape_spaces;  /* ' ' -> U+2581 */
+    bool escape_spaces;          /* ' ' -> U+2581 */
     bool bytelevel_prefix_space; /* HF ByteLevel add_prefix_space */
 
     /* Pre-tokenizer: regexes applied in sequence (llama.cpp semantics). */
     pcre2_code *re[TOK_MAX_REGEX];
     int n_re;
 
-    char b2u[256][2];        /* GPT-2 byte -> UTF-8 of its code point */
+    char b2u[256][2]; /* GPT-2 byte -> UTF-8 of its code point */
     uint8_t b2u_len[256];
-    int16_t u2b[324];        /* code point (< 324) -> byte, -1 */
+    int16_t u2b[324]; /* code point (< 324) -> byte, -1 */
     int32_t byte_tok[256];
-    bool barrier[256];       /* bytes no multi-byte vocabulary string holds */   /* <0xXX> token (or the 1-byte token), -1 */
-    uint8_t *eog;            /* n_vocab flags */
-    int32_t *special_ids;    /* partition candidates, longest text first */
+    bool barrier[256];
+    /* bytes no multi-byte vocabulary string holds */ /* <0xXX> token (or the 1-byte token), -1 */
+    uint8_t *eog;                                     /* n_vocab flags */
+    int32_t *special_ids;                             /* partition candidates, longest text first */
     int32_t n_special;
 };
 
@@ -137,7 +138,7 @@ int tok_pretok_split(const wisp_tokenizer *tok, const char *text, size_t len, si
                      size_t *n, wisp_err *err);
 
 /* ---- model.c: the merge loops ---- */
-typedef struct tok_scratch tok_scratch;   /* per-call symbols and heap */
+typedef struct tok_scratch tok_scratch; /* per-call symbols and heap */
 tok_scratch *tok_scratch_new(void);
 void tok_scratch_free(tok_scratch *sc);
 int tok_spm_encode(const wisp_tokenizer *tok, const char *text, size_t len, tok_scratch *sc,

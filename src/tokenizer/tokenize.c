@@ -17,7 +17,7 @@
 #include "tokenizer/tok_int.h"
 
 typedef struct frag {
-    int32_t id;          /* -1 for raw text */
+    int32_t id; /* -1 for raw text */
     size_t off, len;
 } frag;
 
@@ -40,10 +40,7 @@ static int frags_push(frags *f, frag x)
     return 0;
 }
 
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || (c >= '\t' && c <= '\r');
-}
+static bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 /* Which byte pairs occur in the text: a special token with a pair that
  * does not occur cannot occur either, which spares most memmem scans
@@ -190,8 +187,8 @@ static int encode_bpe(const wisp_tokenizer *tok, const char *s, size_t n, wisp_t
     if (tok->byte_level || tok->n_re) {
         size_t bad = utf8_invalid_at(s, n);
         if (bad != SIZE_MAX)
-            return wisp_err_set(err, WISP_E_INVALID,
-                                "tokenize: text is not valid UTF-8 (byte %zu)", bad);
+            return wisp_err_set(err, WISP_E_INVALID, "tokenize: text is not valid UTF-8 (byte %zu)",
+                                bad);
     }
     size_t *offs = NULL, nw = 1;
     size_t whole[2] = {0, n};
@@ -238,7 +235,8 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
     }
     if (add_special && tok->add_bos) {
         if (tok->sp.bos < 0) {
-            rc = wisp_err_set(err, WISP_E_INTERNAL, "tokenize: the vocabulary adds BOS but has none");
+            rc = wisp_err_set(err, WISP_E_INTERNAL,
+                              "tokenize: the vocabulary adds BOS but has none");
             goto done;
         }
         if ((rc = wisp_tokens_push(out, tok->sp.bos)))
@@ -266,7 +264,8 @@ int wisp_tokenize(const wisp_tokenizer *tok, const char *text, size_t len, bool 
     }
     if (add_special && tok->add_eos) {
         if (tok->sp.eos < 0) {
-            rc = wisp_err_set(err, WISP_E_INTERNAL, "tokenize: the vocabulary adds EOS but has none");
+            rc = wisp_err_set(err, WISP_E_INTERNAL,
+                              "tokenize: the vocabulary adds EOS but has none");
             goto done;
         }
         if ((rc = wisp_tokens_push(out, tok->sp.eos)))

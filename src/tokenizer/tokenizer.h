@@ -40,8 +40,8 @@ void wisp_tokens_free(wisp_tokens *t);
 int wisp_tokens_push(wisp_tokens *t, int32_t id);
 
 typedef enum wisp_tok_kind {
-    WISP_TOK_SPM = 1,   /* "llama": SentencePiece-style */
-    WISP_TOK_BPE = 2,   /* "gpt2": byte-level BPE (or HF BPE, see is_byte_level) */
+    WISP_TOK_SPM = 1, /* "llama": SentencePiece-style */
+    WISP_TOK_BPE = 2, /* "gpt2": byte-level BPE (or HF BPE, see is_byte_level) */
 } wisp_tok_kind;
 
 /* Per-token attributes (llama.cpp's token types turned into bits). */
@@ -141,7 +141,7 @@ typedef struct wisp_detok_stream {
     bool first;            /* the next token is the first one */
     unsigned char pend[4]; /* an incomplete UTF-8 sequence waiting for bytes */
     size_t npend;
-    char *buf;             /* the chunk returned by the last feed/flush */
+    char *buf; /* the chunk returned by the last feed/flush */
     size_t cap;
 } wisp_detok_stream;
 

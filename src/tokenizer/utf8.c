@@ -22,7 +22,7 @@ size_t tok_utf8_check(const unsigned char *s, size_t n)
     if (c < 0x80)
         return 1;
     size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;   /* bounds of the second byte */
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
     if (c >= 0xC2 && c <= 0xDF) {
         need = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
@@ -57,12 +57,9 @@ uint32_t tok_utf8_decode(const unsigned char *s, size_t n, size_t *adv)
         l = n;
     *adv = l;
     switch (l) {
-    case 1:
-        return s[0];
-    case 2:
-        return ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f);
-    case 3:
-        return ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    case 1: return s[0];
+    case 2: return ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f);
+    case 3: return ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
     default:
         return ((uint32_t)(s[0] & 0x07) << 18) | ((uint32_t)(s[1] & 0x3f) << 12) |
                ((uint32_t)(s[2] & 0x3f) << 6) | (s[3] & 0x3f);

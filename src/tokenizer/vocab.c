@@ -121,7 +121,7 @@ int tok_merge_add(wisp_tokenizer *tok, const char *l, size_t ln, const char *r, 
         return wisp_err_set(err, res, "tokenizer: cannot store merge %d", rank);
     tok_merge *m = merge_slot(tok, li, ri);
     if (m->left >= 0)
-        return 0;   /* an earlier (lower) rank of the same pair wins */
+        return 0; /* an earlier (lower) rank of the same pair wins */
     m->left = li;
     m->right = ri;
     m->rank = rank;
@@ -143,27 +143,52 @@ int32_t tok_merge_find(const wisp_tokenizer *tok, int32_t l, int32_t r, int32_t 
 
 /* ---------------------------------------------------------------- finish */
 
-static const char *const k_eot[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
-    "\xE2\x96\x81<EOT>", "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", NULL};
+static const char *const k_eot[] = {"<|eot_id|>",
+                                    "<|im_end|>",
+                                    "<|end|>",
+                                    "<end_of_turn>",
+                                    "<|endoftext|>",
+                                    "<EOT>",
+                                    "\xE2\x96\x81<EOT>",
+                                    "<\xEF\xBD\x9C"
+                                    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+                                    NULL};
 static const char *const k_eom[] = {"<|eom_id|>", NULL};
-static const char *const k_fim_pre[] = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-    "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", "<PRE>", "\xE2\x96\x81<PRE>", NULL};
-static const char *const k_fim_suf[] = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-    "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>", "<SUF>", "\xE2\x96\x81<SUF>", NULL};
-static const char *const k_fim_mid[] = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-    "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>", "\xE2\x96\x81<MID>", NULL};
+static const char *const k_fim_pre[] = {"<|fim_prefix|>",
+                                        "<fim-prefix>",
+                                        "<fim_prefix>",
+                                        "<\xEF\xBD\x9C"
+                                        "fim\xE2\x96\x81"
+                                        "begin\xEF\xBD\x9C>",
+                                        "<PRE>",
+                                        "\xE2\x96\x81<PRE>",
+                                        NULL};
+static const char *const k_fim_suf[] = {"<|fim_suffix|>",
+                                        "<fim-suffix>",
+                                        "<fim_suffix>",
+                                        "<\xEF\xBD\x9C"
+                                        "fim\xE2\x96\x81"
+                                        "hole\xEF\xBD\x9C>",
+                                        "<SUF>",
+                                        "\xE2\x96\x81<SUF>",
+                                        NULL};
+static const char *const k_fim_mid[] = {"<|fim_middle|>",
+                                        "<fim-middle>",
+                                        "<fim_middle>",
+                                        "<\xEF\xBD\x9C"
+                                        "fim\xE2\x96\x81"
+                                        "end\xEF\xBD\x9C>",
+                                        "<MID>",
+                                        "\xE2\x96\x81<MID>",
+                                        NULL};
 static const char *const k_fim_pad[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", NULL};
 static const char *const k_fim_rep[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>",
-                                        "<reponame>", "<REPO>", NULL};
+                                        "<reponame>",   "<REPO>",        NULL};
 static const char *const k_fim_sep[] = {"<|file_sep|>", "<file_sep>", NULL};
 /* Texts that end generation wherever they are in the vocabulary. */
-static const char *const k_eog[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-    "<EOT>", "\xE2\x96\x81<EOT>", NULL};
+static const char *const k_eog[] = {"<|eot_id|>",    "<|im_end|>",        "<|end|>",
+                                    "<end_of_turn>", "<|endoftext|>",     "<|eom_id|>",
+                                    "<EOT>",         "\xE2\x96\x81<EOT>", NULL};
 
 static int32_t find_text(const wisp_tokenizer *tok, const char *s)
 {

@@ -24,7 +24,10 @@ static wisp_jv *msg(wisp_jinja_env *env, const char *role, const char *content)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     wisp_jinja_limits lim = {
-        .max_output = 1 << 20, .max_memory = 32 << 20, .max_steps = 200000, .max_depth = 16,
+        .max_output = 1 << 20,
+        .max_memory = 32 << 20,
+        .max_steps = 200000,
+        .max_depth = 16,
     };
     wisp_jinja_env *env = wisp_jinja_env_new(&lim);
     if (!env)

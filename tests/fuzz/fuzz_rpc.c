@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "options.h"
 #include "rpc/dispatch.h"
 #include "rpc/framer.h"
-#include "options.h"
 #include "serve/server.h"
 
 static wisp_options opts;
@@ -41,7 +41,7 @@ static void check_response(const json_t *r)
         abort();
     const json_t *err = json_object_get(r, "error");
     if (!!err == !!json_object_get(r, "result"))
-        abort();   /* exactly one of result and error */
+        abort(); /* exactly one of result and error */
     if (err && (!json_is_integer(json_object_get(err, "code")) ||
                 !json_is_string(json_object_get(err, "message"))))
         abort();
@@ -51,7 +51,7 @@ static void on_write(void *ud, const char *text, size_t len)
 {
     (void)ud;
     if (memchr(text, '\n', len))
-        abort();   /* would break ndjson framing */
+        abort(); /* would break ndjson framing */
     json_error_t e;
     json_t *m = json_loadb(text, len, 0, &e);
     if (!m)
@@ -81,7 +81,10 @@ static void on_too_large(void *ud, size_t declared)
     wisp_dispatch_too_large(c->d, declared, c->limit);
 }
 
-static void on_bad_header(void *ud, const char *why) { wisp_dispatch_bad_header(((ctx *)ud)->d, why); }
+static void on_bad_header(void *ud, const char *why)
+{
+    wisp_dispatch_bad_header(((ctx *)ud)->d, why);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -110,7 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!c.d)
         return 0;
     wisp_framer f;
-    wisp_framer_cb cb = {.message = on_message, .too_large = on_too_large,
+    wisp_framer_cb cb = {.message = on_message,
+                         .too_large = on_too_large,
                          .bad_header = on_bad_header};
     wisp_framer_init(&f, limit, &cb, &c);
     c.f = &f;
@@ -128,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     wisp_dispatch_counts counts;
     wisp_dispatch_counts_get(c.d, &counts);
     if (counts.in_flight != 0)
-        abort();   /* inline handlers answer everything before returning */
+        abort(); /* inline handlers answer everything before returning */
     wisp_framer_free(&f);
     wisp_dispatch_free(c.d);
     return 0;

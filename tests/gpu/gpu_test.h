@@ -28,36 +28,36 @@
 #include "model/dequant_block.h"
 #include "model/types.h"
 
-#define GPU_REQUIRE()                                                                         \
-    do {                                                                                      \
-        int n_dev_ = 0;                                                                       \
-        cudaError_t e_ = cudaGetDeviceCount(&n_dev_);                                         \
-        if (e_ != cudaSuccess)                                                                \
-            SKIP("no CUDA device: %s", cudaGetErrorString(e_));                               \
-        if (n_dev_ == 0)                                                                      \
-            SKIP("no CUDA device: none found");                                               \
+#define GPU_REQUIRE()                                           \
+    do {                                                        \
+        int n_dev_ = 0;                                         \
+        cudaError_t e_ = cudaGetDeviceCount(&n_dev_);           \
+        if (e_ != cudaSuccess)                                  \
+            SKIP("no CUDA device: %s", cudaGetErrorString(e_)); \
+        if (n_dev_ == 0)                                        \
+            SKIP("no CUDA device: none found");                 \
     } while (0)
 
-#define CU_OK(call)                                                                           \
-    do {                                                                                      \
-        cudaError_t e_ = (call);                                                              \
-        if (e_ != cudaSuccess) {                                                              \
-            fprintf(stderr, "  %s:%d: %s: %s\n", __FILE__, __LINE__, #call,                   \
-                    cudaGetErrorString(e_));                                                  \
-            exit(1);                                                                          \
-        }                                                                                     \
+#define CU_OK(call)                                                         \
+    do {                                                                    \
+        cudaError_t e_ = (call);                                            \
+        if (e_ != cudaSuccess) {                                            \
+            fprintf(stderr, "  %s:%d: %s: %s\n", __FILE__, __LINE__, #call, \
+                    cudaGetErrorString(e_));                                \
+            exit(1);                                                        \
+        }                                                                   \
     } while (0)
 
 /* A launcher call that must succeed; prints its wisp_err otherwise. */
-#define K_OK(call)                                                                            \
-    do {                                                                                      \
-        wisp_err kerr_ = {0};                                                                 \
-        (void)kerr_;                                                                          \
-        int rc_ = (call);                                                                     \
-        if (rc_ != 0) {                                                                       \
+#define K_OK(call)                                                                             \
+    do {                                                                                       \
+        wisp_err kerr_ = {0};                                                                  \
+        (void)kerr_;                                                                           \
+        int rc_ = (call);                                                                      \
+        if (rc_ != 0) {                                                                        \
             fprintf(stderr, "  %s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, kerr_.msg); \
-            exit(1);                                                                          \
-        }                                                                                     \
+            exit(1);                                                                           \
+        }                                                                                      \
     } while (0)
 /* Inside K_OK, pass &kerr_ as the error argument. */
 #define KERR (&kerr_)
@@ -116,12 +116,12 @@ typedef void (*gt_dq8_fn)(const void *, int, float *);
 typedef struct gt_type {
     int type;
     const char *name;
-    int qk;              /* elements per block (1 for float types) */
-    int bytes;           /* bytes per block */
-    gt_dq8_fn dq8;       /* quantized types only */
-    int half_off[2];     /* byte offsets of the block's half scales */
+    int qk;          /* elements per block (1 for float types) */
+    int bytes;       /* bytes per block */
+    gt_dq8_fn dq8;   /* quantized types only */
+    int half_off[2]; /* byte offsets of the block's half scales */
     int n_half;
-    float qmax;          /* largest |quant x sub-scale| of the format */
+    float qmax; /* largest |quant x sub-scale| of the format */
 } gt_type;
 
 static const gt_type GT_TYPES[] = {
@@ -161,11 +161,11 @@ static inline void *gt_random_weight(const gt_type *t, int64_t n_in, int64_t n_r
                     memcpy(wr + 4 * i, &v, 4);
                     fr[i] = v;
                 } else {
-                    uint16_t b = t->type == WISP_TYPE_F16 ? wisp_float_to_half(v)
-                                                          : wisp_float_to_bf16(v);
+                    uint16_t b =
+                        t->type == WISP_TYPE_F16 ? wisp_float_to_half(v) : wisp_float_to_bf16(v);
                     memcpy(wr + 2 * i, &b, 2);
-                    fr[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(b)
-                                                     : wisp_bf16_to_float(b);
+                    fr[i] =
+                        t->type == WISP_TYPE_F16 ? wisp_half_to_float(b) : wisp_bf16_to_float(b);
                 }
             }
             continue;

@@ -126,14 +126,14 @@ static int run_case(const attn_cfg *ac, const seq_spec *ss, int n_seqs)
                     amax = fmaxf(amax, fabsf(src[d]));
                 for (int d = 0; d < ac->hd; d++) {
                     dst[d] = kv_elem(ac->kv_type, r, d);
-                    float want = ac->kv_type == 0 ? wisp_half_to_float(wisp_float_to_half(src[d]))
-                                                  : src[d];
+                    float want =
+                        ac->kv_type == 0 ? wisp_half_to_float(wisp_float_to_half(src[d])) : src[d];
                     /* Q8_0: half a step of d = amax/127, plus 127 x the half rounding of d */
                     float tol = ac->kv_type == 1 ? amax / 127.0f * 0.6f + 1e-6f : 0.0f;
                     if (!(fabsf(dst[d] - want) <= tol)) {
                         if (bad < 5)
-                            fprintf(stderr, "  kv row pos %d head %d kind %d d %d: %g vs %g\n",
-                                    q, h, kind, d, dst[d], want);
+                            fprintf(stderr, "  kv row pos %d head %d kind %d d %d: %g vs %g\n", q,
+                                    h, kind, d, dst[d], want);
                         bad++;
                     }
                 }
@@ -154,7 +154,8 @@ static int run_case(const attn_cfg *ac, const seq_spec *ss, int n_seqs)
                 const int kh = h / group;
                 double m = -INFINITY, sum = 0;
                 for (int j = 0; j <= lim; j++) {
-                    const float *kr = ks + (size_t)(seq_pos_base[s] + j) * KVW + (size_t)kh * ac->hd;
+                    const float *kr =
+                        ks + (size_t)(seq_pos_base[s] + j) * KVW + (size_t)kh * ac->hd;
                     double dot = 0;
                     for (int d = 0; d < ac->hd; d++)
                         dot += (double)qv[d] * kr[d];
@@ -166,7 +167,8 @@ static int run_case(const attn_cfg *ac, const seq_spec *ss, int n_seqs)
                 for (int d = 0; d < ac->hd; d++) {
                     double o = 0;
                     for (int j = 0; j <= lim; j++)
-                        o += w[j] * vs[(size_t)(seq_pos_base[s] + j) * KVW + (size_t)kh * ac->hd + d];
+                        o += w[j] *
+                             vs[(size_t)(seq_pos_base[s] + j) * KVW + (size_t)kh * ac->hd + d];
                     ref[(size_t)r * QW + (size_t)h * ac->hd + d] = (float)(o / sum);
                 }
             }
@@ -180,12 +182,21 @@ static int run_case(const attn_cfg *ac, const seq_spec *ss, int n_seqs)
     const size_t pf = wisp_k_attn_partial_floats(n_rows, ac->n_heads, ac->hd, ac->n_splits);
     float *dpart = gt_dev(pf * sizeof(float));
     wisp_k_attn_params ap = {
-        .pool = dpool, .kv = &L, .layer = layer, .n_heads = ac->n_heads, .scale = scale,
-        .q = dq, .out = dout,
+        .pool = dpool,
+        .kv = &L,
+        .layer = layer,
+        .n_heads = ac->n_heads,
+        .scale = scale,
+        .q = dq,
+        .out = dout,
         .seqs = gt_upload(seqs, sizeof(*seqs) * (size_t)n_seqs),
-        .items = gt_upload(items, sizeof(*items) * (size_t)n_items), .n_items = n_items,
-        .tables = gt_upload(tables, sizeof(int32_t) * (size_t)pool_blocks), .max_kv = max_kv,
-        .n_splits = ac->n_splits, .partial = dpart, .n_rows = n_rows,
+        .items = gt_upload(items, sizeof(*items) * (size_t)n_items),
+        .n_items = n_items,
+        .tables = gt_upload(tables, sizeof(int32_t) * (size_t)pool_blocks),
+        .max_kv = max_kv,
+        .n_splits = ac->n_splits,
+        .partial = dpart,
+        .n_rows = n_rows,
     };
     K_OK(wisp_k_attention(&ap, 0, KERR));
     float *out = malloc(sizeof(float) * (size_t)n_rows * QW);
@@ -212,8 +223,8 @@ TEST(attention_mha_gqa_every_kv_type)
 {
     GPU_REQUIRE();
     const attn_cfg cfgs[] = {
-        {4, 4, 64, 2, 1}, {4, 2, 64, 0, 1}, {12, 2, 128, 0, 1}, {8, 4, 8, 2, 1},
-        {6, 1, 80, 2, 1}, {4, 2, 256, 0, 1}, {4, 2, 64, 1, 1}, {12, 2, 128, 1, 1},
+        {4, 4, 64, 2, 1}, {4, 2, 64, 0, 1},  {12, 2, 128, 0, 1}, {8, 4, 8, 2, 1},
+        {6, 1, 80, 2, 1}, {4, 2, 256, 0, 1}, {4, 2, 64, 1, 1},   {12, 2, 128, 1, 1},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {
@@ -227,7 +238,10 @@ TEST(attention_split_kv_merge)
 {
     GPU_REQUIRE();
     const attn_cfg cfgs[] = {
-        {4, 4, 64, 2, 3}, {12, 2, 128, 0, 8}, {8, 4, 8, 2, 8}, {4, 2, 256, 1, 3},
+        {4, 4, 64, 2, 3},
+        {12, 2, 128, 0, 8},
+        {8, 4, 8, 2, 8},
+        {4, 2, 256, 1, 3},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++) {

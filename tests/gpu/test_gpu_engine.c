@@ -71,7 +71,7 @@ typedef struct variant {
     wisp_arch arch;
     int mat_type, embd_type;
     bool tied;
-    float rope_scale;   /* 0: none */
+    float rope_scale; /* 0: none */
 } variant;
 
 static void tiny_make(tiny *m, const variant *vr)
@@ -300,7 +300,7 @@ static void engine_free(wisp_engine *e)
 
 typedef struct seqst {
     int32_t tok[64];
-    int n;              /* tokens so far (all cached after a step) */
+    int n; /* tokens so far (all cached after a step) */
     int32_t table[8];
 } seqst;
 
@@ -323,17 +323,21 @@ static wisp_engine *make_engine(const tiny *m, int kv_type, int n_blocks)
 }
 
 /* Sends one step: seq i gets add[i] new tokens (0: not in the batch). */
-static int step(wisp_engine *e, seqst *s, const int *add, int n_seqs, bool all_logits,
-                float **out, wisp_err *err)
+static int step(wisp_engine *e, seqst *s, const int *add, int n_seqs, bool all_logits, float **out,
+                wisp_err *err)
 {
     wisp_batch_seq bs[4];
     int k = 0;
     for (int i = 0; i < n_seqs; i++) {
         if (!add[i])
             continue;
-        bs[k] = (wisp_batch_seq){.tokens = s[i].tok + s[i].n, .n_tokens = add[i],
-                                 .pos0 = s[i].n, .block_table = s[i].table, .n_blocks = 8,
-                                 .all_logits = all_logits, .logits = out[i]};
+        bs[k] = (wisp_batch_seq){.tokens = s[i].tok + s[i].n,
+                                 .n_tokens = add[i],
+                                 .pos0 = s[i].n,
+                                 .block_table = s[i].table,
+                                 .n_blocks = 8,
+                                 .all_logits = all_logits,
+                                 .logits = out[i]};
         k++;
     }
     wisp_batch b = {.seqs = bs, .n_seqs = k};
@@ -363,7 +367,8 @@ static int run_variant(const variant *vr, int kv_type, double tol)
         ref[i] = malloc(sizeof(float) * 30 * (size_t)V);
         ref_forward(&m, s[i].tok, 30, ref[i]);
     }
-    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V), malloc(sizeof(float) * 64 * (size_t)V)};
+    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V),
+                     malloc(sizeof(float) * 64 * (size_t)V)};
     wisp_err err = {0};
     int bad = 0;
     /* 1: prefill 13 + 20 tokens (GEMM), every position's logits */
@@ -456,7 +461,8 @@ TEST(blocks_tier_cancel_and_bad_batches)
         s[0].table[j] = j, s[1].table[j] = 11 - j;
     float *ref = malloc(sizeof(float) * 20 * (size_t)V);
     ref_forward(&m, s[0].tok, 20, ref);
-    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V), malloc(sizeof(float) * 64 * (size_t)V)};
+    float *out[2] = {malloc(sizeof(float) * 64 * (size_t)V),
+                     malloc(sizeof(float) * 64 * (size_t)V)};
     wisp_err err = {0};
     int add[2] = {19, 0};
     REQUIRE(step(e, s, add, 1, false, out, &err) == 0);
@@ -505,8 +511,12 @@ TEST(blocks_tier_cancel_and_bad_batches)
 
     /* Cancellation stops the step with WISP_E_CANCELLED. */
     int polls = 0;
-    wisp_batch_seq q = {.tokens = s[0].tok + 19, .n_tokens = 1, .pos0 = 19,
-                        .block_table = s[0].table, .n_blocks = 8, .logits = out[0]};
+    wisp_batch_seq q = {.tokens = s[0].tok + 19,
+                        .n_tokens = 1,
+                        .pos0 = 19,
+                        .block_table = s[0].table,
+                        .n_blocks = 8,
+                        .logits = out[0]};
     wisp_batch b = {.seqs = &q, .n_seqs = 1, .should_stop = stop_now, .stop_ud = &polls};
     CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
     /* ... and the same step without the stop runs and matches. */

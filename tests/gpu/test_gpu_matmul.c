@@ -21,10 +21,10 @@ typedef struct mm_case {
     const gt_type *t;
     int64_t n_in, n_out;
     int n_tok;
-    float *ref_w;       /* n_out x n_in */
-    float *x;           /* n_tok x n_in */
-    double *ref_y;      /* n_tok x n_out */
-    double *mag;        /* sum |w x| */
+    float *ref_w;  /* n_out x n_in */
+    float *x;      /* n_tok x n_in */
+    double *ref_y; /* n_tok x n_out */
+    double *mag;   /* sum |w x| */
     void *w_host;
     size_t w_bytes;
 } mm_case;
@@ -182,8 +182,9 @@ TEST(gemm_every_type_tiled)
                              KERR));
             float *y = malloc(sizeof(float) * (size_t)(n_out * c.n_tok));
             gt_download(y, dy, sizeof(float) * (size_t)(n_out * c.n_tok));
-            const double rtol = t->type == WISP_TYPE_F32 ? 1e-5
-                                : t->type == WISP_TYPE_BF16 ? 1e-2 : 2e-3;
+            const double rtol = t->type == WISP_TYPE_F32    ? 1e-5
+                                : t->type == WISP_TYPE_BF16 ? 1e-2
+                                                            : 2e-3;
             bad += mm_check(&c, y, rtol, "gemm");
             free(y);
             cudaFree(dact), cudaFree(dws), cudaFree(dw), cudaFree(dx), cudaFree(dy);

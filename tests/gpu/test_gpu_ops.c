@@ -77,8 +77,11 @@ static void rope_ref(float *x, int n_tok, int n_heads, int hd, int rd, int neox,
 TEST(rope_layouts_and_scaling)
 {
     GPU_REQUIRE();
-    struct { int hd, rd, neox, yarn; float fs; } cases[] = {
-        {64, 64, 0, 0, 1.0f}, {64, 64, 1, 0, 1.0f}, {128, 64, 1, 0, 0.25f},
+    struct {
+        int hd, rd, neox, yarn;
+        float fs;
+    } cases[] = {
+        {64, 64, 0, 0, 1.0f}, {64, 64, 1, 0, 1.0f},   {128, 64, 1, 0, 0.25f},
         {8, 8, 0, 0, 1.0f},   {96, 32, 0, 1, 0.125f}, {128, 128, 1, 1, 0.25f},
     };
     const int n_tok = 7, n_heads = 3;
@@ -203,8 +206,8 @@ TEST(embed_every_type_and_gather)
         K_OK(wisp_k_gather_rows(dout, drows, 3, n_embd, dg, 0, KERR));
         float *g = dl_floats(dg, (size_t)(n_embd * 3));
         for (int i = 0; i < 3; i++)
-            bad += gt_compare("gather", g + i * n_embd, want + rows[i] * n_embd, (size_t)n_embd,
-                              0, 0);
+            bad +=
+                gt_compare("gather", g + i * n_embd, want + rows[i] * n_embd, (size_t)n_embd, 0, 0);
         free(ref), free(w), free(y), free(want), free(g);
         cudaFree(dw), cudaFree(dt), cudaFree(dout), cudaFree(drows), cudaFree(dg);
     }

@@ -30,7 +30,7 @@
 #include "engine/engine.h"
 
 #define FAKE_LAYERS 4
-#define FAKE_SEED 0x5eed5eed12345678ULL
+#define FAKE_SEED   0x5eed5eed12345678ULL
 
 typedef struct fake_slot {
     int32_t token;
@@ -39,14 +39,14 @@ typedef struct fake_slot {
 } fake_slot;
 
 typedef struct fake_engine {
-    wisp_engine base;          /* base.ctx == this */
+    wisp_engine base; /* base.ctx == this */
     int n_vocab;
-    fake_slot *slots;          /* n_blocks * block_size */
+    fake_slot *slots; /* n_blocks * block_size */
     uint64_t forwards, copies, reads, writes, tokens_in, max_step_tokens, max_step_seqs;
-    uint64_t stopped;          /* steps ended by should_stop */
-    uint64_t violations;       /* consistency failures seen */
+    uint64_t stopped;    /* steps ended by should_stop */
+    uint64_t violations; /* consistency failures seen */
     char first_violation[256];
-    long fail_forward_at;      /* forward number that fails with WISP_E_DEVICE; -1 never */
+    long fail_forward_at; /* forward number that fails with WISP_E_DEVICE; -1 never */
 } fake_engine;
 
 static inline uint64_t fake_mix(uint64_t x)
@@ -162,8 +162,8 @@ static int fake_forward(void *ctx, const wisp_batch *batch, wisp_err *err)
                                     s->block_table[k]);
     }
     if (batch->n_seqs > o->max_seqs || total > o->max_batch_tokens)
-        fake_violation(fe, "batch of %d seqs / %d tokens over the limits (%d)", batch->n_seqs, total,
-                       o->max_batch_tokens);
+        fake_violation(fe, "batch of %d seqs / %d tokens over the limits (%d)", batch->n_seqs,
+                       total, o->max_batch_tokens);
     if ((uint64_t)total > fe->max_step_tokens)
         fe->max_step_tokens = (uint64_t)total;
     if ((uint64_t)batch->n_seqs > fe->max_step_seqs)
@@ -197,11 +197,12 @@ static int fake_forward(void *ctx, const wisp_batch *batch, wisp_err *err)
             h = fake_chain(h, s->tokens[a], p);
             *fake_slot_at(fe, s, p) = (fake_slot){.token = s->tokens[a], .pos = p, .hist = h};
             if (s->all_logits)
-                fake_logits_from(fake_read_history(fe, s, p + 1), s->logits + (size_t)a * fe->n_vocab,
-                                 fe->n_vocab);
+                fake_logits_from(fake_read_history(fe, s, p + 1),
+                                 s->logits + (size_t)a * fe->n_vocab, fe->n_vocab);
         }
         if (!s->all_logits)
-            fake_logits_from(fake_read_history(fe, s, s->pos0 + s->n_tokens), s->logits, fe->n_vocab);
+            fake_logits_from(fake_read_history(fe, s, s->pos0 + s->n_tokens), s->logits,
+                             fe->n_vocab);
     }
     return 0;
 }
@@ -212,7 +213,8 @@ static int fake_copy_block(void *ctx, int32_t dst, int32_t src, wisp_err *err)
     int bs = fe->base.opts.block_size, n = fe->base.opts.n_blocks;
     if (dst < 0 || dst >= n || src < 0 || src >= n || dst == src)
         return wisp_err_set(err, WISP_E_INTERNAL, "fake engine: bad copy %d -> %d", src, dst);
-    memcpy(&fe->slots[(size_t)dst * bs], &fe->slots[(size_t)src * bs], sizeof(fake_slot) * (size_t)bs);
+    memcpy(&fe->slots[(size_t)dst * bs], &fe->slots[(size_t)src * bs],
+           sizeof(fake_slot) * (size_t)bs);
     fe->copies++;
     return 0;
 }
@@ -274,9 +276,12 @@ static inline fake_engine *fake_engine_create(int block_size, int n_blocks, int 
     fake_engine *fe = calloc(1, sizeof *fe);
     fe->base.ops = &fake_engine_ops;
     fe->base.ctx = fe;
-    fe->base.opts = (wisp_engine_opts){.n_threads = 1, .block_size = block_size,
-                                       .n_blocks = n_blocks, .kv_type = WISP_KV_F32,
-                                       .max_batch_tokens = max_batch_tokens, .max_seqs = max_seqs};
+    fe->base.opts = (wisp_engine_opts){.n_threads = 1,
+                                       .block_size = block_size,
+                                       .n_blocks = n_blocks,
+                                       .kv_type = WISP_KV_F32,
+                                       .max_batch_tokens = max_batch_tokens,
+                                       .max_seqs = max_seqs};
     fe->n_vocab = n_vocab;
     fe->fail_forward_at = -1;
     fe->slots = malloc(sizeof *fe->slots * (size_t)n_blocks * (size_t)block_size);

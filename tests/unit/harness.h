@@ -39,72 +39,68 @@ static int wisp_test_failed_checks;
 
 #define WISP_TEST_SKIP_CODE 77
 
-#define TEST(name)                                                             \
-    static void test_##name(void);                                             \
-    __attribute__((constructor)) static void register_##name(void)             \
-    {                                                                          \
-        if (wisp_test_count < WISP_TEST_MAX)                                   \
-            wisp_tests[wisp_test_count++] =                                    \
-                (struct wisp_test_case){#name, test_##name};                   \
-    }                                                                          \
+#define TEST(name)                                                                       \
+    static void test_##name(void);                                                       \
+    __attribute__((constructor)) static void register_##name(void)                       \
+    {                                                                                    \
+        if (wisp_test_count < WISP_TEST_MAX)                                             \
+            wisp_tests[wisp_test_count++] = (struct wisp_test_case){#name, test_##name}; \
+    }                                                                                    \
     static void test_##name(void)
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
-                    #cond);                                                    \
-            wisp_test_failed_checks++;                                         \
-        }                                                                      \
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "  %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+            wisp_test_failed_checks++;                                                 \
+        }                                                                              \
     } while (0)
 
 /* Like CHECK, but stops the case at once (use before dereferencing). */
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            exit(1);                                                           \
-        }                                                                      \
+#define REQUIRE(cond)                                                                    \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            fprintf(stderr, "  %s:%d: REQUIRE(%s) failed\n", __FILE__, __LINE__, #cond); \
+            exit(1);                                                                     \
+        }                                                                                \
     } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                     \
-    do {                                                                       \
-        long long va_ = (long long)(a), vb_ = (long long)(b);                  \
-        if (va_ != vb_) {                                                      \
-            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n",        \
-                    __FILE__, __LINE__, #a, #b, va_, vb_);                     \
-            wisp_test_failed_checks++;                                         \
-        }                                                                      \
+#define CHECK_EQ_INT(a, b)                                                                      \
+    do {                                                                                        \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                                   \
+        if (va_ != vb_) {                                                                       \
+            fprintf(stderr, "  %s:%d: %s == %s failed: %lld != %lld\n", __FILE__, __LINE__, #a, \
+                    #b, va_, vb_);                                                              \
+            wisp_test_failed_checks++;                                                          \
+        }                                                                                       \
     } while (0)
 
-#define CHECK_EQ_STR(a, b)                                                     \
-    do {                                                                       \
-        const char *sa_ = (a), *sb_ = (b);                                     \
-        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0) {                           \
-            fprintf(stderr, "  %s:%d: %s == %s failed: \"%s\" != \"%s\"\n",    \
-                    __FILE__, __LINE__, #a, #b, sa_ ? sa_ : "(null)",          \
-                    sb_ ? sb_ : "(null)");                                     \
-            wisp_test_failed_checks++;                                         \
-        }                                                                      \
+#define CHECK_EQ_STR(a, b)                                                                      \
+    do {                                                                                        \
+        const char *sa_ = (a), *sb_ = (b);                                                      \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0) {                                            \
+            fprintf(stderr, "  %s:%d: %s == %s failed: \"%s\" != \"%s\"\n", __FILE__, __LINE__, \
+                    #a, #b, sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                        \
+            wisp_test_failed_checks++;                                                          \
+        }                                                                                       \
     } while (0)
 
-#define CHECK_NEAR(a, b, tol)                                                  \
-    do {                                                                       \
-        double da_ = (double)(a), db_ = (double)(b);                           \
-        if (!(fabs(da_ - db_) <= (double)(tol))) {                             \
-            fprintf(stderr, "  %s:%d: |%s - %s| <= %g failed: %g vs %g\n",     \
-                    __FILE__, __LINE__, #a, #b, (double)(tol), da_, db_);      \
-            wisp_test_failed_checks++;                                         \
-        }                                                                      \
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    do {                                                                                           \
+        double da_ = (double)(a), db_ = (double)(b);                                               \
+        if (!(fabs(da_ - db_) <= (double)(tol))) {                                                 \
+            fprintf(stderr, "  %s:%d: |%s - %s| <= %g failed: %g vs %g\n", __FILE__, __LINE__, #a, \
+                    #b, (double)(tol), da_, db_);                                                  \
+            wisp_test_failed_checks++;                                                             \
+        }                                                                                          \
     } while (0)
 
-#define SKIP(...)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "  skip: ");                                           \
-        fprintf(stderr, __VA_ARGS__);                                          \
-        fputc('\n', stderr);                                                   \
-        exit(WISP_TEST_SKIP_CODE);                                             \
+#define SKIP(...)                     \
+    do {                              \
+        fprintf(stderr, "  skip: ");  \
+        fprintf(stderr, __VA_ARGS__); \
+        fputc('\n', stderr);          \
+        exit(WISP_TEST_SKIP_CODE);    \
     } while (0)
 
 /* The shared fixture folder: $WISP_SHARED, else ../shared. */

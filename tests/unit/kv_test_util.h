@@ -17,9 +17,12 @@ static inline int kvt_compute(fake_engine *fe, wisp_kv *kv, wisp_kv_seq *s, floa
     if (n <= 0)
         return 0;
     float *l = malloc(sizeof *l * (size_t)fe->n_vocab);
-    wisp_batch_seq bs = {.tokens = s->tokens + s->n_computed, .n_tokens = n,
-                         .pos0 = s->n_computed, .block_table = s->blocks,
-                         .n_blocks = s->n_blocks, .logits = l};
+    wisp_batch_seq bs = {.tokens = s->tokens + s->n_computed,
+                         .n_tokens = n,
+                         .pos0 = s->n_computed,
+                         .block_table = s->blocks,
+                         .n_blocks = s->n_blocks,
+                         .logits = l};
     wisp_batch b = {.seqs = &bs, .n_seqs = 1};
     wisp_err err = {0};
     int rc = fe->base.ops->forward(fe, &b, &err);

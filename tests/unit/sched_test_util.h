@@ -19,13 +19,13 @@ typedef struct treq {
     bool evaluate;
     int32_t out[TR_MAX];
     int n_out;
-    int stop_token;            /* on_token returns false on it; -1 never */
-    int cancel_after;          /* cancel itself after this many tokens; -1 never */
-    long cancel_at_forward;    /* is_cancelled true once the engine ran this many steps; -1 never */
+    int stop_token;         /* on_token returns false on it; -1 never */
+    int cancel_after;       /* cancel itself after this many tokens; -1 never */
+    long cancel_at_forward; /* is_cancelled true once the engine ran this many steps; -1 never */
     const fake_engine *fe;
     atomic_bool cancel;
     /* evaluate */
-    float *eval;               /* n_prompt * n_vocab */
+    float *eval; /* n_prompt * n_vocab */
     int next_pos, order_errors, n_vocab;
     /* finish */
     int finished, status, finish_seq;
@@ -45,7 +45,7 @@ static bool tr_on_token(void *ud, int32_t token)
 {
     treq *t = ud;
     if (t->finished)
-        t->order_errors++;   /* a token after on_finish */
+        t->order_errors++; /* a token after on_finish */
     if (t->n_out < TR_MAX)
         t->out[t->n_out++] = token;
     if (t->cancel_after >= 0 && t->n_out >= t->cancel_after)
@@ -96,11 +96,17 @@ static inline void tr_init(treq *t, const int32_t *prompt, int n, int max_tokens
 
 static inline wisp_sched_request_desc tr_desc(treq *t)
 {
-    return (wisp_sched_request_desc){
-        .prompt = t->prompt, .n_prompt = t->n_prompt, .max_tokens = t->max_tokens,
-        .priority = t->priority, .evaluate_only = t->evaluate, .sample = tr_sample,
-        .on_token = tr_on_token, .on_logits = tr_on_logits, .is_cancelled = tr_is_cancelled,
-        .on_finish = tr_on_finish, .ud = t};
+    return (wisp_sched_request_desc){.prompt = t->prompt,
+                                     .n_prompt = t->n_prompt,
+                                     .max_tokens = t->max_tokens,
+                                     .priority = t->priority,
+                                     .evaluate_only = t->evaluate,
+                                     .sample = tr_sample,
+                                     .on_token = tr_on_token,
+                                     .on_logits = tr_on_logits,
+                                     .is_cancelled = tr_is_cancelled,
+                                     .on_finish = tr_on_finish,
+                                     .ud = t};
 }
 
 static inline int tr_submit(wisp_sched *s, treq *t)

@@ -94,10 +94,18 @@ static void attention_case_at(wisp_kv_type type, int n_head, int n_kv, int hd, i
     size_t per = wisp_attention_scratch_floats(n_head, n_kv, hd, bs);
     float *scratch = malloc(sizeof(float) * per * (size_t)wisp_threadpool_size(tp));
     REQUIRE(scratch);
-    wisp_attn_job job = {.kv = &kv, .layer = layer, .n_rows = n_rows, .row_pos = pos,
-                         .row_table = tables, .q = q, .out = out, .n_head = n_head,
-                         .n_head_kv = n_kv, .scale = 1.0f / sqrtf((float)hd),
-                         .scratch = scratch, .scratch_floats = per};
+    wisp_attn_job job = {.kv = &kv,
+                         .layer = layer,
+                         .n_rows = n_rows,
+                         .row_pos = pos,
+                         .row_table = tables,
+                         .q = q,
+                         .out = out,
+                         .n_head = n_head,
+                         .n_head_kv = n_kv,
+                         .scale = 1.0f / sqrtf((float)hd),
+                         .scratch = scratch,
+                         .scratch_floats = per};
     wisp_attention_run(tp, &job);
 
     double *ref = malloc(sizeof(double) * (size_t)hd), dev = 0;
@@ -182,8 +190,8 @@ TEST(attention_long_chunks_span_several_tiles)
 
 /* Outputs of the rows of one job, the rows given as (sequence, position). */
 static void run_rows(wisp_threadpool *tp, const wisp_kv_pool *kv, const int32_t *const *seq_table,
-                     const int *row_seq, const int *row_pos, int n_rows, const float *q,
-                     int n_head, int n_kv, float *out)
+                     const int *row_seq, const int *row_pos, int n_rows, const float *q, int n_head,
+                     int n_kv, float *out)
 {
     const int hd = kv->head_dim;
     const int32_t **tables = malloc(sizeof(*tables) * (size_t)n_rows);
@@ -192,10 +200,18 @@ static void run_rows(wisp_threadpool *tp, const wisp_kv_pool *kv, const int32_t 
     REQUIRE(tables && scratch);
     for (int r = 0; r < n_rows; r++)
         tables[r] = seq_table[row_seq[r]];
-    wisp_attn_job job = {.kv = kv, .layer = 0, .n_rows = n_rows, .row_pos = row_pos,
-                         .row_table = tables, .q = q, .out = out, .n_head = n_head,
-                         .n_head_kv = n_kv, .scale = 1.0f / sqrtf((float)hd),
-                         .scratch = scratch, .scratch_floats = per};
+    wisp_attn_job job = {.kv = kv,
+                         .layer = 0,
+                         .n_rows = n_rows,
+                         .row_pos = row_pos,
+                         .row_table = tables,
+                         .q = q,
+                         .out = out,
+                         .n_head = n_head,
+                         .n_head_kv = n_kv,
+                         .scale = 1.0f / sqrtf((float)hd),
+                         .scratch = scratch,
+                         .scratch_floats = per};
     wisp_attention_run(tp, &job);
     free(scratch);
     free(tables);
@@ -228,7 +244,9 @@ static void attention_row_is_the_same_bits_alone_batched_and_on_any_threads_case
                     wisp_kv_store_row(&kv, row, wisp_kv_row(&kv, 0, kvi, b, j, h));
                 }
     /* Sequence 0 prefills positions 20..59; 1 and 2 decode at 33 and 77. */
-    enum { N = 42 };
+    enum {
+        N = 42
+    };
     int seq[N], pos[N];
     for (int r = 0; r < 40; r++) {
         seq[r] = 0;
@@ -295,9 +313,18 @@ static void attention_large_scores_stay_finite_case(void)
     size_t per = wisp_attention_scratch_floats(1, 1, hd, bs);
     float *scratch = malloc(sizeof(float) * per);
     REQUIRE(scratch);
-    wisp_attn_job job = {.kv = &kv, .layer = 0, .n_rows = 1, .row_pos = &pos, .row_table = tables,
-                         .q = q, .out = out, .n_head = 1, .n_head_kv = 1, .scale = 1.0f,
-                         .scratch = scratch, .scratch_floats = per};
+    wisp_attn_job job = {.kv = &kv,
+                         .layer = 0,
+                         .n_rows = 1,
+                         .row_pos = &pos,
+                         .row_table = tables,
+                         .q = q,
+                         .out = out,
+                         .n_head = 1,
+                         .n_head_kv = 1,
+                         .scale = 1.0f,
+                         .scratch = scratch,
+                         .scratch_floats = per};
     wisp_attention_run(tp, &job);
     free(scratch);
     /* Scores 2000..2080 step 20: weights e^0, e^-20 ...: output ~ v[4]. */

@@ -49,7 +49,8 @@ TEST(chat_hermes_qwen_tool_calls)
 {
     json_t *m = parse("Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
                       "{\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", "
-                      "\"arguments\": {}}\n</tool_call>", true, false);
+                      "\"arguments\": {}}\n</tool_call>",
+                      true, false);
     CHECK_EQ_STR(content(m), "Let me check.");
     CHECK_EQ_INT((int)json_array_size(json_object_get(m, "tool_calls")), 2);
     check_call(m, 0, "get_weather", "{\"city\": \"Paris\"}");
@@ -128,9 +129,9 @@ TEST(chat_think_block_is_reasoning)
     CHECK_EQ_STR(content(m), "Answer");
     json_decref(m);
     /* reasoning, then a call */
-    m = parse(
-        "<think>need weather</think><tool_call>{\"name\": \"w\", \"arguments\": {}}</tool_call>",
-        true, false);
+    m = parse("<think>need weather</think><tool_call>{\"name\": \"w\", \"arguments\": "
+              "{}}</tool_call>",
+              true, false);
     CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "need weather");
     check_call(m, 0, "w", "{}");
     json_decref(m);
@@ -140,13 +141,15 @@ TEST(chat_gpt_oss_harmony_channels)
 {
     json_t *m = parse("<|channel|>analysis<|message|>User wants weather.<|end|><|start|>assistant"
                       "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>"
-                      "{\"city\": \"Kyiv\"}", true, false);
+                      "{\"city\": \"Kyiv\"}",
+                      true, false);
     CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "User wants weather.");
     CHECK_EQ_STR(content(m), "");
     check_call(m, 0, "get_weather", "{\"city\": \"Kyiv\"}");
     json_decref(m);
     m = parse("<|channel|>analysis<|message|>Simple.<|end|><|start|>assistant<|channel|>final"
-              "<|message|>Hello!", false, false);
+              "<|message|>Hello!",
+              false, false);
     CHECK_EQ_STR(json_string_value(json_object_get(m, "reasoning")), "Simple.");
     CHECK_EQ_STR(content(m), "Hello!");
     CHECK(json_object_get(m, "tool_calls") == NULL);

@@ -256,14 +256,14 @@ typedef void (*dq8_fn)(const void *, int, float *);
 
 struct fmt {
     const char *name;
-    int qk;          /* elements per block (8 for the float types) */
-    int bytes;       /* bytes per block */
+    int qk;    /* elements per block (8 for the float types) */
+    int bytes; /* bytes per block */
     ref_fn ref;
     dq8_fn dq8;
     /* byte offsets of halves to overwrite with finite values */
     int half_off[2];
     int n_half;
-    bool floats;     /* random finite floats instead of random bytes */
+    bool floats; /* random finite floats instead of random bytes */
 };
 
 static const struct fmt FMTS[] = {
@@ -272,14 +272,32 @@ static const struct fmt FMTS[] = {
     {"Q5_0", 32, sizeof(wisp_block_q5_0), ref_q5_0, wisp_blk_q5_0_dequant8, {0, 0}, 1, false},
     {"Q5_1", 32, sizeof(wisp_block_q5_1), ref_q5_1, wisp_blk_q5_1_dequant8, {0, 2}, 2, false},
     {"Q8_0", 32, sizeof(wisp_block_q8_0), ref_q8_0, wisp_blk_q8_0_dequant8, {0, 0}, 1, false},
-    {"Q2_K", 256, sizeof(wisp_block_q2_K), ref_q2_K, wisp_blk_q2_K_dequant8,
-     {offsetof(wisp_block_q2_K, d), offsetof(wisp_block_q2_K, dmin)}, 2, false},
-    {"Q3_K", 256, sizeof(wisp_block_q3_K), ref_q3_K, wisp_blk_q3_K_dequant8,
-     {offsetof(wisp_block_q3_K, d), 0}, 1, false},
+    {"Q2_K",
+     256,
+     sizeof(wisp_block_q2_K),
+     ref_q2_K,
+     wisp_blk_q2_K_dequant8,
+     {offsetof(wisp_block_q2_K, d), offsetof(wisp_block_q2_K, dmin)},
+     2,
+     false},
+    {"Q3_K",
+     256,
+     sizeof(wisp_block_q3_K),
+     ref_q3_K,
+     wisp_blk_q3_K_dequant8,
+     {offsetof(wisp_block_q3_K, d), 0},
+     1,
+     false},
     {"Q4_K", 256, sizeof(wisp_block_q4_K), ref_q4_K, wisp_blk_q4_K_dequant8, {0, 2}, 2, false},
     {"Q5_K", 256, sizeof(wisp_block_q5_K), ref_q5_K, wisp_blk_q5_K_dequant8, {0, 2}, 2, false},
-    {"Q6_K", 256, sizeof(wisp_block_q6_K), ref_q6_K, wisp_blk_q6_K_dequant8,
-     {offsetof(wisp_block_q6_K, d), 0}, 1, false},
+    {"Q6_K",
+     256,
+     sizeof(wisp_block_q6_K),
+     ref_q6_K,
+     wisp_blk_q6_K_dequant8,
+     {offsetof(wisp_block_q6_K, d), 0},
+     1,
+     false},
     {"F32", 8, 32, ref_f32, wisp_blk_f32_dequant8, {0, 0}, 0, true},
     {"F16", 8, 16, ref_f16, wisp_blk_f16_dequant8, {0, 0}, 0, true},
     {"BF16", 8, 16, ref_bf16, wisp_blk_bf16_dequant8, {0, 0}, 0, true},
@@ -300,7 +318,8 @@ static void fill_block(const struct fmt *f, uint8_t *blk)
         if (f->bytes == 32) {
             memcpy(blk + 4 * i, &v, 4);
         } else {
-            uint16_t b = strcmp(f->name, "BF16") == 0 ? wisp_float_to_bf16(v) : wisp_float_to_half(v);
+            uint16_t b =
+                strcmp(f->name, "BF16") == 0 ? wisp_float_to_bf16(v) : wisp_float_to_half(v);
             memcpy(blk + 2 * i, &b, 2);
         }
     }

@@ -55,8 +55,12 @@ TEST(explicit_pool_and_batch_limits)
     /* Q8_0 rows of 4 x 8 = 32 elements are one 34-byte block: 2 x 5 x 34 =
      * 340 bytes per token, 5440 per block; 1 MiB = 192 blocks. The CPU
      * engine stores Q8_0 per head, so head_dim 8 is refused there. */
-    wisp_engine_spec spec = {.device = "cpu", .kv_type = WISP_KV_F16, .n_ctx = 512,
-                             .kv_cache_mb = 1, .max_batch_tokens = 64, .max_seqs = 2};
+    wisp_engine_spec spec = {.device = "cpu",
+                             .kv_type = WISP_KV_F16,
+                             .n_ctx = 512,
+                             .kv_cache_mb = 1,
+                             .max_batch_tokens = 64,
+                             .max_seqs = 2};
     wisp_engine *e = NULL;
     wisp_engine_made made;
     wisp_err err = {0};

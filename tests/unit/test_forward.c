@@ -26,9 +26,9 @@
 
 typedef struct golden {
     json_t *root;
-    int32_t *ids;      /* prompt_ids + greedy_ids */
+    int32_t *ids; /* prompt_ids + greedy_ids */
     int n_prompt, n_ids;
-    json_t *top[2];    /* top5, gen_top5 */
+    json_t *top[2]; /* top5, gen_top5 */
 } golden;
 
 static void golden_load(golden *g, const char *json_path)
@@ -170,8 +170,8 @@ static void parity(const char *dir, const char *name)
             max_dev = d > max_dev ? d : max_dev;
             if (!(d <= tol)) {
                 if (bad_vals++ < 5)
-                    fprintf(stderr, "  %s pos %d token %d: wisp %.5f llama.cpp %.5f\n", name,
-                            pos, ids[j], row[ids[j]], vals[j]);
+                    fprintf(stderr, "  %s pos %d token %d: wisp %.5f llama.cpp %.5f\n", name, pos,
+                            ids[j], row[ids[j]], vals[j]);
             }
         }
         if (vals[0] - vals[1] > tol) {
@@ -315,7 +315,8 @@ TEST(stories260K_greedy_60_tokens)
     float *logits = malloc(sizeof(float) * (size_t)V);
     REQUIRE(logits);
     int32_t tok[1];
-    REQUIRE(run_seq(e, g.ids, g.n_prompt, 0, table, (g.n_prompt + bs - 1) / bs, false, logits) == 0);
+    REQUIRE(run_seq(e, g.ids, g.n_prompt, 0, table, (g.n_prompt + bs - 1) / bs, false, logits) ==
+            0);
     int matched = 0;
     for (int i = 0; i < 60; i++) {
         int best = 0;
@@ -438,7 +439,11 @@ TEST(two_sequences_in_one_batch_match_separate_runs)
     float *la = malloc(sizeof(float) * 7 * (size_t)V), *lb = malloc(sizeof(float) * (size_t)V);
     REQUIRE(la && lb);
     wisp_batch_seq s[2] = {
-        {.tokens = a, .n_tokens = 7, .block_table = ta, .n_blocks = 2, .all_logits = true,
+        {.tokens = a,
+         .n_tokens = 7,
+         .block_table = ta,
+         .n_blocks = 2,
+         .all_logits = true,
          .logits = la},
         {.tokens = b, .n_tokens = 3, .block_table = tb, .n_blocks = 1, .logits = lb},
     };
@@ -531,8 +536,12 @@ TEST(cancel_between_layers)
         ids[i] = 1 + (i * 13) % (c->vocab_size - 1);
     float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
     REQUIRE(logits);
-    wisp_batch_seq s = {.tokens = ids, .n_tokens = 32, .pos0 = 0, .block_table = table,
-                        .n_blocks = 2, .logits = logits};
+    wisp_batch_seq s = {.tokens = ids,
+                        .n_tokens = 32,
+                        .pos0 = 0,
+                        .block_table = table,
+                        .n_blocks = 2,
+                        .logits = logits};
     for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
         poll_count pc = {0, stop_at};
         wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
@@ -566,8 +575,12 @@ TEST(bad_batches_are_refused_with_reasons)
     REQUIRE(logits);
     int32_t ids[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, table[3] = {0, 1, 2};
     wisp_err err = {0};
-    wisp_batch_seq s = {.tokens = ids, .n_tokens = 6, .pos0 = 0, .block_table = table,
-                        .n_blocks = 1, .logits = logits};
+    wisp_batch_seq s = {.tokens = ids,
+                        .n_tokens = 6,
+                        .pos0 = 0,
+                        .block_table = table,
+                        .n_blocks = 1,
+                        .logits = logits};
     wisp_batch b = {.seqs = &s, .n_seqs = 1};
     CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
     CHECK(strstr(err.msg, "block table") != NULL);

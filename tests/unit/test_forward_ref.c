@@ -42,8 +42,12 @@ static const wisp_tensor *add(ref_model *m, const char *name, int64_t n_in, int6
     for (size_t i = 0; i < n; i++)
         d[i] = offset + scale * rnd(&m->seed);
     wisp_tensor *t = &m->tensors[m->n_tensors++];
-    *t = (wisp_tensor){.name = name, .type = WISP_TYPE_F32, .n_dims = n_out > 1 ? 2 : 1,
-                       .ne = {n_in, n_out, 1, 1}, .nbytes = n * 4, .data = d};
+    *t = (wisp_tensor){.name = name,
+                       .type = WISP_TYPE_F32,
+                       .n_dims = n_out > 1 ? 2 : 1,
+                       .ne = {n_in, n_out, 1, 1},
+                       .nbytes = n * 4,
+                       .data = d};
     return t;
 }
 
@@ -127,7 +131,8 @@ static void rope_angle(const wisp_model_config *c, int pos, int i, double *cs, d
     if (c->rope_scaling == WISP_ROPE_SCALING_YARN) {
         double f = c->rope_scale_factor;
         double corr = nd * log(c->rope_orig_ctx / (c->yarn_beta_fast * 2 * M_PI)) / (2 * log(base));
-        double corr2 = nd * log(c->rope_orig_ctx / (c->yarn_beta_slow * 2 * M_PI)) / (2 * log(base));
+        double corr2 =
+            nd * log(c->rope_orig_ctx / (c->yarn_beta_slow * 2 * M_PI)) / (2 * log(base));
         double lo = fmax(0, floor(corr)), hi = fmin(nd - 1, ceil(corr2));
         double y = (i - lo) / fmax(0.001, hi - lo), mix = 1 - fmin(1, fmax(0, y));
         theta = ext / f * (1 - mix) + ext * mix;
@@ -159,8 +164,10 @@ static double *reference(const ref_model *m, const int32_t *toks, int n)
     const int V = c->vocab_size;
     double *x = calloc((size_t)n * E, sizeof(double)), *xn = malloc(sizeof(double) * E);
     double *q = malloc(sizeof(double) * (size_t)n * H * hd), *att = malloc(sizeof(double) * H * hd);
-    double *k = malloc(sizeof(double) * (size_t)n * HK * hd), *v = malloc(sizeof(double) * (size_t)n * HK * hd);
-    double *o = malloc(sizeof(double) * E), *g = malloc(sizeof(double) * F), *u = malloc(sizeof(double) * F);
+    double *k = malloc(sizeof(double) * (size_t)n * HK * hd),
+           *v = malloc(sizeof(double) * (size_t)n * HK * hd);
+    double *o = malloc(sizeof(double) * E), *g = malloc(sizeof(double) * F),
+           *u = malloc(sizeof(double) * F);
     double *w = malloc(sizeof(double) * (size_t)n), *out = malloc(sizeof(double) * (size_t)n * V);
     REQUIRE(x && xn && q && att && k && v && o && g && u && w && out);
     for (int t = 0; t < n; t++)
@@ -170,7 +177,8 @@ static double *reference(const ref_model *m, const int32_t *toks, int n)
         const wisp_layer_weights *L = &m->w.layers[l];
         for (int t = 0; t < n; t++) {
             rmsnorm(xn, x + (size_t)t * E, T(L->attn_norm), E, c->norm_eps);
-            double *qt = q + (size_t)t * H * hd, *kt = k + (size_t)t * HK * hd, *vt = v + (size_t)t * HK * hd;
+            double *qt = q + (size_t)t * H * hd, *kt = k + (size_t)t * HK * hd,
+                   *vt = v + (size_t)t * HK * hd;
             matvec(L->wq, xn, qt);
             matvec(L->wk, xn, kt);
             matvec(L->wv, xn, vt);
@@ -239,14 +247,20 @@ static void compare(const wisp_model_config *c, bool tied)
 {
     ref_model m;
     build(&m, c, tied);
-    enum { N = 11 };
+    enum {
+        N = 11
+    };
     int32_t toks[N];
     for (int i = 0; i < N; i++)
         toks[i] = (int32_t)((i * 17 + 3) % c->vocab_size);
     double *ref = reference(&m, toks, N);
 
-    wisp_engine_opts o = {.n_threads = 2, .block_size = 4, .n_blocks = 6,
-                          .kv_type = WISP_KV_F32, .max_batch_tokens = N, .max_seqs = 1};
+    wisp_engine_opts o = {.n_threads = 2,
+                          .block_size = 4,
+                          .n_blocks = 6,
+                          .kv_type = WISP_KV_F32,
+                          .max_batch_tokens = N,
+                          .max_seqs = 1};
     wisp_engine *e = NULL;
     wisp_err err = {0};
     int rc = wisp_engine_cpu_create_from(&m.c, &m.w, &o, &e, &err);
@@ -257,8 +271,13 @@ static void compare(const wisp_model_config *c, bool tied)
     float *lg = malloc(sizeof(float) * N * (size_t)V);
     REQUIRE(lg);
     const int32_t table[3] = {4, 0, 2};
-    wisp_batch_seq s = {.tokens = toks, .n_tokens = N, .pos0 = 0, .block_table = table,
-                        .n_blocks = 3, .all_logits = true, .logits = lg};
+    wisp_batch_seq s = {.tokens = toks,
+                        .n_tokens = N,
+                        .pos0 = 0,
+                        .block_table = table,
+                        .n_blocks = 3,
+                        .all_logits = true,
+                        .logits = lg};
     wisp_batch b = {.seqs = &s, .n_seqs = 1};
     REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
     double dev = 0, mag = 0;
@@ -284,7 +303,7 @@ static wisp_model_config base_config(wisp_arch arch)
     c.n_embd = 48;
     c.n_head = 4;
     c.n_head_kv = 2;
-    c.head_dim = 16;   /* 4 x 16 = 64 != 48: heads need not span the model dim */
+    c.head_dim = 16; /* 4 x 16 = 64 != 48: heads need not span the model dim */
     c.n_ff = 40;
     c.vocab_size = 50;
     c.n_ctx_train = 64;

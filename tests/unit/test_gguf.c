@@ -9,10 +9,10 @@
  * of any wisp writer, so a misreading in the reader cannot be cancelled by
  * the same misreading in a writer.
  */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include "harness.h"
@@ -39,9 +39,21 @@ static void put(buf *b, const void *d, size_t n)
 static void u8(buf *b, uint8_t v) { put(b, &v, 1); }
 static void u32(buf *b, uint32_t v) { put(b, &v, 4); }
 static void u64(buf *b, uint64_t v) { put(b, &v, 8); }
-static void str(buf *b, const char *s) { u64(b, strlen(s)); put(b, s, strlen(s)); }
-static void key(buf *b, const char *k, uint32_t t) { str(b, k); u32(b, t); }
-static void pad(buf *b, size_t a) { while (b->n % a) u8(b, 0); }
+static void str(buf *b, const char *s)
+{
+    u64(b, strlen(s));
+    put(b, s, strlen(s));
+}
+static void key(buf *b, const char *k, uint32_t t)
+{
+    str(b, k);
+    u32(b, t);
+}
+static void pad(buf *b, size_t a)
+{
+    while (b->n % a)
+        u8(b, 0);
+}
 
 /* Offsets of interesting fields in the built file, for targeted damage. */
 typedef struct layout {
@@ -63,28 +75,77 @@ static buf build(uint32_t version, uint32_t align, layout *L)
     l.n_kv_at = b.n;
     u64(&b, 17);
     l.first_key_len_at = b.n;
-    key(&b, "general.architecture", 8); str(&b, "llama");
-    key(&b, "t.u8", 0); u8(&b, 200);
-    key(&b, "t.i8", 1); u8(&b, (uint8_t)-5);
-    key(&b, "t.u16", 2); { uint16_t v = 60000; put(&b, &v, 2); }
-    key(&b, "t.i16", 3); { int16_t v = -30000; put(&b, &v, 2); }
-    key(&b, "t.u32", 4); u32(&b, 4000000000u);
-    key(&b, "t.i32", 5); { int32_t v = -7; put(&b, &v, 4); }
-    key(&b, "t.f32", 6); { float v = 1.5f; put(&b, &v, 4); }
-    key(&b, "t.bool", 7); u8(&b, 1);
-    key(&b, "t.u64", 10); u64(&b, 1ull << 40);
-    key(&b, "t.i64", 11); u64(&b, (uint64_t)-3);
-    key(&b, "t.f64", 12); { double v = 2.25; put(&b, &v, 8); }
-    key(&b, "t.arr_i32", 9); u32(&b, 5); l.arr_len_at = b.n; u64(&b, 3);
-    for (int32_t i = 10; i < 13; i++) put(&b, &i, 4);
-    key(&b, "t.arr_str", 9); u32(&b, 8); l.str_arr_len_at = b.n; u64(&b, 3);
-    str(&b, "a"); str(&b, ""); str(&b, "hello");
-    key(&b, "t.nested", 9); u32(&b, 9); u64(&b, 2);
-    u32(&b, 4); u64(&b, 2); u32(&b, 1); u32(&b, 2);
-    u32(&b, 8); u64(&b, 1); str(&b, "x");
-    key(&b, "t.arr_f32", 9); u32(&b, 6); u64(&b, 2);
-    { float f[2] = {0.5f, -1}; put(&b, f, 8); }
-    key(&b, "general.alignment", 4); u32(&b, align);
+    key(&b, "general.architecture", 8);
+    str(&b, "llama");
+    key(&b, "t.u8", 0);
+    u8(&b, 200);
+    key(&b, "t.i8", 1);
+    u8(&b, (uint8_t)-5);
+    key(&b, "t.u16", 2);
+    {
+        uint16_t v = 60000;
+        put(&b, &v, 2);
+    }
+    key(&b, "t.i16", 3);
+    {
+        int16_t v = -30000;
+        put(&b, &v, 2);
+    }
+    key(&b, "t.u32", 4);
+    u32(&b, 4000000000u);
+    key(&b, "t.i32", 5);
+    {
+        int32_t v = -7;
+        put(&b, &v, 4);
+    }
+    key(&b, "t.f32", 6);
+    {
+        float v = 1.5f;
+        put(&b, &v, 4);
+    }
+    key(&b, "t.bool", 7);
+    u8(&b, 1);
+    key(&b, "t.u64", 10);
+    u64(&b, 1ull << 40);
+    key(&b, "t.i64", 11);
+    u64(&b, (uint64_t)-3);
+    key(&b, "t.f64", 12);
+    {
+        double v = 2.25;
+        put(&b, &v, 8);
+    }
+    key(&b, "t.arr_i32", 9);
+    u32(&b, 5);
+    l.arr_len_at = b.n;
+    u64(&b, 3);
+    for (int32_t i = 10; i < 13; i++)
+        put(&b, &i, 4);
+    key(&b, "t.arr_str", 9);
+    u32(&b, 8);
+    l.str_arr_len_at = b.n;
+    u64(&b, 3);
+    str(&b, "a");
+    str(&b, "");
+    str(&b, "hello");
+    key(&b, "t.nested", 9);
+    u32(&b, 9);
+    u64(&b, 2);
+    u32(&b, 4);
+    u64(&b, 2);
+    u32(&b, 1);
+    u32(&b, 2);
+    u32(&b, 8);
+    u64(&b, 1);
+    str(&b, "x");
+    key(&b, "t.arr_f32", 9);
+    u32(&b, 6);
+    u64(&b, 2);
+    {
+        float f[2] = {0.5f, -1};
+        put(&b, f, 8);
+    }
+    key(&b, "general.alignment", 4);
+    u32(&b, align);
     const char *names[2] = {"w.weight", "b.weight"};
     int64_t ne[2][2] = {{4, 2}, {8, 1}};
     int nd[2] = {2, 1};
@@ -96,7 +157,8 @@ static buf build(uint32_t version, uint32_t align, layout *L)
         l.ndims_at[t] = b.n;
         u32(&b, (uint32_t)nd[t]);
         l.ne0_at[t] = b.n;
-        for (int d = 0; d < nd[t]; d++) u64(&b, (uint64_t)ne[t][d]);
+        for (int d = 0; d < nd[t]; d++)
+            u64(&b, (uint64_t)ne[t][d]);
         l.type_at[t] = b.n;
         u32(&b, 0);
         l.off_at[t] = b.n;
@@ -104,10 +166,17 @@ static buf build(uint32_t version, uint32_t align, layout *L)
     }
     pad(&b, align);
     l.data_at = b.n;
-    for (int i = 0; i < 8; i++) { float f = (float)i; put(&b, &f, 4); }
+    for (int i = 0; i < 8; i++) {
+        float f = (float)i;
+        put(&b, &f, 4);
+    }
     pad(&b, align);
-    for (int i = 0; i < 8; i++) { float f = 100.0f + i; put(&b, &f, 4); }
-    if (L) *L = l;
+    for (int i = 0; i < 8; i++) {
+        float f = 100.0f + i;
+        put(&b, &f, 4);
+    }
+    if (L)
+        *L = l;
     return b;
 }
 
@@ -131,20 +200,25 @@ static void check_built(uint32_t version, uint32_t align)
     wisp_err err = {0};
     void *copy;
     int rc = open_buf(&b, &g, &err, &copy);
-    if (rc) fprintf(stderr, "  %s\n", err.msg);
+    if (rc)
+        fprintf(stderr, "  %s\n", err.msg);
     REQUIRE(rc == 0);
     CHECK_EQ_INT(wisp_gguf_version(g), version);
     CHECK_EQ_INT(wisp_gguf_alignment(g), align);
     CHECK_EQ_INT(wisp_gguf_n_kv(g), 17);
-    uint32_t u; int64_t i; float f; bool bl; wisp_str s;
+    uint32_t u;
+    int64_t i;
+    float f;
+    bool bl;
+    wisp_str s;
     CHECK(wisp_gguf_get_u32(g, "t.u8", &u) && u == 200);
-    CHECK(!wisp_gguf_get_u32(g, "t.i8", &u));            /* negative */
+    CHECK(!wisp_gguf_get_u32(g, "t.i8", &u)); /* negative */
     CHECK(wisp_gguf_get_i64(g, "t.i8", &i) && i == -5);
     CHECK(wisp_gguf_get_u32(g, "t.u16", &u) && u == 60000);
     CHECK(wisp_gguf_get_i64(g, "t.i16", &i) && i == -30000);
     CHECK(wisp_gguf_get_u32(g, "t.u32", &u) && u == 4000000000u);
     CHECK(wisp_gguf_get_i64(g, "t.i32", &i) && i == -7);
-    CHECK(!wisp_gguf_get_u32(g, "t.u64", &u));           /* out of range */
+    CHECK(!wisp_gguf_get_u32(g, "t.u64", &u)); /* out of range */
     CHECK(wisp_gguf_get_i64(g, "t.u64", &i) && i == (1ll << 40));
     CHECK(wisp_gguf_get_i64(g, "t.i64", &i) && i == -3);
     CHECK(wisp_gguf_get_f32(g, "t.f32", &f) && f == 1.5f);
@@ -154,7 +228,8 @@ static void check_built(uint32_t version, uint32_t align)
     CHECK(wisp_gguf_get_str(g, "general.architecture", &s) && wisp_str_eq(s, "llama"));
     CHECK(!wisp_gguf_get_str(g, "t.u8", &s));
     CHECK(!wisp_gguf_get_u32(g, "missing", &u));
-    wisp_gguf_vtype et; uint64_t n;
+    wisp_gguf_vtype et;
+    uint64_t n;
     CHECK(wisp_gguf_get_arr(g, "t.arr_i32", &et, &n) && et == WISP_GGUF_INT32 && n == 3);
     CHECK_EQ_INT(wisp_gguf_arr_int(g, "t.arr_i32", 2), 12);
     CHECK_EQ_INT(wisp_gguf_arr_int(g, "t.arr_i32", 3), 0);
@@ -211,12 +286,14 @@ static int open_dir(const char *sub, int expect_tensors)
         wisp_gguf *g = NULL;
         wisp_err err = {0};
         int rc = wisp_gguf_open(path, &g, &err);
-        if (rc) fprintf(stderr, "  %s: %s\n", path, err.msg);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", path, err.msg);
         CHECK_EQ_INT(rc, 0);
         if (rc == 0) {
             wisp_str arch;
             CHECK(wisp_gguf_get_str(g, "general.architecture", &arch));
-            wisp_gguf_vtype et; uint64_t n;
+            wisp_gguf_vtype et;
+            uint64_t n;
             CHECK(wisp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n) && n > 0);
             if (expect_tensors)
                 CHECK(wisp_gguf_n_tensors(g) > 0);
@@ -250,7 +327,8 @@ TEST(vocab_only_file_ending_before_aligned_offset)
     REQUIRE(wisp_gguf_open(path, &g, &err) == 0);
     /* The shared vocab files stop right after the metadata. */
     CHECK(wisp_gguf_data_offset(g) >= wisp_gguf_file_size(g));
-    wisp_gguf_vtype et; uint64_t n;
+    wisp_gguf_vtype et;
+    uint64_t n;
     CHECK(wisp_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n) && n == 32000);
     CHECK(wisp_str_eq(wisp_gguf_arr_str(g, "tokenizer.ggml.tokens", 1), "<s>"));
     wisp_gguf_close(g);

@@ -54,10 +54,14 @@ static char *render(const wisp_tokenizer *tok, const wisp_tokens *t)
 static wisp_infill_req base_req(const char *prefix, const char *suffix, const char *prompt)
 {
     return (wisp_infill_req){
-        .prefix = prefix, .prefix_len = strlen(prefix),
-        .suffix = suffix, .suffix_len = strlen(suffix),
-        .prompt = prompt, .prompt_len = prompt ? strlen(prompt) : 0,
-        .n_ctx = 4096, .max_tokens = 64,
+        .prefix = prefix,
+        .prefix_len = strlen(prefix),
+        .suffix = suffix,
+        .suffix_len = strlen(suffix),
+        .prompt = prompt,
+        .prompt_len = prompt ? strlen(prompt) : 0,
+        .n_ctx = 4096,
+        .max_tokens = 64,
     };
 }
 
@@ -178,19 +182,22 @@ static void check_psm(const char *vocab, bool bos, int32_t pre, int32_t suf, int
 TEST(psm_starcoder)
 {
     check_psm("starcoder", false, 1, 3, 2,
-              "<fim_prefix>def add(a, b):\n<fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>    return");
+              "<fim_prefix>def add(a, b):\n<fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>    "
+              "return");
 }
 
 TEST(psm_refact)
 {
     check_psm("refact", false, 1, 3, 2,
-              "<fim_prefix>def add(a, b):\n<fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>    return");
+              "<fim_prefix>def add(a, b):\n<fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>    "
+              "return");
 }
 
 TEST(psm_deepseek_coder)
 {
     check_psm("deepseek-coder", true, 32016, 32015, 32017,
-              "<｜begin▁of▁sentence｜><｜fim▁begin｜>def add(a, b):\n<｜fim▁hole｜>\n\nprint(add(1, "
+              "<｜begin▁of▁sentence｜><｜fim▁begin｜>def add(a, "
+              "b):\n<｜fim▁hole｜>\n\nprint(add(1, "
               "2))\n<｜fim▁end｜>    return");
 }
 
@@ -212,7 +219,8 @@ TEST(spm_order_starcoder)
     exp_text(&want, tok, k_typed);
     CHECK(same_tokens(&p.tokens, &want));
     char *s = render(tok, &p.tokens);
-    CHECK_EQ_STR(s, "<fim_suffix>\n\nprint(add(1, 2))\n<fim_prefix>def add(a, b):\n<fim_middle>    return");
+    CHECK_EQ_STR(s, "<fim_suffix>\n\nprint(add(1, 2))\n<fim_prefix>def add(a, b):\n<fim_middle>    "
+                    "return");
     free(s);
     wisp_tokens_free(&want);
     wisp_infill_prompt_free(&p);
@@ -225,7 +233,8 @@ TEST(typed_prompt_keeps_the_prefix_part_stable)
 {
     wisp_tokenizer *tok = tu_load_vocab("starcoder");
     REQUIRE(tok);
-    wisp_infill_req a = base_req(k_pre, k_suf, "    ret"), b = base_req(k_pre, k_suf, "    return a");
+    wisp_infill_req a = base_req(k_pre, k_suf, "    ret"),
+                    b = base_req(k_pre, k_suf, "    return a");
     wisp_infill_prompt pa, pb;
     wisp_err err = {0};
     REQUIRE(build(tok, &a, &pa, &err) == 0 && build(tok, &b, &pb, &err) == 0);
@@ -242,8 +251,7 @@ TEST(typed_prompt_keeps_the_prefix_part_stable)
 /* ---------------------------------------------------------------- repo context */
 
 static const wisp_infill_chunk k_chunks[] = {
-    {"util/a.py", "x = 1\n", 6},
-    {"b.py", "y = 2", 5}, /* no final newline: one is added */
+    {"util/a.py", "x = 1\n", 6}, {"b.py", "y = 2", 5}, /* no final newline: one is added */
 };
 
 TEST(repo_context_with_separator_tokens)
@@ -376,7 +384,8 @@ TEST(special_token_text_in_user_code_stays_text)
     char want[512];
     snprintf(want, sizeof want,
              "<repo_name>myproject\n<file_sep><file_sep>.py\n<fim_pad><|endoftext|>\n"
-             "<file_sep>untitled\n<fim_prefix>%s<fim_suffix>%s<fim_middle>%s", pre, suf, typed);
+             "<file_sep>untitled\n<fim_prefix>%s<fim_suffix>%s<fim_middle>%s",
+             pre, suf, typed);
     CHECK_EQ_STR(s, want);
     free(s);
     wisp_infill_prompt_free(&p);
@@ -458,7 +467,8 @@ TEST(budget_drops_extra_chunks_first_furthest_first)
     wisp_tokenizer *tok = tu_load_vocab("starcoder");
     REQUIRE(tok);
     char *c0 = lines_doc(0, 10), *c1 = lines_doc(10, 10), *c2 = lines_doc(20, 10);
-    wisp_infill_chunk chunks[] = {{"c0.py", c0, strlen(c0)}, {"c1.py", c1, strlen(c1)},
+    wisp_infill_chunk chunks[] = {{"c0.py", c0, strlen(c0)},
+                                  {"c1.py", c1, strlen(c1)},
                                   {"c2.py", c2, strlen(c2)}};
     wisp_infill_req req = base_req(k_pre, k_suf, k_typed);
     req.extra = chunks;
@@ -531,7 +541,8 @@ TEST(budget_trims_whole_lines_from_the_prefix_beginning)
     CHECK_EQ_INT(p.n_suffix_tokens, n_suf);
     /* and one line fewer cut would not have fit */
     size_t prev_off = line_off(pre, cut - 1);
-    CHECK(fixed + n_suf + ntok(tok, pre + prev_off, strlen(pre) - prev_off) + (size_t)req.max_tokens >
+    CHECK(fixed + n_suf + ntok(tok, pre + prev_off, strlen(pre) - prev_off) +
+              (size_t)req.max_tokens >
           (size_t)req.n_ctx);
     char *s = render(tok, &p.tokens);
     char want[256];
@@ -599,8 +610,8 @@ static char *ragged_doc(int n)
     REQUIRE(s);
     size_t k = 0;
     for (int i = 0; i < n; i++)
-        k += (size_t)sprintf(s + k, "%*s%s%d\n%s", (i % 4) * 4, "", i % 3 ? "x = " : "if y",
-                             i * 13, i % 5 ? "" : "\n");
+        k += (size_t)sprintf(s + k, "%*s%s%d\n%s", (i % 4) * 4, "", i % 3 ? "x = " : "if y", i * 13,
+                             i % 5 ? "" : "\n");
     return s;
 }
 
@@ -618,7 +629,8 @@ static void check_minimal_cuts(const char *vocab)
     for (int side = 0; side < 2; side++) {
         /* from where the suffix's quarter holds "z\n" */
         for (size_t room = 4 * n_small + 4; room < n_doc + n_small; room++) {
-            wisp_infill_req req = side == 0 ? base_req(doc, small, NULL) : base_req(small, doc, NULL);
+            wisp_infill_req req =
+                side == 0 ? base_req(doc, small, NULL) : base_req(small, doc, NULL);
             req.max_tokens = 10;
             req.n_ctx = (int32_t)(fixed + room + 10);
             wisp_infill_prompt p;
@@ -686,4 +698,3 @@ TEST(budget_too_small_for_the_fixed_parts)
     free(typed);
     wisp_tokenizer_free(tok);
 }
-

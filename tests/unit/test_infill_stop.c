@@ -97,7 +97,8 @@ TEST(n_indent_stops_before_a_shallower_line)
     expect(&p, "x = 1\n    y = 2\n\n    z\nw = 3\n", "x = 1\n    y = 2\n\n    z",
            WISP_STOP_REASON_N_INDENT);
     /* blank lines, even with some whitespace, never trigger it */
-    expect(&p, "a\n    b\n  \n\t\n    c\n  d", "a\n    b\n  \n\t\n    c", WISP_STOP_REASON_N_INDENT);
+    expect(&p, "a\n    b\n  \n\t\n    c\n  d", "a\n    b\n  \n\t\n    c",
+           WISP_STOP_REASON_N_INDENT);
     /* deeper lines pass; a trailing newline comes out at the end */
     expect(&p, "a\n        b\n    c\n", "a\n        b\n    c\n", WISP_STOP_REASON_NONE);
     /* the first line continues the cursor line and is never judged */

@@ -34,10 +34,23 @@ static void u32(gbuf *b, uint32_t v) { put(b, &v, 4); }
 static void u64(gbuf *b, uint64_t v) { put(b, &v, 8); }
 static void str(gbuf *b, const char *s) { u64(b, strlen(s)), put(b, s, strlen(s)); }
 
-enum { T_U32 = 4, T_I32 = 5, T_F32 = 6, T_BOOL = 7, T_STR = 8, T_ARR = 9 };
+enum {
+    T_U32 = 4,
+    T_I32 = 5,
+    T_F32 = 6,
+    T_BOOL = 7,
+    T_STR = 8,
+    T_ARR = 9
+};
 
-static void kv_str(gbuf *b, const char *k, const char *v) { str(b, k), u32(b, T_STR), str(b, v), b->n_kv++; }
-static void kv_u32(gbuf *b, const char *k, uint32_t v) { str(b, k), u32(b, T_U32), u32(b, v), b->n_kv++; }
+static void kv_str(gbuf *b, const char *k, const char *v)
+{
+    str(b, k), u32(b, T_STR), str(b, v), b->n_kv++;
+}
+static void kv_u32(gbuf *b, const char *k, uint32_t v)
+{
+    str(b, k), u32(b, T_U32), u32(b, v), b->n_kv++;
+}
 static void kv_bool(gbuf *b, const char *k, bool v)
 {
     unsigned char c = v;
@@ -65,7 +78,12 @@ static void vocab_free(vocab *v)
         free(v->text[i]);
 }
 
-enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 };
+enum {
+    TT_NORMAL = 1,
+    TT_UNKNOWN = 2,
+    TT_CONTROL = 3,
+    TT_BYTE = 6
+};
 
 /* The tokens, types and scores arrays, then the file header in front. */
 static wisp_tokenizer *open_vocab(const vocab *v, gbuf *kv)
@@ -158,9 +176,17 @@ static const wisp_infill_chunk k_chunk[] = {{"a.py", "x = 1\n", 6}};
 static wisp_infill_req req_with_extra(void)
 {
     return (wisp_infill_req){
-        .prefix = "def f():\n", .prefix_len = 9, .suffix = "\nf()\n", .suffix_len = 5,
-        .prompt = "    ret", .prompt_len = 7, .extra = k_chunk, .n_extra = 1,
-        .filename = "main.py", .n_ctx = 512, .max_tokens = 32,
+        .prefix = "def f():\n",
+        .prefix_len = 9,
+        .suffix = "\nf()\n",
+        .suffix_len = 5,
+        .prompt = "    ret",
+        .prompt_len = 7,
+        .extra = k_chunk,
+        .n_extra = 1,
+        .filename = "main.py",
+        .n_ctx = 512,
+        .max_tokens = 32,
     };
 }
 
@@ -168,8 +194,13 @@ static wisp_infill_req req_with_extra(void)
 
 TEST(qwen25_coder_repo_level_format)
 {
-    static const char *const sp[] = {"<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
-                                     "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", NULL};
+    static const char *const sp[] = {"<|fim_prefix|>",
+                                     "<|fim_middle|>",
+                                     "<|fim_suffix|>",
+                                     "<|fim_pad|>",
+                                     "<|repo_name|>",
+                                     "<|file_sep|>",
+                                     NULL};
     gbuf kv = {0};
     vocab v = {0};
     wisp_tokenizer *tok = bpe_vocab(sp, &kv, &v);
@@ -237,7 +268,8 @@ TEST(codellama_sentencepiece_markers)
         snprintf(s, sizeof s, "<0x%02X>", b);
         add(&v, s, TT_BYTE);
     }
-    int pre = add(&v, "\xE2\x96\x81<PRE>", TT_CONTROL), suf = add(&v, "\xE2\x96\x81<SUF>", TT_CONTROL),
+    int pre = add(&v, "\xE2\x96\x81<PRE>", TT_CONTROL),
+        suf = add(&v, "\xE2\x96\x81<SUF>", TT_CONTROL),
         mid = add(&v, "\xE2\x96\x81<MID>", TT_CONTROL);
     add(&v, "\xE2\x96\x81<EOT>", TT_CONTROL);
     add(&v, "\xE2\x96\x81", TT_NORMAL);

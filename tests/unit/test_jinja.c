@@ -60,14 +60,14 @@ static const char *render(const char *src)
 }
 
 #define RENDERS(src, want) CHECK_EQ_STR(render(src), want)
-#define FAILS_WITH(src, part)                                                  \
-    do {                                                                       \
-        const char *got_ = render(src);                                        \
-        if (strncmp(got_, "ERR:", 4) != 0 || !strstr(got_, part)) {            \
-            fprintf(stderr, "  %s:%d: %s -> %s (wanted an error with '%s')\n", \
-                    __FILE__, __LINE__, src, got_, part);                      \
-            wisp_test_failed_checks++;                                         \
-        }                                                                      \
+#define FAILS_WITH(src, part)                                                                      \
+    do {                                                                                           \
+        const char *got_ = render(src);                                                            \
+        if (strncmp(got_, "ERR:", 4) != 0 || !strstr(got_, part)) {                                \
+            fprintf(stderr, "  %s:%d: %s -> %s (wanted an error with '%s')\n", __FILE__, __LINE__, \
+                    src, got_, part);                                                              \
+            wisp_test_failed_checks++;                                                             \
+        }                                                                                          \
     } while (0)
 
 TEST(jinja_text_and_output)
@@ -75,15 +75,15 @@ TEST(jinja_text_and_output)
     RENDERS("plain", "plain");
     RENDERS("{{ 'a' }}{{ \"b\" }}", "ab");
     RENDERS("{# comment #}x", "x");
-    RENDERS("line\n", "line");                 /* keep_trailing_newline off */
+    RENDERS("line\n", "line"); /* keep_trailing_newline off */
     RENDERS("a\r\nb", "a\nb");
 }
 
 TEST(jinja_whitespace_control)
 {
-    RENDERS("{% if true %}\nyes\n{% endif %}\nafter", "yes\nafter");   /* trim_blocks */
-    RENDERS("x\n    {% if true %}y{% endif %}", "x\ny");               /* lstrip_blocks */
-    RENDERS("x\n    {{ 'y' }}", "x\n    y");                           /* not for {{ */
+    RENDERS("{% if true %}\nyes\n{% endif %}\nafter", "yes\nafter"); /* trim_blocks */
+    RENDERS("x\n    {% if true %}y{% endif %}", "x\ny");             /* lstrip_blocks */
+    RENDERS("x\n    {{ 'y' }}", "x\n    y");                         /* not for {{ */
     RENDERS("a   {%- if true -%}   b   {%- endif %}", "ab");
     RENDERS("a \n {{- 'b' -}} \n c", "abc");
     RENDERS("x\n    {%+ if true %}y{% endif %}", "x\n    y");
@@ -102,12 +102,15 @@ TEST(jinja_if_for_set)
     RENDERS("{% for x in [] %}a{% else %}empty{% endfor %}", "empty");
     RENDERS("{% for k, v in {'a': 1, 'b': 2}.items() %}{{ k }}={{ v }};{% endfor %}", "a=1;b=2;");
     RENDERS("{% for x in range(5) %}{% if x == 1 %}{% continue %}{% endif %}{% if x == 3 %}"
-            "{% break %}{% endif %}{{ x }}{% endfor %}", "02");
+            "{% break %}{% endif %}{{ x }}{% endfor %}",
+            "02");
     RENDERS("{% for m in messages %}{% if not loop.first %}{{ loop.previtem.role }}>{% endif %}"
-            "{% endfor %}", "system>user>");
+            "{% endfor %}",
+            "system>user>");
     RENDERS("{% set x = 1 %}{% for i in range(3) %}{% set x = x + i %}{% endfor %}{{ x }}", "1");
     RENDERS("{% set ns = namespace(x=1) %}{% for i in range(3) %}{% set ns.x = ns.x + i %}"
-            "{% endfor %}{{ ns.x }}", "4");
+            "{% endfor %}{{ ns.x }}",
+            "4");
     RENDERS("{% set a, b = 1, 2 %}{{ b }}{{ a }}", "21");
     RENDERS("{% set block %}in {{ n }}{% endset %}[{{ block }}]", "[in 7]");
     RENDERS("{% for c in 'h\xc3\xa9' %}<{{ c }}>{% endfor %}", "<h><\xc3\xa9>");
@@ -118,9 +121,9 @@ TEST(jinja_macro_and_call)
     RENDERS("{% macro m(a, b='B') %}{{ a }}-{{ b }}{% endmacro %}{{ m(1) }}|{{ m(1, b=2) }}",
             "1-B|1-2");
     RENDERS("{% macro w() %}<{{ caller() }}>{% endmacro %}{% call w() %}in{% endcall %}", "<in>");
-    RENDERS(
-        "{% macro r(n) %}{% if n > 0 %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) }}",
-        "321");
+    RENDERS("{% macro r(n) %}{% if n > 0 %}{{ n }}{{ r(n - 1) }}{% endif %}{% endmacro %}{{ r(3) "
+            "}}",
+            "321");
     RENDERS("{% filter upper %}abc{% endfilter %}", "ABC");
 }
 
@@ -143,9 +146,9 @@ TEST(jinja_expressions)
     RENDERS("{{ 1 < 2 < 3 }} {{ 3 in [1, 3] }} {{ 'b' in 'abc' }} {{ 'k' not in {'k': 1} }}",
             "True True True False");
     RENDERS("{{ nothing or 'd' }} {{ 0 and 1 }} {{ not [] }}", "d 0 True");
-    RENDERS(
-        "{{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1:3] }} {{ [1,2,3,4][-2:] }} {{ [1,2,3][::-2] }}",
-        "olleh \xc3\xa9l [3, 4] [3, 1]");
+    RENDERS("{{ 'hello'[::-1] }} {{ 'h\xc3\xa9llo'[1:3] }} {{ [1,2,3,4][-2:] }} {{ [1,2,3][::-2] "
+            "}}",
+            "olleh \xc3\xa9l [3, 4] [3, 1]");
     RENDERS("{{ messages[-1]['content'] }} {{ messages[0].role }}", "Hello! system");
     RENDERS("{{ (1, 2)[1] }} {{ [1, [2, 3]][1][0] }}", "2 2");
 }
@@ -253,7 +256,9 @@ TEST(jinja_limits)
     l = small_limits();
     l.max_memory = 1 << 20;
     CHECK(strstr(render_with("{% set ns = namespace(s='x') %}{% for i in range(100000) %}"
-                             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}", &l), "limit"));
+                             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+                             &l),
+                 "limit"));
     /* every construct meets the memory limit as an error, never a crash */
     static const char *const hungry[] = {
         "{% for i in range(5000) %}{{ 'abc'.split('b') }}{{ {'a': i}|items|list }}{% endfor %}",

@@ -11,7 +11,8 @@
 
 static wisp_kv *make_kv(fake_engine *fe, bool prefix, size_t host_blocks)
 {
-    wisp_kv_opts o = {.model_identity = 5, .prefix_cache = prefix,
+    wisp_kv_opts o = {.model_identity = 5,
+                      .prefix_cache = prefix,
                       .host_bytes = host_blocks * fake_bytes_per_block(fe)};
     wisp_kv *kv = NULL;
     wisp_err err = {0};
@@ -68,7 +69,7 @@ TEST(block_table_fork_and_copy_on_write)
     wisp_kv_get_stats(kv, &st);
     CHECK_EQ_INT(st.cow_copies, 1);
     CHECK_EQ_INT(st.blocks_used, 3);
-    CHECK_EQ_INT(st.unused_slots, 2 + 1);   /* a's block holds 2 of 4, b's 3 of 4 */
+    CHECK_EQ_INT(st.unused_slots, 2 + 1); /* a's block holds 2 of 4, b's 3 of 4 */
     CHECK_NEAR(st.fragmentation, 3.0 / 12.0, 1e-9);
     /* a's block is now a's alone: appending writes in place. */
     REQUIRE(wisp_kv_seq_reserve(kv, &a, t, 2, &err) == 0);
@@ -173,7 +174,9 @@ TEST(lru_eviction_demotes_and_hits_promote)
 {
     fake_engine *fe = fake_engine_create(4, 4, V, 64, 8);
     wisp_kv *kv = make_kv(fe, true, 8);
-    int32_t p[3][8] = {{1, 2, 3, 4, 5, 6, 7, 8}, {9, 9, 9, 9, 8, 8, 8, 8}, {7, 7, 1, 1, 2, 2, 3, 3}};
+    int32_t p[3][8] = {{1, 2, 3, 4, 5, 6, 7, 8},
+                       {9, 9, 9, 9, 8, 8, 8, 8},
+                       {7, 7, 1, 1, 2, 2, 3, 3}};
     wisp_kv_seq s;
     wisp_kv_seq_init(&s);
     wisp_err err = {0};
@@ -185,7 +188,7 @@ TEST(lru_eviction_demotes_and_hits_promote)
     }
     wisp_kv_stats st;
     wisp_kv_get_stats(kv, &st);
-    CHECK_EQ_INT(st.evictions, 2);   /* prompt 0's blocks made room for prompt 2 */
+    CHECK_EQ_INT(st.evictions, 2); /* prompt 0's blocks made room for prompt 2 */
     CHECK_EQ_INT(st.demotions, 2);
     CHECK_EQ_INT(st.host_blocks, 2);
     CHECK_EQ_INT(st.host_bytes_used, 2 * fake_bytes_per_block(fe));

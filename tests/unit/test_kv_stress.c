@@ -16,7 +16,7 @@
 #include "kv_test_util.h"
 
 #define MAX_SEQS 12
-#define VOCAB 3
+#define VOCAB    3
 
 typedef struct stress {
     fake_engine *fe;
@@ -201,8 +201,11 @@ static void op_stopped_step(stress *st)
     if (wisp_kv_seq_reserve(st->kv, s, t, 1 + (int)rnd(st, 5), &err) != 0)
         return;
     float l[VOCAB];
-    wisp_batch_seq bs = {.tokens = s->tokens + before, .n_tokens = s->n_tokens - before,
-                         .pos0 = before, .block_table = s->blocks, .n_blocks = s->n_blocks,
+    wisp_batch_seq bs = {.tokens = s->tokens + before,
+                         .n_tokens = s->n_tokens - before,
+                         .pos0 = before,
+                         .block_table = s->blocks,
+                         .n_blocks = s->n_blocks,
                          .logits = l};
     wisp_batch b = {.seqs = &bs, .n_seqs = 1, .should_stop = yes};
     REQUIRE(st->fe->base.ops->forward(st->fe, &b, &err) == WISP_E_CANCELLED);
@@ -240,7 +243,8 @@ static void run_stress(int block_size, int n_blocks, size_t host_blocks, int n_o
 {
     stress st = {.rng = seed};
     st.fe = fake_engine_create(block_size, n_blocks, VOCAB, 1 << 20, 64);
-    wisp_kv_opts o = {.model_identity = 42, .prefix_cache = true,
+    wisp_kv_opts o = {.model_identity = 42,
+                      .prefix_cache = true,
                       .host_bytes = host_blocks * sizeof(fake_slot) * (size_t)block_size};
     wisp_err err = {0};
     REQUIRE(wisp_kv_create(&st.fe->base, &o, &st.kv, &err) == 0);
@@ -249,11 +253,11 @@ static void run_stress(int block_size, int n_blocks, size_t host_blocks, int n_o
     for (int b = 0; b < 4; b++)
         for (int k = 0; k < 64; k++)
             st.bases[b][k] = (int32_t)rnd(&st, VOCAB);
-    static const char *names[] = {"admit", "append", "fork", "finish", "cancel", "stopped step",
-                                  "preempt", "truncate"};
+    static const char *names[] = {"admit",  "append",       "fork",    "finish",
+                                  "cancel", "stopped step", "preempt", "truncate"};
     for (int step = 0; step < n_ops; step++) {
         int op = (int)rnd(&st, 16);
-        op = op < 5 ? 0 : op < 9 ? 1 : op - 7;   /* admits and appends most often */
+        op = op < 5 ? 0 : op < 9 ? 1 : op - 7; /* admits and appends most often */
         if (op > 7)
             op = 7;
         st.ops[op]++;
@@ -261,7 +265,11 @@ static void run_stress(int block_size, int n_blocks, size_t host_blocks, int n_o
         case 0: op_admit(&st); break;
         case 1: op_append(&st); break;
         case 2: op_fork(&st); break;
-        case 3: { int i = pick_live(&st); if (i >= 0) drop(&st, i); } break;
+        case 3: {
+            int i = pick_live(&st);
+            if (i >= 0)
+                drop(&st, i);
+        } break;
         case 4: op_cancel(&st); break;
         case 5: op_stopped_step(&st); break;
         case 6: op_preempt(&st); break;
@@ -271,8 +279,9 @@ static void run_stress(int block_size, int n_blocks, size_t host_blocks, int n_o
     }
     wisp_kv_stats ks;
     wisp_kv_get_stats(st.kv, &ks);
-    fprintf(stderr, "  %d ops: hits %llu/%llu queries, hit tokens %llu, cow %llu, evictions %llu, "
-                    "demotions %llu, promotions %llu\n",
+    fprintf(stderr,
+            "  %d ops: hits %llu/%llu queries, hit tokens %llu, cow %llu, evictions %llu, "
+            "demotions %llu, promotions %llu\n",
             n_ops, (unsigned long long)ks.prefix_hits, (unsigned long long)ks.prefix_queries,
             (unsigned long long)ks.hit_tokens, (unsigned long long)ks.cow_copies,
             (unsigned long long)ks.evictions, (unsigned long long)ks.demotions,

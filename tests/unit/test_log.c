@@ -41,7 +41,7 @@ static void restore_stderr(int saved)
 
 TEST(unread_stderr_drops_and_counts_instead_of_blocking)
 {
-    signal(SIGPIPE, SIG_IGN);   /* as wisp: the abandoned writer meets a closed pipe */
+    signal(SIGPIPE, SIG_IGN); /* as wisp: the abandoned writer meets a closed pipe */
     int saved, rd = pipe_stderr(&saved);
     REQUIRE(rd >= 0);
     wisp_log_set_level(WISP_LOG_INFO);
@@ -57,7 +57,7 @@ TEST(unread_stderr_drops_and_counts_instead_of_blocking)
      * only a guard against a regression that blocks briefly per line. */
     CHECK(took < 10.0);
     t0 = now_s();
-    wisp_log_stop_async(200);   /* the writer is stuck: abandoned after the timeout */
+    wisp_log_stop_async(200); /* the writer is stuck: abandoned after the timeout */
     CHECK(now_s() - t0 < 5.0);
     restore_stderr(saved);
     close(rd);

@@ -33,7 +33,10 @@ static uint64_t rng_u64(void)
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
 }
-static float rng_f(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u64() >> 40) / 16777216.f; }
+static float rng_f(float lo, float hi)
+{
+    return lo + (hi - lo) * (float)(rng_u64() >> 40) / 16777216.f;
+}
 
 /* Where each type keeps its half-precision scale fields: random bits there
  * would give infinities and NaNs, so they get sane random values. */
@@ -47,17 +50,36 @@ typedef struct scale_fields {
 #define OFF(T, f) offsetof(T, f)
 static const scale_fields SCALES[] = {
     {WISP_TYPE_Q4_0, 1, {OFF(wisp_block_q4_0, d)}, {0.001f}, {0.02f}},
-    {WISP_TYPE_Q4_1, 2, {OFF(wisp_block_q4_1, d), OFF(wisp_block_q4_1, m)}, {0.001f, -0.1f}, {0.02f, 0.1f}},
+    {WISP_TYPE_Q4_1,
+     2,
+     {OFF(wisp_block_q4_1, d), OFF(wisp_block_q4_1, m)},
+     {0.001f, -0.1f},
+     {0.02f, 0.1f}},
     {WISP_TYPE_Q5_0, 1, {OFF(wisp_block_q5_0, d)}, {0.001f}, {0.02f}},
-    {WISP_TYPE_Q5_1, 2, {OFF(wisp_block_q5_1, d), OFF(wisp_block_q5_1, m)}, {0.001f, -0.1f}, {0.02f, 0.1f}},
+    {WISP_TYPE_Q5_1,
+     2,
+     {OFF(wisp_block_q5_1, d), OFF(wisp_block_q5_1, m)},
+     {0.001f, -0.1f},
+     {0.02f, 0.1f}},
     {WISP_TYPE_Q8_0, 1, {OFF(wisp_block_q8_0, d)}, {0.0005f}, {0.002f}},
-    {WISP_TYPE_Q2_K, 2, {OFF(wisp_block_q2_K, d), OFF(wisp_block_q2_K, dmin)}, {0.001f, 0.001f}, {0.01f, 0.01f}},
+    {WISP_TYPE_Q2_K,
+     2,
+     {OFF(wisp_block_q2_K, d), OFF(wisp_block_q2_K, dmin)},
+     {0.001f, 0.001f},
+     {0.01f, 0.01f}},
     {WISP_TYPE_Q3_K, 1, {OFF(wisp_block_q3_K, d)}, {0.0005f}, {0.005f}},
-    {WISP_TYPE_Q4_K, 2, {OFF(wisp_block_q4_K, d), OFF(wisp_block_q4_K, dmin)}, {0.0005f, 0.0005f}, {0.005f, 0.005f}},
-    {WISP_TYPE_Q5_K, 2, {OFF(wisp_block_q5_K, d), OFF(wisp_block_q5_K, dmin)}, {0.0005f, 0.0005f}, {0.005f, 0.005f}},
+    {WISP_TYPE_Q4_K,
+     2,
+     {OFF(wisp_block_q4_K, d), OFF(wisp_block_q4_K, dmin)},
+     {0.0005f, 0.0005f},
+     {0.005f, 0.005f}},
+    {WISP_TYPE_Q5_K,
+     2,
+     {OFF(wisp_block_q5_K, d), OFF(wisp_block_q5_K, dmin)},
+     {0.0005f, 0.0005f},
+     {0.005f, 0.005f}},
     {WISP_TYPE_Q6_K, 1, {OFF(wisp_block_q6_K, d)}, {0.0002f}, {0.002f}},
 };
-
 
 static const char *type_name(int type)
 {
@@ -135,8 +157,12 @@ static void case_init(mm_case *c, int type, int64_t n_in, int64_t n_out, int64_t
     REQUIRE(c->w && c->x && c->y_ref);
     fill_weights(type, c->w, n_in, n_out);
     fill_acts(c->x, n_in * n_tok);
-    c->t = (wisp_tensor){.name = "w", .type = type, .n_dims = 2, .ne = {n_in, n_out, 1, 1},
-                         .nbytes = row * (size_t)n_out, .data = c->w};
+    c->t = (wisp_tensor){.name = "w",
+                         .type = type,
+                         .n_dims = 2,
+                         .ne = {n_in, n_out, 1, 1},
+                         .nbytes = row * (size_t)n_out,
+                         .data = c->w};
 }
 
 static void case_free(mm_case *c)
@@ -173,9 +199,9 @@ static double abs_dot(const float *w, const float *x, int64_t n)
     return s;
 }
 
-static const int64_t SHAPE_BLOCKS[] = {3, 5};     /* blocks per row: odd */
+static const int64_t SHAPE_BLOCKS[] = {3, 5}; /* blocks per row: odd */
 static const int64_t SHAPE_TOKS[] = {1, 3, 17};
-static const int64_t N_OUT = 37;                  /* not a multiple of any tile */
+static const int64_t N_OUT = 37; /* not a multiple of any tile */
 
 /* The scalar level against float64 references, for one type. */
 static void check_scalar(int type)
@@ -228,14 +254,9 @@ static void check_scalar(int type)
                             /* half a step, plus the half-precision scale */
                             bound += wsum * amax * (0.5 / 127 + 1.0 / 2048);
                             break;
-                        case WISP_TYPE_F16:
-                            bound += wsum * amax / 2048;
-                            break;
-                        case WISP_TYPE_BF16:
-                            bound += wsum * amax / 256;
-                            break;
-                        default:
-                            break;
+                        case WISP_TYPE_F16: bound += wsum * amax / 2048; break;
+                        case WISP_TYPE_BF16: bound += wsum * amax / 256; break;
+                        default: break;
                         }
                     }
                     if (k->act_type == WISP_TYPE_Q8_1) {
@@ -265,8 +286,8 @@ static void check_scalar(int type)
                             fprintf(stderr,
                                     "  %s n_in=%lld t=%lld o=%lld: got %.7g, dequantized %.7g, "
                                     "exact %.7g (bound %.3g)\n",
-                                    type_name(type), (long long)c.n_in, (long long)t,
-                                    (long long)o, got, want_q, want_x, bound);
+                                    type_name(type), (long long)c.n_in, (long long)t, (long long)o,
+                                    got, want_q, want_x, bound);
                     }
                 }
             }
@@ -335,8 +356,8 @@ static void check_simd(int type)
     CHECK_EQ_INT(fails, 0);
 }
 
-#define TYPE_TESTS(name, id)                                                   \
-    TEST(scalar_##name) { check_scalar(id); }                                  \
+#define TYPE_TESTS(name, id)                  \
+    TEST(scalar_##name) { check_scalar(id); } \
     TEST(simd_##name) { check_simd(id); }
 TYPE_TESTS(f32, WISP_TYPE_F32)
 TYPE_TESTS(f16, WISP_TYPE_F16)
@@ -382,8 +403,9 @@ TEST(batch_equals_token_by_token)
                 for (int64_t o = 0; o < c.n_out; o++)
                     if (y1[o] != c.y_ref[t * c.n_out + o] && fails++ < 5)
                         fprintf(stderr, "  %s %s n_in=%lld t=%lld o=%lld: batch %.9g, alone %.9g\n",
-                                type_name(type), wisp_cpu_simd_name((wisp_simd_level)lv), (long long)c.n_in,
-                                (long long)t, (long long)o, c.y_ref[t * c.n_out + o], y1[o]);
+                                type_name(type), wisp_cpu_simd_name((wisp_simd_level)lv),
+                                (long long)c.n_in, (long long)t, (long long)o,
+                                c.y_ref[t * c.n_out + o], y1[o]);
             }
             free(y1);
             case_free(&c);
@@ -405,7 +427,7 @@ TEST(amx_equals_avx512_bit_for_bit)
                                 WISP_TYPE_Q6_K};
     static const int64_t shapes[][3] = {
         /* n_in, n_out, n_tok; rows of 256 and up for the K-quants */
-        {32, 37, 45},   {96, 37, 45},   {1024, 37, 45}, {2816, 37, 45},
+        {32, 37, 45},   {96, 37, 45},   {1024, 37, 45},  {2816, 37, 45},
         {4160, 37, 45}, {96, 16, 16},   {1024, 80, 130}, {4160, 32, 17},
         {256, 37, 45},  {8192, 48, 33}, {2560, 16, 64},
     };
@@ -510,7 +532,9 @@ TEST(activation_quantizers_agree)
 {
     static const int acts[] = {WISP_TYPE_Q8_0, WISP_TYPE_Q8_1, WISP_TYPE_Q8_K, WISP_TYPE_F16,
                                WISP_TYPE_BF16};
-    enum { N = 1024 };
+    enum {
+        N = 1024
+    };
     float x[N], a[N], b[N];
     fill_acts(x, N);
     for (int lv = 1; lv <= (int)wisp_cpu_simd_max(); lv++)
@@ -575,7 +599,10 @@ TEST(rejects_bad_input)
     wisp_err err = {0};
     float x[64] = {0}, y[4];
     uint8_t w[256] = {0};
-    wisp_tensor t = {.name = "bad", .type = WISP_TYPE_IQ2_XS, .n_dims = 2, .ne = {64, 1, 1, 1},
+    wisp_tensor t = {.name = "bad",
+                     .type = WISP_TYPE_IQ2_XS,
+                     .n_dims = 2,
+                     .ne = {64, 1, 1, 1},
                      .data = w};
     CHECK_EQ_INT(wisp_matmul(NULL, &t, x, 1, y, NULL, &err), WISP_E_UNSUPPORTED);
     CHECK(strstr(err.msg, "bad") != NULL);
@@ -755,7 +782,9 @@ TEST(kquant_layouts_match_ggml_loops)
 {
     static const int types[] = {WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
                                 WISP_TYPE_Q6_K};
-    enum { NB = 7 };
+    enum {
+        NB = 7
+    };
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         int type = types[ti];
         size_t bb = wisp_cpu_block_bytes(type);

@@ -28,24 +28,25 @@ typedef struct expect {
  * 2*256) + output norm 256 = 8192000 + 2*786944 + 256. qwen2 adds q/k/v
  * biases 256+128+128 per layer with 4 heads x 64 (q 256*256, k,v 256*128). */
 static const expect shared[] = {
-    {"golden/syn-llama-spm-f16.gguf", "llama", 2, 256, 8, 4, 32, 768, 2048, 32000, 32, true,
-     false, WISP_ROPE_NORMAL, 10000, 1e-6f, 8192000 + 2 * 786944 + 256},
-    {"golden/syn-llama-spm-q8_0.gguf", "llama", 2, 256, 8, 4, 32, 768, 2048, 32000, 32, true,
-     false, WISP_ROPE_NORMAL, 10000, 1e-6f, 8192000 + 2 * 786944 + 256},
+    {"golden/syn-llama-spm-f16.gguf", "llama", 2, 256, 8, 4, 32, 768, 2048, 32000, 32, true, false,
+     WISP_ROPE_NORMAL, 10000, 1e-6f, 8192000 + 2 * 786944 + 256},
+    {"golden/syn-llama-spm-q8_0.gguf", "llama", 2, 256, 8, 4, 32, 768, 2048, 32000, 32, true, false,
+     WISP_ROPE_NORMAL, 10000, 1e-6f, 8192000 + 2 * 786944 + 256},
     {"golden/syn-llama-spm-q4_k_m.gguf", "llama", 2, 256, 8, 4, 32, 768, 2048, 32000, 32, true,
      false, WISP_ROPE_NORMAL, 10000, 1e-6f, 8192000 + 2 * 786944 + 256},
-    {"golden/syn-qwen2-dsc-f16.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true,
-     true, WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
-    {"golden/syn-qwen2-dsc-q8_0.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true,
-     true, WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
-    {"golden/syn-qwen2-dsc-q4_0.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true,
-     true, WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
+    {"golden/syn-qwen2-dsc-f16.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true, true,
+     WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
+    {"golden/syn-qwen2-dsc-q8_0.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true, true,
+     WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
+    {"golden/syn-qwen2-dsc-q4_0.gguf", "qwen2", 2, 256, 4, 2, 64, 768, 2048, 32256, 64, true, true,
+     WISP_ROPE_NEOX, 1e6f, 1e-6f, 256 * 32256 + 2 * (786944 + 512) + 256},
     /* stories260K: 512x64 embeddings and output, 5 layers of q,o 64*64, k,v
      * 64*32, gate,up,down 3*64*172 and two norms. */
     {"models/stories260K.gguf", "llama", 5, 64, 8, 4, 8, 172, 2048, 512, 8, false, false,
-     WISP_ROPE_NORMAL, 10000, 1e-5f, 2 * 512 * 64 + 5 * (2 * 4096 + 2 * 2048 + 3 * 11008 + 128) + 64},
-    {"models/llama-2-tiny-random.gguf", "llama", 1, 8, 2, 2, 4, 32, 4096, 32000, 4, false,
-     false, WISP_ROPE_NORMAL, 10000, 1e-5f, 2 * 32000 * 8 + 4 * 64 + 3 * 256 + 16 + 8},
+     WISP_ROPE_NORMAL, 10000, 1e-5f,
+     2 * 512 * 64 + 5 * (2 * 4096 + 2 * 2048 + 3 * 11008 + 128) + 64},
+    {"models/llama-2-tiny-random.gguf", "llama", 1, 8, 2, 2, 4, 32, 4096, 32000, 4, false, false,
+     WISP_ROPE_NORMAL, 10000, 1e-5f, 2 * 32000 * 8 + 4 * 64 + 3 * 256 + 16 + 8},
 };
 
 static void check_shared(const expect *e)
@@ -55,7 +56,8 @@ static void check_shared(const expect *e)
     wisp_model *m = NULL;
     wisp_err err = {0};
     int rc = wisp_model_open(path, NULL, &m, &err);
-    if (rc) fprintf(stderr, "  %s: %s\n", e->file, err.msg);
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", e->file, err.msg);
     REQUIRE(rc == 0);
     const wisp_model_config *c = wisp_model_get_config(m);
     CHECK_EQ_STR(c->arch_name, e->arch);
@@ -129,8 +131,8 @@ TEST(golden_type_counts)
 TEST(vocab_files_open_vocab_only)
 {
     const char *files[] = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-gpt-2.gguf",
-                           "ggml-vocab-falcon.gguf", "ggml-vocab-deepseek-coder.gguf",
-                           "ggml-vocab-phi-3.gguf", "ggml-vocab-starcoder.gguf"};
+                           "ggml-vocab-falcon.gguf",    "ggml-vocab-deepseek-coder.gguf",
+                           "ggml-vocab-phi-3.gguf",     "ggml-vocab-starcoder.gguf"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char rel[256], path[1024];
         snprintf(rel, sizeof rel, "vocab/%s", files[i]);
@@ -142,7 +144,8 @@ TEST(vocab_files_open_vocab_only)
         CHECK(strstr(err.msg, "vocabulary-only") != NULL);
         wisp_model_open_opts o = {.vocab_only = true};
         int rc = wisp_model_open(path, &o, &m, &err);
-        if (rc) fprintf(stderr, "  %s: %s\n", files[i], err.msg);
+        if (rc)
+            fprintf(stderr, "  %s: %s\n", files[i], err.msg);
         REQUIRE(rc == 0);
         CHECK(wisp_model_is_vocab_only(m));
         CHECK(wisp_model_get_weights(m) == NULL);
@@ -156,13 +159,13 @@ TEST(vocab_files_open_vocab_only)
 
 typedef struct spec {
     const char *arch;
-    int n_layers;           /* written into block_count */
+    int n_layers; /* written into block_count */
     bool bias, qk_norm, tied;
-    const char *skip;       /* leave this tensor out */
-    const char *retype;     /* give this tensor type `type` */
+    const char *skip;   /* leave this tensor out */
+    const char *retype; /* give this tensor type `type` */
     int type;
-    const char *reshape;    /* double this tensor's ne[0] */
-    const char *extra;      /* add a tensor of this name with shape (32) */
+    const char *reshape; /* double this tensor's ne[0] */
+    const char *extra;   /* add a tensor of this name with shape (32) */
 } spec;
 
 /* A tiny model: n_embd 32, 4 heads of 8, 2 kv heads, ff 64, vocab 64. */
@@ -185,9 +188,14 @@ static void write_model(const char *path, const spec *s)
     wisp_gguf_writer_str(w, KEY("rope.scaling.type"), "yarn");
     wisp_gguf_writer_f32(w, KEY("rope.scaling.factor"), 4.0f);
     wisp_gguf_writer_u32(w, KEY("rope.scaling.original_context_length"), 128);
-    struct { char name[64]; int64_t ne[2]; int nd; } t[64];
+    struct {
+        char name[64];
+        int64_t ne[2];
+        int nd;
+    } t[64];
     int n = 0;
-#define T(nm, a, b, d) (snprintf(t[n].name, 64, "%s", nm), t[n].ne[0] = a, t[n].ne[1] = b, t[n].nd = d, n++)
+#define T(nm, a, b, d) \
+    (snprintf(t[n].name, 64, "%s", nm), t[n].ne[0] = a, t[n].ne[1] = b, t[n].nd = d, n++)
     T("token_embd.weight", 32, 64, 2);
     T("output_norm.weight", 32, 1, 1);
     if (!s->tied)
@@ -263,7 +271,8 @@ static wisp_model *try_spec(const spec *s, const char *needle)
     int rc = wisp_model_open(tmp_path, NULL, &m, &err);
     unlink(tmp_path);
     if (!needle) {
-        if (rc) fprintf(stderr, "  unexpected error: %s\n", err.msg);
+        if (rc)
+            fprintf(stderr, "  unexpected error: %s\n", err.msg);
         REQUIRE(rc == 0);
         return m;
     }
@@ -311,7 +320,9 @@ TEST(built_qwen3_has_qk_norm)
 TEST(refusals_name_the_problem)
 {
     try_spec(&(spec){.arch = "gpt2", .n_layers = 2}, "supported: llama, qwen2, qwen3");
-    try_spec(&(spec){.arch = "llama", .n_layers = 2, .retype = "blk.1.attn_q.weight",
+    try_spec(&(spec){.arch = "llama",
+                     .n_layers = 2,
+                     .retype = "blk.1.attn_q.weight",
                      .type = WISP_TYPE_IQ4_NL},
              "tensor blk.1.attn_q.weight has type IQ4_NL, which wisp does not support yet");
     try_spec(&(spec){.arch = "llama", .n_layers = 2, .skip = "blk.1.ffn_up.weight"},
@@ -326,10 +337,13 @@ TEST(refusals_name_the_problem)
              "is not part of architecture llama");
     try_spec(&(spec){.arch = "llama", .n_layers = 2, .skip = "output_norm.weight"},
              "missing tensor output_norm.weight");
-    try_spec(&(spec){.arch = "llama", .n_layers = 2, .bias = true,
-                     .skip = "blk.1.attn_v.bias"}, "biases");
-    try_spec(&(spec){.arch = "llama", .n_layers = 2, .retype = "output.weight",
-                     .type = WISP_TYPE_Q8_0, .reshape = "output.weight"},
+    try_spec(&(spec){.arch = "llama", .n_layers = 2, .bias = true, .skip = "blk.1.attn_v.bias"},
+             "biases");
+    try_spec(&(spec){.arch = "llama",
+                     .n_layers = 2,
+                     .retype = "output.weight",
+                     .type = WISP_TYPE_Q8_0,
+                     .reshape = "output.weight"},
              "tensor output.weight has shape [64, 64, 1, 1], expected [32, 64]");
 }
 

@@ -68,7 +68,9 @@ static void swiglu_is_as_accurate_as_expf_silu_case(void)
      * the same float arithmetic, so it is also the same bits but where expf
      * rounds differently (then by up to 4 ulp, as dividing by 1 + e
      * doubles a 1-ulp change of e in the worst case). */
-    enum { BATCH = 4096 };
+    enum {
+        BATCH = 4096
+    };
     static float in[BATCH], g[BATCH], one[BATCH];
     for (int i = 0; i < BATCH; i++)
         one[i] = 1.0f;
@@ -99,10 +101,12 @@ static void swiglu_is_as_accurate_as_expf_silu_case(void)
 
 static void swiglu_edges_are_expf_silu_bits_case(void)
 {
-    const float g[] = {0.0f,     -0.0f,    FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN,  -FLT_MIN,
-                       89.0f,    -89.0f,   103.9f,       -103.9f,       150.0f,   -150.0f,
-                       FLT_MAX,  -FLT_MAX, INFINITY,     -INFINITY,     NAN,      -NAN};
-    enum { N = sizeof g / sizeof g[0] };
+    const float g[] = {0.0f,    -0.0f,    FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN, -FLT_MIN,
+                       89.0f,   -89.0f,   103.9f,       -103.9f,       150.0f,  -150.0f,
+                       FLT_MAX, -FLT_MAX, INFINITY,     -INFINITY,     NAN,     -NAN};
+    enum {
+        N = sizeof g / sizeof g[0]
+    };
     float got[N], up[N];
     for (int i = 0; i < N; i++) {
         got[i] = g[i];
@@ -117,7 +121,9 @@ static void swiglu_edges_are_expf_silu_bits_case(void)
 
 static void swiglu_multiplies_silu_by_up_case(void)
 {
-    enum { N = 67 };
+    enum {
+        N = 67
+    };
     uint64_t s = 9;
     float g[N], up[N], one[N], silu[N];
     for (int i = 0; i < N; i++) {
@@ -133,7 +139,9 @@ static void swiglu_multiplies_silu_by_up_case(void)
 
 static void swiglu_element_does_not_depend_on_its_place_case(void)
 {
-    enum { N = 53 };
+    enum {
+        N = 53
+    };
     uint64_t s = 7;
     float g[N], up[N], all[N];
     for (int i = 0; i < N; i++) {
@@ -225,7 +233,8 @@ static void rope_apply_matches_the_scalar_loop_case(void)
 {
     const struct {
         int head_dim, rope_dim;
-    } shapes[] = {{16, 12}, {16, 16}, {64, 32}, {64, 64}, {80, 80}, {128, 64}, {128, 128}, {256, 256}};
+    } shapes[] = {{16, 12}, {16, 16},  {64, 32},   {64, 64},
+                  {80, 80}, {128, 64}, {128, 128}, {256, 256}};
     uint64_t s = 5;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++)
         for (int layout = 0; layout < 2; layout++) {
@@ -254,30 +263,18 @@ TEST(swiglu_is_as_accurate_as_expf_silu)
     at_every_level(swiglu_is_as_accurate_as_expf_silu_case);
 }
 
-TEST(swiglu_edges_are_expf_silu_bits)
-{
-    at_every_level(swiglu_edges_are_expf_silu_bits_case);
-}
+TEST(swiglu_edges_are_expf_silu_bits) { at_every_level(swiglu_edges_are_expf_silu_bits_case); }
 
-TEST(swiglu_multiplies_silu_by_up)
-{
-    at_every_level(swiglu_multiplies_silu_by_up_case);
-}
+TEST(swiglu_multiplies_silu_by_up) { at_every_level(swiglu_multiplies_silu_by_up_case); }
 
 TEST(swiglu_element_does_not_depend_on_its_place)
 {
     at_every_level(swiglu_element_does_not_depend_on_its_place_case);
 }
 
-TEST(rmsnorm_matches_the_serial_sum)
-{
-    at_every_level(rmsnorm_matches_the_serial_sum_case);
-}
+TEST(rmsnorm_matches_the_serial_sum) { at_every_level(rmsnorm_matches_the_serial_sum_case); }
 
-TEST(add_matches_the_scalar_loop)
-{
-    at_every_level(add_matches_the_scalar_loop_case);
-}
+TEST(add_matches_the_scalar_loop) { at_every_level(add_matches_the_scalar_loop_case); }
 
 TEST(rope_apply_matches_the_scalar_loop)
 {

@@ -112,8 +112,11 @@ TEST(kv_pool_default_is_contexts_capped_by_memory)
 {
     wisp_kv_pool_plan pl;
     wisp_err err = {0};
-    wisp_kv_pool_req r = {.cfg = &pool_cfg, .kv_type = WISP_KV_F16, .n_ctx = 1000,
-                          .block_size = 16, .contexts = 8};
+    wisp_kv_pool_req r = {.cfg = &pool_cfg,
+                          .kv_type = WISP_KV_F16,
+                          .n_ctx = 1000,
+                          .block_size = 16,
+                          .contexts = 8};
     REQUIRE(wisp_plan_kv_pool(&r, &pl, &err) == 0);
     CHECK_EQ_INT(pl.bytes_per_token, 1024);
     CHECK_EQ_INT(pl.min_blocks, 64);
@@ -147,8 +150,11 @@ TEST(kv_pool_explicit_size_and_formats)
     wisp_err err = {0};
     /* Q8_0: rows of 128 = 4 blocks x 34 = 136 bytes; 2 x 2 x 136 = 544 per
      * token, 8704 per block; 1 MiB holds 120 blocks (1044480 bytes). */
-    wisp_kv_pool_req r = {.cfg = &pool_cfg, .kv_type = WISP_KV_Q8_0, .n_ctx = 1000,
-                          .block_size = 16, .kv_cache_mb = 1};
+    wisp_kv_pool_req r = {.cfg = &pool_cfg,
+                          .kv_type = WISP_KV_Q8_0,
+                          .n_ctx = 1000,
+                          .block_size = 16,
+                          .kv_cache_mb = 1};
     REQUIRE(wisp_plan_kv_pool(&r, &pl, &err) == 0);
     CHECK_EQ_INT(pl.bytes_per_token, 544);
     CHECK_EQ_INT(pl.n_blocks, 120);

@@ -10,7 +10,7 @@
 #include "kv/hash.h"
 #include "sched_test_util.h"
 
-#define V 40
+#define V  40
 #define BS 4
 
 typedef struct world {
@@ -23,8 +23,11 @@ static world start(const char *dir, uint64_t identity, int block_size, int n_blo
 {
     world w;
     w.fe = fake_engine_create(block_size, n_blocks, V, 64, 8);
-    wisp_sched_opts o = {.model_identity = identity, .n_vocab = V, .n_ctx = 256,
-                         .cache_dir = dir, .host_cache_bytes = host_bytes};
+    wisp_sched_opts o = {.model_identity = identity,
+                         .n_vocab = V,
+                         .n_ctx = 256,
+                         .cache_dir = dir,
+                         .host_cache_bytes = host_bytes};
     wisp_err err = {0};
     int rc = wisp_sched_create(&w.fe->base, &o, &w.s, &err);
     if (rc)
@@ -117,9 +120,9 @@ TEST(restart_starts_warm)
     CHECK_EQ_INT(loaded(&w), 0);
     CHECK_EQ_INT(run_prompt(&w), 0);
     stop(&w);
-    w = start(dir, 77, BS, 64, 0);   /* a new process: empty engine storage */
+    w = start(dir, 77, BS, 64, 0); /* a new process: empty engine storage */
     CHECK(loaded(&w) >= 10);
-    CHECK_EQ_INT(run_prompt(&w), 40);   /* all 10 full blocks of 41 tokens */
+    CHECK_EQ_INT(run_prompt(&w), 40); /* all 10 full blocks of 41 tokens */
     stop(&w);
     remove_dir(dir);
 }
@@ -132,7 +135,7 @@ TEST(restart_into_small_pool_uses_host_tier)
     make_dir(dir, sizeof dir);
     world w = start(dir, 78, BS, 64, 0);
     run_prompt(&w);
-    treq other;   /* another 11 blocks, newer than the first prompt's */
+    treq other; /* another 11 blocks, newer than the first prompt's */
     int32_t p[41];
     uint64_t rng = 555;
     tr_fill(&rng, p, 41, V);
@@ -152,12 +155,28 @@ TEST(restart_into_small_pool_uses_host_tier)
     remove_dir(dir);
 }
 
-typedef enum { FLIP_RECORD, FLIP_HEADER, TRUNCATE, EXTEND, TAMPER_RESEAL, GARBAGE, EMPTY,
-               FOREIGN_MODEL, FOREIGN_LAYOUT, N_CORRUPT } corruption;
+typedef enum {
+    FLIP_RECORD,
+    FLIP_HEADER,
+    TRUNCATE,
+    EXTEND,
+    TAMPER_RESEAL,
+    GARBAGE,
+    EMPTY,
+    FOREIGN_MODEL,
+    FOREIGN_LAYOUT,
+    N_CORRUPT
+} corruption;
 
-static const char *corruption_name[] = {"flip a KV byte", "flip a header byte", "truncate",
-                                        "extend", "tamper and reseal the checksum", "garbage",
-                                        "empty", "another model's file", "another layout"};
+static const char *corruption_name[] = {"flip a KV byte",
+                                        "flip a header byte",
+                                        "truncate",
+                                        "extend",
+                                        "tamper and reseal the checksum",
+                                        "garbage",
+                                        "empty",
+                                        "another model's file",
+                                        "another layout"};
 
 static void corrupt_case(corruption c)
 {
@@ -177,7 +196,10 @@ static void corrupt_case(corruption c)
     case FLIP_RECORD: b[n - 20] ^= 0x10; break;
     case FLIP_HEADER: b[17] ^= 1; break;
     case TRUNCATE: n -= 9; break;
-    case EXTEND: memset(b + n, 0, 7); n += 7; break;
+    case EXTEND:
+        memset(b + n, 0, 7);
+        n += 7;
+        break;
     case TAMPER_RESEAL: {
         /* Change a token and recompute the record checksum: the key no
          * longer matches the tokens. */
@@ -187,10 +209,13 @@ static void corrupt_case(corruption c)
         memcpy(r + rec - 8, &sum, 8);
         break;
     }
-    case GARBAGE: for (size_t i = 0; i < n; i++) b[i] = (unsigned char)(i * 131 + 7); break;
+    case GARBAGE:
+        for (size_t i = 0; i < n; i++)
+            b[i] = (unsigned char)(i * 131 + 7);
+        break;
     case EMPTY: n = 0; break;
-    case FOREIGN_MODEL: identity = 91; break;   /* same bytes, another model's name */
-    case FOREIGN_LAYOUT: bs = 8; break;         /* same bytes, a block size 8 engine */
+    case FOREIGN_MODEL: identity = 91; break; /* same bytes, another model's name */
+    case FOREIGN_LAYOUT: bs = 8; break;       /* same bytes, a block size 8 engine */
     default: break;
     }
     cache_file(other, sizeof other, dir, identity, bs);
@@ -202,7 +227,7 @@ static void corrupt_case(corruption c)
     if (loaded(&w) != 0)
         fprintf(stderr, "  %s: the file was trusted\n", corruption_name[c]);
     CHECK_EQ_INT(loaded(&w), 0);
-    CHECK_EQ_INT(run_prompt(&w), 0);   /* cold, and still exact */
+    CHECK_EQ_INT(run_prompt(&w), 0); /* cold, and still exact */
     stop(&w);
     /* The next save replaced the bad file with a good one. */
     w = start(dir, identity, bs, 64, 0);
@@ -219,7 +244,9 @@ TEST(corrupt_files_are_ignored)
 
 TEST(unwritable_cache_dir_is_an_error)
 {
-    wisp_sched_opts o = {.model_identity = 1, .n_vocab = V, .n_ctx = 64,
+    wisp_sched_opts o = {.model_identity = 1,
+                         .n_vocab = V,
+                         .n_ctx = 64,
                          .cache_dir = "/proc/wisp-no-such-dir/x"};
     fake_engine *fe = fake_engine_create(BS, 16, V, 64, 8);
     wisp_sched *s = NULL;

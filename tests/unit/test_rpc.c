@@ -125,7 +125,8 @@ static void collect(rig *r, seen *sn, int n)
                 wisp_job_free(it->job);
             } else {
                 json_t *m = json_loads(it->text, 0, NULL);
-                int id = (int)json_integer_value(json_object_get(json_object_get(m, "params"), "id"));
+                int id =
+                    (int)json_integer_value(json_object_get(json_object_get(m, "params"), "id"));
                 if (sn->answers[id])
                     sn->late_stream = true;
                 sn->streams[id]++;
@@ -293,9 +294,10 @@ static void frame_all(const char *in, size_t len, size_t max, size_t split, got 
 TEST(framer_same_messages_at_every_split)
 {
     static const char nd[] = "\r\n{\"a\":1}\r\n\n[2]\n{\"toolongtoolongtoolong\":1}\n{\"b\":3}";
-    static const char lsp[] = "\r\nContent-Length: 7\r\n\r\n{\"a\":1}content-length:  3 \r\n"
-                              "Content-Type: x\r\n\r\n[2]Content-Length: 40\r\n\r\n"
-                              "0123456789012345678901234567890123456789Content-Length: 7\r\n\r\n{\"b\":3}";
+    static const char lsp[] =
+        "\r\nContent-Length: 7\r\n\r\n{\"a\":1}content-length:  3 \r\n"
+        "Content-Type: x\r\n\r\n[2]Content-Length: 40\r\n\r\n"
+        "0123456789012345678901234567890123456789Content-Length: 7\r\n\r\n{\"b\":3}";
     for (size_t split = 1; split <= sizeof nd; split++) {
         got g;
         frame_all(nd, sizeof nd - 1, 20, split, &g);
@@ -316,8 +318,9 @@ TEST(framer_same_messages_at_every_split)
 
 TEST(framer_header_errors_resync)
 {
-    static const char in[] = "Content-Length: 5x\r\n\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"
-                             "Content-Type: a\r\n\r\nContent-Length: 2\r\n\r\n[]";
+    static const char in[] =
+        "Content-Length: 5x\r\n\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n"
+        "Content-Type: a\r\n\r\nContent-Length: 2\r\n\r\n[]";
     got g;
     frame_all(in, sizeof in - 1, 100, 3, &g);
     CHECK_EQ_INT(g.bad_header, 3);

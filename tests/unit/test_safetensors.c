@@ -41,8 +41,8 @@ static void synth(const char *args)
     if (access(synth_bin, X_OK) != 0)
         SKIP("%s is not built", synth_bin);
     wisp_test_shared_path(vocab, sizeof vocab, "vocab/ggml-vocab-llama-spm.gguf");
-    snprintf(cmd, sizeof cmd, "'%s' --vocab '%s' --out '%s/m.gguf' --hf-dir '%s/hf' %s",
-             synth_bin, vocab, work, work, args);
+    snprintf(cmd, sizeof cmd, "'%s' --vocab '%s' --out '%s/m.gguf' --hf-dir '%s/hf' %s", synth_bin,
+             vocab, work, work, args);
     REQUIRE(system(cmd) == 0);
 }
 
@@ -51,7 +51,8 @@ static wisp_model *open_ok(const char *path)
     wisp_model *m = NULL;
     wisp_err err = {0};
     int rc = wisp_model_open(path, NULL, &m, &err);
-    if (rc) fprintf(stderr, "  %s: %s\n", path, err.msg);
+    if (rc)
+        fprintf(stderr, "  %s: %s\n", path, err.msg);
     REQUIRE(rc == 0);
     return m;
 }
@@ -80,9 +81,20 @@ static void round_trip(const char *args, bool llama, const char *hf_path_suffix)
     CHECK_EQ_INT(a->arch, b->arch);
     CHECK_EQ_STR(a->name, b->name);
 #define SAME(f) CHECK_EQ_INT(a->f, b->f)
-    SAME(n_layers); SAME(n_embd); SAME(n_head); SAME(n_head_kv); SAME(head_dim); SAME(n_ff);
-    SAME(n_ctx_train); SAME(vocab_size); SAME(rope_dim); SAME(rope_scaling); SAME(rope_orig_ctx);
-    SAME(tied_output); SAME(attn_bias); SAME(qk_norm);
+    SAME(n_layers);
+    SAME(n_embd);
+    SAME(n_head);
+    SAME(n_head_kv);
+    SAME(head_dim);
+    SAME(n_ff);
+    SAME(n_ctx_train);
+    SAME(vocab_size);
+    SAME(rope_dim);
+    SAME(rope_scaling);
+    SAME(rope_orig_ctx);
+    SAME(tied_output);
+    SAME(attn_bias);
+    SAME(qk_norm);
     CHECK_NEAR(a->norm_eps, b->norm_eps, 1e-12);
     CHECK_NEAR(a->rope_freq_base, b->rope_freq_base, 1e-3);
     CHECK_NEAR(a->rope_scale_factor, b->rope_scale_factor, 0);
@@ -105,7 +117,8 @@ static void round_trip(const char *args, bool llama, const char *hf_path_suffix)
         size_t ra = tg->nbytes / (size_t)tg->ne[1], rb = th->nbytes / (size_t)th->ne[1];
         float *xa = malloc(sizeof(float) * (size_t)tg->ne[0]);
         float *xb = malloc(sizeof(float) * (size_t)tg->ne[0]);
-        bool perm = llama && (strstr(tg->name, "attn_q.weight") || strstr(tg->name, "attn_k.weight"));
+        bool perm =
+            llama && (strstr(tg->name, "attn_q.weight") || strstr(tg->name, "attn_k.weight"));
         int64_t bad = 0;
         for (int64_t r = 0; r < tg->ne[1]; r++) {
             int64_t src = perm ? hf_row(r, a->head_dim) : r;
@@ -131,13 +144,15 @@ static void round_trip(const char *args, bool llama, const char *hf_path_suffix)
 TEST(llama_f32_round_trip)
 {
     round_trip("--arch llama --layers 2 --embd 64 --heads 4 --kv-heads 2 --ff 128 --type f32 "
-               "--hf-dtype f32", true, "");
+               "--hf-dtype f32",
+               true, "");
 }
 
 TEST(qwen2_f16_sharded_round_trip)
 {
     round_trip("--arch qwen2 --layers 3 --embd 64 --heads 4 --kv-heads 2 --ff 96 --type f16 "
-               "--hf-dtype f16 --shards 3 --rope-base 1000000 --tied", false, "");
+               "--hf-dtype f16 --shards 3 --rope-base 1000000 --tied",
+               false, "");
 }
 
 TEST(qwen3_bf16_round_trip_via_index_path)
@@ -150,7 +165,8 @@ TEST(qwen3_bf16_round_trip_via_index_path)
 TEST(llama_single_file_path)
 {
     round_trip("--arch llama --layers 1 --embd 32 --heads 2 --kv-heads 2 --ff 64 --type f16 "
-               "--hf-dtype f16", true, "/model.safetensors");
+               "--hf-dtype f16",
+               true, "/model.safetensors");
 }
 
 TEST(tokenizer_files_written)
@@ -216,7 +232,7 @@ static void expect_fail(const char *needle)
     }
 }
 
-#define E(name, dt, shape, b, e)                                                           \
+#define E(name, dt, shape, b, e) \
     "\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":[" #b "," #e "]}"
 
 TEST(damaged_headers_are_refused)
@@ -233,7 +249,8 @@ TEST(damaged_headers_are_refused)
     st_dir(good_config, "{" E("model.norm.weight", "F32", "[32]", 64, 32) "}", 128);
     expect_fail("bad data_offsets");
     st_dir(good_config,
-           "{" E("model.norm.weight", "F32", "[32]", 0, 128) "," E("model.layers.0.input_layernorm.weight", "F32", "[32]", 64, 192) "}",
+           "{" E("model.norm.weight", "F32", "[32]", 0,
+                 128) "," E("model.layers.0.input_layernorm.weight", "F32", "[32]", 64, 192) "}",
            192);
     expect_fail("overlaps");
     st_dir(good_config, "{\"model.norm.weight\":{\"dtype\":\"F32\"}}", 8);
@@ -263,11 +280,11 @@ TEST(damaged_configs_are_refused)
     const char *hdr = "{" E("model.norm.weight", "F32", "[32]", 0, 128) "}";
     st_dir("{\"model_type\":\"gpt2\"}", hdr, 128);
     expect_fail("supported: llama, qwen2, qwen3");
-    st_dir("{\"model_type\":\"llama\",\"num_hidden_layers\":1,\"hidden_size\":\"big\"}", hdr,
-           128);
+    st_dir("{\"model_type\":\"llama\",\"num_hidden_layers\":1,\"hidden_size\":\"big\"}", hdr, 128);
     expect_fail("hidden_size must be an integer");
     st_dir("{\"model_type\":\"llama\",\"num_hidden_layers\":1,\"hidden_size\":32,"
-           "\"num_attention_heads\":2}", hdr, 128);
+           "\"num_attention_heads\":2}",
+           hdr, 128);
     expect_fail("missing intermediate_size");
     st_dir("{\"model_type\":\"llama\"", hdr, 128);
     expect_fail("config.json");

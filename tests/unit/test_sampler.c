@@ -60,7 +60,9 @@ static void histogram(wisp_sampler *s, const float *logits, int vocab, int n_dra
 
 TEST(temperature_zero_and_top_k_one_are_greedy)
 {
-    enum { V = 1000 };
+    enum {
+        V = 1000
+    };
     float logits[V];
     srand(7);
     for (int i = 0; i < V; i++)
@@ -81,7 +83,10 @@ TEST(temperature_zero_and_top_k_one_are_greedy)
 
 TEST(seed_reproduces_and_seeds_differ)
 {
-    enum { V = 64, N = 300 };
+    enum {
+        V = 64,
+        N = 300
+    };
     float logits[V];
     for (int i = 0; i < V; i++)
         logits[i] = (float)(i % 7) * 0.3f;
@@ -122,7 +127,10 @@ static double chi_square(const int *counts, const double *probs, int n, int n_dr
 
 TEST(draws_follow_the_softmax)
 {
-    enum { V = 8, N = 40000 };
+    enum {
+        V = 8,
+        N = 40000
+    };
     const double probs[V] = {0.30, 0.20, 0.15, 0.12, 0.10, 0.07, 0.04, 0.02};
     float logits[V];
     logits_of(probs, V, logits);
@@ -156,7 +164,10 @@ TEST(draws_follow_the_softmax)
 
 TEST(top_k_keeps_the_k_best)
 {
-    enum { V = 100, N = 3000 };
+    enum {
+        V = 100,
+        N = 3000
+    };
     float logits[V];
     for (int i = 0; i < V; i++)
         logits[i] = (float)((i * 37) % V) * 0.01f; /* a permutation: distinct */
@@ -183,7 +194,10 @@ TEST(top_k_keeps_the_k_best)
 
 TEST(top_p_and_min_p_cut_the_tail)
 {
-    enum { V = 4, N = 4000 };
+    enum {
+        V = 4,
+        N = 4000
+    };
     const double probs[V] = {0.5, 0.3, 0.15, 0.05};
     float logits[V];
     logits_of(probs, V, logits);
@@ -210,7 +224,10 @@ TEST(top_p_and_min_p_cut_the_tail)
 
 TEST(typical_p_keeps_the_typical_tokens)
 {
-    enum { V = 3, N = 2000 };
+    enum {
+        V = 3,
+        N = 2000
+    };
     /* Entropy 1.089 nats; surprises 0.916 (token 0) and 1.204 (1, 2): the
      * two less likely tokens are the more typical, and their mass 0.6
      * passes p = 0.5 before token 0 is reached. */
@@ -229,7 +246,9 @@ TEST(typical_p_keeps_the_typical_tokens)
 
 TEST(penalties_change_what_they_should)
 {
-    enum { V = 8 };
+    enum {
+        V = 8
+    };
     float logits[V] = {2.0f, 1.9f, -1.0f, -1.2f, 0, 0, 0, 0};
     wisp_sampler_params p = plain(0.0f, 1);
 
@@ -272,7 +291,9 @@ TEST(penalties_change_what_they_should)
 
 TEST(logit_bias_bans_and_boosts)
 {
-    enum { V = 5 };
+    enum {
+        V = 5
+    };
     float logits[V] = {3.0f, 2.0f, 1.0f, 0.5f, 0.0f};
     wisp_logit_bias bias[2] = {{0, -INFINITY}, {4, 2.5f}};
     wisp_sampler_params p = plain(0.0f, 1);
@@ -306,7 +327,9 @@ TEST(logit_bias_bans_and_boosts)
 
 TEST(n_probs_reports_the_log_softmax)
 {
-    enum { V = 50 };
+    enum {
+        V = 50
+    };
     float logits[V];
     for (int i = 0; i < V; i++)
         logits[i] = sinf((float)i) * 3.0f;

@@ -18,9 +18,13 @@
 static wisp_sched *make(fake_engine *fe, int n_ctx, int max_running, int step_tokens,
                         int max_queued)
 {
-    wisp_sched_opts o = {.model_identity = 7, .n_vocab = V, .n_ctx = n_ctx,
-                         .max_running = max_running, .step_tokens = step_tokens,
-                         .max_queued = max_queued, .host_cache_bytes = 1 << 16};
+    wisp_sched_opts o = {.model_identity = 7,
+                         .n_vocab = V,
+                         .n_ctx = n_ctx,
+                         .max_running = max_running,
+                         .step_tokens = step_tokens,
+                         .max_queued = max_queued,
+                         .host_cache_bytes = 1 << 16};
     wisp_sched *s = NULL;
     wisp_err err = {0};
     int rc = wisp_sched_create(&fe->base, &o, &s, &err);
@@ -156,7 +160,10 @@ TEST(fully_cached_prompt_recomputes_last_token)
 TEST(evaluate_delivers_every_position)
 {
     fake_engine *fe = fake_engine_create(4, 128, V, 16, 8);
-    wisp_sched_opts o = {.model_identity = 7, .n_vocab = V, .n_ctx = 200, .step_tokens = 16,
+    wisp_sched_opts o = {.model_identity = 7,
+                         .n_vocab = V,
+                         .n_ctx = 200,
+                         .step_tokens = 16,
                          .max_eval_tokens = 5};
     wisp_sched *s = NULL;
     wisp_err err = {0};
@@ -165,7 +172,7 @@ TEST(evaluate_delivers_every_position)
     uint64_t rng = 11;
     tr_fill(&rng, p, 45, V);
     treq g, e;
-    tr_init(&g, p, 45, 4);   /* caches the prompt first */
+    tr_init(&g, p, 45, 4); /* caches the prompt first */
     REQUIRE(tr_submit(s, &g) == 0);
     REQUIRE(tr_run(s, 100) > 0);
     tr_init(&e, p, 45, 0);
@@ -251,9 +258,9 @@ TEST(cancel_storm)
         tr_init(&t[i], p, n, 10 + i % 20);
         t[i].fe = fe;
         switch (i % 5) {
-        case 0: atomic_store(&t[i].cancel, true); break;          /* before it starts */
-        case 1: t[i].cancel_after = 1 + i % 4; break;             /* mid-decode */
-        case 2: t[i].cancel_at_forward = 2 + i / 5; break;        /* mid-step */
+        case 0: atomic_store(&t[i].cancel, true); break;   /* before it starts */
+        case 1: t[i].cancel_after = 1 + i % 4; break;      /* mid-decode */
+        case 2: t[i].cancel_at_forward = 2 + i / 5; break; /* mid-step */
         default: break;
         }
         REQUIRE(tr_submit(s, &t[i]) == 0);
@@ -275,7 +282,7 @@ TEST(cancel_storm)
             CHECK_EQ_INT(t[i].n_out, t[i].max_tokens);
         }
     }
-    CHECK(fe->stopped > 0);   /* some steps were cut between layers */
+    CHECK(fe->stopped > 0); /* some steps were cut between layers */
     wisp_sched_stats st;
     wisp_sched_get_stats(s, &st);
     CHECK_EQ_INT(st.cancelled, 24);
@@ -291,14 +298,14 @@ TEST(refusals_call_nothing)
     int32_t p[120] = {0};
     treq t[6];
     wisp_err err = {0};
-    tr_init(&t[0], p, 90, 20);   /* beyond n_ctx */
+    tr_init(&t[0], p, 90, 20); /* beyond n_ctx */
     wisp_sched_request_desc d = tr_desc(&t[0]);
     CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_TOO_LARGE);
-    tr_init(&t[1], p, 60, 10);   /* fits the context, not the 16 * 4 slot pool */
+    tr_init(&t[1], p, 60, 10); /* fits the context, not the 16 * 4 slot pool */
     d = tr_desc(&t[1]);
     CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_TOO_LARGE);
     CHECK(strstr(err.msg, "pool") != NULL);
-    p[3] = V;                    /* not a token */
+    p[3] = V; /* not a token */
     tr_init(&t[2], p, 5, 1);
     d = tr_desc(&t[2]);
     CHECK_EQ_INT(wisp_sched_submit(s, &d, NULL, &err), WISP_E_INVALID);
@@ -401,7 +408,7 @@ TEST(engine_failure_ends_the_batch_only)
     CHECK_EQ_INT(a.usage.finish, WISP_SCHED_FINISH_ERROR);
     CHECK(strstr(a.errmsg, "injected") != NULL);
     CHECK_EQ_INT(a.n_out, 2);
-    tr_init(&b, p, 6, 8);   /* the scheduler goes on serving */
+    tr_init(&b, p, 6, 8); /* the scheduler goes on serving */
     REQUIRE(tr_submit(s, &b) == 0);
     REQUIRE(tr_run(s, 200) > 0);
     CHECK(b.status == 0 && b.n_out == 8 && tr_output_ok(&b, V));
@@ -421,7 +428,7 @@ TEST(destroy_finishes_outstanding_requests)
         REQUIRE(tr_submit(s, &t[i]) == 0);
     }
     for (int k = 0; k < 3; k++)
-        wisp_sched_step(s);   /* two running, three waiting */
+        wisp_sched_step(s); /* two running, three waiting */
     wisp_sched_destroy(s);
     for (int i = 0; i < 5; i++) {
         CHECK_EQ_INT(t[i].finished, 1);

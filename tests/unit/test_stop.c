@@ -9,9 +9,9 @@
 #include "harness.h"
 
 typedef struct run {
-    char text[1024];   /* everything released, concatenated */
+    char text[1024]; /* everything released, concatenated */
     size_t len;
-    int stop;          /* the stop that matched, or -1 */
+    int stop; /* the stop that matched, or -1 */
 } run;
 
 static wisp_stop *make(const char *const *stops, int n)
@@ -158,7 +158,8 @@ TEST(invalid_bytes_become_replacement_characters)
     wisp_stop *m = make(NULL, 0);
     const char *pieces[] = {"a\xFF", "b"};
     run r = feed_all(m, pieces, 2);
-    CHECK_EQ_STR(r.text, "a\xEF\xBF\xBD" "b");
+    CHECK_EQ_STR(r.text, "a\xEF\xBF\xBD"
+                         "b");
     wisp_stop_free(m);
 }
 

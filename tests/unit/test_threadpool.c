@@ -79,7 +79,9 @@ static void sum_task(void *vctx, int ith, int nth)
 
 TEST(split_work_sums_correctly)
 {
-    enum { N = 100003 };
+    enum {
+        N = 100003
+    };
     static int v[N];
     long long want = 0;
     for (int i = 0; i < N; i++) {

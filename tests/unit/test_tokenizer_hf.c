@@ -95,7 +95,8 @@ static void add_spm_merges(json_t *model, const wisp_gguf *g, const wisp_tokeniz
     int32_t k = 0;
     for (int32_t i = 0; i < nv; i++)
         if (wisp_tokenizer_attr(tok, i) & WISP_TOKATTR_NORMAL)
-            s[k++] = (scored){(float)wisp_gguf_arr_float(g, "tokenizer.ggml.scores", (uint64_t)i), i};
+            s[k++] =
+                (scored){(float)wisp_gguf_arr_float(g, "tokenizer.ggml.scores", (uint64_t)i), i};
     qsort(s, (size_t)k, sizeof *s, by_score);
     json_t *m = json_array();
     for (int32_t j = 0; j < k; j++) {
@@ -104,7 +105,8 @@ static void add_spm_merges(json_t *model, const wisp_gguf *g, const wisp_tokeniz
         for (size_t cut = 1; cut < n; cut++) {
             if (((unsigned char)t[cut] & 0xC0) == 0x80)
                 continue;
-            int32_t l = wisp_tokenizer_find(tok, t, cut), r = wisp_tokenizer_find(tok, t + cut, n - cut);
+            int32_t l = wisp_tokenizer_find(tok, t, cut),
+                    r = wisp_tokenizer_find(tok, t + cut, n - cut);
             if (l < 0 || r < 0)
                 continue;
             json_t *pair = json_array();
@@ -173,8 +175,9 @@ static void compare_cases(const char *name, const wisp_tokenizer *hf, const wisp
         if (rc)
             fprintf(stderr, "  tokenize: %s\n", err.msg);
         CHECK(wisp_tokenize(gg, cases[i].text, cases[i].len, false, false, &b, &err) == 0);
-        bool ok = rc == 0 && a.n == cases[i].n_ids && a.n == b.n &&
-                  (a.n == 0 || (!memcmp(a.ids, cases[i].ids, a.n * 4) && !memcmp(a.ids, b.ids, a.n * 4)));
+        bool ok =
+            rc == 0 && a.n == cases[i].n_ids && a.n == b.n &&
+            (a.n == 0 || (!memcmp(a.ids, cases[i].ids, a.n * 4) && !memcmp(a.ids, b.ids, a.n * 4)));
         if (ok) {
             char *back = NULL;
             size_t bl = 0;
@@ -211,8 +214,9 @@ static void check_bpe(const char *name, const char *pre_json, bool array_merges)
     json_object_set_new(root, "model", model);
     json_object_set_new(root, "normalizer", json_null());
     json_object_set_new(root, "pre_tokenizer", parse(pre_json));
-    json_object_set_new(root, "decoder", parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
-                                               "\"trim_offsets\":true,\"use_regex\":true}"));
+    json_object_set_new(root, "decoder",
+                        parse("{\"type\":\"ByteLevel\",\"add_prefix_space\":true,"
+                              "\"trim_offsets\":true,\"use_regex\":true}"));
     char dir[64];
     wisp_tokenizer *hf = load_fixture(root, NULL, dir);
     CHECK_EQ_STR(wisp_tokenizer_model_name(hf), "gpt2");
@@ -224,33 +228,56 @@ static void check_bpe(const char *name, const char *pre_json, bool array_merges)
     wisp_gguf_close(g);
 }
 
-#define BYTELEVEL(re) "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":" re "}"
-#define ISOLATED(rx) "{\"type\":\"Split\",\"pattern\":{\"Regex\":" rx "},\"behavior\":\"Isolated\",\"invert\":false}"
+#define BYTELEVEL(re) \
+    "{\"type\":\"ByteLevel\",\"add_prefix_space\":false,\"trim_offsets\":true,\"use_regex\":" re "}"
+#define ISOLATED(rx)                                                                           \
+    "{\"type\":\"Split\",\"pattern\":{\"Regex\":" rx "},\"behavior\":\"Isolated\",\"invert\":" \
+    "false}"
 
 TEST(hf_gpt2_bytelevel) { check_bpe("gpt-2", BYTELEVEL("true"), false); }
 
 TEST(hf_starcoder_digits_bytelevel)
 {
-    check_bpe("starcoder", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
-                           "\"individual_digits\":true}," BYTELEVEL("true") "]}", true);
+    check_bpe("starcoder",
+              "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\","
+              "\"individual_digits\":true}," BYTELEVEL("true") "]}",
+              true);
 }
 
 TEST(hf_deepseek_coder_split_sequence)
 {
-    check_bpe("deepseek-coder",
-              "{\"type\":\"Sequence\",\"pretokenizers\":["
-              ISOLATED("\"[\\r\\n]\"") "," ISOLATED("\"\\\\s?\\\\p{L}+\"") ","
-              ISOLATED("\"\\\\s?\\\\p{P}+\"") ","
-              ISOLATED("\"[\xe4\xb8\x80-\xe9\xbe\xa5\xe0\xa0\x80-\xe4\xb8\x80\xea\xb0\x80-\xed\x9f\xbf]+\"") ","
-              "{\"type\":\"Digits\",\"individual_digits\":true}," BYTELEVEL("false") "]}",
-              true);
+    check_bpe(
+        "deepseek-coder",
+        "{\"type\":\"Sequence\",\"pretokenizers\":[" ISOLATED("\"[\\r\\n]\"") "," ISOLATED(
+            "\"\\\\s?\\\\p{L}+\"") "," ISOLATED("\"\\\\s?\\\\p{P}+\"") "," ISOLATED("\"["
+                                                                                    "\xe4\xb8\x80-"
+                                                                                    "\xe9\xbe\xa5"
+                                                                                    "\xe0\xa0\x80-"
+                                                                                    "\xe4\xb8\x80"
+                                                                                    "\xea\xb0\x80-"
+                                                                                    "\xed\x9f\xbf]+"
+                                                                                    "\"") ","
+                                                                                          "{\"type"
+                                                                                          "\":"
+                                                                                          "\"Digits"
+                                                                                          "\","
+                                                                                          "\"indivi"
+                                                                                          "dual_"
+                                                                                          "digits\""
+                                                                                          ":true}"
+                                                                                          "," BYTELEVEL(
+                                                                                              "fals"
+                                                                                              "e") "]}",
+        true);
 }
 
 TEST(hf_falcon_punctuation_digits)
 {
-    check_bpe("falcon", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Punctuation\","
-                        "\"behavior\":\"Contiguous\"}," BYTELEVEL("true") ","
-                        ISOLATED("\"[0-9][0-9][0-9]\"") "]}", false);
+    check_bpe("falcon",
+              "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Punctuation\","
+              "\"behavior\":\"Contiguous\"}," BYTELEVEL("true") "," ISOLATED(
+                  "\"[0-9][0-9][0-9]\"") "]}",
+              false);
 }
 
 TEST(hf_llama_spm_byte_fallback)
@@ -267,17 +294,23 @@ TEST(hf_llama_spm_byte_fallback)
     add_vocab(root, model, gg);
     add_spm_merges(model, g, gg);
     json_object_set_new(root, "model", model);
-    json_object_set_new(root, "normalizer", parse(
-        "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xe2\x96\x81\"},"
-        "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]}"));
+    json_object_set_new(root, "normalizer",
+                        parse("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\","
+                              "\"prepend\":\"\xe2\x96\x81\"},"
+                              "{\"type\":\"Replace\",\"pattern\":{\"String\":\" "
+                              "\"},\"content\":\"\xe2\x96\x81\"}]}"));
     json_object_set_new(root, "pre_tokenizer", json_null());
-    json_object_set_new(root, "decoder", parse(
-        "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":"
-        "\"\xe2\x96\x81\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"
-        "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}"));
+    json_object_set_new(
+        root, "decoder",
+        parse(
+            "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":"
+            "\"\xe2\x96\x81\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},"
+            "{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}"));
     char dir[64];
-    wisp_tokenizer *hf = load_fixture(root, "{\"add_bos_token\": true, \"add_eos_token\": false,"
-                                            " \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}", dir);
+    wisp_tokenizer *hf = load_fixture(root,
+                                      "{\"add_bos_token\": true, \"add_eos_token\": false,"
+                                      " \"bos_token\": \"<s>\", \"eos_token\": \"</s>\"}",
+                                      dir);
     CHECK_EQ_STR(wisp_tokenizer_model_name(hf), "llama");
     CHECK(wisp_tokenizer_add_bos(hf));
     CHECK(!wisp_tokenizer_add_eos(hf));
@@ -309,7 +342,8 @@ TEST(hf_rejects_unsupported_blocks)
         "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[\"ab\"]}}",
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
-        "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":\"Isolated\"}}",
+        "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
+        "\"Isolated\"}}",
     };
     const int want[] = {WISP_E_UNSUPPORTED, WISP_E_UNSUPPORTED, WISP_E_FORMAT, WISP_E_FORMAT};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

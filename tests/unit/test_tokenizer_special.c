@@ -101,7 +101,7 @@ TEST(llama_spm_bos_and_specials)
     wisp_err err = {0};
     int32_t ids[] = {1, 15043, 3186, 2};
     REQUIRE(wisp_detokenize(tok, ids, 4, WISP_DETOK_REMOVE_SPECIAL, &back, &bl, &err) == 0);
-    CHECK_EQ_STR(back, " Hello world");   /* llama.cpp keeps the space after a removed BOS */
+    CHECK_EQ_STR(back, " Hello world"); /* llama.cpp keeps the space after a removed BOS */
     free(back);
     REQUIRE(wisp_detokenize(tok, ids + 1, 2, 0, &back, &bl, &err) == 0);
     CHECK_EQ_STR(back, "Hello world");
@@ -124,7 +124,8 @@ TEST(stream_holds_split_characters)
     REQUIRE(tok);
     /* "€" = E2 82 AC as three byte tokens, then an invalid lone byte */
     int32_t e2 = wisp_tokenizer_find(tok, "<0xE2>", 6), x82 = wisp_tokenizer_find(tok, "<0x82>", 6);
-    int32_t xac = wisp_tokenizer_find(tok, "<0xAC>", 6), xff = wisp_tokenizer_find(tok, "<0xFF>", 6);
+    int32_t xac = wisp_tokenizer_find(tok, "<0xAC>", 6),
+            xff = wisp_tokenizer_find(tok, "<0xFF>", 6);
     REQUIRE(e2 >= 0 && x82 >= 0 && xac >= 0 && xff >= 0);
     wisp_detok_stream s;
     wisp_detok_stream_init(&s, tok, WISP_DETOK_TEXT_START);
@@ -166,8 +167,14 @@ TEST(fim_and_eog_ids)
     const char *t;
     REQUIRE(sp->fim_pre >= 0 && sp->fim_suf >= 0 && sp->fim_mid >= 0);
     t = wisp_tokenizer_text(tok, sp->fim_pre, &n);
-    CHECK(n == strlen("<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>") &&
-          !memcmp(t, "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", n));
+    CHECK(n == strlen("<\xEF\xBD\x9C"
+                      "fim\xE2\x96\x81"
+                      "begin\xEF\xBD\x9C>") &&
+          !memcmp(t,
+                  "<\xEF\xBD\x9C"
+                  "fim\xE2\x96\x81"
+                  "begin\xEF\xBD\x9C>",
+                  n));
     t = wisp_tokenizer_text(tok, sp->fim_suf, &n);
     CHECK(n > 8 && memmem(t, n, "hole", 4));
     t = wisp_tokenizer_text(tok, sp->fim_mid, &n);
@@ -175,7 +182,11 @@ TEST(fim_and_eog_ids)
     CHECK_EQ_INT(sp->bos, 32013);
     CHECK(wisp_tokenizer_add_bos(tok));
     wisp_tokens tk = {0};
-    tokenize_ok(tok, "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>x", false, true, &tk);
+    tokenize_ok(tok,
+                "<\xEF\xBD\x9C"
+                "fim\xE2\x96\x81"
+                "begin\xEF\xBD\x9C>x",
+                false, true, &tk);
     CHECK(tk.n == 2 && tk.ids[0] == sp->fim_pre);
     wisp_tokens_free(&tk);
     wisp_tokenizer_free(tok);
@@ -201,7 +212,8 @@ static void check_golden(const char *json_rel)
     json_t *j = json_load_file(path, 0, &je);
     REQUIRE(j);
     char gguf_rel[256];
-    snprintf(gguf_rel, sizeof gguf_rel, "golden/%s", json_string_value(json_object_get(j, "model")));
+    snprintf(gguf_rel, sizeof gguf_rel, "golden/%s",
+             json_string_value(json_object_get(j, "model")));
     wisp_test_shared_path(path, sizeof path, gguf_rel);
     wisp_gguf *g;
     wisp_err err = {0};
@@ -358,8 +370,21 @@ TEST(spm_user_defined_and_byte_fallback)
      * whole piece even with parse_special off; "z" is unknown and falls
      * back to its byte token. */
     static gb g;
-    const char *toks[] = {"<unk>", "<s>", "</s>", "<0x7A>", "\xE2\x96\x81", "a", "b",
-                          "\xE2\x96\x81" "a", "ab", "\xE2\x96\x81" "ab", "<tag>", "<", "t"};
+    const char *toks[] = {"<unk>",
+                          "<s>",
+                          "</s>",
+                          "<0x7A>",
+                          "\xE2\x96\x81",
+                          "a",
+                          "b",
+                          "\xE2\x96\x81"
+                          "a",
+                          "ab",
+                          "\xE2\x96\x81"
+                          "ab",
+                          "<tag>",
+                          "<",
+                          "t"};
     const int32_t types[] = {2, 3, 3, 6, 1, 1, 1, 1, 1, 1, 4, 1, 1};
     const float scores[] = {0, 0, 0, 0, -1, -2, -3, -4, -5, -1.5f, 0, -6, -7};
     gb_header(&g, 4);

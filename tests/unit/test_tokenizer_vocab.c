@@ -63,8 +63,8 @@ static void check_vocab(const char *name)
         free(back);
         wisp_tokens_free(&t);
     }
-    printf("%s: %zu/%zu ids, %zu/%zu round trips, %zu/%zu streams\n", name, pass, n_cases,
-           rt_pass, n_cases, st_pass, n_cases);
+    printf("%s: %zu/%zu ids, %zu/%zu round trips, %zu/%zu streams\n", name, pass, n_cases, rt_pass,
+           n_cases, st_pass, n_cases);
     CHECK_EQ_INT(pass, n_cases);
     CHECK_EQ_INT(rt_pass, n_cases);
     CHECK_EQ_INT(st_pass, n_cases);

@@ -36,19 +36,19 @@ static const struct {
 TEST(every_computed_row_matches_the_format)
 {
     int rows = 0;
-#define ROW(ID, id, QK, BYTES, KIND)                                                       \
-    do {                                                                                   \
-        rows++;                                                                            \
-        const wisp_type_traits *t = wisp_type_get(WISP_TYPE_##ID);                         \
-        CHECK_EQ_STR(t->name, #ID);                                                        \
-        CHECK(t->supported);                                                               \
-        CHECK_EQ_INT(t->block_size, QK);                                                   \
-        CHECK_EQ_INT(t->type_size, BYTES);                                                 \
-        CHECK_EQ_INT(WISP_BLOCK_ELEMS_##ID, QK);                                           \
-        CHECK_EQ_INT(WISP_BLOCK_BYTES_##ID, BYTES);                                        \
-        CHECK_EQ_INT(wisp_cpu_block_size(WISP_TYPE_##ID), QK);                             \
-        CHECK_EQ_INT(wisp_cpu_block_bytes(WISP_TYPE_##ID), BYTES);                         \
-        CHECK(t->to_float != NULL && t->from_float != NULL);                               \
+#define ROW(ID, id, QK, BYTES, KIND)                               \
+    do {                                                           \
+        rows++;                                                    \
+        const wisp_type_traits *t = wisp_type_get(WISP_TYPE_##ID); \
+        CHECK_EQ_STR(t->name, #ID);                                \
+        CHECK(t->supported);                                       \
+        CHECK_EQ_INT(t->block_size, QK);                           \
+        CHECK_EQ_INT(t->type_size, BYTES);                         \
+        CHECK_EQ_INT(WISP_BLOCK_ELEMS_##ID, QK);                   \
+        CHECK_EQ_INT(WISP_BLOCK_BYTES_##ID, BYTES);                \
+        CHECK_EQ_INT(wisp_cpu_block_size(WISP_TYPE_##ID), QK);     \
+        CHECK_EQ_INT(wisp_cpu_block_bytes(WISP_TYPE_##ID), BYTES); \
+        CHECK(t->to_float != NULL && t->from_float != NULL);       \
     } while (0);
     WISP_TYPES_COMPUTED(ROW)
 #undef ROW

@@ -36,7 +36,8 @@ static float ref_elem(int t, const uint8_t *b, int k)
         int q = k < 16 ? b[4 + k] & 15 : b[4 + k - 16] >> 4;
         return h16(b) * q + h16(b + 2);
     }
-    case WISP_TYPE_Q5_0: case WISP_TYPE_Q5_1: {
+    case WISP_TYPE_Q5_0:
+    case WISP_TYPE_Q5_1: {
         int o = t == WISP_TYPE_Q5_0 ? 2 : 4;
         uint32_t qh = (uint32_t)b[o] | (uint32_t)b[o + 1] << 8 | (uint32_t)b[o + 2] << 16 |
                       (uint32_t)b[o + 3] << 24;
@@ -67,7 +68,8 @@ static float ref_elem(int t, const uint8_t *b, int k)
         int hb = (b[k % 32] >> (k / 32)) & 1;
         return h16(b + 108) * (sc[k / 16] - 32) * (lo - (hb ? 0 : 4));
     }
-    case WISP_TYPE_Q4_K: case WISP_TYPE_Q5_K: {
+    case WISP_TYPE_Q4_K:
+    case WISP_TYPE_Q5_K: {
         const uint8_t *s = b + 4;
         int j = k / 32, c = k / 64, w = k % 64, l = w % 32;
         int sc, m;
@@ -101,10 +103,9 @@ static float ref_elem(int t, const uint8_t *b, int k)
     return NAN;
 }
 
-static const int quant_types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q4_1, WISP_TYPE_Q5_0,
-                                  WISP_TYPE_Q5_1, WISP_TYPE_Q8_0, WISP_TYPE_Q8_1,
-                                  WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K,
-                                  WISP_TYPE_Q5_K, WISP_TYPE_Q6_K, WISP_TYPE_Q8_K};
+static const int quant_types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q4_1, WISP_TYPE_Q5_0, WISP_TYPE_Q5_1,
+                                  WISP_TYPE_Q8_0, WISP_TYPE_Q8_1, WISP_TYPE_Q2_K, WISP_TYPE_Q3_K,
+                                  WISP_TYPE_Q4_K, WISP_TYPE_Q5_K, WISP_TYPE_Q6_K, WISP_TYPE_Q8_K};
 #define N_QT (int)(sizeof quant_types / sizeof quant_types[0])
 
 static uint64_t rng = 88172645463325252ull;
@@ -146,19 +147,31 @@ TEST(dequant_matches_independent_reference)
             uint8_t *blk = raw + b * tr->type_size;
             /* make the scale fields finite */
             switch (t) {
-            case WISP_TYPE_Q2_K: put_half(blk + 80, 0.001f, 1); put_half(blk + 82, 0.001f, 1); break;
+            case WISP_TYPE_Q2_K:
+                put_half(blk + 80, 0.001f, 1);
+                put_half(blk + 82, 0.001f, 1);
+                break;
             case WISP_TYPE_Q3_K: put_half(blk + 108, 0.001f, 1); break;
             case WISP_TYPE_Q6_K: put_half(blk + 208, 0.001f, 1); break;
-            case WISP_TYPE_Q8_K: { float d = 0.01f * (rnd() % 100); memcpy(blk, &d, 4); break; }
-            default: put_half(blk, 0.001f, 1); put_half(blk + 2, 0.001f, 1); break;
+            case WISP_TYPE_Q8_K: {
+                float d = 0.01f * (rnd() % 100);
+                memcpy(blk, &d, 4);
+                break;
+            }
+            default:
+                put_half(blk, 0.001f, 1);
+                put_half(blk + 2, 0.001f, 1);
+                break;
             }
         }
         tr->to_float(raw, got, n);
         int bad = 0;
         for (int k = 0; k < n && bad < 5; k++) {
-            float want = ref_elem(t, raw + (k / tr->block_size) * tr->type_size, k % tr->block_size);
+            float want =
+                ref_elem(t, raw + (k / tr->block_size) * tr->type_size, k % tr->block_size);
             if (!(fabsf(got[k] - want) <= 1e-6f * fmaxf(1.0f, fabsf(want)))) {
-                fprintf(stderr, "  %s element %d: got %g, reference %g\n", tr->name, k, got[k], want);
+                fprintf(stderr, "  %s element %d: got %g, reference %g\n", tr->name, k, got[k],
+                        want);
                 bad++;
             }
         }
@@ -176,12 +189,15 @@ TEST(dequant_matches_independent_reference)
  * bounded by their relative precision. */
 TEST(quantize_round_trip_error)
 {
-    struct { int t; double bound; } cases[] = {
-        {WISP_TYPE_F32, 0},        {WISP_TYPE_F16, 4e-4},    {WISP_TYPE_BF16, 3e-3},
-        {WISP_TYPE_Q8_0, 0.010},   {WISP_TYPE_Q8_1, 0.010},  {WISP_TYPE_Q8_K, 0.020},
-        {WISP_TYPE_Q6_K, 0.035},   {WISP_TYPE_Q5_0, 0.060},  {WISP_TYPE_Q5_1, 0.050},
-        {WISP_TYPE_Q5_K, 0.050},   {WISP_TYPE_Q4_0, 0.125},  {WISP_TYPE_Q4_1, 0.100},
-        {WISP_TYPE_Q4_K, 0.100},   {WISP_TYPE_Q3_K, 0.220},  {WISP_TYPE_Q2_K, 0.420},
+    struct {
+        int t;
+        double bound;
+    } cases[] = {
+        {WISP_TYPE_F32, 0},      {WISP_TYPE_F16, 4e-4},   {WISP_TYPE_BF16, 3e-3},
+        {WISP_TYPE_Q8_0, 0.010}, {WISP_TYPE_Q8_1, 0.010}, {WISP_TYPE_Q8_K, 0.020},
+        {WISP_TYPE_Q6_K, 0.035}, {WISP_TYPE_Q5_0, 0.060}, {WISP_TYPE_Q5_1, 0.050},
+        {WISP_TYPE_Q5_K, 0.050}, {WISP_TYPE_Q4_0, 0.125}, {WISP_TYPE_Q4_1, 0.100},
+        {WISP_TYPE_Q4_K, 0.100}, {WISP_TYPE_Q3_K, 0.220}, {WISP_TYPE_Q2_K, 0.420},
     };
     int n = 4096;
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
@@ -238,7 +254,7 @@ TEST(table_rows)
     CHECK_EQ_INT(wisp_type_row_size(WISP_TYPE_F16, 3), 6);
     CHECK_EQ_INT(wisp_type_row_size(WISP_TYPE_IQ4_XS, 256), 136);
     /* sizes agree with the block structs */
-    size_t expect[][2] = {{WISP_TYPE_Q4_0, 18}, {WISP_TYPE_Q5_1, 24}, {WISP_TYPE_Q2_K, 84},
+    size_t expect[][2] = {{WISP_TYPE_Q4_0, 18},  {WISP_TYPE_Q5_1, 24},  {WISP_TYPE_Q2_K, 84},
                           {WISP_TYPE_Q3_K, 110}, {WISP_TYPE_Q5_K, 176}, {WISP_TYPE_Q8_K, 292}};
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
         CHECK_EQ_INT(wisp_type_get((int)expect[i][0])->type_size, expect[i][1]);

@@ -105,7 +105,7 @@ static inline tu_case *tu_load_cases(const char *name, size_t *n_cases)
         n++;
     }
     *n_cases = n;
-    return c;   /* texts point into inp, kept for the process lifetime */
+    return c; /* texts point into inp, kept for the process lifetime */
 }
 
 static inline bool tu_valid_utf8(const char *s, size_t n)

@@ -28,7 +28,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 #if defined(__x86_64__) && defined(__linux__)
 /* Linux keeps the tile data (XFEATURE 18) off until a process asks. */
 #define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
+#define XFEATURE_XTILEDATA  18
 
 static bool detect(void)
 {

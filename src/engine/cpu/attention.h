@@ -32,9 +32,9 @@ typedef struct wisp_attn_job {
     const float *q;                  /* [n_rows][n_head * head_dim], RoPE applied */
     float *out;                      /* [n_rows][n_head * head_dim] */
     int n_head, n_head_kv;
-    float scale;                     /* 1/sqrt(head_dim) */
-    float *scratch;                  /* n_threads * wisp_attention_scratch_floats() */
-    size_t scratch_floats;           /* per thread */
+    float scale;           /* 1/sqrt(head_dim) */
+    float *scratch;        /* n_threads * wisp_attention_scratch_floats() */
+    size_t scratch_floats; /* per thread */
 } wisp_attn_job;
 
 /* Floats of per-thread scratch for a shape. */

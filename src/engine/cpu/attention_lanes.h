@@ -41,9 +41,9 @@
 #include <string.h>
 
 #include "common/fp16.h"
-#include "engine/cpu/vec.h"
 #include "engine/cpu/attention.h"
 #include "engine/cpu/attention_int.h"
+#include "engine/cpu/vec.h"
 #include "model/quant_blocks.h"
 
 #if !defined(WISP_ATTN_VW) || !defined(WISP_ATTN_LEVEL)
@@ -160,8 +160,7 @@ static void load_block_f16(const uint8_t *src, size_t stride, int cnt, int hd, f
     }
 }
 
-static void load_block_q8_0(const uint8_t *src, size_t stride, int cnt, int hd, float *dst,
-                            int hdp)
+static void load_block_q8_0(const uint8_t *src, size_t stride, int cnt, int hd, float *dst, int hdp)
 {
     for (int j = 0; j < cnt; j++, src += stride, dst += hdp) {
         const wisp_block_q8_0 *b = (const wisp_block_q8_0 *)src;
@@ -235,8 +234,9 @@ static size_t scratch_floats(int n_head, int n_head_kv, int head_dim, int block_
  * (GCC at -O2 keeps an array of them in memory); pairs of query vectors
  * share each broadcast K element. Every lane's sum runs over d in order
  * in both loops, so it does not matter which one a lane falls in. */
-static inline __attribute__((always_inline)) void
-block_scores_hd(const float *qT, int ld, const float *k, int hd, int hdp, int cnt, float *s)
+static inline __attribute__((always_inline)) void block_scores_hd(const float *qT, int ld,
+                                                                  const float *k, int hd, int hdp,
+                                                                  int cnt, float *s)
 {
     int o0 = 0;
     for (; o0 + 2 * VW <= ld; o0 += 2 * VW)
@@ -326,14 +326,9 @@ static void block_scores(const float *qT, int ld, const float *k, int hd, int hd
                          float *s)
 {
     switch (hd) {
-    case 64:
-        block_scores_hd(qT, ld, k, 64, 64, cnt, s);
-        break;
-    case 128:
-        block_scores_hd(qT, ld, k, 128, 128, cnt, s);
-        break;
-    default:
-        block_scores_hd(qT, ld, k, hd, hdp, cnt, s);
+    case 64: block_scores_hd(qT, ld, k, 64, 64, cnt, s); break;
+    case 128: block_scores_hd(qT, ld, k, 128, 128, cnt, s); break;
+    default: block_scores_hd(qT, ld, k, hd, hdp, cnt, s);
     }
 }
 
@@ -505,12 +500,12 @@ static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *
     const int n_rep = job->n_head / job->n_head_kv, nq = nr * n_rep, ld = round_up(nq, VW);
     const bool rows = nq < VW;
     const size_t stride = (size_t)job->n_head * hd;
-    float *qT = scratch;                 /* [hd][ld] */
-    float *acc = qT + (size_t)hd * ld;   /* [hdp][ld] or [ld][hdp] */
-    float *s = acc + (size_t)hdp * ld;   /* [bsp][ld] */
-    float *kb = s + (size_t)bsp * ld;    /* [bsp][hdp] the block's K */
-    float *vb = kb + (size_t)bsp * hdp;  /* [bsp][hdp] the block's V */
-    float *mx = vb + (size_t)bsp * hdp;  /* [ld] */
+    float *qT = scratch;                                 /* [hd][ld] */
+    float *acc = qT + (size_t)hd * ld;                   /* [hdp][ld] or [ld][hdp] */
+    float *s = acc + (size_t)hdp * ld;                   /* [bsp][ld] */
+    float *kb = s + (size_t)bsp * ld;                    /* [bsp][hdp] the block's K */
+    float *vb = kb + (size_t)bsp * hdp;                  /* [bsp][hdp] the block's V */
+    float *mx = vb + (size_t)bsp * hdp;                  /* [ld] */
     float *sum = mx + ld, *c = sum + ld, *last = c + ld; /* [ld] */
     const int32_t *table = job->row_table[r0];
     const int pos_first = job->row_pos[r0], n_ctx = job->row_pos[r0 + nr - 1] + 1;

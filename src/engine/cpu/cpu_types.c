@@ -133,7 +133,8 @@ static void init_levels(void)
         else
             want = (wisp_simd_level)found;
     }
-    WISP_LOGI("cpu: SIMD level %s (the CPU's highest: %s)", LEVEL_NAME[want], LEVEL_NAME[level_max]);
+    WISP_LOGI("cpu: SIMD level %s (the CPU's highest: %s)", LEVEL_NAME[want],
+              LEVEL_NAME[level_max]);
     atomic_store(&level_active, (int)want);
 }
 
@@ -188,11 +189,14 @@ wisp_gemm_fn wisp_cpu_gemm_at(wisp_simd_level level, int type)
      * format that row's act_type names. */
     switch (level) {
     case WISP_SIMD_AVX2:
-        return wisp_cpu_kernels_avx2[type].act_type == merged[level][type].act_type ? wisp_cpu_gemm_avx2[type] : NULL;
+        return wisp_cpu_kernels_avx2[type].act_type == merged[level][type].act_type
+                   ? wisp_cpu_gemm_avx2[type]
+                   : NULL;
     case WISP_SIMD_AVX512:
-        return wisp_cpu_kernels_avx512[type].act_type == merged[level][type].act_type ? wisp_cpu_gemm_avx512[type] : NULL;
-    default:
-        return NULL;
+        return wisp_cpu_kernels_avx512[type].act_type == merged[level][type].act_type
+                   ? wisp_cpu_gemm_avx512[type]
+                   : NULL;
+    default: return NULL;
     }
 }
 

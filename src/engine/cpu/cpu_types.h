@@ -30,15 +30,15 @@
 /* s[c * ss] = sum_i W[i] * A_c[i] for c < nc (1 <= nc <= WISP_DOT_NC_MAX),
  * where w is one weight row of n elements in the weight type and A_c is the
  * activation row at (const char *)a + c * sa (bytes) in the row's act_type. */
-typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, int nc,
-                            float *s, size_t ss);
+typedef void (*wisp_dot_fn)(int64_t n, const void *w, const void *a, size_t sa, int nc, float *s,
+                            size_t ss);
 /* Q8_0 and Q8_1 activation rows handed to dot kernels by wisp_matmul carry,
  * after their blocks (room for the larger of the two block sizes each) at
  * this byte offset from the row start, the n/32 block scales as floats, so
  * SIMD kernels load 4 or 8 of them at once instead of converting halves one
  * by one. The rows' stride is at least wisp_cpu_act_row_bytes(). */
 #define WISP_CPU_ACT_QK WISP_BLOCK_ELEMS_Q8_0
-#define WISP_CPU_ACT_BLOCK_BYTES                                                           \
+#define WISP_CPU_ACT_BLOCK_BYTES \
     (WISP_BLOCK_BYTES_Q8_1 > WISP_BLOCK_BYTES_Q8_0 ? WISP_BLOCK_BYTES_Q8_1 : WISP_BLOCK_BYTES_Q8_0)
 _Static_assert(WISP_BLOCK_ELEMS_Q8_0 == WISP_BLOCK_ELEMS_Q8_1, "Q8_0 and Q8_1 share a layout");
 static inline size_t wisp_cpu_act_scales_offset(int64_t n)

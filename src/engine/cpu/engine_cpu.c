@@ -18,8 +18,8 @@
 
 /* ---------------------------------------------------------------- checks */
 
-static int check_tensor(const wisp_tensor *t, const char *what, int layer, int64_t ne0,
-                        int64_t ne1, bool optional, wisp_err *err)
+static int check_tensor(const wisp_tensor *t, const char *what, int layer, int64_t ne0, int64_t ne1,
+                        bool optional, wisp_err *err)
 {
     if (!t) {
         if (optional)
@@ -51,13 +51,14 @@ static int check_weights(const wisp_model_config *c, const wisp_model_weights *w
         return wisp_err_set(err, WISP_E_FORMAT,
                             "cpu engine: bad hyper-parameters (layers %d, dim %d, heads %d/%d, "
                             "head dim %d, ffn %d, vocab %d)",
-                            c->n_layers, c->n_embd, c->n_head, c->n_head_kv, c->head_dim,
-                            c->n_ff, c->vocab_size);
+                            c->n_layers, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff,
+                            c->vocab_size);
     if (!w || !w->layers)
         return wisp_err_set(err, WISP_E_NO_MODEL, "cpu engine: the model has no weights");
     const int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim;
     const int64_t KV = (int64_t)c->n_head_kv * c->head_dim, F = c->n_ff, V = c->vocab_size;
-    const int64_t rope_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
+    const int64_t rope_dims =
+        c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
     int rc;
     if ((rc = check_tensor(w->tok_embd, "token_embd", -1, E, V, false, err)) ||
         (rc = check_tensor(w->out_norm, "output_norm", -1, E, 1, false, err)) ||
@@ -93,7 +94,6 @@ static int check_weights(const wisp_model_config *c, const wisp_model_weights *w
 
 /* ---------------------------------------------------------------- build */
 
-
 /* Copies a 1-D tensor to F32 at *cursor (NULL tensor -> NULL). */
 static float *take_vec(const wisp_tensor *t, float **cursor)
 {
@@ -109,7 +109,8 @@ static int build_vecs(wisp_cpu_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
     size_t per_layer = 2 * (size_t)c->n_embd +
-                       (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim + 2 * (size_t)c->head_dim;
+                       (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim +
+                       2 * (size_t)c->head_dim;
     size_t n = per_layer * (size_t)c->n_layers + (size_t)c->n_embd +
                (e->w->rope_freqs ? (size_t)e->w->rope_freqs->ne[0] : 0);
     e->vecs = malloc(n * sizeof(float));
@@ -205,10 +206,25 @@ static void cpu_destroy(void *ctx)
     wisp_cpu_engine *e = ctx;
     if (!e)
         return;
-    void *bufs[] = {e->x,          e->xb,           e->q,         e->att,      e->k,
-                    e->v,          e->hb,           e->hb2,       e->logits,   e->rope_scratch,
-                    e->attn_scratch, e->row_pos,    e->row_token, (void *)e->row_table,
-                    e->logit_row,  (void *)e->logit_dst, e->mm.buf, e->vecs, e->lv};
+    void *bufs[] = {e->x,
+                    e->xb,
+                    e->q,
+                    e->att,
+                    e->k,
+                    e->v,
+                    e->hb,
+                    e->hb2,
+                    e->logits,
+                    e->rope_scratch,
+                    e->attn_scratch,
+                    e->row_pos,
+                    e->row_token,
+                    (void *)e->row_table,
+                    e->logit_row,
+                    (void *)e->logit_dst,
+                    e->mm.buf,
+                    e->vecs,
+                    e->lv};
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     wisp_kv_pool_free(&e->kv);
@@ -264,8 +280,7 @@ static const struct wisp_engine_ops cpu_ops = {
 };
 
 int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_weights *w,
-                                const wisp_engine_opts *opts, wisp_engine **out,
-                                wisp_err *err)
+                                const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err)
 {
     *out = NULL;
     int rc = check_weights(cfg, w, err);

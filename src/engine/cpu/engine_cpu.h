@@ -23,48 +23,47 @@
 /* Per-layer vectors as F32 (norm weights and biases may be stored in F16 or
  * BF16 by some files; converting them once keeps the hot path on floats). */
 typedef struct wisp_cpu_layer_vecs {
-    float *attn_norm, *ffn_norm;   /* (n_embd) */
-    float *bq, *bk, *bv;           /* (n_head*head_dim), (n_head_kv*head_dim) x2, or NULL */
-    float *q_norm, *k_norm;        /* (head_dim) or NULL */
+    float *attn_norm, *ffn_norm; /* (n_embd) */
+    float *bq, *bk, *bv;         /* (n_head*head_dim), (n_head_kv*head_dim) x2, or NULL */
+    float *q_norm, *k_norm;      /* (head_dim) or NULL */
 } wisp_cpu_layer_vecs;
 
 typedef struct wisp_cpu_engine {
     wisp_model_config cfg;
     const wisp_model_weights *w;
-    const wisp_tensor *output;     /* output head (token_embd when tied) */
-    wisp_engine_opts opts;         /* resolved: no zeros left */
+    const wisp_tensor *output; /* output head (token_embd when tied) */
+    wisp_engine_opts opts;     /* resolved: no zeros left */
     int n_threads;
     wisp_threadpool *tp;
     wisp_kv_pool kv;
     wisp_rope rope;
-    wisp_cpu_layer_vecs *lv;       /* [n_layers] */
-    float *out_norm;               /* (n_embd) */
-    float *rope_freqs;             /* (rope n_dims/2) frequency factors, or NULL */
-    float *vecs;                   /* storage behind lv and out_norm */
+    wisp_cpu_layer_vecs *lv; /* [n_layers] */
+    float *out_norm;         /* (n_embd) */
+    float *rope_freqs;       /* (rope n_dims/2) frequency factors, or NULL */
+    float *vecs;             /* storage behind lv and out_norm */
 
     /* Scratch, sized at create for max_batch_tokens (T) rows. */
-    int max_logit_rows;            /* rows per output-head product */
-    float *x;                      /* [T][n_embd] residual stream */
-    float *xb;                     /* [T][n_embd] normed input / block output */
-    float *q, *att;                /* [T][n_head*head_dim] */
-    float *k, *v;                  /* [T][n_head_kv*head_dim] */
-    float *hb, *hb2;               /* [T][n_ff] */
-    float *logits;                 /* [max_logit_rows][vocab] */
-    float *rope_scratch;           /* [n_threads][rope n_dims] */
-    float *attn_scratch;           /* [n_threads][attn_scratch_floats] */
+    int max_logit_rows;  /* rows per output-head product */
+    float *x;            /* [T][n_embd] residual stream */
+    float *xb;           /* [T][n_embd] normed input / block output */
+    float *q, *att;      /* [T][n_head*head_dim] */
+    float *k, *v;        /* [T][n_head_kv*head_dim] */
+    float *hb, *hb2;     /* [T][n_ff] */
+    float *logits;       /* [max_logit_rows][vocab] */
+    float *rope_scratch; /* [n_threads][rope n_dims] */
+    float *attn_scratch; /* [n_threads][attn_scratch_floats] */
     size_t attn_scratch_floats;
-    int *row_pos;                  /* [T] position of each row */
-    int32_t *row_token;            /* [T] */
-    const int32_t **row_table;     /* [T] block table of each row's sequence */
-    int *logit_row;                /* [T] rows whose logits are wanted */
-    float **logit_dst;             /* [T] where each wanted row's logits go */
+    int *row_pos;              /* [T] position of each row */
+    int32_t *row_token;        /* [T] */
+    const int32_t **row_table; /* [T] block table of each row's sequence */
+    int *logit_row;            /* [T] rows whose logits are wanted */
+    float **logit_dst;         /* [T] where each wanted row's logits go */
     wisp_matmul_scratch mm;
     size_t scratch_bytes;
 } wisp_cpu_engine;
 
 int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_weights *w,
-                                const wisp_engine_opts *opts, wisp_engine **out,
-                                wisp_err *err);
+                                const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err);
 
 /* One step (forward.c). */
 int wisp_cpu_forward(wisp_cpu_engine *e, const wisp_batch *batch, wisp_err *err);

@@ -143,8 +143,8 @@ static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_row
         const wisp_batch_seq *q = &b->seqs[s];
         if (q->n_tokens <= 0 || !q->tokens || !q->logits || q->pos0 < 0)
             return wisp_err_set(err, WISP_E_INTERNAL,
-                                "forward: sequence %d has %d tokens at pos0 %d%s", s,
-                                q->n_tokens, q->pos0, q->logits ? "" : " and no logits buffer");
+                                "forward: sequence %d has %d tokens at pos0 %d%s", s, q->n_tokens,
+                                q->pos0, q->logits ? "" : " and no logits buffer");
         const int64_t need = ((int64_t)q->pos0 + q->n_tokens + bs - 1) / bs;
         if (!q->block_table || q->n_blocks < need)
             return wisp_err_set(err, WISP_E_INTERNAL,
@@ -160,8 +160,8 @@ static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_row
         for (int i = 0; i < q->n_tokens; i++)
             if (q->tokens[i] < 0 || q->tokens[i] >= e->cfg.vocab_size)
                 return wisp_err_set(err, WISP_E_INTERNAL,
-                                    "forward: sequence %d token %d is %d, vocabulary has %d", s,
-                                    i, (int)q->tokens[i], e->cfg.vocab_size);
+                                    "forward: sequence %d token %d is %d, vocabulary has %d", s, i,
+                                    (int)q->tokens[i], e->cfg.vocab_size);
         total += q->n_tokens;
     }
     if (total > e->opts.max_batch_tokens)
@@ -171,10 +171,7 @@ static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_row
     return 0;
 }
 
-static bool stopped(const wisp_batch *b)
-{
-    return b->should_stop && b->should_stop(b->stop_ud);
-}
+static bool stopped(const wisp_batch *b) { return b->should_stop && b->should_stop(b->stop_ud); }
 
 /* ---------------------------------------------------------------- step */
 
@@ -231,8 +228,8 @@ static int output_head(wisp_cpu_engine *e, int n_wanted, wisp_err *err)
     run_rows(e, -1, n_wanted, row_out_norm);
     for (int r0 = 0; r0 < n_wanted; r0 += e->max_logit_rows) {
         int cnt = n_wanted - r0 < e->max_logit_rows ? n_wanted - r0 : e->max_logit_rows;
-        int rc = wisp_matmul(e->tp, e->output, e->xb + (size_t)r0 * e->cfg.n_embd, cnt,
-                             e->logits, &e->mm, err);
+        int rc = wisp_matmul(e->tp, e->output, e->xb + (size_t)r0 * e->cfg.n_embd, cnt, e->logits,
+                             &e->mm, err);
         if (rc)
             return rc;
         for (int i = 0; i < cnt; i++)

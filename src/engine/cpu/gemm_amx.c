@@ -24,20 +24,20 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/fp16.h"
 #include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
-#include "common/fp16.h"
 #include "model/quant_blocks.h"
 
 /* Weight rows per panel (two B tiles); tokens accumulated at a time; the
  * most blocks a row may have (8192 elements): a panel's blocks are packed
  * at once, on the stack (256 KiB of weights, 32 KiB of scales, 40 KiB of
  * accumulators). Longer rows take the AVX-512 kernels (WISP_AMX_MAX_IN). */
-#define PANEL 32
-#define TOKS 64
+#define PANEL          32
+#define TOKS           64
 #define AMX_MAX_BLOCKS (WISP_AMX_MAX_IN / 32)
-#define TILE_BYTES 512 /* a B tile: 8 rows x 64 bytes */
-#define CB_SKEW 80     /* int32s between the two C buffers (320 bytes) */
+#define TILE_BYTES     512 /* a B tile: 8 rows x 64 bytes */
+#define CB_SKEW        80  /* int32s between the two C buffers (320 bytes) */
 
 _Static_assert(PANEL == 2 * WISP_AMX_TILE && TOKS % 32 == 0, "tile multiples");
 
@@ -68,15 +68,15 @@ typedef struct tile_config {
  * loaded through an operand covering all of it, and every tile load and
  * store is fenced for the compiler (the fence emits no instruction). */
 #define FENCE() __asm__ volatile("" ::: "memory")
-#define TLOAD(t, p, stride)                                                                      \
-    do {                                                                                         \
-        FENCE();                                                                                 \
-        _tile_loadd(t, p, stride);                                                               \
+#define TLOAD(t, p, stride)        \
+    do {                           \
+        FENCE();                   \
+        _tile_loadd(t, p, stride); \
     } while (0)
-#define TSTORE(t, p, stride)                                                                     \
-    do {                                                                                         \
-        _tile_stored(t, p, stride);                                                              \
-        FENCE();                                                                                 \
+#define TSTORE(t, p, stride)        \
+    do {                            \
+        _tile_stored(t, p, stride); \
+        FENCE();                    \
     } while (0)
 
 /* k: bytes of K per product, 32 (a block or sub-block) or 16 (a Q6_K
@@ -106,7 +106,10 @@ static void load_config(int k)
 typedef void (*pack_fn)(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt,
                         int8_t *pk, float *dw);
 
-static inline __m512i gather(const char *p, __m512i idx) { return _mm512_i32gather_epi32(idx, p, 1); }
+static inline __m512i gather(const char *p, __m512i idx)
+{
+    return _mm512_i32gather_epi32(idx, p, 1);
+}
 static inline void store64(int8_t *dst, __m512i v) { _mm512_store_si512((__m512i *)dst, v); }
 
 /* The blocks' fp16 scales, which every type here has at offset 0. */
@@ -117,17 +120,17 @@ static inline __m512 gather_scales(const char *blk, __m512i idx)
 
 /* Loops over the blocks and tiles of a pack, with blk the block's start
  * in the tile's first row and dst its tile. */
-#define PACK_LOOP(BLOCK, BODY)                                                                   \
-    for (int bi = 0; bi < nb; bi++)                                                              \
-        for (int t = 0; t < nt; t++) {                                                           \
-            const char *blk = w + (size_t)(16 * t) * sw + (size_t)(b0 + bi) * sizeof(BLOCK);    \
-            int8_t *dst = pk + ((size_t)bi * 2 + (size_t)t) * TILE_BYTES;                        \
-            _mm512_store_ps(dw + bi * PANEL + 16 * t, gather_scales(blk, idx));                 \
-            BODY                                                                                 \
+#define PACK_LOOP(BLOCK, BODY)                                                               \
+    for (int bi = 0; bi < nb; bi++)                                                          \
+        for (int t = 0; t < nt; t++) {                                                       \
+            const char *blk = w + (size_t)(16 * t) * sw + (size_t)(b0 + bi) * sizeof(BLOCK); \
+            int8_t *dst = pk + ((size_t)bi * 2 + (size_t)t) * TILE_BYTES;                    \
+            _mm512_store_ps(dw + bi * PANEL + 16 * t, gather_scales(blk, idx));              \
+            BODY                                                                             \
         }
 
-static void pack_q8_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt,
-                      int8_t *pk, float *dw)
+static void pack_q8_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt, int8_t *pk,
+                      float *dw)
 {
     PACK_LOOP(wisp_block_q8_0, {
         for (int g = 0; g < 8; g++)
@@ -136,8 +139,8 @@ static void pack_q8_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb,
 }
 
 /* Elements 0..15 are the low nibbles of qs, 16..31 the high ones. */
-static void pack_q4_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt,
-                      int8_t *pk, float *dw)
+static void pack_q4_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt, int8_t *pk,
+                      float *dw)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), eight = _mm512_set1_epi8(8);
     PACK_LOOP(wisp_block_q4_0, {
@@ -160,8 +163,8 @@ static inline __m512i spread4(__m512i x)
 }
 
 /* Element j's fifth bit is bit j of qh. */
-static void pack_q5_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt,
-                      int8_t *pk, float *dw)
+static void pack_q5_0(const char *w, size_t sw, __m512i idx, int64_t b0, int nb, int nt, int8_t *pk,
+                      float *dw)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), x4 = _mm512_set1_epi32(0xF);
     const __m512i sixteen = _mm512_set1_epi8(16);
@@ -200,7 +203,8 @@ static inline void fold_tile(const int32_t *cb, __m512 dwv, const float *da, boo
         const __m512 c = _mm512_cvtepi32_ps(_mm512_load_si512((const void *)(cb + 16 * t)));
         float *p = (grouped ? accp : tailp) + (size_t)t * PANEL;
         const __m512 old = first ? _mm512_setzero_ps() : _mm512_load_ps(p);
-        _mm512_store_ps(p, grouped ? _mm512_fmadd_ps(sc, c, old) : _mm512_add_ps(old, _mm512_mul_ps(sc, c)));
+        _mm512_store_ps(p, grouped ? _mm512_fmadd_ps(sc, c, old)
+                                   : _mm512_add_ps(old, _mm512_mul_ps(sc, c)));
     }
 }
 
@@ -210,16 +214,20 @@ typedef struct amx_step {
     int t0, n_a; /* first token of the chunk, token tiles (1 or 2) */
 } amx_step;
 
-static inline __attribute__((always_inline)) void fold_step(const amx_step *st, const int32_t *cb, const float *dw, int nt,
-                      const char *at, int64_t nb, int64_t grouped_end, float *acc, float *tail)
+static inline __attribute__((always_inline)) void fold_step(const amx_step *st, const int32_t *cb,
+                                                            const float *dw, int nt, const char *at,
+                                                            int64_t nb, int64_t grouped_end,
+                                                            float *acc, float *tail)
 {
     const bool grouped = st->b < grouped_end;
     const bool first = grouped ? st->b < 4 : st->b == grouped_end;
     float *accb = acc + (size_t)(st->b % 4) * TOKS * PANEL;
     for (int i = 0; i < st->n_a; i++) {
         const int t0 = st->t0 + 16 * i;
-        const float *da = (const float *)(at + ((size_t)(t0 / 16) * (size_t)nb + (size_t)st->b) *
-                                                   WISP_AMX_UNIT_Q8_0 + 512);
+        const float *da =
+            (const float *)(at +
+                            ((size_t)(t0 / 16) * (size_t)nb + (size_t)st->b) * WISP_AMX_UNIT_Q8_0 +
+                            512);
         for (int h = 0; h < nt; h++) {
             const size_t o = (size_t)t0 * PANEL + 16 * (size_t)h;
             fold_tile(cb + 256 * (2 * i + h), _mm512_load_ps(dw + st->b * PANEL + 16 * h), da,
@@ -278,9 +286,9 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
      * the other and wait), and small enough to stay in L1. */
     _Alignas(64) int32_t cb_mem[2 * 1024 + CB_SKEW];
     int32_t *const cbuf[2] = {cb_mem, cb_mem + 1024 + CB_SKEW};
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)sw));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)sw));
 
     load_config(32);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
@@ -295,7 +303,8 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
             for (int64_t b = 0; b < nb; b++)
                 for (int t0 = 0; t0 < ct; t0 += 32) {
                     const int n_a = ct - t0 >= 32 ? 2 : 1;
-                    tile_step(pk, b, nt, at + (size_t)(t0 / 16) * tile_stride + (size_t)b * WISP_AMX_UNIT_Q8_0,
+                    tile_step(pk, b, nt,
+                              at + (size_t)(t0 / 16) * tile_stride + (size_t)b * WISP_AMX_UNIT_Q8_0,
                               tile_stride, n_a, cbuf[cur]);
                     /* the previous step is folded while the tile unit works */
                     if (have_prev)
@@ -312,9 +321,10 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
                     const __m512 z = _mm512_setzero_ps();
                     __m512 v = z;
                     if (grouped_end > 0)
-                        v = _mm512_add_ps(
-                            _mm512_add_ps(_mm512_load_ps(acc + o), _mm512_load_ps(acc + 2 * l + o)),
-                            _mm512_add_ps(_mm512_load_ps(acc + l + o), _mm512_load_ps(acc + 3 * l + o)));
+                        v = _mm512_add_ps(_mm512_add_ps(_mm512_load_ps(acc + o),
+                                                        _mm512_load_ps(acc + 2 * l + o)),
+                                          _mm512_add_ps(_mm512_load_ps(acc + l + o),
+                                                        _mm512_load_ps(acc + 3 * l + o)));
                     else
                         v = _mm512_add_ps(_mm512_add_ps(z, z), _mm512_add_ps(z, z));
                     v = _mm512_add_ps(v, nb > grouped_end ? _mm512_load_ps(tail + o) : z);
@@ -337,8 +347,8 @@ static void gemm_amx(pack_fn pack, int64_t n, const char *w, size_t sw, int nr, 
  * and the result is acc + accm. A panel's weights are unpacked once into
  * B tiles (8 per super-block and 16 rows) with their scales as int32. */
 #define KSB_MAX (WISP_AMX_MAX_IN / WISP_QK_K)
-#define KU_D (8 * 512)                 /* offsets in a Q8_K unit (amx.h) */
-#define KU_SUM (8 * 512 + 64)
+#define KU_D    (8 * 512) /* offsets in a Q8_K unit (amx.h) */
+#define KU_SUM  (8 * 512 + 64)
 
 typedef struct kpanel {
     int8_t pk[KSB_MAX][2][8][TILE_BYTES]; /* [super-block][weight tile][sub-block] */
@@ -362,8 +372,7 @@ static void pack_q4_K(const char *w, size_t sw, __m512i idx, int64_t nsb, int nt
                             _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
                 }
             for (int r = 0; r < 16; r++) {
-                const wisp_block_q4_K *b =
-                    (const wisp_block_q4_K *)(blk + (size_t)r * sw);
+                const wisp_block_q4_K *b = (const wisp_block_q4_K *)(blk + (size_t)r * sw);
                 for (int j = 0; j < 8; j++) {
                     uint8_t sc, m;
                     wisp_get_scale_min_k4(j, b->scales, &sc, &m);
@@ -425,9 +434,12 @@ static void kfold(const kpanel *p, const char *unit, int64_t sb, int nt, const i
         for (int t = 0; t < 16; t++) {
             __m512i isum = _mm512_setzero_si512(), corr = _mm512_setzero_si512();
             for (int j = 0; j < 8; j++) {
-                const __m512i c = _mm512_load_si512((const void *)(cb + 256 * (8 * h + j) + 16 * t));
+                const __m512i c =
+                    _mm512_load_si512((const void *)(cb + 256 * (8 * h + j) + 16 * t));
                 isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(sc[j], c));
-                corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(mn[j], _mm512_set1_epi32(ysum[16 * j + t])));
+                corr =
+                    _mm512_add_epi32(corr, _mm512_mullo_epi32(mn[j],
+                                                              _mm512_set1_epi32(ysum[16 * j + t])));
             }
             const __m512 y = _mm512_set1_ps(yd[t]);
             float *a = acc[t] + 16 * h, *am = accm[t] + 16 * h;
@@ -451,9 +463,9 @@ static void amx_gemm_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
      * while the previous one's are folded; skewed against 4K aliasing. */
     _Alignas(64) int32_t cb_mem[2 * 16 * 256 + CB_SKEW];
     int32_t *const cbuf[2] = {cb_mem, cb_mem + 16 * 256 + CB_SKEW};
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)sw));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)sw));
 
     load_config(32);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
@@ -513,12 +525,15 @@ static void pack_q6_K(const char *w, size_t sw, __m512i idx, int64_t nsb, int nt
                     const __m512i hb = gather(qh + 32 * h + l, idx);
                     for (int part = 0; part < 4; part++) {
                         const __m512i v = part & 1 ? hi : lo;
-                        const __m512i nib = part < 2 ? _mm512_and_si512(v, m4)
-                                                     : _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
-                        const __m512i top = _mm512_slli_epi32(
-                            _mm512_and_si512(_mm512_srli_epi32(hb, 2 * part), m2), 4);
+                        const __m512i nib = part < 2
+                                                ? _mm512_and_si512(v, m4)
+                                                : _mm512_and_si512(_mm512_srli_epi32(v, 4), m4);
+                        const __m512i top =
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * part), m2),
+                                              4);
                         const int e = 128 * h + 32 * part + l;
-                        store64(p->pk[sb][t][e / 16] + 64 * ((e % 16) / 4), _mm512_or_si512(nib, top));
+                        store64(p->pk[sb][t][e / 16] + 64 * ((e % 16) / 4),
+                                _mm512_or_si512(nib, top));
                     }
                 }
             for (int r = 0; r < 16; r++) {
@@ -563,7 +578,8 @@ static void k6fold(const k6panel *p, const char *unit, int64_t sb, int h, const 
         for (int g = 0; g < 16; g++) {
             const __m512i c = _mm512_load_si512((const void *)(cb + 256 * g + 16 * t));
             isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(sc[g], c));
-            corr = _mm512_add_epi32(corr, _mm512_mullo_epi32(sc[g], _mm512_set1_epi32(ysum[16 * g + t])));
+            corr = _mm512_add_epi32(corr,
+                                    _mm512_mullo_epi32(sc[g], _mm512_set1_epi32(ysum[16 * g + t])));
         }
         const __m512i folded = _mm512_sub_epi32(isum, _mm512_slli_epi32(corr, 5));
         float *a = acc[t] + 16 * h;
@@ -582,9 +598,9 @@ static void amx_gemm_q6_K(int64_t n, const void *vw, size_t sw, int nr, const vo
     _Alignas(64) float acc[16][PANEL];
     _Alignas(64) int32_t cb_mem[2 * 16 * 256 + CB_SKEW];
     int32_t *const cbuf[2] = {cb_mem, cb_mem + 16 * 256 + CB_SKEW};
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int)sw));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)sw));
 
     load_config(16);
     for (int r0 = 0; r0 < nr; r0 += PANEL) {
@@ -599,8 +615,8 @@ static void amx_gemm_q6_K(int64_t n, const void *vw, size_t sw, int nr, const vo
             k6tile_phase(&p, at, 0, 0, cbuf[0]);
             for (int64_t st = 0; st < n_steps; st++) {
                 if (st + 1 < n_steps)
-                    k6tile_phase(&p, at + (size_t)((st + 1) / nt) * WISP_AMX_UNIT_Q8_K, (st + 1) / nt,
-                                 (int)((st + 1) % nt), cbuf[(st + 1) & 1]);
+                    k6tile_phase(&p, at + (size_t)((st + 1) / nt) * WISP_AMX_UNIT_Q8_K,
+                                 (st + 1) / nt, (int)((st + 1) % nt), cbuf[(st + 1) & 1]);
                 k6fold(&p, at + (size_t)(st / nt) * WISP_AMX_UNIT_Q8_K, st / nt, (int)(st % nt),
                        cbuf[st & 1], acc);
             }
@@ -608,26 +624,25 @@ static void amx_gemm_q6_K(int64_t n, const void *vw, size_t sw, int nr, const vo
             for (int t = 0; t < 16; t++)
                 for (int h = 0; h < nt; h++)
                     _mm512_storeu_ps(s + (size_t)(c0 + t) * ss + (size_t)(r0 + 16 * h),
-                                     _mm512_add_ps(_mm512_load_ps(acc[t] + 16 * h), _mm512_setzero_ps()));
+                                     _mm512_add_ps(_mm512_load_ps(acc[t] + 16 * h),
+                                                   _mm512_setzero_ps()));
         }
     }
     _tile_release();
 }
 
-#define DEF_AMX(name)                                                                     \
-    static void amx_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
-                                int nc, float *s, size_t ss)                                     \
-    {                                                                                            \
-        gemm_amx(pack_##name, n, w, sw, nr, a, nc, s, ss);                                       \
+#define DEF_AMX(name)                                                                       \
+    static void amx_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a, \
+                                int nc, float *s, size_t ss)                                \
+    {                                                                                       \
+        gemm_amx(pack_##name, n, w, sw, nr, a, nc, s, ss);                                  \
     }
 DEF_AMX(q4_0)
 DEF_AMX(q5_0)
 DEF_AMX(q8_0)
 
 const wisp_amx_fn wisp_amx_gemm_table[WISP_TYPE_COUNT] = {
-    [WISP_TYPE_Q4_0] = amx_gemm_q4_0,
-    [WISP_TYPE_Q5_0] = amx_gemm_q5_0,
-    [WISP_TYPE_Q8_0] = amx_gemm_q8_0,
-    [WISP_TYPE_Q4_K] = amx_gemm_q4_K,
+    [WISP_TYPE_Q4_0] = amx_gemm_q4_0, [WISP_TYPE_Q5_0] = amx_gemm_q5_0,
+    [WISP_TYPE_Q8_0] = amx_gemm_q8_0, [WISP_TYPE_Q4_K] = amx_gemm_q4_K,
     [WISP_TYPE_Q6_K] = amx_gemm_q6_K,
 };

@@ -22,9 +22,9 @@
 typedef struct wisp_kv_pool {
     wisp_kv_type type;
     int n_layers, n_blocks, block_size, n_head_kv, head_dim;
-    size_t row_bytes;    /* one (token, kv head) row of head_dim elements */
-    size_t span_bytes;   /* one block of one layer's K or V */
-    uint8_t *data;       /* [n_layers][2 (K, V)][n_blocks] spans */
+    size_t row_bytes;  /* one (token, kv head) row of head_dim elements */
+    size_t span_bytes; /* one block of one layer's K or V */
+    uint8_t *data;     /* [n_layers][2 (K, V)][n_blocks] spans */
 } wisp_kv_pool;
 
 /* Allocates a zeroed pool. Returns 0, WISP_E_UNSUPPORTED (Q8_0 with a
@@ -37,8 +37,8 @@ void wisp_kv_pool_free(wisp_kv_pool *p);
 size_t wisp_kv_pool_bytes(const wisp_kv_pool *p);
 
 /* The row of (layer, K (kv=0) or V (kv=1), block, offset in block, head). */
-static inline uint8_t *wisp_kv_row(const wisp_kv_pool *p, int layer, int kv, int32_t block,
-                                   int off, int head)
+static inline uint8_t *wisp_kv_row(const wisp_kv_pool *p, int layer, int kv, int32_t block, int off,
+                                   int head)
 {
     size_t span = ((size_t)layer * 2 + (size_t)kv) * (size_t)p->n_blocks + (size_t)block;
     return p->data + span * p->span_bytes +

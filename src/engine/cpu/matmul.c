@@ -63,7 +63,7 @@
  * the fewest token rows a tile takes, so that wide rows (F32, F16) still
  * reuse each weight row for several kernel calls before it is evicted. */
 #define TILE_ACT_BYTES (512 * 1024)
-#define TILE_MIN_TOKS 16
+#define TILE_MIN_TOKS  16
 /* Multiply-accumulates below which a product runs on the calling thread. */
 #define MATMUL_MIN_PARALLEL_MACS (1 << 18)
 
@@ -71,7 +71,8 @@ static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
 static size_t act_row_stride(int act_type, int64_t n_in)
 {
-    size_t bytes = wisp_cpu_row_bytes(act_type, n_in), with_scales = wisp_cpu_act_row_bytes(act_type, n_in);
+    size_t bytes = wisp_cpu_row_bytes(act_type, n_in),
+           with_scales = wisp_cpu_act_row_bytes(act_type, n_in);
     return round_up(with_scales > bytes ? with_scales : bytes, ALIGN);
 }
 
@@ -82,8 +83,9 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
         return 0;
     size_t rows = (size_t)n_tok * act_row_stride(k->act_type, n_in);
     if (wisp_amx_has_kernel(weight_type) && n_in <= WISP_AMX_MAX_IN)
-        rows += round_up((size_t)(n_tok / WISP_AMX_TILE) * wisp_amx_act_tile_bytes(k->act_type, n_in),
-                         ALIGN);
+        rows +=
+            round_up((size_t)(n_tok / WISP_AMX_TILE) * wisp_amx_act_tile_bytes(k->act_type, n_in),
+                     ALIGN);
     return ALIGN + rows;
 }
 
@@ -95,10 +97,10 @@ const char *wisp_matmul_simd_level(void)
 /* One weight of a job: its kernels, rows and output. */
 typedef struct mm_part {
     wisp_dot_fn dot;
-    wisp_gemm_fn gemm;   /* NULL: dot only */
-    wisp_amx_fn amx;     /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    wisp_gemm_fn gemm; /* NULL: dot only */
+    wisp_amx_fn amx;   /* AMX tiles for whole 16 x 16 tiles; NULL: none */
     const char *w;
-    size_t w_row;        /* bytes per weight row */
+    size_t w_row; /* bytes per weight row */
     float *y;
     int64_t n_out;
     int64_t n_row_tiles, tile0; /* its tiles are [tile0, tile0 + n_row_tiles * n_tok_tiles) */
@@ -107,13 +109,13 @@ typedef struct mm_part {
 typedef struct mm_job {
     mm_part part[WISP_MATMUL_MAX_PARTS];
     int n_parts;
-    bool pairs;          /* some part has a gemm kernel: write the pair layout */
+    bool pairs; /* some part has a gemm kernel: write the pair layout */
     wisp_row_from_float_fn from_float;
     const float *x;
-    const char *a;       /* activation rows (scratch, or x for F32) */
-    size_t a_row;        /* bytes between activation rows */
+    const char *a;              /* activation rows (scratch, or x for F32) */
+    size_t a_row;               /* bytes between activation rows */
     size_t act_bytes_per_block; /* Q8_0/Q8_1 activations: block size; else 0 */
-    char *amx_a;         /* the activations in the AMX layout (amx.h); NULL: none */
+    char *amx_a;                /* the activations in the AMX layout (amx.h); NULL: none */
     int act_type;
     int64_t n_in, n_tok;
     int64_t rows_per_tile, toks_per_tile, n_tok_tiles, n_tiles;
@@ -182,8 +184,8 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
         const char *wr = p->w + (size_t)r * p->w_row;
         for (int64_t t = t0; t < t1; t += WISP_DOT_NC_MAX) {
             int nc = (int)(t1 - t < WISP_DOT_NC_MAX ? t1 - t : WISP_DOT_NC_MAX);
-            p->dot(j->n_in, wr, j->a + (size_t)t * j->a_row, j->a_row, nc,
-                   p->y + t * p->n_out + r, (size_t)p->n_out);
+            p->dot(j->n_in, wr, j->a + (size_t)t * j->a_row, j->a_row, nc, p->y + t * p->n_out + r,
+                   (size_t)p->n_out);
         }
     }
 }
@@ -207,8 +209,8 @@ static void run_tile(const mm_job *j, int64_t tile)
     const int64_t ta = (t1 - t0) / WISP_AMX_TILE * WISP_AMX_TILE;
     if (p->amx && ra > 0 && ta > 0) {
         p->amx(j->n_in, p->w + (size_t)r0 * p->w_row, p->w_row, (int)ra,
-               j->amx_a + (size_t)(t0 / 16) * wisp_amx_act_tile_bytes(j->act_type, j->n_in), (int)ta,
-               p->y + t0 * p->n_out + r0, (size_t)p->n_out);
+               j->amx_a + (size_t)(t0 / 16) * wisp_amx_act_tile_bytes(j->act_type, j->n_in),
+               (int)ta, p->y + t0 * p->n_out + r0, (size_t)p->n_out);
         run_range(j, p, r0, r0 + ra, t0 + ta, t1);
         run_range(j, p, r0 + ra, r1, t0, t1);
         return;
@@ -237,20 +239,23 @@ static const wisp_cpu_kernels *check_weight(const wisp_tensor *w, int64_t n_tok,
     const wisp_cpu_kernels *k = wisp_cpu_kernels_get(w->type);
     if (!k || !k->dot) {
         *rc = wisp_err_set(err, WISP_E_UNSUPPORTED,
-                     "matmul: tensor %s has type id %d, which has no CPU kernel",
-                     w->name ? w->name : "?", w->type);
+                           "matmul: tensor %s has type id %d, which has no CPU kernel",
+                           w->name ? w->name : "?", w->type);
         return NULL;
     }
     int64_t n_in = w->ne[0], n_out = w->n_dims >= 2 ? w->ne[1] : 1;
     if (wisp_cpu_row_bytes(w->type, n_in) == 0 || n_out <= 0 || n_tok <= 0) {
-        *rc = wisp_err_set(err, WISP_E_INTERNAL, "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
-                     w->name ? w->name : "?", (long long)n_in, (long long)n_out, (long long)n_tok);
+        *rc = wisp_err_set(err, WISP_E_INTERNAL,
+                           "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
+                           w->name ? w->name : "?", (long long)n_in, (long long)n_out,
+                           (long long)n_tok);
         return NULL;
     }
     if (wisp_cpu_row_bytes(k->act_type, n_in) == 0) {
-        *rc = wisp_err_set(err, WISP_E_INTERNAL,
-                     "matmul: tensor %s: row of %lld is not a multiple of the activation block",
-                     w->name ? w->name : "?", (long long)n_in);
+        *rc =
+            wisp_err_set(err, WISP_E_INTERNAL,
+                         "matmul: tensor %s: row of %lld is not a multiple of the activation block",
+                         w->name ? w->name : "?", (long long)n_in);
         return NULL;
     }
     return k;
@@ -356,8 +361,8 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
     return 0;
 }
 
-int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
-                float *y, wisp_matmul_scratch *scratch, wisp_err *err)
+int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok, float *y,
+                wisp_matmul_scratch *scratch, wisp_err *err)
 {
     return wisp_matmul_n(tp, &w, 1, x, n_tok, &y, scratch, err);
 }

@@ -34,8 +34,8 @@ size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok);
  * w (ne[0] = n_in, ne[1] = n_out). Returns 0, or WISP_E_UNSUPPORTED for a
  * type without kernels. Threads split the output rows (and tiles of tokens
  * for prefill). */
-int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok,
-                float *y, wisp_matmul_scratch *scratch, wisp_err *err);
+int wisp_matmul(wisp_threadpool *tp, const wisp_tensor *w, const float *x, int64_t n_tok, float *y,
+                wisp_matmul_scratch *scratch, wisp_err *err);
 
 /* The most weights one wisp_matmul_n job takes. */
 #define WISP_MATMUL_MAX_PARTS 3

@@ -32,9 +32,9 @@ void wisp_ops_embed_row(const wisp_tensor *embd, int32_t token, float *out);
  * 1 when YaRN is asked for, its correction dims from beta_fast/beta_slow). */
 typedef struct wisp_rope {
     wisp_rope_layout layout;
-    int n_dims;            /* dimensions rotated (even, <= head_dim) */
+    int n_dims; /* dimensions rotated (even, <= head_dim) */
     int head_dim;
-    float theta_scale;     /* base^(-2/n_dims) */
+    float theta_scale; /* base^(-2/n_dims) */
     float freq_scale;
     float ext_factor;
     float attn_factor;

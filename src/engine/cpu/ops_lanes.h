@@ -136,7 +136,7 @@ static inline vd clampd(vd x, double lo, double hi)
 #elif VW == 8
     return _mm256_min_pd(_mm256_max_pd(x, vlo), vhi);
 #else
-    const vl below = x < vlo, above = x > vhi;
+    const vl below = x<vlo, above = x> vhi;
     x = (vd)((below & (vl)vlo) | (~below & (vl)x));
     return (vd)((above & (vl)vhi) | (~above & (vl)x));
 #endif
@@ -237,9 +237,9 @@ static void ops_swiglu(float *gate, const float *up, int64_t n)
 
 /* Lane index lists for __builtin_shufflevector (GCC >= 12, Clang): LANES(f)
  * is f(0), ..., f(VW - 1). */
-#define P2(f, k) f(k), f((k) + 1)
-#define P4(f, k) P2(f, k), P2(f, (k) + 2)
-#define P8(f, k) P4(f, k), P4(f, (k) + 4)
+#define P2(f, k)  f(k), f((k) + 1)
+#define P4(f, k)  P2(f, k), P2(f, (k) + 2)
+#define P8(f, k)  P4(f, k), P4(f, (k) + 4)
 #define P16(f, k) P8(f, k), P8(f, (k) + 8)
 #if VW == 16
 #define LANES(f) P16(f, 0)
@@ -248,12 +248,12 @@ static void ops_swiglu(float *gate, const float *up, int64_t n)
 #else
 #define LANES(f) P4(f, 0)
 #endif
-#define EVEN(j) (2 * (j))
-#define ODD(j) (2 * (j) + 1)
-#define SWAP(j) ((j) ^ 1)
+#define EVEN(j)     (2 * (j))
+#define ODD(j)      (2 * (j) + 1)
+#define SWAP(j)     ((j) ^ 1)
 #define DUP_EVEN(j) ((j) & ~1)
-#define DUP_ODD(j) ((j) | 1)
-#define NEG_EVEN(j) ((j) & 1 ? 1.0f : -1.0f)
+#define DUP_ODD(j)  ((j) | 1)
+#define NEG_EVEN(j) ((j)&1 ? 1.0f : -1.0f)
 
 /* Lane for lane the scalar x0 c - x1 s, x0 s + x1 c. The normal layout
  * adds x0 c + x1 (-s) on even lanes, which rounds as x0 c - x1 s does. */

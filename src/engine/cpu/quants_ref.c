@@ -251,11 +251,11 @@ static float kquant_dot(const void *vx, size_t bytes, unpack_fn unpack, const wi
     return sumf;
 }
 
-#define KQ(name, T)                                                                          \
+#define KQ(name, T)                                                                             \
     static void unpack_any_##name(const void *x, kblock *k) { unpack_##name((const T *)x, k); } \
-    static float dot1_##name(int64_t n, const void *x, const void *y)                        \
-    {                                                                                        \
-        return kquant_dot(x, sizeof(T), unpack_any_##name, y, n);                            \
+    static float dot1_##name(int64_t n, const void *x, const void *y)                           \
+    {                                                                                           \
+        return kquant_dot(x, sizeof(T), unpack_any_##name, y, n);                               \
     }
 KQ(q2_K, wisp_block_q2_K)
 KQ(q3_K, wisp_block_q3_K)
@@ -348,7 +348,8 @@ static float dot1_q5_1(int64_t n, const void *vx, const void *vy)
         for (int j = 0; j < 16; j++) {
             int h0, h1;
             q5_high(x[i].qh, j, &h0, &h1);
-            s += ((x[i].qs[j] & 0xF) | h0) * y[i].qs[j] + ((x[i].qs[j] >> 4) | h1) * y[i].qs[j + 16];
+            s +=
+                ((x[i].qs[j] & 0xF) | h0) * y[i].qs[j] + ((x[i].qs[j] >> 4) | h1) * y[i].qs[j + 16];
         }
         sumf += (H2F(x[i].d) * H2F(y[i].d)) * (float)s + H2F(x[i].m) * H2F(y[i].s);
     }
@@ -371,12 +372,12 @@ static float dot1_q8_0(int64_t n, const void *vx, const void *vy)
 
 /* The table's dot takes several activation rows; the reference simply
  * repeats the single-row dot. */
-#define MULTI(name)                                                                        \
-    static void dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,     \
-                           float *s, size_t ss)                                            \
-    {                                                                                      \
-        for (int c = 0; c < nc; c++)                                                       \
-            s[(size_t)c * ss] = dot1_##name(n, w, (const char *)a + (size_t)c * sa);       \
+#define MULTI(name)                                                                              \
+    static void dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc, float *s, \
+                           size_t ss)                                                            \
+    {                                                                                            \
+        for (int c = 0; c < nc; c++)                                                             \
+            s[(size_t)c * ss] = dot1_##name(n, w, (const char *)a + (size_t)c * sa);             \
     }
 MULTI(f32)
 MULTI(f16)

@@ -67,7 +67,8 @@ AI __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s)
 #if WISP_X86_VNNI
     return _mm256_dpbusd_epi32(acc, u, s);
 #else
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+    return _mm256_add_epi32(acc,
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
 #endif
 }
 
@@ -146,7 +147,8 @@ static void x86_quantize_q8_K(const float *x, void *vy, int64_t n)
         __m256 amax8 = _mm256_setzero_ps();
         _Pragma("GCC unroll 8")
         for (int k = 0; k < 32; k++)
-            amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(_mm256_set1_ps(-0.f), _mm256_loadu_ps(xb + 8 * k)));
+            amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(_mm256_set1_ps(-0.f),
+                                                          _mm256_loadu_ps(xb + 8 * k)));
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -171,7 +173,8 @@ static void x86_quantize_q8_K(const float *x, void *vy, int64_t n)
                 __m256 v = _mm256_mul_ps(is, _mm256_loadu_ps(xb + 32 * k + 8 * l));
                 q[l] = _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127));
             }
-            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            __m256i p =
+                _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
             p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             _mm256_storeu_si256((__m256i *)(y[i].qs + 32 * k), p);
             /* Block sums of 16: widen to int16 and add pairs down. */
@@ -259,52 +262,52 @@ AI blk32 dec_q8_0(const void *p)
 /* The table entry: nc as a compile-time constant in each inlined copy, so
  * the per-row accumulators live in registers; one token goes to `one`
  * (name##_nc, or a kernel of its own for decode, same signature). */
-#define DEF_DOT_SWITCH(name, one)                                                                \
-    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc,      \
-                               float *s, size_t ss)                                              \
-    {                                                                                            \
-        switch (nc) {                                                                            \
-        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                         \
-        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                         \
-        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                         \
-        default: one(n, w, a, sa, 1, s, ss); break;                                              \
-        }                                                                                        \
+#define DEF_DOT_SWITCH(name, one)                                                          \
+    static void x86_dot_##name(int64_t n, const void *w, const void *a, size_t sa, int nc, \
+                               float *s, size_t ss)                                        \
+    {                                                                                      \
+        switch (nc) {                                                                      \
+        case 4: name##_nc(n, w, a, sa, 4, s, ss); break;                                   \
+        case 3: name##_nc(n, w, a, sa, 3, s, ss); break;                                   \
+        case 2: name##_nc(n, w, a, sa, 2, s, ss); break;                                   \
+        default: one(n, w, a, sa, 1, s, ss); break;                                        \
+        }                                                                                  \
     }
 
 /* One weight row of 32-blocks against NC activation rows. SIGNED: q is
  * signed (the sign moves onto the activation so the dot is u8 x s8);
  * otherwise q is unsigned and the minimum pairs with Q8_1's s = d*sum. */
-#define DEF_DOT32(name, WB, AB, SIGNED)                                                          \
-    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
-                      size_t ss)                                                                 \
-    {                                                                                            \
-        const char *w = vw;                                                                      \
-        __m256 acc[WISP_DOT_NC_MAX];                                                             \
-        float accm[WISP_DOT_NC_MAX];                                                             \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++) {                                                           \
-            acc[c] = _mm256_setzero_ps();                                                        \
-            accm[c] = 0.f;                                                                       \
-        }                                                                                        \
-        for (int64_t i = 0; i < n / 32; i++) {                                                   \
-            blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                    \
-            __m256i u = SIGNED ? _mm256_sign_epi8(b.q, b.q) : b.q;                               \
-            _Pragma("GCC unroll 8") \
-            for (int c = 0; c < nc; c++) {                                                       \
-                const AB *a = (const AB *)((const char *)va + (size_t)c * sa) + i;               \
-                __m256i y = loadu256(a->qs);                                                     \
-                if (SIGNED)                                                                      \
-                    y = _mm256_sign_epi8(y, b.q);                                                \
-                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(_mm256_setzero_si256(), u, y));           \
-                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(b.d * h2f(a->d)), p, acc[c]);            \
-                if (!SIGNED)                                                                     \
-                    accm[c] += b.m * h2f(((const wisp_block_q8_1 *)a)->s);                       \
-            }                                                                                    \
-        }                                                                                        \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++)                                                             \
-            s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                         \
-    }                                                                                            \
+#define DEF_DOT32(name, WB, AB, SIGNED)                                                       \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, \
+                      size_t ss)                                                              \
+    {                                                                                         \
+        const char *w = vw;                                                                   \
+        __m256 acc[WISP_DOT_NC_MAX];                                                          \
+        float accm[WISP_DOT_NC_MAX];                                                          \
+        _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < nc; c++) {                                                        \
+            acc[c] = _mm256_setzero_ps();                                                     \
+            accm[c] = 0.f;                                                                    \
+        }                                                                                     \
+        for (int64_t i = 0; i < n / 32; i++) {                                                \
+            blk32 b = dec_##name(w + (size_t)i * sizeof(WB));                                 \
+            __m256i u = SIGNED ? _mm256_sign_epi8(b.q, b.q) : b.q;                            \
+            _Pragma("GCC unroll 8")                                                           \
+            for (int c = 0; c < nc; c++) {                                                    \
+                const AB *a = (const AB *)((const char *)va + (size_t)c * sa) + i;            \
+                __m256i y = loadu256(a->qs);                                                  \
+                if (SIGNED)                                                                   \
+                    y = _mm256_sign_epi8(y, b.q);                                             \
+                __m256 p = _mm256_cvtepi32_ps(dot_u8s8(_mm256_setzero_si256(), u, y));        \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(b.d * h2f(a->d)), p, acc[c]);         \
+                if (!SIGNED)                                                                  \
+                    accm[c] += b.m * h2f(((const wisp_block_q8_1 *)a)->s);                    \
+            }                                                                                 \
+        }                                                                                     \
+        _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < nc; c++)                                                          \
+            s[(size_t)c * ss] = hsum8(acc[c]) + accm[c];                                      \
+    }                                                                                         \
     DEF_DOT_SWITCH(name, name##_nc)
 
 DEF_DOT32(q4_1, wisp_block_q4_1, wisp_block_q8_1, 0)
@@ -317,11 +320,13 @@ AI __m256i udec_q4_0(const void *p) { return nibbles32(((const wisp_block_q4_0 *
 AI __m256i udec_q5_0(const void *p)
 {
     const wisp_block_q5_0 *b = p;
-    return _mm256_or_si256(nibbles32(b->qs), _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
+    return _mm256_or_si256(nibbles32(b->qs),
+                           _mm256_and_si256(bits_to_bytes32(b->qh), _mm256_set1_epi8(0x10)));
 }
 AI __m256i udec_q8_0(const void *p)
 {
-    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs), _mm256_set1_epi8((char)0x80));
+    return _mm256_xor_si256(loadu256(((const wisp_block_q8_0 *)p)->qs),
+                            _mm256_set1_epi8((char)0x80));
 }
 AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 
@@ -340,9 +345,10 @@ AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 #define PF_HINT _MM_HINT_T1
 #define PF_DIST 4096
 /* Prefetches the span [p, p + bytes) PF_DIST ahead, one line at a time. */
-#define PREFETCH_SPAN(p, bytes)                                                                  \
-    _Pragma("GCC unroll 8") for (int pf_ = 0; pf_ < (int)(bytes); pf_ += 64)                     \
-        _mm_prefetch((const char *)(p) + PF_DIST + pf_, PF_HINT)
+#define PREFETCH_SPAN(p, bytes)                      \
+    _Pragma("GCC unroll 8")                          \
+    for (int pf_ = 0; pf_ < (int)(bytes); pf_ += 64) \
+    _mm_prefetch((const char *)(p) + PF_DIST + pf_, PF_HINT)
 
 /* Eight int32 vectors -> one vector of their eight sums, in order: two
  * rounds of in-lane unpacks, then the 128-bit halves. The high halves of
@@ -351,12 +357,16 @@ AI float udscale(const void *p) { return h2f(*(const uint16_t *)p); }
 AI __m256i sum8x8(const __m256i p[8], int hi_shift)
 {
     __m256i t[4];
-    _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++)
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < 4; k++)
         t[k] = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2 * k], p[2 * k + 1]),
                                 _mm256_unpackhi_epi32(p[2 * k], p[2 * k + 1]));
-    const __m256i s0 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
-    const __m256i s1 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
-    const __m256i lo = _mm256_permute2x128_si256(s0, s1, 0x20), hi = _mm256_permute2x128_si256(s0, s1, 0x31);
+    const __m256i s0 =
+        _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
+    const __m256i s1 =
+        _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
+    const __m256i lo = _mm256_permute2x128_si256(s0, s1, 0x20),
+                  hi = _mm256_permute2x128_si256(s0, s1, 0x31);
     return _mm256_add_epi32(lo, hi_shift ? _mm256_srai_epi32(hi, hi_shift) : hi);
 }
 
@@ -371,8 +381,9 @@ AI __m256i sum8x8(const __m256i p[8], int hi_shift)
 #if WISP_X86_VNNI
 AI __m256i udot_q4_0(const void *p, const int8_t *a)
 {
-    const __m256i m = _mm256_set_epi64x((long long)0xF0F0F0F0F0F0F0F0ull, (long long)0xF0F0F0F0F0F0F0F0ull,
-                                        0x0F0F0F0F0F0F0F0F, 0x0F0F0F0F0F0F0F0F);
+    const __m256i m =
+        _mm256_set_epi64x((long long)0xF0F0F0F0F0F0F0F0ull, (long long)0xF0F0F0F0F0F0F0F0ull,
+                          0x0F0F0F0F0F0F0F0F, 0x0F0F0F0F0F0F0F0F);
     const __m256i q = _mm256_broadcastsi128_si256(loadu128(((const wisp_block_q4_0 *)p)->qs));
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, m), loadu256(a));
 }
@@ -384,26 +395,35 @@ AI __m256i udot_q5_0(const void *p, const int8_t *a)
     memcpy(&qh, b->qh, 4);
     const __m256i u = nibbles32(b->qs);
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                               _mm256_mask_add_epi8(u, _cvtu32_mask32(qh), u, _mm256_set1_epi8(0x10)), loadu256(a));
+                               _mm256_mask_add_epi8(u, _cvtu32_mask32(qh), u,
+                                                    _mm256_set1_epi8(0x10)),
+                               loadu256(a));
 }
 #define UDOT_HI_q5_0 0
 AI __m256i udot_q8_0(const void *p, const int8_t *a)
 {
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), udec_q8_0(p), loadu256(a));
 }
-#define UDOT_HI_q8_0 0
+#define UDOT_HI_q8_0    0
 #define UDOT_SHIFT_q8_0 7
 #else
-AI __m256i udot_q4_0(const void *p, const int8_t *a) { return dot_u8s8(_mm256_setzero_si256(), udec_q4_0(p), loadu256(a)); }
-#define UDOT_HI_q4_0 0
-AI __m256i udot_q5_0(const void *p, const int8_t *a) { return dot_u8s8(_mm256_setzero_si256(), udec_q5_0(p), loadu256(a)); }
-#define UDOT_HI_q5_0 0
+AI __m256i udot_q4_0(const void *p, const int8_t *a)
+{
+    return dot_u8s8(_mm256_setzero_si256(), udec_q4_0(p), loadu256(a));
+}
+#define UDOT_HI_q4_0    0
+AI __m256i udot_q5_0(const void *p, const int8_t *a)
+{
+    return dot_u8s8(_mm256_setzero_si256(), udec_q5_0(p), loadu256(a));
+}
+#define UDOT_HI_q5_0    0
 AI __m256i udot_q8_0(const void *p, const int8_t *a)
 {
     const __m256i q = loadu256(((const wisp_block_q8_0 *)p)->qs);
-    return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(loadu256(a), q));
+    return dot_u8s8(_mm256_setzero_si256(), _mm256_sign_epi8(q, q),
+                    _mm256_sign_epi8(loadu256(a), q));
 }
-#define UDOT_HI_q8_0 0
+#define UDOT_HI_q8_0    0
 #define UDOT_SHIFT_q8_0 0
 #endif
 #define UDOT_SHIFT_q4_0 3
@@ -414,7 +434,8 @@ AI __m256i udot_q8_0(const void *p, const int8_t *a)
 AI __m256 scales8_scalar(const char *p, int bs)
 {
     return _mm256_setr_ps(udscale(p), udscale(p + bs), udscale(p + 2 * bs), udscale(p + 3 * bs),
-                          udscale(p + 4 * bs), udscale(p + 5 * bs), udscale(p + 6 * bs), udscale(p + 7 * bs));
+                          udscale(p + 4 * bs), udscale(p + 5 * bs), udscale(p + 6 * bs),
+                          udscale(p + 7 * bs));
 }
 #if WISP_X86_VNNI
 /* Two-table word permutes of 64 bytes (ymm only: a 512-bit instruction in
@@ -446,11 +467,11 @@ AI __m256 scales8(const char *p, int bs) { return scales8_scalar(p, bs); }
  * the same accumulator), so decode gives its bits. Returns the blocks
  * done, a multiple of 8. */
 #define DEF_DOT8(name, WB)                                                                       \
-    AI int64_t name##_dot8(int64_t n, const char *w, const char *row, __m128 *acc)              \
+    AI int64_t name##_dot8(int64_t n, const char *w, const char *row, __m128 *acc)               \
     {                                                                                            \
         const int64_t nb = n / 32;                                                               \
-        const float *da = (const float *)(row + wisp_cpu_act_scales_offset(n));                 \
-        const int32_t *za = (const int32_t *)(row + wisp_cpu_act_sums_offset(n));               \
+        const float *da = (const float *)(row + wisp_cpu_act_scales_offset(n));                  \
+        const int32_t *za = (const int32_t *)(row + wisp_cpu_act_sums_offset(n));                \
         const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row;                                 \
         __m128 ac = *acc;                                                                        \
         int64_t i = 0;                                                                           \
@@ -458,12 +479,15 @@ AI __m256 scales8(const char *p, int bs) { return scales8_scalar(p, bs); }
             const char *wb = w + (size_t)i * sizeof(WB);                                         \
             PREFETCH_SPAN(wb, 8 * sizeof(WB));                                                   \
             __m256i p[8];                                                                        \
-            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)                                  \
+            _Pragma("GCC unroll 8")                                                              \
+            for (int k = 0; k < 8; k++)                                                          \
                 p[k] = udot_##name(wb + k * sizeof(WB), a[i + k].qs);                            \
             __m256i isum = sum8x8(p, UDOT_HI_##name);                                            \
             if (UDOT_SHIFT_##name)                                                               \
-                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(loadu256(za + i), UDOT_SHIFT_##name)); \
-            const __m256 dd = _mm256_mul_ps(scales8(wb, (int)sizeof(WB)), _mm256_loadu_ps(da + i)); \
+                isum = _mm256_sub_epi32(isum,                                                    \
+                                        _mm256_slli_epi32(loadu256(za + i), UDOT_SHIFT_##name)); \
+            const __m256 dd =                                                                    \
+                _mm256_mul_ps(scales8(wb, (int)sizeof(WB)), _mm256_loadu_ps(da + i));            \
             const __m256 f = _mm256_cvtepi32_ps(isum);                                           \
             ac = _mm_fmadd_ps(_mm256_castps256_ps128(dd), _mm256_castps256_ps128(f), ac);        \
             ac = _mm_fmadd_ps(_mm256_extractf128_ps(dd, 1), _mm256_extractf128_ps(f, 1), ac);    \
@@ -484,7 +508,7 @@ DEF_DOT8(q8_0, wisp_block_q8_0)
  * a load, a sign and a dot; the per-block float work of DEF_DOT32 is what
  * limited prefill. */
 #define DEF_DOT32S(name, WB)                                                                     \
-    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,    \
                       size_t ss)                                                                 \
     {                                                                                            \
         const char *w = vw;                                                                      \
@@ -492,7 +516,8 @@ DEF_DOT8(q8_0, wisp_block_q8_0)
         const size_t soff = wisp_cpu_act_scales_offset(n);                                       \
         __m128 acc[WISP_DOT_NC_MAX];                                                             \
         float tail[WISP_DOT_NC_MAX];                                                             \
-        _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                                  \
+        _Pragma("GCC unroll 8")                                                                  \
+        for (int c = 0; c < nc; c++) {                                                           \
             acc[c] = _mm_setzero_ps();                                                           \
             tail[c] = 0.f;                                                                       \
         }                                                                                        \
@@ -506,7 +531,8 @@ DEF_DOT8(q8_0, wisp_block_q8_0)
             const __m128 dw = _mm_setr_ps(b0.d, b1.d, b2.d, b3.d);                               \
             const __m256i u0 = _mm256_sign_epi8(b0.q, b0.q), u1 = _mm256_sign_epi8(b1.q, b1.q);  \
             const __m256i u2 = _mm256_sign_epi8(b2.q, b2.q), u3 = _mm256_sign_epi8(b3.q, b3.q);  \
-            _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++) {                              \
+            _Pragma("GCC unroll 8")                                                              \
+            for (int c = 0; c < nc; c++) {                                                       \
                 const char *row = (const char *)va + (size_t)c * sa;                             \
                 const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
                 const __m256i z = _mm256_setzero_si256();                                        \
@@ -514,8 +540,10 @@ DEF_DOT8(q8_0, wisp_block_q8_0)
                 __m256i p1 = dot_u8s8(z, u1, _mm256_sign_epi8(loadu256(a[1].qs), b1.q));         \
                 __m256i p2 = dot_u8s8(z, u2, _mm256_sign_epi8(loadu256(a[2].qs), b2.q));         \
                 __m256i p3 = dot_u8s8(z, u3, _mm256_sign_epi8(loadu256(a[3].qs), b3.q));         \
-                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3)); \
-                __m128i sum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)); \
+                __m256i h =                                                                      \
+                    _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));     \
+                __m128i sum =                                                                    \
+                    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));    \
                 __m128 da = _mm_loadu_ps((const float *)(row + soff) + i);                       \
                 acc[c] = _mm_fmadd_ps(_mm_mul_ps(dw, da), _mm_cvtepi32_ps(sum), acc[c]);         \
             }                                                                                    \
@@ -526,7 +554,8 @@ DEF_DOT8(q8_0, wisp_block_q8_0)
             for (int c = 0; c < nc; c++) {                                                       \
                 const char *row = (const char *)va + (size_t)c * sa;                             \
                 const wisp_block_q8_0 *a = (const wisp_block_q8_0 *)row + i;                     \
-                __m256i p = dot_u8s8(_mm256_setzero_si256(), u, _mm256_sign_epi8(loadu256(a->qs), b.q)); \
+                __m256i p =                                                                      \
+                    dot_u8s8(_mm256_setzero_si256(), u, _mm256_sign_epi8(loadu256(a->qs), b.q)); \
                 tail[c] += b.d * ((const float *)(row + soff))[i] * (float)hsum8i(p);            \
             }                                                                                    \
         }                                                                                        \
@@ -560,7 +589,10 @@ DEF_DOT32S(q8_0, wisp_block_q8_0)
 
 /* Two blocks decoded unsigned in the activations' pair layout
  * (cpu_types.h): *x = elements 0..15 of both, *y = elements 16..31. */
-AI __m256i pair128(const void *lo, const void *hi) { return _mm256_set_m128i(loadu128(hi), loadu128(lo)); }
+AI __m256i pair128(const void *lo, const void *hi)
+{
+    return _mm256_set_m128i(loadu128(hi), loadu128(lo));
+}
 AI void nibbles2(const uint8_t *q0, const uint8_t *q1, __m256i *x, __m256i *y)
 {
     const __m256i t = pair128(q0, q1);
@@ -599,106 +631,128 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
 }
 
 /* R weight rows x C tokens; both compile-time constants in each copy. */
-#define DEF_GEMM32(name, WB, SHIFT)                                                               \
-    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,  \
-                           int C, float *s, size_t ss)                                            \
-    {                                                                                             \
-        const int64_t nb = n / 32;                                                                \
-        const size_t soff = wisp_cpu_act_scales_offset(n), zoff = wisp_cpu_act_sums_offset(n);   \
-        const size_t poff = wisp_cpu_act_pairs_offset(n);                                         \
-        const int P = (C + 1) / 2;                                                                \
-        __m256 acc[WISP_GEMM_NR][WISP_GEMM_NC / 2];                                               \
-        float tail[WISP_GEMM_NR][WISP_GEMM_NC];                                                   \
-        const char *row[WISP_GEMM_NC];                                                            \
-        _Pragma("GCC unroll 8") for (int c = 0; c < WISP_GEMM_NC; c++)                           \
-            row[c] = a + (size_t)(c < C ? c : C - 1) * sa;                                        \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                    \
-            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) acc[r][p] = _mm256_setzero_ps();  \
-            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) tail[r][c] = 0.f;                 \
-        }                                                                                         \
-        int64_t i = 0;                                                                            \
-        for (; i + 4 <= nb; i += 4) {                                                             \
-            __m256 da[WISP_GEMM_NC / 2];                                                          \
-            __m256i az[WISP_GEMM_NC / 2];                                                         \
-            /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3]: blocks of tokens x, y */                      \
-            const __m256i perm_a = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);                     \
-            _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                                \
-                const char *r0 = row[2 * p], *r1 = row[2 * p + 1];                                \
-                da[p] = _mm256_permutevar8x32_ps(                                                 \
-                    _mm256_set_m128(_mm_loadu_ps((const float *)(r1 + soff) + i),                 \
-                                    _mm_loadu_ps((const float *)(r0 + soff) + i)), perm_a);       \
-                az[p] = _mm256_permutevar8x32_epi32(                                              \
-                    _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i), \
+#define DEF_GEMM32(name, WB, SHIFT)                                                                 \
+    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,    \
+                           int C, float *s, size_t ss)                                              \
+    {                                                                                               \
+        const int64_t nb = n / 32;                                                                  \
+        const size_t soff = wisp_cpu_act_scales_offset(n), zoff = wisp_cpu_act_sums_offset(n);      \
+        const size_t poff = wisp_cpu_act_pairs_offset(n);                                           \
+        const int P = (C + 1) / 2;                                                                  \
+        __m256 acc[WISP_GEMM_NR][WISP_GEMM_NC / 2];                                                 \
+        float tail[WISP_GEMM_NR][WISP_GEMM_NC];                                                     \
+        const char *row[WISP_GEMM_NC];                                                              \
+        _Pragma("GCC unroll 8")                                                                     \
+        for (int c = 0; c < WISP_GEMM_NC; c++)                                                      \
+            row[c] = a + (size_t)(c < C ? c : C - 1) * sa;                                          \
+        _Pragma("GCC unroll 8")                                                                     \
+        for (int r = 0; r < R; r++) {                                                               \
+            _Pragma("GCC unroll 8")                                                                 \
+            for (int p = 0; p < P; p++)                                                             \
+                acc[r][p] = _mm256_setzero_ps();                                                    \
+            _Pragma("GCC unroll 8")                                                                 \
+            for (int c = 0; c < C; c++)                                                             \
+                tail[r][c] = 0.f;                                                                   \
+        }                                                                                           \
+        int64_t i = 0;                                                                              \
+        for (; i + 4 <= nb; i += 4) {                                                               \
+            __m256 da[WISP_GEMM_NC / 2];                                                            \
+            __m256i az[WISP_GEMM_NC / 2];                                                           \
+            /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3]: blocks of tokens x, y */                          \
+            const __m256i perm_a = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);                       \
+            _Pragma("GCC unroll 8")                                                                 \
+            for (int p = 0; p < P; p++) {                                                           \
+                const char *r0 = row[2 * p], *r1 = row[2 * p + 1];                                  \
+                da[p] =                                                                             \
+                    _mm256_permutevar8x32_ps(_mm256_set_m128(_mm_loadu_ps(                          \
+                                                                 (const float *)(r1 + soff) + i),   \
+                                                             _mm_loadu_ps(                          \
+                                                                 (const float *)(r0 + soff) + i)),  \
+                                             perm_a);                                               \
+                az[p] = _mm256_permutevar8x32_epi32(                                                \
+                    _mm256_slli_epi32(_mm256_set_m128i(loadu128((const int32_t *)(r1 + zoff) + i),  \
                                                        loadu128((const int32_t *)(r0 + zoff) + i)), \
-                                      SHIFT), perm_a);                                            \
-            }                                                                                     \
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
-                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
-                __m256i u[4];                                                                     \
-                udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]);                                  \
-                udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);             \
-                const __m128 dw4 = _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),             \
-                                               udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB))); \
-                const __m256 dw = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw4),           \
-                                                           _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3)); \
-                _Pragma("GCC unroll 8") for (int p = 0; p < P; p++) {                            \
-                    __m256i hx = dot4_pairs(u, row[2 * p] + poff + (size_t)i * 32);               \
-                    __m256i hy = 2 * p + 1 < C ? dot4_pairs(u, row[2 * p + 1] + poff + (size_t)i * 32) : hx; \
-                    __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy),                 \
-                                                   _mm256_unpackhi_epi64(hx, hy));                \
-                    sum = _mm256_sub_epi32(sum, az[p]);                                           \
-                    acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum), acc[r][p]); \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-        for (; i < nb; i++) {                                                                     \
-            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) {                                \
-                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                     \
-                const __m256i u = udec_##name(wb);                                                \
-                const float dw = udscale(wb);                                                     \
-                _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
-                    const wisp_block_q8_0 *ab = (const wisp_block_q8_0 *)row[c] + i;              \
-                    int isum = hsum8i(dot_u8s8(_mm256_setzero_si256(), u, loadu256(ab->qs))) -   \
-                               ((const int32_t *)(row[c] + zoff))[i] * (1 << SHIFT);                  \
-                    tail[r][c] += dw * ((const float *)(row[c] + soff))[i] * (float)isum;         \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                       \
-            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
-                /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3], summed as (b0 + b2) + (b1 + b3): the \
-                 * order of the dot kernel, so a batch gives the same bits as one token */ \
-                __m256 v = acc[r][c / 2];                                                         \
-                __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   \
-                h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                           \
-                s[(size_t)c * ss + (size_t)r] = (c % 2 ? _mm_cvtss_f32(_mm_movehdup_ps(h))        \
-                                                       : _mm_cvtss_f32(h)) + tail[r][c];          \
-            }                                                                                     \
-    }                                                                                             \
-    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
-                                size_t sa, int nc, float *s, size_t ss)                           \
-    {                                                                                             \
-        GEMM_SWITCH(name##_gemm_rc, n, (const char *)w, sw, nr, (const char *)a, sa, nc, s, ss)   \
+                                      SHIFT),                                                       \
+                    perm_a);                                                                        \
+            }                                                                                       \
+            _Pragma("GCC unroll 8")                                                                 \
+            for (int r = 0; r < R; r++) {                                                           \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                       \
+                __m256i u[4];                                                                       \
+                udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]);                                    \
+                udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);               \
+                const __m128 dw4 =                                                                  \
+                    _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),                              \
+                                udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB)));        \
+                const __m256 dw =                                                                   \
+                    _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dw4),                           \
+                                             _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3));            \
+                _Pragma("GCC unroll 8")                                                             \
+                for (int p = 0; p < P; p++) {                                                       \
+                    __m256i hx = dot4_pairs(u, row[2 * p] + poff + (size_t)i * 32);                 \
+                    __m256i hy = 2 * p + 1 < C                                                      \
+                                     ? dot4_pairs(u, row[2 * p + 1] + poff + (size_t)i * 32)        \
+                                     : hx;                                                          \
+                    __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy),                   \
+                                                   _mm256_unpackhi_epi64(hx, hy));                  \
+                    sum = _mm256_sub_epi32(sum, az[p]);                                             \
+                    acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum),  \
+                                                acc[r][p]);                                         \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        for (; i < nb; i++) {                                                                       \
+            _Pragma("GCC unroll 8")                                                                 \
+            for (int r = 0; r < R; r++) {                                                           \
+                const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                       \
+                const __m256i u = udec_##name(wb);                                                  \
+                const float dw = udscale(wb);                                                       \
+                _Pragma("GCC unroll 8")                                                             \
+                for (int c = 0; c < C; c++) {                                                       \
+                    const wisp_block_q8_0 *ab = (const wisp_block_q8_0 *)row[c] + i;                \
+                    int isum = hsum8i(dot_u8s8(_mm256_setzero_si256(), u, loadu256(ab->qs))) -      \
+                               ((const int32_t *)(row[c] + zoff))[i] * (1 << SHIFT);                \
+                    tail[r][c] += dw * ((const float *)(row[c] + soff))[i] * (float)isum;           \
+                }                                                                                   \
+            }                                                                                       \
+        }                                                                                           \
+        _Pragma("GCC unroll 8")                                                                     \
+        for (int r = 0; r < R; r++)                                                                 \
+            _Pragma("GCC unroll 8")                                                                 \
+        for (int c = 0; c < C; c++) {                                                               \
+            /* lanes [x0 x2 y0 y2 | x1 x3 y1 y3], summed as (b0 + b2) + (b1 + b3): the \
+                 * order of the dot kernel, so a batch gives the same bits as one token */            \
+            __m256 v = acc[r][c / 2];                                                               \
+            __m128 h = _mm_hadd_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));         \
+            h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                 \
+            s[(size_t)c * ss + (size_t)r] =                                                         \
+                (c % 2 ? _mm_cvtss_f32(_mm_movehdup_ps(h)) : _mm_cvtss_f32(h)) + tail[r][c];        \
+        }                                                                                           \
+    }                                                                                               \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,         \
+                                size_t sa, int nc, float *s, size_t ss)                             \
+    {                                                                                               \
+        GEMM_SWITCH(name##_gemm_rc, n, (const char *)w, sw, nr, (const char *)a, sa, nc, s, ss)     \
     }
 
 /* Dispatch of nr x nc to the copies with constant R and C. */
-#define GEMM_C(f, n, w, sw, R, a, sa, nc, s, ss)                                                 \
-    switch (nc) {                                                                                \
-    case 8: f(n, w, sw, a, sa, R, 8, s, ss); break;                                              \
-    case 7: f(n, w, sw, a, sa, R, 7, s, ss); break;                                              \
-    case 6: f(n, w, sw, a, sa, R, 6, s, ss); break;                                              \
-    case 5: f(n, w, sw, a, sa, R, 5, s, ss); break;                                              \
-    case 4: f(n, w, sw, a, sa, R, 4, s, ss); break;                                              \
-    case 3: f(n, w, sw, a, sa, R, 3, s, ss); break;                                              \
-    case 2: f(n, w, sw, a, sa, R, 2, s, ss); break;                                              \
-    default: f(n, w, sw, a, sa, R, 1, s, ss); break;                                             \
+#define GEMM_C(f, n, w, sw, R, a, sa, nc, s, ss)     \
+    switch (nc) {                                    \
+    case 8: f(n, w, sw, a, sa, R, 8, s, ss); break;  \
+    case 7: f(n, w, sw, a, sa, R, 7, s, ss); break;  \
+    case 6: f(n, w, sw, a, sa, R, 6, s, ss); break;  \
+    case 5: f(n, w, sw, a, sa, R, 5, s, ss); break;  \
+    case 4: f(n, w, sw, a, sa, R, 4, s, ss); break;  \
+    case 3: f(n, w, sw, a, sa, R, 3, s, ss); break;  \
+    case 2: f(n, w, sw, a, sa, R, 2, s, ss); break;  \
+    default: f(n, w, sw, a, sa, R, 1, s, ss); break; \
     }
-#define GEMM_SWITCH(f, n, w, sw, nr, a, sa, nc, s, ss)                                           \
-    switch (nr) {                                                                                \
-    case 4: GEMM_C(f, n, w, sw, 4, a, sa, nc, s, ss) break;                                      \
-    case 3: GEMM_C(f, n, w, sw, 3, a, sa, nc, s, ss) break;                                      \
-    case 2: GEMM_C(f, n, w, sw, 2, a, sa, nc, s, ss) break;                                      \
-    default: GEMM_C(f, n, w, sw, 1, a, sa, nc, s, ss) break;                                     \
+#define GEMM_SWITCH(f, n, w, sw, nr, a, sa, nc, s, ss)       \
+    switch (nr) {                                            \
+    case 4: GEMM_C(f, n, w, sw, 4, a, sa, nc, s, ss) break;  \
+    case 3: GEMM_C(f, n, w, sw, 3, a, sa, nc, s, ss) break;  \
+    case 2: GEMM_C(f, n, w, sw, 2, a, sa, nc, s, ss) break;  \
+    default: GEMM_C(f, n, w, sw, 1, a, sa, nc, s, ss) break; \
     }
 
 _Static_assert(WISP_GEMM_NR == 4 && WISP_GEMM_NC == 8, "GEMM_SWITCH covers 4 x 8");

@@ -11,45 +11,48 @@
 #define WISP_QUANTS_X86_F_H
 
 AI __m256 load_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
-AI __m256 load_f16(const void *p, int64_t i) { return _mm256_cvtph_ps(loadu128((const uint16_t *)p + i)); }
+AI __m256 load_f16(const void *p, int64_t i)
+{
+    return _mm256_cvtph_ps(loadu128((const uint16_t *)p + i));
+}
 AI __m256 load_bf16(const void *p, int64_t i)
 {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128((const uint16_t *)p + i)), 16));
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128((const uint16_t *)p + i)), 16));
 }
 AI float get_f32(const void *p, int64_t i) { return ((const float *)p)[i]; }
 AI float get_f16(const void *p, int64_t i) { return h2f(((const uint16_t *)p)[i]); }
 AI float get_bf16(const void *p, int64_t i) { return wisp_bf16_to_float(((const uint16_t *)p)[i]); }
 
-#define DEF_DOTF(name, ESZ)                                                                      \
-    AI void name##_nc(int64_t n, const void *w, const void *va, size_t sa, int nc, float *s,    \
-                      size_t ss)                                                                 \
-    {                                                                                            \
-        __m256 acc0[WISP_DOT_NC_MAX], acc1[WISP_DOT_NC_MAX];                                     \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++)                                                             \
-            acc0[c] = acc1[c] = _mm256_setzero_ps();                                             \
-        int64_t i = 0;                                                                           \
-        for (; i + 16 <= n; i += 16) {                                                           \
-            PREFETCH_SPAN((const char *)w + i * ESZ, 16 * ESZ);                                  \
-            __m256 w0 = load_##name(w, i), w1 = load_##name(w, i + 8);                           \
-            _Pragma("GCC unroll 8") \
-            for (int c = 0; c < nc; c++) {                                                       \
-                const char *a = (const char *)va + (size_t)c * sa;                               \
-                acc0[c] = _mm256_fmadd_ps(w0, load_##name(a, i), acc0[c]);                       \
-                acc1[c] = _mm256_fmadd_ps(w1, load_##name(a, i + 8), acc1[c]);                   \
-            }                                                                                    \
-        }                                                                                        \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++) {                                                           \
-            const char *a = (const char *)va + (size_t)c * sa;                                   \
-            float t = hsum8(_mm256_add_ps(acc0[c], acc1[c]));                                    \
-            for (int64_t j = i; j < n; j++)                                                      \
-                t += get_##name(w, j) * get_##name(a, j);                                        \
-            s[(size_t)c * ss] = t;                                                               \
-        }                                                                                        \
-    }                                                                                            \
+#define DEF_DOTF(name, ESZ)                                                                  \
+    AI void name##_nc(int64_t n, const void *w, const void *va, size_t sa, int nc, float *s, \
+                      size_t ss)                                                             \
+    {                                                                                        \
+        __m256 acc0[WISP_DOT_NC_MAX], acc1[WISP_DOT_NC_MAX];                                 \
+        _Pragma("GCC unroll 8")                                                              \
+        for (int c = 0; c < nc; c++)                                                         \
+            acc0[c] = acc1[c] = _mm256_setzero_ps();                                         \
+        int64_t i = 0;                                                                       \
+        for (; i + 16 <= n; i += 16) {                                                       \
+            PREFETCH_SPAN((const char *)w + i * ESZ, 16 * ESZ);                              \
+            __m256 w0 = load_##name(w, i), w1 = load_##name(w, i + 8);                       \
+            _Pragma("GCC unroll 8")                                                          \
+            for (int c = 0; c < nc; c++) {                                                   \
+                const char *a = (const char *)va + (size_t)c * sa;                           \
+                acc0[c] = _mm256_fmadd_ps(w0, load_##name(a, i), acc0[c]);                   \
+                acc1[c] = _mm256_fmadd_ps(w1, load_##name(a, i + 8), acc1[c]);               \
+            }                                                                                \
+        }                                                                                    \
+        _Pragma("GCC unroll 8")                                                              \
+        for (int c = 0; c < nc; c++) {                                                       \
+            const char *a = (const char *)va + (size_t)c * sa;                               \
+            float t = hsum8(_mm256_add_ps(acc0[c], acc1[c]));                                \
+            for (int64_t j = i; j < n; j++)                                                  \
+                t += get_##name(w, j) * get_##name(a, j);                                    \
+            s[(size_t)c * ss] = t;                                                           \
+        }                                                                                    \
+    }                                                                                        \
     DEF_DOT_SWITCH(name, name##_nc)
-
 
 DEF_DOTF(f32, 4)
 DEF_DOTF(f16, 2)
@@ -71,31 +74,39 @@ DEF_DOTF(bf16, 2)
                            int C, float *s, size_t ss)                                           \
     {                                                                                            \
         __m256 acc[2][FG_R][FG_C];                                                               \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                      \
-            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++)                                  \
-                acc[0][r][c] = acc[1][r][c] = _mm256_setzero_ps();                               \
+        _Pragma("GCC unroll 8")                                                                  \
+        for (int r = 0; r < R; r++)                                                              \
+            _Pragma("GCC unroll 8")                                                              \
+        for (int c = 0; c < C; c++)                                                              \
+            acc[0][r][c] = acc[1][r][c] = _mm256_setzero_ps();                                   \
         int64_t i = 0;                                                                           \
         for (; i + 16 <= n; i += 16) {                                                           \
-            _Pragma("GCC unroll 8") for (int h = 0; h < 2; h++) {                                \
+            _Pragma("GCC unroll 8")                                                              \
+            for (int h = 0; h < 2; h++) {                                                        \
                 __m256 wv[FG_R];                                                                 \
-                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                              \
+                _Pragma("GCC unroll 8")                                                          \
+                for (int r = 0; r < R; r++)                                                      \
                     wv[r] = load_##name(w + (size_t)r * sw, i + 8 * h);                          \
-                _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                            \
+                _Pragma("GCC unroll 8")                                                          \
+                for (int c = 0; c < C; c++) {                                                    \
                     const __m256 av = load_##name(a + (size_t)c * sa, i + 8 * h);                \
-                    _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                          \
+                    _Pragma("GCC unroll 8")                                                      \
+                    for (int r = 0; r < R; r++)                                                  \
                         acc[h][r][c] = _mm256_fmadd_ps(wv[r], av, acc[h][r][c]);                 \
                 }                                                                                \
             }                                                                                    \
         }                                                                                        \
-        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                      \
-            _Pragma("GCC unroll 8") for (int c = 0; c < C; c++) {                                \
-                float t = hsum8(_mm256_add_ps(acc[0][r][c], acc[1][r][c]));                      \
-                for (int64_t j = i; j < n; j++)                                                  \
-                    t += get_##name(w + (size_t)r * sw, j) * get_##name(a + (size_t)c * sa, j);  \
-                s[(size_t)c * ss + (size_t)r] = t;                                               \
-            }                                                                                    \
+        _Pragma("GCC unroll 8")                                                                  \
+        for (int r = 0; r < R; r++)                                                              \
+            _Pragma("GCC unroll 8")                                                              \
+        for (int c = 0; c < C; c++) {                                                            \
+            float t = hsum8(_mm256_add_ps(acc[0][r][c], acc[1][r][c]));                          \
+            for (int64_t j = i; j < n; j++)                                                      \
+                t += get_##name(w + (size_t)r * sw, j) * get_##name(a + (size_t)c * sa, j);      \
+            s[(size_t)c * ss + (size_t)r] = t;                                                   \
+        }                                                                                        \
     }                                                                                            \
-    static void x86_gemm_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,   \
+    static void x86_gemm_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,    \
                                 size_t sa, int nc, float *s, size_t ss)                          \
     {                                                                                            \
         const char *w = vw;                                                                      \
@@ -104,53 +115,58 @@ DEF_DOTF(bf16, 2)
             int ncc = nc - c0 < FG_C ? nc - c0 : FG_C;                                           \
             float *o = s + (size_t)c0 * ss;                                                      \
             switch (nr * 8 + ncc) {                                                              \
-            GEMMF_CASES(name, 4)                                                                 \
-            GEMMF_CASES(name, 3)                                                                 \
-            GEMMF_CASES(name, 2)                                                                 \
-            GEMMF_CASES(name, 1)                                                                 \
+                GEMMF_CASES(name, 4)                                                             \
+                GEMMF_CASES(name, 3)                                                             \
+                GEMMF_CASES(name, 2)                                                             \
+                GEMMF_CASES(name, 1)                                                             \
             default: break;                                                                      \
             }                                                                                    \
         }                                                                                        \
     }
 #if FG_C >= 4
-#define GEMMF_C4(name, R) case R * 8 + 4: name##_gemm_rc(n, w, sw, a, sa, R, 4, o, ss); break;
+#define GEMMF_C4(name, R)                             \
+    case R * 8 + 4:                                   \
+        name##_gemm_rc(n, w, sw, a, sa, R, 4, o, ss); \
+        break;
 #else
 #define GEMMF_C4(name, R)
 #endif
 #if FG_C >= 3
-#define GEMMF_C3(name, R) case R * 8 + 3: name##_gemm_rc(n, w, sw, a, sa, R, 3, o, ss); break;
+#define GEMMF_C3(name, R)                             \
+    case R * 8 + 3:                                   \
+        name##_gemm_rc(n, w, sw, a, sa, R, 3, o, ss); \
+        break;
 #else
 #define GEMMF_C3(name, R)
 #endif
-#define GEMMF_CASES(name, R)                                                                     \
-    GEMMF_C4(name, R)                                                                            \
-    GEMMF_C3(name, R)                                                                            \
-    case R * 8 + 2: name##_gemm_rc(n, w, sw, a, sa, R, 2, o, ss); break;                          \
+#define GEMMF_CASES(name, R)                                             \
+    GEMMF_C4(name, R)                                                    \
+    GEMMF_C3(name, R)                                                    \
+    case R * 8 + 2: name##_gemm_rc(n, w, sw, a, sa, R, 2, o, ss); break; \
     case R * 8 + 1: name##_gemm_rc(n, w, sw, a, sa, R, 1, o, ss); break;
 
 _Static_assert(FG_C >= 2 && FG_C <= 4, "GEMMF_CASES covers 1..4 tokens");
 _Static_assert(FG_R == WISP_GEMM_NR, "GEMMF_CASES covers rows 1..4");
 
-
 DEF_GEMMF(f16)
 DEF_GEMMF(bf16)
 
 /* The table rows both x86 levels share. */
-#define WISP_X86_KERNEL_ROWS                                                                     \
-    [WISP_TYPE_F32] = {WISP_TYPE_F32, x86_dot_f32, NULL, NULL},                                  \
-    [WISP_TYPE_F16] = {WISP_TYPE_F16, x86_dot_f16, x86_from_float_f16, NULL},                    \
-    [WISP_TYPE_BF16] = {WISP_TYPE_BF16, x86_dot_bf16, NULL, NULL},                               \
-    [WISP_TYPE_Q4_0] = {WISP_TYPE_Q8_0, x86_dot_q4_0, NULL, NULL},                               \
-    [WISP_TYPE_Q4_1] = {WISP_TYPE_Q8_1, x86_dot_q4_1, NULL, NULL},                               \
-    [WISP_TYPE_Q5_0] = {WISP_TYPE_Q8_0, x86_dot_q5_0, NULL, NULL},                               \
-    [WISP_TYPE_Q5_1] = {WISP_TYPE_Q8_1, x86_dot_q5_1, NULL, NULL},                               \
-    [WISP_TYPE_Q8_0] = {WISP_TYPE_Q8_0, x86_dot_q8_0, x86_quantize_q8_0, NULL},                  \
-    [WISP_TYPE_Q8_1] = {-1, NULL, x86_quantize_q8_1, NULL},                                      \
-    [WISP_TYPE_Q2_K] = {WISP_TYPE_Q8_K, x86_dot_q2_K, NULL, NULL},                               \
-    [WISP_TYPE_Q3_K] = {WISP_TYPE_Q8_K, x86_dot_q3_K, NULL, NULL},                               \
-    [WISP_TYPE_Q4_K] = {WISP_TYPE_Q8_K, x86_dot_q4_K, NULL, NULL},                               \
-    [WISP_TYPE_Q5_K] = {WISP_TYPE_Q8_K, x86_dot_q5_K, NULL, NULL},                               \
-    [WISP_TYPE_Q6_K] = {WISP_TYPE_Q8_K, x86_dot_q6_K, NULL, NULL},                               \
+#define WISP_X86_KERNEL_ROWS                                                    \
+    [WISP_TYPE_F32] = {WISP_TYPE_F32, x86_dot_f32, NULL, NULL},                 \
+    [WISP_TYPE_F16] = {WISP_TYPE_F16, x86_dot_f16, x86_from_float_f16, NULL},   \
+    [WISP_TYPE_BF16] = {WISP_TYPE_BF16, x86_dot_bf16, NULL, NULL},              \
+    [WISP_TYPE_Q4_0] = {WISP_TYPE_Q8_0, x86_dot_q4_0, NULL, NULL},              \
+    [WISP_TYPE_Q4_1] = {WISP_TYPE_Q8_1, x86_dot_q4_1, NULL, NULL},              \
+    [WISP_TYPE_Q5_0] = {WISP_TYPE_Q8_0, x86_dot_q5_0, NULL, NULL},              \
+    [WISP_TYPE_Q5_1] = {WISP_TYPE_Q8_1, x86_dot_q5_1, NULL, NULL},              \
+    [WISP_TYPE_Q8_0] = {WISP_TYPE_Q8_0, x86_dot_q8_0, x86_quantize_q8_0, NULL}, \
+    [WISP_TYPE_Q8_1] = {-1, NULL, x86_quantize_q8_1, NULL},                     \
+    [WISP_TYPE_Q2_K] = {WISP_TYPE_Q8_K, x86_dot_q2_K, NULL, NULL},              \
+    [WISP_TYPE_Q3_K] = {WISP_TYPE_Q8_K, x86_dot_q3_K, NULL, NULL},              \
+    [WISP_TYPE_Q4_K] = {WISP_TYPE_Q8_K, x86_dot_q4_K, NULL, NULL},              \
+    [WISP_TYPE_Q5_K] = {WISP_TYPE_Q8_K, x86_dot_q5_K, NULL, NULL},              \
+    [WISP_TYPE_Q6_K] = {WISP_TYPE_Q8_K, x86_dot_q6_K, NULL, NULL},              \
     [WISP_TYPE_Q8_K] = {-1, NULL, x86_quantize_q8_K, NULL},
 
 #endif

@@ -67,9 +67,10 @@ AI void kdec_q3_K(const void *p, kdec *k)
     for (int h = 0; h < 2; h++) {
         __m256i bits = loadu256(b->qs + 32 * h);
         /* u = 2 low bits + 4 * high bit, in 0..7; the value is u - 4 */
-#define Q3PART(s, shifted)                                                                       \
-    put32(k, h * 128 + 32 * (s),                                                                 \
-          _mm256_or_si256(_mm256_and_si256(shifted, m3), _mm256_and_si256(has_bit(hm, 4 * h + (s)), four)))
+#define Q3PART(s, shifted)                               \
+    put32(k, h * 128 + 32 * (s),                         \
+          _mm256_or_si256(_mm256_and_si256(shifted, m3), \
+                          _mm256_and_si256(has_bit(hm, 4 * h + (s)), four)))
         Q3PART(0, bits);
         Q3PART(1, _mm256_srli_epi16(bits, 2));
         Q3PART(2, _mm256_srli_epi16(bits, 4));
@@ -104,8 +105,10 @@ AI __m128i scales_k4(const uint8_t *p)
     const __m128i a = _mm_and_si128(v, _mm_set1_epi8(0x3f));
     /* scales 4..7 and mins 4..7: the nibbles of bytes 8..11, low then
      * high, and as bits 4..5 the top two bits of bytes 0..3, then 4..7 */
-    const __m128i q = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1));
-    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(q, _mm_setr_epi32(0, 4, 0, 0)), _mm_set1_epi8(0x0f));
+    const __m128i q = _mm_shuffle_epi8(v, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, -1, -1, -1, -1,
+                                                        -1, -1, -1, -1));
+    const __m128i lo =
+        _mm_and_si128(_mm_srlv_epi32(q, _mm_setr_epi32(0, 4, 0, 0)), _mm_set1_epi8(0x0f));
     const __m128i hi = _mm_srli_epi16(_mm_and_si128(v, _mm_set1_epi8((char)0xc0)), 2);
     return _mm_unpacklo_epi32(a, _mm_or_si128(lo, hi));
 }
@@ -142,10 +145,12 @@ AI void kdec_q5_K(const void *p, kdec *k)
     _Pragma("GCC unroll 8")
     for (int c = 0; c < 4; c++) {
         __m256i bits = loadu256(b->qs + 32 * c);
-        put32(k, 64 * c, _mm256_or_si256(_mm256_and_si256(bits, m4),
-                                         _mm256_and_si256(has_bit(hb, 2 * c), b16)));
-        put32(k, 64 * c + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                                              _mm256_and_si256(has_bit(hb, 2 * c + 1), b16)));
+        put32(k, 64 * c,
+              _mm256_or_si256(_mm256_and_si256(bits, m4),
+                              _mm256_and_si256(has_bit(hb, 2 * c), b16)));
+        put32(k, 64 * c + 32,
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                              _mm256_and_si256(has_bit(hb, 2 * c + 1), b16)));
     }
     kdec_scales_k4(b->scales, k);
     k->d = h2f(b->d);
@@ -164,8 +169,10 @@ AI void kdec_q6_K(const void *p, kdec *k)
 #define Q6HI(shift) _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), m3), 4)
         put32(k, h * 128 + 0, _mm256_or_si256(_mm256_and_si256(l0, m4), Q6HI(0)));
         put32(k, h * 128 + 32, _mm256_or_si256(_mm256_and_si256(l1, m4), Q6HI(2)));
-        put32(k, h * 128 + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), Q6HI(4)));
-        put32(k, h * 128 + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), Q6HI(6)));
+        put32(k, h * 128 + 64,
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), Q6HI(4)));
+        put32(k, h * 128 + 96,
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), Q6HI(6)));
 #undef Q6HI
     }
     k->sc = loadu128(b->scales);
@@ -181,11 +188,12 @@ AI void kscales(const kdec *k, __m256i scv[8])
 {
     _Pragma("GCC unroll 8")
     for (int c = 0; c < 8; c++) {
-        const __m128i pick = _mm_setr_epi8((char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
-                                           (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
-                                           (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
-                                           (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
-                                           (char)(2 * c + 1), (char)(2 * c + 1));
+        const __m128i pick =
+            _mm_setr_epi8((char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
+                          (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c + 1),
+                          (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
+                          (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
+                          (char)(2 * c + 1));
         scv[c] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(k->sc, pick));
     }
 }
@@ -253,18 +261,23 @@ AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
         _Alignas(32) int32_t sc[8];
         _mm256_store_si256((__m256i *)sc,
                            _mm256_shuffle_epi8(_mm256_broadcastq_epi64(scm),
-                                               _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
-                                                                4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1)));
+                                               _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1,
+                                                                2, -1, 3, -1, 3, -1, 4, -1, 4, -1,
+                                                                5, -1, 5, -1, 6, -1, 6, -1, 7, -1,
+                                                                7, -1)));
         /* keeps the compiler from turning the loads into shuffles */
         __asm__ volatile("" : : "m"(sc) : "memory");
         /* four chains, as dpwssd's latency is that of a multiply; the first
          * product of each chain needs no accumulator */
         __m256i is[4];
-        _Pragma("GCC unroll 8") for (int c = 0; c < 4; c++) {
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < 4; c++) {
             const __m256i bits = loadu256(x[i].qs + 32 * c);
-            const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), loadu256(y[i].qs + 64 * c));
-            const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
-                                                    loadu256(y[i].qs + 64 * c + 32));
+            const __m256i p0 =
+                _mm256_maddubs_epi16(_mm256_and_si256(bits, m4), loadu256(y[i].qs + 64 * c));
+            const __m256i p1 =
+                _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), m4),
+                                     loadu256(y[i].qs + 64 * c + 32));
             const __m256i s0 = _mm256_set1_epi32(sc[2 * c]), s1 = _mm256_set1_epi32(sc[2 * c + 1]);
             if (c < 2) {
                 is[2 * c] = _mm256_madd_epi16(p0, s0);
@@ -274,8 +287,10 @@ AI void q4_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
                 is[2 * c - 3] = dpwssd(is[2 * c - 3], p1, s1);
             }
         }
-        const int isum = hsum8i(_mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3])));
-        const int corr = hsum8i(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y[i].bsums)));
+        const int isum = hsum8i(
+            _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3])));
+        const int corr = hsum8i(_mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)),
+                                                  loadu256(y[i].bsums)));
         acc = fmaf(y[i].d * h2f(x[i].d), (float)isum, acc);
         accm = fmaf(y[i].d * -h2f(x[i].dmin), (float)corr, accm);
     }
@@ -297,34 +312,49 @@ AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
         PREFETCH_SPAN(x + i, sizeof(*x));
         const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(x[i].scales));
         /* scales 0..7 and 8..15 in both halves */
-        const __m256i sl = _mm256_permute2x128_si256(s16, s16, 0x00), sh = _mm256_permute2x128_si256(s16, s16, 0x11);
+        const __m256i sl = _mm256_permute2x128_si256(s16, s16, 0x00),
+                      sh = _mm256_permute2x128_si256(s16, s16, 0x11);
         __m256i is[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
                          _mm256_setzero_si256()};
-        _Pragma("GCC unroll 8") for (int h = 0; h < 2; h++) {
+        _Pragma("GCC unroll 8")
+        for (int h = 0; h < 2; h++) {
             const __m256i l0 = loadu256(x[i].ql + 64 * h), l1 = loadu256(x[i].ql + 64 * h + 32);
             const __m256i qh = loadu256(x[i].qh + 32 * h);
             __m256i u[4];
-            u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30));
+            u[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                   _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            u[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_and_si256(qh, m30));
             u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            _Pragma("GCC unroll 8") for (int k = 0; k < 4; k++) {
+            _Pragma("GCC unroll 8")
+            for (int k = 0; k < 4; k++) {
                 const int c = 4 * h + k; /* chunk: scales 2c (low half), 2c + 1 (high half) */
-                const __m256i pick = _mm256_setr_epi8(
-                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
-                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
-                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
-                    (char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16), (char)(4 * c % 16 + 1),
-                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
-                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
-                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3),
-                    (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2), (char)(4 * c % 16 + 3));
+                const __m256i pick =
+                    _mm256_setr_epi8((char)(4 * c % 16), (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16),
+                                     (char)(4 * c % 16 + 1), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3), (char)(4 * c % 16 + 2),
+                                     (char)(4 * c % 16 + 3));
                 const __m256i scv = _mm256_shuffle_epi8(c < 4 ? sl : sh, pick);
                 is[k] = dpwssd(is[k], _mm256_maddubs_epi16(u[k], loadu256(y[i].qs + 32 * c)), scv);
             }
         }
-        const __m256i isum = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
+        const __m256i isum =
+            _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
         const __m256i corr = _mm256_madd_epi16(_mm256_slli_epi16(s16, 5), loadu256(y[i].bsums));
         acc = fmaf(y[i].d * h2f(x[i].d), (float)hsum8i(_mm256_sub_epi32(isum, corr)), acc);
     }
@@ -332,46 +362,47 @@ AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
     *s = acc + 0.f;
 }
 
-#define DEF_DOTK(name, WB, ONE)                                                                     \
-    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s,   \
-                      size_t ss)                                                                 \
-    {                                                                                            \
-        const char *w = vw;                                                                      \
-        float acc[WISP_GEMM_NC], accm[WISP_GEMM_NC];                                             \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++)                                                             \
-            acc[c] = accm[c] = 0.f;                                                              \
-        kdec k;                                                                                  \
-        __m256i scv[8];                                                                          \
-        for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                            \
-            PREFETCH_SPAN(w + (size_t)i * sizeof(WB), sizeof(WB));                               \
-            kdec_##name(w + (size_t)i * sizeof(WB), &k);                                         \
-            kscales(&k, scv);                                                                    \
-            _Pragma("GCC unroll 8") \
-            for (int c = 0; c < nc; c++)                                                         \
-                kdot_block(&k, scv, (const wisp_block_q8_K *)((const char *)va + (size_t)c * sa) + i, \
-                           &acc[c], &accm[c]);                                                   \
-        }                                                                                        \
-        _Pragma("GCC unroll 8") \
-        for (int c = 0; c < nc; c++)                                                             \
-            s[(size_t)c * ss] = acc[c] + accm[c];                                                \
-    }                                                                                            \
-    DEF_DOT_SWITCH(name, ONE)                                                                    \
+#define DEF_DOTK(name, WB, ONE)                                                               \
+    AI void name##_nc(int64_t n, const void *vw, const void *va, size_t sa, int nc, float *s, \
+                      size_t ss)                                                              \
+    {                                                                                         \
+        const char *w = vw;                                                                   \
+        float acc[WISP_GEMM_NC], accm[WISP_GEMM_NC];                                          \
+        _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < nc; c++)                                                          \
+            acc[c] = accm[c] = 0.f;                                                           \
+        kdec k;                                                                               \
+        __m256i scv[8];                                                                       \
+        for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                         \
+            PREFETCH_SPAN(w + (size_t)i * sizeof(WB), sizeof(WB));                            \
+            kdec_##name(w + (size_t)i * sizeof(WB), &k);                                      \
+            kscales(&k, scv);                                                                 \
+            _Pragma("GCC unroll 8")                                                           \
+            for (int c = 0; c < nc; c++)                                                      \
+                kdot_block(&k, scv,                                                           \
+                           (const wisp_block_q8_K *)((const char *)va + (size_t)c * sa) + i,  \
+                           &acc[c], &accm[c]);                                                \
+        }                                                                                     \
+        _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < nc; c++)                                                          \
+            s[(size_t)c * ss] = acc[c] + accm[c];                                             \
+    }                                                                                         \
+    DEF_DOT_SWITCH(name, ONE)                                                                 \
     /* Batches: each row against up to WISP_GEMM_NC tokens, so the decode \
-     * and the scale vectors of a super-block serve twice as many tokens */ \
-    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,      \
-                                size_t sa, int nc, float *s, size_t ss)                           \
-    {                                                                                             \
-        for (int r = 0; r < nr; r++) {                                                            \
-            const char *wr = (const char *)w + (size_t)r * sw;                                    \
-            switch (nc) {                                                                         \
-            case 8: name##_nc(n, wr, a, sa, 8, s + r, ss); break;                                 \
-            case 7: name##_nc(n, wr, a, sa, 7, s + r, ss); break;                                 \
-            case 6: name##_nc(n, wr, a, sa, 6, s + r, ss); break;                                 \
-            case 5: name##_nc(n, wr, a, sa, 5, s + r, ss); break;                                 \
-            default: x86_dot_##name(n, wr, a, sa, nc, s + r, ss); break;                          \
-            }                                                                                     \
-        }                                                                                         \
+     * and the scale vectors of a super-block serve twice as many tokens */                   \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,   \
+                                size_t sa, int nc, float *s, size_t ss)                       \
+    {                                                                                         \
+        for (int r = 0; r < nr; r++) {                                                        \
+            const char *wr = (const char *)w + (size_t)r * sw;                                \
+            switch (nc) {                                                                     \
+            case 8: name##_nc(n, wr, a, sa, 8, s + r, ss); break;                             \
+            case 7: name##_nc(n, wr, a, sa, 7, s + r, ss); break;                             \
+            case 6: name##_nc(n, wr, a, sa, 6, s + r, ss); break;                             \
+            case 5: name##_nc(n, wr, a, sa, 5, s + r, ss); break;                             \
+            default: x86_dot_##name(n, wr, a, sa, nc, s + r, ss); break;                      \
+            }                                                                                 \
+        }                                                                                     \
     }
 
 DEF_DOTK(q2_K, wisp_block_q2_K, q2_K_nc)

@@ -59,13 +59,13 @@ typedef struct wisp_worker {
 
 struct wisp_threadpool {
     int n_threads;
-    wisp_worker *workers;           /* n_threads - 1 of them (index 0 is the caller) */
+    wisp_worker *workers; /* n_threads - 1 of them (index 0 is the caller) */
     wisp_task_fn fn;
     void *ctx;
-    _Alignas(64) atomic_int generation; /* bumped once per run; futex word */
-    _Alignas(64) atomic_int n_done;     /* slots finished in this run */
+    _Alignas(64) atomic_int generation;  /* bumped once per run; futex word */
+    _Alignas(64) atomic_int n_done;      /* slots finished in this run */
     _Alignas(64) _Atomic uint64_t slots; /* generation << 32 | next unclaimed slot */
-    _Alignas(64) atomic_int n_sleeping; /* workers inside FUTEX_WAIT (or about to be) */
+    _Alignas(64) atomic_int n_sleeping;  /* workers inside FUTEX_WAIT (or about to be) */
     atomic_bool stop;
 };
 
@@ -235,7 +235,9 @@ int wisp_cpu_physical_cores(void)
     /* Distinct (package, core) pairs among the CPUs this process may use:
      * SMT siblings share a core's SIMD units, so they add little to
      * matmul throughput and only contend. */
-    enum { MAX_CORES = 1024 };
+    enum {
+        MAX_CORES = 1024
+    };
     long keys[MAX_CORES];
     int n_keys = 0;
     bool topo_ok = true;
@@ -249,8 +251,8 @@ int wisp_cpu_physical_cores(void)
             topo_ok = false;
             break;
         }
-        snprintf(path, sizeof(path),
-                 "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id", cpu);
+        snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%ld/topology/physical_package_id",
+                 cpu);
         if (read_int_file(path, &pkg) != 0)
             pkg = 0;
         long key = (long)pkg * 1000000L + core;

@@ -70,7 +70,10 @@ static inline float wisp_vec_max_f32(const float *x, int64_t n)
 }
 
 /* sum_i x[i]^2 (RMSNorm), with 16 partial sums. */
-static inline float wisp_vec_sumsq_f32(const float *x, int64_t n) { return wisp_vec_dot_f32(x, x, n); }
+static inline float wisp_vec_sumsq_f32(const float *x, int64_t n)
+{
+    return wisp_vec_dot_f32(x, x, n);
+}
 
 /* Half-precision rows (KV cache, F16 embeddings). */
 static inline void wisp_vec_f16_to_f32(const uint16_t *x, float *y, int64_t n)
@@ -127,8 +130,10 @@ static inline void wisp_vec_axpy_f16(float *y, float a, const uint16_t *x, int64
 #if defined(__F16C__) && defined(__AVX__) && defined(__FMA__)
     const __m256 va = _mm256_set1_ps(a);
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
-                                                _mm256_loadu_ps(y + i)));
+        _mm256_storeu_ps(y + i,
+                         _mm256_fmadd_ps(va,
+                                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                                         _mm256_loadu_ps(y + i)));
 #endif
     for (; i < n; i++)
         y[i] += a * wisp_half_to_float(x[i]);

@@ -22,8 +22,7 @@ int wisp_cuda_fail(wisp_err *err, cudaError_t e, const char *call, const char *f
                         line);
 }
 
-int wisp_cublas_fail(wisp_err *err, cublasStatus_t st, const char *call, const char *file,
-                     int line)
+int wisp_cublas_fail(wisp_err *err, cublasStatus_t st, const char *call, const char *file, int line)
 {
     const char *base = strrchr(file, '/');
     return wisp_err_set(err, WISP_E_DEVICE, "cuBLAS error %s in %s at %s:%d",
@@ -93,8 +92,8 @@ int wisp_cuda_select_device(wisp_cuda_device_info *info, wisp_err *err)
                             "are built for 8.0 (Ampere) and newer",
                             idx, info->name, info->cc_major, info->cc_minor);
     WISP_CU(err, cudaSetDevice(idx));
-    WISP_LOGI("cuda: device %d: %s, sm_%d%d, %d SMs, %.1f GiB free of %.1f GiB", idx,
-                  info->name, info->cc_major, info->cc_minor, info->n_sms,
-                  (double)info->free_bytes / (1 << 30), (double)info->total_bytes / (1 << 30));
+    WISP_LOGI("cuda: device %d: %s, sm_%d%d, %d SMs, %.1f GiB free of %.1f GiB", idx, info->name,
+              info->cc_major, info->cc_minor, info->n_sms, (double)info->free_bytes / (1 << 30),
+              (double)info->total_bytes / (1 << 30));
     return 0;
 }

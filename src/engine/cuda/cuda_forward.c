@@ -90,11 +90,11 @@ static void *dev(const wisp_cuda_engine *e, const void *h)
 /* ---------------------------------------------------------------- batch */
 
 typedef struct step {
-    int n_rows;          /* new tokens in the batch */
-    int n_logits;        /* rows that want logits */
-    int n_tables;        /* block-table entries used */
-    int n_items;         /* attention work items */
-    int max_kv;          /* largest pos0 + n_tok */
+    int n_rows;   /* new tokens in the batch */
+    int n_logits; /* rows that want logits */
+    int n_tables; /* block-table entries used */
+    int n_items;  /* attention work items */
+    int max_kv;   /* largest pos0 + n_tok */
 } step;
 
 /* Checks the batch against the engine's limits and the pool. */
@@ -104,8 +104,8 @@ static int validate(const wisp_cuda_engine *e, const wisp_batch *b, step *st, wi
     memset(st, 0, sizeof(*st));
     if (b->n_seqs < 0 || b->n_seqs > e->opts.max_seqs)
         return wisp_err_set(err, WISP_E_INTERNAL,
-                            "cuda engine: %d sequences in one step; the engine takes %d",
-                            b->n_seqs, e->opts.max_seqs);
+                            "cuda engine: %d sequences in one step; the engine takes %d", b->n_seqs,
+                            e->opts.max_seqs);
     int64_t rows = 0, tables = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         const wisp_batch_seq *q = &b->seqs[s];
@@ -193,8 +193,8 @@ static int matmul(wisp_cuda_engine *e, const wisp_cuda_mat *w, const float *x, i
 {
     if (n <= WISP_K_MATVEC_MAX_TOKENS)
         return wisp_k_matvec(w->d, w->type, w->n_in, w->n_out, x, n, y, e->stream, err);
-    return wisp_k_gemm(e->blas, w->d, w->type, w->n_in, w->n_out, x, n, y, e->act16,
-                       e->act16_bytes, e->w16, e->w16_bytes, e->stream, err);
+    return wisp_k_gemm(e->blas, w->d, w->type, w->n_in, w->n_out, x, n, y, e->act16, e->act16_bytes,
+                       e->w16, e->w16_bytes, e->stream, err);
 }
 
 /* Splits of the KV range for attention: only when the step has too few
@@ -234,10 +234,10 @@ static int layer(wisp_cuda_engine *e, int l, const step *st, int n_splits, wisp_
         WISP_TRY(wisp_k_add_bias(e->v, L->bv, T, KV, s, err));
     }
     if (L->q_norm) {
-        WISP_TRY(wisp_k_rmsnorm(e->q, L->q_norm, e->q, (int64_t)T * c->n_head, hd, c->norm_eps,
+        WISP_TRY(
+            wisp_k_rmsnorm(e->q, L->q_norm, e->q, (int64_t)T * c->n_head, hd, c->norm_eps, s, err));
+        WISP_TRY(wisp_k_rmsnorm(e->k, L->k_norm, e->k, (int64_t)T * c->n_head_kv, hd, c->norm_eps,
                                 s, err));
-        WISP_TRY(wisp_k_rmsnorm(e->k, L->k_norm, e->k, (int64_t)T * c->n_head_kv, hd,
-                                c->norm_eps, s, err));
     }
     WISP_TRY(wisp_k_rope(e->q, d_pos, T, c->n_head, &e->rope, s, err));
     WISP_TRY(wisp_k_rope(e->k, d_pos, T, c->n_head_kv, &e->rope, s, err));

@@ -29,26 +29,26 @@ int wisp_cuda_fail(wisp_err *err, cudaError_t e, const char *call, const char *f
 int wisp_cublas_fail(wisp_err *err, cublasStatus_t st, const char *call, const char *file,
                      int line);
 
-#define WISP_CU(err, call)                                                                    \
-    do {                                                                                      \
-        cudaError_t wisp_cu_e_ = (call);                                                      \
-        if (wisp_cu_e_ != cudaSuccess)                                                        \
-            return wisp_cuda_fail((err), wisp_cu_e_, #call, __FILE__, __LINE__);              \
+#define WISP_CU(err, call)                                                       \
+    do {                                                                         \
+        cudaError_t wisp_cu_e_ = (call);                                         \
+        if (wisp_cu_e_ != cudaSuccess)                                           \
+            return wisp_cuda_fail((err), wisp_cu_e_, #call, __FILE__, __LINE__); \
     } while (0)
 
-#define WISP_CUBLAS(err, call)                                                                \
-    do {                                                                                      \
-        cublasStatus_t wisp_cb_s_ = (call);                                                   \
-        if (wisp_cb_s_ != CUBLAS_STATUS_SUCCESS)                                              \
-            return wisp_cublas_fail((err), wisp_cb_s_, #call, __FILE__, __LINE__);            \
+#define WISP_CUBLAS(err, call)                                                     \
+    do {                                                                           \
+        cublasStatus_t wisp_cb_s_ = (call);                                        \
+        if (wisp_cb_s_ != CUBLAS_STATUS_SUCCESS)                                   \
+            return wisp_cublas_fail((err), wisp_cb_s_, #call, __FILE__, __LINE__); \
     } while (0)
 
 /* Returns from the enclosing function when rc (an int expression) is not 0. */
-#define WISP_TRY(expr)                                                                        \
-    do {                                                                                      \
-        int wisp_try_rc_ = (expr);                                                            \
-        if (wisp_try_rc_ != 0)                                                                \
-            return wisp_try_rc_;                                                              \
+#define WISP_TRY(expr)             \
+    do {                           \
+        int wisp_try_rc_ = (expr); \
+        if (wisp_try_rc_ != 0)     \
+            return wisp_try_rc_;   \
     } while (0)
 
 /* Selects the device of WISP_CUDA_DEVICE (default 0) and fills its info;
@@ -66,17 +66,17 @@ typedef struct wisp_cuda_mat {
 
 typedef struct wisp_cuda_layer {
     wisp_cuda_mat wq, wk, wv, wo, w_gate, w_up, w_down;
-    const float *attn_norm, *ffn_norm;    /* (n_embd) F32 */
-    const float *bq, *bk, *bv;            /* or NULL */
-    const float *q_norm, *k_norm;         /* (head_dim) or NULL */
+    const float *attn_norm, *ffn_norm; /* (n_embd) F32 */
+    const float *bq, *bk, *bv;         /* or NULL */
+    const float *q_norm, *k_norm;      /* (head_dim) or NULL */
 } wisp_cuda_layer;
 
 typedef struct wisp_cuda_engine {
     wisp_model_config cfg;
-    wisp_engine_opts opts;                /* resolved: no zeros left */
+    wisp_engine_opts opts; /* resolved: no zeros left */
     wisp_cuda_device_info dev;
-    cudaStream_t stream;                  /* every step runs here */
-    cudaStream_t side;                    /* host-tier copies */
+    cudaStream_t stream; /* every step runs here */
+    cudaStream_t side;   /* host-tier copies */
     cudaEvent_t ev_main, ev_side;
     cublasHandle_t blas;
     /* Set by the first fault that may have poisoned the context. */
@@ -88,29 +88,29 @@ typedef struct wisp_cuda_engine {
     size_t warena_bytes;
     wisp_cuda_mat tok_embd, output;
     const float *out_norm;
-    wisp_cuda_layer *layers;              /* [n_layers] */
-    wisp_k_rope_params rope;              /* tab points into warena */
+    wisp_cuda_layer *layers; /* [n_layers] */
+    wisp_k_rope_params rope; /* tab points into warena */
 
     /* KV pool and host tier. */
     wisp_k_kv_layout kvl;
-    void *kv;                             /* n_blocks * kvl.block_bytes */
-    void *tier;                           /* pinned, n_tier * kvl.block_bytes */
+    void *kv;   /* n_blocks * kvl.block_bytes */
+    void *tier; /* pinned, n_tier * kvl.block_bytes */
     int n_tier;
 
     /* Scratch, sized for max_batch_tokens (T) rows. */
-    float *x, *xn;                        /* [T][n_embd] */
-    float *q, *att;                       /* [T][n_head*head_dim] */
-    float *k, *v;                         /* [T][n_head_kv*head_dim] */
-    float *gate, *up;                     /* [T][n_ff] (gate also holds n_embd rows of o/down) */
-    float *tmp;                           /* [T][n_embd] */
-    int logit_rows;                       /* rows per output-head product */
-    float *logits;                        /* [logit_rows][vocab] */
-    float *h_logits;                      /* pinned mirror of logits */
-    void *act16;                          /* GEMM activations in F16/BF16 */
+    float *x, *xn;    /* [T][n_embd] */
+    float *q, *att;   /* [T][n_head*head_dim] */
+    float *k, *v;     /* [T][n_head_kv*head_dim] */
+    float *gate, *up; /* [T][n_ff] (gate also holds n_embd rows of o/down) */
+    float *tmp;       /* [T][n_embd] */
+    int logit_rows;   /* rows per output-head product */
+    float *logits;    /* [logit_rows][vocab] */
+    float *h_logits;  /* pinned mirror of logits */
+    void *act16;      /* GEMM activations in F16/BF16 */
     size_t act16_bytes;
-    void *w16;                            /* GEMM dequantized weight tiles */
+    void *w16; /* GEMM dequantized weight tiles */
     size_t w16_bytes;
-    float *partial;                       /* attention partials */
+    float *partial; /* attention partials */
     int max_splits;
     size_t scratch_bytes;
 
@@ -119,12 +119,12 @@ typedef struct wisp_cuda_engine {
     void *h_meta, *d_meta;
     size_t meta_bytes;
     int items_cap, tables_cap;
-    int partial_rows;                     /* rows x splits the partials hold */
-    float **logit_dst;                    /* [T] host: where each logit row goes */
-    int32_t *h_tokens, *h_pos, *h_slots, *h_rows;  /* [T] each */
-    wisp_k_attn_seq *h_seqs;              /* [max_seqs] */
-    wisp_k_attn_item *h_items;            /* [items_cap] */
-    int32_t *h_tables;                    /* [tables_cap] */
+    int partial_rows;                             /* rows x splits the partials hold */
+    float **logit_dst;                            /* [T] host: where each logit row goes */
+    int32_t *h_tokens, *h_pos, *h_slots, *h_rows; /* [T] each */
+    wisp_k_attn_seq *h_seqs;                      /* [max_seqs] */
+    wisp_k_attn_item *h_items;                    /* [items_cap] */
+    int32_t *h_tables;                            /* [tables_cap] */
 } wisp_cuda_engine;
 
 /* cuda_weights.c: uploads the weights and the RoPE table into e->warena

@@ -18,8 +18,8 @@
 int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, c->n_layers,
-                                   e->opts.block_size, c->n_head_kv, c->head_dim, err));
+    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, c->n_layers, e->opts.block_size,
+                                   c->n_head_kv, c->head_dim, err));
     const size_t bytes = e->kvl.block_bytes * (size_t)e->opts.n_blocks;
     cudaError_t ce = cudaMalloc(&e->kv, bytes);
     if (ce != cudaSuccess) {
@@ -30,8 +30,8 @@ int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err)
         return wisp_err_set(err, WISP_E_NOMEM,
                             "cuda engine: %d KV blocks need %.2f GiB of VRAM and %.2f GiB are "
                             "free (%s); ask for fewer blocks",
-                            e->opts.n_blocks, (double)bytes / (1 << 30),
-                            (double)free_b / (1 << 30), cudaGetErrorString(ce));
+                            e->opts.n_blocks, (double)bytes / (1 << 30), (double)free_b / (1 << 30),
+                            cudaGetErrorString(ce));
     }
     /* Zeroed so that a block read before it was written holds finite
      * numbers (a half or float of 0), never NaN bit patterns. */
@@ -122,8 +122,7 @@ int wisp_cuda_tier_init(wisp_engine *eng, int n_host_blocks, wisp_err *err)
     if (ce != cudaSuccess) {
         e->tier = NULL;
         cudaGetLastError();
-        return wisp_err_set(err, WISP_E_NOMEM,
-                            "host tier: cannot pin %.2f GiB for %d blocks (%s)",
+        return wisp_err_set(err, WISP_E_NOMEM, "host tier: cannot pin %.2f GiB for %d blocks (%s)",
                             (double)bytes / (1 << 30), n_host_blocks, cudaGetErrorString(ce));
     }
     e->n_tier = n_host_blocks;
@@ -135,8 +134,8 @@ static int check_slot(const wisp_cuda_engine *e, int32_t slot, wisp_err *err)
     if (!e->tier)
         return wisp_err_set(err, WISP_E_INTERNAL, "host tier: not initialized");
     if (slot < 0 || slot >= e->n_tier)
-        return wisp_err_set(err, WISP_E_INTERNAL, "host tier: slot %d outside [0, %d)",
-                            (int)slot, e->n_tier);
+        return wisp_err_set(err, WISP_E_INTERNAL, "host tier: slot %d outside [0, %d)", (int)slot,
+                            e->n_tier);
     return 0;
 }
 
@@ -162,8 +161,10 @@ int wisp_cuda_tier_offload(wisp_engine *eng, int32_t dev_block, int32_t host_slo
     WISP_TRY(check_block(e, dev_block, "offload", err));
     WISP_TRY(check_slot(e, host_slot, err));
     uint8_t *h = (uint8_t *)e->tier + (size_t)host_slot * e->kvl.block_bytes;
-    return wisp_cuda_note_error(
-        e, fenced_copy(e, h, block_ptr(e, dev_block), cudaMemcpyDeviceToHost, err), err);
+    return wisp_cuda_note_error(e,
+                                fenced_copy(e, h, block_ptr(e, dev_block), cudaMemcpyDeviceToHost,
+                                            err),
+                                err);
 }
 
 int wisp_cuda_tier_restore(wisp_engine *eng, int32_t host_slot, int32_t dev_block, wisp_err *err)
@@ -175,8 +176,10 @@ int wisp_cuda_tier_restore(wisp_engine *eng, int32_t host_slot, int32_t dev_bloc
     WISP_TRY(check_block(e, dev_block, "restore", err));
     WISP_TRY(check_slot(e, host_slot, err));
     const uint8_t *h = (const uint8_t *)e->tier + (size_t)host_slot * e->kvl.block_bytes;
-    return wisp_cuda_note_error(
-        e, fenced_copy(e, block_ptr(e, dev_block), h, cudaMemcpyHostToDevice, err), err);
+    return wisp_cuda_note_error(e,
+                                fenced_copy(e, block_ptr(e, dev_block), h, cudaMemcpyHostToDevice,
+                                            err),
+                                err);
 }
 
 int wisp_cuda_tier_sync(wisp_engine *eng, wisp_err *err)
@@ -187,8 +190,10 @@ int wisp_cuda_tier_sync(wisp_engine *eng, wisp_err *err)
     WISP_TRY(wisp_cuda_enter(e, err));
     cudaError_t ce = cudaStreamSynchronize(e->side);
     if (ce != cudaSuccess)
-        return wisp_cuda_note_error(
-            e, wisp_cuda_fail(err, ce, "cudaStreamSynchronize(side)", __FILE__, __LINE__), err);
+        return wisp_cuda_note_error(e,
+                                    wisp_cuda_fail(err, ce, "cudaStreamSynchronize(side)", __FILE__,
+                                                   __LINE__),
+                                    err);
     return 0;
 }
 

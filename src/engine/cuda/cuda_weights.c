@@ -28,15 +28,14 @@ static size_t align_up(size_t n) { return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * 
 
 /* ---------------------------------------------------------------- checks */
 
-static int check_mat(const wisp_tensor *t, const char *role, int layer, int64_t n_in,
-                     int64_t n_out, size_t *bytes, wisp_err *err)
+static int check_mat(const wisp_tensor *t, const char *role, int layer, int64_t n_in, int64_t n_out,
+                     size_t *bytes, wisp_err *err)
 {
     char where[48] = "";
     if (layer >= 0)
         snprintf(where, sizeof(where), " of layer %d", layer);
     if (!t)
-        return wisp_err_set(err, WISP_E_FORMAT, "cuda engine: tensor %s%s is missing", role,
-                            where);
+        return wisp_err_set(err, WISP_E_FORMAT, "cuda engine: tensor %s%s is missing", role, where);
     if (!wisp_k_weight_type_supported(t->type))
         return wisp_err_set(err, WISP_E_UNSUPPORTED,
                             "cuda engine: tensor %s%s has type %d, which the CUDA kernels do not "
@@ -100,10 +99,14 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t 
     sum += align_up((size_t)E * 4);
     for (int l = 0; l < c->n_layers; l++) {
         const wisp_layer_weights *L = &w->layers[l];
-        const struct { const wisp_tensor *t; const char *role; int64_t in, out; } mats[] = {
-            {L->wq, "attn_q", E, Q},       {L->wk, "attn_k", E, KV},   {L->wv, "attn_v", E, KV},
-            {L->wo, "attn_output", Q, E},  {L->w_gate, "ffn_gate", E, F},
-            {L->w_up, "ffn_up", E, F},     {L->w_down, "ffn_down", F, E},
+        const struct {
+            const wisp_tensor *t;
+            const char *role;
+            int64_t in, out;
+        } mats[] = {
+            {L->wq, "attn_q", E, Q},       {L->wk, "attn_k", E, KV},      {L->wv, "attn_v", E, KV},
+            {L->wo, "attn_output", Q, E},  {L->w_gate, "ffn_gate", E, F}, {L->w_up, "ffn_up", E, F},
+            {L->w_down, "ffn_down", F, E},
         };
         for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) {
             WISP_TRY(check_mat(mats[i].t, mats[i].role, l, mats[i].in, mats[i].out, &b, err));
@@ -140,7 +143,7 @@ int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weigh
 typedef struct arena_cursor {
     uint8_t *base;
     size_t used, size;
-    float *host_vec;          /* conversion buffer, max vector length */
+    float *host_vec; /* conversion buffer, max vector length */
 } arena_cursor;
 
 static void *take(arena_cursor *a, size_t bytes)
@@ -234,8 +237,7 @@ static void rope_table(const wisp_model_config *c, float *tab, wisp_k_rope_param
         p->mscale *= 1.0f + 0.1f * logf(1.0f / freq_scale);
 }
 
-static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor *a,
-                  wisp_err *err)
+static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor *a, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
     const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;

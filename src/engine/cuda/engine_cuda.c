@@ -23,8 +23,8 @@
 #include "engine/cuda/cuda_int.h"
 
 /* Dequantized weight tiles for the GEMM path: this many bytes at most. */
-#define W16_CAP ((size_t)64 << 20)
-#define LOGIT_ROWS_MAX 64
+#define W16_CAP          ((size_t)64 << 20)
+#define LOGIT_ROWS_MAX   64
 #define PARTIAL_ROWS_MIN 2048
 
 static const struct wisp_engine_ops cuda_ops;
@@ -45,8 +45,7 @@ int wisp_cuda_note_error(wisp_cuda_engine *e, int rc, const wisp_err *err)
         e->broken = true;
         snprintf(e->broken_msg, sizeof(e->broken_msg), "%s",
                  err ? err->msg : cudaGetErrorString(ce));
-        WISP_LOGE("cuda engine: the CUDA context is unusable: %s; reload the model",
-                  e->broken_msg);
+        WISP_LOGE("cuda engine: the CUDA context is unusable: %s; reload the model", e->broken_msg);
     }
     return rc;
 }
@@ -63,7 +62,6 @@ int wisp_cuda_enter(wisp_cuda_engine *e, wisp_err *err)
 }
 
 /* ---------------------------------------------------------------- options */
-
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -117,8 +115,8 @@ static void plan_scratch(const wisp_model_config *c, const wisp_model_weights *w
     int64_t tabs = (int64_t)o->max_seqs * ((ctx + o->block_size - 1) / o->block_size);
     p->tables_cap = (int)(tabs < (1 << 20) ? tabs : (1 << 20));
     /* x, xn, tmp; q, att; k, v; gate, up */
-    p->device_total = 3 * p->x + 2 * p->q + 2 * p->kv + 2 * p->ff + p->logits + p->act16 +
-                      p->w16 + p->partial;
+    p->device_total =
+        3 * p->x + 2 * p->q + 2 * p->kv + 2 * p->ff + p->logits + p->act16 + p->w16 + p->partial;
     p->pinned_total = p->logits;
 }
 
@@ -258,8 +256,8 @@ static int check_config(const wisp_model_config *c, wisp_err *err)
         return wisp_err_set(err, WISP_E_FORMAT,
                             "cuda engine: bad model shape (layers %d, dim %d, heads %d/%d, head "
                             "dim %d, ffn %d, vocab %d)",
-                            c->n_layers, c->n_embd, c->n_head, c->n_head_kv, c->head_dim,
-                            c->n_ff, c->vocab_size);
+                            c->n_layers, c->n_embd, c->n_head, c->n_head_kv, c->head_dim, c->n_ff,
+                            c->vocab_size);
     if (c->head_dim > 256)
         return wisp_err_set(err, WISP_E_UNSUPPORTED,
                             "cuda engine: head_dim %d is above the attention kernel's 256",

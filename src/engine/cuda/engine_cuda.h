@@ -28,11 +28,11 @@
 typedef struct wisp_cuda_device_info {
     int index;
     char name[256];
-    int cc_major, cc_minor;     /* compute capability */
+    int cc_major, cc_minor; /* compute capability */
     int n_sms;
     uint64_t total_bytes;
     uint64_t free_bytes;
-    bool usable;                /* compute capability >= 8.0 (the fatbin's oldest target) */
+    bool usable; /* compute capability >= 8.0 (the fatbin's oldest target) */
 } wisp_cuda_device_info;
 
 /* Lists up to cap devices into out. Returns how many devices there are

@@ -53,8 +53,8 @@ size_t wisp_k_row_bytes(int type, int64_t n);
 
 /* y[t*n_out + o] = sum_i W[o,i] * x[t*n_in + i] for t < n_tok. Dequantizes
  * in registers (no scratch). x and y must not overlap. */
-int wisp_k_matvec(const void *w, int type, int64_t n_in, int64_t n_out, const float *x,
-                  int n_tok, float *y, cudaStream_t s, wisp_err *err);
+int wisp_k_matvec(const void *w, int type, int64_t n_in, int64_t n_out, const float *x, int n_tok,
+                  float *y, cudaStream_t s, wisp_err *err);
 
 /* Dequantizes rows [row0, row0 + n_rows) of W into out as IEEE halves,
  * n_rows x n_in row-major (for cuBLAS). */
@@ -101,15 +101,15 @@ int wisp_k_rmsnorm(const float *x, const float *w, float *y, int64_t n_rows, int
  * instead of (2i, 2i+1). */
 typedef struct wisp_k_rope_params {
     int head_dim;
-    int rope_dim;        /* even, <= head_dim */
+    int rope_dim; /* even, <= head_dim */
     int neox;
     float freq_scale;
     float mscale;
-    const float *tab;    /* device, 2*(rope_dim/2) floats */
+    const float *tab; /* device, 2*(rope_dim/2) floats */
 } wisp_k_rope_params;
 
-int wisp_k_rope(float *x, const int32_t *pos, int n_tok, int n_heads,
-                const wisp_k_rope_params *p, cudaStream_t s, wisp_err *err);
+int wisp_k_rope(float *x, const int32_t *pos, int n_tok, int n_heads, const wisp_k_rope_params *p,
+                cudaStream_t s, wisp_err *err);
 
 /* out = silu(gate) * up over n elements (out may equal gate or up). */
 int wisp_k_swiglu(const float *gate, const float *up, float *out, int64_t n, cudaStream_t s,
@@ -117,8 +117,7 @@ int wisp_k_swiglu(const float *gate, const float *up, float *out, int64_t n, cud
 /* y += x over n elements. */
 int wisp_k_add(float *y, const float *x, int64_t n, cudaStream_t s, wisp_err *err);
 /* y[r*n + i] += b[i] for r < n_rows. */
-int wisp_k_add_bias(float *y, const float *b, int64_t n_rows, int n, cudaStream_t s,
-                    wisp_err *err);
+int wisp_k_add_bias(float *y, const float *b, int64_t n_rows, int n, cudaStream_t s, wisp_err *err);
 /* Numerically safe softmax of each row of n, in place. */
 int wisp_k_softmax(float *x, int64_t n_rows, int n, cudaStream_t s, wisp_err *err);
 
@@ -135,9 +134,9 @@ typedef struct wisp_k_kv_layout {
     int block_size;
     int n_kv_heads;
     int head_dim;
-    size_t row_bytes;    /* one head's row */
-    size_t span_bytes;   /* block_size * n_kv_heads * row_bytes: one (layer, K|V) */
-    size_t block_bytes;  /* 2 * n_layers * span_bytes */
+    size_t row_bytes;   /* one head's row */
+    size_t span_bytes;  /* block_size * n_kv_heads * row_bytes: one (layer, K|V) */
+    size_t block_bytes; /* 2 * n_layers * span_bytes */
 } wisp_k_kv_layout;
 
 /* Fills the derived sizes; returns 0 or WISP_E_UNSUPPORTED (Q8_0 needs
@@ -155,17 +154,17 @@ int wisp_k_kv_append(void *pool, const wisp_k_kv_layout *l, int layer, const flo
 
 /* One sequence of the step, as the attention kernel sees it. */
 typedef struct wisp_k_attn_seq {
-    int32_t row0;        /* first row of its tokens in q/out */
-    int32_t n_tok;       /* new tokens */
-    int32_t pos0;        /* position of its first new token */
-    int32_t table0;      /* offset of its block table in the flat tables */
+    int32_t row0;   /* first row of its tokens in q/out */
+    int32_t n_tok;  /* new tokens */
+    int32_t pos0;   /* position of its first new token */
+    int32_t table0; /* offset of its block table in the flat tables */
 } wisp_k_attn_seq;
 
 /* A unit of work: up to WISP_K_ATTN_BQ (token, head-of-group) queries of
  * one sequence, all reading the same KV head. */
 typedef struct wisp_k_attn_item {
     int32_t seq;
-    int32_t q0;          /* first query index: token = q / group, head = q % group */
+    int32_t q0; /* first query index: token = q / group, head = q % group */
     int32_t nq;
 } wisp_k_attn_item;
 
@@ -180,18 +179,18 @@ typedef struct wisp_k_attn_params {
     const void *pool;
     const wisp_k_kv_layout *kv;
     int layer;
-    int n_heads;         /* query heads; n_heads % n_kv_heads == 0 */
-    float scale;         /* usually 1/sqrt(head_dim) */
-    const float *q;      /* rows of n_heads*head_dim */
-    float *out;          /* rows of n_heads*head_dim */
-    const wisp_k_attn_seq *seqs;    /* device */
-    const wisp_k_attn_item *items;  /* device */
+    int n_heads;                   /* query heads; n_heads % n_kv_heads == 0 */
+    float scale;                   /* usually 1/sqrt(head_dim) */
+    const float *q;                /* rows of n_heads*head_dim */
+    float *out;                    /* rows of n_heads*head_dim */
+    const wisp_k_attn_seq *seqs;   /* device */
+    const wisp_k_attn_item *items; /* device */
     int n_items;
-    const int32_t *tables;          /* device, flat block tables */
-    int max_kv;          /* largest pos0 + n_tok in the batch */
-    int n_splits;        /* KV ranges per item (flash-decoding); >= 1 */
-    float *partial;      /* device, wisp_k_attn_partial_floats() floats */
-    int n_rows;          /* rows in q/out */
+    const int32_t *tables; /* device, flat block tables */
+    int max_kv;            /* largest pos0 + n_tok in the batch */
+    int n_splits;          /* KV ranges per item (flash-decoding); >= 1 */
+    float *partial;        /* device, wisp_k_attn_partial_floats() floats */
+    int n_rows;            /* rows in q/out */
 } wisp_k_attn_params;
 
 /* Floats of partial results the kernel needs. */
@@ -206,8 +205,8 @@ int wisp_k_attention(const wisp_k_attn_params *p, cudaStream_t s, wisp_err *err)
 /* Per row of n: the index and value of the largest element (the lowest
  * index among equals; NaNs are never chosen unless the row is all NaN, then
  * index 0). */
-int wisp_k_argmax(const float *x, int64_t n_rows, int n, int32_t *idx, float *val,
-                  cudaStream_t s, wisp_err *err);
+int wisp_k_argmax(const float *x, int64_t n_rows, int n, int32_t *idx, float *val, cudaStream_t s,
+                  wisp_err *err);
 
 #define WISP_K_TOPK_MAX 256
 
