@@ -152,21 +152,25 @@ DEF_GEMMF(f16)
 DEF_GEMMF(bf16)
 
 /* The table rows both x86 levels share. */
-#define WISP_X86_KERNEL_ROWS                                                    \
-    [WISP_TYPE_F32] = {WISP_TYPE_F32, x86_dot_f32, NULL, NULL},                 \
-    [WISP_TYPE_F16] = {WISP_TYPE_F16, x86_dot_f16, x86_from_float_f16, NULL},   \
-    [WISP_TYPE_BF16] = {WISP_TYPE_BF16, x86_dot_bf16, NULL, NULL},              \
-    [WISP_TYPE_Q4_0] = {WISP_TYPE_Q8_0, x86_dot_q4_0, NULL, NULL},              \
-    [WISP_TYPE_Q4_1] = {WISP_TYPE_Q8_1, x86_dot_q4_1, NULL, NULL},              \
-    [WISP_TYPE_Q5_0] = {WISP_TYPE_Q8_0, x86_dot_q5_0, NULL, NULL},              \
-    [WISP_TYPE_Q5_1] = {WISP_TYPE_Q8_1, x86_dot_q5_1, NULL, NULL},              \
-    [WISP_TYPE_Q8_0] = {WISP_TYPE_Q8_0, x86_dot_q8_0, x86_quantize_q8_0, NULL}, \
-    [WISP_TYPE_Q8_1] = {-1, NULL, x86_quantize_q8_1, NULL},                     \
-    [WISP_TYPE_Q2_K] = {WISP_TYPE_Q8_K, x86_dot_q2_K, NULL, NULL},              \
-    [WISP_TYPE_Q3_K] = {WISP_TYPE_Q8_K, x86_dot_q3_K, NULL, NULL},              \
-    [WISP_TYPE_Q4_K] = {WISP_TYPE_Q8_K, x86_dot_q4_K, NULL, NULL},              \
-    [WISP_TYPE_Q5_K] = {WISP_TYPE_Q8_K, x86_dot_q5_K, NULL, NULL},              \
-    [WISP_TYPE_Q6_K] = {WISP_TYPE_Q8_K, x86_dot_q6_K, NULL, NULL},              \
-    [WISP_TYPE_Q8_K] = {-1, NULL, x86_quantize_q8_K, NULL},
+#define WISP_X86_KERNEL_ROWS                                              \
+    [WISP_TYPE_F32] = {.act_type = WISP_TYPE_F32, .dot = x86_dot_f32},    \
+    [WISP_TYPE_F16] = {.act_type = WISP_TYPE_F16,                         \
+                       .dot = x86_dot_f16,                                \
+                       .from_float = x86_from_float_f16},                 \
+    [WISP_TYPE_BF16] = {.act_type = WISP_TYPE_BF16, .dot = x86_dot_bf16}, \
+    [WISP_TYPE_Q4_0] = {.act_type = WISP_TYPE_Q8_0, .dot = x86_dot_q4_0}, \
+    [WISP_TYPE_Q4_1] = {.act_type = WISP_TYPE_Q8_1, .dot = x86_dot_q4_1}, \
+    [WISP_TYPE_Q5_0] = {.act_type = WISP_TYPE_Q8_0, .dot = x86_dot_q5_0}, \
+    [WISP_TYPE_Q5_1] = {.act_type = WISP_TYPE_Q8_1, .dot = x86_dot_q5_1}, \
+    [WISP_TYPE_Q8_0] = {.act_type = WISP_TYPE_Q8_0,                       \
+                        .dot = x86_dot_q8_0,                              \
+                        .from_float = x86_quantize_q8_0},                 \
+    [WISP_TYPE_Q8_1] = {.act_type = -1, .from_float = x86_quantize_q8_1}, \
+    [WISP_TYPE_Q2_K] = {.act_type = WISP_TYPE_Q8_K, .dot = x86_dot_q2_K}, \
+    [WISP_TYPE_Q3_K] = {.act_type = WISP_TYPE_Q8_K, .dot = x86_dot_q3_K}, \
+    [WISP_TYPE_Q4_K] = {.act_type = WISP_TYPE_Q8_K, .dot = x86_dot_q4_K}, \
+    [WISP_TYPE_Q5_K] = {.act_type = WISP_TYPE_Q8_K, .dot = x86_dot_q5_K}, \
+    [WISP_TYPE_Q6_K] = {.act_type = WISP_TYPE_Q8_K, .dot = x86_dot_q6_K}, \
+    [WISP_TYPE_Q8_K] = {.act_type = -1, .from_float = x86_quantize_q8_K},
 
 #endif
