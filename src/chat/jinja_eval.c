@@ -728,6 +728,9 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
         jargs a;
         if (!v || !eval_args(c, f, n, &a, NULL))
             return NULL;
+        /* A filter returns a value of the render's pool (at most one of
+         * the argument values a points to), never a pointer into a. */
+        // cppcheck-suppress returnDanglingLifetime
         return fl(c, v, &a);
     }
     case E_TEST: {

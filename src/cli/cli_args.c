@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+
 typedef enum arg_kind {
     ARG_MODEL,      /* the model path */
     ARG_INT,        /* integer request param */
@@ -275,22 +277,15 @@ int wisp_cli_read_file(const char *path, char **out, size_t *len, wisp_err *err)
     FILE *f = path ? fopen(path, "rb") : stdin;
     if (!f)
         return wisp_err_set(err, WISP_E_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
+    wisp_buf b = WISP_BUF_INIT;
+    char chunk[4096];
     int rc = 0;
-    while (buf) {
-        if (cap - n < 2) {
-            char *b = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-            cap *= 2;
+    for (;;) {
+        size_t got = fread(chunk, 1, sizeof chunk, f);
+        if (got > 0 && wisp_buf_append(&b, chunk, got) < 0) {
+            rc = wisp_err_set(err, WISP_E_NOMEM, "out of memory reading %s", path ? path : "stdin");
+            break;
         }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
         if (got == 0) {
             if (ferror(f) && errno == EINTR) {
                 clearerr(f);
@@ -304,14 +299,14 @@ int wisp_cli_read_file(const char *path, char **out, size_t *len, wisp_err *err)
     }
     if (path)
         fclose(f);
-    if (!buf)
-        return wisp_err_set(err, WISP_E_NOMEM, "out of memory reading %s", path ? path : "stdin");
+    /* An empty input is still a string. */
+    if (rc == 0 && !b.data && wisp_buf_append(&b, "", 0) < 0)
+        rc = wisp_err_set(err, WISP_E_NOMEM, "out of memory reading %s", path ? path : "stdin");
     if (rc < 0) {
-        free(buf);
+        wisp_buf_free(&b);
         return rc;
     }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
+    *out = b.data;
+    *len = b.len;
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "gen/stop.h"
 
 struct wisp_pipeline {
@@ -19,8 +20,7 @@ struct wisp_pipeline {
     wisp_pipe_filter filter;
     wisp_gen_emit_fn emit;
     void *emit_ud;
-    char *text;
-    size_t len, cap;
+    wisp_buf text;
     size_t pend_from;
     wisp_tokens gen;
     size_t tok_streamed;
@@ -56,25 +56,14 @@ void wisp_pipeline_free(wisp_pipeline *p)
     wisp_stop_free(p->stop);
     wisp_detok_stream_free(&p->detok);
     wisp_tokens_free(&p->gen);
-    free(p->text);
+    wisp_buf_free(&p->text);
     free(p);
 }
 
 static int text_append(wisp_pipeline *p, const char *s, size_t n, wisp_err *err)
 {
-    if (p->len + n + 1 > p->cap) {
-        size_t cap = p->cap ? p->cap : 256;
-        while (cap < p->len + n + 1)
-            cap *= 2;
-        char *t = realloc(p->text, cap);
-        if (!t)
-            return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
-        p->text = t;
-        p->cap = cap;
-    }
-    memcpy(p->text + p->len, s, n);
-    p->len += n;
-    p->text[p->len] = '\0';
+    if (wisp_buf_append(&p->text, s, n) < 0)
+        return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
     return 0;
 }
 
@@ -123,19 +112,19 @@ static int emit_pending(wisp_pipeline *p, bool final)
 {
     if (!p->emit)
         return 0;
-    size_t ntext = p->len - p->pend_from;
+    size_t ntext = p->text.len - p->pend_from;
     size_t ntok = p->gen.n - p->tok_streamed;
     if (ntext == 0 && (!final || ntok == 0))
         return 0;
     wisp_gen_piece piece = {
         .index = p->index++,
-        .text = p->text ? p->text + p->pend_from : "",
+        .text = p->text.data ? p->text.data + p->pend_from : "",
         .len = ntext,
         .tokens = p->gen.ids + p->tok_streamed,
         .n_tokens = ntok,
         .token_from = p->tok_streamed,
     };
-    p->pend_from = p->len;
+    p->pend_from = p->text.len;
     p->tok_streamed = p->gen.n;
     return p->emit(p->emit_ud, &piece);
 }
@@ -207,8 +196,8 @@ int wisp_pipeline_end(wisp_pipeline *p, int status, wisp_err *err)
 const char *wisp_pipeline_text(const wisp_pipeline *p, size_t *len)
 {
     if (len)
-        *len = p->len;
-    return p->text ? p->text : "";
+        *len = p->text.len;
+    return p->text.data ? p->text.data : "";
 }
 
 const int32_t *wisp_pipeline_tokens(const wisp_pipeline *p, size_t *n)
