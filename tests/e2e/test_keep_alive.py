@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import error_of
+from conftest import error_of, run_once
 from wispgen import Server, start, stories_path
 
 GREEDY = {"temperature": 0}
@@ -115,6 +115,12 @@ def test_negative_keep_alive_refused(wisp):
     # Nothing was loaded, and wisp keeps serving.
     assert status_model(srv) is None
     assert "result" in srv.call("model/load", {"path": str(stories_path()), "n_ctx": 256})
+
+
+def test_negative_keep_alive_flag_refused():
+    rc, out, err = run_once(["--keep-alive", "-1"])
+    assert rc != 0 and out == b""
+    assert "--keep-alive" in err
 
 
 def test_reload_failure_answers_and_keeps_serving(wisp, tmp_path):
