@@ -141,8 +141,8 @@ def test_reload_failure_answers_and_keeps_serving(wisp, tmp_path):
 
 
 def test_busy_model_is_never_unloaded(wisp):
-    """Requests back to back for longer than keep_alive_s, and one long
-    generation: the model stays resident throughout."""
+    """Requests kept in flight back to back for twice keep_alive_s: the
+    model stays resident throughout and every request completes."""
     srv = loaded(wisp)
     end = time.monotonic() + 2.0
     n = 0
@@ -155,3 +155,27 @@ def test_busy_model_is_never_unloaded(wisp):
     assert long.result["usage"]["completion_tokens"] > 0
     m = status_model(srv)
     assert m["resident"] is True and m["idle_unloads"] == 0, (n, m)
+
+
+def test_idle_unload_returns_memory(wisp):
+    """The idle unload frees what model/unload frees (test_unload_rss.py):
+    the mapped, touched weights leave the resident set."""
+    from test_unload_rss import MODEL, rss_kb
+    if not os.path.exists(MODEL):
+        pytest.skip(f"fixture {MODEL} is missing")
+    if "/build/san/" in os.environ.get("WISP_BIN", ""):
+        pytest.skip("RSS is not meaningful under AddressSanitizer's allocator (SANITIZE=1)")
+    srv = Server(wisp("--threads", "1"))
+    r = srv.call("model/load", {"path": MODEL, "n_ctx": 512, "kv_cache_mb": 16, "keep_alive_s": 1})
+    assert "result" in r, r
+    assert "result" in srv.call("evaluate", {"tokens": [1, 2, 3, 4], "top_k": 1})
+    pid = srv.c.proc.pid
+    peak = rss_kb(pid)
+    time.sleep(IDLE_WAIT)
+    wait_unloaded(srv)
+    after = rss_kb(pid)
+    file_kb = os.path.getsize(MODEL) // 1024
+    assert peak - after > file_kb // 2, (peak, after, file_kb)
+    # And it comes back for the next request.
+    assert "result" in srv.call("evaluate", {"tokens": [1, 2, 3, 4], "top_k": 1})
+    assert info_of(srv)["resident"] is True
