@@ -179,3 +179,27 @@ def test_idle_unload_returns_memory(wisp):
     # And it comes back for the next request.
     assert "result" in srv.call("evaluate", {"tokens": [1, 2, 3, 4], "top_k": 1})
     assert info_of(srv)["resident"] is True
+
+
+def test_long_generation_is_not_unloaded_under(wisp):
+    """One generation that outlasts keep_alive_s completes in full: an
+    unload under it would answer it -31005."""
+    from test_unload_rss import MODEL
+    if not os.path.exists(MODEL):
+        pytest.skip(f"fixture {MODEL} is missing")
+    san = "/build/san/" in os.environ.get("WISP_BIN", "")
+    n = 400 if san else 2000
+    srv = Server(wisp("--threads", "1"))
+    r = srv.call("model/load", {"path": MODEL, "n_ctx": 2048, "kv_cache_mb": 64,
+                                "keep_alive_s": 1})
+    assert "result" in r, r
+    eos = r["result"]["tokenizer"]["special"]["eos"]
+    t0 = time.monotonic()
+    g = srv.ok(prompt=[1, 2, 3], max_tokens=n, temperature=0,
+               logit_bias=[[eos, False]] if eos is not None else [])
+    took = time.monotonic() - t0
+    assert g.result["usage"]["completion_tokens"] == n
+    assert info_of(srv)["idle_unloads"] == 0
+    if took < 1.2:
+        pytest.skip(f"{n} tokens took only {took:.2f} s here, under keep_alive_s: "
+                    "no idle deadline passed during the request")
