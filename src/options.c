@@ -32,6 +32,8 @@ static const char usage[] =
     "  --host-cache-mb N        host-RAM tier of the prefix cache in MiB (default: as large as\n"
     "                           the KV pool; 0 turns it off)\n"
     "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
+    "  --keep-alive SECONDS     unload the model after SECONDS idle, reload it on the next\n"
+    "                           request (0 = never, the default)\n"
     "  --log-level L            off, error, warn, info or debug (default: info); logs go to\n"
     "                           stderr (lines it cannot take in time are dropped and counted)\n"
     "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
@@ -174,6 +176,15 @@ static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_
     return 0;
 }
 
+static int set_keep_alive(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 0, (uint64_t)1 << 31, &n, err);
+    if (rc == 0)
+        o->keep_alive_s = (int64_t)n;
+    return rc;
+}
+
 static const struct flag {
     const char *name;
     int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
@@ -189,6 +200,7 @@ static const struct flag {
     {"--kv-type", set_kv_type, 0},
     {"--host-cache-mb", set_host_cache_mb, 0},
     {"--cache-dir", set_cache_dir, 0},
+    {"--keep-alive", set_keep_alive, 0},
     {"--help", NULL, WISP_OPTIONS_HELP},
     {"--version", NULL, WISP_OPTIONS_VERSION},
 };

@@ -32,6 +32,7 @@ typedef struct wisp_options {
     int kv_type;               /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
     int64_t host_cache_mb;     /* --host-cache-mb N: second-tier prefix cache; -1 = default */
     const char *cache_dir;     /* --cache-dir DIR: persistent prefix cache; NULL = none */
+    int64_t keep_alive_s;      /* --keep-alive S: unload an idle model after S s; 0 = never */
 } wisp_options;
 
 typedef enum wisp_options_status {

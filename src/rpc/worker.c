@@ -1,8 +1,10 @@
 /* worker.c - the engine thread, its job queue and step hook: see worker.h. */
 #include "rpc/worker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "rpc/codes.h"
@@ -17,6 +19,8 @@ struct wisp_worker {
     size_t queued;
     bool woken; /* a wake arrived since the last turn */
     bool stop;
+    bool timed;               /* a wake_after deadline is set */
+    struct timespec deadline; /* CLOCK_MONOTONIC */
     wisp_worker_step_fn step;
     void *step_ud;
     void (*on_exit)(void *ud);
@@ -29,8 +33,14 @@ static void *run(void *arg)
     bool more = false; /* the step hook has work pending */
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->stop && !w->head && !w->woken && !more)
-            pthread_cond_wait(&w->cond, &w->lock);
+        while (!w->stop && !w->head && !w->woken && !more) {
+            if (!w->timed) {
+                pthread_cond_wait(&w->cond, &w->lock);
+            } else if (pthread_cond_timedwait(&w->cond, &w->lock, &w->deadline) == ETIMEDOUT) {
+                w->timed = false;
+                w->woken = true;
+            }
+        }
         if (w->stop)
             break;
         wisp_job *jobs = w->head;
@@ -78,7 +88,13 @@ int wisp_worker_start(wisp_worker **out, wisp_err *err)
     if (!w)
         return wisp_err_set(err, WISP_E_NOMEM, "engine thread: out of memory");
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    /* Deadlines on the monotonic clock: a wall-clock jump must not fire or
+     * postpone an idle timer. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = pthread_create(&w->thread, NULL, run, w);
     if (rc != 0) {
         pthread_cond_destroy(&w->cond);
@@ -97,6 +113,19 @@ void wisp_worker_set_step(wisp_worker *w, wisp_worker_step_fn step, void *ud)
     w->step_ud = ud;
     w->woken = true;
     pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+void wisp_worker_wake_after(wisp_worker *w, double ms)
+{
+    pthread_mutex_lock(&w->lock);
+    w->timed = ms >= 0;
+    if (w->timed) {
+        clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+        long long ns = (long long)(ms * 1e6) + w->deadline.tv_nsec;
+        w->deadline.tv_sec += (time_t)(ns / 1000000000LL);
+        w->deadline.tv_nsec = (long)(ns % 1000000000LL);
+    }
     pthread_mutex_unlock(&w->lock);
 }
 

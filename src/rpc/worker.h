@@ -40,6 +40,11 @@ void wisp_worker_set_step(wisp_worker *w, wisp_worker_step_fn step, void *ud);
 /* Installs a function the engine thread runs last, as it stops (after
  * answering the jobs that never started): it frees engine-thread state. */
 void wisp_worker_set_exit(wisp_worker *w, void (*fn)(void *ud), void *ud);
+/* Engine thread (the step hook): makes the thread run a turn after ms
+ * milliseconds even if nothing else wakes it, so an idle hook can act on
+ * a deadline without polling. A later call replaces the earlier one;
+ * ms < 0 cancels it. */
+void wisp_worker_wake_after(wisp_worker *w, double ms);
 /* Loop thread: queues a job for the engine thread. */
 void wisp_worker_submit(wisp_worker *w, wisp_job *job);
 /* Any thread: makes the engine thread run a turn (the step hook looks at

@@ -51,6 +51,7 @@ static const wisp_param p_model_load[] = {
     {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
     OPT("cache_dir", WISP_PT_STRING),
+    OPT_RANGE("keep_alive_s", WISP_PT_INT, 0, 2147483648.0),
     END,
 };
 
@@ -184,8 +185,22 @@ const wisp_method *wisp_methods(size_t *n)
 
 int wisp_serve_gate(void *ctx, const wisp_method *m, const char **msg)
 {
-    const wisp_server *s = ctx;
-    if ((m->flags & WISP_M_NEEDS_MODEL) && !s->runtime) {
+    wisp_server *s = ctx;
+    if (!(m->flags & WISP_M_NEEDS_MODEL))
+        return 0;
+    /* An idle-unloaded model comes back for the request that needs it;
+     * model/info only reports it and model/unload forgets it. */
+    if (!s->runtime && s->idle_unloaded) {
+        if (m->fn == wisp_m_model_info || m->fn == wisp_m_model_unload)
+            return 0;
+        wisp_err err = {0};
+        if (wisp_serve_reload(s, &err)) {
+            snprintf(s->reload_msg, sizeof s->reload_msg, "%s", err.msg);
+            *msg = s->reload_msg;
+            return err.code == WISP_E_DEVICE ? WISP_RPC_DEVICE_ERROR : WISP_RPC_MODEL_LOAD_FAILED;
+        }
+    }
+    if (!s->runtime) {
         *msg = "no model loaded: start wisp with --model PATH or call model/load";
         return WISP_RPC_NO_MODEL;
     }
@@ -197,5 +212,6 @@ int wisp_serve_gate(void *ctx, const wisp_method *m, const char **msg)
         *msg = s->runtime->stale_msg;
         return wisp_rpc_code_from_wisp(err.code);
     }
+    wisp_serve_touch(s);
     return 0;
 }

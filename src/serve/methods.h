@@ -35,6 +35,11 @@ void wisp_m_model_info(wisp_job *job);
 struct wisp_server;
 int wisp_serve_startup_load(struct wisp_server *s, const char *path, wisp_err *err);
 void wisp_m_model_unload(wisp_job *job);
+/* Engine thread: reopens an idle-unloaded model (s->idle_unloaded) with
+ * the options it was loaded with. Returns 0, or <0 with err set. */
+int wisp_serve_reload(struct wisp_server *s, wisp_err *err);
+/* Engine thread: a model request arrived (restarts the idle timer). */
+void wisp_serve_touch(struct wisp_server *s);
 /* The engine thread's step hook and exit hook (ud: the wisp_server). */
 bool wisp_serve_step(void *ud);
 /* Engine thread: false (err set, WISP_E_MODEL_CHANGED) once the loaded

@@ -10,6 +10,7 @@
  */
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -99,16 +100,140 @@ bool wisp_model_check_file(wisp_server *s, wisp_err *err)
     return false;
 }
 
+/* ---------------------------------------------------------------- keep-alive */
+
+/* The options a model was loaded with, its strings owned, so an idle
+ * unload can reopen it exactly as model/load did. */
+struct wisp_keep_alive {
+    wisp_runtime_opts o;
+    char *path, *device, *cache_dir;
+};
+
+static void keep_alive_free(wisp_keep_alive *k)
+{
+    if (!k)
+        return;
+    free(k->path);
+    free(k->device);
+    free(k->cache_dir);
+    free(k);
+}
+
+static char *dup_or_null(const char *v) { return v ? strdup(v) : NULL; }
+
+static wisp_keep_alive *keep_alive_new(const wisp_runtime_opts *o)
+{
+    wisp_keep_alive *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    k->o = *o;
+    k->o.progress = NULL;
+    k->o.progress_ud = NULL;
+    k->path = dup_or_null(o->path);
+    k->device = dup_or_null(o->device);
+    k->cache_dir = dup_or_null(o->cache_dir);
+    if ((o->path && !k->path) || (o->device && !k->device) || (o->cache_dir && !k->cache_dir)) {
+        keep_alive_free(k);
+        return NULL;
+    }
+    k->o.path = k->path;
+    k->o.device = k->device;
+    k->o.cache_dir = k->cache_dir;
+    return k;
+}
+
+/* Forgets the idle-unloaded model: model/unload, another model/load. */
+static void keep_alive_clear(wisp_server *s)
+{
+    keep_alive_free(s->reload);
+    s->reload = NULL;
+    json_decref(s->idle_info);
+    s->idle_info = NULL;
+    s->idle_unloaded = false;
+    s->keep_alive_s = 0;
+}
+
+/* model/info's result: the runtime's own, and how keep-alive stands. */
+static json_t *model_info_json(const wisp_server *s, const wisp_runtime *rt)
+{
+    json_t *info = rt ? wisp_runtime_info(rt) : json_deep_copy(s->idle_info);
+    if (!json_is_object(info))
+        return info;
+    json_object_set_new(info, "resident", json_boolean(rt != NULL));
+    json_object_set_new(info, "idle_unloaded", json_boolean(!rt && s->idle_unloaded));
+    json_object_set_new(info, "keep_alive_s", json_integer((json_int_t)s->keep_alive_s));
+    json_object_set_new(info, "idle_unloads", json_integer((json_int_t)s->idle_unloads));
+    json_object_set_new(info, "idle_reloads", json_integer((json_int_t)s->idle_reloads));
+    return info;
+}
+
+static void close_runtime(wisp_server *s);
+
+/* Unloads the model when nothing used it for keep_alive_s; otherwise asks
+ * the engine thread to come back when that time is up. Called only when
+ * the scheduler is idle and no job is queued. */
+static void idle_check(wisp_server *s)
+{
+    if (!s->runtime || s->keep_alive_s <= 0 || !s->reload || !s->worker)
+        return;
+    if (wisp_worker_queued(s->worker) > 0)
+        return;
+    double left = s->last_use_ms + (double)s->keep_alive_s * 1000.0 - wisp_now_ms();
+    if (left > 0) {
+        wisp_worker_wake_after(s->worker, left);
+        return;
+    }
+    json_t *info = wisp_runtime_info(s->runtime);
+    WISP_LOGI("model idle for %lld s: unloading it until the next request",
+              (long long)s->keep_alive_s);
+    close_runtime(s); /* writes the on-disk prefix cache with --cache-dir */
+    json_decref(s->idle_info);
+    s->idle_info = info;
+    s->idle_unloaded = true;
+    s->idle_unloads++;
+    wisp_server_publish_model(s, model_info_json(s, NULL));
+}
+
+static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *err);
+
+int wisp_serve_reload(wisp_server *s, wisp_err *err)
+{
+    double t0 = wisp_now_ms();
+    int rc = open_runtime(s, &s->reload->o, err);
+    if (rc) {
+        WISP_LOGE("reloading the idle model: %s", err->msg);
+        return rc;
+    }
+    s->idle_unloaded = false;
+    json_decref(s->idle_info);
+    s->idle_info = NULL;
+    s->idle_reloads++;
+    s->last_use_ms = wisp_now_ms();
+    wisp_server_publish_model(s, model_info_json(s, s->runtime));
+    WISP_LOGI("idle model reloaded in %.0f ms", wisp_now_ms() - t0);
+    return 0;
+}
+
+void wisp_serve_touch(wisp_server *s) { s->last_use_ms = wisp_now_ms(); }
+
 bool wisp_serve_step(void *ud)
 {
     wisp_server *s = ud;
-    if (!s->runtime || !s->runtime->sched)
+    if (!s->runtime)
         return false;
+    if (!s->runtime->sched) {
+        idle_check(s);
+        return false;
+    }
     wisp_err err = {0};
     if (!wisp_model_check_file(s, &err))
         return false;
     bool more = wisp_sched_step(s->runtime->sched);
     publish_stats(s);
+    if (more)
+        s->last_use_ms = wisp_now_ms();
+    else
+        idle_check(s);
     return more;
 }
 
@@ -128,7 +253,11 @@ static void close_runtime(wisp_server *s)
     publish_stats(s);
 }
 
-void wisp_serve_teardown(void *ud) { close_runtime(ud); }
+void wisp_serve_teardown(void *ud)
+{
+    close_runtime(ud);
+    keep_alive_clear(ud);
+}
 
 /* The new model is opened whole before the old one is closed: a load that
  * fails (a missing file, refused params) leaves the working model serving. */
@@ -140,8 +269,28 @@ static int open_runtime(wisp_server *s, const wisp_runtime_opts *o, wisp_err *er
         return rc;
     close_runtime(s);
     s->runtime = rt;
-    wisp_server_publish_model(s, wisp_runtime_info(rt));
+    s->last_use_ms = wisp_now_ms();
+    wisp_server_publish_model(s, model_info_json(s, rt));
     publish_stats(s);
+    return 0;
+}
+
+/* A fresh load with keep-alive: remembers how to reopen the model. */
+static int open_with_keep_alive(wisp_server *s, const wisp_runtime_opts *o, int64_t keep_alive_s,
+                                wisp_err *err)
+{
+    wisp_keep_alive *k = NULL;
+    if (keep_alive_s > 0 && !(k = keep_alive_new(o)))
+        return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    int rc = open_runtime(s, o, err);
+    if (rc) {
+        keep_alive_free(k);
+        return rc;
+    }
+    keep_alive_clear(s);
+    s->reload = k;
+    s->keep_alive_s = keep_alive_s;
+    wisp_server_publish_model(s, model_info_json(s, s->runtime));
     return 0;
 }
 
@@ -150,7 +299,7 @@ int wisp_serve_startup_load(wisp_server *s, const char *path, wisp_err *err)
     wisp_runtime_opts o;
     runtime_opts(s, NULL, &o);
     o.path = path;
-    return open_runtime(s, &o, err);
+    return open_with_keep_alive(s, &o, s->opts->keep_alive_s, err);
 }
 
 /* ---------------------------------------------------------------- methods */
@@ -207,11 +356,13 @@ void wisp_m_model_load(wisp_job *job)
         bad_kv_type(job);
         return;
     }
+    const json_t *ka = json_object_get(p, "keep_alive_s");
+    int64_t keep_alive_s = ka ? (int64_t)json_integer_value(ka) : s->opts->keep_alive_s;
     load_progress_state ps = {.job = job, .start_ms = wisp_now_ms()};
     o.progress = load_progress;
     o.progress_ud = &ps;
     wisp_err err = {0};
-    int rc = open_runtime(s, &o, &err);
+    int rc = open_with_keep_alive(s, &o, keep_alive_s, &err);
     if (ps.begun)
         wisp_job_progress(job, "end", rc ? "failed" : "loaded", rc ? -1.0 : 100.0);
     if (rc) {
@@ -223,18 +374,24 @@ void wisp_m_model_load(wisp_job *job)
         wisp_job_error(job, code, err.msg, NULL);
         return;
     }
-    wisp_job_reply(job, wisp_runtime_info(s->runtime));
+    wisp_job_reply(job, model_info_json(s, s->runtime));
 }
 
+/* For good: an idle-unloaded model is forgotten too, never reloaded. */
 void wisp_m_model_unload(wisp_job *job)
 {
-    close_runtime(wisp_job_server(job));
+    wisp_server *s = wisp_job_server(job);
+    close_runtime(s);
+    keep_alive_clear(s);
+    wisp_server_publish_model(s, NULL); /* the idle-unloaded model's info too */
     wisp_job_reply(job, NULL);
 }
 
+/* Answers without reloading an idle-unloaded model: "resident" says so. */
 void wisp_m_model_info(wisp_job *job)
 {
-    wisp_job_reply(job, wisp_runtime_info(wisp_job_server(job)->runtime));
+    wisp_server *s = wisp_job_server(job);
+    wisp_job_reply(job, model_info_json(s, s->runtime));
 }
 
 static json_t *plan_json(const wisp_model_plan *pl)

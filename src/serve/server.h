@@ -25,6 +25,7 @@
 #include "sched/sched.h"
 
 struct wisp_runtime;
+typedef struct wisp_keep_alive wisp_keep_alive;
 typedef struct wisp_worker wisp_worker;
 
 #define WISP_MAX_DEVICES WISP_ENGINE_MAX_DEVICES
@@ -46,6 +47,16 @@ typedef struct wisp_server {
 
     /* engine thread only */
     struct wisp_runtime *runtime; /* NULL while no model is loaded */
+    /* Keep-alive: a model idle for keep_alive_s is unloaded and reopened
+     * from the options it was loaded with by the next request needing it.
+     * idle_unloaded: runtime is NULL for that reason (not model/unload). */
+    int64_t keep_alive_s; /* the loaded model's; 0: never unloaded for idling */
+    double last_use_ms;   /* the last model request or step with work */
+    bool idle_unloaded;
+    wisp_keep_alive *reload; /* what reopens it; NULL without keep-alive */
+    json_t *idle_info;       /* model/info of the unloaded model */
+    uint64_t idle_unloads, idle_reloads;
+    char reload_msg[WISP_ERR_MSG_MAX]; /* why the last reload failed */
 
     /* published snapshots */
     pthread_mutex_t lock;

@@ -246,6 +246,52 @@ TEST(cancelled_before_start_and_stop_answers_queued)
     rig_stop(&r);
 }
 
+/* An idle step hook that asks to be woken later runs again once, at the
+ * deadline, and not before or after: the worker sleeps in between. */
+typedef struct timer_state {
+    wisp_worker *w;
+    atomic_int turns;
+    double t_first, t_second;
+} timer_state;
+
+static double mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static bool timer_step(void *ud)
+{
+    timer_state *ts = ud;
+    int n = atomic_fetch_add(&ts->turns, 1) + 1;
+    if (n == 1) {
+        ts->t_first = mono_ms();
+        wisp_worker_wake_after(ts->w, 100);
+    } else if (n == 2) {
+        ts->t_second = mono_ms();
+    }
+    return false;
+}
+
+TEST(wake_after_runs_an_idle_hook_once_at_the_deadline)
+{
+    timer_state ts = {0};
+    atomic_init(&ts.turns, 0);
+    wisp_err err;
+    REQUIRE(wisp_worker_start(&ts.w, &err) == 0);
+    wisp_worker_set_step(ts.w, timer_step, &ts);
+    double t0 = mono_ms();
+    while (atomic_load(&ts.turns) < 2 && mono_ms() - t0 < 5000)
+        nanosleep(&(struct timespec){0, 5000000}, NULL);
+    CHECK_EQ_INT(atomic_load(&ts.turns), 2);
+    CHECK(ts.t_second - ts.t_first >= 95);
+    nanosleep(&(struct timespec){0, 300000000}, NULL);
+    CHECK_EQ_INT(atomic_load(&ts.turns), 2); /* one-shot: no further turns */
+    wisp_worker_stop(ts.w);
+    wisp_worker_free(ts.w);
+}
+
 TEST(notify_after_close_is_refused)
 {
     wisp_mailbox mb;
