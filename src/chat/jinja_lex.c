@@ -209,16 +209,29 @@ static int lex_tag(lexer *lx, bool var, char *strip_after)
             bool is_float = false;
             char num[64];
             size_t k = 0;
+            bool too_long = false;
+            /* Every digit is scanned whatever the length, so the token ends
+             * where the literal does; one too long for num is refused. */
+#define NUM_PUT(ch)             \
+    do {                        \
+        if (k < sizeof num - 1) \
+            num[k++] = (ch);    \
+        else                    \
+            too_long = true;    \
+    } while (0)
             while (e < lx->n && ((s[e] >= '0' && s[e] <= '9') || s[e] == '_')) {
-                if (s[e] != '_' && k < sizeof num - 1)
-                    num[k++] = s[e];
+                if (s[e] != '_')
+                    NUM_PUT(s[e]);
                 e++;
             }
             if (e + 1 < lx->n && s[e] == '.' && s[e + 1] >= '0' && s[e + 1] <= '9') {
                 is_float = true;
-                num[k++] = s[e++];
-                while (e < lx->n && s[e] >= '0' && s[e] <= '9' && k < sizeof num - 1)
-                    num[k++] = s[e++];
+                NUM_PUT(s[e]);
+                e++;
+                while (e < lx->n && s[e] >= '0' && s[e] <= '9') {
+                    NUM_PUT(s[e]);
+                    e++;
+                }
             }
             if (e < lx->n && (s[e] == 'e' || s[e] == 'E')) {
                 size_t f = e + 1;
@@ -226,12 +239,19 @@ static int lex_tag(lexer *lx, bool var, char *strip_after)
                     f++;
                 if (f < lx->n && s[f] >= '0' && s[f] <= '9') {
                     is_float = true;
-                    while (e < f && k < sizeof num - 1)
-                        num[k++] = s[e++];
-                    while (e < lx->n && s[e] >= '0' && s[e] <= '9' && k < sizeof num - 1)
-                        num[k++] = s[e++];
+                    while (e < f) {
+                        NUM_PUT(s[e]);
+                        e++;
+                    }
+                    while (e < lx->n && s[e] >= '0' && s[e] <= '9') {
+                        NUM_PUT(s[e]);
+                        e++;
+                    }
                 }
             }
+#undef NUM_PUT
+            if (too_long)
+                return lex_fail(lx, "number literal too long");
             num[k] = 0;
             jtok *t = push(lx, is_float ? JT_FLOAT : JT_INT, s + p, e - p);
             if (!t)

@@ -239,6 +239,14 @@ TEST(jinja_errors_name_the_line)
     FAILS_WITH("{{ x|tojson }}", "not JSON serializable");
     FAILS_WITH("{% set x = 1 %}{% set x.a = 2 %}", "non-namespace");
     FAILS_WITH("{{ range(1000000)|length }}", "Range too big");
+    /* A literal longer than the lexer's buffer, its '.' right at the end
+     * (found by fuzz_jinja: the '.' was written past the buffer). */
+    FAILS_WITH("{{ 444444444444444444444444444444444444444444444444444444444444444.4 }}",
+               "number literal too long");
+    FAILS_WITH("{{ 1"
+               "000000000000000000000000000000000000000000000000000000000000000000000e5 }}",
+               "number literal too long");
+    RENDERS("{{ 1_000.5e1 }}", "10005.0");
 }
 
 TEST(jinja_limits)
