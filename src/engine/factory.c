@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/meminfo.h"
+#include "engine/stages.h"
 #include "model/plan.h"
 #if WISP_CUDA
 #include "engine/cuda/engine_cuda.h"
@@ -136,12 +137,17 @@ int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wi
             return rc;
     }
     eo.n_blocks = pool.n_blocks;
-#if WISP_CUDA
-    if (strcmp(m.device, "cuda") == 0)
-        rc = wisp_engine_cuda_create(model, &eo, out, err);
-    else
-#endif
+    if (spec->placement) {
+        snprintf(m.device, sizeof m.device, "%s", spec->placement->stages[0].device);
+        rc = wisp_engine_stages_create(model, spec->placement, &eo, out, err);
+    } else if (strcmp(m.device, "cuda") == 0) {
+        wisp_placement one = {.strategy = WISP_PLACE_RESIDENT, .n_stages = 1};
+        snprintf(one.stages[0].device, sizeof one.stages[0].device, "cuda:0");
+        one.stages[0].layer_end = wisp_model_get_config(model)->n_layers;
+        rc = wisp_engine_stages_create(model, &one, &eo, out, err);
+    } else {
         rc = wisp_engine_cpu_create(model, &eo, out, err);
+    }
     if (rc)
         return rc;
     m.n_blocks = pool.n_blocks;

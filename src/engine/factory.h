@@ -19,6 +19,7 @@
 #include "engine/engine.h"
 #include "model/kv_type.h"
 #include "model/model.h"
+#include "model/placement.h"
 
 #define WISP_ENGINE_MAX_DEVICES 16
 
@@ -50,6 +51,9 @@ typedef struct wisp_engine_spec {
     int64_t kv_cache_mb;  /* > 0: KV pool size; else the default pool */
     int max_batch_tokens; /* 0: WISP_ENGINE_SERVE_BATCH_TOKENS */
     int max_seqs;         /* 0: WISP_ENGINE_SERVE_SEQS */
+    /* Non-NULL: build exactly this placement (engine/stages.h) instead of
+     * choosing a device; device is then ignored. */
+    const wisp_placement *placement;
 } wisp_engine_spec;
 
 typedef struct wisp_engine_made {

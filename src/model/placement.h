@@ -42,11 +42,11 @@ typedef struct wisp_place_device {
 
 /* One engine instance of a placement. */
 typedef struct wisp_place_stage {
-    char device[16];             /* a wisp_place_device name */
-    int layer_begin, layer_end;  /* layers [begin, end) */
-    uint64_t weight_bytes;       /* weights resident on the device */
-    uint64_t kv_bytes;           /* its layers' share of the KV pool */
-    uint64_t scratch_bytes;      /* activations of one step */
+    char device[16];            /* a wisp_place_device name */
+    int layer_begin, layer_end; /* layers [begin, end) */
+    uint64_t weight_bytes;      /* weights resident on the device */
+    uint64_t kv_bytes;          /* its layers' share of the KV pool */
+    uint64_t scratch_bytes;     /* activations of one step */
     /* > 0 (WISP_PLACE_STREAM): the weights of its layers stay in host
      * memory and at most this many bytes of them are resident on the
      * device at once (two layer buffers for double buffering). */
