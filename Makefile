@@ -77,7 +77,7 @@ OBJ := $(OUT)/obj-$(VARIANT)
 WARN    := -Wall -Wextra -Werror -Wformat=2 -Wno-unused-parameter
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -pthread $(WARN) -Isrc -MMD -MP $(FAULT_FLAGS)
-LDLIBS  := -ljansson -lev -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread -lm
+LDLIBS  := -ljansson -lev -lcurl -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread -lm
 
 # Instruction-set specific files choose their ISA by name; the dispatcher
 # (src/engine/cpu/cpu_types.c, amx.c) picks among them at run time and
@@ -276,7 +276,7 @@ bench: $(BIN) $(TOOL_BIN)
 
 # ---------------------------------------------------------------- deps
 DEB_PKGS := gcc make clang libclang-rt-14-dev libjansson-dev libev-dev libpcre2-dev \
-    libutf8proc-dev libedit-dev libxxhash-dev \
+    libutf8proc-dev libedit-dev libxxhash-dev libcurl4-openssl-dev libgomp1 libssl3 \
     python3 python3-pytest python3-jsonschema python3-jinja2 \
     neovim tmux nodejs qemu-user clang-format cppcheck
 deps:

@@ -37,7 +37,8 @@
     X(INTERNAL,    -12, "internal error")       /* wisp's own */               \
     X(NOT_FOUND,   -13, "not found")                                           \
     X(BUSY,        -14, "resource busy")                                       \
-    X(MODEL_CHANGED, -15, "model file changed on disk")
+    X(MODEL_CHANGED, -15, "model file changed on disk")                       \
+    X(REMOTE,      -16, "remote server error")
 /* clang-format on */
 
 typedef enum wisp_code {

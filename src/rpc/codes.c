@@ -49,6 +49,7 @@ static const struct {
     {WISP_E_DEVICE, WISP_RPC_DEVICE_ERROR},
     {WISP_E_INTERNAL, WISP_RPC_INTERNAL_ERROR},
     {WISP_E_MODEL_CHANGED, WISP_RPC_MODEL_CHANGED},
+    {WISP_E_REMOTE, WISP_RPC_REMOTE_ERROR},
 };
 
 int wisp_rpc_code_from_wisp(int code)

@@ -30,7 +30,8 @@
     X(DEVICE_ERROR,      -31006, "device error")                               \
     X(UNSUPPORTED,       -31007, "unsupported")                                \
     X(NOT_AVAILABLE,     -31008, "method not available in this build")         \
-    X(MODEL_CHANGED,     -31009, "model file changed on disk")
+    X(MODEL_CHANGED,     -31009, "model file changed on disk")                 \
+    X(REMOTE_ERROR,      -31010, "remote server error")
 /* clang-format on */
 
 typedef enum wisp_rpc_code {
