@@ -34,6 +34,13 @@ static const char usage[] =
     "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
     "  --keep-alive SECONDS     unload the model after SECONDS idle, reload it on the next\n"
     "                           request (0 = never, the default)\n"
+    "  --remote URL[,URL...]    run generation on these OpenAI-compatible or llama.cpp servers\n"
+    "                           (--model then only gives the local tokenizer)\n"
+    "  --remote-kind K          openai (default: vLLM, SGLang, TGI, llama-server's /v1) or\n"
+    "                           llama.cpp (llama-server's own /completion, /infill)\n"
+    "  --remote-model NAME      the model name the servers serve (default: their first)\n"
+    "  --remote-api-key-env VAR send $VAR as 'Authorization: Bearer' (the key itself never\n"
+    "                           goes on a command line)\n"
     "  --log-level L            off, error, warn, info or debug (default: info); logs go to\n"
     "                           stderr (lines it cannot take in time are dropped and counted)\n"
     "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
@@ -167,6 +174,24 @@ static int set_kv_type(wisp_options *o, const char *flag, const char *v, wisp_er
     return wisp_err_set(err, WISP_E_INVALID, "%s: expected one of %s, got '%s'", flag, names, v);
 }
 
+static int set_remote(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected a URL, got an empty string", flag);
+    if (strcmp(flag, "--remote") == 0)
+        o->remote = v;
+    else if (strcmp(flag, "--remote-model") == 0)
+        o->remote_model = v;
+    else if (strcmp(flag, "--remote-api-key-env") == 0)
+        o->remote_key_env = v;
+    else if (strcmp(v, "openai") == 0 || strcmp(v, "llama.cpp") == 0)
+        o->remote_kind = v;
+    else
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected openai or llama.cpp, got '%s'",
+                            flag, v);
+    return 0;
+}
+
 static int set_cache_dir(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     if (!*v)
@@ -201,6 +226,10 @@ static const struct flag {
     {"--host-cache-mb", set_host_cache_mb, 0},
     {"--cache-dir", set_cache_dir, 0},
     {"--keep-alive", set_keep_alive, 0},
+    {"--remote", set_remote, 0},
+    {"--remote-kind", set_remote, 0},
+    {"--remote-model", set_remote, 0},
+    {"--remote-api-key-env", set_remote, 0},
     {"--help", NULL, WISP_OPTIONS_HELP},
     {"--version", NULL, WISP_OPTIONS_VERSION},
 };

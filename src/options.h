@@ -33,6 +33,12 @@ typedef struct wisp_options {
     int64_t host_cache_mb;     /* --host-cache-mb N: second-tier prefix cache; -1 = default */
     const char *cache_dir;     /* --cache-dir DIR: persistent prefix cache; NULL = none */
     int64_t keep_alive_s;      /* --keep-alive S: unload an idle model after S s; 0 = never */
+    /* --remote URL[,URL...]: generation runs on these servers (--model, if
+     * given, is only the local tokenizer); NULL = local. */
+    const char *remote;
+    const char *remote_kind;    /* --remote-kind openai|llama.cpp (default openai) */
+    const char *remote_model;   /* --remote-model NAME: the servers' model name */
+    const char *remote_key_env; /* --remote-api-key-env VAR: the bearer token's variable */
 } wisp_options;
 
 typedef enum wisp_options_status {

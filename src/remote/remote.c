@@ -182,7 +182,8 @@ static void http_done(void *ud, const wisp_http_result *res)
     } else if (status != WISP_E_CANCELLED && status != WISP_E_SHUTDOWN) {
         retry = res->retryable;
     }
-    if (status && c->msg[0] && status != WISP_E_CANCELLED && status != WISP_E_SHUTDOWN)
+    bool ok = status == 0 || status == WISP_REMOTE_STOP;
+    if (!ok && c->msg[0] && status != WISP_E_CANCELLED && status != WISP_E_SHUTDOWN)
         snprintf(msg, sizeof msg, "%s", c->msg);
     bool more = false;
     for (int i = 0; i < r->n; i++)
@@ -190,9 +191,9 @@ static void http_done(void *ud, const wisp_http_result *res)
             more = true;
     retry = retry && more && !is_cancelled(c);
     double lat = res->got_bytes ? res->first_byte_ms : -1;
-    wisp_router_done(r->router, c->server, status == 0, res->connect_failed || retry, retry, lat,
-                     now);
-    if (status && status != WISP_E_CANCELLED)
+    wisp_router_done(r->router, c->server, ok || status == WISP_E_CANCELLED,
+                     res->connect_failed || retry, retry, lat, now);
+    if (!ok && status != WISP_E_CANCELLED)
         WISP_LOGW("remote: %s%s", msg, retry ? "; trying the next server" : "");
     if (retry) {
         c->exclude[c->server] = true;
@@ -206,7 +207,7 @@ static void http_done(void *ud, const wisp_http_result *res)
         finish(c, err.code, 0, err.msg, -1);
         return;
     }
-    finish(c, status, res->http_code, status ? msg : NULL, lat);
+    finish(c, status, res->http_code, ok ? NULL : msg, lat);
 }
 
 static int start_attempt(rcall *c, wisp_err *err)

@@ -46,6 +46,10 @@ typedef struct wisp_remote_opts {
 
 typedef struct wisp_remote wisp_remote;
 
+/* What on_json returns to end a call early without failing it (the
+ * caller's own rule ended the answer): on_done then gets it as status. */
+#define WISP_REMOTE_STOP 1
+
 typedef struct wisp_remote_done {
     int status;          /* 0, or a wisp_code (WISP_E_CANCELLED, WISP_E_REMOTE, ...) */
     long http_code;

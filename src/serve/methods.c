@@ -43,7 +43,8 @@ static const wisp_param p_initialize[] = {
 static const wisp_param p_cancel[] = {REQ("id", WISP_PT_ID), END};
 
 static const wisp_param p_model_load[] = {
-    REQ("path", WISP_PT_STRING),
+    OPT("path", WISP_PT_STRING),
+    OPT("remote", WISP_PT_OBJECT),
     OPT_RANGE("n_ctx", WISP_PT_INT, 1, CTX_MAX),
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     OPT_RANGE("threads", WISP_PT_INT, 1, THREADS_MAX),

@@ -42,6 +42,8 @@ int wisp_serve_reload(struct wisp_server *s, wisp_err *err);
 void wisp_serve_touch(struct wisp_server *s);
 /* The engine thread's step hook and exit hook (ud: the wisp_server). */
 bool wisp_serve_step(void *ud);
+/* --remote at startup (--model, if any, is the local tokenizer). */
+int wisp_serve_startup_remote(struct wisp_server *s, wisp_err *err);
 /* Engine thread: false (err set, WISP_E_MODEL_CHANGED) once the loaded
  * model's file changed on disk; the model's requests are failed then. */
 bool wisp_model_check_file(struct wisp_server *s, wisp_err *err);

@@ -26,6 +26,7 @@
 #include "serve/chat_tools.h"
 #include "serve/gen_common.h"
 #include "serve/methods.h"
+#include "serve/remote.h"
 #include "serve/server.h"
 
 /* ---------------------------------------------------------------- JSON to template values */
@@ -216,6 +217,8 @@ static bool check_messages(wisp_job *job, const json_t *p)
 void wisp_m_chat_render(wisp_job *job)
 {
     const wisp_runtime *rt = wisp_job_server(job)->runtime;
+    if (rt && !rt->model) /* a remote backend without a local GGUF has no template here */
+        rt = NULL;
     const json_t *p = wisp_job_params(job);
     if (!check_messages(job, p))
         return;
@@ -345,6 +348,10 @@ void wisp_m_chat(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (rt->remote) {
+        wisp_remote_m_chat(job);
+        return;
+    }
     if (!check_messages(job, p) || !wisp_gen_require_engine(job, rt))
         return;
     wisp_buf prompt = WISP_BUF_INIT;

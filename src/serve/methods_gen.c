@@ -19,6 +19,7 @@
 #include "gen/stop.h"
 #include "serve/gen_common.h"
 #include "serve/methods.h"
+#include "serve/remote.h"
 #include "serve/server.h"
 
 /* ---------------------------------------------------------------- evaluate */
@@ -67,6 +68,13 @@ void wisp_m_evaluate(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (rt->remote) {
+        wisp_job_error(job, WISP_RPC_UNSUPPORTED,
+                       "evaluate needs the local engine: the remote backend's servers return no "
+                       "teacher-forced logits",
+                       NULL);
+        return;
+    }
     if (!wisp_gen_require_engine(job, rt))
         return;
     wisp_err err = {0};
@@ -112,6 +120,10 @@ void wisp_m_generate(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (rt->remote) {
+        wisp_remote_m_generate(job);
+        return;
+    }
     if (!wisp_gen_require_engine(job, rt))
         return;
     wisp_err err = {0};

@@ -19,6 +19,7 @@
 #include "infill/fim_tokens.h"
 #include "serve/gen_common.h"
 #include "serve/methods.h"
+#include "serve/remote.h"
 #include "serve/server.h"
 
 typedef struct infill_filter {
@@ -144,6 +145,10 @@ void wisp_m_infill(wisp_job *job)
 {
     wisp_runtime *rt = wisp_job_server(job)->runtime;
     const json_t *p = wisp_job_params(job);
+    if (rt->remote) {
+        wisp_remote_m_infill(job);
+        return;
+    }
     if (!wisp_gen_require_engine(job, rt))
         return;
     wisp_err err = {0};

@@ -19,6 +19,7 @@
 #include "model/types.h"
 #include "rpc/worker.h"
 #include "serve/methods.h"
+#include "serve/remote.h"
 #include "serve/runtime.h"
 #include "serve/server.h"
 
@@ -80,7 +81,7 @@ static void publish_stats(wisp_server *s)
 bool wisp_model_check_file(wisp_server *s, wisp_err *err)
 {
     wisp_runtime *rt = s->runtime;
-    if (!rt)
+    if (!rt || !rt->model)
         return true;
     if (!rt->stale && wisp_file_stamp_check(wisp_model_get_path(rt->model), &rt->stamp, err) == 0)
         return true;
@@ -156,7 +157,9 @@ static void keep_alive_clear(wisp_server *s)
 /* model/info's result: the runtime's own, and how keep-alive stands. */
 static json_t *model_info_json(const wisp_server *s, const wisp_runtime *rt)
 {
-    json_t *info = rt ? wisp_runtime_info(rt) : json_deep_copy(s->idle_info);
+    json_t *info = rt && rt->remote ? wisp_runtime_remote_info(rt)
+                   : rt            ? wisp_runtime_info(rt)
+                                   : json_deep_copy(s->idle_info);
     if (!json_is_object(info))
         return info;
     json_object_set_new(info, "resident", json_boolean(rt != NULL));
@@ -221,6 +224,10 @@ bool wisp_serve_step(void *ud)
     wisp_server *s = ud;
     if (!s->runtime)
         return false;
+    if (s->runtime->remote) {
+        wisp_serve_remote_step(s->runtime);
+        return false;
+    }
     if (!s->runtime->sched) {
         idle_check(s);
         return false;
@@ -244,6 +251,7 @@ static void close_runtime(wisp_server *s)
     wisp_runtime *rt = s->runtime;
     s->runtime = NULL;
     wisp_server_publish_model(s, NULL);
+    wisp_server_publish_remote(s, NULL);
     wisp_runtime_close(rt); /* answers what its scheduler still held */
     /* A model's buffers are large and freed together: hand the heap's free
      * pages back now, or glibc keeps them (its mmap threshold grows as big
@@ -343,12 +351,24 @@ static bool paths_ok(wisp_job *job, const json_t *p)
     return true;
 }
 
+static void load_remote(wisp_job *job);
+
 void wisp_m_model_load(wisp_job *job)
 {
     wisp_server *s = wisp_job_server(job);
     const json_t *p = wisp_job_params(job);
     if (!paths_ok(job, p))
         return;
+    if (json_object_get(p, "remote")) {
+        load_remote(job);
+        return;
+    }
+    if (!json_object_get(p, "path")) {
+        wisp_job_error(job, WISP_RPC_INVALID_PARAMS,
+                       "invalid params: 'path' (a model file) or 'remote' (servers) is required",
+                       NULL);
+        return;
+    }
     wisp_runtime_opts o;
     runtime_opts(s, p, &o);
     if (json_object_get(p, "kv_type") &&
@@ -485,4 +505,60 @@ void wisp_m_model_plan(wisp_job *job)
     place(wisp_job_server(job), &pl, res);
     wisp_model_plan_free(&pl);
     wisp_job_reply(job, res);
+}
+
+/* ---------------------------------------------------------------- remote */
+
+/* The remote runtime replaces the loaded model the way a local load does:
+ * opened whole first, so a failing load leaves the old model serving. */
+static int install_remote(wisp_server *s, const wisp_remote_load *o, wisp_err *err)
+{
+    wisp_runtime *rt;
+    int rc = wisp_runtime_open_remote(o, &rt, err);
+    if (rc)
+        return rc;
+    close_runtime(s);
+    keep_alive_clear(s);
+    s->runtime = rt;
+    s->last_use_ms = wisp_now_ms();
+    wisp_server_publish_remote(s, rt->remote);
+    wisp_server_publish_model(s, model_info_json(s, rt));
+    publish_stats(s);
+    return 0;
+}
+
+int wisp_serve_startup_remote(wisp_server *s, wisp_err *err)
+{
+    wisp_remote_load o = {
+        .path = s->opts->model,
+        .n_ctx = s->opts->n_ctx,
+        .cli_urls = s->opts->remote,
+        .cli_kind = s->opts->remote_kind,
+        .cli_model = s->opts->remote_model,
+        .cli_key_env = s->opts->remote_key_env,
+    };
+    return install_remote(s, &o, err);
+}
+
+static void load_remote(wisp_job *job)
+{
+    wisp_server *s = wisp_job_server(job);
+    const json_t *p = wisp_job_params(job);
+    const json_t *v = json_object_get(p, "n_ctx");
+    wisp_remote_load o = {
+        .remote = json_object_get(p, "remote"),
+        .path = json_string_value(json_object_get(p, "path")),
+        .n_ctx = v ? (int)json_integer_value(v) : s->opts->n_ctx,
+    };
+    wisp_err err = {0};
+    int rc = install_remote(s, &o, &err);
+    if (rc) {
+        WISP_LOGE("model/load: %s", err.msg);
+        wisp_job_error(job,
+                       err.code == WISP_E_INVALID ? WISP_RPC_INVALID_PARAMS
+                                                  : WISP_RPC_MODEL_LOAD_FAILED,
+                       err.msg, NULL);
+        return;
+    }
+    wisp_job_reply(job, model_info_json(s, s->runtime));
 }

@@ -78,6 +78,10 @@ void wisp_m_status(wisp_job *job)
     /* Lines the stderr reader was too slow for (log.h): a client that never
      * reads stderr loses logs, never answers. */
     json_object_set_new(result, "log", json_pack("{s:I}", "dropped_lines", U(wisp_log_dropped())));
+    /* Where requests go: per-server counts and latency, live. */
+    json_t *remote = wisp_server_remote_status(s);
+    if (remote)
+        json_object_set_new(result, "remote", remote);
     if (!result) {
         wisp_job_error(job, WISP_RPC_INTERNAL_ERROR, "out of memory building the result", NULL);
         return;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "serve/methods.h"
+#include "serve/remote.h"
 #include "serve/runtime.h"
 #include "serve/server.h"
 
@@ -20,6 +21,10 @@ static bool flag(const json_t *p, const char *key, bool dflt)
 void wisp_m_tokenize(wisp_job *job)
 {
     const wisp_runtime *rt = wisp_job_server(job)->runtime;
+    if (!rt->tok) { /* the remote backend's servers tokenize */
+        wisp_remote_m_tokenize(job);
+        return;
+    }
     const json_t *p = wisp_job_params(job);
     const json_t *text = json_object_get(p, "text");
     wisp_tokens toks = {0};
@@ -41,6 +46,10 @@ void wisp_m_tokenize(wisp_job *job)
 void wisp_m_detokenize(wisp_job *job)
 {
     const wisp_runtime *rt = wisp_job_server(job)->runtime;
+    if (!rt->tok) {
+        wisp_remote_m_detokenize(job);
+        return;
+    }
     const json_t *p = wisp_job_params(job);
     const json_t *arr = json_object_get(p, "tokens");
     size_t n = json_array_size(arr);

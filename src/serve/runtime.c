@@ -16,6 +16,7 @@
 #include "engine/factory.h"
 #include "model/gguf.h"
 #include "model/types.h"
+#include "remote/remote.h"
 #include "serve/weights_id.h"
 
 #define DEFAULT_CTX_CAP 4096
@@ -140,6 +141,8 @@ void wisp_runtime_close(wisp_runtime *rt)
 {
     if (!rt)
         return;
+    if (rt->remote) /* answers every call still out */
+        wisp_remote_close(rt->remote);
     if (rt->sched)
         wisp_sched_destroy(rt->sched);
     if (rt->engine)

@@ -42,7 +42,13 @@ typedef struct wisp_runtime_opts {
     void *progress_ud;
 } wisp_runtime_opts;
 
+struct wisp_remote;
+
 typedef struct wisp_runtime {
+    /* Generation runs on remote servers (serve/remote.h); then engine and
+     * sched are NULL, and model and tok are the local tokenizer's, or NULL
+     * when the servers tokenize. */
+    struct wisp_remote *remote;
     wisp_model *model;
     wisp_tokenizer *tok;
     wisp_engine *engine; /* NULL for a vocab-only model */

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "remote/remote.h"
 #include "serve/methods.h"
 
 static const wisp_method *serve_find(void *ctx, const char *name)
@@ -20,6 +21,12 @@ static const wisp_method *serve_find(void *ctx, const char *name)
 static int serve_startup(void *ctx, wisp_err *err)
 {
     wisp_server *s = ctx;
+    if (s->opts->remote) {
+        int rc = wisp_serve_startup_remote(s, err);
+        if (rc < 0)
+            wisp_err_prefix(err, "--remote");
+        return rc;
+    }
     if (!s->opts->model)
         return 0;
     int rc = wisp_serve_startup_load(s, s->opts->model, err);
@@ -77,6 +84,21 @@ json_t *wisp_server_model_info(wisp_server *s)
     json_t *info = s->model_info ? json_deep_copy(s->model_info) : json_null();
     pthread_mutex_unlock(&s->lock);
     return info ? info : json_null();
+}
+
+void wisp_server_publish_remote(wisp_server *s, struct wisp_remote *r)
+{
+    pthread_mutex_lock(&s->lock);
+    s->remote = r;
+    pthread_mutex_unlock(&s->lock);
+}
+
+json_t *wisp_server_remote_status(wisp_server *s)
+{
+    pthread_mutex_lock(&s->lock);
+    json_t *o = s->remote ? wisp_remote_status_json(s->remote) : NULL;
+    pthread_mutex_unlock(&s->lock);
+    return o;
 }
 
 void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st)

@@ -60,6 +60,7 @@ typedef struct wisp_server {
 
     /* published snapshots */
     pthread_mutex_t lock;
+    struct wisp_remote *remote; /* the loaded remote backend, for status (under lock) */
     json_t *model_info; /* model/info's result, or NULL */
     wisp_server_stats stats;
 } wisp_server;
@@ -81,6 +82,12 @@ static inline wisp_server *wisp_job_server(wisp_job *job) { return wisp_job_app(
 void wisp_server_publish_model(wisp_server *s, json_t *info);
 /* Returns a new reference to the published model info, or json_null(). */
 json_t *wisp_server_model_info(wisp_server *s);
+
+/* Engine thread: publishes the remote backend (NULL: none) before it is
+ * used and before it is closed; any thread: its live routing status (new
+ * reference), or NULL when the model is local. */
+void wisp_server_publish_remote(wisp_server *s, struct wisp_remote *r);
+json_t *wisp_server_remote_status(wisp_server *s);
 
 /* Engine thread: publishes statistics; any thread: reads a copy. */
 void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
