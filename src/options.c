@@ -187,8 +187,8 @@ static int set_remote(wisp_options *o, const char *flag, const char *v, wisp_err
     else if (strcmp(v, "openai") == 0 || strcmp(v, "llama.cpp") == 0)
         o->remote_kind = v;
     else
-        return wisp_err_set(err, WISP_E_INVALID, "%s: expected openai or llama.cpp, got '%s'",
-                            flag, v);
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected openai or llama.cpp, got '%s'", flag,
+                            v);
     return 0;
 }
 

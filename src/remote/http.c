@@ -111,14 +111,13 @@ static void check_done(wisp_http *h)
         } else if (r->abort_status) {
             req_end(h, r, r->abort_status, NULL);
         } else {
-            r->res.connect_failed = rc == CURLE_COULDNT_CONNECT ||
-                                    rc == CURLE_COULDNT_RESOLVE_HOST ||
-                                    (rc == CURLE_OPERATION_TIMEDOUT && r->res.http_code == 0 &&
-                                     !r->res.got_bytes);
+            r->res.connect_failed =
+                rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+                (rc == CURLE_OPERATION_TIMEDOUT && r->res.http_code == 0 && !r->res.got_bytes);
             /* Nothing of an answer came: the request may go elsewhere. */
-            r->res.retryable = !r->res.got_bytes &&
-                               (r->res.connect_failed || rc == CURLE_GOT_NOTHING ||
-                                rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR);
+            r->res.retryable =
+                !r->res.got_bytes && (r->res.connect_failed || rc == CURLE_GOT_NOTHING ||
+                                      rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR);
             char msg[WISP_ERR_MSG_MAX];
             snprintf(msg, sizeof msg, "%s: %s", r->url,
                      r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
@@ -130,7 +129,8 @@ static void check_done(wisp_http *h)
 static void sock_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     sock_w *s = (sock_w *)w;
-    int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int flags =
+        (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
     int running;
     curl_multi_socket_action(s->h->multi, s->fd, flags, &running);
     check_done(s->h);

@@ -14,7 +14,11 @@ const char *wisp_remote_api_name(wisp_remote_api api)
     return names[api];
 }
 
-typedef enum { V_SAME, V_BIAS_OAI, V_LOCAL } value_kind;
+typedef enum {
+    V_SAME,
+    V_BIAS_OAI,
+    V_LOCAL
+} value_kind;
 
 /* One row per wisp field: its name in each API (NULL: the API has none).
  * vLLM, SGLang and llama-server accept top_k, min_p and
@@ -71,8 +75,7 @@ static json_t *bias_oai(const json_t *v)
     return o;
 }
 
-int wisp_remote_map_sampling(wisp_remote_api api, const json_t *params, json_t *body,
-                             wisp_err *err)
+int wisp_remote_map_sampling(wisp_remote_api api, const json_t *params, json_t *body, wisp_err *err)
 {
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const struct field_row *f = &fields[i];
@@ -171,7 +174,8 @@ int wisp_remote_parse_event(wisp_remote_api api, const json_t *ev, bool had_stop
         out->prompt_tokens = int_or(json_object_get(u, "prompt_tokens"), -1);
         out->completion_tokens = int_or(json_object_get(u, "completion_tokens"), -1);
         out->cached_tokens =
-            int_or(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"), -1);
+            int_or(json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens"),
+                   -1);
     }
     const json_t *choices = json_object_get(ev, "choices");
     if (!json_is_array(choices))

@@ -309,9 +309,8 @@ int wisp_remote_call_sync(wisp_remote *r, int server, const char *path, json_t *
     if (body)
         c->body = json_dumps(body, JSON_COMPACT);
     wisp_sse_init(&c->sse, MAX_ANSWER_BYTES, on_event, c);
-    int rc = (!c->path || (body && !c->body))
-                 ? wisp_err_set(err, WISP_E_NOMEM, "out of memory")
-                 : start_attempt(c, err);
+    int rc = (!c->path || (body && !c->body)) ? wisp_err_set(err, WISP_E_NOMEM, "out of memory")
+                                              : start_attempt(c, err);
     if (rc) {
         rcall_free(c);
     } else {
@@ -425,13 +424,14 @@ json_t *wisp_remote_status_json(wisp_remote *r)
     for (int i = 0; i < r->n; i++) {
         wisp_router_server_stats st;
         wisp_router_stats(r->router, i, now, &st);
-        json_array_append_new(
-            servers,
-            json_pack("{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:f, s:f}", "url", r->urls[i], "up",
-                      st.up, "in_flight", st.in_flight, "requests", (json_int_t)st.requests,
-                      "failures", (json_int_t)st.failures, "retried_elsewhere",
-                      (json_int_t)st.retries_away, "keyed", (json_int_t)st.keyed, "latency_ms",
-                      st.latency_ms_last, "latency_ms_avg", st.latency_ms_avg));
+        json_array_append_new(servers,
+                              json_pack("{s:s, s:b, s:i, s:I, s:I, s:I, s:I, s:f, s:f}", "url",
+                                        r->urls[i], "up", st.up, "in_flight", st.in_flight,
+                                        "requests", (json_int_t)st.requests, "failures",
+                                        (json_int_t)st.failures, "retried_elsewhere",
+                                        (json_int_t)st.retries_away, "keyed", (json_int_t)st.keyed,
+                                        "latency_ms", st.latency_ms_last, "latency_ms_avg",
+                                        st.latency_ms_avg));
     }
     pthread_mutex_lock(&r->lock);
     json_t *o = json_pack("{s:s, s:s?, s:o}", "kind", wisp_remote_kind_name(r->kind), "model",

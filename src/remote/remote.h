@@ -51,7 +51,7 @@ typedef struct wisp_remote wisp_remote;
 #define WISP_REMOTE_STOP 1
 
 typedef struct wisp_remote_done {
-    int status;          /* 0, or a wisp_code (WISP_E_CANCELLED, WISP_E_REMOTE, ...) */
+    int status; /* 0, or a wisp_code (WISP_E_CANCELLED, WISP_E_REMOTE, ...) */
     long http_code;
     const char *message; /* when status != 0 */
     int server;          /* index of the server that answered, -1 none */

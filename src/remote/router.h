@@ -29,9 +29,9 @@ typedef struct wisp_router_server_stats {
     bool up;
     int in_flight;
     uint64_t requests, failures, retries_away, keyed;
-    double latency_ms_last;  /* the last answer's time to first byte */
-    double latency_ms_avg;   /* its moving average (alpha 0.2) */
-    double down_until_ms;    /* 0 while up */
+    double latency_ms_last; /* the last answer's time to first byte */
+    double latency_ms_avg;  /* its moving average (alpha 0.2) */
+    double down_until_ms;   /* 0 while up */
 } wisp_router_server_stats;
 
 /* n servers; back_off_ms: how long a failed server is skipped. */

@@ -53,8 +53,8 @@ static int take_line(wisp_sse *p, wisp_err *err)
     }
     if (name_len == 4 && memcmp(s, "data", 4) == 0) {
         if (p->data.len + value_len + 1 > p->max_bytes)
-            return wisp_err_set(err, WISP_E_TOO_LARGE,
-                                "server-sent event larger than %zu bytes", p->max_bytes);
+            return wisp_err_set(err, WISP_E_TOO_LARGE, "server-sent event larger than %zu bytes",
+                                p->max_bytes);
         if ((p->has_data && wisp_buf_append(&p->data, "\n", 1)) ||
             wisp_buf_append(&p->data, value, value_len) || wisp_buf_reserve(&p->data, 0))
             return wisp_err_set(err, WISP_E_NOMEM, "out of memory");

@@ -158,8 +158,8 @@ static void keep_alive_clear(wisp_server *s)
 static json_t *model_info_json(const wisp_server *s, const wisp_runtime *rt)
 {
     json_t *info = rt && rt->remote ? wisp_runtime_remote_info(rt)
-                   : rt            ? wisp_runtime_info(rt)
-                                   : json_deep_copy(s->idle_info);
+                   : rt             ? wisp_runtime_info(rt)
+                                    : json_deep_copy(s->idle_info);
     if (!json_is_object(info))
         return info;
     json_object_set_new(info, "resident", json_boolean(rt != NULL));

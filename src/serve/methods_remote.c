@@ -36,7 +36,11 @@
 #define KEY_TOKENS 64
 #define KEY_BYTES  256
 
-typedef enum { RK_GENERATE, RK_INFILL, RK_CHAT } rkind;
+typedef enum {
+    RK_GENERATE,
+    RK_INFILL,
+    RK_CHAT
+} rkind;
 
 typedef struct rreq {
     wisp_job *job;
@@ -203,28 +207,30 @@ static json_t *result_json(rreq *q, const wisp_remote_done *d)
     double total = now - q->t0;
     double ttft = q->t_first > 0 ? q->t_first - q->t0 : total;
     int64_t n_prompt = q->prompt_tokens >= 0 ? q->prompt_tokens : q->n_prompt_sent;
-    int64_t n_gen = q->completion_tokens >= 0 ? q->completion_tokens
-                                              : (int64_t)json_array_size(q->tokens);
+    int64_t n_gen =
+        q->completion_tokens >= 0 ? q->completion_tokens : (int64_t)json_array_size(q->tokens);
     double decode_ms = total - ttft;
-    json_t *usage = json_pack("{s:I, s:I, s:I}", "prompt_tokens",
-                              (json_int_t)(n_prompt > 0 ? n_prompt : 0), "completion_tokens",
-                              (json_int_t)(n_gen > 0 ? n_gen : 0), "cached_tokens",
-                              (json_int_t)(q->cached_tokens > 0 ? q->cached_tokens : 0));
-    json_t *timings = json_pack(
-        "{s:f, s:f, s:f, s:f}", "ttft_ms", ttft, "total_ms", total, "prefill_tokens_per_s",
-        ttft > 0 && n_prompt > 0 ? (double)n_prompt * 1000.0 / ttft : 0.0, "decode_tokens_per_s",
-        decode_ms > 0 && n_gen > 1 ? (double)(n_gen - 1) * 1000.0 / decode_ms : 0.0);
+    json_t *usage =
+        json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)(n_prompt > 0 ? n_prompt : 0),
+                  "completion_tokens", (json_int_t)(n_gen > 0 ? n_gen : 0), "cached_tokens",
+                  (json_int_t)(q->cached_tokens > 0 ? q->cached_tokens : 0));
+    json_t *timings =
+        json_pack("{s:f, s:f, s:f, s:f}", "ttft_ms", ttft, "total_ms", total,
+                  "prefill_tokens_per_s",
+                  ttft > 0 && n_prompt > 0 ? (double)n_prompt * 1000.0 / ttft : 0.0,
+                  "decode_tokens_per_s",
+                  decode_ms > 0 && n_gen > 1 ? (double)(n_gen - 1) * 1000.0 / decode_ms : 0.0);
     const char *finish = q->local_finish ? q->local_finish : q->finish ? q->finish : "eog";
-    json_t *res = json_pack("{s:o, s:O, s:s, s:o, s:o}", "text",
-                            wisp_json_string_lossy(q->text.data ? q->text.data : "", q->text.len),
-                            "tokens", q->tokens, "finish_reason", finish, "usage", usage,
-                            "timings", timings);
+    json_t *res =
+        json_pack("{s:o, s:O, s:s, s:o, s:o}", "text",
+                  wisp_json_string_lossy(q->text.data ? q->text.data : "", q->text.len), "tokens",
+                  q->tokens, "finish_reason", finish, "usage", usage, "timings", timings);
     json_object_set_new(res, "remote",
                         json_pack("{s:s?, s:i}", "url", d->url, "attempts", d->attempts));
     if (q->kind == RK_CHAT) {
-        json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                                wisp_json_string_lossy(q->text.data ? q->text.data : "",
-                                                       q->text.len));
+        json_t *msg =
+            json_pack("{s:s, s:o}", "role", "assistant", "content",
+                      wisp_json_string_lossy(q->text.data ? q->text.data : "", q->text.len));
         if (q->reasoning.len)
             json_object_set_new(msg, "reasoning",
                                 wisp_json_string_lossy(q->reasoning.data, q->reasoning.len));
@@ -236,10 +242,10 @@ static json_t *result_json(rreq *q, const wisp_remote_done *d)
             {
                 const char *a = json_string_value(json_object_get(t, "arguments"));
                 json_t *args = json_loads(a ? a : "", JSON_DECODE_ANY, NULL);
-                json_array_append_new(
-                    calls, json_pack("{s:s, s:{s:O, s:o}}", "type", "function", "function", "name",
-                                     json_object_get(t, "name"), "arguments",
-                                     args ? args : json_string(a ? a : "")));
+                json_array_append_new(calls, json_pack("{s:s, s:{s:O, s:o}}", "type", "function",
+                                                       "function", "name",
+                                                       json_object_get(t, "name"), "arguments",
+                                                       args ? args : json_string(a ? a : "")));
             }
             json_object_set_new(msg, "tool_calls", calls);
         }
@@ -504,8 +510,7 @@ void wisp_remote_m_infill(wisp_job *job)
             fail_invalid(job, body, "repo_name", "llama.cpp /infill");
             return;
         }
-        static const char *const pass[] = {"input_prefix", "input_suffix", "input_extra",
-                                           "prompt"};
+        static const char *const pass[] = {"input_prefix", "input_suffix", "input_extra", "prompt"};
         for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
             const json_t *v = json_object_get(p, pass[i]);
             if (v)
@@ -690,8 +695,10 @@ static void tk_submit(wisp_job *job, bool detok)
                             json_boolean(json_is_true(as)));
         if (lcpp)
             json_object_set_new(body, "parse_special", json_boolean(json_is_true(ps)));
-        else if (json_is_true(ps))
-            return fail_invalid(job, body, "parse_special", "OpenAI-compatible /tokenize");
+        else if (json_is_true(ps)) {
+            fail_invalid(job, body, "parse_special", "OpenAI-compatible /tokenize");
+            return;
+        }
     }
     tk_req *t = calloc(1, sizeof *t);
     wisp_err err = {0};

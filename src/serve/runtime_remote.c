@@ -29,8 +29,8 @@ static int bad(wisp_err *err, const char *field, const char *what)
 static int read_remote(const json_t *o, const char **urls, int *n, wisp_remote_opts *ro,
                        const char **key_env, wisp_err *err)
 {
-    static const char *const known[] = {"url",  "urls",       "model",           "api_key_env",
-                                        "kind", "connect_timeout_ms", "idle_timeout_ms"};
+    static const char *const known[] =
+        {"url", "urls", "model", "api_key_env", "kind", "connect_timeout_ms", "idle_timeout_ms"};
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)o, k, v)
@@ -110,7 +110,7 @@ static int split_cli(const wisp_remote_load *o, char *buf, size_t cap, const cha
     if (*n == 0)
         return wisp_err_set(err, WISP_E_INVALID, "--remote: no URL");
     ro->kind = o->cli_kind && strcmp(o->cli_kind, "llama.cpp") == 0 ? WISP_REMOTE_LLAMACPP
-                                                                     : WISP_REMOTE_OPENAI;
+                                                                    : WISP_REMOTE_OPENAI;
     ro->model = o->cli_model;
     return 0;
 }
@@ -166,8 +166,8 @@ static int probe(wisp_remote *r, int *n_ctx, int *n_vocab, wisp_err *err)
             json_t *props = NULL;
             if (wisp_remote_get_kind(r) == WISP_REMOTE_LLAMACPP &&
                 wisp_remote_call_sync(r, i, "/props", NULL, &props, &e) == 0) {
-                const json_t *c = json_object_get(
-                    json_object_get(props, "default_generation_settings"), "n_ctx");
+                const json_t *c =
+                    json_object_get(json_object_get(props, "default_generation_settings"), "n_ctx");
                 if (json_is_integer(c) && json_integer_value(c) > 0)
                     *n_ctx = (int)json_integer_value(c);
             }
@@ -253,10 +253,10 @@ fail:
 json_t *wisp_runtime_remote_info(const wisp_runtime *rt)
 {
     const char *model = wisp_remote_model(rt->remote);
-    json_t *info = json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:f}", "name", model ? model : "",
-                             "architecture", "remote", "n_ctx", rt->n_ctx, "vocab_size",
-                             rt->n_vocab, "device", "remote", "vocab_only", 0, "load_ms",
-                             rt->load_ms);
+    json_t *info =
+        json_pack("{s:s, s:s, s:i, s:i, s:s, s:b, s:f}", "name", model ? model : "", "architecture",
+                  "remote", "n_ctx", rt->n_ctx, "vocab_size", rt->n_vocab, "device", "remote",
+                  "vocab_only", 0, "load_ms", rt->load_ms);
     if (rt->model)
         json_object_set_new(info, "path", json_string(wisp_model_get_path(rt->model)));
     json_object_set_new(info, "tokenizer_local", json_boolean(rt->tok != NULL));

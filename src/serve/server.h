@@ -61,7 +61,7 @@ typedef struct wisp_server {
     /* published snapshots */
     pthread_mutex_t lock;
     struct wisp_remote *remote; /* the loaded remote backend, for status (under lock) */
-    json_t *model_info; /* model/info's result, or NULL */
+    json_t *model_info;         /* model/info's result, or NULL */
     wisp_server_stats stats;
 } wisp_server;
 

@@ -53,7 +53,7 @@ TEST(sse_events_split_anywhere)
         CHECK_EQ_STR(l.names[0], "message");
         CHECK_EQ_STR(l.data[0], "{\"a\":1}");
         CHECK_EQ_STR(l.names[1], "done");
-        CHECK_EQ_STR(l.data[1], "x\ny"); /* data lines join with LF */
+        CHECK_EQ_STR(l.data[1], "x\ny");     /* data lines join with LF */
         CHECK_EQ_STR(l.names[2], "message"); /* the name is per event */
         CHECK_EQ_STR(l.data[2], "no space");
         CHECK_EQ_STR(l.data[3], "[DONE]");
