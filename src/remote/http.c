@@ -131,9 +131,11 @@ static void sock_cb(struct ev_loop *loop, ev_io *w, int revents)
     sock_w *s = (sock_w *)w;
     int flags =
         (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    /* curl may free the watcher (CURL_POLL_REMOVE) inside the call. */
+    wisp_http *h = s->h;
     int running;
-    curl_multi_socket_action(s->h->multi, s->fd, flags, &running);
-    check_done(s->h);
+    curl_multi_socket_action(h->multi, s->fd, flags, &running);
+    check_done(h);
     (void)loop;
 }
 
