@@ -132,6 +132,13 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t 
     return 0;
 }
 
+int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w,
+                          wisp_err *err)
+{
+    size_t bytes = 0;
+    return plan(cfg, w, &bytes, err);
+}
+
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
                             size_t *bytes, wisp_err *err)
 {
