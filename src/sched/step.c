@@ -216,6 +216,8 @@ static void schedule_prefills(wisp_sched *s, int budget)
         if (!r->admitted_once) {
             r->admitted_once = true;
             r->t_admit = wisp_now_ms();
+            s->admitted++;
+            s->queue_wait_ms += r->t_admit - r->t_submit;
             r->cached_tokens = reused;
         }
         r->preempted = false;
@@ -287,6 +289,7 @@ static void run_batch(wisp_sched *s)
             .logits = s->logits + off,
         };
         off += (size_t)(all ? r->step_n : 1) * (size_t)V;
+        s->batch_tokens += (uint64_t)r->step_n;
         if (r->step_n > 1 || r->n_generated == 0)
             s->prefill_tokens += (uint64_t)r->step_n;
         else
@@ -338,6 +341,7 @@ bool wisp_sched_step(wisp_sched *s)
         }
     }
     if (s->n_batch > 0) {
+        s->batch_seqs += (uint64_t)s->n_batch;
         run_batch(s);
         s->steps++;
     }
