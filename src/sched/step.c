@@ -289,7 +289,6 @@ static void run_batch(wisp_sched *s)
             .logits = s->logits + off,
         };
         off += (size_t)(all ? r->step_n : 1) * (size_t)V;
-        s->batch_tokens += (uint64_t)r->step_n;
         if (r->step_n > 1 || r->n_generated == 0)
             s->prefill_tokens += (uint64_t)r->step_n;
         else
@@ -341,9 +340,16 @@ bool wisp_sched_step(wisp_sched *s)
         }
     }
     if (s->n_batch > 0) {
-        s->batch_seqs += (uint64_t)s->n_batch;
+        /* Counted with steps, after the batch (whose requests may end in
+         * it), so that every snapshot divides matching sums. */
+        const int n = s->n_batch;
+        uint64_t tokens = 0;
+        for (int k = 0; k < n; k++)
+            tokens += (uint64_t)s->breqs[k]->step_n;
         run_batch(s);
         s->steps++;
+        s->batch_seqs += (uint64_t)n;
+        s->batch_tokens += tokens;
     }
     wisp_sched_update_snapshot(s);
     if (s->n_running > 0 || s->n_waiting > 0)

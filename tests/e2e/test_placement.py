@@ -3,6 +3,8 @@ placement the load builds (strategy, layers, weights and KV per device, KV
 pool), for every bundled and golden model; the plan honours `device`;
 model/info and status report the placement, the memory by device and the
 warm-up; `warmup: false` skips it."""
+import time
+
 import pytest
 
 from conftest import error_of
@@ -12,6 +14,20 @@ MODELS = ["models/stories260K.gguf", "models/llama-2-tiny-random.gguf",
           "golden/syn-llama-spm-f16.gguf", "golden/syn-llama-spm-q8_0.gguf",
           "golden/syn-llama-spm-q4_k_m.gguf", "golden/syn-qwen2-dsc-f16.gguf",
           "golden/syn-qwen2-dsc-q4_0.gguf", "golden/syn-qwen2-dsc-q8_0.gguf"]
+
+
+def settled_status(srv, timeout=10.0):
+    """status once the engine thread published the snapshot of its last
+    step (an answer goes out during the step that finishes it)."""
+    deadline = time.monotonic() + timeout
+    last = srv.result("status")
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        st = srv.result("status")
+        if st["scheduler"] == last["scheduler"] and st["tokens"] == last["tokens"]:
+            return st
+        last = st
+    raise AssertionError("status kept changing with no request running")
 
 
 def stable(placement):
@@ -100,7 +116,7 @@ def test_warmup_and_status_memory(wisp):
     assert st["scheduler"]["submitted"] == 0 and st["scheduler"]["steps"] == 0
     assert st["scheduler"]["avg_batch_seqs"] == 0 and st["scheduler"]["avg_queue_wait_ms"] == 0
     a = srv.ok(prompt="Once upon a time", max_tokens=4, temperature=0)
-    st = srv.result("status")
+    st = settled_status(srv)
     sched = st["scheduler"]
     assert sched["admitted"] == 1
     assert sched["avg_batch_seqs"] == 1.0  # one request: one sequence per step
