@@ -343,15 +343,17 @@ static int refuse(const wisp_place_request *r, const eligible *el, wisp_placemen
     }
     const uint64_t short_stream = mib_up(stream > best ? stream - best : 0);
     const uint64_t short_all = mib_up(need > total ? need - total : 0);
+    /* The shortfall before the device list: a long list is what a full
+     * message buffer cuts. */
     wisp_err_set(err, WISP_E_TOO_LARGE,
                  "the model does not fit: it needs %llu MiB with every layer resident (weights "
                  "%llu, KV %llu for %d tokens, scratch %llu) or %llu MiB on one device to stream "
-                 "its layers; %s; short by %llu MiB to stream (%llu MiB to hold every layer): "
+                 "its layers, short by %llu MiB to stream (%llu MiB to hold every layer); %s; "
                  "lower n_ctx, use kv_type q8_0, or a smaller quantization",
                  (unsigned long long)mib_up(need), (unsigned long long)mib_up(pl->weight_bytes),
                  (unsigned long long)mib_up(kv), blocks * r->block_size,
                  (unsigned long long)mib_up(pl->scratch_bytes), (unsigned long long)mib_up(stream),
-                 devs, (unsigned long long)short_stream, (unsigned long long)short_all);
+                 (unsigned long long)short_stream, (unsigned long long)short_all, devs);
     (void)p;
     return WISP_E_TOO_LARGE;
 }

@@ -85,19 +85,27 @@ def test_plan_honours_device(wisp):
 
 
 def test_plan_refusal_names_the_shortfall(wisp):
-    """A context no memory holds (its KV and attention scratch): the plan
-    says fits false with the planner's numbers, and model/load refuses
-    with the same need (-31003: it can never fit)."""
+    """A context no memory holds: the plan says fits false with the
+    reason, and model/load refuses (-31003: it can never fit) for the same
+    reason. Which check refuses first depends on the machine's memory:
+    the KV pool (one context's cache beyond what is available) or the
+    planner (the cache, weights and attention scratch on every device)."""
     path = str(stories_path())
     srv = Server(wisp())
     params = {"path": path, "n_ctx": 16777216, "kv_type": "f32"}
     r = srv.result("model/plan", params)
     assert r["fits"] is False and r["strategy"] == "none" and r["placement"] is None
-    assert r["reason"].startswith("the model does not fit: it needs "), r["reason"]
-    assert "MiB available; short by " in r["reason"]
-    need = r["reason"].split(" or ")[0]
+    reason = r["reason"]
+    if reason.startswith("the model does not fit: it needs "):
+        assert "MiB on one device to stream its layers, short by " in reason
+        assert "MiB available; lower n_ctx" in reason
+    else:
+        assert reason.startswith("n_ctx 16777216 needs "), reason
+
+    def key(msg):  # what does not move with the free memory
+        return msg.split(" or ")[0].split(", more than")[0]
     msg = error_of(srv.call("model/load", params), -31003)
-    assert msg.split(" or ")[0] == need
+    assert key(msg) == key(reason)
 
 
 def test_warmup_and_status_memory(wisp):

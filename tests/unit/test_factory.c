@@ -188,7 +188,7 @@ TEST(plan_and_build_agree_over_injected_devices)
     CHECK(wisp_engine_place(m, &spec, &made, &err) == WISP_E_TOO_LARGE);
     char msg[sizeof err.msg];
     snprintf(msg, sizeof msg, "%s", err.msg);
-    CHECK(strstr(msg, "cpu 1 MiB available; short by") != NULL);
+    CHECK(strstr(msg, "; cpu 1 MiB available; lower n_ctx") != NULL);
     wisp_engine *e = NULL;
     CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_TOO_LARGE);
     CHECK_EQ_STR(err.msg, msg);

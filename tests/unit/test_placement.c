@@ -257,14 +257,14 @@ TEST(refusal_names_devices_need_and_shortfall)
     CHECK_EQ_STR(err.msg,
                  "the model does not fit: it needs 515 MiB with every layer resident (weights "
                  "501, KV 4 for 4096 tokens, scratch 10) or 315 MiB on one device to stream its "
-                 "layers; cuda:0 200 MiB usable (712 MiB free less a 512 MiB reserve), cpu 100 "
-                 "MiB available; short by 115 MiB to stream (215 MiB to hold every layer): "
+                 "layers, short by 115 MiB to stream (215 MiB to hold every layer); cuda:0 200 "
+                 "MiB usable (712 MiB free less a 512 MiB reserve), cpu 100 MiB available; "
                  "lower n_ctx, use kv_type q8_0, or a smaller quantization");
     CHECK_EQ_INT(p.n_stages, 0);
     wisp_place_device c[] = {cpu(300)};
     CHECK(plan(&pl, "cpu", c, 1, &p, &err) == WISP_E_TOO_LARGE);
-    CHECK(strstr(err.msg, "cpu 300 MiB available; short by 15 MiB to stream (215 MiB to hold "
-                          "every layer)") != NULL);
+    CHECK(strstr(err.msg, "short by 15 MiB to stream (215 MiB to hold every layer); cpu 300 "
+                          "MiB available;") != NULL);
 }
 
 TEST(device_preferences)
