@@ -94,12 +94,13 @@ static int probe_devices(const wisp_model *model, const char *dev, wisp_place_de
 #if WISP_CUDA
     if (n > 1) {
         wisp_err e = {0};
-        if (wisp_cuda_check_model(wisp_model_get_config(model), wisp_model_get_weights(model), &e)) {
+        if (wisp_cuda_check_model(wisp_model_get_config(model), wisp_model_get_weights(model),
+                                  &e)) {
             if (!is_auto(dev) && strcmp(dev, "cpu") != 0)
                 return wisp_err_set(err, e.code, "%s", e.msg);
             if (is_auto(dev))
-                snprintf(note, cap, "auto: the CUDA engine cannot run this model (%s); using the CPU",
-                         e.msg);
+                snprintf(note, cap,
+                         "auto: the CUDA engine cannot run this model (%s); using the CPU", e.msg);
             n = 1; /* the CPU is always first */
         }
     }
@@ -221,8 +222,8 @@ int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wis
 
 /* An explicit placement: the default pool (or kv_cache_mb) as the CPU
  * would size it; the stages check the placement against the model. */
-static int create_explicit(const wisp_model *model, const wisp_engine_spec *spec,
-                           wisp_engine **out, wisp_engine_made *m, wisp_err *err)
+static int create_explicit(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
+                           wisp_engine_made *m, wisp_err *err)
 {
     int rc;
     if (!model || !wisp_model_get_weights(model))

@@ -90,8 +90,8 @@ static int pick_devices(const wisp_place_request *r, eligible *el, wisp_err *err
                strspn(pref + 5, "0123456789") == strlen(pref + 5) && strlen(pref) < 16) {
         one = pref;
     } else {
-        return wisp_err_set(err, WISP_E_INVALID,
-                            "unknown device \"%s\" (auto, cpu, cuda, cuda:N)", pref);
+        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda, cuda:N)",
+                            pref);
     }
     for (int i = 0; i < r->n_devices; i++) {
         const wisp_place_device *d = &r->devices[i];
@@ -118,16 +118,16 @@ static int pick_devices(const wisp_place_request *r, eligible *el, wisp_err *err
 
 typedef struct costs {
     const wisp_model_plan *pl;
-    uint64_t kv_layer; /* one layer's KV rows for the whole pool */
-    uint64_t head;     /* output head + other tensors, on a last stage after stage 0 */
+    uint64_t kv_layer;  /* one layer's KV rows for the whole pool */
+    uint64_t head;      /* output head + other tensors, on a last stage after stage 0 */
     uint64_t head_same; /* the same on stage 0 (a tied head is its embedding) */
 } costs;
 
 static void costs_init(costs *c, const wisp_model_plan *pl, int block_size, int n_blocks)
 {
     c->pl = pl;
-    c->kv_layer = pl->kv_bytes_per_token / (uint64_t)pl->n_layers * (uint64_t)block_size *
-                  (uint64_t)n_blocks;
+    c->kv_layer =
+        pl->kv_bytes_per_token / (uint64_t)pl->n_layers * (uint64_t)block_size * (uint64_t)n_blocks;
     uint64_t out = pl->output_bytes ? pl->output_bytes : pl->cfg.tied_output ? pl->embd_bytes : 0;
     c->head = out + pl->other_bytes;
     c->head_same = pl->output_bytes + pl->other_bytes;
@@ -189,8 +189,8 @@ static bool try_split(const eligible *el, const costs *c, wisp_placement *p)
         }
         if (k <= 0)
             continue; /* this device can hold no layer: skipped */
-        uint64_t weights = used - (uint64_t)k * c->kv_layer + (n == 0 ? pl->embd_bytes : 0) +
-                           (last ? head : 0);
+        uint64_t weights =
+            used - (uint64_t)k * c->kv_layer + (n == 0 ? pl->embd_bytes : 0) + (last ? head : 0);
         set_stage(&p->stages[n], el->dev[i], cap, l, l + k, weights, (uint64_t)k * c->kv_layer,
                   pl->scratch_bytes);
         n++;
@@ -307,12 +307,11 @@ static void describe(wisp_placement *p, const wisp_model_plan *pl, const eligibl
     }
 }
 
-static int refuse(const wisp_place_request *r, const eligible *el, wisp_placement *p,
-                  wisp_err *err)
+static int refuse(const wisp_place_request *r, const eligible *el, wisp_placement *p, wisp_err *err)
 {
     const wisp_model_plan *pl = r->plan;
-    const int blocks = r->min_blocks > 0 && r->min_blocks < r->n_blocks ? r->min_blocks
-                                                                       : r->n_blocks;
+    const int blocks =
+        r->min_blocks > 0 && r->min_blocks < r->n_blocks ? r->min_blocks : r->n_blocks;
     costs c;
     costs_init(&c, pl, r->block_size, blocks);
     const uint64_t kv = c.kv_layer * (uint64_t)pl->n_layers;

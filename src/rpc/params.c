@@ -39,7 +39,6 @@ static bool fail(char *msg, size_t cap, const char *name, const char *what, cons
     return false;
 }
 
-
 /* A choice "name:N" stands for "name:" and 1 to 3 digits ("cuda:0"). */
 static bool choice_matches(const char *choice, const char *v)
 {

@@ -94,12 +94,11 @@ void wisp_m_status(wisp_job *job)
         json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated", U(st.decode_tokens));
     json_t *model = wisp_server_model_info(s);
     json_t *memory = memory_json(model);
-    json_t *result =
-        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests", requests, "kv_cache",
-                  kv_json(&st.kv), "prefix_cache", prefix_json(&st.kv), "scheduler", sched,
-                  "tokens", tokens, "model", model, "memory", memory, "uptime_ms",
-                  U(wisp_now_ms() - s->start_ms), "shutting_down",
-                  wisp_dispatch_shutting_down(job->dispatch));
+    json_t *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests",
+                               requests, "kv_cache", kv_json(&st.kv), "prefix_cache",
+                               prefix_json(&st.kv), "scheduler", sched, "tokens", tokens, "model",
+                               model, "memory", memory, "uptime_ms", U(wisp_now_ms() - s->start_ms),
+                               "shutting_down", wisp_dispatch_shutting_down(job->dispatch));
     /* Lines the stderr reader was too slow for (log.h): a client that never
      * reads stderr loses logs, never answers. */
     json_object_set_new(result, "log", json_pack("{s:I}", "dropped_lines", U(wisp_log_dropped())));

@@ -57,10 +57,10 @@ typedef struct wisp_runtime {
     int64_t kv_bytes;
     int n_kv_blocks;
     int block_size;
-    wisp_placement placement; /* where the layers live (engine/factory.h) */
+    wisp_placement placement;       /* where the layers live (engine/factory.h) */
     wisp_engine_stats engine_stats; /* weights and scratch the engine holds */
     double load_ms;
-    double warmup_ms; /* the warm-up's share of load_ms; < 0: skipped */
+    double warmup_ms;      /* the warm-up's share of load_ms; < 0: skipped */
     wisp_file_stamp stamp; /* the model file as it was when opened */
     bool stale;            /* the file changed: nothing reads the weights any more */
     char stale_msg[WISP_ERR_MSG_MAX];

@@ -67,8 +67,9 @@ static double worst(const wisp_model_config *c, const float *ff)
 static void llama3_factors(float *ff, int n)
 {
     for (int i = 0; i < n; i++)
-        ff[i] = i < n / 4 ? 1.0f : i < n / 2 ? 1.0f + 7.0f * (float)(i - n / 4) / (float)(n / 4)
-                                             : 8.0f;
+        ff[i] = i < n / 4   ? 1.0f
+                : i < n / 2 ? 1.0f + 7.0f * (float)(i - n / 4) / (float)(n / 4)
+                            : 8.0f;
 }
 
 TEST(table_matches_the_cpu_rope_with_rope_freqs)
@@ -86,7 +87,7 @@ TEST(table_matches_the_cpu_rope_with_rope_freqs)
         CHECK(fabs(tab[2 * i] - want) <= 1e-5 * want);
         CHECK(tab[2 * i + 1] == 0.0f);
     }
-    /* Ignoring the factors (the bug this table fixes) is far off. */
+    /* A table without the factors is far off: the check can fail. */
     wisp_rope r;
     wisp_rope_init(&r, &c, ff);
     float cache[HEAD], cs, sn, plain[HEAD];

@@ -137,8 +137,7 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t 
     return 0;
 }
 
-int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w,
-                          wisp_err *err)
+int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err)
 {
     size_t bytes = 0;
     return plan(cfg, w, &bytes, err);
