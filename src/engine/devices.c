@@ -69,3 +69,30 @@ int wisp_engine_devices(wisp_engine_device *out, int max)
 #endif
     return n;
 }
+
+int wisp_engine_place_devices(wisp_place_device *out, int max)
+{
+    if (max < 1)
+        return 0;
+    memset(&out[0], 0, sizeof out[0]);
+    snprintf(out[0].name, sizeof out[0].name, "cpu");
+    out[0].is_cpu = true;
+    out[0].free_bytes = wisp_mem_available();
+    if (out[0].free_bytes == 0) /* no /proc/meminfo: the machine's RAM */
+        out[0].free_bytes = wisp_mem_total();
+    int n = 1;
+#if WISP_CUDA
+    wisp_cuda_device_info gpus[WISP_ENGINE_MAX_DEVICES];
+    wisp_err err = {0};
+    int k = wisp_cuda_devices(gpus, WISP_ENGINE_MAX_DEVICES, &err);
+    for (int i = 0; i < k && n < max && i < WISP_ENGINE_MAX_DEVICES; i++) {
+        if (!gpus[i].usable)
+            continue;
+        memset(&out[n], 0, sizeof out[n]);
+        snprintf(out[n].name, sizeof out[n].name, "cuda:%d", gpus[i].index);
+        out[n].free_bytes = gpus[i].free_bytes;
+        n++;
+    }
+#endif
+    return n;
+}

@@ -1,10 +1,14 @@
 /*
- * factory.c - device choice, KV pool sizing and engine construction: see
+ * factory.c - placement, KV pool sizing and engine construction: see
  * factory.h.
  *
- * Engines other than the CPU's exist only in builds that compile them
- * (make CUDA=1); this file and the device listing are the only code outside
- * the engines themselves that looks at which ones did.
+ * The automatic path asks the planner (model/placement.h) with the
+ * devices' free memory now and builds its answer through the staged
+ * engine (engine/stages.h); model/plan asks wisp_engine_place the same
+ * question, so the two cannot disagree. Engines other than the CPU's exist
+ * only in builds that compile them (make CUDA=1); this file and the device
+ * listing are the only code outside the engines themselves that looks at
+ * which ones did.
  */
 #include "engine/factory.h"
 
@@ -19,8 +23,15 @@
 #include "engine/cuda/engine_cuda.h"
 #endif
 
-/* VRAM left free beside the weights, KV pool and scratch. */
-#define CUDA_HEADROOM_BYTES ((uint64_t)512 << 20)
+static bool is_auto(const char *dev) { return !dev || !*dev || strcmp(dev, "auto") == 0; }
+
+static bool is_cuda_name(const char *dev)
+{
+    if (strcmp(dev, "cuda") == 0)
+        return true;
+    return strncmp(dev, "cuda:", 5) == 0 && dev[5] && strlen(dev) < 16 &&
+           strspn(dev + 5, "0123456789") == strlen(dev + 5);
+}
 
 #if WISP_CUDA
 /* True when a GPU this build's kernels run on is present; else why not. */
@@ -42,74 +53,93 @@ static bool cuda_usable(char *why, size_t n)
 }
 #endif
 
-/* Decides the engine: "cpu", "cuda", or "auto" (CUDA when a usable GPU is
- * there, else the CPU, saying why in note). */
-static int choose_device(const char *dev, wisp_engine_made *m, wisp_err *err)
+/* Checks the device preference against this build; for "auto" without a
+ * usable GPU, note says why the CPU runs the model. */
+static int check_device(const char *dev, char *note, size_t cap, wisp_err *err)
 {
-    if (!dev || !*dev)
-        dev = "auto";
-    snprintf(m->device, sizeof m->device, "cpu");
-    if (strcmp(dev, "cpu") == 0)
-        return 0;
-    if (strcmp(dev, "cuda") != 0 && strcmp(dev, "auto") != 0)
-        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda)", dev);
-#if WISP_CUDA
-    char why[WISP_ERR_MSG_MAX];
-    if (cuda_usable(why, sizeof why)) {
-        snprintf(m->device, sizeof m->device, "cuda");
+    if (is_auto(dev) || strcmp(dev, "cpu") == 0) {
+#if !WISP_CUDA
+        if (is_auto(dev))
+            snprintf(note, cap, "auto: built without CUDA; using the CPU");
+#else
+        char why[WISP_ERR_MSG_MAX];
+        if (is_auto(dev) && !cuda_usable(why, sizeof why))
+            snprintf(note, cap, "auto: %s; using the CPU", why);
+#endif
         return 0;
     }
-    if (strcmp(dev, "cuda") == 0)
-        return wisp_err_set(err, WISP_E_DEVICE, "device \"cuda\" was requested but %s", why);
-    snprintf(m->note, sizeof m->note, "auto: %s; using the CPU", why);
+    if (!is_cuda_name(dev))
+        return wisp_err_set(err, WISP_E_INVALID, "unknown device \"%s\" (auto, cpu, cuda, cuda:N)",
+                            dev);
+#if WISP_CUDA
+    char why[WISP_ERR_MSG_MAX];
+    if (!cuda_usable(why, sizeof why))
+        return wisp_err_set(err, WISP_E_DEVICE, "device \"%s\" was requested but %s", dev, why);
+    return 0;
 #else
-    if (strcmp(dev, "cuda") == 0)
-        return wisp_err_set(err, WISP_E_DEVICE,
-                            "device \"cuda\" was requested but this wisp was built without CUDA "
-                            "(rebuild with make CUDA=1)");
-    snprintf(m->note, sizeof m->note, "auto: built without CUDA; using the CPU");
+    return wisp_err_set(err, WISP_E_DEVICE,
+                        "device \"%s\" was requested but this wisp was built without CUDA "
+                        "(rebuild with make CUDA=1)",
+                        dev);
 #endif
+}
+
+/* This build's devices, less the GPUs whose engine cannot run the model
+ * (a weight type without kernels): with "auto" note says so, an explicit
+ * "cuda" fails with the engine's reason. */
+static int probe_devices(const wisp_model *model, const char *dev, wisp_place_device *out,
+                         char *note, size_t cap, wisp_err *err)
+{
+    int n = wisp_engine_place_devices(out, WISP_ENGINE_MAX_DEVICES);
+#if WISP_CUDA
+    if (n > 1) {
+        wisp_err e = {0};
+        if (wisp_cuda_check_model(wisp_model_get_config(model), wisp_model_get_weights(model),
+                                  &e)) {
+            if (!is_auto(dev) && strcmp(dev, "cpu") != 0)
+                return wisp_err_set(err, e.code, "%s", e.msg);
+            if (is_auto(dev))
+                snprintf(note, cap,
+                         "auto: the CUDA engine cannot run this model (%s); using the CPU", e.msg);
+            n = 1; /* the CPU is always first */
+        }
+    }
+#else
+    (void)model;
+    (void)dev;
+    (void)note;
+    (void)cap;
+    (void)err;
+#endif
+    return n;
+}
+
+static bool on_cpu_only(const wisp_placement *p)
+{
+    for (int i = 0; i < p->n_stages; i++)
+        if (strcmp(p->stages[i].device, "cpu") != 0)
+            return false;
+    return true;
+}
+
+static bool any_gpu(const wisp_place_device *d, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!d[i].is_cpu)
+            return true;
+    return false;
+}
+
+static uint64_t cpu_free(const wisp_place_device *d, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (d[i].is_cpu)
+            return d[i].free_bytes;
     return 0;
 }
 
-/* Sets how many KV blocks the chosen device holds beside the model, when
- * it has a limit of its own (a GPU's VRAM). Only the default pool is
- * bounded by it. */
-static void device_limit(const wisp_engine_made *m, const wisp_model *model,
-                         const wisp_engine_opts *eo, wisp_kv_pool_req *req)
+static wisp_engine_opts engine_opts(const wisp_engine_spec *spec)
 {
-#if WISP_CUDA
-    if (strcmp(m->device, "cuda") == 0) {
-        int fit = 0;
-        wisp_err e = {0};
-        if (wisp_cuda_plan_blocks(wisp_model_get_config(model), wisp_model_get_weights(model), eo,
-                                  CUDA_HEADROOM_BYTES, &fit, &e) == 0) {
-            req->device_limited = true;
-            req->device_blocks = fit;
-            return;
-        }
-        WISP_LOGW("cuda: cannot plan the KV pool in VRAM (%s); sizing it from host memory", e.msg);
-    }
-#else
-    (void)m;
-    (void)model;
-    (void)eo;
-    (void)req;
-#endif
-}
-
-int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
-                       wisp_engine_made *made, wisp_err *err)
-{
-    *out = NULL;
-    wisp_engine_made m;
-    memset(&m, 0, sizeof m);
-    int rc = choose_device(spec->device, &m, err);
-    if (rc)
-        return rc;
-    if (!model || !wisp_model_get_weights(model))
-        return wisp_err_set(err, WISP_E_NO_MODEL, "engine: %s has no weights",
-                            model ? wisp_model_get_path(model) : "no model");
     wisp_engine_opts eo = {
         .n_threads = spec->n_threads,
         .block_size = WISP_ENGINE_SERVE_BLOCK,
@@ -118,41 +148,135 @@ int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wi
             spec->max_batch_tokens > 0 ? spec->max_batch_tokens : WISP_ENGINE_SERVE_BATCH_TOKENS,
         .max_seqs = spec->max_seqs > 0 ? spec->max_seqs : WISP_ENGINE_SERVE_SEQS,
     };
+    return eo;
+}
+
+static wisp_kv_pool_req pool_req(const wisp_model *model, const wisp_engine_spec *spec,
+                                 uint64_t mem_available)
+{
     wisp_kv_pool_req req = {
         .cfg = wisp_model_get_config(model),
         .kv_type = spec->kv_type,
         .n_ctx = spec->n_ctx,
-        .block_size = eo.block_size,
+        .block_size = WISP_ENGINE_SERVE_BLOCK,
         .kv_cache_mb = spec->kv_cache_mb,
         .contexts = WISP_ENGINE_SERVE_CONTEXTS,
-        .mem_available = wisp_mem_available(),
+        .mem_available = mem_available,
     };
+    return req;
+}
+
+int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine_made *m,
+                      wisp_err *err)
+{
+    memset(m, 0, sizeof *m);
+    const char *dev = is_auto(spec->device) ? "auto" : spec->device;
+    wisp_place_device probed[WISP_ENGINE_MAX_DEVICES];
+    const wisp_place_device *devs = spec->devices;
+    int n = spec->n_devices;
+    int rc;
+    if (!devs && (rc = check_device(dev, m->note, sizeof m->note, err)))
+        return rc;
+    if (!model || !wisp_model_get_weights(model))
+        return wisp_err_set(err, WISP_E_NO_MODEL, "engine: %s has no weights",
+                            model ? wisp_model_get_path(model) : "no model");
+    if (!devs) {
+        n = probe_devices(model, dev, probed, m->note, sizeof m->note, err);
+        if (n < 0)
+            return n;
+        devs = probed;
+    }
+    m->n_devices = n < WISP_ENGINE_MAX_DEVICES ? n : WISP_ENGINE_MAX_DEVICES;
+    memcpy(m->devices, devs, sizeof m->devices[0] * (size_t)m->n_devices);
+    wisp_kv_pool_req req = pool_req(model, spec, cpu_free(devs, n));
     wisp_kv_pool_plan pool;
     if ((rc = wisp_plan_kv_pool(&req, &pool, err)))
         return rc;
-    if (spec->kv_cache_mb <= 0) {
-        eo.n_blocks = pool.n_blocks;
-        device_limit(&m, model, &eo, &req);
-        if (req.device_limited && (rc = wisp_plan_kv_pool(&req, &pool, err)))
-            return rc;
-    }
+    wisp_model_plan pl;
+    if ((rc = wisp_model_plan_model(model, spec->n_ctx, 1, (int)spec->kv_type, &pl, err)))
+        return rc;
+    wisp_place_request pr = {
+        .plan = &pl,
+        .device = dev,
+        .devices = devs,
+        .n_devices = n,
+        .n_blocks = pool.n_blocks,
+        /* A pool of kv_cache_mb stays that size; the default may shrink
+         * to one context to keep a faster placement. */
+        .min_blocks = spec->kv_cache_mb > 0 ? pool.n_blocks : pool.min_blocks,
+        .block_size = req.block_size,
+    };
+    rc = wisp_place_plan(&pr, &m->placement, err);
+    wisp_model_plan_free(&pl);
+    if (rc)
+        return rc;
+    const wisp_placement *p = &m->placement;
+    if (strcmp(dev, "auto") == 0 && any_gpu(devs, n) && on_cpu_only(p))
+        snprintf(m->note, sizeof m->note, "auto: %s; using the CPU", p->reason);
+    snprintf(m->device, sizeof m->device, "%s", p->stages[0].device);
+    m->n_blocks = p->n_blocks;
+    m->block_size = p->block_size;
+    m->kv_bytes = (uint64_t)p->n_blocks * (uint64_t)p->block_size * pool.bytes_per_token;
+    return 0;
+}
+
+/* An explicit placement: the default pool (or kv_cache_mb) as the CPU
+ * would size it; the stages check the placement against the model. */
+static int create_explicit(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
+                           wisp_engine_made *m, wisp_err *err)
+{
+    int rc;
+    if (!model || !wisp_model_get_weights(model))
+        return wisp_err_set(err, WISP_E_NO_MODEL, "engine: %s has no weights",
+                            model ? wisp_model_get_path(model) : "no model");
+    wisp_kv_pool_req req = pool_req(model, spec, wisp_mem_available());
+    wisp_kv_pool_plan pool;
+    if ((rc = wisp_plan_kv_pool(&req, &pool, err)))
+        return rc;
+    wisp_engine_opts eo = engine_opts(spec);
     eo.n_blocks = pool.n_blocks;
+    if ((rc = wisp_engine_stages_create(model, spec->placement, &eo, out, err)))
+        return rc;
+    m->placement = *spec->placement;
+    m->placement.n_blocks = pool.n_blocks;
+    m->placement.block_size = eo.block_size;
+    m->n_blocks = pool.n_blocks;
+    m->block_size = eo.block_size;
+    m->kv_bytes = pool.bytes;
+    return 0;
+}
+
+int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
+                       wisp_engine_made *made, wisp_err *err)
+{
+    *out = NULL;
+    wisp_engine_made m;
+    memset(&m, 0, sizeof m);
+    int rc;
     if (spec->placement) {
-        snprintf(m.device, sizeof m.device, "%s", spec->placement->stages[0].device);
-        rc = wisp_engine_stages_create(model, spec->placement, &eo, out, err);
-    } else if (strcmp(m.device, "cuda") == 0) {
-        wisp_placement one = {.strategy = WISP_PLACE_RESIDENT, .n_stages = 1};
-        snprintf(one.stages[0].device, sizeof one.stages[0].device, "cuda:0");
-        one.stages[0].layer_end = wisp_model_get_config(model)->n_layers;
-        rc = wisp_engine_stages_create(model, &one, &eo, out, err);
-    } else {
-        rc = wisp_engine_cpu_create(model, &eo, out, err);
+        rc = create_explicit(model, spec, out, &m, err);
+    } else if ((rc = wisp_engine_place(model, spec, &m, err)) == 0) {
+        wisp_engine_opts eo = engine_opts(spec);
+        eo.n_blocks = m.n_blocks;
+        rc = wisp_engine_stages_create(model, &m.placement, &eo, out, err);
+        if (rc && is_auto(spec->device) && !on_cpu_only(&m.placement)) {
+            /* The GPU engine refused what the arithmetic allowed: the
+             * model still runs, on the CPU. */
+            char why[WISP_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", err->msg);
+            WISP_LOGW("auto: %s; using the CPU", why);
+            wisp_engine_spec cpu = *spec;
+            cpu.device = "cpu";
+            if ((rc = wisp_engine_place(model, &cpu, &m, err)) == 0) {
+                eo.n_blocks = m.n_blocks;
+                rc = wisp_engine_stages_create(model, &m.placement, &eo, out, err);
+                snprintf(m.note, sizeof m.note, "auto: %s; using the CPU", why);
+            }
+        }
     }
     if (rc)
         return rc;
-    m.n_blocks = pool.n_blocks;
-    m.block_size = eo.block_size;
-    m.kv_bytes = pool.bytes;
+    snprintf(m.device, sizeof m.device, "%s", (*out)->ops->name);
     if (made)
         *made = m;
     return 0;

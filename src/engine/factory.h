@@ -33,6 +33,11 @@ typedef struct wisp_engine_device {
  * then every GPU of the engines built in. Returns how many (at most max). */
 int wisp_engine_devices(wisp_engine_device *out, int max);
 
+/* Fills out[] with the devices a placement may use and their free memory
+ * now: the CPU ("cpu", MemAvailable) first, then every usable GPU of the
+ * engines built in ("cuda:0", ... with free VRAM). Returns how many. */
+int wisp_engine_place_devices(wisp_place_device *out, int max);
+
 /* Batch limits of a serving engine: tokens per forward step and sequences
  * per step. */
 #define WISP_ENGINE_SERVE_BATCH_TOKENS 512
@@ -44,7 +49,7 @@ int wisp_engine_devices(wisp_engine_device *out, int max);
 #define WISP_ENGINE_SERVE_CONTEXTS 8
 
 typedef struct wisp_engine_spec {
-    const char *device; /* "auto" (also NULL or ""), "cpu", "cuda" */
+    const char *device; /* "auto" (also NULL or ""), "cpu", "cuda", "cuda:N" */
     int n_threads;      /* 0: physical cores */
     wisp_kv_type kv_type;
     int n_ctx;            /* tokens one sequence may hold (> 0) */
@@ -54,17 +59,38 @@ typedef struct wisp_engine_spec {
     /* Non-NULL: build exactly this placement (engine/stages.h) instead of
      * choosing a device; device is then ignored. */
     const wisp_placement *placement;
+    /* Non-NULL: plan over these devices instead of this build's own
+     * (wisp_engine_place_devices); for tests and what-if plans. */
+    const wisp_place_device *devices;
+    int n_devices;
 } wisp_engine_spec;
 
 typedef struct wisp_engine_made {
-    char device[16];                  /* the engine built: "cpu", "cuda" */
+    char device[16];                  /* the engine built: "cpu", "cuda", ... */
     char note[WISP_ERR_MSG_MAX + 64]; /* why "auto" chose it, when that matters; else "" */
     int n_blocks, block_size;         /* the KV pool */
     uint64_t kv_bytes;
+    wisp_placement placement; /* where every layer and its KV share live */
+    /* The devices planned over and their free memory then. */
+    wisp_place_device devices[WISP_ENGINE_MAX_DEVICES];
+    int n_devices;
 } wisp_engine_made;
 
-/* Chooses the device and the KV pool for spec and builds the engine for
- * model (which must outlive it). Fails with WISP_E_INVALID for an unknown
+/* The placement wisp_engine_create builds for spec (spec->placement NULL):
+ * the model's memory plan at spec's n_ctx, the KV pool, the devices and
+ * their free memory, and the planner (model/placement.h). model/plan
+ * answers with it, so it reports what model/load does. Fills made's
+ * placement, pool and note (device is the first stage's). Fails as
+ * wisp_engine_create does, and with WISP_E_TOO_LARGE when nothing holds
+ * the model (the planner's message). */
+int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine_made *made,
+                      wisp_err *err);
+
+/* Chooses the placement and the KV pool for spec (wisp_engine_place) and
+ * builds the engine for model (which must outlive it). With "auto", a
+ * placement on a GPU that its engine refuses to build (a weight type
+ * without kernels, VRAM taken since it was planned) falls back to the
+ * CPU, note saying why. Fails with WISP_E_INVALID for an unknown
  * device name, WISP_E_DEVICE when the device asked for is not there (or
  * not built in), WISP_E_TOO_LARGE when the KV pool cannot hold one context,
  * or the engine's own error. made may be NULL. */

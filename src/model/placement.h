@@ -51,6 +51,8 @@ typedef struct wisp_place_stage {
      * memory and at most this many bytes of them are resident on the
      * device at once (two layer buffers for double buffering). */
     uint64_t weights_budget_bytes;
+    uint64_t capacity_bytes; /* what the planner could use there: free
+                                memory less the reserve */
 } wisp_place_stage;
 
 typedef struct wisp_placement {
@@ -58,9 +60,44 @@ typedef struct wisp_placement {
     int n_stages;
     wisp_place_stage stages[WISP_PLACE_MAX_STAGES];
     char reason[256]; /* why this placement, in words */
+    /* The KV pool the placement was sized for: n_blocks blocks of
+     * block_size tokens, every stage holding its layers' rows of each. */
+    int n_blocks, block_size;
 } wisp_placement;
 
 /* The name of a strategy: "resident", "split", "stream". */
 const char *wisp_place_strategy_name(wisp_place_strategy s);
+
+/* Memory a GPU keeps free beside a placement (driver, cuBLAS workspace,
+ * fragmentation): the larger of 2% of its free memory and 512 MiB. The
+ * CPU keeps none (its free memory is MemAvailable, already net). */
+#define WISP_PLACE_GPU_RESERVE_MIN ((uint64_t)512 << 20)
+uint64_t wisp_place_reserve(const wisp_place_device *d);
+
+/* What the planner is asked. */
+typedef struct wisp_place_request {
+    const wisp_model_plan *plan; /* layer, non-layer, KV and scratch bytes */
+    /* "auto" (also NULL or ""): the GPUs in order, then the CPU; "cpu";
+     * "cuda": every GPU (no layer on the CPU); "cuda:N": that GPU only. */
+    const char *device;
+    const wisp_place_device *devices; /* in order; the CPU may be anywhere */
+    int n_devices;
+    /* The KV pool: n_blocks blocks of block_size tokens. When min_blocks
+     * (one context) is below n_blocks, a placement may shrink the pool
+     * down to min_blocks to keep a better strategy (all on one GPU rather
+     * than split); the pool of the result is then the largest that fits. */
+    int n_blocks, min_blocks, block_size;
+} wisp_place_request;
+
+/* Chooses the placement: everything on the first eligible device; else
+ * layers split over the eligible devices in order (GPUs first, the CPU
+ * last, each layer's KV share on the device holding the layer, the
+ * embeddings on stage 0 and the output head on the last stage; a device
+ * that cannot hold one layer is skipped); else one device streaming the
+ * layers through two layer buffers; else WISP_E_TOO_LARGE, the message
+ * naming every device's capacity, what the model needs and the shortfall
+ * in MiB. WISP_E_INVALID for a device preference wisp does not know,
+ * WISP_E_DEVICE when the preferred device is not in the list. */
+int wisp_place_plan(const wisp_place_request *r, wisp_placement *out, wisp_err *err);
 
 #endif

@@ -39,6 +39,18 @@ static bool fail(char *msg, size_t cap, const char *name, const char *what, cons
     return false;
 }
 
+/* A choice "name:N" stands for "name:" and 1 to 3 digits ("cuda:0"). */
+static bool choice_matches(const char *choice, const char *v)
+{
+    size_t n = strlen(choice);
+    if (n < 2 || strcmp(choice + n - 2, ":N") != 0)
+        return strcmp(choice, v) == 0;
+    if (strncmp(v, choice, n - 1) != 0)
+        return false;
+    size_t digits = strspn(v + n - 1, "0123456789");
+    return digits >= 1 && digits <= 3 && v[n - 1 + digits] == '\0';
+}
+
 static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t cap)
 {
     char range[96];
@@ -49,7 +61,7 @@ static bool check_field(const wisp_param *p, const json_t *v, char *msg, size_t 
             return fail(msg, cap, p->name, "a string", "");
         if (p->choices) {
             for (const char *const *c = p->choices; *c; c++)
-                if (strcmp(*c, json_string_value(v)) == 0)
+                if (choice_matches(*c, json_string_value(v)))
                     return true;
             char list[160] = "";
             for (const char *const *c = p->choices; *c; c++) {

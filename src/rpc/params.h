@@ -34,7 +34,8 @@ typedef struct wisp_param {
     wisp_param_type type;
     bool required;
     double min, max;            /* numeric range, inclusive (when min < max) */
-    const char *const *choices; /* strings: the allowed values, NULL-ended */
+    const char *const *choices; /* strings: the allowed values, NULL-ended;
+                                   "name:N" allows "name:" and 1-3 digits */
 } wisp_param;
 
 /* Checks params (an object) against fields. open: unknown fields are

@@ -372,6 +372,10 @@ void wisp_sched_update_snapshot(wisp_sched *s)
     st.preemptions = s->preemptions;
     st.prefill_tokens = s->prefill_tokens;
     st.decode_tokens = s->decode_tokens;
+    st.batch_seqs = s->batch_seqs;
+    st.batch_tokens = s->batch_tokens;
+    st.admitted = s->admitted;
+    st.queue_wait_ms = s->queue_wait_ms;
     pthread_mutex_lock(&s->mu);
     st.queued = s->n_waiting + s->n_inbox;
     st.submitted = s->submitted;

@@ -108,6 +108,10 @@ typedef struct wisp_sched_stats {
     uint64_t steps, submitted, finished, cancelled, failed, preemptions;
     uint64_t rejected_overloaded, rejected_too_large;
     uint64_t prefill_tokens, decode_tokens; /* tokens computed by the engine */
+    /* Sums for averages: sequences and tokens of every step; requests
+     * admitted (first time only) and their waits from submit to admission. */
+    uint64_t batch_seqs, batch_tokens, admitted;
+    double queue_wait_ms;
 } wisp_sched_stats;
 
 /* Creates a scheduler over an engine (which must outlive it) and its KV

@@ -60,6 +60,10 @@ struct wisp_sched {
 
     /* Counters (engine thread). */
     uint64_t steps, finished, cancelled, failed, preemptions, prefill_tokens, decode_tokens;
+    /* For status's averages: sequences and tokens over all steps, and the
+     * requests admitted with their summed wait since submit. */
+    uint64_t batch_seqs, batch_tokens, admitted;
+    double queue_wait_ms;
 };
 
 /* Moves the inbox into the waiting queue. */

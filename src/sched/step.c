@@ -216,6 +216,8 @@ static void schedule_prefills(wisp_sched *s, int budget)
         if (!r->admitted_once) {
             r->admitted_once = true;
             r->t_admit = wisp_now_ms();
+            s->admitted++;
+            s->queue_wait_ms += r->t_admit - r->t_submit;
             r->cached_tokens = reused;
         }
         r->preempted = false;
@@ -338,8 +340,16 @@ bool wisp_sched_step(wisp_sched *s)
         }
     }
     if (s->n_batch > 0) {
+        /* Counted with steps, after the batch (whose requests may end in
+         * it), so that every snapshot divides matching sums. */
+        const int n = s->n_batch;
+        uint64_t tokens = 0;
+        for (int k = 0; k < n; k++)
+            tokens += (uint64_t)s->breqs[k]->step_n;
         run_batch(s);
         s->steps++;
+        s->batch_seqs += (uint64_t)n;
+        s->batch_tokens += tokens;
     }
     wisp_sched_update_snapshot(s);
     if (s->n_running > 0 || s->n_waiting > 0)

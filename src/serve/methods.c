@@ -27,7 +27,7 @@
 #define END {NULL, 0, false, 0, 0, NULL}
 /* clang-format on */
 
-static const char *const devices[] = {"auto", "cpu", "cuda", NULL};
+static const char *const devices[] = {"auto", "cpu", "cuda", "cuda:N", NULL};
 
 static const wisp_param p_none[] = {END};
 
@@ -53,6 +53,7 @@ static const wisp_param p_model_load[] = {
     OPT_RANGE("host_cache_mb", WISP_PT_INT, 0, 1073741824.0),
     OPT("cache_dir", WISP_PT_STRING),
     OPT_RANGE("keep_alive_s", WISP_PT_INT, 0, 2147483648.0),
+    OPT("warmup", WISP_PT_BOOL),
     END,
 };
 
@@ -62,6 +63,7 @@ static const wisp_param p_model_plan[] = {
     OPT_RANGE("n_seq", WISP_PT_INT, 1, 65536),
     {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
+    OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
     END,
 };
 

@@ -14,12 +14,13 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/meminfo.h"
+#include "engine/factory.h"
 #include "model/plan.h"
 #include "model/types.h"
 #include "rpc/worker.h"
 #include "serve/methods.h"
 #include "serve/remote.h"
+#include "serve/placement_json.h"
 #include "serve/runtime.h"
 #include "serve/server.h"
 
@@ -65,6 +66,13 @@ static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opt
         wisp_kv_type_from_name(json_string_value(v), &o->kv_type);
     if ((v = json_object_get(p, "cache_dir")))
         o->cache_dir = json_string_value(v);
+}
+
+/* model/load's warm-up: on unless params say "warmup": false. */
+static void warmup_opts(const json_t *p, wisp_runtime_opts *o)
+{
+    const json_t *v = p ? json_object_get(p, "warmup") : NULL;
+    o->skip_warmup = json_is_false(v);
 }
 
 /* ---------------------------------------------------------------- engine thread */
@@ -371,6 +379,7 @@ void wisp_m_model_load(wisp_job *job)
     }
     wisp_runtime_opts o;
     runtime_opts(s, p, &o);
+    warmup_opts(p, &o);
     if (json_object_get(p, "kv_type") &&
         wisp_kv_type_from_name(json_string_value(json_object_get(p, "kv_type")), &o.kv_type)) {
         bad_kv_type(job);
@@ -432,78 +441,70 @@ static json_t *plan_json(const wisp_model_plan *pl)
         (json_int_t)pl->device_bytes);
 }
 
-static double gib(uint64_t b) { return (double)b / (1024.0 * 1024.0 * 1024.0); }
-
-/* Where the model would run and whether it fits: a GPU holding weights, KV
- * and scratch gets it whole ("full"); otherwise the CPU engine runs it from
- * host memory. wisp does not stream layers or split a model across devices
- * yet, so those strategies are never chosen; the reason says what would be
- * needed instead. */
-static void place(const wisp_server *s, const wisp_model_plan *pl, json_t *res)
+/* Where model/load would put the model with these params, from the same
+ * call model/load makes (wisp_engine_place): the strategy, the layers, KV
+ * and weights per device, and why; or why nothing holds it. */
+static void place(const wisp_model *m, const wisp_engine_spec *spec, const wisp_model_plan *pl,
+                  json_t *res)
 {
-    json_t *devs = json_array();
-    const char *strategy = "none";
-    char reason[400] = "";
-    bool fits = false;
-    for (int i = 0; i < s->n_devices; i++) {
-        const wisp_device_info *d = &s->devices[i];
-        bool is_cpu = strcmp(d->kind, "cpu") == 0;
-        uint64_t need = is_cpu ? pl->host_bytes : pl->device_bytes;
-        uint64_t have = is_cpu ? wisp_mem_available() : d->memory_bytes;
-        if (is_cpu && have == 0)
-            have = d->memory_bytes;
-        bool ok = need <= have;
-        json_array_append_new(devs,
-                              json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "kind", d->kind,
-                                        "name", d->name, "memory_bytes", (json_int_t)have,
-                                        "weights_bytes", (json_int_t)pl->weight_bytes, "kv_bytes",
-                                        (json_int_t)pl->kv_bytes, "layers",
-                                        (json_int_t)pl->n_layers, "fits", ok));
-        if (ok && !fits) {
-            fits = true;
-            strategy = "full";
-            snprintf(reason, sizeof reason, "all %d layers on %s %s (%.2f GiB of %.2f GiB)",
-                     pl->n_layers, d->kind, d->name, gib(need), gib(have));
-        } else if (!ok && !fits) {
-            snprintf(reason, sizeof reason,
-                     "does not fit: needs %.2f GiB (weights %.2f, KV %.2f for %d x %d tokens, "
-                     "scratch %.2f) but %s has %.2f GiB available; lower n_ctx or n_seq, use "
-                     "kv_type q8_0, or a smaller quantization",
-                     gib(need), gib(pl->weight_bytes), gib(pl->kv_bytes), pl->n_ctx, pl->n_seq,
-                     gib(pl->scratch_bytes), d->kind, gib(have));
-        }
-    }
-    json_object_set_new(res, "devices", devs);
-    json_object_set_new(res, "fits", json_boolean(fits));
-    json_object_set_new(res, "strategy", json_string(strategy));
-    json_object_set_new(res, "reason", json_string(reason));
+    wisp_engine_made made;
+    wisp_err err = {0};
+    int rc = wisp_engine_place(m, spec, &made, &err);
+    const wisp_placement *p = rc == 0 ? &made.placement : NULL;
+    if (made.n_devices == 0)
+        made.n_devices = wisp_engine_place_devices(made.devices, WISP_ENGINE_MAX_DEVICES);
+    json_object_set_new(res, "devices", wisp_place_devices_json(made.devices, made.n_devices, p));
+    json_object_set_new(res, "fits", json_boolean(rc == 0));
+    json_object_set_new(res, "strategy",
+                        json_string(p ? wisp_place_strategy_name(p->strategy) : "none"));
+    json_object_set_new(res, "reason", json_string(p ? p->reason : err.msg));
+    json_object_set_new(res, "placement", p ? wisp_placement_json(p) : json_null());
+    if (rc == 0 && made.note[0])
+        json_object_set_new(res, "device_note", json_string(made.note));
     json_object_set_new(res, "weights_bytes", json_integer((json_int_t)pl->weight_bytes));
     json_object_set_new(res, "total_bytes", json_integer((json_int_t)pl->host_bytes));
 }
 
 void wisp_m_model_plan(wisp_job *job)
 {
+    const wisp_server *s = wisp_job_server(job);
     const json_t *p = wisp_job_params(job);
     if (!paths_ok(job, p))
         return;
+    /* The options model/load would take from the same params. */
+    wisp_runtime_opts o;
+    runtime_opts(s, p, &o);
     const json_t *v;
-    int n_ctx = (v = json_object_get(p, "n_ctx")) ? (int)json_integer_value(v) : 0;
     int n_seq = (v = json_object_get(p, "n_seq")) ? (int)json_integer_value(v) : 1;
-    wisp_kv_type kv = WISP_KV_F16;
+    wisp_kv_type kv = o.kv_type;
     if ((v = json_object_get(p, "kv_type")) && wisp_kv_type_from_name(json_string_value(v), &kv)) {
         bad_kv_type(job);
         return;
     }
-    wisp_model_plan pl;
+    wisp_model *m;
     wisp_err err = {0};
-    if (wisp_model_plan_file(json_string_value(json_object_get(p, "path")), n_ctx, n_seq, kv, &pl,
-                             &err)) {
+    if (wisp_model_open(o.path, NULL, &m, &err)) {
+        wisp_job_error(job, WISP_RPC_MODEL_LOAD_FAILED, err.msg, NULL);
+        return;
+    }
+    const int n_ctx = wisp_runtime_n_ctx(wisp_model_get_config(m), o.n_ctx);
+    wisp_model_plan pl;
+    if (wisp_model_plan_model(m, n_ctx, n_seq, kv, &pl, &err)) {
+        wisp_model_close(m);
         wisp_job_error(job, WISP_RPC_MODEL_LOAD_FAILED, err.msg, NULL);
         return;
     }
     json_t *res = plan_json(&pl);
-    place(wisp_job_server(job), &pl, res);
+    wisp_engine_spec spec = {
+        .device = o.device,
+        .n_threads = o.n_threads,
+        .kv_type = kv,
+        .n_ctx = n_ctx,
+        .kv_cache_mb = o.kv_cache_mb,
+    };
+    place(m, &spec, &pl, res);
     wisp_model_plan_free(&pl);
+    wisp_model_close(m);
     wisp_job_reply(job, res);
 }
 

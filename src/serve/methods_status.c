@@ -47,6 +47,28 @@ static json_t *prefix_json(const wisp_kv_stats *kv)
     return o;
 }
 
+/* Means over the model's life: sequences and tokens per engine step, and
+ * the wait from submit to first admission per request (0 before any). */
+static void add_averages(json_t *sched, const wisp_server_stats *st)
+{
+    double steps = (double)st->steps, adm = (double)st->admitted;
+    json_object_set_new(sched, "avg_batch_seqs",
+                        json_real(steps > 0 ? (double)st->batch_seqs / steps : 0.0));
+    json_object_set_new(sched, "avg_batch_tokens",
+                        json_real(steps > 0 ? (double)st->batch_tokens / steps : 0.0));
+    json_object_set_new(sched, "admitted", json_integer(U(st->admitted)));
+    json_object_set_new(sched, "avg_queue_wait_ms",
+                        json_real(adm > 0 ? st->queue_wait_ms / adm : 0.0));
+}
+
+/* The loaded model's memory by device (its published info carries it),
+ * or null without a model. */
+static json_t *memory_json(json_t *model)
+{
+    json_t *m = json_is_object(model) ? json_object_get(model, "memory") : NULL;
+    return m ? json_incref(m) : json_null();
+}
+
 void wisp_m_status(wisp_job *job)
 {
     wisp_server *s = wisp_job_server(job);
@@ -67,14 +89,16 @@ void wisp_m_status(wisp_job *job)
                   U(st.submitted), "finished", U(st.finished), "cancelled", U(st.cancelled),
                   "failed", U(st.failed), "preemptions", U(st.preemptions), "rejected_overloaded",
                   U(st.rejected_overloaded), "rejected_too_large", U(st.rejected_too_large));
+    add_averages(sched, &st);
     json_t *tokens =
         json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated", U(st.decode_tokens));
-    json_t *result =
-        json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests", requests, "kv_cache",
-                  kv_json(&st.kv), "prefix_cache", prefix_json(&st.kv), "scheduler", sched,
-                  "tokens", tokens, "model", wisp_server_model_info(s), "uptime_ms",
-                  U(wisp_now_ms() - s->start_ms), "shutting_down",
-                  wisp_dispatch_shutting_down(job->dispatch));
+    json_t *model = wisp_server_model_info(s);
+    json_t *memory = memory_json(model);
+    json_t *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests",
+                               requests, "kv_cache", kv_json(&st.kv), "prefix_cache",
+                               prefix_json(&st.kv), "scheduler", sched, "tokens", tokens, "model",
+                               model, "memory", memory, "uptime_ms", U(wisp_now_ms() - s->start_ms),
+                               "shutting_down", wisp_dispatch_shutting_down(job->dispatch));
     /* Lines the stderr reader was too slow for (log.h): a client that never
      * reads stderr loses logs, never answers. */
     json_object_set_new(result, "log", json_pack("{s:I}", "dropped_lines", U(wisp_log_dropped())));

@@ -14,9 +14,11 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "engine/factory.h"
+#include "engine/warmup.h"
 #include "model/gguf.h"
 #include "model/types.h"
 #include "remote/remote.h"
+#include "serve/placement_json.h"
 #include "serve/weights_id.h"
 
 #define DEFAULT_CTX_CAP 4096
@@ -52,7 +54,36 @@ static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *e
     rt->n_kv_blocks = made.n_blocks;
     rt->block_size = made.block_size;
     rt->kv_bytes = (int64_t)made.kv_bytes;
+    rt->placement = made.placement;
+    if (rt->engine->ops->get_stats)
+        rt->engine->ops->get_stats(rt->engine->ctx, &rt->engine_stats);
     return 0;
+}
+
+/* Before the scheduler exists: the warm-up step writes KV block 0, which
+ * a prefix cache loaded from cache_dir could otherwise hold. */
+static int warm_up(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
+{
+    rt->warmup_ms = -1;
+    if (o->skip_warmup)
+        return 0;
+    double t0 = wisp_now_ms();
+    int32_t bos = wisp_tokenizer_special(rt->tok)->bos;
+    int rc = wisp_engine_warmup(rt->engine, rt->model, bos, err);
+    if (rc) {
+        wisp_err_prefix(err, "warm-up");
+        return rc;
+    }
+    rt->warmup_ms = wisp_now_ms() - t0;
+    return 0;
+}
+
+int wisp_runtime_n_ctx(const wisp_model_config *c, int requested)
+{
+    if (requested > 0)
+        return requested;
+    int train = c->n_ctx_train > 0 ? c->n_ctx_train : DEFAULT_CTX_CAP;
+    return train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP;
 }
 
 static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *err)
@@ -107,8 +138,7 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
         goto fail;
     }
     rt->n_vocab = rt->cfg->vocab_size;
-    int train = rt->cfg->n_ctx_train > 0 ? rt->cfg->n_ctx_train : DEFAULT_CTX_CAP;
-    rt->n_ctx = o->n_ctx > 0 ? o->n_ctx : (train < DEFAULT_CTX_CAP ? train : DEFAULT_CTX_CAP);
+    rt->n_ctx = wisp_runtime_n_ctx(rt->cfg, o->n_ctx);
     if (rt->n_ctx > WISP_RUNTIME_MAX_CTX) {
         rc = wisp_err_set(err, WISP_E_TOO_LARGE, "n_ctx %d is more than wisp supports (%d tokens)",
                           rt->n_ctx, WISP_RUNTIME_MAX_CTX);
@@ -116,6 +146,9 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     }
     if (!wisp_model_is_vocab_only(rt->model)) {
         rc = open_engine(o, rt, err);
+        if (rc)
+            goto fail;
+        rc = warm_up(o, rt, err);
         if (rc)
             goto fail;
         rc = open_sched(o, rt, err);
@@ -216,5 +249,12 @@ json_t *wisp_runtime_info(const wisp_runtime *rt)
                         json_pack("{s:i, s:i, s:I}", "blocks", rt->n_kv_blocks, "block_size",
                                   rt->block_size, "bytes", (json_int_t)rt->kv_bytes));
     json_object_set_new(info, "load_ms", json_real(rt->load_ms));
+    if (rt->engine) {
+        json_object_set_new(info, "placement", wisp_placement_json(&rt->placement));
+        json_object_set_new(info, "memory",
+                            wisp_placement_memory_json(&rt->placement, &rt->engine_stats));
+    }
+    json_object_set_new(info, "warmup_ms",
+                        rt->engine && rt->warmup_ms >= 0 ? json_real(rt->warmup_ms) : json_null());
     return info;
 }

@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "model/placement.h"
 #include "sched/sched.h"
 #include "serve/file_stamp.h"
 #include "tokenizer/tokenizer.h"
@@ -37,6 +38,7 @@ typedef struct wisp_runtime_opts {
     const char *cache_dir; /* persistent prefix cache; NULL: none */
     int max_running;       /* 0: default */
     int max_queued;        /* 0: default */
+    bool skip_warmup;      /* true: no warm-up step after the load */
     /* Progress of long loads; may be NULL. */
     void (*progress)(void *ud, double fraction, const char *message);
     void *progress_ud;
@@ -61,11 +63,18 @@ typedef struct wisp_runtime {
     int64_t kv_bytes;
     int n_kv_blocks;
     int block_size;
+    wisp_placement placement;       /* where the layers live (engine/factory.h) */
+    wisp_engine_stats engine_stats; /* weights and scratch the engine holds */
     double load_ms;
+    double warmup_ms;      /* the warm-up's share of load_ms; < 0: skipped */
     wisp_file_stamp stamp; /* the model file as it was when opened */
     bool stale;            /* the file changed: nothing reads the weights any more */
     char stale_msg[WISP_ERR_MSG_MAX];
 } wisp_runtime;
+
+/* The context a model is opened with: requested when > 0, else its
+ * training context capped at 4096 tokens. model/plan uses it too. */
+int wisp_runtime_n_ctx(const wisp_model_config *c, int requested);
 
 /* Opens the model at o->path with everything needed to serve it. Returns 0,
  * or a negative wisp_code with err naming the problem. */

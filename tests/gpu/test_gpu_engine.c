@@ -31,6 +31,7 @@ typedef struct tiny {
     float *embd, *out, *out_norm;
     float *wq[NL], *wk[NL], *wv[NL], *wo[NL], *wg[NL], *wu[NL], *wd[NL];
     float *an[NL], *fn[NL], *bq[NL], *bk[NL], *bv[NL], *qn[NL], *kn[NL];
+    float *rf; /* rope_freqs factors, or NULL (the tensor's own data) */
     void *blobs[NL * 14 + 4];
 } tiny;
 
@@ -72,6 +73,7 @@ typedef struct variant {
     int mat_type, embd_type;
     bool tied;
     float rope_scale; /* 0: none */
+    bool rope_freqs;  /* llama-3 rope_freqs.weight divisors */
 } variant;
 
 static void tiny_make(tiny *m, const variant *vr)
@@ -105,6 +107,8 @@ static void tiny_make(tiny *m, const variant *vr)
         m->w.output = mk_mat(m, vr->mat_type, E, V, &m->out);
     }
     m->w.out_norm = mk_vec(m, E, 0.8f, 1.2f, &m->out_norm);
+    if (vr->rope_freqs)
+        m->w.rope_freqs = mk_vec(m, 32, 1.0f, 8.0f, &m->rf);
     for (int l = 0; l < NL; l++) {
         wisp_layer_weights *L = &m->layers[l];
         L->attn_norm = mk_vec(m, E, 0.8f, 1.2f, &m->an[l]);
@@ -167,12 +171,12 @@ static void mv(double *y, const float *W, const double *x, int n_in, int n_out)
     }
 }
 
-static void rope(double *x, int pos, const wisp_model_config *c)
+static void rope(double *x, int pos, const wisp_model_config *c, const float *ff)
 {
     const int d = c->rope_dim, half = d / 2;
     const double fs = c->rope_scaling == WISP_ROPE_SCALING_LINEAR ? 1.0 / c->rope_scale_factor : 1;
     for (int i = 0; i < half; i++) {
-        double th = pos * pow(c->rope_freq_base, -2.0 * i / d) * fs;
+        double th = pos * pow(c->rope_freq_base, -2.0 * i / d) * fs / (ff ? ff[i] : 1.0);
         double cs = cos(th), sn = sin(th);
         int i0 = c->rope_layout == WISP_ROPE_NEOX ? i : 2 * i;
         int i1 = c->rope_layout == WISP_ROPE_NEOX ? i + half : 2 * i + 1;
@@ -212,12 +216,12 @@ static void ref_forward(const tiny *m, const int32_t *tok, int n, float *logits)
             for (int h = 0; h < H; h++) {
                 if (c->qk_norm)
                     rms(q + h * hd, q + h * hd, m->qn[l], hd, c->norm_eps);
-                rope(q + h * hd, p, c);
+                rope(q + h * hd, p, c, m->rf);
             }
             for (int h = 0; h < HK; h++) {
                 if (c->qk_norm)
                     rms(k + h * hd, k + h * hd, m->kn[l], hd, c->norm_eps);
-                rope(k + h * hd, p, c);
+                rope(k + h * hd, p, c, m->rf);
             }
             for (int h = 0; h < H; h++) {
                 const int kh = h / (H / HK);
@@ -403,9 +407,11 @@ TEST(forward_f32_matches_reference_tightly)
 {
     GPU_REQUIRE();
     const variant vs[] = {
-        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0},
-        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0},
-        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f},
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false},
+        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false},
+        /* Llama 3.x: frequencies divided by rope_freqs.weight */
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, true},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
@@ -419,10 +425,10 @@ TEST(forward_quantized_weights_f16_kv)
 {
     GPU_REQUIRE();
     const variant vs[] = {
-        {WISP_ARCH_LLAMA, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K, false, 0},
-        {WISP_ARCH_QWEN2, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, true, 0},
-        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, true, 0},
-        {WISP_ARCH_LLAMA, WISP_TYPE_BF16, WISP_TYPE_F32, false, 0},
+        {WISP_ARCH_LLAMA, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K, false, 0, false},
+        {WISP_ARCH_QWEN2, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, true, 0, false},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, true, 0, false},
+        {WISP_ARCH_LLAMA, WISP_TYPE_BF16, WISP_TYPE_F32, false, 0, false},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
@@ -436,7 +442,7 @@ TEST(forward_quantized_weights_f16_kv)
 TEST(forward_q8_0_kv_cache)
 {
     GPU_REQUIRE();
-    const variant v = {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    const variant v = {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
     gt_seed(700);
     CHECK_EQ_INT(run_variant(&v, WISP_KV_Q8_0, 3e-2), 0);
 }
@@ -448,7 +454,7 @@ TEST(blocks_tier_cancel_and_bad_batches)
     GPU_REQUIRE();
     tiny m;
     gt_seed(800);
-    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
     tiny_make(&m, &vr);
     const int V = m.cfg.vocab_size;
     wisp_engine *e = make_engine(&m, WISP_KV_F32, 12);
@@ -539,7 +545,7 @@ TEST(create_refuses_bad_models)
     GPU_REQUIRE();
     tiny m;
     gt_seed(900);
-    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0};
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
     tiny_make(&m, &vr);
     wisp_engine *e = NULL;
     wisp_err err = {0};

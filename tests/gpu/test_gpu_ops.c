@@ -157,11 +157,20 @@ TEST(softmax_rows)
         const size_t N = (size_t)n * r;
         float *x = malloc(N * 4), *ref = malloc(N * 4);
         gt_floats(x, N, -30, 30);
-        x[0] = -INFINITY; /* a masked logit */
+        x[0] = -INFINITY; /* a masked logit (the whole row when n is 1) */
+        for (int j = 0; j < n; j++)
+            x[(size_t)n + j] = -INFINITY; /* row 1: everything masked */
         for (int i = 0; i < r; i++) {
             double m = -INFINITY, s = 0;
             for (int j = 0; j < n; j++)
                 m = fmax(m, x[(size_t)i * n + j]);
+            /* An all -inf row has no distribution: the kernel writes zeros
+             * (exp(-inf - -inf) would be NaN here). */
+            if (m == -INFINITY) {
+                for (int j = 0; j < n; j++)
+                    ref[(size_t)i * n + j] = 0.0f;
+                continue;
+            }
             for (int j = 0; j < n; j++)
                 s += exp(x[(size_t)i * n + j] - m);
             for (int j = 0; j < n; j++)

@@ -138,3 +138,95 @@ TEST(devices_start_with_the_cpu)
         CHECK_EQ_STR(d[i].kind, "cuda");
     CHECK_EQ_INT(wisp_engine_devices(d, 0), 0);
 }
+
+/* The placement wisp_engine_place answers (model/plan) is the one
+ * wisp_engine_create builds (model/load), over the same devices. */
+static void check_agree(wisp_model *m, const wisp_engine_spec *spec, const char *want_device)
+{
+    wisp_engine_made planned, built;
+    wisp_err err = {0};
+    REQUIRE(wisp_engine_place(m, spec, &planned, &err) == 0);
+    wisp_engine *e = NULL;
+    REQUIRE(wisp_engine_create(m, spec, &e, &built, &err) == 0);
+    CHECK(memcmp(&planned.placement, &built.placement, sizeof planned.placement) == 0);
+    CHECK_EQ_INT(planned.n_blocks, built.n_blocks);
+    CHECK_EQ_INT(e->opts.n_blocks, built.n_blocks);
+    CHECK_EQ_INT((long long)planned.kv_bytes, (long long)built.kv_bytes);
+    CHECK_EQ_STR(planned.note, built.note);
+    CHECK_EQ_STR(built.placement.stages[0].device, want_device);
+    wisp_engine_destroy(e);
+}
+
+TEST(plan_and_build_agree_over_injected_devices)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    const uint64_t MiB = 1 << 20;
+    wisp_place_device cpu = {.name = "cpu", .is_cpu = true, .free_bytes = 8000 * MiB};
+    wisp_engine_spec spec = {.device = "cpu", .n_threads = 1, .kv_type = WISP_KV_F16, .n_ctx = 512};
+    spec.devices = &cpu;
+    spec.n_devices = 1;
+    check_agree(m, &spec, "cpu");
+    /* A GPU too small for one layer: auto keeps everything on the CPU and
+     * says why, in both. */
+    wisp_place_device two[] = {{.name = "cuda:0", .is_cpu = false, .free_bytes = 512 * MiB}, cpu};
+    spec.device = "auto";
+    spec.devices = two;
+    spec.n_devices = 2;
+    check_agree(m, &spec, "cpu");
+    wisp_engine_made made;
+    wisp_err err = {0};
+    REQUIRE(wisp_engine_place(m, &spec, &made, &err) == 0);
+    CHECK_EQ_INT(made.placement.strategy, WISP_PLACE_RESIDENT);
+    CHECK(strstr(made.note, "auto: all 5 layers on cpu") == made.note);
+    CHECK(strstr(made.note, "cuda:0 cannot hold one layer (0 MiB usable); using the CPU") != NULL);
+    CHECK_EQ_INT(made.n_devices, 2);
+    /* Memory for nothing: both refuse with the planner's numbers. */
+    wisp_place_device tiny = {.name = "cpu", .is_cpu = true, .free_bytes = 1 * MiB};
+    spec.devices = &tiny;
+    spec.n_devices = 1;
+    CHECK(wisp_engine_place(m, &spec, &made, &err) == WISP_E_TOO_LARGE);
+    char msg[sizeof err.msg];
+    snprintf(msg, sizeof msg, "%s", err.msg);
+    CHECK(strstr(msg, "; cpu 1 MiB available; lower n_ctx") != NULL);
+    wisp_engine *e = NULL;
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_TOO_LARGE);
+    CHECK_EQ_STR(err.msg, msg);
+    CHECK(e == NULL);
+    wisp_model_close(m);
+}
+
+TEST(auto_falls_back_to_the_cpu_when_the_gpu_engine_refuses)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    /* A GPU with room for everything, which this build cannot drive (a CPU
+     * build has no CUDA engine; a CUDA build has no device of that name):
+     * the plan says cuda, the build falls back to the CPU with a note. */
+    const uint64_t MiB = 1 << 20;
+    wisp_place_device devs[] = {{.name = "cuda:9", .is_cpu = false, .free_bytes = 80000 * MiB},
+                                {.name = "cpu", .is_cpu = true, .free_bytes = 8000 * MiB}};
+    wisp_engine_spec spec = {.device = "auto",
+                             .n_threads = 1,
+                             .kv_type = WISP_KV_F16,
+                             .n_ctx = 512,
+                             .devices = devs,
+                             .n_devices = 2};
+    wisp_engine_made made;
+    wisp_err err = {0};
+    REQUIRE(wisp_engine_place(m, &spec, &made, &err) == 0);
+    CHECK_EQ_STR(made.placement.stages[0].device, "cuda:9");
+    wisp_engine *e = NULL;
+    REQUIRE(wisp_engine_create(m, &spec, &e, &made, &err) == 0);
+    CHECK_EQ_STR(made.device, "cpu");
+    CHECK_EQ_STR(made.placement.stages[0].device, "cpu");
+    CHECK(strstr(made.note, "auto: ") == made.note);
+    CHECK(strstr(made.note, "cuda:9") != NULL);
+    CHECK(strstr(made.note, "using the CPU") != NULL);
+    wisp_engine_destroy(e);
+    /* Asked for by name, the refusal is the answer. */
+    spec.device = "cuda:9";
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) != 0);
+    CHECK(e == NULL);
+    wisp_model_close(m);
+}

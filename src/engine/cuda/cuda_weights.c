@@ -10,8 +10,10 @@
  * checked against the config before any memory is touched, so a bad file
  * fails with a message naming the tensor and the layer.
  *
- * The RoPE table (per rotated pair: base frequency and YaRN ramp mix) is
- * computed here with the CPU engine's formulas (ggml's rope_yarn).
+ * The RoPE table (per rotated pair: base frequency, divided by the
+ * model's rope_freqs.weight factor when it has one, and the YaRN ramp
+ * mix) is built on the host by rope_table.c with the CPU engine's formulas
+ * (ggml's rope_yarn).
  */
 #include <math.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "common/fp16.h"
 #include "common/panic.h"
 #include "engine/cuda/cuda_int.h"
+#include "engine/cuda/rope_table.h"
 
 #define ARENA_ALIGN 256
 
@@ -127,9 +130,17 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t 
         if (qkn)
             sum += 2 * align_up((size_t)c->head_dim * 4);
     }
+    /* llama-3 frequency divisors: one per rotated pair (read on the host). */
+    WISP_TRY(check_vec(w->rope_freqs, "rope_freqs", -1, wisp_rope_table_pairs(c), true, err));
     sum += align_up((size_t)c->head_dim * 4); /* RoPE table: 2 floats per pair */
     *total = sum;
     return 0;
+}
+
+int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err)
+{
+    size_t bytes = 0;
+    return plan(cfg, w, &bytes, err);
 }
 
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
@@ -188,53 +199,27 @@ static int put_vec(arena_cursor *a, const wisp_tensor *t, int64_t n, const float
     return 0;
 }
 
-/* ggml_rope_yarn_corr_dim: the dimension whose wavelength spans n_rot
- * turns over the original context. */
-static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base)
+/* The rope_freqs.weight divisors as floats (n of them), or NULL when the
+ * model has none; free() it. */
+static int freq_factors(const wisp_tensor *t, int n, float **out, wisp_err *err)
 {
-    return n_dims * logf((float)n_ctx_orig / (n_rot * 2 * (float)M_PI)) / (2 * logf(base));
-}
-
-/* Fills tab (2 floats per pair) and the scalar parameters, mirroring the
- * CPU engine's wisp_rope_init/wisp_rope_cache. */
-static void rope_table(const wisp_model_config *c, float *tab, wisp_k_rope_params *p)
-{
-    const int n_dims = c->rope_dim > 0 && c->rope_dim <= c->head_dim ? c->rope_dim : c->head_dim;
-    const float base = c->rope_freq_base > 0 ? c->rope_freq_base : 10000.0f;
-    const float theta_scale = powf(base, -2.0f / (float)n_dims);
-    float freq_scale = 1.0f, attn_factor = 1.0f, ext_factor = 0.0f, corr[2] = {0, 0};
-    if (c->rope_scaling != WISP_ROPE_SCALING_NONE && c->rope_scale_factor > 0)
-        freq_scale = 1.0f / c->rope_scale_factor;
-    if (c->rope_scaling == WISP_ROPE_SCALING_YARN) {
-        ext_factor = c->yarn_ext_factor > 0 ? c->yarn_ext_factor : 1.0f;
-        if (c->yarn_attn_factor > 0)
-            attn_factor = c->yarn_attn_factor;
-        const float beta_fast = c->yarn_beta_fast > 0 ? c->yarn_beta_fast : 32.0f;
-        const float beta_slow = c->yarn_beta_slow > 0 ? c->yarn_beta_slow : 1.0f;
-        int orig = c->rope_orig_ctx > 0 ? c->rope_orig_ctx : c->n_ctx_train;
-        if (orig <= 0)
-            orig = 4096;
-        corr[0] = fmaxf(0.0f, floorf(yarn_corr_dim(n_dims, orig, beta_fast, base)));
-        corr[1] = fminf((float)(n_dims - 1), ceilf(yarn_corr_dim(n_dims, orig, beta_slow, base)));
-    }
-    float f = 1.0f;
-    for (int i = 0; i < n_dims / 2; i++) {
-        float mix = 0.0f;
-        if (ext_factor != 0.0f) {
-            const float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
-            mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+    *out = NULL;
+    if (!t)
+        return 0;
+    float *f = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!f)
+        return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
+    for (int i = 0; i < n; i++) {
+        if (t->type == WISP_TYPE_F32) {
+            memcpy(&f[i], (const uint8_t *)t->data + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            memcpy(&bits, (const uint8_t *)t->data + 2 * i, 2);
+            f[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(bits) : wisp_bf16_to_float(bits);
         }
-        tab[2 * i] = f;
-        tab[2 * i + 1] = mix;
-        f *= theta_scale;
     }
-    p->head_dim = c->head_dim;
-    p->rope_dim = n_dims - n_dims % 2;
-    p->neox = c->rope_layout == WISP_ROPE_NEOX;
-    p->freq_scale = freq_scale;
-    p->mscale = attn_factor;
-    if (ext_factor != 0.0f)
-        p->mscale *= 1.0f + 0.1f * logf(1.0f / freq_scale);
+    *out = f;
+    return 0;
 }
 
 static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor *a, wisp_err *err)
@@ -268,7 +253,16 @@ static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor
     }
     float *tab = a->host_vec;
     memset(tab, 0, (size_t)c->head_dim * 4);
-    rope_table(c, tab, &e->rope);
+    float *ff = NULL;
+    WISP_TRY(freq_factors(w->rope_freqs, wisp_rope_table_pairs(c), &ff, err));
+    wisp_rope_table_params rp;
+    wisp_rope_table_build(c, ff, tab, &rp);
+    free(ff);
+    e->rope.head_dim = rp.head_dim;
+    e->rope.rope_dim = rp.rope_dim;
+    e->rope.neox = rp.neox;
+    e->rope.freq_scale = rp.freq_scale;
+    e->rope.mscale = rp.mscale;
     void *dt = take(a, (size_t)c->head_dim * 4);
     WISP_CU(err, cudaMemcpy(dt, tab, (size_t)c->head_dim * 4, cudaMemcpyHostToDevice));
     e->rope.tab = dt;
@@ -308,5 +302,11 @@ int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, w
     int rc = upload(e, w, &a, err);
     free(a.host_vec);
     WISP_ASSERT(rc != 0 || a.used == total);
-    return rc;
+    if (rc)
+        return rc;
+    /* The copies above are synchronous only with respect to the host: on
+     * the legacy stream they are not ordered before work on the engine's
+     * non-blocking streams, so wait for the device to hold every byte. */
+    WISP_CU(err, cudaDeviceSynchronize());
+    return 0;
 }

@@ -53,6 +53,12 @@ int wisp_engine_cuda_create(const wisp_model *model, const wisp_engine_opts *opt
 int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_weights *w,
                                  const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err);
 
+/* Checks that the CUDA engine can run the model: every tensor's type has
+ * kernels and its shape matches the config. Returns 0, or the error the
+ * engine's create would give (WISP_E_UNSUPPORTED, WISP_E_FORMAT). Touches
+ * no device. */
+int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err);
+
 /* How many KV blocks of opts' type and block size fit on the device after
  * the model's weights and the scratch for opts' batch limits, keeping
  * headroom_bytes free. Returns 0 and sets *n_blocks, or a negative code. */
