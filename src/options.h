@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/device_map.h"
 
 typedef enum wisp_device_choice {
     WISP_DEVICE_AUTO = 0,
@@ -33,6 +34,9 @@ typedef struct wisp_options {
     int64_t host_cache_mb;     /* --host-cache-mb N: second-tier prefix cache; -1 = default */
     const char *cache_dir;     /* --cache-dir DIR: persistent prefix cache; NULL = none */
     int64_t keep_alive_s;      /* --keep-alive S: unload an idle model after S s; 0 = never */
+    /* --device-map DEV=N,...: layers per device; --weights-budget-mb N:
+     * stream the layers through N MiB of weight buffers. */
+    wisp_device_map device_map;
 } wisp_options;
 
 typedef enum wisp_options_status {

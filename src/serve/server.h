@@ -62,6 +62,7 @@ typedef struct wisp_server {
     pthread_mutex_t lock;
     json_t *model_info; /* model/info's result, or NULL */
     wisp_server_stats stats;
+    wisp_engine_stats engine_stats; /* the loaded engine's; zeros without one */
 } wisp_server;
 
 /* Fills devices and the clock; opts must outlive the server. */
@@ -85,5 +86,8 @@ json_t *wisp_server_model_info(wisp_server *s);
 /* Engine thread: publishes statistics; any thread: reads a copy. */
 void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
 void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out);
+/* The same for the engine's own statistics (weights, streaming, stages). */
+void wisp_server_publish_engine_stats(wisp_server *s, const wisp_engine_stats *st);
+void wisp_server_read_engine_stats(wisp_server *s, wisp_engine_stats *out);
 
 #endif

@@ -411,7 +411,7 @@ TEST(stream_one_stage_bit_identical_within_budget)
 
     wisp_placement p = placement_of((stage_spec[]){{"cpu", c->n_layers, budget - 1}}, 1);
     wisp_err err = {0};
-    CHECK_EQ_INT(wisp_engine_stages_create(m, &p, &o, &e, &err), WISP_E_TOO_LARGE);
+    CHECK_EQ_INT(wisp_engine_stages_create(m, &p, &o, &e, &err), WISP_E_INVALID);
     CHECK(e == NULL);
     CHECK(strstr(err.msg, "two of the largest layers") != NULL);
     free(ref);
@@ -435,7 +435,7 @@ TEST(bad_placements_are_refused)
         {{{"cpu", 2, 0}, {"cpu", L - 1, 0}}, 2, WISP_E_INVALID, "must start"},
         {{{"cpu", 0, 0}, {"cpu", L, 0}}, 2, WISP_E_INVALID, "at least one"},
         {{{"tpu", L, 0}}, 1, WISP_E_DEVICE, "no engine for device \"tpu\""},
-        {{{"cpu", 1, 0}, {"cpu", L - 1, 1}}, 2, WISP_E_TOO_LARGE, "two of the largest"},
+        {{{"cpu", 1, 0}, {"cpu", L - 1, 1}}, 2, WISP_E_INVALID, "two of the largest"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         wisp_placement p = placement_of(cases[i].sp, cases[i].n);

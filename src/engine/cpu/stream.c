@@ -152,7 +152,7 @@ int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint
         }
     }
     if (budget < N_SLOTS * largest)
-        return wisp_err_set(err, WISP_E_TOO_LARGE,
+        return wisp_err_set(err, WISP_E_INVALID,
                             "weights budget of %.2f MiB is less than two of the largest layers "
                             "(layer %d: %.2f MiB each; at least %.2f MiB needed to stream "
                             "layers %d..%d)",

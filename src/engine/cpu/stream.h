@@ -36,8 +36,8 @@ typedef struct wisp_cpu_stream_stats {
 uint64_t wisp_cpu_stream_layer_bytes(const wisp_layer_weights *L);
 
 /* Streams layers [begin, end) of w through at most budget bytes. Returns
- * WISP_E_TOO_LARGE when the budget holds fewer than two of the largest
- * layers, WISP_E_NOMEM, or 0; the copy thread starts on the first layers
+ * WISP_E_INVALID when the budget holds fewer than two of the largest
+ * layers (the caller's budget can never work), WISP_E_NOMEM, or 0; the copy thread starts on the first layers
  * at once. */
 int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint64_t budget,
                            wisp_cpu_stream **out, wisp_err *err);
