@@ -94,6 +94,7 @@ typedef struct wisp_engine_stats {
      * that stream: bytes copied into weight arenas so far, the time the
      * copies took, and the time compute waited for one. The copy hidden
      * behind compute is 1 - wait / copy. */
+    bool weights_streaming; /* some layers' weights are streamed */
     uint64_t weights_streamed_bytes;
     double weights_copy_ms;
     double weights_wait_ms;

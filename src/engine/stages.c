@@ -120,6 +120,7 @@ static void stages_get_stats(void *ctx, wisp_engine_stats *out)
         out->kv_bytes += one.kv_bytes;
         out->scratch_bytes += one.scratch_bytes;
         out->weight_bytes += one.weight_bytes;
+        out->weights_streaming |= one.weights_streaming;
         out->weights_streamed_bytes += one.weights_streamed_bytes;
         out->weights_copy_ms += one.weights_copy_ms;
         out->weights_wait_ms += one.weights_wait_ms;

@@ -274,6 +274,7 @@ static void cpu_get_stats(void *ctx, wisp_engine_stats *out)
         wisp_cpu_stream_stats st;
         wisp_cpu_stream_get_stats(e->stream, &st);
         out->weight_bytes = st.arena_bytes;
+        out->weights_streaming = true;
         out->weights_streamed_bytes = st.streamed_bytes;
         out->weights_copy_ms = st.copy_ms;
         out->weights_wait_ms = st.wait_ms;
