@@ -102,8 +102,8 @@ int wisp_device_map_placement(const wisp_device_map *m, int n_layers, wisp_place
         out->stages[0].layer_end = n_layers;
         out->stages[0].weights_budget_bytes = m->weights_budget_bytes;
         snprintf(out->reason, sizeof out->reason,
-                 "weights_budget_mb: all %d layers streamed on the CPU through %.0f MiB",
-                 n_layers, (double)m->weights_budget_bytes / (double)MIB);
+                 "weights_budget_mb: all %d layers streamed on the CPU through %.0f MiB", n_layers,
+                 (double)m->weights_budget_bytes / (double)MIB);
         return 0;
     }
     int total = 0;
@@ -111,8 +111,7 @@ int wisp_device_map_placement(const wisp_device_map *m, int n_layers, wisp_place
         total += m->e[i].layers;
     if (total != n_layers)
         return wisp_err_set(err, WISP_E_INVALID,
-                            "'device_map' holds %d layers but the model has %d", total,
-                            n_layers);
+                            "'device_map' holds %d layers but the model has %d", total, n_layers);
     out->n_stages = m->n;
     out->strategy = m->n > 1 ? WISP_PLACE_SPLIT : WISP_PLACE_RESIDENT;
     int at = 0;
@@ -136,8 +135,7 @@ void wisp_device_map_describe(const wisp_device_map *m, char *buf, size_t n)
     size_t at = 0;
     buf[0] = 0;
     for (int i = 0; i < m->n && at < n; i++) {
-        int k = snprintf(buf + at, n - at, "%s%s=%d", i ? "," : "", m->e[i].device,
-                         m->e[i].layers);
+        int k = snprintf(buf + at, n - at, "%s%s=%d", i ? "," : "", m->e[i].device, m->e[i].layers);
         if (k > 0)
             at += (size_t)k;
         if (m->e[i].weights_budget_bytes && at < n) {

@@ -21,8 +21,8 @@
 #include "model/placement.h"
 
 typedef struct wisp_device_map_entry {
-    char device[16]; /* "cpu", "cuda", "cuda:N" */
-    int layers;      /* > 0 */
+    char device[16];               /* "cpu", "cuda", "cuda:N" */
+    int layers;                    /* > 0 */
     uint64_t weights_budget_bytes; /* > 0: this stage streams its layers */
 } wisp_device_map_entry;
 

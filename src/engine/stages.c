@@ -249,9 +249,9 @@ int wisp_engine_stages_create(const wisp_model *model, const wisp_placement *p,
     c->hidden_bytes = (uint64_t)eng->opts.max_batch_tokens * (uint64_t)cfg->n_embd * sizeof(float);
     c->hidden = malloc(c->hidden_bytes);
     if (!c->hidden) {
-        rc = wisp_err_set(err, WISP_E_NOMEM,
-                          "placement: cannot allocate %llu bytes of hidden state",
-                          (unsigned long long)c->hidden_bytes);
+        rc =
+            wisp_err_set(err, WISP_E_NOMEM, "placement: cannot allocate %llu bytes of hidden state",
+                         (unsigned long long)c->hidden_bytes);
         goto fail;
     }
     eng->ops = &stages_ops;

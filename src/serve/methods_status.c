@@ -59,20 +59,20 @@ static json_t *weights_json(const wisp_engine_stats *e)
     json_t *stages = json_array();
     for (int i = 0; i < e->n_stages && i < WISP_ENGINE_MAX_STAGES; i++) {
         const wisp_engine_stage_stats *g = &e->stages[i];
-        json_array_append_new(
-            stages, json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "device", g->device,
-                              "layer_begin", g->layer_begin, "layer_end", g->layer_end,
-                              "weight_bytes", U(g->weight_bytes), "kv_bytes", U(g->kv_bytes),
-                              "scratch_bytes", U(g->scratch_bytes), "streamed", g->streamed));
+        json_array_append_new(stages,
+                              json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "device", g->device,
+                                        "layer_begin", g->layer_begin, "layer_end", g->layer_end,
+                                        "weight_bytes", U(g->weight_bytes), "kv_bytes",
+                                        U(g->kv_bytes), "scratch_bytes", U(g->scratch_bytes),
+                                        "streamed", g->streamed));
     }
     double overlap = 1.0 - e->weights_wait_ms / e->weights_copy_ms;
-    json_t *o = json_pack("{s:b, s:I, s:I, s:f, s:f, s:o, s:o}", "streaming", streaming,
-                          "resident_bytes", U(e->weight_bytes), "streamed_bytes",
-                          U(e->weights_streamed_bytes), "copy_ms", e->weights_copy_ms, "wait_ms",
-                          e->weights_wait_ms, "copy_overlap",
-                          e->weights_copy_ms > 0 ? json_real(overlap < 0 ? 0 : overlap)
-                                                 : json_null(),
-                          "stages", stages);
+    json_t *o =
+        json_pack("{s:b, s:I, s:I, s:f, s:f, s:o, s:o}", "streaming", streaming, "resident_bytes",
+                  U(e->weight_bytes), "streamed_bytes", U(e->weights_streamed_bytes), "copy_ms",
+                  e->weights_copy_ms, "wait_ms", e->weights_wait_ms, "copy_overlap",
+                  e->weights_copy_ms > 0 ? json_real(overlap < 0 ? 0 : overlap) : json_null(),
+                  "stages", stages);
     return o;
 }
 

@@ -29,9 +29,9 @@
 
 typedef struct wisp_runtime_opts {
     const char *path;
-    int n_ctx;           /* 0: min(n_ctx_train, 4096) */
-    int n_threads;       /* 0: physical cores */
-    const char *device;  /* "auto", "cpu", "cuda" */
+    int n_ctx;          /* 0: min(n_ctx_train, 4096) */
+    int n_threads;      /* 0: physical cores */
+    const char *device; /* "auto", "cpu", "cuda" */
     /* Set: exactly this placement (layer ranges per device, streaming);
      * device is then ignored. */
     wisp_device_map device_map;

@@ -239,21 +239,46 @@ TEST(split_batch_of_three_sequences)
         REQUIRE(forward1(e, b, 20, 0, tb, 3, false, lb) == 0);
         REQUIRE(forward1(e, cc, 20, 0, tc, 3, false, lc) == 0);
         wisp_batch_seq s1[3] = {
-            {.tokens = a, .n_tokens = 16, .pos0 = 0, .block_table = ta, .n_blocks = 2,
-             .all_logits = true, .logits = la},
-            {.tokens = b + 20, .n_tokens = 1, .pos0 = 20, .block_table = tb, .n_blocks = 3,
+            {.tokens = a,
+             .n_tokens = 16,
+             .pos0 = 0,
+             .block_table = ta,
+             .n_blocks = 2,
+             .all_logits = true,
+             .logits = la},
+            {.tokens = b + 20,
+             .n_tokens = 1,
+             .pos0 = 20,
+             .block_table = tb,
+             .n_blocks = 3,
              .logits = lb + V},
-            {.tokens = cc + 20, .n_tokens = 1, .pos0 = 20, .block_table = tc, .n_blocks = 3,
+            {.tokens = cc + 20,
+             .n_tokens = 1,
+             .pos0 = 20,
+             .block_table = tc,
+             .n_blocks = 3,
              .logits = lc + V},
         };
         wisp_batch b1 = {.seqs = s1, .n_seqs = 3};
         REQUIRE(e->ops->forward(e->ctx, &b1, &err) == 0);
         wisp_batch_seq s2[3] = {
-            {.tokens = a + 16, .n_tokens = 1, .pos0 = 16, .block_table = ta, .n_blocks = 3,
+            {.tokens = a + 16,
+             .n_tokens = 1,
+             .pos0 = 16,
+             .block_table = ta,
+             .n_blocks = 3,
              .logits = lb + 2 * (size_t)V},
-            {.tokens = b + 21, .n_tokens = 1, .pos0 = 21, .block_table = tb, .n_blocks = 3,
+            {.tokens = b + 21,
+             .n_tokens = 1,
+             .pos0 = 21,
+             .block_table = tb,
+             .n_blocks = 3,
              .logits = lb + 3 * (size_t)V},
-            {.tokens = cc + 21, .n_tokens = 1, .pos0 = 21, .block_table = tc, .n_blocks = 3,
+            {.tokens = cc + 21,
+             .n_tokens = 1,
+             .pos0 = 21,
+             .block_table = tc,
+             .n_blocks = 3,
              .logits = lc + 2 * (size_t)V},
         };
         wisp_batch b2 = {.seqs = s2, .n_seqs = 3};
@@ -404,8 +429,7 @@ TEST(stream_one_stage_bit_identical_within_budget)
     CHECK(st.weights_copy_ms > 0);
     CHECK(st.weights_wait_ms >= 0);
     fprintf(stderr, "  streamed %.1f MiB in %.2f ms of copies, %.2f ms waited (overlap %.0f%%)\n",
-            (double)st.weights_streamed_bytes / 1048576.0, st.weights_copy_ms,
-            st.weights_wait_ms,
+            (double)st.weights_streamed_bytes / 1048576.0, st.weights_copy_ms, st.weights_wait_ms,
             100.0 * (1.0 - (st.weights_copy_ms > 0 ? st.weights_wait_ms / st.weights_copy_ms : 0)));
     wisp_engine_destroy(e);
 
@@ -522,8 +546,7 @@ TEST(split_and_streamed_through_the_scheduler)
         for (int i = 0; i < N_REQ; i++) {
             CHECK_EQ_INT(t[run][i].status, 0);
             CHECK_EQ_INT(t[run][i].n_out, t[0][i].n_out);
-            CHECK(memcmp(t[run][i].out, t[0][i].out, sizeof(int32_t) * (size_t)t[0][i].n_out) ==
-                  0);
+            CHECK(memcmp(t[run][i].out, t[0][i].out, sizeof(int32_t) * (size_t)t[0][i].n_out) == 0);
         }
         CHECK(same_floats(eval[0], eval[run], (size_t)t[0][N_REQ - 1].n_prompt * V,
                           "scheduled evaluate"));

@@ -322,15 +322,15 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     e->first = e->layer_begin == 0;
     e->last = e->layer_end == cfg->n_layers;
     if (e->opts.weights_budget_bytes > 0 &&
-        (rc = wisp_cpu_stream_create(w, e->layer_begin, e->layer_end,
-                                     e->opts.weights_budget_bytes, &e->stream, err)))
+        (rc = wisp_cpu_stream_create(w, e->layer_begin, e->layer_end, e->opts.weights_budget_bytes,
+                                     &e->stream, err)))
         goto fail;
     if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);
     if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, e->layer_end - e->layer_begin,
-                                e->opts.n_blocks, e->opts.block_size, cfg->n_head_kv,
-                                cfg->head_dim, err)) ||
+                                e->opts.n_blocks, e->opts.block_size, cfg->n_head_kv, cfg->head_dim,
+                                err)) ||
         (rc = build_vecs(e, err)))
         goto fail;
     wisp_rope_init(&e->rope, cfg, e->rope_freqs);

@@ -4,9 +4,12 @@
  * engine_cpu.c builds it (weights checked against the config, small
  * vectors converted to F32, the KV pool, every scratch buffer sized once
  * from max_batch_tokens and max_seqs) and implements the vtable; forward.c
- * runs the transformer over it. wisp_engine_cpu_create_from() takes a
- * config and weights instead of a wisp_model, so tests can run the forward
- * pass on tensors they build in memory.
+ * runs the transformer over it, for the layer range of the options (all
+ * layers by default), computing from the weights in place or, with a
+ * weights budget, from a streamed copy (stream.h).
+ * wisp_engine_cpu_create_from() takes a config and weights instead of a
+ * wisp_model, so tests can run the forward pass on tensors they build in
+ * memory.
  */
 #ifndef WISP_ENGINE_CPU_H
 #define WISP_ENGINE_CPU_H
@@ -41,7 +44,7 @@ typedef struct wisp_cpu_engine {
     wisp_cpu_stream *stream; /* the weight arena when weights are streamed, or NULL */
     int n_threads;
     wisp_threadpool *tp;
-    wisp_kv_pool kv;         /* rows of layers [layer_begin, layer_end) */
+    wisp_kv_pool kv; /* rows of layers [layer_begin, layer_end) */
     wisp_rope rope;
     wisp_cpu_layer_vecs *lv; /* [n_layers]; filled for its own layers */
     float *out_norm;         /* (n_embd) */

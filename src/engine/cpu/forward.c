@@ -20,6 +20,12 @@
  * then logits = rmsnorm(x) * out_norm Wout for the rows that want them.
  * should_stop is polled before every layer, so a cancelled prefill stops
  * within one layer.
+ *
+ * An engine of a chain (engine/stages.h) runs only its layers: it embeds
+ * only when its range starts at layer 0 (else x comes from the batch's
+ * hidden state), and applies the head only when its range ends at the
+ * last layer (else x goes to the hidden state). With streamed weights
+ * each layer's matrices come from the stream's arena (stream.h).
  */
 #include "engine/cpu/engine_cpu.h"
 

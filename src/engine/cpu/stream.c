@@ -66,10 +66,7 @@ uint64_t wisp_cpu_stream_layer_bytes(const wisp_layer_weights *L)
     return n;
 }
 
-static int cyc(const wisp_cpu_stream *s, int layer)
-{
-    return s->begin + (layer - s->begin) % s->n;
-}
+static int cyc(const wisp_cpu_stream *s, int layer) { return s->begin + (layer - s->begin) % s->n; }
 
 /* Fills slot k with layer l: the matrices' bytes, then tensors pointing
  * at them. Runs unlocked: nobody reads slot k while its have is -1. */
