@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/device_map.h"
 #include "engine/stages.h"
 #include "harness.h"
 #include "model/model.h"
@@ -472,6 +473,54 @@ TEST(bad_placements_are_refused)
         CHECK(strstr(err.msg, cases[i].says) != NULL);
     }
     wisp_model_close(m);
+}
+
+/* ---------------------------------------------------------------- device maps */
+
+TEST(device_map_flag_form_and_placement)
+{
+    wisp_device_map m;
+    memset(&m, 0, sizeof m);
+    wisp_err err = {0};
+    REQUIRE(wisp_device_map_parse("cuda:0=20,cuda:1=4,cpu=8", &m, &err) == 0);
+    CHECK_EQ_INT(m.n, 3);
+    CHECK_EQ_STR(m.e[1].device, "cuda:1");
+    CHECK_EQ_INT(m.e[2].layers, 8);
+    m.weights_budget_bytes = 64 << 20;
+    m.e[1].weights_budget_bytes = 32 << 20;
+    wisp_placement p;
+    REQUIRE(wisp_device_map_placement(&m, 32, &p, &err) == 0);
+    CHECK_EQ_INT(p.n_stages, 3);
+    CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
+    CHECK_EQ_INT(p.stages[0].layer_end, 20);
+    CHECK_EQ_INT(p.stages[1].layer_begin, 20);
+    CHECK_EQ_INT(p.stages[2].layer_end, 32);
+    CHECK_EQ_INT(p.stages[0].weights_budget_bytes, 64 << 20); /* the map's default */
+    CHECK_EQ_INT(p.stages[1].weights_budget_bytes, 32 << 20); /* its own */
+    CHECK_EQ_INT(wisp_device_map_placement(&m, 31, &p, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "holds 32 layers but the model has 31") != NULL);
+
+    /* A budget alone: one streaming CPU stage over every layer. */
+    wisp_device_map b = {.weights_budget_bytes = 8 << 20};
+    CHECK(wisp_device_map_is_set(&b));
+    REQUIRE(wisp_device_map_placement(&b, 5, &p, &err) == 0);
+    CHECK_EQ_INT(p.n_stages, 1);
+    CHECK_EQ_STR(p.stages[0].device, "cpu");
+    CHECK_EQ_INT(p.stages[0].layer_end, 5);
+    CHECK_EQ_INT(p.stages[0].weights_budget_bytes, 8 << 20);
+
+    const char *bad[] = {"",      "cpu",      "cpu=",   "cpu=3,", "=3",
+                         "gpu=2", "cuda:x=1", "cpu=-1", "cpu=2x", "cuda:12345=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        wisp_device_map q;
+        memset(&q, 0, sizeof q);
+        CHECK_EQ_INT(wisp_device_map_parse(bad[i], &q, &err), WISP_E_INVALID);
+    }
+    wisp_device_map full;
+    memset(&full, 0, sizeof full);
+    for (int i = 0; i < WISP_PLACE_MAX_STAGES; i++)
+        REQUIRE(wisp_device_map_add(&full, "cpu", 1, 0, &err) == 0);
+    CHECK_EQ_INT(wisp_device_map_add(&full, "cpu", 1, 0, &err), WISP_E_INVALID);
 }
 
 /* ---------------------------------------------------------------- scheduler */
