@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "engine/device_map.h"
 #include "engine/stages.h"
 #include "harness.h"
@@ -472,6 +473,43 @@ TEST(bad_placements_are_refused)
             fprintf(stderr, "  case %zu: %s\n", i, err.msg);
         CHECK(strstr(err.msg, cases[i].says) != NULL);
     }
+    wisp_model_close(m);
+}
+
+/* Every allocation of building a split with a streaming stage may fail:
+ * each failure is an error value, nothing half-built is left (the
+ * sanitizers see any leak). */
+TEST(stages_create_survives_every_allocation_failure)
+{
+    if (!wisp_fault_enabled())
+        SKIP("allocation faults are injected only in SANITIZE=1 and FAULT=1 builds");
+    wisp_model *m = open_fixture("models/stories260K.gguf");
+    wisp_engine_opts o = engine_opts(8, 4, 16, 2);
+    const stage_spec sp[2] = {{"cpu", 2, 0}, {"cpu", 3, 2 * largest_layer(m)}};
+    wisp_placement p = placement_of(sp, 2);
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    wisp_fault_arm(0);
+    REQUIRE(wisp_engine_stages_create(m, &p, &o, &e, &err) == 0);
+    const long total = wisp_fault_count();
+    wisp_engine_destroy(e);
+    REQUIRE(total > 10);
+    int failed = 0;
+    for (long n = 1; n <= total; n++) {
+        e = NULL;
+        wisp_fault_arm(n);
+        int rc = wisp_engine_stages_create(m, &p, &o, &e, &err);
+        bool hit = wisp_fault_injected();
+        wisp_fault_arm(0);
+        if (hit) {
+            CHECK(rc != 0 && e == NULL);
+            failed += rc != 0;
+        } else {
+            CHECK_EQ_INT(rc, 0);
+        }
+        wisp_engine_destroy(e);
+    }
+    CHECK(failed > 0);
     wisp_model_close(m);
 }
 
