@@ -32,6 +32,8 @@ typedef struct stage {
 } stage;
 
 typedef struct stages_ctx {
+    struct wisp_engine_ops ops; /* stages_ops with this chain's name */
+    char name[64];
     int n;
     stage st[WISP_PLACE_MAX_STAGES];
     float *hidden; /* [max_batch_tokens][n_embd] */
@@ -159,6 +161,26 @@ static const struct wisp_engine_ops stages_ops = {
 
 /* ---------------------------------------------------------------- build */
 
+/* The chain's name: its stages' engine names in order, a run of one name
+ * written once. It tags the block format of the persistent prefix cache,
+ * so a chain of CPU engines is "cpu" (its blocks are byte for byte one CPU
+ * engine's) while a GPU and the CPU together are "cuda+cpu". */
+static void chain_name(stages_ctx *c)
+{
+    size_t at = 0;
+    const char *prev = NULL;
+    c->name[0] = 0;
+    for (int i = 0; i < c->n && at < sizeof c->name; i++) {
+        const char *nm = c->st[i].e->ops->name ? c->st[i].e->ops->name : "?";
+        if (prev && strcmp(prev, nm) == 0)
+            continue;
+        int k = snprintf(c->name + at, sizeof c->name - at, "%s%s", prev ? "+" : "", nm);
+        if (k > 0)
+            at += (size_t)k;
+        prev = nm;
+    }
+}
+
 /* Builds the engine of one stage on its device. */
 static int create_device_engine(const wisp_model *model, const wisp_place_stage *s,
                                 const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err)
@@ -254,7 +276,10 @@ int wisp_engine_stages_create(const wisp_model *model, const wisp_placement *p,
                          (unsigned long long)c->hidden_bytes);
         goto fail;
     }
-    eng->ops = &stages_ops;
+    chain_name(c);
+    c->ops = stages_ops;
+    c->ops.name = c->name;
+    eng->ops = &c->ops;
     eng->ctx = c;
     eng->model = model;
     *out = eng;

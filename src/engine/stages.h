@@ -8,6 +8,9 @@
  * copy_block, read_block and write_block act on every stage (each owns
  * the KV rows of its layers under the same block ids), bytes_per_block is
  * the sum of the stages', get_stats sums them and reports per stage.
+ * A block's bytes are the stages' bytes in stage order, which for CPU
+ * stages is exactly one CPU engine's block: the chain is then named "cpu"
+ * and the persistent prefix cache moves between placements.
  *
  * A placement of one stage (resident, or streaming its layers through
  * a weights budget) builds that device's engine directly, so the common

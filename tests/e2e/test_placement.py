@@ -179,3 +179,24 @@ def test_bad_placement_flags_exit_2(args, want):
     rc, out, err = run_once(args)
     assert rc == 2, (args, rc, err)
     assert want in err, (args, err)
+
+
+def test_prefix_cache_on_disk_moves_between_placements(wisp, tmp_path):
+    """A block's bytes are the same whatever the placement (each stage's
+    layers in order), so a cache written by a normal run warms a split,
+    streamed run and the other way round, with the same output."""
+    model = stories_path()
+    prompt = PROMPTS[0] + " " + PROMPTS[1]
+    outs = []
+    for flags in ([], ["--device-map", "cpu=2,cpu=3", "--weights-budget-mb", "1"], []):
+        srv = Server(wisp("--model", str(model), "--threads", "2", "--device", "cpu",
+                          "--ctx", "512", "--cache-dir", str(tmp_path), "--log-level", "warn",
+                          *flags))
+        g = srv.ok(prompt=prompt, max_tokens=24, **GREEDY)
+        outs.append(g)
+        srv.c.close_stdin()
+        assert srv.c.wait() == 0, srv.c.stderr_text()
+    assert outs[0].result["usage"]["cached_tokens"] == 0
+    for g in outs[1:]:
+        assert g.result["usage"]["cached_tokens"] > 0, g.result["usage"]
+        assert g.tokens == outs[0].tokens

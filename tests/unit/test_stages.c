@@ -307,6 +307,8 @@ TEST(split_blocks_round_trip_like_one_engine)
     wisp_engine *one = make_single(m, &o), *two = make_staged(m, sp, 2, &o);
     const size_t n = one->ops->bytes_per_block(one->ctx);
     CHECK_EQ_INT(two->ops->bytes_per_block(two->ctx), n);
+    /* The same block format, so the same tag on the persistent cache. */
+    CHECK_EQ_STR(two->ops->name, one->ops->name);
     float *ref = malloc(sizeof(float) * (size_t)V), *got = malloc(sizeof(float) * (size_t)V);
     uint8_t *b1 = malloc(n), *b2 = malloc(n);
     REQUIRE(ref && got && b1 && b2);
