@@ -8,9 +8,12 @@
  * slot at the layer after next (cyclically within the stage's range), so
  * the copy of the next step's first layers overlaps this step's last layer
  * and the output head. A stage of one or two layers copies them once and
- * keeps them. One mutex and condition pair guards want/have; the copy
- * itself runs unlocked into a slot compute cannot be reading (its have is
- * -1 while it is filled).
+ * keeps them. When compute needs a layer whose copy has not started (the
+ * copy thread had no core to run on, as on a machine busy with other
+ * work), it copies the layer itself rather than wait for the thread to be
+ * scheduled: that copy is the wait it would have had anyway. One mutex
+ * and two conditions guard want/have/filling; a copy runs unlocked into a
+ * slot nobody else touches (filling set, have -1).
  */
 #include "engine/cpu/stream.h"
 
@@ -28,6 +31,7 @@
 typedef struct stream_slot {
     uint8_t *buf;
     int want, have; /* layer ids, -1 for none */
+    bool filling;   /* a copy into it is under way */
     wisp_tensor mats[N_MATS];
     wisp_layer_weights lw;
 } stream_slot;
@@ -97,12 +101,32 @@ static int slot_to_fill(const wisp_cpu_stream *s)
     int pick = -1;
     for (int i = 0; i < N_SLOTS; i++) {
         const stream_slot *k = &s->slot[i];
-        if (k->want < 0 || k->want == k->have)
+        if (k->want < 0 || k->want == k->have || k->filling)
             continue;
         if (pick < 0 || k->want == s->need)
             pick = i;
     }
     return pick;
+}
+
+/* Fills slot k with the layer it wants; called and returning with the
+ * lock held, which it drops for the copy. Returns the copy's time. */
+static double fill_locked(wisp_cpu_stream *s, stream_slot *k)
+{
+    const int l = k->want;
+    k->have = -1;
+    k->filling = true;
+    pthread_mutex_unlock(&s->mu);
+    double t0 = wisp_now_ms();
+    fill_slot(s, k, l);
+    double ms = wisp_now_ms() - t0;
+    pthread_mutex_lock(&s->mu);
+    k->filling = false;
+    k->have = l;
+    s->st.streamed_bytes += wisp_cpu_stream_layer_bytes(&s->w->layers[l]);
+    s->st.copy_ms += ms;
+    pthread_cond_broadcast(&s->done);
+    return ms;
 }
 
 static void *copy_thread(void *ud)
@@ -115,18 +139,7 @@ static void *copy_thread(void *ud)
             pthread_cond_wait(&s->work, &s->mu);
             continue;
         }
-        stream_slot *k = &s->slot[i];
-        const int l = k->want;
-        k->have = -1;
-        pthread_mutex_unlock(&s->mu);
-        double t0 = wisp_now_ms();
-        fill_slot(s, k, l);
-        double ms = wisp_now_ms() - t0;
-        pthread_mutex_lock(&s->mu);
-        k->have = l;
-        s->st.streamed_bytes += wisp_cpu_stream_layer_bytes(&s->w->layers[l]);
-        s->st.copy_ms += ms;
-        pthread_cond_broadcast(&s->done);
+        fill_locked(s, &s->slot[i]);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -230,14 +243,19 @@ const wisp_layer_weights *wisp_cpu_stream_acquire(wisp_cpu_stream *s, int layer)
     }
     s->need = layer;
     pthread_cond_signal(&s->work);
-    if (s->slot[i].have != layer) {
+    stream_slot *k = &s->slot[i];
+    if (k->have != layer) {
         double t0 = wisp_now_ms();
-        while (s->slot[i].have != layer)
-            pthread_cond_wait(&s->done, &s->mu);
+        while (k->have != layer) {
+            if (!k->filling && k->want == layer)
+                fill_locked(s, k); /* not started: copy it here */
+            else
+                pthread_cond_wait(&s->done, &s->mu);
+        }
         s->st.wait_ms += wisp_now_ms() - t0;
     }
     pthread_mutex_unlock(&s->mu);
-    return &s->slot[i].lw;
+    return &k->lw;
 }
 
 void wisp_cpu_stream_release(wisp_cpu_stream *s, int layer)
