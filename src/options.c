@@ -41,6 +41,12 @@ static const char usage[] =
     "  --remote-model NAME      the model name the servers serve (default: their first)\n"
     "  --remote-api-key-env VAR send $VAR as 'Authorization: Bearer' (the key itself never\n"
     "                           goes on a command line)\n"
+    "  --device-map DEV=N,...   run the model's layers in order on these devices, N each\n"
+    "                           (e.g. cuda:0=20,cpu=8; cpu=3,cpu=2 splits over two CPU\n"
+    "                           engines); the counts must add up to the model's layers\n"
+    "  --weights-budget-mb N    keep the weights in the file mapping and stream each layer\n"
+    "                           through N MiB of buffers (at least two of the largest\n"
+    "                           layers); without --device-map, on the CPU\n"
     "  --log-level L            off, error, warn, info or debug (default: info); logs go to\n"
     "                           stderr (lines it cannot take in time are dropped and counted)\n"
     "  --max-message-bytes N    largest accepted message (default: 16777216); larger ones are\n"
@@ -210,6 +216,23 @@ static int set_keep_alive(wisp_options *o, const char *flag, const char *v, wisp
     return rc;
 }
 
+static int set_device_map(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    int rc = wisp_device_map_parse(v, &o->device_map, err);
+    if (rc)
+        wisp_err_prefix(err, "%s", flag);
+    return rc;
+}
+
+static int set_weights_budget(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    uint64_t n;
+    int rc = parse_u64(flag, v, 1, (uint64_t)1 << 30, &n, err);
+    if (rc == 0)
+        o->device_map.weights_budget_bytes = n << 20;
+    return rc;
+}
+
 static const struct flag {
     const char *name;
     int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
@@ -230,6 +253,8 @@ static const struct flag {
     {"--remote-kind", set_remote, 0},
     {"--remote-model", set_remote, 0},
     {"--remote-api-key-env", set_remote, 0},
+    {"--device-map", set_device_map, 0},
+    {"--weights-budget-mb", set_weights_budget, 0},
     {"--help", NULL, WISP_OPTIONS_HELP},
     {"--version", NULL, WISP_OPTIONS_VERSION},
 };

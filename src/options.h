@@ -14,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "engine/device_map.h"
 
 typedef enum wisp_device_choice {
     WISP_DEVICE_AUTO = 0,
@@ -39,6 +40,9 @@ typedef struct wisp_options {
     const char *remote_kind;    /* --remote-kind openai|llama.cpp (default openai) */
     const char *remote_model;   /* --remote-model NAME: the servers' model name */
     const char *remote_key_env; /* --remote-api-key-env VAR: the bearer token's variable */
+    /* --device-map DEV=N,...: layers per device; --weights-budget-mb N:
+     * stream the layers through N MiB of weight buffers. */
+    wisp_device_map device_map;
 } wisp_options;
 
 typedef enum wisp_options_status {

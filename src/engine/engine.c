@@ -48,6 +48,8 @@ void wisp_engine_opts_resolve(const wisp_model_config *c, const wisp_engine_opts
         o->max_batch_tokens = 512;
     if (o->max_seqs <= 0)
         o->max_seqs = 1;
+    if (o->layer_end <= 0)
+        o->layer_end = c->n_layers;
     if (o->n_blocks <= 0) {
         /* One training context (at least one full batch) when unset. */
         int ctx = c->n_ctx_train > 0 ? c->n_ctx_train : 2048;

@@ -9,6 +9,14 @@
  * (kv/) own the block ids. This is vLLM's split: the scheduler decides which
  * blocks a sequence uses, the engine only reads and writes them.
  *
+ * An engine may run only a range of the model's layers, [layer_begin,
+ * layer_end): a placement (model/placement.h, engine/stages.h) chains such
+ * engines, each on its device. The first one embeds the tokens, the last
+ * one applies the output norm and head; between two of them each token's
+ * hidden state (the residual stream after the last layer of the one) goes
+ * through wisp_batch.hidden. An engine that runs every layer never touches
+ * hidden, so the one-engine case pays nothing for the chaining.
+ *
  * Engines are vtables (struct wisp_engine_ops + ctx); optional members may
  * be NULL and say so.
  */
@@ -30,6 +38,15 @@ typedef struct wisp_engine_opts {
     wisp_kv_type kv_type;
     int max_batch_tokens; /* most tokens one forward step may carry */
     int max_seqs;         /* most sequences one step may carry */
+    /* The layers this engine runs, [layer_begin, layer_end); layer_end 0
+     * means n_layers. Its KV pool holds rows of these layers only. */
+    int layer_begin, layer_end;
+    /* > 0: the weights of its layers stay where the model keeps them (the
+     * file mapping) and are copied, a layer ahead of their use, into a
+     * weight arena of at most this many bytes (two layer buffers). 0: the
+     * engine computes from the weights in place (the CPU) or holds them all
+     * (a GPU). */
+    uint64_t weights_budget_bytes;
 } wisp_engine_opts;
 
 typedef struct wisp_batch_seq {
@@ -51,12 +68,40 @@ typedef struct wisp_batch {
      * then undefined; the scheduler drops or recomputes them). May be NULL. */
     bool (*should_stop)(void *ud);
     void *stop_ud;
+    /* The hidden state handed between engines that run consecutive layer
+     * ranges: [rows][n_embd] floats, one row per new token in the order of
+     * seqs and their tokens. An engine whose range starts after layer 0
+     * reads its input from it; one whose range ends before n_layers writes
+     * its output there (and no logits). NULL when one engine runs all. */
+    float *hidden;
 } wisp_batch;
+
+/* What one engine of a chain reports about itself. */
+typedef struct wisp_engine_stage_stats {
+    char device[16]; /* "cpu", "cuda:0" */
+    int layer_begin, layer_end;
+    uint64_t kv_bytes, scratch_bytes, weight_bytes;
+    bool streamed; /* its layers' weights are streamed (weights_budget_bytes) */
+} wisp_engine_stage_stats;
+
+#define WISP_ENGINE_MAX_STAGES 16
 
 typedef struct wisp_engine_stats {
     uint64_t kv_bytes; /* bytes of the KV pool */
     uint64_t scratch_bytes;
-    uint64_t weight_bytes; /* weights resident (device engines) */
+    uint64_t weight_bytes; /* weights resident (device engines, streaming arenas) */
+    /* Layer streaming (weights_budget_bytes > 0), summed over the engines
+     * that stream: bytes copied into weight arenas so far, the time the
+     * copies took, and the time compute waited for one. The copy hidden
+     * behind compute is 1 - wait / copy. */
+    bool weights_streaming; /* some layers' weights are streamed */
+    uint64_t weights_streamed_bytes;
+    double weights_copy_ms;
+    double weights_wait_ms;
+    /* One entry per engine of a chain (engine/stages.h); 0 for an engine
+     * that runs the whole model alone. */
+    int n_stages;
+    wisp_engine_stage_stats stages[WISP_ENGINE_MAX_STAGES];
 } wisp_engine_stats;
 
 typedef struct wisp_engine wisp_engine;
@@ -91,7 +136,8 @@ int wisp_engine_cpu_create(const wisp_model *model, const wisp_engine_opts *opts
 void wisp_engine_destroy(wisp_engine *e);
 
 /* Every engine's defaults for options left at zero: 16-token blocks, 512
- * tokens and 1 sequence per step, one training context of KV blocks. */
+ * tokens and 1 sequence per step, one training context of KV blocks, all
+ * layers. */
 void wisp_engine_opts_resolve(const wisp_model_config *c, const wisp_engine_opts *in,
                               wisp_engine_opts *out);
 

@@ -75,7 +75,96 @@ static void warmup_opts(const json_t *p, wisp_runtime_opts *o)
     o->skip_warmup = json_is_false(v);
 }
 
+/* ---------------------------------------------------------------- placement */
+
+/* One device_map entry: {"device": name, "layers": n, "weights_budget_mb"?: n}. */
+static bool device_map_entry(const json_t *v, int i, wisp_device_map *m, char *msg, size_t n)
+{
+    const json_t *dev = json_object_get(v, "device"), *layers = json_object_get(v, "layers");
+    const json_t *budget = json_object_get(v, "weights_budget_mb");
+    const char *key;
+    const json_t *val;
+    if (!json_is_object(v) || !json_is_string(dev) || !json_is_integer(layers) ||
+        (budget && !json_is_integer(budget))) {
+        snprintf(msg, n,
+                 "invalid params: 'device_map' entry %d must be {\"device\": string, \"layers\": "
+                 "integer, \"weights_budget_mb\"?: integer}",
+                 i);
+        return false;
+    }
+    json_object_foreach((json_t *)v, key, val)
+    {
+        if (strcmp(key, "device") && strcmp(key, "layers") && strcmp(key, "weights_budget_mb")) {
+            snprintf(msg, n, "invalid params: 'device_map' entry %d: unknown field '%s'", i, key);
+            return false;
+        }
+    }
+    wisp_err err = {0};
+    if (wisp_device_map_add(m, json_string_value(dev), json_integer_value(layers),
+                            budget ? json_integer_value(budget) : 0, &err)) {
+        snprintf(msg, n, "invalid params: 'device_map' %s", err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* The placement model/load asks for: the command line's --device-map and
+ * --weights-budget-mb, replaced by the request's device_map and
+ * weights_budget_mb; a request naming only a device drops the command
+ * line's map. Answers job with -32602 and returns false when the map is
+ * malformed; the layer count is checked once the model is open. */
+static bool placement_opts(wisp_job *job, const wisp_server *s, const json_t *p,
+                           wisp_runtime_opts *o)
+{
+    o->device_map = s->opts->device_map;
+    if (!p)
+        return true;
+    const json_t *map = json_object_get(p, "device_map");
+    const json_t *budget = json_object_get(p, "weights_budget_mb");
+    char msg[WISP_ERR_MSG_MAX + 64];
+    if (map || json_object_get(p, "device"))
+        o->device_map.n = 0;
+    if (map) {
+        size_t k = json_array_size(map);
+        if (!json_is_array(map) || k == 0 || k > WISP_PLACE_MAX_STAGES) {
+            snprintf(msg, sizeof msg,
+                     "invalid params: 'device_map' must be an array of 1 to %d {\"device\", "
+                     "\"layers\"} objects",
+                     WISP_PLACE_MAX_STAGES);
+            wisp_job_error(job, WISP_RPC_INVALID_PARAMS, msg, NULL);
+            return false;
+        }
+        for (size_t i = 0; i < k; i++)
+            if (!device_map_entry(json_array_get(map, i), (int)i, &o->device_map, msg,
+                                  sizeof msg)) {
+                wisp_job_error(job, WISP_RPC_INVALID_PARAMS, msg, NULL);
+                return false;
+            }
+    }
+    if (budget)
+        o->device_map.weights_budget_bytes = (uint64_t)json_integer_value(budget) << 20;
+    return true;
+}
+
+/* A refused placement (layers that do not add up to the model's, a weights
+ * budget below two layers) is the request's mistake: -32602. */
+static bool placement_refused(const wisp_runtime_opts *o, const wisp_err *err)
+{
+    return err->code == WISP_E_INVALID && wisp_device_map_is_set(&o->device_map);
+}
+
 /* ---------------------------------------------------------------- engine thread */
+
+/* The engine's weights, streaming and stage figures for status. */
+static void publish_engine_stats(wisp_server *s)
+{
+    wisp_engine_stats es;
+    memset(&es, 0, sizeof es);
+    const wisp_engine *e = s->runtime ? s->runtime->engine : NULL;
+    if (e && e->ops->get_stats)
+        e->ops->get_stats(e->ctx, &es);
+    wisp_server_publish_engine_stats(s, &es);
+}
 
 static void publish_stats(wisp_server *s)
 {
@@ -84,6 +173,7 @@ static void publish_stats(wisp_server *s)
     if (s->runtime && s->runtime->sched)
         wisp_sched_get_stats(s->runtime->sched, &st);
     wisp_server_publish_stats(s, &st);
+    publish_engine_stats(s);
 }
 
 bool wisp_model_check_file(wisp_server *s, wisp_err *err)
@@ -314,6 +404,7 @@ int wisp_serve_startup_load(wisp_server *s, const char *path, wisp_err *err)
 {
     wisp_runtime_opts o;
     runtime_opts(s, NULL, &o);
+    placement_opts(NULL, s, NULL, &o);
     o.path = path;
     return open_with_keep_alive(s, &o, s->opts->keep_alive_s, err);
 }
@@ -385,6 +476,8 @@ void wisp_m_model_load(wisp_job *job)
         bad_kv_type(job);
         return;
     }
+    if (!placement_opts(job, s, p, &o))
+        return;
     const json_t *ka = json_object_get(p, "keep_alive_s");
     int64_t keep_alive_s = ka ? (int64_t)json_integer_value(ka) : s->opts->keep_alive_s;
     load_progress_state ps = {.job = job, .start_ms = wisp_now_ms()};
@@ -397,7 +490,8 @@ void wisp_m_model_load(wisp_job *job)
     if (rc) {
         WISP_LOGE("model/load: %s", err.msg);
         /* A context the memory cannot hold is the documented "can never fit". */
-        int code = err.code == WISP_E_DEVICE      ? WISP_RPC_DEVICE_ERROR
+        int code = placement_refused(&o, &err)    ? WISP_RPC_INVALID_PARAMS
+                   : err.code == WISP_E_DEVICE    ? WISP_RPC_DEVICE_ERROR
                    : err.code == WISP_E_TOO_LARGE ? WISP_RPC_NEVER_FITS
                                                   : WISP_RPC_MODEL_LOAD_FAILED;
         wisp_job_error(job, code, err.msg, NULL);

@@ -69,6 +69,35 @@ static json_t *memory_json(json_t *model)
     return m ? json_incref(m) : json_null();
 }
 
+/* How the engine holds its weights: bytes it keeps resident itself (a
+ * GPU's copies, layer-streaming arenas; a CPU engine computing from the
+ * file mapping keeps none), what streaming copied, how long the copies
+ * took and how much of that compute waited for, and the stages of a
+ * placement. copy_overlap is the share of copy time hidden behind
+ * compute, null before any copy. */
+static json_t *weights_json(const wisp_engine_stats *e)
+{
+    bool streaming = e->weights_streaming;
+    json_t *stages = json_array();
+    for (int i = 0; i < e->n_stages && i < WISP_ENGINE_MAX_STAGES; i++) {
+        const wisp_engine_stage_stats *g = &e->stages[i];
+        json_array_append_new(stages,
+                              json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:b}", "device", g->device,
+                                        "layer_begin", g->layer_begin, "layer_end", g->layer_end,
+                                        "weight_bytes", U(g->weight_bytes), "kv_bytes",
+                                        U(g->kv_bytes), "scratch_bytes", U(g->scratch_bytes),
+                                        "streamed", g->streamed));
+    }
+    double overlap = 1.0 - e->weights_wait_ms / e->weights_copy_ms;
+    json_t *o =
+        json_pack("{s:b, s:I, s:I, s:f, s:f, s:o, s:o}", "streaming", streaming, "resident_bytes",
+                  U(e->weight_bytes), "streamed_bytes", U(e->weights_streamed_bytes), "copy_ms",
+                  e->weights_copy_ms, "wait_ms", e->weights_wait_ms, "copy_overlap",
+                  e->weights_copy_ms > 0 ? json_real(overlap < 0 ? 0 : overlap) : json_null(),
+                  "stages", stages);
+    return o;
+}
+
 void wisp_m_status(wisp_job *job)
 {
     wisp_server *s = wisp_job_server(job);
@@ -106,6 +135,9 @@ void wisp_m_status(wisp_job *job)
     json_t *remote = wisp_server_remote_status(s);
     if (remote)
         json_object_set_new(result, "remote", remote);
+    wisp_engine_stats es;
+    wisp_server_read_engine_stats(s, &es);
+    json_object_set_new(result, "weights", weights_json(&es));
     if (!result) {
         wisp_job_error(job, WISP_RPC_INTERNAL_ERROR, "out of memory building the result", NULL);
         return;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "engine/device_map.h"
 #include "engine/engine.h"
 #include "model/model.h"
 #include "model/placement.h"
@@ -29,9 +30,12 @@
 
 typedef struct wisp_runtime_opts {
     const char *path;
-    int n_ctx;           /* 0: min(n_ctx_train, 4096) */
-    int n_threads;       /* 0: physical cores */
-    const char *device;  /* "auto", "cpu", "cuda" */
+    int n_ctx;          /* 0: min(n_ctx_train, 4096) */
+    int n_threads;      /* 0: physical cores */
+    const char *device; /* "auto", "cpu", "cuda" */
+    /* Set: exactly this placement (layer ranges per device, streaming);
+     * device is then ignored. */
+    wisp_device_map device_map;
     int64_t kv_cache_mb; /* 0: default from the context size and free memory */
     wisp_kv_type kv_type;
     int64_t host_cache_mb; /* second-tier prefix cache in host RAM; <0: default */

@@ -114,3 +114,17 @@ void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out)
     *out = s->stats;
     pthread_mutex_unlock(&s->lock);
 }
+
+void wisp_server_publish_engine_stats(wisp_server *s, const wisp_engine_stats *st)
+{
+    pthread_mutex_lock(&s->lock);
+    s->engine_stats = *st;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void wisp_server_read_engine_stats(wisp_server *s, wisp_engine_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->engine_stats;
+    pthread_mutex_unlock(&s->lock);
+}

@@ -63,6 +63,7 @@ typedef struct wisp_server {
     struct wisp_remote *remote; /* the loaded remote backend, for status (under lock) */
     json_t *model_info;         /* model/info's result, or NULL */
     wisp_server_stats stats;
+    wisp_engine_stats engine_stats; /* the loaded engine's; zeros without one */
 } wisp_server;
 
 /* Fills devices and the clock; opts must outlive the server. */
@@ -92,5 +93,8 @@ json_t *wisp_server_remote_status(wisp_server *s);
 /* Engine thread: publishes statistics; any thread: reads a copy. */
 void wisp_server_publish_stats(wisp_server *s, const wisp_server_stats *st);
 void wisp_server_read_stats(wisp_server *s, wisp_server_stats *out);
+/* The same for the engine's own statistics (weights, streaming, stages). */
+void wisp_server_publish_engine_stats(wisp_server *s, const wisp_engine_stats *st);
+void wisp_server_read_engine_stats(wisp_server *s, wisp_engine_stats *out);
 
 #endif

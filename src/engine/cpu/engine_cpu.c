@@ -111,14 +111,14 @@ static int build_vecs(wisp_cpu_engine *e, wisp_err *err)
     size_t per_layer = 2 * (size_t)c->n_embd +
                        (size_t)(c->n_head + 2 * c->n_head_kv) * c->head_dim +
                        2 * (size_t)c->head_dim;
-    size_t n = per_layer * (size_t)c->n_layers + (size_t)c->n_embd +
+    size_t n = per_layer * (size_t)(e->layer_end - e->layer_begin) + (size_t)c->n_embd +
                (e->w->rope_freqs ? (size_t)e->w->rope_freqs->ne[0] : 0);
     e->vecs = malloc(n * sizeof(float));
     e->lv = calloc((size_t)c->n_layers, sizeof(*e->lv));
     if (!e->vecs || !e->lv)
         return wisp_err_set(err, WISP_E_NOMEM, "cpu engine: cannot allocate layer vectors");
     float *cur = e->vecs;
-    for (int l = 0; l < c->n_layers; l++) {
+    for (int l = e->layer_begin; l < e->layer_end; l++) {
         const wisp_layer_weights *L = &e->w->layers[l];
         wisp_cpu_layer_vecs *v = &e->lv[l];
         v->attn_norm = take_vec(L->attn_norm, &cur);
@@ -172,7 +172,9 @@ static int build_scratch(wisp_cpu_engine *e, wisp_err *err)
     e->v = scratch_alloc(e, T * KV * 4, &failed);
     e->hb = scratch_alloc(e, T * F * 4, &failed);
     e->hb2 = scratch_alloc(e, T * F * 4, &failed);
-    e->logits = scratch_alloc(e, (size_t)e->max_logit_rows * (size_t)c->vocab_size * 4, &failed);
+    if (e->last)
+        e->logits =
+            scratch_alloc(e, (size_t)e->max_logit_rows * (size_t)c->vocab_size * 4, &failed);
     e->rope_scratch = scratch_alloc(e, nth * (size_t)e->rope.n_dims * 4, &failed);
     e->attn_scratch = scratch_alloc(e, nth * e->attn_scratch_floats * 4, &failed);
     e->row_pos = scratch_alloc(e, T * sizeof(int), &failed);
@@ -181,8 +183,8 @@ static int build_scratch(wisp_cpu_engine *e, wisp_err *err)
     e->logit_row = scratch_alloc(e, T * sizeof(int), &failed);
     e->logit_dst = scratch_alloc(e, T * sizeof(float *), &failed);
 
-    size_t mm = matmul_need(e->output, e->max_logit_rows);
-    for (int l = 0; l < c->n_layers; l++) {
+    size_t mm = e->last ? matmul_need(e->output, e->max_logit_rows) : 0;
+    for (int l = e->layer_begin; l < e->layer_end; l++) {
         const wisp_layer_weights *L = &e->w->layers[l];
         const wisp_tensor *ts[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
         for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
@@ -228,6 +230,7 @@ static void cpu_destroy(void *ctx)
     for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
         free(bufs[i]);
     wisp_kv_pool_free(&e->kv);
+    wisp_cpu_stream_destroy(e->stream);
     if (e->tp)
         wisp_threadpool_destroy(e->tp);
     free(e);
@@ -260,12 +263,22 @@ static int cpu_write_block(void *ctx, int32_t block, const void *src, wisp_err *
 
 static void cpu_get_stats(void *ctx, wisp_engine_stats *out)
 {
-    const wisp_cpu_engine *e = ctx;
+    wisp_cpu_engine *e = ctx;
     memset(out, 0, sizeof(*out));
     out->kv_bytes = wisp_kv_pool_bytes(&e->kv);
     out->scratch_bytes = e->scratch_bytes;
-    /* Weights stay in the file mapping: nothing resident is the engine's own. */
+    /* Weights stay in the file mapping: nothing resident is the engine's
+     * own but a streaming arena. */
     out->weight_bytes = 0;
+    if (e->stream) {
+        wisp_cpu_stream_stats st;
+        wisp_cpu_stream_get_stats(e->stream, &st);
+        out->weight_bytes = st.arena_bytes;
+        out->weights_streaming = true;
+        out->weights_streamed_bytes = st.streamed_bytes;
+        out->weights_copy_ms = st.copy_ms;
+        out->weights_wait_ms = st.wait_ms;
+    }
 }
 
 static const struct wisp_engine_ops cpu_ops = {
@@ -298,11 +311,26 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     e->w = w;
     e->output = w->output ? w->output : w->tok_embd;
     wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &e->opts);
+    e->layer_begin = e->opts.layer_begin;
+    e->layer_end = e->opts.layer_end;
+    if (e->layer_begin < 0 || e->layer_end > cfg->n_layers || e->layer_begin >= e->layer_end) {
+        rc = wisp_err_set(err, WISP_E_INVALID,
+                          "cpu engine: layer range [%d, %d) is not inside the model's %d layers",
+                          e->layer_begin, e->layer_end, cfg->n_layers);
+        goto fail;
+    }
+    e->first = e->layer_begin == 0;
+    e->last = e->layer_end == cfg->n_layers;
+    if (e->opts.weights_budget_bytes > 0 &&
+        (rc = wisp_cpu_stream_create(w, e->layer_begin, e->layer_end, e->opts.weights_budget_bytes,
+                                     &e->stream, err)))
+        goto fail;
     if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);
-    if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, cfg->n_layers, e->opts.n_blocks,
-                                e->opts.block_size, cfg->n_head_kv, cfg->head_dim, err)) ||
+    if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, e->layer_end - e->layer_begin,
+                                e->opts.n_blocks, e->opts.block_size, cfg->n_head_kv, cfg->head_dim,
+                                err)) ||
         (rc = build_vecs(e, err)))
         goto fail;
     wisp_rope_init(&e->rope, cfg, e->rope_freqs);

@@ -4,9 +4,12 @@
  * engine_cpu.c builds it (weights checked against the config, small
  * vectors converted to F32, the KV pool, every scratch buffer sized once
  * from max_batch_tokens and max_seqs) and implements the vtable; forward.c
- * runs the transformer over it. wisp_engine_cpu_create_from() takes a
- * config and weights instead of a wisp_model, so tests can run the forward
- * pass on tensors they build in memory.
+ * runs the transformer over it, for the layer range of the options (all
+ * layers by default), computing from the weights in place or, with a
+ * weights budget, from a streamed copy (stream.h).
+ * wisp_engine_cpu_create_from() takes a config and weights instead of a
+ * wisp_model, so tests can run the forward pass on tensors they build in
+ * memory.
  */
 #ifndef WISP_ENGINE_CPU_H
 #define WISP_ENGINE_CPU_H
@@ -17,6 +20,7 @@
 #include "engine/cpu/kv_pool.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/ops.h"
+#include "engine/cpu/stream.h"
 #include "engine/cpu/threadpool.h"
 #include "engine/engine.h"
 
@@ -33,11 +37,16 @@ typedef struct wisp_cpu_engine {
     const wisp_model_weights *w;
     const wisp_tensor *output; /* output head (token_embd when tied) */
     wisp_engine_opts opts;     /* resolved: no zeros left */
+    /* The layers it runs, [layer_begin, layer_end): the first engine of a
+     * chain embeds the tokens, the last applies the output head. */
+    int layer_begin, layer_end;
+    bool first, last;
+    wisp_cpu_stream *stream; /* the weight arena when weights are streamed, or NULL */
     int n_threads;
     wisp_threadpool *tp;
-    wisp_kv_pool kv;
+    wisp_kv_pool kv; /* rows of layers [layer_begin, layer_end) */
     wisp_rope rope;
-    wisp_cpu_layer_vecs *lv; /* [n_layers] */
+    wisp_cpu_layer_vecs *lv; /* [n_layers]; filled for its own layers */
     float *out_norm;         /* (n_embd) */
     float *rope_freqs;       /* (rope n_dims/2) frequency factors, or NULL */
     float *vecs;             /* storage behind lv and out_norm */
@@ -49,7 +58,7 @@ typedef struct wisp_cpu_engine {
     float *q, *att;      /* [T][n_head*head_dim] */
     float *k, *v;        /* [T][n_head_kv*head_dim] */
     float *hb, *hb2;     /* [T][n_ff] */
-    float *logits;       /* [max_logit_rows][vocab] */
+    float *logits;       /* [max_logit_rows][vocab]; the last engine only */
     float *rope_scratch; /* [n_threads][rope n_dims] */
     float *attn_scratch; /* [n_threads][attn_scratch_floats] */
     size_t attn_scratch_floats;

@@ -20,6 +20,12 @@
  * then logits = rmsnorm(x) * out_norm Wout for the rows that want them.
  * should_stop is polled before every layer, so a cancelled prefill stops
  * within one layer.
+ *
+ * An engine of a chain (engine/stages.h) runs only its layers: it embeds
+ * only when its range starts at layer 0 (else x comes from the batch's
+ * hidden state), and applies the head only when its range ends at the
+ * last layer (else x goes to the hidden state). With streamed weights
+ * each layer's matrices come from the stream's arena (stream.h).
  */
 #include "engine/cpu/engine_cpu.h"
 
@@ -101,9 +107,10 @@ static void row_qkv_prep(wisp_cpu_engine *e, int l, int r, int ith)
 
     const int bs = e->kv.block_size;
     const int32_t blk = e->row_table[r][pos / bs];
+    const int kl = l - e->layer_begin; /* the pool holds this engine's layers only */
     for (int h = 0; h < c->n_head_kv; h++) {
-        wisp_kv_store_row(&e->kv, k + h * hd, wisp_kv_row(&e->kv, l, 0, blk, pos % bs, h));
-        wisp_kv_store_row(&e->kv, v + h * hd, wisp_kv_row(&e->kv, l, 1, blk, pos % bs, h));
+        wisp_kv_store_row(&e->kv, k + h * hd, wisp_kv_row(&e->kv, kl, 0, blk, pos % bs, h));
+        wisp_kv_store_row(&e->kv, v + h * hd, wisp_kv_row(&e->kv, kl, 1, blk, pos % bs, h));
     }
 }
 
@@ -141,10 +148,10 @@ static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_row
     int64_t total = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         const wisp_batch_seq *q = &b->seqs[s];
-        if (q->n_tokens <= 0 || !q->tokens || !q->logits || q->pos0 < 0)
+        if (q->n_tokens <= 0 || !q->tokens || (e->last && !q->logits) || q->pos0 < 0)
             return wisp_err_set(err, WISP_E_INTERNAL,
                                 "forward: sequence %d has %d tokens at pos0 %d%s", s, q->n_tokens,
-                                q->pos0, q->logits ? "" : " and no logits buffer");
+                                q->pos0, q->logits || !e->last ? "" : " and no logits buffer");
         const int64_t need = ((int64_t)q->pos0 + q->n_tokens + bs - 1) / bs;
         if (!q->block_table || q->n_blocks < need)
             return wisp_err_set(err, WISP_E_INTERNAL,
@@ -164,6 +171,10 @@ static int check_batch(const wisp_cpu_engine *e, const wisp_batch *b, int *n_row
                                     (int)q->tokens[i], e->cfg.vocab_size);
         total += q->n_tokens;
     }
+    if ((!e->first || !e->last) && !b->hidden)
+        return wisp_err_set(err, WISP_E_INTERNAL,
+                            "forward: layers [%d, %d) of %d need the batch's hidden state",
+                            e->layer_begin, e->layer_end, e->cfg.n_layers);
     if (total > e->opts.max_batch_tokens)
         return wisp_err_set(err, WISP_E_INTERNAL, "forward: %lld tokens, engine built for %d",
                             (long long)total, e->opts.max_batch_tokens);
@@ -175,10 +186,10 @@ static bool stopped(const wisp_batch *b) { return b->should_stop && b->should_st
 
 /* ---------------------------------------------------------------- step */
 
-static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
+static int layer_forward(wisp_cpu_engine *e, const wisp_layer_weights *lw, int l, int n,
+                         wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    const wisp_layer_weights *lw = &e->w->layers[l];
     int rc;
 
     run_rows(e, l, n, row_attn_norm);
@@ -190,7 +201,7 @@ static int layer_forward(wisp_cpu_engine *e, int l, int n, wisp_err *err)
 
     wisp_attn_job job = {
         .kv = &e->kv,
-        .layer = l,
+        .layer = l - e->layer_begin,
         .n_rows = n,
         .row_pos = e->row_pos,
         .row_table = e->row_table,
@@ -253,7 +264,7 @@ int wisp_cpu_forward(wisp_cpu_engine *e, const wisp_batch *b, wisp_err *err)
             e->row_pos[row] = q->pos0 + i;
             e->row_token[row] = q->tokens[i];
             e->row_table[row] = q->block_table;
-            if (q->all_logits || i == q->n_tokens - 1) {
+            if (e->last && (q->all_logits || i == q->n_tokens - 1)) {
                 e->logit_row[n_wanted] = row;
                 e->logit_dst[n_wanted] = q->logits + (q->all_logits ? (size_t)i * vocab : 0);
                 n_wanted++;
@@ -261,14 +272,27 @@ int wisp_cpu_forward(wisp_cpu_engine *e, const wisp_batch *b, wisp_err *err)
         }
     }
 
-    run_rows(e, -1, n, row_embed);
-    for (int l = 0; l < e->cfg.n_layers; l++) {
+    const size_t E = (size_t)e->cfg.n_embd;
+    if (e->first)
+        run_rows(e, -1, n, row_embed);
+    else
+        memcpy(e->x, b->hidden, (size_t)n * E * sizeof(float));
+    for (int l = e->layer_begin; l < e->layer_end; l++) {
         if (stopped(b))
             return wisp_err_set(err, WISP_E_CANCELLED, "forward: cancelled before layer %d", l);
-        if ((rc = layer_forward(e, l, n, err))) {
+        const wisp_layer_weights *lw =
+            e->stream ? wisp_cpu_stream_acquire(e->stream, l) : &e->w->layers[l];
+        rc = layer_forward(e, lw, l, n, err);
+        if (e->stream)
+            wisp_cpu_stream_release(e->stream, l);
+        if (rc) {
             wisp_err_prefix(err, "forward: layer %d", l);
             return rc;
         }
+    }
+    if (!e->last) {
+        memcpy(b->hidden, e->x, (size_t)n * E * sizeof(float));
+        return 0;
     }
     if (stopped(b))
         return wisp_err_set(err, WISP_E_CANCELLED, "forward: cancelled before the output head");
