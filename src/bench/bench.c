@@ -306,7 +306,8 @@ static json_t *doubles(const double *v, int n, int as_int)
 {
     json_t *arr = json_array();
     for (int i = 0; arr && i < n; i++)
-        json_array_append_new(arr, as_int ? json_integer((json_int_t)llround(v[i])) : json_real(v[i]));
+        json_array_append_new(arr,
+                              as_int ? json_integer((json_int_t)llround(v[i])) : json_real(v[i]));
     return arr;
 }
 
@@ -348,9 +349,9 @@ static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const
     json_object_set_new(o, "poll", json_integer(50));
     json_object_set_new(o, "type_k", json_string(kv));
     json_object_set_new(o, "type_v", json_string(kv));
-    json_object_set_new(
-        o, "n_gpu_layers",
-        json_integer(cuda ? (json_int_t)wisp_model_get_config(in->m)->n_layers : 0));
+    json_object_set_new(o, "n_gpu_layers",
+                        json_integer(cuda ? (json_int_t)wisp_model_get_config(in->m)->n_layers
+                                          : 0));
     json_object_set_new(o, "n_cpu_moe", json_integer(0));
     json_object_set_new(o, "split_mode", json_string("layer"));
     json_object_set_new(o, "main_gpu", json_integer(0));

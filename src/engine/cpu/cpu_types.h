@@ -88,8 +88,7 @@ typedef void (*wisp_gemm_fn)(int64_t n, const void *w, size_t sw, int nr, const 
  * laid out as for dot. The rows' final sums share one reduction; each
  * result has the bits the dot kernel gives for that row. Optional per
  * type and level. */
-typedef void (*wisp_gemv_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a,
-                             float *s);
+typedef void (*wisp_gemv_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, float *s);
 
 /* Converts or quantizes n floats (a multiple of the act block) to a row. */
 typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);

@@ -184,8 +184,8 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
     if (p->gemv && t1 - t0 == 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMV_NR) {
             int nr = (int)(r1 - r < WISP_GEMV_NR ? r1 - r : WISP_GEMV_NR);
-            p->gemv(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr, j->a + (size_t)t0 * j->a_row,
-                    p->y + t0 * p->n_out + r);
+            p->gemv(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                    j->a + (size_t)t0 * j->a_row, p->y + t0 * p->n_out + r);
         }
         return;
     }

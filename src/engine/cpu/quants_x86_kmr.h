@@ -15,8 +15,9 @@
  * ends with the bits of the per-row kernels: a token gives the same result
  * alone (one-token kernels), in a batch (gemm) or on AMX.
  *
- *  - gemm (batches): one weight row's super-block is decoded once (kdec)
- *    for up to WISP_GEMM_NC tokens; lanes are tokens.
+ *  - gemm (batches): up to WISP_GEMM_NR weight rows' super-blocks are
+ *    decoded once (kdec) for up to WISP_GEMM_NC tokens, each token's
+ *    quants loaded once for the rows; lanes are tokens.
  *  - gemv (one token, Q4_K): WISP_GEMV_NR weight rows against the one
  *    activation row, straight from the weight bytes as q4_K_one; lanes are
  *    (acc, accm) of each row.
@@ -26,68 +27,154 @@
 
 /* ------------------------------------------------------------ batches */
 
-#define DEF_GEMMK(name, WB)                                                                        \
-    /* one weight row against nc tokens (2 <= nc <= WISP_GEMM_NC) */                              \
-    AI void name##_row8(int64_t n, const char *w, const void *va, size_t sa, int nc, float *s,    \
-                        size_t ss)                                                                 \
-    {                                                                                              \
-        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();                              \
-        kdec k;                                                                                    \
-        __m256i scv[8];                                                                            \
-        for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                              \
-            PREFETCH_SPAN(w + (size_t)i * sizeof(WB), sizeof(WB));                                 \
-            kdec_##name(w + (size_t)i * sizeof(WB), &k);                                           \
-            kscales(&k, scv);                                                                      \
-            __m256i is[WISP_GEMM_NC], cs[WISP_GEMM_NC];                                            \
-            _Alignas(32) float yd[WISP_GEMM_NC];                                                   \
-            _Pragma("GCC unroll 8")                                                                \
-            for (int c = 0; c < WISP_GEMM_NC; c++) {                                               \
-                if (c >= nc) {                                                                     \
-                    is[c] = cs[c] = _mm256_setzero_si256();                                        \
-                    yd[c] = 0.f;                                                                   \
-                    continue;                                                                      \
-                }                                                                                  \
-                const wisp_block_q8_K *y =                                                         \
-                    (const wisp_block_q8_K *)((const char *)va + (size_t)c * sa) + i;              \
-                __m256i is2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};                 \
-                _Pragma("GCC unroll 8")                                                            \
-                for (int q = 0; q < 8; q++) {                                                      \
-                    __m256i u = _mm256_load_si256((const __m256i *)(k.u + 32 * q));                \
-                    is2[q & 1] =                                                                   \
-                        dpwssd(is2[q & 1], _mm256_maddubs_epi16(u, loadu256(y->qs + 32 * q)),      \
-                               scv[q]);                                                            \
-                }                                                                                  \
-                is[c] = _mm256_add_epi32(is2[0], is2[1]);                                          \
-                cs[c] = _mm256_madd_epi16(k.corr, loadu256(y->bsums));                             \
-                yd[c] = y->d;                                                                      \
-            }                                                                                      \
-            const __m256i isum = sum8x8(is, 0), corr = sum8x8(cs, 0);                              \
-            const __m256 ydv = _mm256_load_ps(yd);                                                 \
-            if (k.fold) {                                                                          \
-                acc = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k.d)),                     \
-                                      _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), acc);      \
-            } else {                                                                               \
-                acc = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k.d)),                     \
-                                      _mm256_cvtepi32_ps(isum), acc);                              \
-                accm = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k.cm)),                   \
-                                       _mm256_cvtepi32_ps(corr), accm);                            \
-            }                                                                                      \
-        }                                                                                          \
-        _Alignas(32) float out[WISP_GEMM_NC];                                                      \
-        _mm256_store_ps(out, _mm256_add_ps(acc, accm));                                            \
-        for (int c = 0; c < nc; c++)                                                               \
-            s[(size_t)c * ss] = out[c];                                                            \
-    }                                                                                              \
-    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,        \
-                                size_t sa, int nc, float *s, size_t ss)                            \
-    {                                                                                              \
-        for (int r = 0; r < nr; r++) {                                                             \
-            const char *wr = (const char *)w + (size_t)r * sw;                                     \
-            if (nc >= 2)                                                                           \
-                name##_row8(n, wr, a, sa, nc, s + r, ss);                                          \
-            else                                                                                   \
-                x86_dot_##name(n, wr, a, sa, nc, s + r, ss);                                       \
-        }                                                                                          \
+/* A Q8_K block's quants and a decoded super-block's scale vectors in
+ * registers, and the unreduced int32 lanes of sum_j sc_j <u, y>_j. */
+#if WISP_X86_VNNI
+/* 512-bit: one maddubs and one dpwssd per 64 elements (CPUs with 512-bit
+ * data paths, AMD Zen 5, do each in one cycle like their 256-bit forms;
+ * split ones, Zen 4, as two, which is no slower than two ymm). */
+typedef struct kyv {
+    __m512i v[4];
+} kyv;
+typedef struct kscv {
+    __m512i v[4];
+} kscv;
+AI void kload_y(const int8_t *yq, kyv *y)
+{
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < 4; q++)
+        y->v[q] = _mm512_loadu_si512(yq + 64 * q);
+}
+AI void kscales_v(const kdec *k, kscv *sc)
+{
+    __m256i scv[8];
+    kscales(k, scv);
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < 4; q++)
+        sc->v[q] = _mm512_inserti64x4(_mm512_castsi256_si512(scv[2 * q]), scv[2 * q + 1], 1);
+}
+AI __m256i kdot_ints(const kdec *k, const kscv *sc, const kyv *y)
+{
+    __m512i is2[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < 4; q++) {
+        const __m512i p = _mm512_maddubs_epi16(_mm512_loadu_si512(k->u + 64 * q), y->v[q]);
+        is2[q & 1] = _mm512_dpwssd_epi32(is2[q & 1], p, sc->v[q]);
+    }
+    const __m512i v = _mm512_add_epi32(is2[0], is2[1]);
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+#else
+typedef struct kyv {
+    __m256i v[8];
+} kyv;
+typedef struct kscv {
+    __m256i v[8];
+} kscv;
+AI void kload_y(const int8_t *yq, kyv *y)
+{
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < 8; q++)
+        y->v[q] = loadu256(yq + 32 * q);
+}
+AI void kscales_v(const kdec *k, kscv *sc) { kscales(k, sc->v); }
+AI __m256i kdot_ints(const kdec *k, const kscv *sc, const kyv *y)
+{
+    __m256i is2[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    _Pragma("GCC unroll 8")
+    for (int q = 0; q < 8; q++) {
+        const __m256i u = _mm256_load_si256((const __m256i *)(k->u + 32 * q));
+        is2[q & 1] = dpwssd(is2[q & 1], _mm256_maddubs_epi16(u, y->v[q]), sc->v[q]);
+    }
+    return _mm256_add_epi32(is2[0], is2[1]);
+}
+#endif
+
+typedef void (*kdec_fn)(const void *p, kdec *k);
+
+/* NR weight rows (sw bytes apart) against nc tokens (2 <= nc <= 8): each
+ * row's super-block is decoded once for the tokens, and each token's
+ * quants are loaded once for the rows, so neither the decoded weights
+ * nor the activations are re-read from beyond L1 per pair. */
+AI void kgemm_rows(int64_t n, const char *w, size_t sw, const int NR, const void *va, size_t sa,
+                   int nc, float *s, size_t ss, kdec_fn dec, size_t wb)
+{
+    __m256 acc[WISP_GEMM_NR], accm[WISP_GEMM_NR];
+    kdec k[WISP_GEMM_NR];
+    kscv sc[WISP_GEMM_NR];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NR; r++)
+        acc[r] = accm[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < NR; r++) {
+            const char *b = w + (size_t)r * sw + (size_t)i * wb;
+            PREFETCH_SPAN(b, wb);
+            dec(b, &k[r]);
+            kscales_v(&k[r], &sc[r]);
+        }
+        __m256i is[WISP_GEMM_NR][WISP_GEMM_NC], cs[WISP_GEMM_NR][WISP_GEMM_NC];
+        _Alignas(32) float yd[WISP_GEMM_NC];
+        _Pragma("GCC unroll 8")
+        for (int c = 0; c < WISP_GEMM_NC; c++) {
+            if (c >= nc) {
+                _Pragma("GCC unroll 4")
+                for (int r = 0; r < NR; r++)
+                    is[r][c] = cs[r][c] = _mm256_setzero_si256();
+                yd[c] = 0.f;
+                continue;
+            }
+            const wisp_block_q8_K *y =
+                (const wisp_block_q8_K *)((const char *)va + (size_t)c * sa) + i;
+            kyv yv;
+            kload_y(y->qs, &yv);
+            const __m256i bs = loadu256(y->bsums);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < NR; r++) {
+                is[r][c] = kdot_ints(&k[r], &sc[r], &yv);
+                cs[r][c] = _mm256_madd_epi16(k[r].corr, bs);
+            }
+            yd[c] = y->d;
+        }
+        const __m256 ydv = _mm256_load_ps(yd);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < NR; r++) {
+            const __m256i isum = sum8x8(is[r], 0), corr = sum8x8(cs[r], 0);
+            if (k[r].fold) {
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k[r].d)),
+                                         _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, corr)), acc[r]);
+            } else {
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k[r].d)),
+                                         _mm256_cvtepi32_ps(isum), acc[r]);
+                accm[r] = _mm256_fmadd_ps(_mm256_mul_ps(ydv, _mm256_set1_ps(k[r].cm)),
+                                          _mm256_cvtepi32_ps(corr), accm[r]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < NR; r++) {
+        _Alignas(32) float out[WISP_GEMM_NC];
+        _mm256_store_ps(out, _mm256_add_ps(acc[r], accm[r]));
+        for (int c = 0; c < nc; c++)
+            s[(size_t)c * ss + (size_t)r] = out[c];
+    }
+}
+
+#define DEF_GEMMK(name, WB)                                                                 \
+    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a, \
+                                size_t sa, int nc, float *s, size_t ss)                     \
+    {                                                                                       \
+        if (nc < 2) {                                                                       \
+            for (int r = 0; r < nr; r++)                                                    \
+                x86_dot_##name(n, (const char *)w + (size_t)r * sw, a, sa, nc, s + r, ss);  \
+            return;                                                                         \
+        }                                                                                   \
+        switch (nr) {                                                                       \
+        case 4: kgemm_rows(n, w, sw, 4, a, sa, nc, s, ss, kdec_##name, sizeof(WB)); break;  \
+        case 3: kgemm_rows(n, w, sw, 3, a, sa, nc, s, ss, kdec_##name, sizeof(WB)); break;  \
+        case 2: kgemm_rows(n, w, sw, 2, a, sa, nc, s, ss, kdec_##name, sizeof(WB)); break;  \
+        default: kgemm_rows(n, w, sw, 1, a, sa, nc, s, ss, kdec_##name, sizeof(WB)); break; \
+        }                                                                                   \
     }
 
 DEF_GEMMK(q2_K, wisp_block_q2_K)
@@ -132,8 +219,8 @@ AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, __m2
         }
     }
     *isv = _mm256_add_epi32(_mm256_add_epi32(is[0], is[1]), _mm256_add_epi32(is[2], is[3]));
-    *corrv = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)),
-                               loadu256(y->bsums));
+    *corrv =
+        _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y->bsums));
 }
 
 /* WISP_GEMV_NR rows of Q4_K (sw bytes apart) against one Q8_K row:
@@ -150,9 +237,9 @@ static void x86_gemv_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
     const char *w = vw;
     /* lanes 2r, 2r + 1: acc and accm of row r; the odd lanes' factors are
      * -dmin, the even ones' d */
-    const __m256 neg_odd = _mm256_castsi256_ps(
-        _mm256_setr_epi32(0, (int)0x80000000u, 0, (int)0x80000000u, 0, (int)0x80000000u, 0,
-                          (int)0x80000000u));
+    const __m256 neg_odd =
+        _mm256_castsi256_ps(_mm256_setr_epi32(0, (int)0x80000000u, 0, (int)0x80000000u, 0,
+                                              (int)0x80000000u, 0, (int)0x80000000u));
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / WISP_QK_K; i++) {
         __m256i p[8];
