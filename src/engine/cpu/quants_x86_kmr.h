@@ -187,10 +187,75 @@ DEF_GEMMK(q6_K, wisp_block_q6_K)
 
 /* The exact integer dot (unreduced, eight int32 lanes) of one Q4_K
  * super-block with one Q8_K block, and of its minimums with the block's
- * sums, as q4_K_one computes them. */
-AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, __m256i *isv,
-                        __m256i *corrv)
+ * sums. y holds the block's quants as q4_K_y_load arranged them. */
+#if WISP_X86_VNNI
+/* 512-bit: 64 weight bytes hold the low nibbles of sub-blocks 4h and
+ * 4h + 2 and the high nibbles of 4h + 1 and 4h + 3, so the activation
+ * quants are paired up to match once per super-block (and shared by the
+ * rows), and each dot takes 64 elements. */
+typedef struct q4k_y {
+    __m512i lo[2], hi[2];
+} q4k_y;
+AI void q4_K_y_load(const wisp_block_q8_K *y, q4k_y *v)
 {
+    _Pragma("GCC unroll 2")
+    for (int h = 0; h < 2; h++) {
+        const int8_t *q = y->qs + 128 * h;
+        v->lo[h] = _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(q)), loadu256(q + 64), 1);
+        v->hi[h] =
+            _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(q + 32)), loadu256(q + 96), 1);
+    }
+}
+AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, const q4k_y *yv,
+                        __m256i *isv, __m256i *corrv)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m128i scm = scales_k4(x->scales);
+    /* dword j: scale j in both 16-bit halves */
+    const __m256i scd = _mm256_shuffle_epi8(_mm256_broadcastq_epi64(scm),
+                                            _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2,
+                                                             -1, 3, -1, 3, -1, 4, -1, 4, -1, 5, -1,
+                                                             5, -1, 6, -1, 6, -1, 7, -1, 7, -1));
+    const __m512i sc = _mm512_castsi256_si512(scd);
+    __m512i is[2];
+    _Pragma("GCC unroll 2")
+    for (int h = 0; h < 2; h++) {
+        const __m512i bits = _mm512_loadu_si512(x->qs + 64 * h);
+        const __m512i slo =
+            _mm512_permutexvar_epi32(_mm512_set_epi32(4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2,
+                                                      4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2,
+                                                      4 * h, 4 * h, 4 * h, 4 * h, 4 * h, 4 * h,
+                                                      4 * h, 4 * h),
+                                     sc);
+        const __m512i shi =
+            _mm512_permutexvar_epi32(_mm512_set_epi32(4 * h + 3, 4 * h + 3, 4 * h + 3, 4 * h + 3,
+                                                      4 * h + 3, 4 * h + 3, 4 * h + 3, 4 * h + 3,
+                                                      4 * h + 1, 4 * h + 1, 4 * h + 1, 4 * h + 1,
+                                                      4 * h + 1, 4 * h + 1, 4 * h + 1, 4 * h + 1),
+                                     sc);
+        const __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(bits, m4), yv->lo[h]);
+        const __m512i p1 =
+            _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, 4), m4), yv->hi[h]);
+        is[h] = _mm512_dpwssd_epi32(_mm512_madd_epi16(p0, slo), p1, shi);
+    }
+    const __m512i v = _mm512_add_epi32(is[0], is[1]);
+    *isv = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    *corrv =
+        _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y->bsums));
+}
+#else
+typedef struct q4k_y {
+    char unused;
+} q4k_y;
+AI void q4_K_y_load(const wisp_block_q8_K *y, q4k_y *v)
+{
+    (void)y;
+    (void)v;
+}
+AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, const q4k_y *yv,
+                        __m256i *isv, __m256i *corrv)
+{
+    (void)yv;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m128i scm = scales_k4(x->scales);
     _Alignas(32) int32_t sc[8];
@@ -222,6 +287,7 @@ AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, __m2
     *corrv =
         _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y->bsums));
 }
+#endif
 
 /* WISP_GEMV_NR rows of Q4_K (sw bytes apart) against one Q8_K row:
  * s[r] for r < nr; fewer rows than WISP_GEMV_NR go to q4_K_one. */
@@ -244,12 +310,14 @@ static void x86_gemv_q4_K(int64_t n, const void *vw, size_t sw, int nr, const vo
     for (int64_t i = 0; i < n / WISP_QK_K; i++) {
         __m256i p[8];
         uint32_t ddm[4];
+        q4k_y yv;
+        q4_K_y_load(y + i, &yv);
         _Pragma("GCC unroll 4")
         for (int r = 0; r < 4; r++) {
             const wisp_block_q4_K *x = (const wisp_block_q4_K *)(w + (size_t)r * sw) + i;
             PREFETCH_SPAN(x, sizeof(*x));
             memcpy(&ddm[r], x, sizeof(uint32_t)); /* d, dmin */
-            q4_K_block_sums(x, y + i, &p[2 * r], &p[2 * r + 1]);
+            q4_K_block_sums(x, y + i, &yv, &p[2 * r], &p[2 * r + 1]);
         }
         const __m256 dv = _mm256_xor_ps(_mm256_cvtph_ps(loadu128(ddm)), neg_odd);
         acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[i].d), dv),
