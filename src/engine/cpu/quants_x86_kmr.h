@@ -206,11 +206,15 @@ AI void q4_K_y_load(const wisp_block_q8_K *y, q4k_y *v)
             _mm512_inserti64x4(_mm512_castsi256_si512(loadu256(q + 32)), loadu256(q + 96), 1);
     }
 }
-AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, const q4k_y *yv,
-                        __m256i *isv, __m256i *corrv)
+/* Q4_K, and Q5_K when qh is not NULL (the fifth bit of element l of
+ * 64-element chunk c is bit 2c, or 2c + 1 for the chunk's high half, of
+ * qh[l], as kdec_q5_K reads it). */
+AI void k4_block_sums(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                      const wisp_block_q8_K *y, const q4k_y *yv, __m256i *isv, __m256i *corrv)
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m128i scm = scales_k4(x->scales);
+    const __m128i scm = scales_k4(scales);
+    const __m512i hb = qh ? _mm512_broadcast_i64x4(loadu256(qh)) : _mm512_setzero_si512();
     /* dword j: scale j in both 16-bit halves */
     const __m256i scd = _mm256_shuffle_epi8(_mm256_broadcastq_epi64(scm),
                                             _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2,
@@ -220,7 +224,7 @@ AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, cons
     __m512i is[2];
     _Pragma("GCC unroll 2")
     for (int h = 0; h < 2; h++) {
-        const __m512i bits = _mm512_loadu_si512(x->qs + 64 * h);
+        const __m512i bits = _mm512_loadu_si512(qs + 64 * h);
         const __m512i slo =
             _mm512_permutexvar_epi32(_mm512_set_epi32(4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2,
                                                       4 * h + 2, 4 * h + 2, 4 * h + 2, 4 * h + 2,
@@ -233,15 +237,40 @@ AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, cons
                                                       4 * h + 1, 4 * h + 1, 4 * h + 1, 4 * h + 1,
                                                       4 * h + 1, 4 * h + 1, 4 * h + 1, 4 * h + 1),
                                      sc);
-        const __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(bits, m4), yv->lo[h]);
-        const __m512i p1 =
-            _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(bits, 4), m4), yv->hi[h]);
+        __m512i lo = _mm512_and_si512(bits, m4),
+                hi = _mm512_and_si512(_mm512_srli_epi16(bits, 4), m4);
+        if (qh) {
+            /* halves: chunks 2h and 2h + 1, so bits 4h / 4h + 2 (low
+             * nibbles) and 4h + 1 / 4h + 3 (high) */
+            const __m512i sel_lo =
+                _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h))),
+                                   _mm256_set1_epi8((char)(1 << (4 * h + 2))), 1);
+            const __m512i sel_hi =
+                _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << (4 * h + 1))),
+                                   _mm256_set1_epi8((char)(1 << (4 * h + 3))), 1);
+            const __m512i b16 = _mm512_set1_epi8(0x10);
+            /* bit 4 of a nibble is clear: adding 16 sets it */
+            lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(hb, sel_lo), lo, b16);
+            hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(hb, sel_hi), hi, b16);
+        }
+        const __m512i p0 = _mm512_maddubs_epi16(lo, yv->lo[h]);
+        const __m512i p1 = _mm512_maddubs_epi16(hi, yv->hi[h]);
         is[h] = _mm512_dpwssd_epi32(_mm512_madd_epi16(p0, slo), p1, shi);
     }
     const __m512i v = _mm512_add_epi32(is[0], is[1]);
     *isv = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
     *corrv =
         _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)), loadu256(y->bsums));
+}
+AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, const q4k_y *yv,
+                        __m256i *isv, __m256i *corrv)
+{
+    k4_block_sums(x->scales, x->qs, NULL, y, yv, isv, corrv);
+}
+AI void q5_K_block_sums(const wisp_block_q5_K *x, const wisp_block_q8_K *y, const q4k_y *yv,
+                        __m256i *isv, __m256i *corrv)
+{
+    k4_block_sums(x->scales, x->qs, x->qh, y, yv, isv, corrv);
 }
 #else
 typedef struct q4k_y {
@@ -289,44 +318,54 @@ AI void q4_K_block_sums(const wisp_block_q4_K *x, const wisp_block_q8_K *y, cons
 }
 #endif
 
-/* WISP_GEMV_NR rows of Q4_K (sw bytes apart) against one Q8_K row:
- * s[r] for r < nr; fewer rows than WISP_GEMV_NR go to q4_K_one. */
-static void x86_gemv_q4_K(int64_t n, const void *vw, size_t sw, int nr, const void *va, float *s)
-{
-    if (nr != WISP_GEMV_NR) {
-        for (int r = 0; r < nr; r++)
-            q4_K_one(n, (const char *)vw + (size_t)r * sw, va, 0, 1, s + r, 0);
-        return;
+/* WISP_GEMV_NR rows of Q4_K or Q5_K (sw bytes apart) against one Q8_K
+ * row: s[r] for r < nr; fewer rows than WISP_GEMV_NR go to the type's
+ * one-token dot. Both start with d, dmin and take cm = -dmin, fold = 0
+ * (kdec), so the lanes' float work is that of kdot_block. */
+#define DEF_GEMV_K4(name, WB, ONE)                                                             \
+    static void x86_gemv_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,  \
+                                float *s)                                                      \
+    {                                                                                          \
+        if (nr != WISP_GEMV_NR) {                                                              \
+            for (int r = 0; r < nr; r++)                                                       \
+                ONE(n, (const char *)vw + (size_t)r * sw, va, 0, 1, s + r, 0);                 \
+            return;                                                                            \
+        }                                                                                      \
+        _Static_assert(WISP_GEMV_NR == 4, "the lanes hold (acc, accm) of four rows");          \
+        const wisp_block_q8_K *y = va;                                                         \
+        const char *w = vw;                                                                    \
+        /* lanes 2r, 2r + 1: acc and accm of row r; the odd lanes' factors are \
+         * -dmin, the even ones' d */               \
+        const __m256 neg_odd =                                                                 \
+            _mm256_castsi256_ps(_mm256_setr_epi32(0, (int)0x80000000u, 0, (int)0x80000000u, 0, \
+                                                  (int)0x80000000u, 0, (int)0x80000000u));     \
+        __m256 acc = _mm256_setzero_ps();                                                      \
+        for (int64_t i = 0; i < n / WISP_QK_K; i++) {                                          \
+            __m256i p[8];                                                                      \
+            uint32_t ddm[4];                                                                   \
+            q4k_y yv;                                                                          \
+            q4_K_y_load(y + i, &yv);                                                           \
+            _Pragma("GCC unroll 4")                                                            \
+            for (int r = 0; r < 4; r++) {                                                      \
+                const WB *x = (const WB *)(w + (size_t)r * sw) + i;                            \
+                PREFETCH_SPAN(x, sizeof(*x));                                                  \
+                memcpy(&ddm[r], x, sizeof(uint32_t)); /* d, dmin */                            \
+                name##_block_sums(x, y + i, &yv, &p[2 * r], &p[2 * r + 1]);                    \
+            }                                                                                  \
+            const __m256 dv = _mm256_xor_ps(_mm256_cvtph_ps(loadu128(ddm)), neg_odd);          \
+            acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[i].d), dv),                   \
+                                  _mm256_cvtepi32_ps(sum8x8(p, 0)), acc);                      \
+        }                                                                                      \
+        _Alignas(32) float out[8];                                                             \
+        _mm256_store_ps(out, acc);                                                             \
+        for (int r = 0; r < 4; r++)                                                            \
+            s[r] = out[2 * r] + out[2 * r + 1];                                                \
     }
-    _Static_assert(WISP_GEMV_NR == 4, "the lanes hold (acc, accm) of four rows");
-    const wisp_block_q8_K *y = va;
-    const char *w = vw;
-    /* lanes 2r, 2r + 1: acc and accm of row r; the odd lanes' factors are
-     * -dmin, the even ones' d */
-    const __m256 neg_odd =
-        _mm256_castsi256_ps(_mm256_setr_epi32(0, (int)0x80000000u, 0, (int)0x80000000u, 0,
-                                              (int)0x80000000u, 0, (int)0x80000000u));
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        __m256i p[8];
-        uint32_t ddm[4];
-        q4k_y yv;
-        q4_K_y_load(y + i, &yv);
-        _Pragma("GCC unroll 4")
-        for (int r = 0; r < 4; r++) {
-            const wisp_block_q4_K *x = (const wisp_block_q4_K *)(w + (size_t)r * sw) + i;
-            PREFETCH_SPAN(x, sizeof(*x));
-            memcpy(&ddm[r], x, sizeof(uint32_t)); /* d, dmin */
-            q4_K_block_sums(x, y + i, &yv, &p[2 * r], &p[2 * r + 1]);
-        }
-        const __m256 dv = _mm256_xor_ps(_mm256_cvtph_ps(loadu128(ddm)), neg_odd);
-        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[i].d), dv),
-                              _mm256_cvtepi32_ps(sum8x8(p, 0)), acc);
-    }
-    _Alignas(32) float out[8];
-    _mm256_store_ps(out, acc);
-    for (int r = 0; r < 4; r++)
-        s[r] = out[2 * r] + out[2 * r + 1];
-}
+
+DEF_GEMV_K4(q4_K, wisp_block_q4_K, q4_K_one)
+#if WISP_X86_VNNI
+/* (the 256-bit level keeps Q5_K's dot kernel for one token) */
+DEF_GEMV_K4(q5_K, wisp_block_q5_K, x86_dot_q5_K)
+#endif
 
 #endif
