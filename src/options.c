@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: wisp [options]            serve JSON-RPC 2.0 on stdin/stdout\n"
-    "       wisp bench -m MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--json]\n"
+    "       wisp bench -m MODEL [-p N] [-n N] [-t THREADS] [-r REPS] [--json | -o json|jsonl|md]\n"
     "       wisp --help | --version\n"
     "\n"
     "options:\n"

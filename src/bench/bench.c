@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "engine/cpu/matmul.h"
@@ -30,22 +31,30 @@ typedef struct bench_args {
     const char *device; /* "auto", "cpu" or "cuda"; then the one built */
     int n_prompt, n_gen, threads, reps;
     int json;
+    const char *output; /* -o: NULL (wisp's table), "json", "jsonl" or "md" */
     wisp_kv_type kv_type;
 } bench_args;
 
 typedef struct bench_result {
-    double mean, sd; /* tokens/s */
+    double mean, sd;       /* tokens/s */
+    double mean_ns, sd_ns; /* nanoseconds per repetition */
+    double *ns, *tps;      /* per repetition (owned), n of them */
+    int n;
 } bench_result;
 
 static void usage(FILE *f)
 {
     fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
-          "                  [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32] [--json]\n"
+          "                  [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32]\n"
+          "                  [--json | -o json|jsonl|md]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
           "  -t  threads, default the physical cores\n"
           "  -r  repetitions, default 5\n"
-          "  --device and --kv-type as for the server (default auto and f16)\n",
+          "  --device and --kv-type as for the server (default auto and f16)\n"
+          "  --json  one JSON object with both tests\n"
+          "  -o      llama-bench's output: json (an array of one object per test,\n"
+          "          llama-bench's fields), jsonl (those objects one per line) or md\n",
           f);
 }
 
@@ -96,6 +105,12 @@ static int parse_args(int argc, char **argv, bench_args *a)
                 fprintf(stderr, "wisp bench: --kv-type needs one of %s\n", names);
                 return -1;
             }
+        } else if (!strcmp(f, "-o") || !strcmp(f, "--output")) {
+            if (!v || (strcmp(v, "json") && strcmp(v, "jsonl") && strcmp(v, "md"))) {
+                fprintf(stderr, "wisp bench: %s needs json, jsonl or md\n", f);
+                return -1;
+            }
+            a->output = v;
         } else if (!strcmp(f, "--json")) {
             a->json = 1;
             continue;
@@ -119,15 +134,25 @@ static int parse_args(int argc, char **argv, bench_args *a)
     return 0;
 }
 
-static bench_result summarize(const double *tps, int n)
+/* Mean and sample standard deviation, as llama-bench computes them. */
+static void mean_sd(const double *v, int n, double *mean, double *sd)
 {
-    bench_result r = {0, 0};
+    double m = 0, s = 0;
     for (int i = 0; i < n; i++)
-        r.mean += tps[i];
-    r.mean /= n;
+        m += v[i];
+    m /= n;
     for (int i = 0; i < n; i++)
-        r.sd += (tps[i] - r.mean) * (tps[i] - r.mean);
-    r.sd = n > 1 ? sqrt(r.sd / (n - 1)) : 0;
+        s += (v[i] - m) * (v[i] - m);
+    *mean = m;
+    *sd = n > 1 ? sqrt(s / (n - 1)) : 0;
+}
+
+/* Takes ownership of ns and tps (n repetitions each). */
+static bench_result summarize(double *ns, double *tps, int n)
+{
+    bench_result r = {.ns = ns, .tps = tps, .n = n};
+    mean_sd(tps, n, &r.mean, &r.sd);
+    mean_sd(ns, n, &r.mean_ns, &r.sd_ns);
     return r;
 }
 
@@ -151,8 +176,9 @@ static int step(bench_ctx *b, const int32_t *toks, int n, int pos0, wisp_err *er
     return b->eng->ops->forward(b->eng->ctx, &batch, err);
 }
 
-/* One pp run (is_pp) or one tg run; fills *tps with tokens/s. */
-static int run_once(bench_ctx *b, int is_pp, int n, double *tps, wisp_err *err)
+/* One pp run (is_pp) or one tg run; fills *ns with its nanoseconds and
+ * *tps with tokens/s. */
+static int run_once(bench_ctx *b, int is_pp, int n, double *ns, double *tps, wisp_err *err)
 {
     double t0 = wisp_now_ms();
     int rc = 0;
@@ -164,22 +190,31 @@ static int run_once(bench_ctx *b, int is_pp, int n, double *tps, wisp_err *err)
         for (int i = 0; i < n && !rc; i++)
             rc = step(b, b->tokens + i, 1, i, err);
     }
-    *tps = n / ((wisp_now_ms() - t0) / 1e3);
+    const double ms = wisp_now_ms() - t0;
+    *ns = ms * 1e6;
+    *tps = n / (ms / 1e3);
     return rc;
 }
 
 static int run_test(bench_ctx *b, int is_pp, int n, int reps, bench_result *out, wisp_err *err)
 {
-    double warm, *tps = calloc((size_t)reps, sizeof(double));
-    if (!tps)
+    double warm, warm_ns, *tps = calloc((size_t)reps, sizeof(double)),
+                          *ns = calloc((size_t)reps, sizeof(double));
+    if (!tps || !ns) {
+        free(tps);
+        free(ns);
         return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    }
     /* Warm-up: fault the weights in and settle the threads (tg: a few steps). */
-    int rc = run_once(b, is_pp, is_pp ? n : (n < 4 ? n : 4), &warm, err);
+    int rc = run_once(b, is_pp, is_pp ? n : (n < 4 ? n : 4), &warm_ns, &warm, err);
     for (int r = 0; r < reps && !rc; r++)
-        rc = run_once(b, is_pp, n, &tps[r], err);
-    if (!rc)
-        *out = summarize(tps, reps);
+        rc = run_once(b, is_pp, n, &ns[r], &tps[r], err);
+    if (!rc) {
+        *out = summarize(ns, tps, reps);
+        return 0;
+    }
     free(tps);
+    free(ns);
     return rc;
 }
 
@@ -237,6 +272,178 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
     return 0;
 }
 
+/* The CPU's name as llama-bench reports it: /proc/cpuinfo's model name. */
+static void cpu_name(char *out, size_t size)
+{
+    snprintf(out, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) || !colon)
+            continue;
+        colon++;
+        while (*colon == ' ' || *colon == '\t')
+            colon++;
+        snprintf(out, size, "%.*s", (int)strcspn(colon, "\n"), colon);
+        break;
+    }
+    fclose(f);
+}
+
+/* What llama-bench's run describes, for each test's record. */
+typedef struct bench_info {
+    const bench_args *a;
+    const wisp_model *m;
+    const wisp_engine *eng;
+    char cpu[128];
+    char time[32]; /* the run's start, ISO 8601 UTC */
+} bench_info;
+
+static json_t *doubles(const double *v, int n, int as_int)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++)
+        json_array_append_new(arr,
+                              as_int ? json_integer((json_int_t)llround(v[i])) : json_real(v[i]));
+    return arr;
+}
+
+/* The model label of llama-bench's "model" column: architecture, size in
+ * billions of parameters, weight type. */
+static void model_label(const wisp_model *m, char *out, size_t size)
+{
+    snprintf(out, size, "%s %.1fB %s", wisp_model_get_config(m)->arch_name,
+             (double)wisp_model_n_params(m) / 1e9, main_type(m));
+}
+
+/* One test's record with llama-bench's fields (its -o json), in its order.
+ * Settings wisp does not have carry llama-bench's defaults, so records of
+ * both line up column for column; "simd" is wisp's own. */
+static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const bench_result *r)
+{
+    const bench_args *a = in->a;
+    const int cuda = !strcmp(a->device, "cuda");
+    char label[160];
+    model_label(in->m, label, sizeof label);
+    const char *kv = wisp_kv_type_name(in->eng->opts.kv_type);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "build_commit", json_string("unknown"));
+    json_object_set_new(o, "build_number", json_integer(0));
+    json_object_set_new(o, "cpu_info", json_string(in->cpu));
+    json_object_set_new(o, "gpu_info", json_string(""));
+    json_object_set_new(o, "backends", json_string(cuda ? "CUDA" : "CPU"));
+    json_object_set_new(o, "model_filename", json_string(a->model));
+    json_object_set_new(o, "model_type", json_string(label));
+    json_object_set_new(o, "model_size", json_integer((json_int_t)wisp_model_file_bytes(in->m)));
+    json_object_set_new(o, "model_n_params", json_integer((json_int_t)wisp_model_n_params(in->m)));
+    json_object_set_new(o, "n_batch", json_integer(in->eng->opts.max_batch_tokens));
+    json_object_set_new(o, "n_ubatch", json_integer(in->eng->opts.max_batch_tokens));
+    json_object_set_new(o, "n_threads", json_integer(in->eng->opts.n_threads));
+    json_object_set_new(o, "cpu_mask", json_string("0x0"));
+    json_object_set_new(o, "cpu_strict", json_false());
+    json_object_set_new(o, "poll", json_integer(50));
+    json_object_set_new(o, "type_k", json_string(kv));
+    json_object_set_new(o, "type_v", json_string(kv));
+    json_object_set_new(o, "n_gpu_layers",
+                        json_integer(cuda ? (json_int_t)wisp_model_get_config(in->m)->n_layers
+                                          : 0));
+    json_object_set_new(o, "n_cpu_moe", json_integer(0));
+    json_object_set_new(o, "split_mode", json_string("layer"));
+    json_object_set_new(o, "main_gpu", json_integer(0));
+    json_object_set_new(o, "no_kv_offload", json_false());
+    json_object_set_new(o, "flash_attn", json_integer(-1));
+    json_object_set_new(o, "devices", json_string("auto"));
+    json_object_set_new(o, "tensor_split", json_string("0.00"));
+    json_object_set_new(o, "tensor_buft_overrides", json_string("none"));
+    json_object_set_new(o, "load_mode", json_string("mmap"));
+    json_object_set_new(o, "embeddings", json_false());
+    json_object_set_new(o, "no_op_offload", json_integer(0));
+    json_object_set_new(o, "no_host", json_false());
+    json_object_set_new(o, "fit_target", json_integer(0));
+    json_object_set_new(o, "fit_min_ctx", json_integer(0));
+    json_object_set_new(o, "n_prompt", json_integer(n_prompt));
+    json_object_set_new(o, "n_gen", json_integer(n_gen));
+    json_object_set_new(o, "n_depth", json_integer(0));
+    json_object_set_new(o, "test_time", json_string(in->time));
+    json_object_set_new(o, "avg_ns", json_integer((json_int_t)llround(r->mean_ns)));
+    json_object_set_new(o, "stddev_ns", json_integer((json_int_t)llround(r->sd_ns)));
+    json_object_set_new(o, "avg_ts", json_real(r->mean));
+    json_object_set_new(o, "stddev_ts", json_real(r->sd));
+    json_object_set_new(o, "samples_ns", doubles(r->ns, r->n, 1));
+    json_object_set_new(o, "samples_ts", doubles(r->tps, r->n, 0));
+    json_object_set_new(o, "simd", json_string(cuda ? "cuda" : wisp_matmul_simd_level()));
+    return o;
+}
+
+/* -o json / jsonl: one record per test (pp first, then tg). */
+static int print_llama_json(const bench_info *in, int lines, const bench_result *pp,
+                            const bench_result *tg)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return -1;
+    if (in->a->n_prompt > 0)
+        json_array_append_new(arr, llama_record(in, in->a->n_prompt, 0, pp));
+    if (in->a->n_gen > 0)
+        json_array_append_new(arr, llama_record(in, 0, in->a->n_gen, tg));
+    int rc = 0;
+    if (lines) {
+        for (size_t i = 0; i < json_array_size(arr) && !rc; i++) {
+            char *s = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_REAL_PRECISION(10));
+            if (!s)
+                rc = -1;
+            else
+                puts(s);
+            free(s);
+        }
+    } else {
+        char *s = json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+        if (!s)
+            rc = -1;
+        else
+            puts(s);
+        free(s);
+    }
+    json_decref(arr);
+    return rc;
+}
+
+/* -o md: llama-bench's markdown table. */
+static void print_llama_md(const bench_info *in, const bench_result *pp, const bench_result *tg)
+{
+    const bench_args *a = in->a;
+    char label[160], size[32], params[32], backend[32];
+    model_label(in->m, label, sizeof label);
+    snprintf(size, sizeof size, "%.2f MiB", wisp_model_file_bytes(in->m) / 1048576.0);
+    snprintf(params, sizeof params, "%.2f %s",
+             wisp_model_n_params(in->m) >= 1000000000 ? wisp_model_n_params(in->m) / 1e9
+                                                      : wisp_model_n_params(in->m) / 1e6,
+             wisp_model_n_params(in->m) >= 1000000000 ? "B" : "M");
+    snprintf(backend, sizeof backend, "%s", !strcmp(a->device, "cuda") ? "CUDA" : "CPU");
+    printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s |\n", "model", "size", "params",
+           "backend", "threads", "test", "t/s");
+    printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | "
+           "--------------: | -------------------: |\n");
+    for (int t = 0; t < 2; t++) {
+        const int n = t ? a->n_gen : a->n_prompt;
+        const bench_result *r = t ? tg : pp;
+        if (n <= 0)
+            continue;
+        char test[32], ts[64];
+        snprintf(test, sizeof test, "%s%d", t ? "tg" : "pp", n);
+        snprintf(ts, sizeof ts, "%.2f ± %.2f", r->mean, r->sd);
+        /* the ± takes one column but two bytes */
+        printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label, size, params,
+               backend, in->eng->opts.n_threads, test, ts);
+    }
+    printf("\nbuild: wisp (%s)\n", !strcmp(a->device, "cuda") ? "cuda" : wisp_matmul_simd_level());
+}
+
 int wisp_cmd_bench(int argc, char **argv)
 {
     bench_args a;
@@ -247,7 +454,7 @@ int wisp_cmd_bench(int argc, char **argv)
     wisp_model *m = NULL;
     wisp_engine *eng = NULL;
     bench_ctx b = {0};
-    bench_result pp = {0, 0}, tg = {0, 0};
+    bench_result pp = {0}, tg = {0};
     char device[16];
     int rc = wisp_model_open(a.model, NULL, &m, &err);
     if (rc)
@@ -282,11 +489,22 @@ int wisp_cmd_bench(int argc, char **argv)
     }
     for (int i = 0; i < b.n_blocks; i++)
         b.table[i] = i;
+    bench_info info = {.a = &a, .m = m, .eng = eng};
+    cpu_name(info.cpu, sizeof info.cpu);
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(info.time, sizeof info.time, "%Y-%m-%dT%H:%M:%SZ", &utc);
     if (a.n_prompt > 0 && (rc = run_test(&b, 1, a.n_prompt, a.reps, &pp, &err)))
         goto out;
     if (a.n_gen > 0 && (rc = run_test(&b, 0, a.n_gen, a.reps, &tg, &err)))
         goto out;
-    if (a.json) {
+    if (a.output && !strcmp(a.output, "md")) {
+        print_llama_md(&info, &pp, &tg);
+    } else if (a.output) {
+        if (print_llama_json(&info, !strcmp(a.output, "jsonl"), &pp, &tg))
+            rc = wisp_err_set(&err, WISP_E_NOMEM, "cannot format the JSON result");
+    } else if (a.json) {
         if (print_json(&a, eng->opts.n_threads, pp, tg))
             rc = wisp_err_set(&err, WISP_E_NOMEM, "cannot format the JSON result");
     } else {
@@ -295,6 +513,10 @@ int wisp_cmd_bench(int argc, char **argv)
 out:
     if (rc)
         fprintf(stderr, "wisp bench: %s\n", err.msg[0] ? err.msg : wisp_code_message(rc));
+    free(pp.ns);
+    free(pp.tps);
+    free(tg.ns);
+    free(tg.tps);
     free(b.tokens);
     free(b.table);
     free(b.logits);

@@ -12,8 +12,10 @@
 #define WISP_BENCH_H
 
 /* wisp bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r 5]
- *            [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32] [--json]
- * Prints a table (or one JSON object with --json) to stdout; errors to
+ *            [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32]
+ *            [--json | -o json|jsonl|md]
+ * Prints a table (one JSON object with --json; llama-bench's records or
+ * markdown table with -o, test names pp512 / tg128) to stdout; errors to
  * stderr. Returns the process exit status (0 ok, 1 error, 2 usage). */
 int wisp_cmd_bench(int argc, char **argv);
 

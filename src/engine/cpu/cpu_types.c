@@ -201,3 +201,23 @@ wisp_gemm_fn wisp_cpu_gemm_at(wisp_simd_level level, int type)
 }
 
 wisp_gemm_fn wisp_cpu_gemm_get(int type) { return wisp_cpu_gemm_at(wisp_cpu_simd_active(), type); }
+
+wisp_gemv_fn wisp_cpu_gemv_at(wisp_simd_level level, int type)
+{
+    pthread_once(&init_once, init_levels);
+    if (type < 0 || type >= WISP_TYPE_COUNT)
+        return NULL;
+    switch (level) {
+    case WISP_SIMD_AVX2:
+        return wisp_cpu_kernels_avx2[type].act_type == merged[level][type].act_type
+                   ? wisp_cpu_gemv_avx2[type]
+                   : NULL;
+    case WISP_SIMD_AVX512:
+        return wisp_cpu_kernels_avx512[type].act_type == merged[level][type].act_type
+                   ? wisp_cpu_gemv_avx512[type]
+                   : NULL;
+    default: return NULL;
+    }
+}
+
+wisp_gemv_fn wisp_cpu_gemv_get(int type) { return wisp_cpu_gemv_at(wisp_cpu_simd_active(), type); }

@@ -80,6 +80,16 @@ static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 typedef void (*wisp_gemm_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, size_t sa,
                              int nc, float *s, size_t ss);
 
+/* Weight rows one call of a gemv kernel takes. */
+#define WISP_GEMV_NR 4
+
+/* Several weight rows against one token: s[r] = sum_i W_r[i] A[i] for
+ * r < nr (1 <= nr <= WISP_GEMV_NR), W_r at (const char *)w + r * sw, A
+ * laid out as for dot. The rows' final sums share one reduction; each
+ * result has the bits the dot kernel gives for that row. Optional per
+ * type and level. */
+typedef void (*wisp_gemv_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, float *s);
+
 /* Converts or quantizes n floats (a multiple of the act block) to a row. */
 typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);
 /* Dequantizes n elements (a multiple of the block) of a row to floats. */
@@ -105,6 +115,9 @@ extern const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT];
 /* gemm kernels per level (NULL entries: none at that level). */
 extern const wisp_gemm_fn wisp_cpu_gemm_avx2[WISP_TYPE_COUNT];
 extern const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT];
+/* gemv kernels per level (NULL entries: none at that level). */
+extern const wisp_gemv_fn wisp_cpu_gemv_avx2[WISP_TYPE_COUNT];
+extern const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT];
 
 /* Block geometry of the types the CPU kernels know (weights and activation
  * formats); 0 for others. Generated from the type list of model/types.h. */
@@ -133,5 +146,8 @@ const wisp_cpu_kernels *wisp_cpu_kernels_get(int type);
  * faster than mixing levels). */
 wisp_gemm_fn wisp_cpu_gemm_at(wisp_simd_level level, int type);
 wisp_gemm_fn wisp_cpu_gemm_get(int type);
+/* The gemv kernel for a type at a level, on the same terms as the gemm. */
+wisp_gemv_fn wisp_cpu_gemv_at(wisp_simd_level level, int type);
+wisp_gemv_fn wisp_cpu_gemv_get(int type);
 
 #endif

@@ -98,6 +98,7 @@ const char *wisp_matmul_simd_level(void)
 typedef struct mm_part {
     wisp_dot_fn dot;
     wisp_gemm_fn gemm; /* NULL: dot only */
+    wisp_gemv_fn gemv; /* several rows for one token; NULL: dot */
     wisp_amx_fn amx;   /* AMX tiles for whole 16 x 16 tiles; NULL: none */
     const char *w;
     size_t w_row; /* bytes per weight row */
@@ -177,6 +178,14 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
                         j->a + (size_t)t * j->a_row, j->a_row, nc, p->y + t * p->n_out + r,
                         (size_t)p->n_out);
             }
+        }
+        return;
+    }
+    if (p->gemv && t1 - t0 == 1) {
+        for (int64_t r = r0; r < r1; r += WISP_GEMV_NR) {
+            int nr = (int)(r1 - r < WISP_GEMV_NR ? r1 - r : WISP_GEMV_NR);
+            p->gemv(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                    j->a + (size_t)t0 * j->a_row, p->y + t0 * p->n_out + r);
         }
         return;
     }
@@ -292,6 +301,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         mm_part *p = &j.part[i];
         p->dot = k->dot;
         p->gemm = wisp_cpu_gemm_get(ws[i]->type);
+        p->gemv = wisp_cpu_gemv_get(ws[i]->type);
         p->w = ws[i]->data;
         p->w_row = wisp_cpu_row_bytes(ws[i]->type, n_in);
         p->y = ys[i];

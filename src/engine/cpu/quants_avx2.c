@@ -10,6 +10,7 @@
 #include "engine/cpu/quants_x86.h"
 #include "engine/cpu/quants_x86_f.h"
 #include "engine/cpu/quants_x86_k.h"
+#include "engine/cpu/quants_x86_kmr.h"
 
 const wisp_cpu_kernels wisp_cpu_kernels_avx2[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};
 
@@ -19,4 +20,8 @@ const wisp_gemm_fn wisp_cpu_gemm_avx2[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q2_K] = x86_gemm_q2_K, [WISP_TYPE_Q3_K] = x86_gemm_q3_K,
     [WISP_TYPE_Q4_K] = x86_gemm_q4_K, [WISP_TYPE_Q5_K] = x86_gemm_q5_K,
     [WISP_TYPE_Q6_K] = x86_gemm_q6_K,
+};
+
+const wisp_gemv_fn wisp_cpu_gemv_avx2[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_Q4_K] = x86_gemv_q4_K,
 };

@@ -16,6 +16,7 @@
 #include "engine/cpu/quants_x86.h"
 #include "engine/cpu/quants_x86_f.h"
 #include "engine/cpu/quants_x86_k.h"
+#include "engine/cpu/quants_x86_kmr.h"
 
 const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};
 
@@ -25,4 +26,9 @@ const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q2_K] = x86_gemm_q2_K, [WISP_TYPE_Q3_K] = x86_gemm_q3_K,
     [WISP_TYPE_Q4_K] = x86_gemm_q4_K, [WISP_TYPE_Q5_K] = x86_gemm_q5_K,
     [WISP_TYPE_Q6_K] = x86_gemm_q6_K, [WISP_TYPE_Q8_0] = x86_gemm_q8_0,
+};
+
+const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_Q4_K] = x86_gemv_q4_K,
+    [WISP_TYPE_Q5_K] = x86_gemv_q5_K,
 };

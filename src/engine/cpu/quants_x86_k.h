@@ -387,23 +387,7 @@ AI void q6_K_one(int64_t n, const void *vw, const void *va, size_t sa, int nc, f
         for (int c = 0; c < nc; c++)                                                          \
             s[(size_t)c * ss] = acc[c] + accm[c];                                             \
     }                                                                                         \
-    DEF_DOT_SWITCH(name, ONE)                                                                 \
-    /* Batches: each row against up to WISP_GEMM_NC tokens, so the decode \
-     * and the scale vectors of a super-block serve twice as many tokens */                   \
-    static void x86_gemm_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,   \
-                                size_t sa, int nc, float *s, size_t ss)                       \
-    {                                                                                         \
-        for (int r = 0; r < nr; r++) {                                                        \
-            const char *wr = (const char *)w + (size_t)r * sw;                                \
-            switch (nc) {                                                                     \
-            case 8: name##_nc(n, wr, a, sa, 8, s + r, ss); break;                             \
-            case 7: name##_nc(n, wr, a, sa, 7, s + r, ss); break;                             \
-            case 6: name##_nc(n, wr, a, sa, 6, s + r, ss); break;                             \
-            case 5: name##_nc(n, wr, a, sa, 5, s + r, ss); break;                             \
-            default: x86_dot_##name(n, wr, a, sa, nc, s + r, ss); break;                      \
-            }                                                                                 \
-        }                                                                                     \
-    }
+    DEF_DOT_SWITCH(name, ONE)
 
 DEF_DOTK(q2_K, wisp_block_q2_K, q2_K_nc)
 DEF_DOTK(q3_K, wisp_block_q3_K, q3_K_nc)
