@@ -380,5 +380,12 @@ void wisp_sampler_sample(wisp_sampler *s, const float *logits, wisp_sample *out)
             }
         }
     }
-    fill_logprobs(s, l, out);
+    /* The log-sum-exp is a pass of exp over the whole vocabulary, as long
+     * as the greedy choice itself: only when the caller asked for it. */
+    if (p->n_probs > 0) {
+        fill_logprobs(s, l, out);
+    } else {
+        out->logprob = NAN;
+        out->n_top = 0;
+    }
 }

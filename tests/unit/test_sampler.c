@@ -364,6 +364,36 @@ TEST(n_probs_reports_the_log_softmax)
     wisp_sampler_free(s);
 }
 
+TEST(no_n_probs_no_logprob_same_token)
+{
+    /* Without n_probs the log-softmax is not computed (NaN, no top list),
+     * and the choice is the same as with it. */
+    enum {
+        V = 64
+    };
+    float logits[V];
+    for (int i = 0; i < V; i++)
+        logits[i] = cosf((float)i * 0.7f) * 2.0f;
+    for (int greedy = 0; greedy < 2; greedy++) {
+        wisp_sampler_params p = plain(greedy ? 0.0f : 0.9f, 0);
+        p.seed = 7;
+        wisp_sampler *a = make(&p, V);
+        p.n_probs = 3;
+        wisp_sampler *b = make(&p, V);
+        wisp_token_logprob top[3];
+        for (int step = 0; step < 8; step++) {
+            wisp_sample oa = {0}, ob = {.top = top};
+            wisp_sampler_sample(a, logits, &oa);
+            wisp_sampler_sample(b, logits, &ob);
+            CHECK_EQ_INT(oa.token, ob.token);
+            CHECK(isnan(oa.logprob) && oa.n_top == 0);
+            CHECK(isfinite(ob.logprob) && ob.n_top == 3);
+        }
+        wisp_sampler_free(a);
+        wisp_sampler_free(b);
+    }
+}
+
 TEST(rejects_bad_parameters)
 {
     wisp_sampler_params p = plain(1.0f, 1);
