@@ -89,8 +89,8 @@ GGUF_SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 1
                12: "d"}
 
 
-def gguf_token_types(path):
-    """tokenizer.ggml.token_type of a GGUF file (None when it has none)."""
+def gguf_tokenizer(path):
+    """tokenizer.ggml.{model, tokens, token_type} of a GGUF file."""
     with open(path, "rb") as f:
         data = f.read(64 << 20)  # the metadata comes first and is far smaller
 
@@ -114,7 +114,7 @@ def gguf_token_types(path):
         if t in GGUF_SCALAR:
             return take(GGUF_SCALAR[t])
         if t == 8:
-            return string()
+            return string() if keep else (string(), None)[1]
         if t == 9:
             et, n = take("I"), take("Q")
             if et in GGUF_SCALAR and keep:
@@ -125,9 +125,8 @@ def gguf_token_types(path):
             if et in GGUF_SCALAR:
                 off += n * struct.calcsize("<" + GGUF_SCALAR[et])
                 return None
-            for _ in range(n):
-                value(et, False)
-            return None
+            items = [value(et, keep) for _ in range(n)]
+            return items if keep else None
         raise ValueError(f"{path}: GGUF value type {t}")
 
     if data[:4] != b"GGUF":
@@ -136,20 +135,46 @@ def gguf_token_types(path):
     take("I")
     take("Q")
     n_kv = take("Q")
+    want = ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
+    out = {}
     for _ in range(n_kv):
         key = string().decode()
         t = take("I")
-        v = value(t, key == "tokenizer.ggml.token_type")
-        if key == "tokenizer.ggml.token_type":
-            return v
-    return None
+        v = value(t, key in want)
+        if key in want:
+            out[key.split(".")[-1]] = v
+    return out
+
+
+def gpt2_byte_decoder():
+    """GPT-2 byte-level BPE: the printable character standing for each byte."""
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
 
 
 def banned_tokens(path, eos):
-    """EOS and every token that is not normal text or a byte (types 2-5:
-    unknown, control, user-defined, unused)."""
-    types = gguf_token_types(path) or []
+    """EOS, every token that is not normal text or a byte (types 2-5:
+    unknown, control, user-defined, unused) and, for byte-level BPE, every
+    token whose bytes are not whole UTF-8 characters: llama-server refuses
+    a completion that ends inside a character ("does not match the expected
+    Content-only format"), which random weights hit within a few hundred
+    tokens."""
+    tk = gguf_tokenizer(path)
+    types = tk.get("token_type") or []
     ids = {i for i, t in enumerate(types) if t in (2, 3, 4, 5)}
+    if tk.get("model") == b"gpt2" and tk.get("tokens"):
+        dec = gpt2_byte_decoder()
+        for i, tok in enumerate(tk["tokens"]):
+            try:
+                bytes(dec[c] for c in tok.decode("utf-8")).decode("utf-8")
+            except (KeyError, UnicodeDecodeError):
+                ids.add(i)
     if eos is not None:
         ids.add(eos)
     return sorted(ids)
@@ -166,6 +191,7 @@ class Wisp:
         STARTED.append(self.proc)
         self.cv = threading.Condition()
         self.answers, self.first = {}, {}
+        self.arrivals = {}  # id -> [(time, tokens)] of its $/stream pieces
         self.next_id = 1
         self.closed = False
         self.stderr = bytearray()
@@ -179,7 +205,9 @@ class Wisp:
             m = json.loads(line)
             with self.cv:
                 if m.get("method") == "$/stream":
-                    self.first.setdefault(m["params"]["id"], now)
+                    rid = m["params"]["id"]
+                    self.first.setdefault(rid, now)
+                    self.arrivals.setdefault(rid, []).append((now, len(m["params"]["tokens"])))
                     self.cv.notify_all()
                 elif "id" in m and "method" not in m:
                     self.answers[m["id"]] = (now, m)
@@ -237,7 +265,20 @@ class Wisp:
             self.proc.wait()
 
 
+def decode_rate(arrivals):
+    """Tokens/s while every stream decodes: the tokens that arrive after the
+    last stream's first token and up to the first stream's last token, over
+    that window (None when the window is empty)."""
+    t_a = max(a[0][0] for a in arrivals)
+    t_b = min(a[-1][0] for a in arrivals)
+    if t_b <= t_a:
+        return None
+    n = sum(k for a in arrivals for t, k in a if t_a < t <= t_b)
+    return n / (t_b - t_a)
+
+
 def wisp_streams(w, prompts, max_tokens, bias, timeout):
+    """(generated tokens, wall seconds, steady decode tokens/s)."""
     t0 = time.monotonic()
     rids = [w.send("generate", {"prompt": p, "max_tokens": max_tokens, "temperature": 0,
                                 "logit_bias": bias, "stream": True}) for p in prompts]
@@ -246,7 +287,9 @@ def wisp_streams(w, prompts, max_tokens, bias, timeout):
         t, r = w.wait(rid, timeout)
         gen += r["usage"]["completion_tokens"]
         t1 = max(t1, t)
-    return gen, t1 - t0
+    with w.cv:
+        arr = [w.arrivals.pop(rid, []) for rid in rids]
+    return gen, t1 - t0, decode_rate(arr) if all(arr) else None
 
 
 def wisp_ttft(w, rng, args, bias, lo, hi, load):
@@ -290,7 +333,7 @@ class Llama:
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [binary, "-m", model, "-t", str(threads), "-tb", str(threads), "-np", str(slots),
                "-c", str(slots * ctx_per_slot), "--host", "127.0.0.1", "--port", str(self.port),
-               "-cb", "--no-webui"]
+               "-cb", "--no-webui", "--reasoning-format", "none"]
         self.log = open(f"/tmp/batched-llama-{os.getpid()}.log", "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -310,13 +353,28 @@ class Llama:
             time.sleep(0.5)
 
     def complete(self, prompt, max_tokens, bias, timeout):
+        """Streams one completion: (tokens predicted, [(time, tokens)] of its
+        chunks)."""
         body = json.dumps({"prompt": prompt, "n_predict": max_tokens, "temperature": 0,
                            "top_k": 1, "logit_bias": bias, "ignore_eos": True,
-                           "cache_prompt": False, "stream": False}).encode()
+                           "cache_prompt": False, "stream": True}).encode()
         req = urllib.request.Request(self.url + "/completion", data=body,
                                      headers={"Content-Type": "application/json"})
+        arrivals, predicted = [], 0
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
+            for line in r:
+                if not line.startswith(b"data: "):
+                    continue
+                now = time.monotonic()
+                m = json.loads(line[6:])
+                if "error" in m:
+                    raise RuntimeError(m["error"])
+                if m.get("tokens"):
+                    arrivals.append((now, len(m["tokens"])))
+                predicted = m.get("tokens_predicted", predicted)
+                if m.get("stop"):
+                    break
+        return predicted, arrivals
 
     def close(self):
         if self.proc.poll() is None:
@@ -346,8 +404,9 @@ def llama_streams(ls, prompts, max_tokens, bias, timeout):
         t.join(timeout)
     if errs or any(r is None for r in res):
         raise SystemExit(f"llama-server: {errs[:3] or 'no answer in time'}")
-    gen = sum(r["tokens_predicted"] for r, _ in res)
-    return gen, max(t for _, t in res) - t0
+    gen = sum(r[0] for r, _ in res)
+    arr = [r[1] for r, _ in res]
+    return gen, max(t for _, t in res) - t0, decode_rate(arr) if all(arr) else None
 
 
 # ---------------------------------------------------------------- driver
@@ -388,7 +447,7 @@ def bench_model(args, model, streams):
     res = {"model": model, "threads": args.threads, "rows": []}
     n_ctx = args.prompt_tokens + max(args.max_tokens, args.ttft_load_tokens) + 8
     w = Wisp(args.wisp, ["--model", model, "--ctx", str(n_ctx), "--threads", str(args.threads),
-                         "--log-level", "warn"])
+                         "--kv-mb", str(args.kv_mb), "--log-level", "warn"])
     ls = None
     try:
         info = w.call("model/info")
@@ -410,20 +469,22 @@ def bench_model(args, model, streams):
         for n in streams:
             prompts = [rand_prompt(rng, args.prompt_tokens, lo, hi) for _ in range(n)]
             row = {"streams": n, "load_before": load_avg()}
-            gen, wall = wisp_streams(w, prompts, args.max_tokens, bias, args.timeout)
+            gen, wall, dec = wisp_streams(w, prompts, args.max_tokens, bias, args.timeout)
             if gen != n * args.max_tokens:
                 raise SystemExit(f"wisp generated {gen} tokens, expected {n * args.max_tokens}")
-            row["wisp_tokens_per_s"] = gen / wall
+            row["wisp_tokens_per_s"], row["wisp_decode_tokens_per_s"] = gen / wall, dec
             if ls:
-                gen, wall = llama_streams(ls, prompts, args.max_tokens, bias, args.timeout)
+                gen, wall, dec = llama_streams(ls, prompts, args.max_tokens, bias, args.timeout)
                 if gen != n * args.max_tokens:
                     raise SystemExit(f"llama-server generated {gen} tokens, expected "
                                      f"{n * args.max_tokens}")
-                row["llama_tokens_per_s"] = gen / wall
+                row["llama_tokens_per_s"], row["llama_decode_tokens_per_s"] = gen / wall, dec
             row["load_after"] = load_avg()
             res["rows"].append(row)
-            print(f"  {n:>2} streams: wisp {row['wisp_tokens_per_s']:.1f} tok/s"
-                  + (f", llama-server {row['llama_tokens_per_s']:.1f}" if ls else "")
+            print(f"  {n:>2} streams: wisp {row['wisp_tokens_per_s']:.1f} tok/s "
+                  f"(decode {fmt(row['wisp_decode_tokens_per_s'])})"
+                  + (f", llama-server {row['llama_tokens_per_s']:.1f} "
+                     f"(decode {fmt(row['llama_decode_tokens_per_s'])})" if ls else "")
                   + f" (load {row['load_before']:.2f})", file=sys.stderr)
         if ls:
             ls.close()
@@ -442,6 +503,10 @@ def bench_model(args, model, streams):
     return res
 
 
+def fmt(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
 def report(all_res, out):
     p = lambda *a: print(*a, file=out)
     for res in all_res:
@@ -450,12 +515,19 @@ def report(all_res, out):
         p(f"{res['model']} ({res['model_name']}), {res['threads']} threads, "
           f"{res['banned_tokens']} tokens banned"
           + (f", wisp pp256 {pp:.1f} tok/s" if pp else ""))
-        p(f"{'streams':>7} {'wisp tok/s':>10} {'% pp256':>8} {'llama tok/s':>11} {'wisp/llama':>10}"
-          f" {'load':>5}")
+        p("tok/s: generated tokens over the wall time from the first request to the last "
+          "answer (prompts included);")
+        p("decode: tokens/s while all N streams decode (after the last first token, before "
+          "the first stream ends)")
+        p(f"{'streams':>7} | {'wisp tok/s':>10} {'decode':>8} {'% pp256':>8} | {'llama tok/s':>11}"
+          f" {'decode':>8} | {'wisp/llama':>10} {'decode':>7} | {'load':>5}")
         for r in res["rows"]:
             wt, lt = r["wisp_tokens_per_s"], r.get("llama_tokens_per_s")
-            p(f"{r['streams']:>7} {wt:>10.1f} {(wt / pp * 100 if pp else 0):>7.1f}% "
-              f"{(lt or 0):>11.1f} {(wt / lt if lt else 0):>10.2f} {r['load_before']:>5.2f}")
+            wd, ld = r.get("wisp_decode_tokens_per_s"), r.get("llama_decode_tokens_per_s")
+            share = f"{wd / pp * 100:.1f}%" if pp and wd else "-"
+            p(f"{r['streams']:>7} | {wt:>10.1f} {fmt(wd):>8} {share:>8} | "
+              f"{fmt(lt):>11} {fmt(ld):>8} | {(f'{wt / lt:.2f}' if lt else '-'):>10} "
+              f"{(f'{wd / ld:.2f}' if wd and ld else '-'):>7} | {r['load_before']:>5.2f}")
         if "ttft_idle_ms" in res:
             a, b = res["ttft_idle_ms"], res["ttft_load_ms"]
             p(f"TTFT of a new {32}-token request: idle {a:.1f} ms, with "
@@ -463,10 +535,11 @@ def report(all_res, out):
         rows = {r["streams"]: r for r in res["rows"]}
         if pp:
             for n, goal in ((16, 0.70), (8, 0.55)):
-                if n in rows:
-                    x = rows[n]["wisp_tokens_per_s"] / pp
-                    p(f"goal {n} streams >= {goal:.0%} of pp256: {x:.1%} "
-                      f"({'met' if x >= goal else 'NOT met'})")
+                if n in rows and rows[n].get("wisp_decode_tokens_per_s"):
+                    x = rows[n]["wisp_decode_tokens_per_s"] / pp
+                    y = rows[n]["wisp_tokens_per_s"] / pp
+                    p(f"goal {n} streams' decode >= {goal:.0%} of pp256: {x:.1%} "
+                      f"({'met' if x >= goal else 'NOT met'}; wall tok/s incl. prompts {y:.1%})")
         ratios = [r["wisp_tokens_per_s"] / r["llama_tokens_per_s"] for r in res["rows"]
                   if r.get("llama_tokens_per_s")]
         if ratios:
@@ -492,6 +565,9 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=32)
     ap.add_argument("--pp-reps", type=int, default=3)
+    ap.add_argument("--kv-mb", type=int, default=512,
+                    help="wisp's KV pool: room for every stream at once (llama-server gets "
+                         "slots x context)")
     ap.add_argument("--ttft-load", type=int, default=16)
     ap.add_argument("--ttft-load-tokens", type=int, default=96,
                     help="tokens each load stream generates (must outlast the probe)")
