@@ -7,14 +7,22 @@ count) and, alternating between the two for every stream count, runs N
 concurrent greedy streams (N in --streams, default 1,2,4,8,16,32) with
 different random --prompt-tokens (32) token prompts, each generating exactly
 --max-tokens (64) tokens: the end-of-generation token and every control /
-user-defined token of the vocabulary are banned with logit_bias on both
-sides (random-weight models would otherwise emit them, and llama-server then
-ends a request with "does not match the expected Content-only format").
-Aggregate tokens/s = generated tokens / (last answer - first request).
+user-defined token of the vocabulary, and every byte-level token that is
+not whole UTF-8 characters, are banned with logit_bias on both sides
+(random-weight models would otherwise emit them, and llama-server then ends
+a request with "does not match the expected Content-only format"); llama-
+server runs with --reasoning-format none, wisp with a KV pool (--kv-mb) that
+holds every stream at once, as llama-server's slots x context does.
+Two rates per side: tok/s = generated tokens / (last answer - first
+request), prompts included; decode = the tokens that arrive while all N
+streams decode (after the last stream's first token, up to the first
+stream's last token) over that window, timestamped as they stream in
+($/stream on wisp, server-sent events on llama-server). The prefill goals
+compare the decode rate, which the prompts' share does not dilute.
 
 It also reports, for wisp:
   - pp256: prefill tokens/s from `wisp bench -p 256 -n 0` on the same file
-    and thread count, and each stream count's aggregate as a share of it
+    and thread count, and each stream count's decode rate as a share of it
     (the goals: 16 streams >= 70%, 8 streams >= 55%);
   - time to first token of a new 32-token request, idle and while --ttft-load
     (16) other streams decode (the goal: under load < 2x idle); the median of
@@ -32,12 +40,16 @@ HOW TO RUN (from the repository root, after `make -j2 && make tools`):
 
   Options: --types q4_0,q4_k_m,q8_0,f16  --model PATH (repeatable; instead of
   --types)  --streams 1,2,4,8,16,32  --max-tokens 64  --prompt-tokens 32
-  --threads 2  --llama-server PATH  --skip-llama  --skip-ttft  --skip-pp
+  --threads 2  --kv-mb 512  --llama-server PATH  --skip-llama  --skip-ttft
+  --skip-pp  --pp-reps 3  --ttft-load 16  --ttft-reps 5  --model-dir /tmp
   --timeout S (a bound on every request, default 600)  --json.
 
 Both servers are started and stopped by this script (only the PIDs it
-started are ever signalled); the machine should be otherwise quiet, since
-the numbers are wall-clock. Standard library only; run with /usr/bin/python3.
+started are ever signalled, also on SIGINT/SIGTERM); the machine should be
+otherwise quiet, since the numbers are wall-clock: each row prints the load
+average before it. llama-server's spinning threads collapse on an
+oversubscribed machine (a few tokens/s at load 10 on 2 cores), far more
+than wisp's, so a ratio taken under load says little. Standard library only; run with /usr/bin/python3.
 """
 import argparse
 import json
