@@ -345,6 +345,43 @@ static void fill_logprobs(wisp_sampler *s, const float *l, wisp_sample *out)
     out->n_top = len;
 }
 
+/* The first index of the largest of l[0..n), the one the loop
+ *   best = 0; for (i...) if (l[i] > l[best]) best = i;
+ * keeps (a NaN never wins, a NaN at 0 stays, the first of equal values
+ * wins, +0 and -0 are equal), in two passes of 16 independent lanes that
+ * the compiler turns into vector max and compare: the maximum, then the
+ * first block that holds it. The engine thread does this once per
+ * generated token while the pool's workers wait. */
+#define ARGMAX_LANES 16
+static int argmax_first(const float *l, int n)
+{
+    if (n <= 1 || isnan(l[0]))
+        return 0;
+    float m[ARGMAX_LANES];
+    for (int k = 0; k < ARGMAX_LANES; k++)
+        m[k] = l[0];
+    int i = 0;
+    for (; i + ARGMAX_LANES <= n; i += ARGMAX_LANES)
+        for (int k = 0; k < ARGMAX_LANES; k++)
+            m[k] = l[i + k] > m[k] ? l[i + k] : m[k];
+    float mx = m[0];
+    for (int k = 1; k < ARGMAX_LANES; k++)
+        mx = m[k] > mx ? m[k] : mx;
+    for (; i < n; i++)
+        mx = l[i] > mx ? l[i] : mx;
+    for (i = 0; i + ARGMAX_LANES <= n; i += ARGMAX_LANES) {
+        int hit = 0;
+        for (int k = 0; k < ARGMAX_LANES; k++)
+            hit |= l[i + k] == mx;
+        if (hit)
+            break;
+    }
+    for (; i < n; i++)
+        if (l[i] == mx)
+            return i;
+    return 0;
+}
+
 void wisp_sampler_sample(wisp_sampler *s, const float *logits, wisp_sample *out)
 {
     const wisp_sampler_params *p = &s->p;
@@ -355,11 +392,7 @@ void wisp_sampler_sample(wisp_sampler *s, const float *logits, wisp_sample *out)
     apply_penalties(s, l);
 
     if (p->temperature <= 0.0f || p->top_k == 1) {
-        int best = 0;
-        for (int i = 1; i < s->vocab; i++)
-            if (l[i] > l[best])
-                best = i;
-        out->token = best;
+        out->token = argmax_first(l, s->vocab);
     } else {
         for (int i = 0; i < s->vocab; i++)
             s->c[i] = (cand){i, l[i]};
@@ -380,5 +413,12 @@ void wisp_sampler_sample(wisp_sampler *s, const float *logits, wisp_sample *out)
             }
         }
     }
-    fill_logprobs(s, l, out);
+    /* The log-sum-exp is a pass of exp over the whole vocabulary, as long
+     * as the greedy choice itself: only when the caller asked for it. */
+    if (p->n_probs > 0) {
+        fill_logprobs(s, l, out);
+    } else {
+        out->logprob = NAN;
+        out->n_top = 0;
+    }
 }

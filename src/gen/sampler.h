@@ -57,7 +57,7 @@ typedef struct wisp_token_logprob {
  * penalties), highest first. */
 typedef struct wisp_sample {
     int32_t token;
-    float logprob;           /* of token under the same distribution */
+    float logprob;           /* of token under the same distribution; NaN when n_probs is 0 */
     int n_top;               /* entries filled in top (<= n_probs) */
     wisp_token_logprob *top; /* caller's array of n_probs, or NULL */
 } wisp_sample;

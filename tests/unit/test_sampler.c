@@ -364,6 +364,75 @@ TEST(n_probs_reports_the_log_softmax)
     wisp_sampler_free(s);
 }
 
+TEST(no_n_probs_no_logprob_same_token)
+{
+    /* Without n_probs the log-softmax is not computed (NaN, no top list),
+     * and the choice is the same as with it. */
+    enum {
+        V = 64
+    };
+    float logits[V];
+    for (int i = 0; i < V; i++)
+        logits[i] = cosf((float)i * 0.7f) * 2.0f;
+    for (int greedy = 0; greedy < 2; greedy++) {
+        wisp_sampler_params p = plain(greedy ? 0.0f : 0.9f, 0);
+        p.seed = 7;
+        wisp_sampler *a = make(&p, V);
+        p.n_probs = 3;
+        wisp_sampler *b = make(&p, V);
+        wisp_token_logprob top[3];
+        for (int step = 0; step < 8; step++) {
+            wisp_sample oa = {0}, ob = {.top = top};
+            wisp_sampler_sample(a, logits, &oa);
+            wisp_sampler_sample(b, logits, &ob);
+            CHECK_EQ_INT(oa.token, ob.token);
+            CHECK(isnan(oa.logprob) && oa.n_top == 0);
+            CHECK(isfinite(ob.logprob) && ob.n_top == 3);
+        }
+        wisp_sampler_free(a);
+        wisp_sampler_free(b);
+    }
+}
+
+/* Greedy picks what the plain first-maximum loop over logits + bias picks:
+ * ties (the first wins), NaNs (never win, except at index 0), -inf, signed
+ * zeros, lengths that are and are not whole vector blocks. */
+TEST(greedy_is_the_first_maximum)
+{
+    enum {
+        N = 100
+    };
+    float logits[N];
+    uint64_t x = 99;
+    for (int trial = 0; trial < 400; trial++) {
+        int n = 1 + trial % N;
+        for (int i = 0; i < n; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            int r = (int)(x >> 33) % 64;
+            /* few distinct values: many ties */
+            logits[i] = r < 2 ? NAN : r < 4 ? -INFINITY : r < 6 ? -0.0f : (float)(r % 7) - 3.0f;
+        }
+        wisp_sampler_params p = plain(0.0f, 1);
+        wisp_logit_bias bias[2] = {{(int32_t)(x % (uint64_t)n), 2.5f},
+                                   {(int32_t)((x >> 8) % (uint64_t)n), -INFINITY}};
+        p.logit_bias = bias;
+        p.n_logit_bias = trial % 3 == 0 ? 2 : 0;
+        wisp_sampler *s = make(&p, n);
+        float l[N];
+        memcpy(l, logits, sizeof l);
+        for (int b = 0; b < p.n_logit_bias; b++)
+            l[bias[b].token] += bias[b].bias;
+        int want = 0;
+        for (int i = 1; i < n; i++)
+            if (l[i] > l[want])
+                want = i;
+        wisp_sample out = {0};
+        wisp_sampler_sample(s, logits, &out);
+        CHECK_EQ_INT(out.token, want);
+        wisp_sampler_free(s);
+    }
+}
+
 TEST(rejects_bad_parameters)
 {
     wisp_sampler_params p = plain(1.0f, 1);

@@ -485,3 +485,97 @@ TEST(submit_from_another_thread)
     wisp_sched_destroy(s);
     fake_engine_free(fe);
 }
+
+/* Decode-first with chunked prefill, counted in steps rather than time: a
+ * new request that arrives while 16 streams decode is admitted and
+ * prefilled in the very next step, and that step still gives every stream
+ * its token (neither side starves the other). */
+TEST(new_request_under_load_gets_its_first_token_next_step)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make(fe, 200, 32, 64, 64);
+    static treq load[16], probe;
+    uint64_t rng = 41;
+    for (int i = 0; i < 16; i++) {
+        int32_t p[3];
+        tr_fill(&rng, p, 3, V);
+        tr_init(&load[i], p, 3, 60);
+        REQUIRE(tr_submit(s, &load[i]) == 0);
+    }
+    /* 48 prompt tokens in one step of 64: then everyone decodes. */
+    for (int k = 0; k < 3; k++)
+        REQUIRE(wisp_sched_step(s));
+    for (int i = 0; i < 16; i++)
+        REQUIRE(load[i].n_out == 3);
+    int32_t p[32];
+    tr_fill(&rng, p, 32, V);
+    tr_init(&probe, p, 32, 4);
+    REQUIRE(tr_submit(s, &probe) == 0);
+    uint64_t before = fe->forwards;
+    REQUIRE(wisp_sched_step(s));
+    CHECK_EQ_INT(fe->forwards - before, 1);
+    CHECK_EQ_INT(probe.n_out, 1);
+    CHECK_EQ_INT(probe.usage.queue_ms >= 0, 1);
+    for (int i = 0; i < 16; i++)
+        CHECK_EQ_INT(load[i].n_out, 4);
+    CHECK_EQ_INT(fe->max_step_tokens, 48);
+    REQUIRE(tr_run(s, 1000) > 0);
+    CHECK(probe.finished == 1 && probe.status == 0 && tr_output_ok(&probe, V));
+    for (int i = 0; i < 16; i++)
+        CHECK(load[i].finished == 1 && load[i].n_out == 60 && tr_output_ok(&load[i], V));
+    check_clean(s, fe);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* A prompt longer than a step is absorbed in chunks of what the decodes
+ * leave of the budget: each of the 16 streams still gets one token per
+ * step, the prompt is done in ceil(200 / (64 - 16)) = 5 steps, and a short
+ * request behind it (first come, first served) starts as soon as the long
+ * one's last chunk leaves room. */
+TEST(long_prompt_in_chunks_beside_decodes)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make(fe, 300, 32, 64, 64);
+    static treq load[16], longp, shortp;
+    uint64_t rng = 43;
+    for (int i = 0; i < 16; i++) {
+        int32_t p[3];
+        tr_fill(&rng, p, 3, V);
+        tr_init(&load[i], p, 3, 40);
+        REQUIRE(tr_submit(s, &load[i]) == 0);
+    }
+    REQUIRE(wisp_sched_step(s));
+    int32_t p[200];
+    tr_fill(&rng, p, 200, V);
+    tr_init(&longp, p, 200, 2);
+    REQUIRE(tr_submit(s, &longp) == 0);
+    tr_fill(&rng, p, 10, V);
+    tr_init(&shortp, p, 10, 2);
+    REQUIRE(tr_submit(s, &shortp) == 0);
+    int steps_long = 0, steps_short = 0;
+    for (int k = 1; k <= 8; k++) {
+        int had[16];
+        for (int i = 0; i < 16; i++)
+            had[i] = load[i].n_out;
+        REQUIRE(wisp_sched_step(s));
+        for (int i = 0; i < 16; i++)
+            CHECK_EQ_INT(load[i].n_out, had[i] + 1);
+        if (!steps_long && longp.n_out > 0)
+            steps_long = k;
+        if (!steps_short && shortp.n_out > 0)
+            steps_short = k;
+    }
+    CHECK_EQ_INT(steps_long, 5);
+    /* 200 = 4 * 48 + 8: the fifth step has 40 tokens of room left. */
+    CHECK_EQ_INT(steps_short, 5);
+    CHECK(fe->max_step_tokens <= 64);
+    REQUIRE(tr_run(s, 1000) > 0);
+    CHECK(longp.finished == 1 && tr_output_ok(&longp, V));
+    CHECK(shortp.finished == 1 && tr_output_ok(&shortp, V));
+    for (int i = 0; i < 16; i++)
+        CHECK(load[i].finished == 1 && tr_output_ok(&load[i], V));
+    check_clean(s, fe);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}

@@ -31,5 +31,7 @@ size_t wisp_attention_scratch_floats(int n_head, int n_head_kv, int head_dim, in
 
 void wisp_attention_run(wisp_threadpool *tp, const wisp_attn_job *job)
 {
-    wisp_threadpool_run(tp, LEVELS[wisp_cpu_simd_active()]->task, (void *)job);
+    wisp_attn_run run = {.job = job};
+    atomic_init(&run.next, 0);
+    wisp_threadpool_run(tp, LEVELS[wisp_cpu_simd_active()]->task, &run);
 }

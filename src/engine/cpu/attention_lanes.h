@@ -584,16 +584,21 @@ static void attend_run(const wisp_attn_job *job, int r0, int nr, int hk, float *
     }
 }
 
-/* Work items are (run, kv head), dealt round-robin to threads; a run is up
- * to row_tile consecutive rows of one sequence, so a prefill's long rows at
+/* Work items are (run, kv head), numbered in row order; a run is up to
+ * row_tile consecutive rows of one sequence, so a prefill's long rows at
  * the end spread over all threads and a batch of decodes is one run per
- * sequence. */
+ * sequence. Threads claim items from a shared counter (each thread's
+ * claims increase, so one pass over the items serves it): a thread the
+ * machine delays, or one with the long rows of a prefill, leaves the rest
+ * to the others. Which thread runs an item does not change its bits. */
 static void attention_task(void *ctx, int ith, int nth)
 {
-    const wisp_attn_job *job = ctx;
+    wisp_attn_run *run = ctx;
+    const wisp_attn_job *job = run->job;
+    (void)nth;
     float *scratch = job->scratch + (size_t)ith * job->scratch_floats;
     const int tile = row_tile(job->n_head / job->n_head_kv);
-    int64_t item = 0;
+    long item = 0, mine = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed);
     for (int r0 = 0; r0 < job->n_rows;) {
         int nr = 1;
         while (nr < tile && r0 + nr < job->n_rows &&
@@ -601,8 +606,10 @@ static void attention_task(void *ctx, int ith, int nth)
                job->row_pos[r0 + nr] == job->row_pos[r0] + nr)
             nr++;
         for (int hk = 0; hk < job->n_head_kv; hk++, item++)
-            if (item % nth == ith)
+            if (item == mine) {
                 attend_run(job, r0, nr, hk, scratch);
+                mine = atomic_fetch_add_explicit(&run->next, 1, memory_order_relaxed);
+            }
         r0 += nr;
     }
 }

@@ -239,12 +239,19 @@ static int output_head(wisp_cpu_engine *e, int n_wanted, wisp_err *err)
     run_rows(e, -1, n_wanted, row_out_norm);
     for (int r0 = 0; r0 < n_wanted; r0 += e->max_logit_rows) {
         int cnt = n_wanted - r0 < e->max_logit_rows ? n_wanted - r0 : e->max_logit_rows;
-        int rc = wisp_matmul(e->tp, e->output, e->xb + (size_t)r0 * e->cfg.n_embd, cnt, e->logits,
-                             &e->mm, err);
+        /* Destinations one after another (a scheduler's batch of decodes)
+         * take the product directly, sparing a copy of cnt vocab rows. */
+        bool contiguous = true;
+        for (int i = 1; i < cnt && contiguous; i++)
+            contiguous = e->logit_dst[r0 + i] == e->logit_dst[r0] + (size_t)i * vocab;
+        float *y = contiguous ? e->logit_dst[r0] : e->logits;
+        int rc =
+            wisp_matmul(e->tp, e->output, e->xb + (size_t)r0 * e->cfg.n_embd, cnt, y, &e->mm, err);
         if (rc)
             return rc;
-        for (int i = 0; i < cnt; i++)
-            memcpy(e->logit_dst[r0 + i], e->logits + (size_t)i * vocab, vocab * sizeof(float));
+        if (!contiguous)
+            for (int i = 0; i < cnt; i++)
+                memcpy(e->logit_dst[r0 + i], e->logits + (size_t)i * vocab, vocab * sizeof(float));
     }
     return 0;
 }
