@@ -12,7 +12,6 @@
  * permutes, byte masks) serve the one-token kernels.
  */
 #define WISP_X86_VNNI 1
-#define FG_C          3
 #include "engine/cpu/quants_x86.h"
 #include "engine/cpu/quants_x86_f.h"
 #include "engine/cpu/quants_x86_k.h"

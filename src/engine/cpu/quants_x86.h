@@ -630,6 +630,78 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
     return _mm256_add_epi32(_mm256_unpacklo_epi32(q01, q23), _mm256_unpackhi_epi32(q01, q23));
 }
 
+#if WISP_X86_VNNI
+/* The AVX-512 level: a block pair in one zmm ([x | y] of udec2, the
+ * activations' 64-byte pair layout), one dpbusd per pair and token, and
+ * the in-lane reductions of dot4_pairs and of the two-token step done on
+ * the zmm before its two halves are added: the same exact int32 sums in
+ * half the dot instructions. */
+AI __m512i pairz(__m256i x, __m256i y)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(x), y, 1);
+}
+AI void udec4z_q4_0(const char *wb, size_t bs, __m512i u[2])
+{
+    _Pragma("GCC unroll 2")
+    for (int k = 0; k < 2; k++) {
+        const __m256i t = pair128(((const wisp_block_q4_0 *)(wb + 2 * k * bs))->qs,
+                                  ((const wisp_block_q4_0 *)(wb + (2 * k + 1) * bs))->qs);
+        u[k] = _mm512_and_si512(pairz(t, _mm256_srli_epi16(t, 4)), _mm512_set1_epi8(0x0F));
+    }
+}
+AI void udec4z_q5_0(const char *wb, size_t bs, __m512i u[2])
+{
+    __m256i x, y;
+    udec2_q5_0(wb, wb + bs, &x, &y);
+    u[0] = pairz(x, y);
+    udec2_q5_0(wb + 2 * bs, wb + 3 * bs, &x, &y);
+    u[1] = pairz(x, y);
+}
+AI void udec4z_q8_0(const char *wb, size_t bs, __m512i u[2])
+{
+    _Pragma("GCC unroll 2")
+    for (int k = 0; k < 2; k++) {
+        const __m512i t = pairz(loadu256(((const wisp_block_q8_0 *)(wb + 2 * k * bs))->qs),
+                                loadu256(((const wisp_block_q8_0 *)(wb + (2 * k + 1) * bs))->qs));
+        /* [b lo, b hi, b+1 lo, b+1 hi] -> [b lo, b+1 lo, b hi, b+1 hi] */
+        u[k] = _mm512_xor_si512(_mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(3, 1, 2, 0)),
+                                _mm512_set1_epi8((char)0x80));
+    }
+}
+AI __m512i dot4z(const __m512i u[2], const char *pa)
+{
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i q01 = _mm512_dpbusd_epi32(z, u[0], _mm512_loadu_si512(pa));
+    const __m512i q23 = _mm512_dpbusd_epi32(z, u[1], _mm512_loadu_si512(pa + 64));
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(q01, q23), _mm512_unpackhi_epi32(q01, q23));
+}
+/* Two tokens' lanes [x0 x2 y0 y2 | x1 x3 y1 y3] of block sums, as the
+ * 256-bit step below gives them. */
+AI __m256i sum2tok(const __m512i u[2], const char *px, const char *py, int two)
+{
+    const __m512i hx = dot4z(u, px), hy = two ? dot4z(u, py) : hx;
+    const __m512i s =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(hx, hy), _mm512_unpackhi_epi64(hx, hy));
+    return _mm256_add_epi32(_mm512_castsi512_si256(s), _mm512_extracti64x4_epi64(s, 1));
+}
+#define GEMM32_DECODE(name, WB, wb) \
+    __m512i u[2];                   \
+    udec4z_##name(wb, sizeof(WB), u);
+#else
+#define GEMM32_DECODE(name, WB, wb)                  \
+    __m256i u[4];                                    \
+    udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]); \
+    udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);
+AI __m256i sum2tok(const __m256i u[4], const char *px, const char *py, int two)
+{
+    const __m256i hx = dot4_pairs(u, px), hy = two ? dot4_pairs(u, py) : hx;
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy), _mm256_unpackhi_epi64(hx, hy));
+}
+#endif
+#define GEMM32_SUM(p)                                                                      \
+    sum2tok(u, row[2 * p] + poff + (size_t)i * 32, row[2 * p + 1] + poff + (size_t)i * 32, \
+            2 * p + 1 < C)
+
 /* R weight rows x C tokens; both compile-time constants in each copy. */
 #define DEF_GEMM32(name, WB, SHIFT)                                                                 \
     AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,    \
@@ -678,9 +750,7 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
             _Pragma("GCC unroll 8")                                                                 \
             for (int r = 0; r < R; r++) {                                                           \
                 const char *wb = w + (size_t)r * sw + (size_t)i * sizeof(WB);                       \
-                __m256i u[4];                                                                       \
-                udec2_##name(wb, wb + sizeof(WB), &u[0], &u[1]);                                    \
-                udec2_##name(wb + 2 * sizeof(WB), wb + 3 * sizeof(WB), &u[2], &u[3]);               \
+                GEMM32_DECODE(name, WB, wb)                                                         \
                 const __m128 dw4 =                                                                  \
                     _mm_setr_ps(udscale(wb), udscale(wb + sizeof(WB)),                              \
                                 udscale(wb + 2 * sizeof(WB)), udscale(wb + 3 * sizeof(WB)));        \
@@ -689,13 +759,7 @@ AI __m256i dot4_pairs(const __m256i u[4], const char *pa)
                                              _mm256_setr_epi32(0, 2, 0, 2, 1, 3, 1, 3));            \
                 _Pragma("GCC unroll 8")                                                             \
                 for (int p = 0; p < P; p++) {                                                       \
-                    __m256i hx = dot4_pairs(u, row[2 * p] + poff + (size_t)i * 32);                 \
-                    __m256i hy = 2 * p + 1 < C                                                      \
-                                     ? dot4_pairs(u, row[2 * p + 1] + poff + (size_t)i * 32)        \
-                                     : hx;                                                          \
-                    __m256i sum = _mm256_add_epi32(_mm256_unpacklo_epi64(hx, hy),                   \
-                                                   _mm256_unpackhi_epi64(hx, hy));                  \
-                    sum = _mm256_sub_epi32(sum, az[p]);                                             \
+                    const __m256i sum = _mm256_sub_epi32(GEMM32_SUM(p), az[p]);                     \
                     acc[r][p] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[p]), _mm256_cvtepi32_ps(sum),  \
                                                 acc[r][p]);                                         \
                 }                                                                                   \

@@ -1,5 +1,5 @@
 /*
- * quants_x86_f.h - F32, F16 and BF16 weight-row kernels, 256-bit, shared by
+ * quants_x86_f.h - F32, F16 and BF16 weight-row kernels, shared by
  * quants_avx2.c and quants_avx512.c (include after quants_x86.h).
  *
  * Weights and activations share the weight's type (F16 x F16 through F16C,
@@ -69,6 +69,7 @@ DEF_DOTF(bf16, 2)
 #ifndef FG_C
 #define FG_C 2
 #endif
+#if !WISP_X86_VNNI
 #define DEF_GEMMF(name)                                                                          \
     AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R, \
                            int C, float *s, size_t ss)                                           \
@@ -123,6 +124,7 @@ DEF_DOTF(bf16, 2)
             }                                                                                    \
         }                                                                                        \
     }
+#endif
 #if FG_C >= 4
 #define GEMMF_C4(name, R)                             \
     case R * 8 + 4:                                   \
@@ -147,6 +149,91 @@ DEF_DOTF(bf16, 2)
 
 _Static_assert(FG_C >= 2 && FG_C <= 4, "GEMMF_CASES covers 1..4 tokens");
 _Static_assert(FG_R == WISP_GEMM_NR, "GEMMF_CASES covers rows 1..4");
+
+#if WISP_X86_VNNI
+/* The AVX-512 level: one 512-bit FMA per 16 elements does, in its two
+ * halves, exactly the dot's even-chunk and odd-chunk FMAs (lanes 0..7 are
+ * acc0's, 8..15 acc1's), so the bits stay those of the dot while each
+ * instruction does twice the work; with 32 registers a tile of 4 rows x
+ * FZ_C tokens keeps 4 x FZ_C accumulators, the rows' converted weights and
+ * one activation vector in registers. */
+#define FZ_C 6
+AI __m512 load16_f16(const void *p, int64_t i)
+{
+    return _mm512_cvtph_ps(loadu256((const uint16_t *)p + i));
+}
+AI __m512 load16_bf16(const void *p, int64_t i)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu256((const uint16_t *)p + i)), 16));
+}
+#define DEF_GEMMF(name)                                                                           \
+    AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R,  \
+                           int C, float *s, size_t ss)                                            \
+    {                                                                                             \
+        __m512 acc[FG_R][FZ_C];                                                                   \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (int r = 0; r < R; r++)                                                               \
+            _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < C; c++)                                                               \
+            acc[r][c] = _mm512_setzero_ps();                                                      \
+        int64_t i = 0;                                                                            \
+        for (; i + 16 <= n; i += 16) {                                                            \
+            __m512 wv[FG_R];                                                                      \
+            _Pragma("GCC unroll 8")                                                               \
+            for (int r = 0; r < R; r++)                                                           \
+                wv[r] = load16_##name(w + (size_t)r * sw, i);                                     \
+            _Pragma("GCC unroll 8")                                                               \
+            for (int c = 0; c < C; c++) {                                                         \
+                const __m512 av = load16_##name(a + (size_t)c * sa, i);                           \
+                _Pragma("GCC unroll 8")                                                           \
+                for (int r = 0; r < R; r++)                                                       \
+                    acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);                            \
+            }                                                                                     \
+        }                                                                                         \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (int r = 0; r < R; r++)                                                               \
+            _Pragma("GCC unroll 8")                                                               \
+        for (int c = 0; c < C; c++) {                                                             \
+            const __m512 v = acc[r][c];                                                           \
+            float t = hsum8(                                                                      \
+                _mm256_add_ps(_mm512_castps512_ps256(v),                                          \
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))); \
+            for (int64_t j = i; j < n; j++)                                                       \
+                t += get_##name(w + (size_t)r * sw, j) * get_##name(a + (size_t)c * sa, j);       \
+            s[(size_t)c * ss + (size_t)r] = t;                                                    \
+        }                                                                                         \
+    }                                                                                             \
+    static void x86_gemm_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,     \
+                                size_t sa, int nc, float *s, size_t ss)                           \
+    {                                                                                             \
+        const char *w = vw;                                                                       \
+        for (int c0 = 0; c0 < nc; c0 += FZ_C) {                                                   \
+            const char *a = (const char *)va + (size_t)c0 * sa;                                   \
+            int ncc = nc - c0 < FZ_C ? nc - c0 : FZ_C;                                            \
+            float *o = s + (size_t)c0 * ss;                                                       \
+            switch (nr * 8 + ncc) {                                                               \
+                GEMMZ_CASES(name, 4)                                                              \
+                GEMMZ_CASES(name, 3)                                                              \
+                GEMMZ_CASES(name, 2)                                                              \
+                GEMMZ_CASES(name, 1)                                                              \
+            default: break;                                                                       \
+            }                                                                                     \
+        }                                                                                         \
+    }
+#define GEMMZ_CASE(name, R, C)                        \
+    case R * 8 + C:                                   \
+        name##_gemm_rc(n, w, sw, a, sa, R, C, o, ss); \
+        break;
+#define GEMMZ_CASES(name, R) \
+    GEMMZ_CASE(name, R, 6)   \
+    GEMMZ_CASE(name, R, 5)   \
+    GEMMZ_CASE(name, R, 4)   \
+    GEMMZ_CASE(name, R, 3)   \
+    GEMMZ_CASE(name, R, 2)   \
+    GEMMZ_CASE(name, R, 1)
+_Static_assert(FZ_C == 6, "GEMMZ_CASES covers 1..6 tokens");
+#endif
 
 DEF_GEMMF(f16)
 DEF_GEMMF(bf16)
