@@ -121,8 +121,8 @@ TEST(device_names)
     CHECK_EQ_INT(idx, 0);
     CHECK_EQ_INT(wisp_cuda_parse_device("cuda:3", &idx, &err), 0);
     CHECK_EQ_INT(idx, 3);
-    const char *bad[] = {"cpu", "cuda:", "cuda:x", "cuda:-1", "cuda:1x", "cuda:99999", "cuda0",
-                         "", NULL};
+    const char *bad[] = {"cpu",        "cuda:", "cuda:x", "cuda:-1", "cuda:1x",
+                         "cuda:99999", "cuda0", "",       NULL};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         wisp_err e2 = {0};
         CHECK_EQ_INT(wisp_cuda_parse_device(bad[i], &idx, &e2), WISP_E_INVALID);
@@ -130,4 +130,3 @@ TEST(device_names)
         CHECK(strstr(e2.msg, "cuda:N") != NULL);
     }
 }
-

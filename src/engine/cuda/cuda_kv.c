@@ -18,8 +18,8 @@
 int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, e->range.n_local, e->opts.block_size,
-                                   c->n_head_kv, c->head_dim, err));
+    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, e->range.n_local,
+                                   e->opts.block_size, c->n_head_kv, c->head_dim, err));
     const size_t bytes = e->kvl.block_bytes * (size_t)e->opts.n_blocks;
     cudaError_t ce = cudaMalloc(&e->kv, bytes);
     if (ce != cudaSuccess) {

@@ -23,8 +23,8 @@ int wisp_engine_cuda_create_on(const wisp_model *model, int device, const wisp_e
         return wisp_err_set(err, WISP_E_NO_MODEL,
                             "cuda engine: %s was opened vocabulary-only and has no weights",
                             wisp_model_get_path(model));
-    int rc = wisp_engine_cuda_create_from_on(wisp_model_get_config(model), w, device, opts, out,
-                                             err);
+    int rc =
+        wisp_engine_cuda_create_from_on(wisp_model_get_config(model), w, device, opts, out, err);
     if (rc == 0)
         (*out)->model = model;
     return rc;

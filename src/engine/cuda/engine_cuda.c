@@ -332,10 +332,11 @@ int wisp_engine_cuda_create_from_on(const wisp_model_config *cfg, const wisp_mod
     }
     wisp_engine_stats st;
     cuda_get_stats(e, &st);
-    WISP_LOGI("cuda engine: %s, layers %d..%d: %.2f GiB weights, %.2f GiB KV (%d blocks of %d), %.2f GiB scratch",
+    WISP_LOGI("cuda engine: %s, layers %d..%d: %.2f GiB weights, %.2f GiB KV (%d blocks of %d), "
+              "%.2f GiB scratch",
               e->dev.name, e->range.begin, e->range.end - 1, (double)st.weight_bytes / (1 << 30),
-              (double)st.kv_bytes / (1 << 30),
-              e->opts.n_blocks, e->opts.block_size, (double)st.scratch_bytes / (1 << 30));
+              (double)st.kv_bytes / (1 << 30), e->opts.n_blocks, e->opts.block_size,
+              (double)st.scratch_bytes / (1 << 30));
     eng->ops = &cuda_ops;
     eng->ctx = e;
     eng->model = NULL;
@@ -364,8 +365,8 @@ int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights
     scratch_plan p;
     plan_scratch(cfg, w, &r, &o, &p);
     wisp_k_kv_layout kvl;
-    WISP_TRY(wisp_k_kv_layout_init(&kvl, (int)o.kv_type, r.n_local, o.block_size,
-                                   cfg->n_head_kv, cfg->head_dim, err));
+    WISP_TRY(wisp_k_kv_layout_init(&kvl, (int)o.kv_type, r.n_local, o.block_size, cfg->n_head_kv,
+                                   cfg->head_dim, err));
     const uint64_t used = (uint64_t)wbytes + p.device_total + headroom_bytes;
     if (dev.free_bytes <= used)
         return wisp_err_set(err, WISP_E_TOO_LARGE,
