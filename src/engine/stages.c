@@ -22,6 +22,7 @@
 
 #if WISP_CUDA
 #include "engine/cuda/engine_cuda.h"
+#include "engine/cuda/range.h"
 #endif
 
 typedef struct stage {
@@ -192,15 +193,14 @@ static int create_device_engine(const wisp_model *model, const wisp_place_stage 
     if (strcmp(s->device, "cpu") == 0)
         return wisp_engine_cpu_create(model, &o, out, err);
 #if WISP_CUDA
-    if (strcmp(s->device, "cuda") == 0 || strcmp(s->device, "cuda:0") == 0) {
-        const int n_layers = wisp_model_get_config(model)->n_layers;
-        if (s->layer_begin != 0 || s->layer_end != n_layers || s->weights_budget_bytes)
-            return wisp_err_set(err, WISP_E_UNSUPPORTED,
-                                "placement: the CUDA engine of this build runs all %d layers "
-                                "resident, not layers %d..%d%s",
-                                n_layers, s->layer_begin, s->layer_end - 1,
-                                s->weights_budget_bytes ? " streamed" : "");
-        return wisp_engine_cuda_create(model, &o, out, err);
+    if (strncmp(s->device, "cuda", 4) == 0) {
+        /* "cuda" or "cuda:N": the engine makes its device current in every
+         * call, so stages on different GPUs share this thread. */
+        int index = -1;
+        int rc = wisp_cuda_parse_device(s->device, &index, err);
+        if (rc)
+            return rc;
+        return wisp_engine_cuda_create_on(model, index, &o, out, err);
     }
 #endif
     return wisp_err_set(err, WISP_E_DEVICE, "placement: no engine for device \"%s\" in this build",

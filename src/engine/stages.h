@@ -14,9 +14,11 @@
  *
  * A placement of one stage (resident, or streaming its layers through
  * a weights budget) builds that device's engine directly, so the common
- * case pays nothing for this layer. The CUDA engine of this build runs
- * whole models only: a CUDA stage over part of the layers, or streaming,
- * is refused (WISP_E_UNSUPPORTED); CPU stages take any range and budget.
+ * case pays nothing for this layer. A CUDA stage ("cuda" or "cuda:N")
+ * takes any layer range on its device, its hidden state crossing through
+ * host memory; streaming a CUDA stage's weights under a budget is refused
+ * by the CUDA engine (WISP_E_UNSUPPORTED). CPU stages take any range and
+ * budget.
  */
 #ifndef WISP_ENGINE_STAGES_H
 #define WISP_ENGINE_STAGES_H

@@ -13,10 +13,15 @@
  * argmax wherever the reference's top-1 leads clearly. Further cases cover
  * copy-on-write block copies, read/write_block, the pinned host tier,
  * cancellation, and bad batches answered with errors while the engine
- * keeps working.
+ * keeps working. Layer ranges: the model split after layer 1 into GPU +
+ * CPU, CPU + GPU and GPU + GPU engines (the second GPU when there is one)
+ * chained through a host hidden-state buffer as engine/stages.c chains
+ * them, against one CUDA engine over all layers: GPU + GPU bit for bit,
+ * the splits with a CPU stage within the F32 tolerance.
  */
 #include "gpu_test.h"
 
+#include "engine/cpu/engine_cpu.h"
 #include "engine/cuda/engine_cuda.h"
 
 #define NL 2
@@ -561,5 +566,234 @@ TEST(create_refuses_bad_models)
     int nb = 0;
     CHECK_EQ_INT(wisp_cuda_plan_blocks(&m.cfg, &m.w, &o, 0, &nb, &err), 0);
     CHECK(nb > 1000);
+    tiny_free(&m);
+}
+
+/* ---------------------------------------------------------------- splits */
+
+/* Two engines over layers [0, 1) and [1, NL), chained as engine/stages.c
+ * does: one host hidden-state buffer, the forwards in order. */
+typedef struct split {
+    wisp_engine *st[2];
+    float *hidden;
+} split;
+
+static int split_forward(void *ctx, const wisp_batch *batch, wisp_err *err)
+{
+    split *sp = ctx;
+    wisp_batch b = *batch;
+    b.hidden = sp->hidden;
+    for (int i = 0; i < 2; i++) {
+        int rc = sp->st[i]->ops->forward(sp->st[i]->ctx, &b, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static size_t split_bytes_per_block(void *ctx)
+{
+    split *sp = ctx;
+    return sp->st[0]->ops->bytes_per_block(sp->st[0]->ctx) +
+           sp->st[1]->ops->bytes_per_block(sp->st[1]->ctx);
+}
+
+static void split_destroy(void *ctx)
+{
+    split *sp = ctx;
+    for (int i = 0; i < 2; i++)
+        if (sp->st[i])
+            engine_free(sp->st[i]);
+    free(sp->hidden);
+    free(sp);
+}
+
+static const struct wisp_engine_ops split_ops = {
+    .name = "split",
+    .forward = split_forward,
+    .bytes_per_block = split_bytes_per_block,
+    .destroy = split_destroy,
+};
+
+/* kind: 'c' the CPU, else a CUDA device index as a digit. */
+static wisp_engine *make_stage(const tiny *m, char kind, int begin, int end)
+{
+    wisp_engine_opts o = {0};
+    o.block_size = 16;
+    o.n_blocks = 20;
+    o.kv_type = WISP_KV_F32;
+    o.max_batch_tokens = 64;
+    o.max_seqs = 4;
+    o.n_threads = 2;
+    o.layer_begin = begin;
+    o.layer_end = end;
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    int rc = kind == 'c'
+                 ? wisp_engine_cpu_create_from(&m->cfg, &m->w, &o, &e, &err)
+                 : wisp_engine_cuda_create_from_on(&m->cfg, &m->w, kind - '0', &o, &e, &err);
+    if (rc != 0) {
+        fprintf(stderr, "  create stage %c [%d, %d): %s\n", kind, begin, end, err.msg);
+        exit(1);
+    }
+    return e;
+}
+
+static wisp_engine *make_split(const tiny *m, char a, char b)
+{
+    split *sp = calloc(1, sizeof *sp);
+    wisp_engine *e = calloc(1, sizeof *e);
+    REQUIRE(sp && e);
+    sp->st[0] = make_stage(m, a, 0, 1);
+    sp->st[1] = make_stage(m, b, 1, NL);
+    sp->hidden = malloc(sizeof(float) * 64 * (size_t)m->cfg.n_embd);
+    REQUIRE(sp->hidden);
+    e->ops = &split_ops;
+    e->ctx = sp;
+    e->opts = sp->st[0]->opts;
+    return e;
+}
+
+/* Logits of two engines fed the same steps: bit for bit (exact) or within
+ * tol. Returns the number of rows that differ. */
+static int cmp_rows(const char *what, const float *a, const float *b, int V, bool exact, double tol)
+{
+    if (exact) {
+        if (memcmp(a, b, sizeof(float) * (size_t)V) == 0)
+            return 0;
+        fprintf(stderr, "  %s: logits differ from the single engine's\n", what);
+        return 1;
+    }
+    return cmp_logits(what, a, b, V, tol);
+}
+
+static int run_split(const variant *vr, char a, char b, bool exact)
+{
+    tiny m;
+    tiny_make(&m, vr);
+    const int V = m.cfg.vocab_size;
+    wisp_engine *one = make_engine(&m, WISP_KV_F32, 20);
+    wisp_engine *two = make_split(&m, a, b);
+    int bad = 0;
+    /* Each stage holds its own layers' rows of a block: together one
+     * engine's block. */
+    if (two->ops->bytes_per_block(two->ctx) != one->ops->bytes_per_block(one->ctx)) {
+        fprintf(stderr, "  split %c+%c: %zu bytes per block, one engine %zu\n", a, b,
+                two->ops->bytes_per_block(two->ctx), one->ops->bytes_per_block(one->ctx));
+        bad++;
+    }
+    seqst s1[2], s2[2];
+    memset(s1, 0, sizeof(s1));
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 64; j++)
+            s1[i].tok[j] = (int32_t)(gt_u32() % (uint32_t)V);
+        for (int j = 0; j < 8; j++)
+            s1[i].table[j] = (int32_t)(i == 0 ? 19 - j : 2 * j + 1);
+    }
+    memcpy(s2, s1, sizeof(s1));
+    float *o1[2], *o2[2];
+    for (int i = 0; i < 2; i++) {
+        o1[i] = malloc(sizeof(float) * 64 * (size_t)V);
+        o2[i] = malloc(sizeof(float) * 64 * (size_t)V);
+    }
+    wisp_err err = {0};
+    /* prefill (GEMM), decode (matvec), a chunk beside a decode, a block
+     * boundary: the steps of run_variant */
+    const int adds[4][2] = {{13, 20}, {1, 1}, {3, 1}, {0, 8}};
+    const bool all[4] = {true, false, true, false};
+    for (int k = 0; k < 4; k++) {
+        int add[2] = {adds[k][0], adds[k][1]};
+        REQUIRE(step(one, s1, add, 2, all[k], o1, &err) == 0);
+        int rc = step(two, s2, add, 2, all[k], o2, &err);
+        if (rc != 0) {
+            fprintf(stderr, "  split %c+%c step %d: %s\n", a, b, k, err.msg);
+            bad++;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            const int rows = !add[i] ? 0 : all[k] ? add[i] : 1;
+            for (int t = 0; t < rows; t++) {
+                char what[64];
+                snprintf(what, sizeof what, "split %c+%c step %d seq %d row %d", a, b, k, i, t);
+                bad += cmp_rows(what, o2[i] + (size_t)t * V, o1[i] + (size_t)t * V, V, exact, 1e-4);
+            }
+        }
+    }
+    engine_free(one);
+    engine_free(two);
+    for (int i = 0; i < 2; i++)
+        free(o1[i]), free(o2[i]);
+    tiny_free(&m);
+    return bad;
+}
+
+TEST(split_layers_match_one_engine)
+{
+    GPU_REQUIRE();
+    wisp_cuda_device_info info[2];
+    wisp_err err = {0};
+    const int n_dev = wisp_cuda_devices(info, 2, &err);
+    REQUIRE(n_dev >= 1);
+    /* GPU + GPU: the second GPU when there is one, else both stages on
+     * the first (the range arithmetic and hidden copies are the same). */
+    const char g2 = n_dev >= 2 ? '1' : '0';
+    const variant vs[] = {
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false},
+        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        gt_seed(1000 + i);
+        bad += run_split(&vs[i], '0', 'c', false);
+        gt_seed(1000 + i);
+        bad += run_split(&vs[i], 'c', '0', false);
+        gt_seed(1000 + i);
+        /* bit for bit only on one device model: two different GPUs may
+         * pick other cuBLAS kernels */
+        bad += run_split(&vs[i], '0', g2, g2 == '0' || strcmp(info[0].name, info[1].name) == 0);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(range_refusals)
+{
+    GPU_REQUIRE();
+    tiny m;
+    gt_seed(1100);
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
+    tiny_make(&m, &vr);
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    wisp_engine_opts o = {.n_blocks = 4, .layer_begin = 1, .layer_end = 1};
+    CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_INVALID);
+    CHECK(e == NULL);
+    o.layer_begin = 0;
+    o.layer_end = NL + 1;
+    CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_INVALID);
+    o.layer_end = 0;
+    o.weights_budget_bytes = 1 << 20;
+    CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_UNSUPPORTED);
+    CHECK(strstr(err.msg, "stream") != NULL);
+    o.weights_budget_bytes = 0;
+    CHECK_EQ_INT(wisp_engine_cuda_create_from_on(&m.cfg, &m.w, 999, &o, &e, &err), WISP_E_DEVICE);
+    CHECK(e == NULL);
+    /* a middle stage without the batch's hidden state is refused */
+    o.layer_begin = 1;
+    o.layer_end = NL;
+    REQUIRE(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err) == 0);
+    int32_t tok[1] = {3}, table[1] = {0};
+    float *logits = calloc((size_t)m.cfg.vocab_size, sizeof(float));
+    REQUIRE(logits);
+    wisp_batch_seq bs = {.tokens = tok,
+                         .n_tokens = 1,
+                         .block_table = table,
+                         .n_blocks = 1,
+                         .logits = logits};
+    wisp_batch b = {.seqs = &bs, .n_seqs = 1};
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_INTERNAL);
+    CHECK(strstr(err.msg, "hidden") != NULL);
+    free(logits);
+    engine_free(e);
     tiny_free(&m);
 }

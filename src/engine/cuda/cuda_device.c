@@ -69,7 +69,7 @@ int wisp_cuda_devices(wisp_cuda_device_info *out, int cap, wisp_err *err)
     return n;
 }
 
-int wisp_cuda_select_device(wisp_cuda_device_info *info, wisp_err *err)
+int wisp_cuda_select_device(int index, wisp_cuda_device_info *info, wisp_err *err)
 {
     wisp_cuda_device_info first;
     int n = wisp_cuda_devices(&first, 1, err);
@@ -77,7 +77,12 @@ int wisp_cuda_select_device(wisp_cuda_device_info *info, wisp_err *err)
         return n;
     int idx = 0;
     const char *env = getenv("WISP_CUDA_DEVICE");
-    if (env && *env) {
+    if (index >= 0) {
+        if (index >= n)
+            return wisp_err_set(err, WISP_E_DEVICE, "cuda:%d: this machine has %d CUDA device%s",
+                                index, n, n == 1 ? "" : "s");
+        idx = index;
+    } else if (env && *env) {
         char *end = NULL;
         long v = strtol(env, &end, 10);
         if (*end != '\0' || v < 0 || v >= n)

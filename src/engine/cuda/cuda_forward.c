@@ -22,6 +22,15 @@
  * host prepares the step's metadata (token ids, positions, KV slots, block
  * tables, attention work items) in one pinned block sent with one copy,
  * and waits only for the logits. should_stop is polled before each layer.
+ *
+ * An engine of a chain runs its layers only (e->range): one that does not
+ * start at layer 0 copies its input rows from the batch's host hidden
+ * state instead of embedding, one that does not end at the last layer
+ * copies x back there instead of computing logits (and waits for that
+ * copy, since the next stage reads it). The hidden buffer is ordinary
+ * (pageable) host memory owned by the chain, so these copies stage through
+ * the driver; they are n_tokens x n_embd floats per step, small next to
+ * the weights a layer reads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -109,7 +118,8 @@ static int validate(const wisp_cuda_engine *e, const wisp_batch *b, step *st, wi
     int64_t rows = 0, tables = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         const wisp_batch_seq *q = &b->seqs[s];
-        if (q->n_tokens < 0 || q->pos0 < 0 || (q->n_tokens > 0 && (!q->tokens || !q->logits)))
+        if (q->n_tokens < 0 || q->pos0 < 0 ||
+            (q->n_tokens > 0 && (!q->tokens || (e->range.last && !q->logits))))
             return wisp_err_set(err, WISP_E_INTERNAL,
                                 "cuda engine: sequence %d: bad tokens/position/logits", s);
         if (q->n_tokens == 0)
@@ -138,6 +148,10 @@ static int validate(const wisp_cuda_engine *e, const wisp_batch *b, step *st, wi
         if (end > st->max_kv)
             st->max_kv = (int)end;
     }
+    if ((!e->range.first || !e->range.last) && !b->hidden)
+        return wisp_err_set(err, WISP_E_INTERNAL,
+                            "cuda engine: layers [%d, %d) of %d need the batch's hidden state",
+                            e->range.begin, e->range.end, e->cfg.n_layers);
     if (rows > e->opts.max_batch_tokens)
         return wisp_err_set(err, WISP_E_INTERNAL,
                             "cuda engine: %lld tokens in one step; the engine takes %d",
@@ -168,7 +182,9 @@ static void fill_meta(wisp_cuda_engine *e, const wisp_batch *b, step *st)
             e->h_slots[row + t] = q->block_table[pos / bs] * bs + pos % bs;
         }
         const size_t V = (size_t)e->cfg.vocab_size;
-        if (q->all_logits) {
+        if (!e->range.last) {
+            /* no logits: a later stage of the chain has the head */
+        } else if (q->all_logits) {
             for (int t = 0; t < q->n_tokens; t++) {
                 e->h_rows[nl] = row + t;
                 e->logit_dst[nl++] = q->logits + (size_t)t * V;
@@ -215,10 +231,12 @@ static int choose_splits(const wisp_cuda_engine *e, const step *st)
     return n < 1 ? 1 : (int)n;
 }
 
+/* Model layer l; the engine's weights and KV pool index it as kl. */
 static int layer(wisp_cuda_engine *e, int l, const step *st, int n_splits, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    const wisp_cuda_layer *L = &e->layers[l];
+    const int kl = l - e->range.begin;
+    const wisp_cuda_layer *L = &e->layers[kl];
     const int T = st->n_rows, E = c->n_embd, hd = c->head_dim;
     const int Q = c->n_head * hd, KV = c->n_head_kv * hd;
     cudaStream_t s = e->stream;
@@ -241,12 +259,12 @@ static int layer(wisp_cuda_engine *e, int l, const step *st, int n_splits, wisp_
     }
     WISP_TRY(wisp_k_rope(e->q, d_pos, T, c->n_head, &e->rope, s, err));
     WISP_TRY(wisp_k_rope(e->k, d_pos, T, c->n_head_kv, &e->rope, s, err));
-    WISP_TRY(wisp_k_kv_append(e->kv, &e->kvl, l, e->k, e->v, dev(e, e->h_slots), T, s, err));
+    WISP_TRY(wisp_k_kv_append(e->kv, &e->kvl, kl, e->k, e->v, dev(e, e->h_slots), T, s, err));
 
     wisp_k_attn_params ap = {
         .pool = e->kv,
         .kv = &e->kvl,
-        .layer = l,
+        .layer = kl,
         .n_heads = c->n_head,
         .scale = 1.0f / sqrtf((float)hd),
         .q = e->q,
@@ -301,16 +319,24 @@ static int run(wisp_cuda_engine *e, const wisp_batch *b, const step *st, wisp_er
     const size_t used =
         (size_t)((const uint8_t *)(e->h_tables + st->n_tables) - (const uint8_t *)e->h_meta);
     WISP_CU(err, cudaMemcpyAsync(e->d_meta, e->h_meta, used, cudaMemcpyHostToDevice, e->stream));
-    WISP_TRY(wisp_k_embed(e->tok_embd.d, e->tok_embd.type, e->cfg.n_embd, dev(e, e->h_tokens),
-                          st->n_rows, e->x, e->stream, err));
+    const size_t hbytes = wisp_cuda_hidden_bytes(&e->cfg, st->n_rows);
+    if (e->range.first)
+        WISP_TRY(wisp_k_embed(e->tok_embd.d, e->tok_embd.type, e->cfg.n_embd, dev(e, e->h_tokens),
+                              st->n_rows, e->x, e->stream, err));
+    else
+        WISP_CU(err, cudaMemcpyAsync(e->x, b->hidden, hbytes, cudaMemcpyHostToDevice, e->stream));
     const int n_splits = choose_splits(e, st);
-    for (int l = 0; l < e->cfg.n_layers; l++) {
+    for (int l = e->range.begin; l < e->range.end; l++) {
         if (b->should_stop && b->should_stop(b->stop_ud))
             return wisp_err_set(err, WISP_E_CANCELLED, "cuda engine: step cancelled at layer %d",
                                 l);
         WISP_TRY(layer(e, l, st, n_splits, err));
     }
-    return logits(e, st, err);
+    if (e->range.last)
+        return logits(e, st, err);
+    WISP_CU(err, cudaMemcpyAsync(b->hidden, e->x, hbytes, cudaMemcpyDeviceToHost, e->stream));
+    WISP_CU(err, cudaStreamSynchronize(e->stream));
+    return 0;
 }
 
 int wisp_cuda_forward(wisp_cuda_engine *e, const wisp_batch *b, wisp_err *err)

@@ -20,6 +20,7 @@
 
 #include "engine/cuda/engine_cuda.h"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/range.h"
 
 /* ---------------------------------------------------------------- checking
  * Every runtime call goes through WISP_CU: a failure returns (from the
@@ -51,9 +52,10 @@ int wisp_cublas_fail(wisp_err *err, cublasStatus_t st, const char *call, const c
             return wisp_try_rc_;   \
     } while (0)
 
-/* Selects the device of WISP_CUDA_DEVICE (default 0) and fills its info;
- * fails when it does not exist or is older than sm_80. */
-int wisp_cuda_select_device(wisp_cuda_device_info *info, wisp_err *err);
+/* Selects device index (< 0: the one of WISP_CUDA_DEVICE, default 0),
+ * makes it current on this thread and fills its info; fails when it does
+ * not exist or is older than sm_80. */
+int wisp_cuda_select_device(int index, wisp_cuda_device_info *info, wisp_err *err);
 
 /* ---------------------------------------------------------------- state */
 
@@ -75,6 +77,9 @@ typedef struct wisp_cuda_engine {
     wisp_model_config cfg;
     wisp_engine_opts opts; /* resolved: no zeros left */
     wisp_cuda_device_info dev;
+    /* The layers it runs; its layers[] and KV pool hold these only
+     * (layers[l - range.begin] is model layer l). */
+    wisp_cuda_range range;
     cudaStream_t stream; /* every step runs here */
     cudaStream_t side;   /* host-tier copies */
     cudaEvent_t ev_main, ev_side;
@@ -88,7 +93,7 @@ typedef struct wisp_cuda_engine {
     size_t warena_bytes;
     wisp_cuda_mat tok_embd, output;
     const float *out_norm;
-    wisp_cuda_layer *layers; /* [n_layers] */
+    wisp_cuda_layer *layers; /* [range.n_local] */
     wisp_k_rope_params rope; /* tab points into warena */
 
     /* KV pool and host tier. */
@@ -127,12 +132,12 @@ typedef struct wisp_cuda_engine {
     int32_t *h_tables;                            /* [tables_cap] */
 } wisp_cuda_engine;
 
-/* cuda_weights.c: uploads the weights and the RoPE table into e->warena
- * (checking every shape and type first). */
+/* cuda_weights.c: uploads the weights of e->range and the RoPE table into
+ * e->warena (checking every shape and type first). */
 int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err);
-/* Bytes the arena for these weights takes (for planning). */
+/* Bytes the arena for the weights of range r takes (for planning). */
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
-                            size_t *bytes, wisp_err *err);
+                            const wisp_cuda_range *r, size_t *bytes, wisp_err *err);
 
 /* cuda_kv.c */
 int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err);

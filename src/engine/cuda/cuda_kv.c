@@ -2,7 +2,7 @@
  * cuda_kv.c - the KV cache's device pool and its pinned host tier.
  *
  * The pool is n_blocks blocks in one cudaMalloc; one block holds every
- * layer's K and V for block_size positions, contiguously, in the byte
+ * layer's (of the engine's range: kernels see layer l - range.begin) K and V for block_size positions, contiguously, in the byte
  * format the CPU engine uses (wisp_k_kv_layout), so a block moves between
  * tiers, engines and files with a single copy. Copies that serve the
  * scheduler's copy-on-write run on the compute stream (ordered with the
@@ -18,8 +18,8 @@
 int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, c->n_layers, e->opts.block_size,
-                                   c->n_head_kv, c->head_dim, err));
+    WISP_TRY(wisp_k_kv_layout_init(&e->kvl, (int)e->opts.kv_type, e->range.n_local,
+                                   e->opts.block_size, c->n_head_kv, c->head_dim, err));
     const size_t bytes = e->kvl.block_bytes * (size_t)e->opts.n_blocks;
     cudaError_t ce = cudaMalloc(&e->kv, bytes);
     if (ce != cudaSuccess) {

@@ -9,6 +9,12 @@
 int wisp_engine_cuda_create(const wisp_model *model, const wisp_engine_opts *opts,
                             wisp_engine **out, wisp_err *err)
 {
+    return wisp_engine_cuda_create_on(model, -1, opts, out, err);
+}
+
+int wisp_engine_cuda_create_on(const wisp_model *model, int device, const wisp_engine_opts *opts,
+                               wisp_engine **out, wisp_err *err)
+{
     *out = NULL;
     if (!model)
         return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: no model");
@@ -17,7 +23,8 @@ int wisp_engine_cuda_create(const wisp_model *model, const wisp_engine_opts *opt
         return wisp_err_set(err, WISP_E_NO_MODEL,
                             "cuda engine: %s was opened vocabulary-only and has no weights",
                             wisp_model_get_path(model));
-    int rc = wisp_engine_cuda_create_from(wisp_model_get_config(model), w, opts, out, err);
+    int rc =
+        wisp_engine_cuda_create_from_on(wisp_model_get_config(model), w, device, opts, out, err);
     if (rc == 0)
         (*out)->model = model;
     return rc;

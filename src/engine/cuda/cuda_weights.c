@@ -83,24 +83,31 @@ static int check_vec(const wisp_tensor *t, const char *role, int layer, int64_t 
     return 0;
 }
 
-/* Walks every tensor: checks it and adds its arena size. */
-static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t *total,
-                wisp_err *err)
+/* Walks every tensor of range r (range.h: its layers, the embedding on the
+ * first stage, the output norm and head on the last): checks it and adds
+ * its arena size. */
+static int plan(const wisp_model_config *c, const wisp_model_weights *w, const wisp_cuda_range *r,
+                size_t *total, wisp_err *err)
 {
     const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
     const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
     size_t sum = 0, b = 0;
     if (!w || !w->layers)
         return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
-    WISP_TRY(check_mat(w->tok_embd, "token_embd", -1, E, V, &b, err));
-    sum += align_up(b);
-    if (w->output && w->output != w->tok_embd) {
-        WISP_TRY(check_mat(w->output, "output", -1, E, V, &b, err));
+    const wisp_tensor *head = w->output && w->output != w->tok_embd ? w->output : w->tok_embd;
+    if (r->up_embd) {
+        WISP_TRY(check_mat(w->tok_embd, "token_embd", -1, E, V, &b, err));
         sum += align_up(b);
     }
-    WISP_TRY(check_vec(w->out_norm, "output_norm", -1, E, false, err));
-    sum += align_up((size_t)E * 4);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (r->up_output) {
+        WISP_TRY(check_mat(head, head == w->tok_embd ? "token_embd" : "output", -1, E, V, &b, err));
+        sum += align_up(b);
+    }
+    if (r->up_out_norm) {
+        WISP_TRY(check_vec(w->out_norm, "output_norm", -1, E, false, err));
+        sum += align_up((size_t)E * 4);
+    }
+    for (int l = r->begin; l < r->end; l++) {
         const wisp_layer_weights *L = &w->layers[l];
         const struct {
             const wisp_tensor *t;
@@ -140,13 +147,18 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, size_t 
 int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err)
 {
     size_t bytes = 0;
-    return plan(cfg, w, &bytes, err);
+    wisp_cuda_range all;
+    if (!w)
+        return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
+    WISP_TRY(wisp_cuda_range_init(cfg, 0, cfg->n_layers, !w->output || w->output == w->tok_embd,
+                                  &all, err));
+    return plan(cfg, w, &all, &bytes, err);
 }
 
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
-                            size_t *bytes, wisp_err *err)
+                            const wisp_cuda_range *r, size_t *bytes, wisp_err *err)
 {
-    return plan(cfg, w, bytes, err);
+    return plan(cfg, w, r, bytes, err);
 }
 
 /* ---------------------------------------------------------------- upload */
@@ -227,15 +239,19 @@ static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor
     const wisp_model_config *c = &e->cfg;
     const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
     const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
-    WISP_TRY(put_mat(a, w->tok_embd, E, V, &e->tok_embd, err));
-    if (w->output && w->output != w->tok_embd)
-        WISP_TRY(put_mat(a, w->output, E, V, &e->output, err));
-    else
+    const wisp_cuda_range *r = &e->range;
+    const wisp_tensor *head = w->output && w->output != w->tok_embd ? w->output : w->tok_embd;
+    if (r->up_embd)
+        WISP_TRY(put_mat(a, w->tok_embd, E, V, &e->tok_embd, err));
+    if (r->up_output)
+        WISP_TRY(put_mat(a, head, E, V, &e->output, err));
+    else if (r->output_is_embd)
         e->output = e->tok_embd;
-    WISP_TRY(put_vec(a, w->out_norm, E, &e->out_norm, err));
-    for (int l = 0; l < c->n_layers; l++) {
+    if (r->up_out_norm)
+        WISP_TRY(put_vec(a, w->out_norm, E, &e->out_norm, err));
+    for (int l = r->begin; l < r->end; l++) {
         const wisp_layer_weights *L = &w->layers[l];
-        wisp_cuda_layer *d = &e->layers[l];
+        wisp_cuda_layer *d = &e->layers[l - r->begin];
         WISP_TRY(put_mat(a, L->wq, E, Q, &d->wq, err));
         WISP_TRY(put_mat(a, L->wk, E, KV, &d->wk, err));
         WISP_TRY(put_mat(a, L->wv, E, KV, &d->wv, err));
@@ -273,8 +289,8 @@ int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, w
 {
     const wisp_model_config *c = &e->cfg;
     size_t total = 0;
-    WISP_TRY(plan(c, w, &total, err));
-    e->layers = calloc((size_t)c->n_layers, sizeof(*e->layers));
+    WISP_TRY(plan(c, w, &e->range, &total, err));
+    e->layers = calloc((size_t)e->range.n_local, sizeof(*e->layers));
     int64_t vmax = c->n_embd;
     const int64_t q = (int64_t)c->n_head * c->head_dim;
     vmax = q > vmax ? q : vmax;

@@ -84,7 +84,7 @@ static void gemm_need(const wisp_tensor *t, int64_t n_tok, size_t *act, size_t *
 static size_t al(size_t n) { return (n + 255) / 256 * 256; }
 
 static void plan_scratch(const wisp_model_config *c, const wisp_model_weights *w,
-                         const wisp_engine_opts *o, scratch_plan *p)
+                         const wisp_cuda_range *r, const wisp_engine_opts *o, scratch_plan *p)
 {
     memset(p, 0, sizeof(*p));
     const size_t T = (size_t)o->max_batch_tokens, E = (size_t)c->n_embd;
@@ -95,11 +95,14 @@ static void plan_scratch(const wisp_model_config *c, const wisp_model_weights *w
     p->q = al(T * Q * 4);
     p->kv = al(T * KV * 4);
     p->ff = al(T * F * 4);
-    p->logit_rows = (int)(T < LOGIT_ROWS_MAX ? T : LOGIT_ROWS_MAX);
-    p->logits = al((size_t)p->logit_rows * V * 4);
-    const wisp_tensor *out = w->output ? w->output : w->tok_embd;
-    gemm_need(out, p->logit_rows, &p->act16, &p->w16);
-    for (int l = 0; l < c->n_layers; l++) {
+    /* Only the last stage of a chain computes logits. */
+    if (r->last) {
+        p->logit_rows = (int)(T < LOGIT_ROWS_MAX ? T : LOGIT_ROWS_MAX);
+        p->logits = al((size_t)p->logit_rows * V * 4);
+        const wisp_tensor *out = w->output ? w->output : w->tok_embd;
+        gemm_need(out, p->logit_rows, &p->act16, &p->w16);
+    }
+    for (int l = r->begin; l < r->end; l++) {
         const wisp_layer_weights *L = &w->layers[l];
         const wisp_tensor *ts[] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
         for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++)
@@ -124,7 +127,7 @@ static int alloc_scratch(wisp_cuda_engine *e, const scratch_plan *p, wisp_err *e
 {
     void *base = NULL;
     cudaError_t ce = cudaMalloc(&base, p->device_total);
-    if (ce == cudaSuccess)
+    if (ce == cudaSuccess && p->logits)
         ce = cudaHostAlloc((void **)&e->h_logits, p->logits, cudaHostAllocDefault);
     if (ce != cudaSuccess) {
         cudaGetLastError();
@@ -147,7 +150,7 @@ static int alloc_scratch(wisp_cuda_engine *e, const scratch_plan *p, wisp_err *e
     e->v = (float *)c, c += p->kv;
     e->gate = (float *)c, c += p->ff;
     e->up = (float *)c, c += p->ff;
-    e->logits = (float *)c, c += p->logits;
+    e->logits = p->logits ? (float *)c : NULL, c += p->logits;
     e->act16 = p->act16 ? c : NULL, c += p->act16;
     e->w16 = p->w16 ? c : NULL, c += p->w16;
     e->partial = (float *)c;
@@ -265,9 +268,9 @@ static int check_config(const wisp_model_config *c, wisp_err *err)
     return 0;
 }
 
-static int setup(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err)
+static int setup(wisp_cuda_engine *e, const wisp_model_weights *w, int device, wisp_err *err)
 {
-    WISP_TRY(wisp_cuda_select_device(&e->dev, err));
+    WISP_TRY(wisp_cuda_select_device(device, &e->dev, err));
     WISP_CU(err, cudaStreamCreateWithFlags(&e->stream, cudaStreamNonBlocking));
     WISP_CU(err, cudaStreamCreateWithFlags(&e->side, cudaStreamNonBlocking));
     WISP_CU(err, cudaEventCreateWithFlags(&e->ev_main, cudaEventDisableTiming));
@@ -277,7 +280,7 @@ static int setup(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err
     WISP_TRY(wisp_cuda_weights_upload(e, w, err));
     WISP_TRY(wisp_cuda_kv_init(e, err));
     scratch_plan p;
-    plan_scratch(&e->cfg, w, &e->opts, &p);
+    plan_scratch(&e->cfg, w, &e->range, &e->opts, &p);
     WISP_TRY(alloc_scratch(e, &p, err));
     WISP_TRY(wisp_cuda_meta_alloc(e, p.tables_cap, err));
     WISP_CU(err, cudaStreamSynchronize(e->stream));
@@ -286,6 +289,13 @@ static int setup(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err
 
 int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_weights *w,
                                  const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err)
+{
+    return wisp_engine_cuda_create_from_on(cfg, w, -1, opts, out, err);
+}
+
+int wisp_engine_cuda_create_from_on(const wisp_model_config *cfg, const wisp_model_weights *w,
+                                    int device, const wisp_engine_opts *opts, wisp_engine **out,
+                                    wisp_err *err)
 {
     *out = NULL;
     WISP_TRY(check_config(cfg, err));
@@ -301,7 +311,19 @@ int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_
     }
     e->cfg = *cfg;
     wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &e->opts);
-    int rc = setup(e, w, err);
+    int rc = wisp_cuda_range_init(cfg, e->opts.layer_begin, e->opts.layer_end,
+                                  !w->output || w->output == w->tok_embd, &e->range, err);
+    if (rc == 0 && e->opts.weights_budget_bytes)
+        rc = wisp_err_set(err, WISP_E_UNSUPPORTED,
+                          "cuda engine: streaming weights under a budget (%llu bytes) is not "
+                          "implemented; the engine holds its layers resident",
+                          (unsigned long long)e->opts.weights_budget_bytes);
+    if (rc) {
+        free(e);
+        free(eng);
+        return rc;
+    }
+    rc = setup(e, w, device, err);
     if (rc) {
         wisp_err_prefix(err, "cuda engine");
         cuda_destroy(e);
@@ -310,9 +332,11 @@ int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_
     }
     wisp_engine_stats st;
     cuda_get_stats(e, &st);
-    WISP_LOGI("cuda engine: %.2f GiB weights, %.2f GiB KV (%d blocks of %d), %.2f GiB scratch",
-              (double)st.weight_bytes / (1 << 30), (double)st.kv_bytes / (1 << 30),
-              e->opts.n_blocks, e->opts.block_size, (double)st.scratch_bytes / (1 << 30));
+    WISP_LOGI("cuda engine: %s, layers %d..%d: %.2f GiB weights, %.2f GiB KV (%d blocks of %d), "
+              "%.2f GiB scratch",
+              e->dev.name, e->range.begin, e->range.end - 1, (double)st.weight_bytes / (1 << 30),
+              (double)st.kv_bytes / (1 << 30), e->opts.n_blocks, e->opts.block_size,
+              (double)st.scratch_bytes / (1 << 30));
     eng->ops = &cuda_ops;
     eng->ctx = e;
     eng->model = NULL;
@@ -330,14 +354,19 @@ int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights
     wisp_engine_opts zero = {0}, o;
     wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &o);
     wisp_cuda_device_info dev;
-    WISP_TRY(wisp_cuda_select_device(&dev, err));
+    if (!w)
+        return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
+    wisp_cuda_range r;
+    WISP_TRY(wisp_cuda_range_init(cfg, o.layer_begin, o.layer_end,
+                                  !w->output || w->output == w->tok_embd, &r, err));
+    WISP_TRY(wisp_cuda_select_device(-1, &dev, err));
     size_t wbytes = 0;
-    WISP_TRY(wisp_cuda_weights_bytes(cfg, w, &wbytes, err));
+    WISP_TRY(wisp_cuda_weights_bytes(cfg, w, &r, &wbytes, err));
     scratch_plan p;
-    plan_scratch(cfg, w, &o, &p);
+    plan_scratch(cfg, w, &r, &o, &p);
     wisp_k_kv_layout kvl;
-    WISP_TRY(wisp_k_kv_layout_init(&kvl, (int)o.kv_type, cfg->n_layers, o.block_size,
-                                   cfg->n_head_kv, cfg->head_dim, err));
+    WISP_TRY(wisp_k_kv_layout_init(&kvl, (int)o.kv_type, r.n_local, o.block_size, cfg->n_head_kv,
+                                   cfg->head_dim, err));
     const uint64_t used = (uint64_t)wbytes + p.device_total + headroom_bytes;
     if (dev.free_bytes <= used)
         return wisp_err_set(err, WISP_E_TOO_LARGE,

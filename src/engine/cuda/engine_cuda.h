@@ -11,8 +11,19 @@
  * that poisons the CUDA context marks the engine broken, and every later
  * call fails with that first message instead of computing garbage.
  *
- * The device is chosen by the WISP_CUDA_DEVICE environment variable
- * (default 0).
+ * The device is the one given to the *_on constructors (a placement's
+ * "cuda:N"), else the WISP_CUDA_DEVICE environment variable (default 0).
+ * Every call of an engine makes its device current on the calling thread
+ * first, so engines on different GPUs can be chained (engine/stages.h).
+ *
+ * An engine may run a range of the layers (opts layer_begin/layer_end,
+ * engine.h): it then uploads only those layers' weights, the embedding
+ * only when the range starts at layer 0 and the output norm and head only
+ * when it ends at the last layer, holds KV rows of its layers only, and
+ * takes its input from / leaves its output in the batch's host hidden
+ * state (one host<->device copy of n_tokens x n_embd floats per step).
+ * Streaming weights under a budget (opts weights_budget_bytes) is not
+ * implemented on CUDA: create refuses it with WISP_E_UNSUPPORTED.
  */
 #ifndef WISP_ENGINE_CUDA_H
 #define WISP_ENGINE_CUDA_H
@@ -48,10 +59,17 @@ int wisp_cuda_devices(wisp_cuda_device_info *out, int cap, wisp_err *err);
 int wisp_engine_cuda_create(const wisp_model *model, const wisp_engine_opts *opts,
                             wisp_engine **out, wisp_err *err);
 
+/* The same on CUDA device index device (< 0: WISP_CUDA_DEVICE, default 0). */
+int wisp_engine_cuda_create_on(const wisp_model *model, int device, const wisp_engine_opts *opts,
+                               wisp_engine **out, wisp_err *err);
+
 /* The same from a config and weights in host memory (tests, synthesized
  * models); the weights are copied to the device and need not outlive it. */
 int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_weights *w,
                                  const wisp_engine_opts *opts, wisp_engine **out, wisp_err *err);
+int wisp_engine_cuda_create_from_on(const wisp_model_config *cfg, const wisp_model_weights *w,
+                                    int device, const wisp_engine_opts *opts, wisp_engine **out,
+                                    wisp_err *err);
 
 /* Checks that the CUDA engine can run the model: every tensor's type has
  * kernels and its shape matches the config. Returns 0, or the error the
@@ -60,7 +78,7 @@ int wisp_engine_cuda_create_from(const wisp_model_config *cfg, const wisp_model_
 int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err);
 
 /* How many KV blocks of opts' type and block size fit on the device after
- * the model's weights and the scratch for opts' batch limits, keeping
+ * the weights of opts' layer range and the scratch for opts' batch limits, keeping
  * headroom_bytes free. Returns 0 and sets *n_blocks, or a negative code. */
 int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights *w,
                           const wisp_engine_opts *opts, uint64_t headroom_bytes, int *n_blocks,
