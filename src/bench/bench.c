@@ -35,6 +35,7 @@ typedef struct bench_args {
     int json;
     const char *output; /* -o: NULL (wisp's table), "json", "jsonl" or "md" */
     wisp_kv_type kv_type;
+    wisp_placement placement; /* the one built */
 } bench_args;
 
 typedef struct bench_result {
@@ -277,6 +278,10 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
     if (!o)
         return -1;
     json_object_set_new(o, "device", json_string(a->device));
+    json_object_set_new(o, "placement",
+                        json_pack("{s:s, s:i, s:s}", "strategy",
+                                  wisp_place_strategy_name(a->placement.strategy), "stages",
+                                  a->placement.n_stages, "reason", a->placement.reason));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s)
@@ -488,6 +493,7 @@ int wisp_cmd_bench(int argc, char **argv)
         goto out;
     snprintf(device, sizeof device, "%s", made.device);
     a.device = device;
+    a.placement = made.placement;
     b.n_blocks = (longest + made.block_size - 1) / made.block_size + 1;
     b.eng = eng;
     b.tokens = malloc(sizeof(int32_t) * (size_t)(longest + 1));
