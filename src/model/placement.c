@@ -503,6 +503,8 @@ int wisp_place_explicit(const wisp_place_request *r, const wisp_placement *in, w
                                 "device_map entry %d: no engine for device \"%s\" here (%s%s)", i,
                                 s->device, r->n_devices ? "devices: " : "no devices", names);
         }
+        /* The placement names the device itself, as the planner's do. */
+        snprintf(p->stages[i].device, sizeof p->stages[i].device, "%s", d->name);
         el.dev[i] = d;
         el.cap[i] = capacity(d);
     }

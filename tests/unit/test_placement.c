@@ -401,11 +401,11 @@ TEST(explicit_map_is_counted_as_the_planner_counts)
     CHECK_EQ_INT((long long)p.stages[0].capacity_bytes, (long long)(400 * MIB));
     CHECK_EQ_INT((long long)p.stages[1].capacity_bytes, (long long)(8000 * MIB));
     CHECK_EQ_STR(p.reason, "the map: 525 MiB as device_map places it");
-    /* "cuda" is the first GPU; the stage keeps the name it was given. */
+    /* "cuda" is the first GPU, named as the device list names it. */
     const char *any[] = {"cuda", "cpu"};
     in = given(any, layers, NULL, 2);
     REQUIRE(place_given(&pl, d, 2, &in, &p, &err) == 0);
-    CHECK_EQ_STR(p.stages[0].device, "cuda");
+    CHECK_EQ_STR(p.stages[0].device, "cuda:0");
     CHECK_EQ_INT((long long)p.stages[0].capacity_bytes, (long long)(400 * MIB));
 }
 
