@@ -113,7 +113,7 @@ int wisp_place_plan(const wisp_place_request *r, wisp_placement *out, wisp_err *
  * for a device not in r->devices, WISP_E_TOO_LARGE naming every device
  * the map uses, what its stages need, its usable memory and the
  * shortfall in MiB. */
-int wisp_place_explicit(const wisp_place_request *r, const wisp_placement *in,
-                        wisp_placement *out, wisp_err *err);
+int wisp_place_explicit(const wisp_place_request *r, const wisp_placement *in, wisp_placement *out,
+                        wisp_err *err);
 
 #endif

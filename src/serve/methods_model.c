@@ -19,8 +19,8 @@
 #include "model/types.h"
 #include "rpc/worker.h"
 #include "serve/methods.h"
-#include "serve/remote.h"
 #include "serve/placement_json.h"
+#include "serve/remote.h"
 #include "serve/runtime.h"
 #include "serve/server.h"
 
