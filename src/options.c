@@ -25,7 +25,7 @@ static const char usage[] =
     "  --model PATH             load this model (GGUF file or Hugging Face directory) at start\n"
     "  --ctx N                  context length in tokens (default: the model's)\n"
     "  --threads N              CPU threads (default: physical cores)\n"
-    "  --device auto|cpu|cuda   where to run the model (default: auto)\n"
+    "  --device D               where to run the model: auto (default), cpu, cuda or cuda:N\n"
     "  --kv-mb N                KV cache pool in MiB (default: eight contexts, at most a\n"
     "                           quarter of available RAM)\n"
     "  --kv-type T              KV cache storage: f16 (default), q8_0 or f32\n"
@@ -60,16 +60,10 @@ static const char usage[] =
 
 const char *wisp_options_usage(void) { return usage; }
 
-const char *wisp_device_choice_name(wisp_device_choice d)
-{
-    static const char *names[] = {"auto", "cpu", "cuda"};
-    return (unsigned)d < 3 ? names[d] : "auto";
-}
-
 void wisp_options_defaults(wisp_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->device = WISP_DEVICE_AUTO;
+    o->device = "auto";
     o->log_level = WISP_LOG_INFO;
     o->max_message_bytes = WISP_DEFAULT_MAX_MESSAGE_BYTES;
     o->host_cache_mb = -1;
@@ -122,13 +116,13 @@ static int set_threads(wisp_options *o, const char *flag, const char *v, wisp_er
 
 static int set_device(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
-    for (int d = WISP_DEVICE_AUTO; d <= WISP_DEVICE_CUDA; d++) {
-        if (strcmp(v, wisp_device_choice_name((wisp_device_choice)d)) == 0) {
-            o->device = (wisp_device_choice)d;
-            return 0;
-        }
+    /* The names model/load's device takes. */
+    if (strcmp(v, "auto") == 0 || wisp_device_map_name_ok(v)) {
+        o->device = v;
+        return 0;
     }
-    return wisp_err_set(err, WISP_E_INVALID, "%s: expected auto, cpu or cuda, got '%s'", flag, v);
+    return wisp_err_set(err, WISP_E_INVALID, "%s: expected auto, cpu or cuda[:N], got '%s'", flag,
+                        v);
 }
 
 static int set_log_level(wisp_options *o, const char *flag, const char *v, wisp_err *err)

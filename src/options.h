@@ -16,24 +16,18 @@
 #include "common/log.h"
 #include "engine/device_map.h"
 
-typedef enum wisp_device_choice {
-    WISP_DEVICE_AUTO = 0,
-    WISP_DEVICE_CPU = 1,
-    WISP_DEVICE_CUDA = 2,
-} wisp_device_choice;
-
 typedef struct wisp_options {
-    const char *model;         /* --model PATH: loaded at start; NULL = none */
-    int n_ctx;                 /* --ctx N: context length; 0 = the model's */
-    int n_threads;             /* --threads N: CPU threads; 0 = physical cores */
-    wisp_device_choice device; /* --device auto|cpu|cuda */
-    wisp_log_level log_level;  /* --log-level off|error|warn|info|debug */
-    size_t max_message_bytes;  /* --max-message-bytes N (default 16 MiB) */
-    int64_t kv_mb;             /* --kv-mb N: KV cache pool in MiB; 0 = default */
-    int kv_type;               /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
-    int64_t host_cache_mb;     /* --host-cache-mb N: second-tier prefix cache; -1 = default */
-    const char *cache_dir;     /* --cache-dir DIR: persistent prefix cache; NULL = none */
-    int64_t keep_alive_s;      /* --keep-alive S: unload an idle model after S s; 0 = never */
+    const char *model;        /* --model PATH: loaded at start; NULL = none */
+    int n_ctx;                /* --ctx N: context length; 0 = the model's */
+    int n_threads;            /* --threads N: CPU threads; 0 = physical cores */
+    const char *device;       /* --device auto|cpu|cuda|cuda:N */
+    wisp_log_level log_level; /* --log-level off|error|warn|info|debug */
+    size_t max_message_bytes; /* --max-message-bytes N (default 16 MiB) */
+    int64_t kv_mb;            /* --kv-mb N: KV cache pool in MiB; 0 = default */
+    int kv_type;              /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
+    int64_t host_cache_mb;    /* --host-cache-mb N: second-tier prefix cache; -1 = default */
+    const char *cache_dir;    /* --cache-dir DIR: persistent prefix cache; NULL = none */
+    int64_t keep_alive_s;     /* --keep-alive S: unload an idle model after S s; 0 = never */
     /* --remote URL[,URL...]: generation runs on these servers (--model, if
      * given, is only the local tokenizer); NULL = local. */
     const char *remote;
@@ -63,8 +57,5 @@ int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_e
 
 /* The --help text (ends with a newline). */
 const char *wisp_options_usage(void);
-
-/* "auto", "cpu", "cuda". */
-const char *wisp_device_choice_name(wisp_device_choice d);
 
 #endif

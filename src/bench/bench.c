@@ -28,11 +28,14 @@
 
 typedef struct bench_args {
     const char *model;
-    const char *device; /* "auto", "cpu" or "cuda"; then the one built */
+    const char *device; /* "auto", "cpu", "cuda", "cuda:N"; then the one built */
+    /* --device-map, --weights-budget-mb: the placement, as for the server */
+    wisp_device_map device_map;
     int n_prompt, n_gen, threads, reps;
     int json;
     const char *output; /* -o: NULL (wisp's table), "json", "jsonl" or "md" */
     wisp_kv_type kv_type;
+    wisp_placement placement; /* the one built */
 } bench_args;
 
 typedef struct bench_result {
@@ -45,13 +48,15 @@ typedef struct bench_result {
 static void usage(FILE *f)
 {
     fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
-          "                  [--device auto|cpu|cuda] [--kv-type f16|q8_0|f32]\n"
+          "                  [--device auto|cpu|cuda[:N]] [--kv-type f16|q8_0|f32]\n"
+          "                  [--device-map DEV=N,...] [--weights-budget-mb N]\n"
           "                  [--json | -o json|jsonl|md]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
           "  -t  threads, default the physical cores\n"
           "  -r  repetitions, default 5\n"
-          "  --device and --kv-type as for the server (default auto and f16)\n"
+          "  --device, --kv-type, --device-map and --weights-budget-mb as for the\n"
+          "      server (default auto, f16, no map, no budget)\n"
           "  --json  one JSON object with both tests\n"
           "  -o      llama-bench's output: json (an array of one object per test,\n"
           "          llama-bench's fields), jsonl (those objects one per line) or md\n",
@@ -93,11 +98,21 @@ static int parse_args(int argc, char **argv, bench_args *a)
         } else if (!strcmp(f, "-r") || !strcmp(f, "--repetitions")) {
             rc = parse_int(f, v, 1, &a->reps);
         } else if (!strcmp(f, "--device")) {
-            if (!v || (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda"))) {
-                fprintf(stderr, "wisp bench: --device needs auto, cpu or cuda\n");
+            if (!v || (strcmp(v, "auto") && !wisp_device_map_name_ok(v))) {
+                fprintf(stderr, "wisp bench: --device needs auto, cpu, cuda or cuda:N\n");
                 return -1;
             }
             a->device = v;
+        } else if (!strcmp(f, "--device-map")) {
+            wisp_err e = {0};
+            if (wisp_device_map_parse(v, &a->device_map, &e)) {
+                fprintf(stderr, "wisp bench: --device-map: %s\n", e.msg);
+                return -1;
+            }
+        } else if (!strcmp(f, "--weights-budget-mb")) {
+            int mb;
+            if ((rc = parse_int(f, v, 1, &mb)) == 0)
+                a->device_map.weights_budget_bytes = (uint64_t)mb << 20;
         } else if (!strcmp(f, "--kv-type")) {
             if (!v || wisp_kv_type_from_name(v, &a->kv_type)) {
                 char names[64];
@@ -263,6 +278,10 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
     if (!o)
         return -1;
     json_object_set_new(o, "device", json_string(a->device));
+    json_object_set_new(o, "placement",
+                        json_pack("{s:s, s:i, s:s}", "strategy",
+                                  wisp_place_strategy_name(a->placement.strategy), "stages",
+                                  a->placement.n_stages, "reason", a->placement.reason));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s)
@@ -466,6 +485,7 @@ int wisp_cmd_bench(int argc, char **argv)
         .n_threads = a.threads,
         .kv_type = a.kv_type,
         .n_ctx = longest > 0 ? longest : 1,
+        .device_map = &a.device_map,
     };
     wisp_engine_made made;
     rc = wisp_engine_create(m, &spec, &eng, &made, &err);
@@ -473,6 +493,7 @@ int wisp_cmd_bench(int argc, char **argv)
         goto out;
     snprintf(device, sizeof device, "%s", made.device);
     a.device = device;
+    a.placement = made.placement;
     b.n_blocks = (longest + made.block_size - 1) / made.block_size + 1;
     b.eng = eng;
     b.tokens = malloc(sizeof(int32_t) * (size_t)(longest + 1));

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "common/meminfo.h"
 #include "engine/stages.h"
 #include "model/plan.h"
 #if WISP_CUDA
@@ -166,6 +165,21 @@ static wisp_kv_pool_req pool_req(const wisp_model *model, const wisp_engine_spec
     return req;
 }
 
+/* The explicit placement spec asks for, if any: spec->placement, else the
+ * placement of spec->device_map for the model. */
+static int explicit_of(const wisp_model *model, const wisp_engine_spec *spec, wisp_placement *buf,
+                       const wisp_placement **out, wisp_err *err)
+{
+    *out = spec->placement;
+    if (*out || !wisp_device_map_is_set(spec->device_map))
+        return 0;
+    int rc = wisp_device_map_placement(spec->device_map, wisp_model_get_config(model)->n_layers,
+                                       buf, err);
+    if (rc == 0)
+        *out = buf;
+    return rc;
+}
+
 int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine_made *m,
                       wisp_err *err)
 {
@@ -175,13 +189,20 @@ int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wis
     const wisp_place_device *devs = spec->devices;
     int n = spec->n_devices;
     int rc;
-    if (!devs && (rc = check_device(dev, m->note, sizeof m->note, err)))
-        return rc;
     if (!model || !wisp_model_get_weights(model))
         return wisp_err_set(err, WISP_E_NO_MODEL, "engine: %s has no weights",
                             model ? wisp_model_get_path(model) : "no model");
+    wisp_placement map_placement;
+    const wisp_placement *given;
+    if ((rc = explicit_of(model, spec, &map_placement, &given, err)))
+        return rc;
+    if (!devs && !given && (rc = check_device(dev, m->note, sizeof m->note, err)))
+        return rc;
     if (!devs) {
-        n = probe_devices(model, dev, probed, m->note, sizeof m->note, err);
+        /* A map names its devices itself: each stage's engine says why
+         * it cannot run the model there. */
+        n = given ? wisp_engine_place_devices(probed, WISP_ENGINE_MAX_DEVICES)
+                  : probe_devices(model, dev, probed, m->note, sizeof m->note, err);
         if (n < 0)
             return n;
         devs = probed;
@@ -202,47 +223,23 @@ int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wis
         .n_devices = n,
         .n_blocks = pool.n_blocks,
         /* A pool of kv_cache_mb stays that size; the default may shrink
-         * to one context to keep a faster placement. */
+         * to one context to keep a faster placement (or, for an explicit
+         * one, to fit at all). */
         .min_blocks = spec->kv_cache_mb > 0 ? pool.n_blocks : pool.min_blocks,
         .block_size = req.block_size,
     };
-    rc = wisp_place_plan(&pr, &m->placement, err);
+    rc = given ? wisp_place_explicit(&pr, given, &m->placement, err)
+               : wisp_place_plan(&pr, &m->placement, err);
     wisp_model_plan_free(&pl);
     if (rc)
         return rc;
     const wisp_placement *p = &m->placement;
-    if (strcmp(dev, "auto") == 0 && any_gpu(devs, n) && on_cpu_only(p))
+    if (!given && strcmp(dev, "auto") == 0 && any_gpu(devs, n) && on_cpu_only(p))
         snprintf(m->note, sizeof m->note, "auto: %s; using the CPU", p->reason);
     snprintf(m->device, sizeof m->device, "%s", p->stages[0].device);
     m->n_blocks = p->n_blocks;
     m->block_size = p->block_size;
     m->kv_bytes = (uint64_t)p->n_blocks * (uint64_t)p->block_size * pool.bytes_per_token;
-    return 0;
-}
-
-/* An explicit placement: the default pool (or kv_cache_mb) as the CPU
- * would size it; the stages check the placement against the model. */
-static int create_explicit(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine **out,
-                           wisp_engine_made *m, wisp_err *err)
-{
-    int rc;
-    if (!model || !wisp_model_get_weights(model))
-        return wisp_err_set(err, WISP_E_NO_MODEL, "engine: %s has no weights",
-                            model ? wisp_model_get_path(model) : "no model");
-    wisp_kv_pool_req req = pool_req(model, spec, wisp_mem_available());
-    wisp_kv_pool_plan pool;
-    if ((rc = wisp_plan_kv_pool(&req, &pool, err)))
-        return rc;
-    wisp_engine_opts eo = engine_opts(spec);
-    eo.n_blocks = pool.n_blocks;
-    if ((rc = wisp_engine_stages_create(model, spec->placement, &eo, out, err)))
-        return rc;
-    m->placement = *spec->placement;
-    m->placement.n_blocks = pool.n_blocks;
-    m->placement.block_size = eo.block_size;
-    m->n_blocks = pool.n_blocks;
-    m->block_size = eo.block_size;
-    m->kv_bytes = pool.bytes;
     return 0;
 }
 
@@ -253,13 +250,12 @@ int wisp_engine_create(const wisp_model *model, const wisp_engine_spec *spec, wi
     wisp_engine_made m;
     memset(&m, 0, sizeof m);
     int rc;
-    if (spec->placement) {
-        rc = create_explicit(model, spec, out, &m, err);
-    } else if ((rc = wisp_engine_place(model, spec, &m, err)) == 0) {
+    const bool given = spec->placement || wisp_device_map_is_set(spec->device_map);
+    if ((rc = wisp_engine_place(model, spec, &m, err)) == 0) {
         wisp_engine_opts eo = engine_opts(spec);
         eo.n_blocks = m.n_blocks;
         rc = wisp_engine_stages_create(model, &m.placement, &eo, out, err);
-        if (rc && is_auto(spec->device) && !on_cpu_only(&m.placement)) {
+        if (rc && !given && is_auto(spec->device) && !on_cpu_only(&m.placement)) {
             /* The GPU engine refused what the arithmetic allowed: the
              * model still runs, on the CPU. */
             char why[WISP_ERR_MSG_MAX];

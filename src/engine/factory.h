@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "engine/device_map.h"
 #include "engine/engine.h"
 #include "model/kv_type.h"
 #include "model/model.h"
@@ -57,8 +58,12 @@ typedef struct wisp_engine_spec {
     int max_batch_tokens; /* 0: WISP_ENGINE_SERVE_BATCH_TOKENS */
     int max_seqs;         /* 0: WISP_ENGINE_SERVE_SEQS */
     /* Non-NULL: build exactly this placement (engine/stages.h) instead of
-     * choosing a device; device is then ignored. */
+     * choosing a device, sized and checked against the devices' memory
+     * (wisp_place_explicit); device is then ignored. */
     const wisp_placement *placement;
+    /* Set (wisp_device_map_is_set) and placement NULL: the placement of
+     * this map for the model (wisp_device_map_placement), as above. */
+    const wisp_device_map *device_map;
     /* Non-NULL: plan over these devices instead of this build's own
      * (wisp_engine_place_devices); for tests and what-if plans. */
     const wisp_place_device *devices;
@@ -76,9 +81,11 @@ typedef struct wisp_engine_made {
     int n_devices;
 } wisp_engine_made;
 
-/* The placement wisp_engine_create builds for spec (spec->placement NULL):
- * the model's memory plan at spec's n_ctx, the KV pool, the devices and
- * their free memory, and the planner (model/placement.h). model/plan
+/* The placement wisp_engine_create builds for spec: the model's memory
+ * plan at spec's n_ctx, the KV pool, the devices and their free memory,
+ * and the planner (model/placement.h), which chooses the placement or,
+ * for an explicit one (spec->placement, spec->device_map), sizes it and
+ * checks that every device holds its stages. model/plan
  * answers with it, so it reports what model/load does. Fills made's
  * placement, pool and note (device is the first stage's). Fails as
  * wisp_engine_create does, and with WISP_E_TOO_LARGE when nothing holds

@@ -378,3 +378,151 @@ int wisp_place_plan(const wisp_place_request *r, wisp_placement *p, wisp_err *er
     }
     return refuse(r, &el, p, err);
 }
+
+/* ---------------------------------------------------------------- explicit */
+
+/* The device a map's name means: "cpu" the host, "cuda" the first GPU,
+ * "cuda:N" that one. */
+static const wisp_place_device *find_device(const wisp_place_request *r, const char *name)
+{
+    const bool want_cpu = strcmp(name, "cpu") == 0, any_gpu = strcmp(name, "cuda") == 0;
+    for (int i = 0; i < r->n_devices; i++) {
+        const wisp_place_device *d = &r->devices[i];
+        if (want_cpu ? d->is_cpu : !d->is_cpu && (any_gpu || strcmp(d->name, name) == 0))
+            return d;
+    }
+    return NULL;
+}
+
+static uint64_t stage_need(const wisp_place_stage *s)
+{
+    return s->weight_bytes + s->kv_bytes + s->scratch_bytes;
+}
+
+/* What the stages on el->dev[i]'s device need together. */
+static uint64_t device_need(const eligible *el, const wisp_placement *p, int i)
+{
+    uint64_t need = 0;
+    for (int j = 0; j < p->n_stages; j++)
+        if (el->dev[j] == el->dev[i])
+            need += stage_need(&p->stages[j]);
+    return need;
+}
+
+/* Fills p's stage bytes as the planner's own stages are counted; el->dev[i]
+ * is stage i's device. True when every device holds its stages. */
+static bool try_explicit(const eligible *el, const costs *c, wisp_placement *p)
+{
+    const wisp_model_plan *pl = c->pl;
+    for (int i = 0; i < p->n_stages; i++) {
+        wisp_place_stage *s = &p->stages[i];
+        uint64_t layers = 0;
+        for (int l = s->layer_begin; l < s->layer_end; l++)
+            layers += pl->layer_bytes[l];
+        if (s->weights_budget_bytes && s->weights_budget_bytes < layers)
+            layers = s->weights_budget_bytes; /* resident at most the budget */
+        s->weight_bytes = layers + (i == 0 ? pl->embd_bytes : 0) +
+                          (i == p->n_stages - 1 ? (i == 0 ? c->head_same : c->head) : 0);
+        s->kv_bytes = (uint64_t)(s->layer_end - s->layer_begin) * c->kv_layer;
+        s->scratch_bytes = pl->scratch_bytes;
+        s->capacity_bytes = el->cap[i];
+    }
+    for (int i = 0; i < p->n_stages; i++)
+        if (device_need(el, p, i) > el->cap[i])
+            return false;
+    return true;
+}
+
+static int refuse_explicit(const wisp_place_request *r, const eligible *el, wisp_placement *p,
+                           wisp_err *err)
+{
+    const int blocks =
+        r->min_blocks > 0 && r->min_blocks < r->n_blocks ? r->min_blocks : r->n_blocks;
+    costs c;
+    costs_init(&c, r->plan, r->block_size, blocks);
+    try_explicit(el, &c, p);
+    char devs[WISP_ERR_MSG_MAX] = "";
+    size_t k = 0;
+    for (int i = 0; i < p->n_stages && k < sizeof devs; i++) {
+        bool first = true;
+        for (int j = 0; j < i; j++)
+            first = first && el->dev[j] != el->dev[i];
+        if (!first)
+            continue; /* named with its first stage */
+        const wisp_place_device *d = el->dev[i];
+        const uint64_t need = device_need(el, p, i);
+        k += (size_t)snprintf(devs + k, sizeof devs - k, "%s%s needs %llu MiB of %llu MiB %s",
+                              k ? "; " : "", d->name, (unsigned long long)mib_up(need),
+                              (unsigned long long)mib_down(el->cap[i]),
+                              d->is_cpu ? "available" : "usable");
+        if (k < sizeof devs && !d->is_cpu)
+            k += (size_t)snprintf(devs + k, sizeof devs - k,
+                                  " (%llu MiB free less a %llu MiB reserve)",
+                                  (unsigned long long)mib_down(d->free_bytes),
+                                  (unsigned long long)mib_up(wisp_place_reserve(d)));
+        if (k < sizeof devs && need > el->cap[i])
+            k += (size_t)snprintf(devs + k, sizeof devs - k, ", short by %llu MiB",
+                                  (unsigned long long)mib_up(need - el->cap[i]));
+    }
+    return wisp_err_set(err, WISP_E_TOO_LARGE,
+                        "the device_map does not fit (KV for %d tokens): %s; move layers to "
+                        "another device, lower n_ctx, use kv_type q8_0, or set a weights budget",
+                        blocks * r->block_size, devs);
+}
+
+int wisp_place_explicit(const wisp_place_request *r, const wisp_placement *in, wisp_placement *p,
+                        wisp_err *err)
+{
+    memset(p, 0, sizeof *p);
+    const wisp_model_plan *pl = r->plan;
+    if (!pl || pl->n_layers <= 0 || !pl->layer_bytes || r->n_blocks <= 0 || r->block_size <= 0)
+        return wisp_err_set(err, WISP_E_INVALID, "placement: a plan with layers and a KV pool");
+    if (in->n_stages < 1 || in->n_stages > WISP_PLACE_MAX_STAGES)
+        return wisp_err_set(err, WISP_E_INVALID, "placement: 1 to %d stages, not %d",
+                            WISP_PLACE_MAX_STAGES, in->n_stages);
+    *p = *in;
+    eligible el;
+    memset(&el, 0, sizeof el);
+    int at = 0;
+    for (int i = 0; i < p->n_stages; i++) {
+        const wisp_place_stage *s = &p->stages[i];
+        if (s->layer_begin != at || s->layer_end <= s->layer_begin)
+            return wisp_err_set(err, WISP_E_INVALID,
+                                "placement: stage %d holds layers [%d, %d); expected a range "
+                                "starting at %d",
+                                i, s->layer_begin, s->layer_end, at);
+        at = s->layer_end;
+        const wisp_place_device *d = find_device(r, s->device);
+        if (!d) {
+            char names[128] = "";
+            size_t k = 0;
+            for (int j = 0; j < r->n_devices && k < sizeof names; j++)
+                k += (size_t)snprintf(names + k, sizeof names - k, "%s%s", j ? ", " : "",
+                                      r->devices[j].name);
+            return wisp_err_set(err, WISP_E_DEVICE,
+                                "device_map entry %d: no engine for device \"%s\" here (%s%s)", i,
+                                s->device, r->n_devices ? "devices: " : "no devices", names);
+        }
+        /* The placement names the device itself, as the planner's do. */
+        snprintf(p->stages[i].device, sizeof p->stages[i].device, "%s", d->name);
+        el.dev[i] = d;
+        el.cap[i] = capacity(d);
+    }
+    el.n = p->n_stages;
+    if (at != pl->n_layers)
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "placement: the stages hold %d layers but the model has %d", at,
+                            pl->n_layers);
+    p->block_size = r->block_size;
+    if (!try_pool(try_explicit, &el, r, p))
+        return refuse_explicit(r, &el, p, err);
+    p->block_size = r->block_size;
+    uint64_t need = 0;
+    for (int i = 0; i < p->n_stages; i++)
+        need += stage_need(&p->stages[i]);
+    size_t k = strlen(p->reason);
+    if (k < sizeof p->reason)
+        snprintf(p->reason + k, sizeof p->reason - k, "%s%llu MiB as device_map places it",
+                 k ? ": " : "", (unsigned long long)mib_up(need));
+    return 0;
+}

@@ -100,4 +100,20 @@ typedef struct wisp_place_request {
  * WISP_E_DEVICE when the preferred device is not in the list. */
 int wisp_place_plan(const wisp_place_request *r, wisp_placement *out, wisp_err *err);
 
+/* Sizes and checks a placement the caller chose (a device_map): `in`
+ * gives each stage's device ("cpu", "cuda" = the first GPU, "cuda:N"),
+ * layer range and weights budget, its strategy and reason; out is `in`
+ * with every stage's device named as in r->devices ("cuda" becomes the
+ * first GPU's name), its weight, KV and scratch bytes and capacity filled
+ * the way wisp_place_plan fills its own (a streamed stage holds at most its
+ * budget of its layers' weights), and the pool (shrunk down to
+ * r->min_blocks when the full one does not fit). r->device is ignored.
+ * Stages on the same device share its capacity. WISP_E_INVALID for
+ * ranges that do not cover the model's layers in order, WISP_E_DEVICE
+ * for a device not in r->devices, WISP_E_TOO_LARGE naming every device
+ * the map uses, what its stages need, its usable memory and the
+ * shortfall in MiB. */
+int wisp_place_explicit(const wisp_place_request *r, const wisp_placement *in, wisp_placement *out,
+                        wisp_err *err);
+
 #endif

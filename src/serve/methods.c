@@ -66,6 +66,8 @@ static const wisp_param p_model_plan[] = {
     {"kv_type", WISP_PT_STRING, false, 0, 0, wisp_kv_type_names},
     {"device", WISP_PT_STRING, false, 0, 0, devices},
     OPT_RANGE("kv_cache_mb", WISP_PT_INT, 1, 1073741824.0),
+    OPT("device_map", WISP_PT_ANY), /* checked as model/load checks it */
+    OPT_RANGE("weights_budget_mb", WISP_PT_INT, 0, 1073741824.0),
     END,
 };
 

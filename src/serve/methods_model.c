@@ -42,7 +42,7 @@ static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opt
     memset(o, 0, sizeof *o);
     o->n_ctx = cli->n_ctx;
     o->n_threads = cli->n_threads;
-    o->device = wisp_device_choice_name(cli->device);
+    o->device = cli->device;
     o->kv_cache_mb = cli->kv_mb;
     o->kv_type = (wisp_kv_type)cli->kv_type;
     o->host_cache_mb = cli->host_cache_mb;
@@ -537,13 +537,19 @@ static json_t *plan_json(const wisp_model_plan *pl)
 
 /* Where model/load would put the model with these params, from the same
  * call model/load makes (wisp_engine_place): the strategy, the layers, KV
- * and weights per device, and why; or why nothing holds it. */
-static void place(const wisp_model *m, const wisp_engine_spec *spec, const wisp_model_plan *pl,
-                  json_t *res)
+ * and weights per device, and why; or why nothing holds it. A device_map
+ * model/load refuses as the request's mistake (layers that do not add up)
+ * is answered the same way: -32602, false. */
+static bool place(wisp_job *job, const wisp_model *m, const wisp_engine_spec *spec,
+                  const wisp_model_plan *pl, json_t *res)
 {
     wisp_engine_made made;
     wisp_err err = {0};
     int rc = wisp_engine_place(m, spec, &made, &err);
+    if (rc && err.code == WISP_E_INVALID && wisp_device_map_is_set(spec->device_map)) {
+        wisp_job_error(job, WISP_RPC_INVALID_PARAMS, err.msg, NULL);
+        return false;
+    }
     const wisp_placement *p = rc == 0 ? &made.placement : NULL;
     if (made.n_devices == 0)
         made.n_devices = wisp_engine_place_devices(made.devices, WISP_ENGINE_MAX_DEVICES);
@@ -557,6 +563,7 @@ static void place(const wisp_model *m, const wisp_engine_spec *spec, const wisp_
         json_object_set_new(res, "device_note", json_string(made.note));
     json_object_set_new(res, "weights_bytes", json_integer((json_int_t)pl->weight_bytes));
     json_object_set_new(res, "total_bytes", json_integer((json_int_t)pl->host_bytes));
+    return true;
 }
 
 void wisp_m_model_plan(wisp_job *job)
@@ -575,6 +582,8 @@ void wisp_m_model_plan(wisp_job *job)
         bad_kv_type(job);
         return;
     }
+    if (!placement_opts(job, s, p, &o))
+        return;
     wisp_model *m;
     wisp_err err = {0};
     if (wisp_model_open(o.path, NULL, &m, &err)) {
@@ -595,8 +604,14 @@ void wisp_m_model_plan(wisp_job *job)
         .kv_type = kv,
         .n_ctx = n_ctx,
         .kv_cache_mb = o.kv_cache_mb,
+        .device_map = &o.device_map,
     };
-    place(m, &spec, &pl, res);
+    if (!place(job, m, &spec, &pl, res)) {
+        json_decref(res);
+        wisp_model_plan_free(&pl);
+        wisp_model_close(m);
+        return;
+    }
     wisp_model_plan_free(&pl);
     wisp_model_close(m);
     wisp_job_reply(job, res);

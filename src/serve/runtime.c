@@ -44,14 +44,8 @@ static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *e
         .kv_type = o->kv_type,
         .n_ctx = rt->n_ctx,
         .kv_cache_mb = o->kv_cache_mb,
+        .device_map = &o->device_map,
     };
-    wisp_placement placement;
-    if (wisp_device_map_is_set(&o->device_map)) {
-        int rc = wisp_device_map_placement(&o->device_map, rt->cfg->n_layers, &placement, err);
-        if (rc)
-            return rc;
-        spec.placement = &placement;
-    }
     wisp_engine_made made;
     int rc = wisp_engine_create(rt->model, &spec, &rt->engine, &made, err);
     if (rc)

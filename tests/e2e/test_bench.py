@@ -107,3 +107,31 @@ def test_bad_output_mode_is_refused():
     need_model()
     rc, out, err = run_once(["bench", "-m", STORIES, "-o", "csv"])
     assert rc == 2 and "json, jsonl or md" in err and out == b""
+
+
+@pytest.mark.parametrize("extra,strategy,stages", [
+    (["--device-map", "cpu=3,cpu=2"], "split", 2),
+    (["--weights-budget-mb", "1"], "stream", 1),
+    (["--device-map", "cpu=3,cpu=2", "--weights-budget-mb", "1"], "stream", 2),
+])
+def test_placement_flags_bench_the_same_engine(extra, strategy, stages):
+    """A split or streamed placement is benchmarked with the engine the
+    server would build for the same flags."""
+    need_model()
+    rc, out, err = run_once(ARGS + ["--json"] + extra, timeout=120)
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["placement"]["strategy"] == strategy and d["placement"]["stages"] == stages, d
+    assert d["pp"]["tokens_per_s"] > 0 and d["tg"]["tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--device-map", "cpu=3,cpu=3"], "holds 6 layers but the model has 5"),
+    (["--device-map", "tpu=5"], "unknown device \"tpu\""),
+    (["--weights-budget-mb", "0"], "--weights-budget-mb"),
+    (["--device", "cuda:x"], "--device needs auto, cpu, cuda or cuda:N"),
+])
+def test_bad_placement_flags_are_refused(extra, says):
+    need_model()
+    rc, out, err = run_once(ARGS + ["--json"] + extra, timeout=120)
+    assert rc != 0 and says in err, (rc, err)

@@ -98,6 +98,8 @@ def test_bad_flags_exit_2_with_a_clear_message():
         (["--ctx", "abc"], "--ctx: expected a whole number"),
         (["--threads", "0"], "--threads"),
         (["--device", "tpu"], "expected auto, cpu or cuda"),
+        (["--device", "cuda:x"], "expected auto, cpu or cuda[:N], got 'cuda:x'"),
+        (["--device", "cuda:"], "expected auto, cpu or cuda[:N]"),
         (["--log-level", "loud"], "--log-level"),
         (["--max-message-bytes", "-5"], "--max-message-bytes"),
         (["stray"], "unknown command 'stray'"),

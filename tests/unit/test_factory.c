@@ -196,6 +196,63 @@ TEST(plan_and_build_agree_over_injected_devices)
     wisp_model_close(m);
 }
 
+/* An explicit map goes through the same call for model/plan and
+ * model/load: sized, checked against the injected devices, and built as
+ * planned; a map no device holds is refused before any engine exists. */
+TEST(explicit_map_plan_and_build_agree)
+{
+    wisp_model *m = open_stories();
+    REQUIRE(m);
+    const uint64_t MiB = 1 << 20;
+    wisp_place_device cpu = {.name = "cpu", .is_cpu = true, .free_bytes = 8000 * MiB};
+    wisp_device_map map = {0};
+    wisp_err err = {0};
+    REQUIRE(wisp_device_map_parse("cpu=3,cpu=2", &map, &err) == 0);
+    wisp_engine_spec spec = {.device = "cuda", /* ignored beside a map */
+                             .n_threads = 1,
+                             .kv_type = WISP_KV_F16,
+                             .n_ctx = 512,
+                             .device_map = &map,
+                             .devices = &cpu,
+                             .n_devices = 1};
+    check_agree(m, &spec, "cpu");
+    wisp_engine_made made;
+    REQUIRE(wisp_engine_place(m, &spec, &made, &err) == 0);
+    CHECK_EQ_INT(made.placement.strategy, WISP_PLACE_SPLIT);
+    REQUIRE(made.placement.n_stages == 2);
+    CHECK_EQ_INT(made.placement.stages[1].layer_begin, 3);
+    /* Each stage holds its layers' share of the 8 x 33-block pool. */
+    CHECK_EQ_INT((long long)made.placement.stages[0].kv_bytes, 3LL * 8 * 33 * 10240 / 5);
+    CHECK_EQ_INT((long long)made.placement.stages[1].kv_bytes, 2LL * 8 * 33 * 10240 / 5);
+    CHECK(made.placement.stages[0].weight_bytes > 0 && made.placement.stages[1].weight_bytes > 0);
+    CHECK_EQ_STR(made.note, "");
+    /* A budget alone: one streaming CPU stage. */
+    wisp_device_map budget = {.weights_budget_bytes = 1 * MiB};
+    spec.device_map = &budget;
+    check_agree(m, &spec, "cpu");
+    REQUIRE(wisp_engine_place(m, &spec, &made, &err) == 0);
+    CHECK_EQ_INT(made.placement.strategy, WISP_PLACE_STREAM);
+    /* Too little memory for the map: refused, by plan and build alike. */
+    wisp_place_device tiny = {.name = "cpu", .is_cpu = true, .free_bytes = 4 * MiB};
+    spec.device_map = &map;
+    spec.devices = &tiny;
+    CHECK(wisp_engine_place(m, &spec, &made, &err) == WISP_E_TOO_LARGE);
+    char msg[sizeof err.msg];
+    snprintf(msg, sizeof msg, "%s", err.msg);
+    CHECK(strstr(msg, "the device_map does not fit") == msg);
+    CHECK(strstr(msg, ": cpu needs ") != NULL && strstr(msg, " MiB of 4 MiB available") != NULL);
+    wisp_engine *e = NULL;
+    CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_TOO_LARGE);
+    CHECK_EQ_STR(err.msg, msg);
+    CHECK(e == NULL);
+    /* Layers that do not add up. */
+    REQUIRE(wisp_device_map_parse("cpu=3", &map, &err) == 0);
+    spec.devices = &cpu;
+    CHECK(wisp_engine_place(m, &spec, &made, &err) == WISP_E_INVALID);
+    CHECK_EQ_STR(err.msg, "'device_map' holds 3 layers but the model has 5");
+    wisp_model_close(m);
+}
+
 TEST(auto_falls_back_to_the_cpu_when_the_gpu_engine_refuses)
 {
     wisp_model *m = open_stories();

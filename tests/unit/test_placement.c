@@ -342,3 +342,177 @@ TEST(bad_requests)
     CHECK_EQ_STR(err.msg, "device \"auto\" was requested but is not there (no devices)");
     CHECK_EQ_STR(wisp_place_strategy_name(WISP_PLACE_SPLIT), "split");
 }
+
+/* ---------------------------------------------------------------- explicit */
+
+/* A placement as a device_map gives it: devices, layer counts, budgets. */
+static wisp_placement given(const char *const *dev, const int *layers, const uint64_t *budget_mib,
+                            int n)
+{
+    wisp_placement p;
+    memset(&p, 0, sizeof p);
+    p.n_stages = n;
+    p.strategy = n > 1 ? WISP_PLACE_SPLIT : WISP_PLACE_RESIDENT;
+    int at = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(p.stages[i].device, sizeof p.stages[i].device, "%s", dev[i]);
+        p.stages[i].layer_begin = at;
+        p.stages[i].layer_end = at += layers[i];
+        p.stages[i].weights_budget_bytes = budget_mib ? budget_mib[i] * MIB : 0;
+        if (p.stages[i].weights_budget_bytes)
+            p.strategy = WISP_PLACE_STREAM;
+    }
+    snprintf(p.reason, sizeof p.reason, "the map");
+    return p;
+}
+
+static int place_given(const wisp_model_plan *pl, const wisp_place_device *d, int n,
+                       const wisp_placement *in, wisp_placement *out, wisp_err *err)
+{
+    wisp_place_request r = {.plan = pl,
+                            .devices = d,
+                            .n_devices = n,
+                            .n_blocks = 256,
+                            .min_blocks = 256,
+                            .block_size = 16};
+    return wisp_place_explicit(&r, in, out, err);
+}
+
+TEST(explicit_map_is_counted_as_the_planner_counts)
+{
+    wisp_model_plan pl = model();
+    wisp_placement auto_p, p;
+    wisp_err err = {0};
+    /* 400 MiB usable on the GPU: the planner puts 3 layers there. */
+    wisp_place_device d[] = {gpu("cuda:0", 512 + 400), cpu(8000)};
+    REQUIRE(plan(&pl, "auto", d, 2, &auto_p, &err) == 0);
+    REQUIRE(auto_p.n_stages == 2);
+    const char *devs[] = {"cuda:0", "cpu"};
+    const int layers[] = {3, 1};
+    wisp_placement in = given(devs, layers, NULL, 2);
+    REQUIRE(place_given(&pl, d, 2, &in, &p, &err) == 0);
+    CHECK_EQ_INT(p.strategy, WISP_PLACE_SPLIT);
+    CHECK_EQ_INT(p.n_blocks, 256);
+    CHECK_EQ_INT(p.block_size, 16);
+    REQUIRE(p.n_stages == 2);
+    check_stage(&p.stages[0], "cuda:0", 0, 3, 350, 3);
+    check_stage(&p.stages[1], "cpu", 3, 4, 151, 1);
+    CHECK(memcmp(p.stages, auto_p.stages, sizeof p.stages[0] * 2) == 0);
+    CHECK_EQ_INT((long long)p.stages[0].capacity_bytes, (long long)(400 * MIB));
+    CHECK_EQ_INT((long long)p.stages[1].capacity_bytes, (long long)(8000 * MIB));
+    CHECK_EQ_STR(p.reason, "the map: 525 MiB as device_map places it");
+    /* "cuda" is the first GPU, named as the device list names it. */
+    const char *any[] = {"cuda", "cpu"};
+    in = given(any, layers, NULL, 2);
+    REQUIRE(place_given(&pl, d, 2, &in, &p, &err) == 0);
+    CHECK_EQ_STR(p.stages[0].device, "cuda:0");
+    CHECK_EQ_INT((long long)p.stages[0].capacity_bytes, (long long)(400 * MIB));
+}
+
+TEST(explicit_map_over_capacity_is_refused_with_the_numbers)
+{
+    wisp_model_plan pl = model();
+    wisp_placement p;
+    wisp_err err = {0};
+    wisp_place_device d[] = {gpu("cuda:0", 512 + 400), cpu(8000)};
+    const char *devs[] = {"cuda:0"};
+    const int all[] = {4};
+    wisp_placement in = given(devs, all, NULL, 1);
+    /* 501 MiB of weights, 4 of KV, 10 of scratch on 400 usable. */
+    CHECK(place_given(&pl, d, 2, &in, &p, &err) == WISP_E_TOO_LARGE);
+    CHECK_EQ_STR(err.msg, "the device_map does not fit (KV for 4096 tokens): cuda:0 needs 515 "
+                          "MiB of 400 MiB usable (912 MiB free less a 512 MiB reserve), short "
+                          "by 115 MiB; move layers to another device, lower n_ctx, use "
+                          "kv_type q8_0, or set a weights budget");
+    /* Two stages on one device share it: 262 + 263 MiB on 300. */
+    wisp_place_device small[] = {cpu(300)};
+    const char *cpus[] = {"cpu", "cpu"};
+    const int halves[] = {2, 2};
+    in = given(cpus, halves, NULL, 2);
+    CHECK(place_given(&pl, small, 1, &in, &p, &err) == WISP_E_TOO_LARGE);
+    CHECK(strstr(err.msg, ": cpu needs 525 MiB of 300 MiB available, short by 225 MiB; ") != NULL);
+    /* ... and fit where the sum does. */
+    wisp_place_device big[] = {cpu(525)};
+    REQUIRE(place_given(&pl, big, 1, &in, &p, &err) == 0);
+    check_stage(&p.stages[0], "cpu", 0, 2, 250, 2);
+    check_stage(&p.stages[1], "cpu", 2, 4, 251, 2);
+    /* A device with room left is named without a shortfall. */
+    const char *split[] = {"cuda:0", "cpu"};
+    const int l31[] = {3, 1};
+    wisp_place_device tight[] = {gpu("cuda:0", 512 + 300), cpu(8000)};
+    in = given(split, l31, NULL, 2);
+    CHECK(place_given(&pl, tight, 2, &in, &p, &err) == WISP_E_TOO_LARGE);
+    CHECK(strstr(err.msg, "cuda:0 needs 363 MiB of 300 MiB usable (812 MiB free less a 512 MiB "
+                          "reserve), short by 63 MiB; cpu needs 162 MiB of 8000 MiB available; "
+                          "move") != NULL);
+}
+
+TEST(explicit_budget_holds_at_most_the_budget)
+{
+    wisp_model_plan pl = model();
+    wisp_placement p;
+    wisp_err err = {0};
+    wisp_place_device d[] = {cpu(8000)};
+    const char *devs[] = {"cpu"};
+    const int all[] = {4};
+    const uint64_t budget[] = {250};
+    wisp_placement in = given(devs, all, budget, 1);
+    REQUIRE(place_given(&pl, d, 1, &in, &p, &err) == 0);
+    CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
+    /* 250 of the 400 MiB of layers, the embedding, head and others. */
+    check_stage(&p.stages[0], "cpu", 0, 4, 351, 4);
+    CHECK_EQ_INT((long long)p.stages[0].weights_budget_bytes, (long long)(250 * MIB));
+    /* A budget above the layers holds only the layers. */
+    const uint64_t ample[] = {4096};
+    in = given(devs, all, ample, 1);
+    REQUIRE(place_given(&pl, d, 1, &in, &p, &err) == 0);
+    check_stage(&p.stages[0], "cpu", 0, 4, 501, 4);
+}
+
+TEST(explicit_pool_shrinks_to_fit_unless_fixed)
+{
+    wisp_model_plan pl = model();
+    wisp_placement p;
+    wisp_err err = {0};
+    wisp_place_device d[] = {gpu("cuda:0", 512 + 540), cpu(8000)};
+    const char *devs[] = {"cuda:0"};
+    const int all[] = {4};
+    wisp_placement in = given(devs, all, NULL, 1);
+    wisp_place_request r = {.plan = &pl,
+                            .devices = d,
+                            .n_devices = 2,
+                            .n_blocks = 2560,
+                            .min_blocks = 256,
+                            .block_size = 16};
+    REQUIRE(wisp_place_explicit(&r, &in, &p, &err) == 0);
+    CHECK_EQ_INT(p.n_blocks, 1856); /* as the planner's own resident plan */
+    CHECK_EQ_INT((long long)p.stages[0].kv_bytes, 1856LL * 16 * 1024);
+    r.min_blocks = 2560;
+    CHECK(wisp_place_explicit(&r, &in, &p, &err) == WISP_E_TOO_LARGE);
+    CHECK(strstr(err.msg, "(KV for 40960 tokens): cuda:0 needs 551 MiB of 540 MiB") != NULL);
+}
+
+TEST(explicit_bad_maps)
+{
+    wisp_model_plan pl = model();
+    wisp_placement p;
+    wisp_err err = {0};
+    wisp_place_device d[] = {cpu(8000), gpu("cuda:0", 4096)};
+    const char *devs[] = {"cpu", "cuda:3"};
+    const int layers[] = {2, 2};
+    wisp_placement in = given(devs, layers, NULL, 2);
+    CHECK(place_given(&pl, d, 2, &in, &p, &err) == WISP_E_DEVICE);
+    CHECK_EQ_STR(err.msg, "device_map entry 1: no engine for device \"cuda:3\" here (devices: "
+                          "cpu, cuda:0)");
+    CHECK(place_given(&pl, d, 1, &in, &p, &err) == WISP_E_DEVICE); /* no GPU at all */
+    const int short_[] = {2, 1};
+    const char *cpus[] = {"cpu", "cpu"};
+    in = given(cpus, short_, NULL, 2);
+    CHECK(place_given(&pl, d, 2, &in, &p, &err) == WISP_E_INVALID);
+    CHECK_EQ_STR(err.msg, "placement: the stages hold 3 layers but the model has 4");
+    in = given(cpus, layers, NULL, 2);
+    in.stages[1].layer_begin = 3; /* a gap */
+    CHECK(place_given(&pl, d, 2, &in, &p, &err) == WISP_E_INVALID);
+    in.n_stages = 0;
+    CHECK(place_given(&pl, d, 2, &in, &p, &err) == WISP_E_INVALID);
+}
