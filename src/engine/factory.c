@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "engine/cpu/stream.h"
 #include "engine/stages.h"
 #include "model/plan.h"
 #if WISP_CUDA
@@ -180,6 +181,23 @@ static int explicit_of(const wisp_model *model, const wisp_engine_spec *spec, wi
     return rc;
 }
 
+/* A CPU stage streaming its layers needs two of its largest layers in its
+ * budget, counted in the stream's own buffer layout: refused here so that
+ * model/plan answers as model/load does. */
+static int check_cpu_budgets(const wisp_model *model, const wisp_placement *p, wisp_err *err)
+{
+    for (int i = 0; i < p->n_stages; i++) {
+        const wisp_place_stage *s = &p->stages[i];
+        if (s->weights_budget_bytes == 0 || strcmp(s->device, "cpu") != 0)
+            continue;
+        int rc = wisp_cpu_stream_check_budget(wisp_model_get_weights(model), s->layer_begin,
+                                              s->layer_end, s->weights_budget_bytes, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wisp_engine_made *m,
                       wisp_err *err)
 {
@@ -234,6 +252,8 @@ int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wis
     if (rc)
         return rc;
     const wisp_placement *p = &m->placement;
+    if ((rc = check_cpu_budgets(model, p, err)))
+        return rc;
     if (!given && strcmp(dev, "auto") == 0 && any_gpu(devs, n) && on_cpu_only(p))
         snprintf(m->note, sizeof m->note, "auto: %s; using the CPU", p->reason);
     snprintf(m->device, sizeof m->device, "%s", p->stages[0].device);

@@ -147,6 +147,10 @@ def test_budget_below_two_layers_is_refused_with_the_numbers(wisp):
     r = srv.call("model/load", {"path": str(model), "threads": 2, "weights_budget_mb": 2})
     msg = error_of(r, -32602)
     assert "two of the largest layers" in msg and "3.00 MiB needed" in msg, msg
+    # model/plan answers what model/load does, budget check included
+    plan = srv.call("model/plan", {"path": str(model), "weights_budget_mb": 2})
+    assert error_of(plan, -32602) == msg
+    assert srv.result("model/plan", {"path": str(model), "weights_budget_mb": 3})["fits"]
     info = srv.result("model/load", {"path": str(model), "threads": 2, "weights_budget_mb": 3})
     assert info["n_layers"] == 2
     ev = srv.result("evaluate", {"tokens": [1, 450, 4996, 17354], "top_k": 5})["logits"]

@@ -145,22 +145,29 @@ static void *copy_thread(void *ud)
     return NULL;
 }
 
-int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint64_t budget,
-                           wisp_cpu_stream **out, wisp_err *err)
+/* The largest layer of [begin, end) in one layer buffer, and which. */
+static uint64_t largest_layer(const wisp_model_weights *w, int begin, int end, int *which)
 {
-    *out = NULL;
-    if (begin < 0 || end <= begin)
-        return wisp_err_set(err, WISP_E_INTERNAL, "layer streaming: bad layer range [%d, %d)",
-                            begin, end);
     uint64_t largest = 0;
-    int which = begin;
+    *which = begin;
     for (int l = begin; l < end; l++) {
         uint64_t b = wisp_cpu_stream_layer_bytes(&w->layers[l]);
         if (b > largest) {
             largest = b;
-            which = l;
+            *which = l;
         }
     }
+    return largest;
+}
+
+int wisp_cpu_stream_check_budget(const wisp_model_weights *w, int begin, int end, uint64_t budget,
+                                 wisp_err *err)
+{
+    if (begin < 0 || end <= begin)
+        return wisp_err_set(err, WISP_E_INTERNAL, "layer streaming: bad layer range [%d, %d)",
+                            begin, end);
+    int which;
+    const uint64_t largest = largest_layer(w, begin, end, &which);
     if (budget < N_SLOTS * largest)
         return wisp_err_set(err, WISP_E_INVALID,
                             "weights budget of %.2f MiB is less than two of the largest layers "
@@ -168,6 +175,18 @@ int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint
                             "layers %d..%d)",
                             (double)budget / 1048576.0, which, (double)largest / 1048576.0,
                             (double)(N_SLOTS * largest) / 1048576.0, begin, end - 1);
+    return 0;
+}
+
+int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint64_t budget,
+                           wisp_cpu_stream **out, wisp_err *err)
+{
+    *out = NULL;
+    int rc = wisp_cpu_stream_check_budget(w, begin, end, budget, err);
+    if (rc)
+        return rc;
+    int which;
+    const uint64_t largest = largest_layer(w, begin, end, &which);
     wisp_cpu_stream *s = calloc(1, sizeof *s);
     if (!s)
         return wisp_err_set(err, WISP_E_NOMEM, "layer streaming: out of memory");
@@ -192,7 +211,7 @@ int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->done, NULL);
-    int rc = pthread_create(&s->thread, NULL, copy_thread, s);
+    rc = pthread_create(&s->thread, NULL, copy_thread, s);
     if (rc) {
         wisp_cpu_stream_destroy(s);
         return wisp_err_set(err, WISP_E_NOMEM, "layer streaming: cannot start the copy thread");

@@ -35,6 +35,12 @@ typedef struct wisp_cpu_stream_stats {
 /* Bytes layer L's matrices take in one layer buffer. */
 uint64_t wisp_cpu_stream_layer_bytes(const wisp_layer_weights *L);
 
+/* 0 when budget holds two of the largest layers of [begin, end), else
+ * WISP_E_INVALID with the numbers: the check wisp_cpu_stream_create makes,
+ * for planning without building. */
+int wisp_cpu_stream_check_budget(const wisp_model_weights *w, int begin, int end, uint64_t budget,
+                                 wisp_err *err);
+
 /* Streams layers [begin, end) of w through at most budget bytes. Returns
  * WISP_E_INVALID when the budget holds fewer than two of the largest
  * layers (the caller's budget can never work), WISP_E_NOMEM, or 0; the copy thread starts on the first layers
