@@ -17,27 +17,34 @@
  * CPU, CPU + GPU and GPU + GPU engines (the second GPU when there is one)
  * chained through a host hidden-state buffer as engine/stages.c chains
  * them, against one CUDA engine over all layers: GPU + GPU bit for bit,
- * the splits with a CPU stage within the F32 tolerance.
+ * the splits with a CPU stage within the F32 tolerance. Layer streaming:
+ * six-layer models under weights budgets that stream every layer, stream
+ * all but two, or hold them all, against the resident engine bit for bit,
+ * with a step cancelled part way, and the budget and stream figures the
+ * engine reports.
  */
 #include "gpu_test.h"
 
 #include "engine/cpu/engine_cpu.h"
 #include "engine/cuda/engine_cuda.h"
+#include "engine/cuda/layer_image.h"
 
-#define NL 2
+/* Layers of a tiny model: 2 unless its variant asks for more. */
+#define NL     2
+#define NL_MAX 6
 
 typedef struct tiny {
     wisp_model_config cfg;
     wisp_model_weights w;
-    wisp_layer_weights layers[NL];
-    wisp_tensor t[NL * 14 + 4];
+    wisp_layer_weights layers[NL_MAX];
+    wisp_tensor t[NL_MAX * 14 + 4];
     int nt;
     /* reference copies (F32) */
     float *embd, *out, *out_norm;
-    float *wq[NL], *wk[NL], *wv[NL], *wo[NL], *wg[NL], *wu[NL], *wd[NL];
-    float *an[NL], *fn[NL], *bq[NL], *bk[NL], *bv[NL], *qn[NL], *kn[NL];
+    float *wq[NL_MAX], *wk[NL_MAX], *wv[NL_MAX], *wo[NL_MAX], *wg[NL_MAX], *wu[NL_MAX], *wd[NL_MAX];
+    float *an[NL_MAX], *fn[NL_MAX], *bq[NL_MAX], *bk[NL_MAX], *bv[NL_MAX], *qn[NL_MAX], *kn[NL_MAX];
     float *rf; /* rope_freqs factors, or NULL (the tensor's own data) */
-    void *blobs[NL * 14 + 4];
+    void *blobs[NL_MAX * 14 + 4];
 } tiny;
 
 static const gt_type *gtype(int type)
@@ -79,6 +86,7 @@ typedef struct variant {
     bool tied;
     float rope_scale; /* 0: none */
     bool rope_freqs;  /* llama-3 rope_freqs.weight divisors */
+    int n_layers;     /* 0: NL */
 } variant;
 
 static void tiny_make(tiny *m, const variant *vr)
@@ -86,7 +94,7 @@ static void tiny_make(tiny *m, const variant *vr)
     memset(m, 0, sizeof(*m));
     wisp_model_config *c = &m->cfg;
     c->arch = vr->arch;
-    c->n_layers = NL;
+    c->n_layers = vr->n_layers > 0 && vr->n_layers <= NL_MAX ? vr->n_layers : NL;
     c->n_embd = 256;
     c->n_head = 4;
     c->n_head_kv = 2;
@@ -114,7 +122,7 @@ static void tiny_make(tiny *m, const variant *vr)
     m->w.out_norm = mk_vec(m, E, 0.8f, 1.2f, &m->out_norm);
     if (vr->rope_freqs)
         m->w.rope_freqs = mk_vec(m, 32, 1.0f, 8.0f, &m->rf);
-    for (int l = 0; l < NL; l++) {
+    for (int l = 0; l < c->n_layers; l++) {
         wisp_layer_weights *L = &m->layers[l];
         L->attn_norm = mk_vec(m, E, 0.8f, 1.2f, &m->an[l]);
         L->ffn_norm = mk_vec(m, E, 0.8f, 1.2f, &m->fn[l]);
@@ -148,7 +156,7 @@ static void tiny_free(tiny *m)
     free(m->embd);
     if (m->out != m->embd)
         free(m->out);
-    for (int l = 0; l < NL; l++) {
+    for (int l = 0; l < m->cfg.n_layers; l++) {
         free(m->wq[l]), free(m->wk[l]), free(m->wv[l]), free(m->wo[l]);
         free(m->wg[l]), free(m->wu[l]), free(m->wd[l]);
     }
@@ -197,8 +205,9 @@ static void ref_forward(const tiny *m, const int32_t *tok, int n, float *logits)
     const wisp_model_config *c = &m->cfg;
     const int E = c->n_embd, hd = c->head_dim, H = c->n_head, HK = c->n_head_kv;
     const int Q = H * hd, KV = HK * hd, F = c->n_ff, V = c->vocab_size;
-    double *K = malloc(sizeof(double) * (size_t)NL * n * KV);
-    double *Vc = malloc(sizeof(double) * (size_t)NL * n * KV);
+    const int NLr = c->n_layers;
+    double *K = malloc(sizeof(double) * (size_t)NLr * n * KV);
+    double *Vc = malloc(sizeof(double) * (size_t)NLr * n * KV);
     double *x = malloc(sizeof(double) * E), *xn = malloc(sizeof(double) * E);
     double *q = malloc(sizeof(double) * Q), *att = malloc(sizeof(double) * Q);
     double *g = malloc(sizeof(double) * F), *u = malloc(sizeof(double) * F);
@@ -206,7 +215,7 @@ static void ref_forward(const tiny *m, const int32_t *tok, int n, float *logits)
     for (int p = 0; p < n; p++) {
         for (int i = 0; i < E; i++)
             x[i] = m->embd[(size_t)tok[p] * E + i];
-        for (int l = 0; l < NL; l++) {
+        for (int l = 0; l < NLr; l++) {
             double *k = K + ((size_t)l * n + p) * KV, *v = Vc + ((size_t)l * n + p) * KV;
             rms(xn, x, m->an[l], E, c->norm_eps);
             mv(q, m->wq[l], xn, E, Q);
@@ -412,11 +421,11 @@ TEST(forward_f32_matches_reference_tightly)
 {
     GPU_REQUIRE();
     const variant vs[] = {
-        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false},
-        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false},
-        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false},
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL},
+        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false, NL},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false, NL},
         /* Llama 3.x: frequencies divided by rope_freqs.weight */
-        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, true},
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, true, NL},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
@@ -430,10 +439,10 @@ TEST(forward_quantized_weights_f16_kv)
 {
     GPU_REQUIRE();
     const variant vs[] = {
-        {WISP_ARCH_LLAMA, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K, false, 0, false},
-        {WISP_ARCH_QWEN2, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, true, 0, false},
-        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, true, 0, false},
-        {WISP_ARCH_LLAMA, WISP_TYPE_BF16, WISP_TYPE_F32, false, 0, false},
+        {WISP_ARCH_LLAMA, WISP_TYPE_Q4_K, WISP_TYPE_Q6_K, false, 0, false, NL},
+        {WISP_ARCH_QWEN2, WISP_TYPE_Q8_0, WISP_TYPE_Q8_0, true, 0, false, NL},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, true, 0, false, NL},
+        {WISP_ARCH_LLAMA, WISP_TYPE_BF16, WISP_TYPE_F32, false, 0, false, NL},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
@@ -447,7 +456,7 @@ TEST(forward_quantized_weights_f16_kv)
 TEST(forward_q8_0_kv_cache)
 {
     GPU_REQUIRE();
-    const variant v = {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
+    const variant v = {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL};
     gt_seed(700);
     CHECK_EQ_INT(run_variant(&v, WISP_KV_Q8_0, 3e-2), 0);
 }
@@ -459,7 +468,7 @@ TEST(blocks_tier_cancel_and_bad_batches)
     GPU_REQUIRE();
     tiny m;
     gt_seed(800);
-    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL};
     tiny_make(&m, &vr);
     const int V = m.cfg.vocab_size;
     wisp_engine *e = make_engine(&m, WISP_KV_F32, 12);
@@ -550,7 +559,7 @@ TEST(create_refuses_bad_models)
     GPU_REQUIRE();
     tiny m;
     gt_seed(900);
-    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL};
     tiny_make(&m, &vr);
     wisp_engine *e = NULL;
     wisp_err err = {0};
@@ -738,9 +747,9 @@ TEST(split_layers_match_one_engine)
      * the first (the range arithmetic and hidden copies are the same). */
     const char g2 = n_dev >= 2 ? '1' : '0';
     const variant vs[] = {
-        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false},
-        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false},
-        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false},
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL},
+        {WISP_ARCH_QWEN2, WISP_TYPE_F32, WISP_TYPE_F32, true, 0, false, NL},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F32, WISP_TYPE_F32, false, 4.0f, false, NL},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
@@ -761,7 +770,7 @@ TEST(range_refusals)
     GPU_REQUIRE();
     tiny m;
     gt_seed(1100);
-    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false};
+    const variant vr = {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL};
     tiny_make(&m, &vr);
     wisp_engine *e = NULL;
     wisp_err err = {0};
@@ -772,9 +781,11 @@ TEST(range_refusals)
     o.layer_end = NL + 1;
     CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_INVALID);
     o.layer_end = 0;
+    /* a budget that neither holds the layers nor two of the largest */
     o.weights_budget_bytes = 1 << 20;
-    CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_UNSUPPORTED);
-    CHECK(strstr(err.msg, "stream") != NULL);
+    CHECK_EQ_INT(wisp_engine_cuda_create_from(&m.cfg, &m.w, &o, &e, &err), WISP_E_INVALID);
+    CHECK(strstr(err.msg, "two of the largest layers") != NULL);
+    CHECK(e == NULL);
     o.weights_budget_bytes = 0;
     CHECK_EQ_INT(wisp_engine_cuda_create_from_on(&m.cfg, &m.w, 999, &o, &e, &err), WISP_E_DEVICE);
     CHECK(e == NULL);
@@ -796,4 +807,160 @@ TEST(range_refusals)
     free(logits);
     engine_free(e);
     tiny_free(&m);
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+static wisp_engine *make_streamed(const tiny *m, uint64_t budget)
+{
+    wisp_engine_opts o = {0};
+    o.block_size = 16;
+    o.n_blocks = 20;
+    o.kv_type = WISP_KV_F32;
+    o.max_batch_tokens = 64;
+    o.max_seqs = 4;
+    o.weights_budget_bytes = budget;
+    wisp_engine *e = NULL;
+    wisp_err err = {0};
+    if (wisp_engine_cuda_create_from(&m->cfg, &m->w, &o, &e, &err) != 0) {
+        fprintf(stderr, "  create streamed (budget %llu): %s\n", (unsigned long long)budget,
+                err.msg);
+        exit(1);
+    }
+    return e;
+}
+
+static bool stop_third(void *ud) { return ++*(int *)ud >= 3; }
+
+/* The steps of run_split on the resident engine and on one streaming
+ * under a budget of two of the largest layers and extra_resident more
+ * (all_fit: every layer), which also gets a step cancelled at its third
+ * layer before the decode; every logit row bit for bit. Returns the rows
+ * that differ plus wrong figures. */
+static int run_streamed(const variant *vr, int extra_resident, bool all_fit)
+{
+    tiny m;
+    tiny_make(&m, vr);
+    const int V = m.cfg.vocab_size, L = m.cfg.n_layers;
+    uint64_t largest = 0, total = 0;
+    for (int l = 0; l < L; l++) {
+        wisp_cuda_layer_image im;
+        wisp_cuda_layer_image_init(&m.cfg, &m.layers[l], &im);
+        largest = im.bytes > largest ? im.bytes : largest;
+        total += im.bytes;
+    }
+    const uint64_t budget = all_fit ? total : 2 * largest + (uint64_t)extra_resident * largest;
+    const int want_streamed = all_fit ? 0 : L - extra_resident;
+    wisp_engine *one = make_engine(&m, WISP_KV_F32, 20);
+    wisp_engine *str = make_streamed(&m, budget);
+    seqst s1[2], s2[2];
+    memset(s1, 0, sizeof(s1));
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 64; j++)
+            s1[i].tok[j] = (int32_t)(gt_u32() % (uint32_t)V);
+        for (int j = 0; j < 8; j++)
+            s1[i].table[j] = (int32_t)(i == 0 ? 19 - j : 2 * j + 1);
+    }
+    memcpy(s2, s1, sizeof(s1));
+    float *o1[2], *o2[2];
+    for (int i = 0; i < 2; i++) {
+        o1[i] = malloc(sizeof(float) * 64 * (size_t)V);
+        o2[i] = malloc(sizeof(float) * 64 * (size_t)V);
+    }
+    wisp_err err = {0};
+    int bad = 0;
+    const int adds[4][2] = {{13, 20}, {1, 1}, {3, 1}, {0, 8}};
+    const bool all[4] = {true, false, true, false};
+    for (int k = 0; k < 4; k++) {
+        int add[2] = {adds[k][0], adds[k][1]};
+        if (k == 1) {
+            /* cancelled part way: the stream's schedule restarts from
+             * the first layer out of order */
+            int polls = 0;
+            wisp_batch_seq q = {.tokens = s2[0].tok + s2[0].n,
+                                .n_tokens = 1,
+                                .pos0 = s2[0].n,
+                                .block_table = s2[0].table,
+                                .n_blocks = 8,
+                                .logits = o2[0]};
+            wisp_batch b = {.seqs = &q, .n_seqs = 1, .should_stop = stop_third, .stop_ud = &polls};
+            CHECK_EQ_INT(str->ops->forward(str->ctx, &b, &err), WISP_E_CANCELLED);
+        }
+        REQUIRE(step(one, s1, add, 2, all[k], o1, &err) == 0);
+        if (step(str, s2, add, 2, all[k], o2, &err) != 0) {
+            fprintf(stderr, "  streamed step %d: %s\n", k, err.msg);
+            bad++;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            const int rows = !add[i] ? 0 : all[k] ? add[i] : 1;
+            for (int t = 0; t < rows; t++) {
+                char what[64];
+                snprintf(what, sizeof what, "streamed (%d of %d) step %d seq %d row %d",
+                         want_streamed, L, k, i, t);
+                bad += cmp_rows(what, o2[i] + (size_t)t * V, o1[i] + (size_t)t * V, V, true, 0);
+            }
+        }
+    }
+    wisp_engine_stats a, b;
+    one->ops->get_stats(one->ctx, &a);
+    str->ops->get_stats(str->ctx, &b);
+    /* the layers on the device: what the plan holds, within the budget */
+    wisp_stream_plan p;
+    REQUIRE(wisp_cuda_stream_plan_init(&m.cfg, &m.w, 0, L, budget, &p, &err) == 0);
+    if (p.n_streamed != want_streamed || p.held_bytes > budget ||
+        a.weight_bytes - b.weight_bytes != total - p.held_bytes) {
+        fprintf(stderr, "  streamed %d (want %d), %llu bytes held of %llu, device %llu vs %llu\n",
+                p.n_streamed, want_streamed, (unsigned long long)p.held_bytes,
+                (unsigned long long)budget, (unsigned long long)b.weight_bytes,
+                (unsigned long long)a.weight_bytes);
+        bad++;
+    }
+    /* every streamed layer copied at least once per step (4 steps and
+     * the cancelled one's first layers), with device times */
+    const bool on = want_streamed > 0;
+    if (b.weights_streaming != on ||
+        (on && (b.weights_streamed_bytes < 4 * (uint64_t)want_streamed * (largest / 2) ||
+                b.weights_copy_ms <= 0 || b.weights_wait_ms < 0)) ||
+        (!on && (b.weights_streamed_bytes || b.weights_copy_ms > 0))) {
+        fprintf(stderr, "  stream figures: streaming %d, %llu bytes, copy %.3f ms, wait %.3f ms\n",
+                b.weights_streaming, (unsigned long long)b.weights_streamed_bytes,
+                b.weights_copy_ms, b.weights_wait_ms);
+        bad++;
+    }
+    if (on)
+        fprintf(stderr,
+                "  %d of %d layers streamed: %.1f MiB in %.3f ms of copies, %.3f ms "
+                "waited (overlap %.0f%%)\n",
+                want_streamed, L, (double)b.weights_streamed_bytes / 1048576.0, b.weights_copy_ms,
+                b.weights_wait_ms, 100.0 * (1.0 - b.weights_wait_ms / b.weights_copy_ms));
+    wisp_stream_plan_free(&p);
+    engine_free(one);
+    engine_free(str);
+    for (int i = 0; i < 2; i++)
+        free(o1[i]), free(o2[i]);
+    tiny_free(&m);
+    return bad;
+}
+
+TEST(streamed_layers_match_resident)
+{
+    GPU_REQUIRE();
+    const variant vs[] = {
+        {WISP_ARCH_LLAMA, WISP_TYPE_F32, WISP_TYPE_F32, false, 0, false, NL_MAX},
+        {WISP_ARCH_QWEN2, WISP_TYPE_Q4_K, WISP_TYPE_Q8_0, true, 0, false, NL_MAX},
+        {WISP_ARCH_QWEN3, WISP_TYPE_F16, WISP_TYPE_F16, false, 0, false, NL_MAX - 1},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        /* every layer streamed; all but two (spread, between streamed
+         * ones); a budget that holds them all */
+        gt_seed(1200 + i);
+        bad += run_streamed(&vs[i], 0, false);
+        gt_seed(1200 + i);
+        bad += run_streamed(&vs[i], 2, false);
+        gt_seed(1200 + i);
+        bad += run_streamed(&vs[i], 0, true);
+    }
+    CHECK_EQ_INT(bad, 0);
 }
