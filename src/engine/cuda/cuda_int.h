@@ -202,8 +202,6 @@ int wisp_cuda_stream_release(wisp_cuda_engine *e, int l, int slot, wisp_err *err
 /* Adds the finished copies' and waits' device times to the totals
  * (after a step; never blocks). */
 int wisp_cuda_stream_harvest(wisp_cuda_engine *e, wisp_err *err);
-/* Waits for queued copies (before reusing what they read or write). */
-void wisp_cuda_stream_drain(wisp_cuda_engine *e);
 /* The totals, for get_stats. */
 void wisp_cuda_stream_stats(wisp_cuda_engine *e, wisp_engine_stats *out);
 

@@ -90,8 +90,9 @@ static int ring_harvest(wisp_cuda_timing_ring *g, bool wait, double *ms, uint64_
 }
 
 /* The next free entry of ring g, waiting for the oldest when all are in
- * use; the caller records its events and sets its bytes. */
-static int ring_push(wisp_cuda_streamer *sw, wisp_cuda_timing_ring *g, double *ms, uint64_t *bytes,
+ * use; the caller records its events, sets its bytes and then commits it
+ * (an entry whose events were not both recorded is never harvested). */
+static int ring_next(wisp_cuda_streamer *sw, wisp_cuda_timing_ring *g, double *ms, uint64_t *bytes,
                      wisp_cuda_timed **out, wisp_err *err)
 {
     if (g->n == g->cap) {
@@ -102,32 +103,46 @@ static int ring_push(wisp_cuda_streamer *sw, wisp_cuda_timing_ring *g, double *m
             return rc;
     }
     *out = &g->r[(g->head + g->n) % g->cap];
-    g->n++;
     return 0;
 }
 
+static void ring_commit(wisp_cuda_timing_ring *g) { g->n++; }
+
 /* ---------------------------------------------------------------- copies */
 
+/* Queues the copy of layer l into slot i after that slot's last reader,
+ * timed, and binds the slot's layer to it. */
+static int queue_copy(wisp_cuda_engine *e, int i, int l, wisp_err *err)
+{
+    wisp_cuda_streamer *sw = &e->sw;
+    const int kl = l - e->range.begin;
+    const size_t bytes = e->images[kl].bytes;
+    wisp_cuda_timed *t = NULL;
+    WISP_TRY(ring_next(sw, &sw->copies, &sw->copy_ms, &sw->streamed_bytes, &t, err));
+    t->bytes = bytes;
+    WISP_CU(err, cudaStreamWaitEvent(sw->copy, sw->freed[i], 0));
+    WISP_CU(err, cudaEventRecord(t->a, sw->copy));
+    WISP_CU(err, cudaMemcpyAsync(sw->slot[i], sw->host + sw->host_off[kl], bytes,
+                                 cudaMemcpyHostToDevice, sw->copy));
+    WISP_CU(err, cudaEventRecord(t->b, sw->copy));
+    ring_commit(&sw->copies);
+    WISP_CU(err, cudaEventRecord(sw->ready[i], sw->copy));
+    wisp_cuda_layer_bind(&e->images[kl], sw->slot[i], &sw->slot_layer[i]);
+    return 0;
+}
+
 /* Queues the copies the schedule asks for: into each slot that wants a
- * layer it does not hold, after that slot's last reader. */
+ * layer it does not hold. A copy that could not be queued leaves its
+ * slot empty, so the schedule asks for it again. */
 static int issue_fills(wisp_cuda_engine *e, wisp_err *err)
 {
     wisp_cuda_streamer *sw = &e->sw;
     for (int i; (i = wisp_stream_sched_next_fill(&sw->sched)) >= 0;) {
         const int l = wisp_stream_sched_fill_begin(&sw->sched, i);
-        const int kl = l - e->range.begin;
-        const size_t bytes = e->images[kl].bytes;
-        wisp_cuda_timed *t = NULL;
-        WISP_TRY(ring_push(sw, &sw->copies, &sw->copy_ms, &sw->streamed_bytes, &t, err));
-        t->bytes = bytes;
-        WISP_CU(err, cudaStreamWaitEvent(sw->copy, sw->freed[i], 0));
-        WISP_CU(err, cudaEventRecord(t->a, sw->copy));
-        WISP_CU(err, cudaMemcpyAsync(sw->slot[i], sw->host + sw->host_off[kl], bytes,
-                                     cudaMemcpyHostToDevice, sw->copy));
-        WISP_CU(err, cudaEventRecord(t->b, sw->copy));
-        WISP_CU(err, cudaEventRecord(sw->ready[i], sw->copy));
-        wisp_cuda_layer_bind(&e->images[kl], sw->slot[i], &sw->slot_layer[i]);
-        wisp_stream_sched_fill_end(&sw->sched, i, l);
+        const int rc = queue_copy(e, i, l, err);
+        wisp_stream_sched_fill_end(&sw->sched, i, rc ? -1 : l);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -153,16 +168,12 @@ int wisp_cuda_stream_init(wisp_cuda_engine *e, wisp_err *err)
     return issue_fills(e, err);
 }
 
-void wisp_cuda_stream_drain(wisp_cuda_engine *e)
-{
-    if (e->sw.copy)
-        cudaStreamSynchronize(e->sw.copy);
-}
-
 void wisp_cuda_stream_free(wisp_cuda_engine *e)
 {
     wisp_cuda_streamer *sw = &e->sw;
-    wisp_cuda_stream_drain(e);
+    /* Queued copies still write the slots and read the pinned images. */
+    if (sw->copy)
+        cudaStreamSynchronize(sw->copy);
     ring_free(&sw->copies);
     ring_free(&sw->waits);
     for (int i = 0; i < WISP_STREAM_SLOTS; i++) {
@@ -199,11 +210,12 @@ int wisp_cuda_stream_acquire(wisp_cuda_engine *e, int l, const wisp_cuda_layer *
                             "cuda engine: layer %d is not in its layer buffer after its copy", l);
     wisp_cuda_timed *t = NULL;
     uint64_t none = 0;
-    WISP_TRY(ring_push(sw, &sw->waits, &sw->wait_ms, &none, &t, err));
+    WISP_TRY(ring_next(sw, &sw->waits, &sw->wait_ms, &none, &t, err));
     t->bytes = 0;
     WISP_CU(err, cudaEventRecord(t->a, e->stream));
     WISP_CU(err, cudaStreamWaitEvent(e->stream, sw->ready[i], 0));
     WISP_CU(err, cudaEventRecord(t->b, e->stream));
+    ring_commit(&sw->waits);
     *slot = i;
     *L = &sw->slot_layer[i];
     return 0;
