@@ -7,12 +7,18 @@
  * pieces taking nothing when absent), and the stream plan over those
  * images (what fits stays resident, two buffers of the largest image,
  * the budget never exceeded, a budget short of two images refused with
- * the numbers). Runs in every build: no GPU is involved.
+ * the numbers), and the placement refusing an explicit map's CUDA budget
+ * exactly where the engine would. Runs in every build: no GPU is
+ * involved.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "engine/cuda/layer_image.h"
+#include "engine/device_map.h"
+#include "engine/factory.h"
 #include "harness.h"
+#include "model/model.h"
 #include "model/types.h"
 
 #define NL 6
@@ -167,4 +173,58 @@ TEST(plan_over_images)
     CHECK_EQ_INT(wisp_cuda_stream_plan_init(&f.cfg, &f.w, 3, NL + 1, budget, &p, &err),
                  WISP_E_INTERNAL);
     wisp_stream_plan_free(&p);
+}
+
+/* model/plan and model/load judge an explicit map's CUDA budget alike:
+ * the placement refuses what the engine would, in the engine's layout,
+ * on devices injected here (no GPU is asked). */
+TEST(placement_judges_a_cuda_budget_as_the_engine)
+{
+    char path[1024];
+    wisp_test_shared_path(path, sizeof path, "models/stories260K.gguf");
+    wisp_model *m = NULL;
+    wisp_err err = {0};
+    REQUIRE(wisp_model_open(path, NULL, &m, &err) == 0);
+    const wisp_model_config *c = wisp_model_get_config(m);
+    const wisp_model_weights *w = wisp_model_get_weights(m);
+    uint64_t largest = 0, total = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        wisp_cuda_layer_image im;
+        wisp_cuda_layer_image_init(c, &w->layers[l], &im);
+        largest = im.bytes > largest ? im.bytes : largest;
+        total += im.bytes;
+    }
+    REQUIRE(c->n_layers >= 3 && 2 * largest < total);
+    const uint64_t MiB = 1 << 20;
+    const wisp_place_device devs[] = {{.name = "cuda:0", .is_cpu = false, .free_bytes = 80000 * MiB},
+                                      {.name = "cpu", .is_cpu = true, .free_bytes = 8000 * MiB}};
+    const struct {
+        uint64_t budget;
+        int rc;
+    } cases[] = {{2 * largest - 1, WISP_E_INVALID},
+                 {2 * largest, 0},
+                 {total - 1, 0},
+                 {total, 0},
+                 {1, WISP_E_INVALID}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wisp_device_map map = {.n = 1};
+        snprintf(map.e[0].device, sizeof map.e[0].device, "cuda:0");
+        map.e[0].layers = c->n_layers;
+        map.e[0].weights_budget_bytes = cases[i].budget;
+        wisp_engine_spec spec = {.device = "auto",
+                                 .kv_type = WISP_KV_F16,
+                                 .n_ctx = 256,
+                                 .device_map = &map,
+                                 .devices = devs,
+                                 .n_devices = 2};
+        wisp_engine_made made;
+        memset(&err, 0, sizeof err);
+        const int rc = wisp_engine_place(m, &spec, &made, &err);
+        CHECK_EQ_INT(rc, cases[i].rc);
+        if (rc)
+            CHECK(strstr(err.msg, "two of the largest layers") != NULL);
+        else
+            CHECK(made.placement.stages[0].weights_budget_bytes == cases[i].budget);
+    }
+    wisp_model_close(m);
 }
