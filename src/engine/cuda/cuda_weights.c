@@ -6,7 +6,11 @@
  * and biases are converted to F32 on the host first (some checkpoints keep
  * them in F16 or BF16; the kernels then see one type). Everything lands in
  * one arena (one cudaMalloc, 256-byte aligned pieces), and a tied output
- * head shares the embedding's bytes. Every tensor's type and shape are
+ * head shares the embedding's bytes. A layer is one image (layer_image.h);
+ * under a weights budget the stream plan decides which images go into the
+ * arena and which into pinned host memory, written there once, layer by
+ * layer straight from the model's tensors, for cuda_stream.c to copy into
+ * the arena's two layer buffers at the arena's end. Every tensor's type and shape are
  * checked against the config before any memory is touched, so a bad file
  * fails with a message naming the tensor and the layer.
  *
