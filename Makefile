@@ -89,9 +89,11 @@ ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnn
 ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8
 
 SRC_ALL  := $(shell find src -name '*.c' | sort)
-# rope_table.c and range.c are host arithmetic with no CUDA header: every
-# build compiles them, so the CPU tests check what the CUDA engine acts on.
-SRC_CUDA := $(filter-out src/engine/cuda/rope_table.c src/engine/cuda/range.c,$(filter src/engine/cuda/%,$(SRC_ALL)))
+# rope_table.c, range.c and layer_image.c are host arithmetic with no CUDA
+# header: every build compiles them, so the CPU tests check what the CUDA
+# engine acts on.
+CUDA_HOST_C := src/engine/cuda/rope_table.c src/engine/cuda/range.c src/engine/cuda/layer_image.c
+SRC_CUDA := $(filter-out $(CUDA_HOST_C),$(filter src/engine/cuda/%,$(SRC_ALL)))
 SRC_LIB  := $(filter-out src/main.c $(SRC_CUDA),$(SRC_ALL))
 CU_SRC   :=
 ifeq ($(CUDA),1)

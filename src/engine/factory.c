@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "engine/cpu/stream.h"
+#include "engine/cuda/layer_image.h"
 #include "engine/stages.h"
 #include "model/plan.h"
 #if WISP_CUDA
@@ -181,17 +182,29 @@ static int explicit_of(const wisp_model *model, const wisp_engine_spec *spec, wi
     return rc;
 }
 
-/* A CPU stage streaming its layers needs two of its largest layers in its
- * budget, counted in the stream's own buffer layout: refused here so that
- * model/plan answers as model/load does. */
-static int check_cpu_budgets(const wisp_model *model, const wisp_placement *p, wisp_err *err)
+/* A stage streaming its layers needs two of its largest layers in its
+ * budget (a CUDA stage: unless all its layers fit), counted in its
+ * engine's own buffer layout: refused here so that model/plan answers as
+ * model/load does. A CUDA stage the planner chose is left to the engine,
+ * whose refusal model/load answers by running on the CPU. */
+static int check_budgets(const wisp_model *model, const wisp_placement *p, bool given,
+                         wisp_err *err)
 {
     for (int i = 0; i < p->n_stages; i++) {
         const wisp_place_stage *s = &p->stages[i];
-        if (s->weights_budget_bytes == 0 || strcmp(s->device, "cpu") != 0)
+        int rc = 0;
+        if (s->weights_budget_bytes == 0)
             continue;
-        int rc = wisp_cpu_stream_check_budget(wisp_model_get_weights(model), s->layer_begin,
+        if (strcmp(s->device, "cpu") == 0) {
+            rc = wisp_cpu_stream_check_budget(wisp_model_get_weights(model), s->layer_begin,
                                               s->layer_end, s->weights_budget_bytes, err);
+        } else if (given) {
+            wisp_stream_plan sp;
+            rc = wisp_cuda_stream_plan_init(wisp_model_get_config(model),
+                                            wisp_model_get_weights(model), s->layer_begin,
+                                            s->layer_end, s->weights_budget_bytes, &sp, err);
+            wisp_stream_plan_free(&sp);
+        }
         if (rc)
             return rc;
     }
@@ -252,7 +265,7 @@ int wisp_engine_place(const wisp_model *model, const wisp_engine_spec *spec, wis
     if (rc)
         return rc;
     const wisp_placement *p = &m->placement;
-    if ((rc = check_cpu_budgets(model, p, err)))
+    if ((rc = check_budgets(model, p, given != NULL, err)))
         return rc;
     if (!given && strcmp(dev, "auto") == 0 && any_gpu(devs, n) && on_cpu_only(p))
         snprintf(m->note, sizeof m->note, "auto: %s; using the CPU", p->reason);

@@ -10,9 +10,10 @@
  * arena is allocated once, two of the stage's largest layers, and is all
  * the weight memory the stream holds, so it never exceeds the budget.
  *
- * The same scheduler is what a GPU stage does with host-to-device copies;
- * on the CPU it is how streaming is tested: the kernels read the copies,
- * so logits are bit for bit those of the resident run.
+ * Which buffer takes which layer when is engine/stream_plan.h's schedule,
+ * the one the CUDA engine drives with host-to-device copies; on the CPU it
+ * is how streaming is tested: the kernels read the copies, so logits are
+ * bit for bit those of the resident run.
  * Private to src/engine/cpu.
  */
 #ifndef WISP_CPU_STREAM_H
@@ -43,8 +44,8 @@ int wisp_cpu_stream_check_budget(const wisp_model_weights *w, int begin, int end
 
 /* Streams layers [begin, end) of w through at most budget bytes. Returns
  * WISP_E_INVALID when the budget holds fewer than two of the largest
- * layers (the caller's budget can never work), WISP_E_NOMEM, or 0; the copy thread starts on the first layers
- * at once. */
+ * layers (the caller's budget can never work), WISP_E_NOMEM, or 0; the
+ * copy thread starts on the first layers at once. */
 int wisp_cpu_stream_create(const wisp_model_weights *w, int begin, int end, uint64_t budget,
                            wisp_cpu_stream **out, wisp_err *err);
 void wisp_cpu_stream_destroy(wisp_cpu_stream *s);

@@ -22,6 +22,8 @@
  * host prepares the step's metadata (token ids, positions, KV slots, block
  * tables, attention work items) in one pinned block sent with one copy,
  * and waits only for the logits. should_stop is polled before each layer.
+ * A streamed layer (cuda_stream.c) computes from the layer buffer its copy
+ * was queued into, after the compute stream waited for that copy.
  *
  * An engine of a chain runs its layers only (e->range): one that does not
  * start at layer 0 copies its input rows from the batch's host hidden
@@ -231,12 +233,12 @@ static int choose_splits(const wisp_cuda_engine *e, const step *st)
     return n < 1 ? 1 : (int)n;
 }
 
-/* Model layer l; the engine's weights and KV pool index it as kl. */
-static int layer(wisp_cuda_engine *e, int l, const step *st, int n_splits, wisp_err *err)
+/* Model layer l from weights L; the engine's KV pool indexes it as kl. */
+static int layer(wisp_cuda_engine *e, const wisp_cuda_layer *L, int l, const step *st, int n_splits,
+                 wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
     const int kl = l - e->range.begin;
-    const wisp_cuda_layer *L = &e->layers[kl];
     const int T = st->n_rows, E = c->n_embd, hd = c->head_dim;
     const int Q = c->n_head * hd, KV = c->n_head_kv * hd;
     cudaStream_t s = e->stream;
@@ -330,7 +332,11 @@ static int run(wisp_cuda_engine *e, const wisp_batch *b, const step *st, wisp_er
         if (b->should_stop && b->should_stop(b->stop_ud))
             return wisp_err_set(err, WISP_E_CANCELLED, "cuda engine: step cancelled at layer %d",
                                 l);
-        WISP_TRY(layer(e, l, st, n_splits, err));
+        const wisp_cuda_layer *L;
+        int slot;
+        WISP_TRY(wisp_cuda_stream_acquire(e, l, &L, &slot, err));
+        WISP_TRY(layer(e, L, l, st, n_splits, err));
+        WISP_TRY(wisp_cuda_stream_release(e, l, slot, err));
     }
     if (e->range.last)
         return logits(e, st, err);
@@ -353,6 +359,8 @@ int wisp_cuda_forward(wisp_cuda_engine *e, const wisp_batch *b, wisp_err *err)
     }
     fill_meta(e, b, &st);
     int rc = run(e, b, &st, err);
+    if (rc == 0)
+        rc = wisp_cuda_stream_harvest(e, err);
     if (rc != 0) {
         /* Whatever is still queued reads the metadata and scratch the next
          * step will overwrite: let it drain (its own error, if any, is

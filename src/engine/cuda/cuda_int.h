@@ -6,11 +6,13 @@
  *   cuda_device.c   device listing and selection, the checking helpers
  *   cuda_weights.c  weight upload and the RoPE table
  *   cuda_kv.c       the device KV pool, block copies, the pinned host tier
+ *   cuda_stream.c   layer streaming: the copy stream, its events and timing
  *   cuda_forward.c  one transformer step
  */
 #ifndef WISP_CUDA_INT_H
 #define WISP_CUDA_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +22,9 @@
 
 #include "engine/cuda/engine_cuda.h"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/layer_image.h"
 #include "engine/cuda/range.h"
+#include "engine/stream_plan.h"
 
 /* ---------------------------------------------------------------- checking
  * Every runtime call goes through WISP_CU: a failure returns (from the
@@ -73,6 +77,41 @@ typedef struct wisp_cuda_layer {
     const float *q_norm, *k_norm;      /* (head_dim) or NULL */
 } wisp_cuda_layer;
 
+/* Two events around one queued operation, for its device time. */
+typedef struct wisp_cuda_timed {
+    cudaEvent_t a, b;
+    uint64_t bytes; /* a copy's bytes; 0 for a wait */
+} wisp_cuda_timed;
+
+/* Timed operations queued on one stream, harvested in order once done. */
+typedef struct wisp_cuda_timing_ring {
+    wisp_cuda_timed *r;
+    int cap, head, n;
+} wisp_cuda_timing_ring;
+
+/* Layer streaming (opts.weights_budget_bytes > 0; cuda_stream.c). The
+ * schedule is engine/stream_plan.h's; copies run on their own stream. */
+typedef struct wisp_cuda_streamer {
+    bool on; /* the plan streams some layers */
+    wisp_stream_plan plan;
+    wisp_stream_sched sched;
+    cudaStream_t copy; /* host-to-device layer copies */
+    uint8_t *host;     /* pinned: the streamed layers' images */
+    size_t host_bytes;
+    size_t *host_off;                 /* [range.n_local]: a streamed layer's image in host */
+    uint8_t *slot[WISP_STREAM_SLOTS]; /* device layer buffers, in the weight arena */
+    wisp_cuda_layer slot_layer[WISP_STREAM_SLOTS]; /* the layer each holds, bound */
+    cudaEvent_t ready[WISP_STREAM_SLOTS];          /* on copy: the slot's last copy is done */
+    cudaEvent_t freed[WISP_STREAM_SLOTS];          /* on compute: the slot's last reader is done */
+    wisp_cuda_timing_ring copies, waits;
+    /* Totals of harvested operations; the lock lets status read them
+     * while a step runs. */
+    pthread_mutex_t mu;
+    bool mu_init;
+    uint64_t streamed_bytes;
+    double copy_ms, wait_ms;
+} wisp_cuda_streamer;
+
 typedef struct wisp_cuda_engine {
     wisp_model_config cfg;
     wisp_engine_opts opts; /* resolved: no zeros left */
@@ -93,8 +132,10 @@ typedef struct wisp_cuda_engine {
     size_t warena_bytes;
     wisp_cuda_mat tok_embd, output;
     const float *out_norm;
-    wisp_cuda_layer *layers; /* [range.n_local] */
-    wisp_k_rope_params rope; /* tab points into warena */
+    wisp_cuda_layer *layers;       /* [range.n_local]; a streamed layer's is unused */
+    wisp_cuda_layer_image *images; /* [range.n_local]: each layer's image layout */
+    wisp_k_rope_params rope;       /* tab points into warena */
+    wisp_cuda_streamer sw;
 
     /* KV pool and host tier. */
     wisp_k_kv_layout kvl;
@@ -133,11 +174,36 @@ typedef struct wisp_cuda_engine {
 } wisp_cuda_engine;
 
 /* cuda_weights.c: uploads the weights of e->range and the RoPE table into
- * e->warena (checking every shape and type first). */
+ * e->warena (checking every shape and type first). With a weights budget
+ * it plans the stream (e->sw.plan), keeps the resident layers in the
+ * arena beside the two layer buffers and the streamed layers' images in
+ * pinned host memory. */
 int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err);
-/* Bytes the arena for the weights of range r takes (for planning). */
+/* Bytes the arena for the weights of range r takes under budget (0: all
+ * resident), for planning. */
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
-                            const wisp_cuda_range *r, size_t *bytes, wisp_err *err);
+                            const wisp_cuda_range *r, uint64_t budget, size_t *bytes,
+                            wisp_err *err);
+/* Points L's fields at the pieces of image im placed at base. */
+void wisp_cuda_layer_bind(const wisp_cuda_layer_image *im, uint8_t *base, wisp_cuda_layer *L);
+
+/* cuda_stream.c: the copy stream, events and timing rings of a planned
+ * stream, and the first layers' copies queued. No-op without streaming. */
+int wisp_cuda_stream_init(wisp_cuda_engine *e, wisp_err *err);
+void wisp_cuda_stream_free(wisp_cuda_engine *e);
+/* The weights layer l computes from: resident ones as uploaded; a
+ * streamed one from its slot, with its copy queued if it was not and the
+ * compute stream made to wait for it. *slot is the slot, or -1. */
+int wisp_cuda_stream_acquire(wisp_cuda_engine *e, int l, const wisp_cuda_layer **L, int *slot,
+                             wisp_err *err);
+/* Layer l's work is queued: its slot may take the layer after next once
+ * that work is done (a no-op for slot -1). */
+int wisp_cuda_stream_release(wisp_cuda_engine *e, int l, int slot, wisp_err *err);
+/* Adds the finished copies' and waits' device times to the totals
+ * (after a step; never blocks). */
+int wisp_cuda_stream_harvest(wisp_cuda_engine *e, wisp_err *err);
+/* The totals, for get_stats. */
+void wisp_cuda_stream_stats(wisp_cuda_engine *e, wisp_engine_stats *out);
 
 /* cuda_kv.c */
 int wisp_cuda_kv_init(wisp_cuda_engine *e, wisp_err *err);

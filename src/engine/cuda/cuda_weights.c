@@ -6,7 +6,11 @@
  * and biases are converted to F32 on the host first (some checkpoints keep
  * them in F16 or BF16; the kernels then see one type). Everything lands in
  * one arena (one cudaMalloc, 256-byte aligned pieces), and a tied output
- * head shares the embedding's bytes. Every tensor's type and shape are
+ * head shares the embedding's bytes. A layer is one image (layer_image.h);
+ * under a weights budget the stream plan decides which images go into the
+ * arena and which into pinned host memory, written there once, layer by
+ * layer straight from the model's tensors, for cuda_stream.c to copy into
+ * the arena's two layer buffers at the arena's end. Every tensor's type and shape are
  * checked against the config before any memory is touched, so a bad file
  * fails with a message naming the tensor and the layer.
  *
@@ -83,14 +87,44 @@ static int check_vec(const wisp_tensor *t, const char *role, int layer, int64_t 
     return 0;
 }
 
-/* Walks every tensor of range r (range.h: its layers, the embedding on the
- * first stage, the output norm and head on the last): checks it and adds
- * its arena size. */
-static int plan(const wisp_model_config *c, const wisp_model_weights *w, const wisp_cuda_range *r,
-                size_t *total, wisp_err *err)
+/* Checks layer l's tensors against its image: every matrix of the shape
+ * and a type the kernels take, the vectors of their lengths, biases and
+ * QK norms all or none, and the image's sizes those of the kernels. */
+static int check_layer(const wisp_model_config *c, const wisp_layer_weights *L, int l,
+                       wisp_cuda_layer_image *im, wisp_err *err)
 {
-    const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
-    const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
+    wisp_cuda_layer_image_init(c, L, im);
+    const bool bias = L->bq || L->bk || L->bv;
+    const bool qkn = L->q_norm || L->k_norm;
+    for (int i = 0; i < WISP_CUDA_N_PIECES; i++) {
+        const wisp_cuda_piece *p = &im->p[i];
+        const wisp_tensor *t = wisp_cuda_piece_tensor(L, (wisp_cuda_piece_id)i);
+        if (p->is_vec) {
+            const bool optional = i >= WISP_CUDA_P_Q_NORM ? !qkn
+                                  : i >= WISP_CUDA_P_BQ   ? !bias
+                                                          : false;
+            WISP_TRY(check_vec(t, p->role, l, p->n_in, optional, err));
+            continue;
+        }
+        size_t b = 0;
+        WISP_TRY(check_mat(t, p->role, l, p->n_in, p->n_out, &b, err));
+        if (b != p->bytes)
+            return wisp_err_set(err, WISP_E_INTERNAL,
+                                "cuda engine: tensor %s of layer %d takes %zu bytes in the "
+                                "kernels' layout and %zu in the layer image",
+                                p->role, l, b, p->bytes);
+    }
+    return 0;
+}
+
+/* Walks every tensor of range r (range.h: its layers, the embedding on the
+ * first stage, the output norm and head on the last): checks it, gives
+ * the arena bytes outside the layers and the layers' images together, and
+ * each layer's image in images[] when it is not NULL. */
+static int plan(const wisp_model_config *c, const wisp_model_weights *w, const wisp_cuda_range *r,
+                size_t *nonlayer, size_t *layers, wisp_cuda_layer_image *images, wisp_err *err)
+{
+    const int64_t E = c->n_embd, V = c->vocab_size;
     size_t sum = 0, b = 0;
     if (!w || !w->layers)
         return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
@@ -107,58 +141,48 @@ static int plan(const wisp_model_config *c, const wisp_model_weights *w, const w
         WISP_TRY(check_vec(w->out_norm, "output_norm", -1, E, false, err));
         sum += align_up((size_t)E * 4);
     }
-    for (int l = r->begin; l < r->end; l++) {
-        const wisp_layer_weights *L = &w->layers[l];
-        const struct {
-            const wisp_tensor *t;
-            const char *role;
-            int64_t in, out;
-        } mats[] = {
-            {L->wq, "attn_q", E, Q},       {L->wk, "attn_k", E, KV},      {L->wv, "attn_v", E, KV},
-            {L->wo, "attn_output", Q, E},  {L->w_gate, "ffn_gate", E, F}, {L->w_up, "ffn_up", E, F},
-            {L->w_down, "ffn_down", F, E},
-        };
-        for (size_t i = 0; i < sizeof(mats) / sizeof(mats[0]); i++) {
-            WISP_TRY(check_mat(mats[i].t, mats[i].role, l, mats[i].in, mats[i].out, &b, err));
-            sum += align_up(b);
-        }
-        const bool bias = L->bq || L->bk || L->bv;
-        const bool qkn = L->q_norm || L->k_norm;
-        WISP_TRY(check_vec(L->attn_norm, "attn_norm", l, E, false, err));
-        WISP_TRY(check_vec(L->ffn_norm, "ffn_norm", l, E, false, err));
-        WISP_TRY(check_vec(L->bq, "attn_q.bias", l, Q, !bias, err));
-        WISP_TRY(check_vec(L->bk, "attn_k.bias", l, KV, !bias, err));
-        WISP_TRY(check_vec(L->bv, "attn_v.bias", l, KV, !bias, err));
-        WISP_TRY(check_vec(L->q_norm, "attn_q_norm", l, c->head_dim, !qkn, err));
-        WISP_TRY(check_vec(L->k_norm, "attn_k_norm", l, c->head_dim, !qkn, err));
-        sum += 2 * align_up((size_t)E * 4);
-        if (bias)
-            sum += align_up((size_t)Q * 4) + 2 * align_up((size_t)KV * 4);
-        if (qkn)
-            sum += 2 * align_up((size_t)c->head_dim * 4);
-    }
     /* llama-3 frequency divisors: one per rotated pair (read on the host). */
     WISP_TRY(check_vec(w->rope_freqs, "rope_freqs", -1, wisp_rope_table_pairs(c), true, err));
     sum += align_up((size_t)c->head_dim * 4); /* RoPE table: 2 floats per pair */
-    *total = sum;
+    size_t lsum = 0;
+    for (int l = r->begin; l < r->end; l++) {
+        wisp_cuda_layer_image im;
+        WISP_TRY(check_layer(c, &w->layers[l], l, &im, err));
+        lsum += im.bytes;
+        if (images)
+            images[l - r->begin] = im;
+    }
+    *nonlayer = sum;
+    *layers = lsum;
     return 0;
 }
 
 int wisp_cuda_check_model(const wisp_model_config *cfg, const wisp_model_weights *w, wisp_err *err)
 {
-    size_t bytes = 0;
+    size_t a = 0, b = 0;
     wisp_cuda_range all;
     if (!w)
         return wisp_err_set(err, WISP_E_NO_MODEL, "cuda engine: the model has no weights");
     WISP_TRY(wisp_cuda_range_init(cfg, 0, cfg->n_layers, !w->output || w->output == w->tok_embd,
                                   &all, err));
-    return plan(cfg, w, &all, &bytes, err);
+    return plan(cfg, w, &all, &a, &b, NULL, err);
 }
 
 int wisp_cuda_weights_bytes(const wisp_model_config *cfg, const wisp_model_weights *w,
-                            const wisp_cuda_range *r, size_t *bytes, wisp_err *err)
+                            const wisp_cuda_range *r, uint64_t budget, size_t *bytes, wisp_err *err)
 {
-    return plan(cfg, w, r, bytes, err);
+    size_t nonlayer = 0, layers = 0;
+    WISP_TRY(plan(cfg, w, r, &nonlayer, &layers, NULL, err));
+    if (budget) {
+        wisp_stream_plan sp;
+        int rc = wisp_cuda_stream_plan_init(cfg, w, r->begin, r->end, budget, &sp, err);
+        layers = (size_t)sp.held_bytes;
+        wisp_stream_plan_free(&sp);
+        if (rc)
+            return rc;
+    }
+    *bytes = nonlayer + layers;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- upload */
@@ -174,6 +198,20 @@ static void *take(arena_cursor *a, size_t bytes)
     void *p = a->base + a->used;
     a->used += align_up(bytes);
     return p;
+}
+
+/* n elements of vector t as floats into h. */
+static void vec_to_f32(const wisp_tensor *t, int64_t n, float *h)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (t->type == WISP_TYPE_F32) {
+            memcpy(&h[i], (const uint8_t *)t->data + 4 * i, 4);
+        } else {
+            uint16_t bits;
+            memcpy(&bits, (const uint8_t *)t->data + 2 * i, 2);
+            h[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(bits) : wisp_bf16_to_float(bits);
+        }
+    }
 }
 
 static int put_mat(arena_cursor *a, const wisp_tensor *t, int64_t n_in, int64_t n_out,
@@ -196,19 +234,55 @@ static int put_vec(arena_cursor *a, const wisp_tensor *t, int64_t n, const float
     if (!t)
         return 0;
     float *h = a->host_vec;
-    for (int64_t i = 0; i < n; i++) {
-        if (t->type == WISP_TYPE_F32) {
-            memcpy(&h[i], (const uint8_t *)t->data + 4 * i, 4);
-        } else {
-            uint16_t bits;
-            memcpy(&bits, (const uint8_t *)t->data + 2 * i, 2);
-            h[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(bits) : wisp_bf16_to_float(bits);
-        }
-    }
+    vec_to_f32(t, n, h);
     void *d = take(a, (size_t)n * 4);
     WISP_CU(err, cudaMemcpy(d, h, (size_t)n * 4, cudaMemcpyHostToDevice));
     *out = d;
     return 0;
+}
+
+/* Writes layer L's image im at base: device memory, or (host) the pinned
+ * buffer a streamed layer is copied from. Vectors go through host_vec on
+ * their way to the device. */
+static int put_layer(const wisp_cuda_layer_image *im, const wisp_layer_weights *L, uint8_t *base,
+                     bool host, float *host_vec, wisp_err *err)
+{
+    for (int i = 0; i < WISP_CUDA_N_PIECES; i++) {
+        const wisp_cuda_piece *p = &im->p[i];
+        const wisp_tensor *t = wisp_cuda_piece_tensor(L, (wisp_cuda_piece_id)i);
+        if (!p->present)
+            continue;
+        uint8_t *dst = base + p->offset;
+        const void *src = t->data;
+        if (p->is_vec) {
+            float *h = host ? (float *)(void *)dst : host_vec;
+            vec_to_f32(t, p->n_in, h);
+            src = h;
+        }
+        if (host && !p->is_vec)
+            memcpy(dst, src, p->bytes);
+        else if (!host)
+            WISP_CU(err, cudaMemcpy(dst, src, p->bytes, cudaMemcpyHostToDevice));
+    }
+    return 0;
+}
+
+void wisp_cuda_layer_bind(const wisp_cuda_layer_image *im, uint8_t *base, wisp_cuda_layer *L)
+{
+    /* The pieces' order (layer_image.h): the seven matrices, then the
+     * seven vectors. */
+    wisp_cuda_mat *m[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    const float **v[] = {&L->attn_norm, &L->ffn_norm, &L->bq,    &L->bk,
+                         &L->bv,        &L->q_norm,   &L->k_norm};
+    const int n_mats = (int)(sizeof m / sizeof m[0]);
+    for (int i = 0; i < n_mats; i++) {
+        const wisp_cuda_piece *p = &im->p[i];
+        *m[i] = (wisp_cuda_mat){base + p->offset, p->type, p->n_in, p->n_out};
+    }
+    for (int i = 0; i < (int)(sizeof v / sizeof v[0]); i++) {
+        const wisp_cuda_piece *p = &im->p[n_mats + i];
+        *v[i] = p->present ? (const float *)(const void *)(base + p->offset) : NULL;
+    }
 }
 
 /* The rope_freqs.weight divisors as floats (n of them), or NULL when the
@@ -221,15 +295,7 @@ static int freq_factors(const wisp_tensor *t, int n, float **out, wisp_err *err)
     float *f = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     if (!f)
         return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
-    for (int i = 0; i < n; i++) {
-        if (t->type == WISP_TYPE_F32) {
-            memcpy(&f[i], (const uint8_t *)t->data + 4 * i, 4);
-        } else {
-            uint16_t bits;
-            memcpy(&bits, (const uint8_t *)t->data + 2 * i, 2);
-            f[i] = t->type == WISP_TYPE_F16 ? wisp_half_to_float(bits) : wisp_bf16_to_float(bits);
-        }
-    }
+    vec_to_f32(t, n, f);
     *out = f;
     return 0;
 }
@@ -237,8 +303,7 @@ static int freq_factors(const wisp_tensor *t, int n, float **out, wisp_err *err)
 static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor *a, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    const int64_t E = c->n_embd, V = c->vocab_size, F = c->n_ff;
-    const int64_t Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
+    const int64_t E = c->n_embd, V = c->vocab_size;
     const wisp_cuda_range *r = &e->range;
     const wisp_tensor *head = w->output && w->output != w->tok_embd ? w->output : w->tok_embd;
     if (r->up_embd)
@@ -250,22 +315,16 @@ static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor
     if (r->up_out_norm)
         WISP_TRY(put_vec(a, w->out_norm, E, &e->out_norm, err));
     for (int l = r->begin; l < r->end; l++) {
-        const wisp_layer_weights *L = &w->layers[l];
-        wisp_cuda_layer *d = &e->layers[l - r->begin];
-        WISP_TRY(put_mat(a, L->wq, E, Q, &d->wq, err));
-        WISP_TRY(put_mat(a, L->wk, E, KV, &d->wk, err));
-        WISP_TRY(put_mat(a, L->wv, E, KV, &d->wv, err));
-        WISP_TRY(put_mat(a, L->wo, Q, E, &d->wo, err));
-        WISP_TRY(put_mat(a, L->w_gate, E, F, &d->w_gate, err));
-        WISP_TRY(put_mat(a, L->w_up, E, F, &d->w_up, err));
-        WISP_TRY(put_mat(a, L->w_down, F, E, &d->w_down, err));
-        WISP_TRY(put_vec(a, L->attn_norm, E, &d->attn_norm, err));
-        WISP_TRY(put_vec(a, L->ffn_norm, E, &d->ffn_norm, err));
-        WISP_TRY(put_vec(a, L->bq, Q, &d->bq, err));
-        WISP_TRY(put_vec(a, L->bk, KV, &d->bk, err));
-        WISP_TRY(put_vec(a, L->bv, KV, &d->bv, err));
-        WISP_TRY(put_vec(a, L->q_norm, c->head_dim, &d->q_norm, err));
-        WISP_TRY(put_vec(a, L->k_norm, c->head_dim, &d->k_norm, err));
+        const int kl = l - r->begin;
+        const wisp_cuda_layer_image *im = &e->images[kl];
+        if (e->sw.on && wisp_stream_plan_streams(&e->sw.plan, l)) {
+            WISP_TRY(put_layer(im, &w->layers[l], e->sw.host + e->sw.host_off[kl], true,
+                               a->host_vec, err));
+            continue;
+        }
+        uint8_t *base = take(a, im->bytes);
+        WISP_TRY(put_layer(im, &w->layers[l], base, false, a->host_vec, err));
+        wisp_cuda_layer_bind(im, base, &e->layers[kl]);
     }
     float *tab = a->host_vec;
     memset(tab, 0, (size_t)c->head_dim * 4);
@@ -282,25 +341,70 @@ static int upload(wisp_cuda_engine *e, const wisp_model_weights *w, arena_cursor
     void *dt = take(a, (size_t)c->head_dim * 4);
     WISP_CU(err, cudaMemcpy(dt, tab, (size_t)c->head_dim * 4, cudaMemcpyHostToDevice));
     e->rope.tab = dt;
+    for (int i = 0; e->sw.on && i < WISP_STREAM_SLOTS; i++)
+        e->sw.slot[i] = take(a, (size_t)e->sw.plan.slot_bytes);
+    return 0;
+}
+
+/* Plans the stream of a budgeted engine: which layers stay resident, the
+ * pinned host images of the others. Returns the device bytes of the
+ * layers in *layers. */
+static int plan_stream(wisp_cuda_engine *e, const wisp_model_weights *w, size_t *layers,
+                       wisp_err *err)
+{
+    wisp_cuda_streamer *sw = &e->sw;
+    const wisp_cuda_range *r = &e->range;
+    WISP_TRY(wisp_cuda_stream_plan_init(&e->cfg, w, r->begin, r->end, e->opts.weights_budget_bytes,
+                                        &sw->plan, err));
+    sw->on = sw->plan.n_streamed > 0;
+    *layers = (size_t)sw->plan.held_bytes;
+    if (!sw->on)
+        return 0;
+    sw->host_off = calloc((size_t)r->n_local, sizeof *sw->host_off);
+    if (!sw->host_off)
+        return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
+    size_t host = 0;
+    for (int l = r->begin; l < r->end; l++)
+        if (wisp_stream_plan_streams(&sw->plan, l)) {
+            sw->host_off[l - r->begin] = host;
+            host += e->images[l - r->begin].bytes;
+        }
+    /* Write-combined: the host only writes these pages, once, and the
+     * device reads them over the bus every step. */
+    cudaError_t ce = cudaHostAlloc((void **)&sw->host, host, cudaHostAllocWriteCombined);
+    if (ce != cudaSuccess) {
+        cudaGetLastError();
+        sw->host = NULL;
+        return wisp_err_set(err, WISP_E_NOMEM,
+                            "cuda engine: cannot pin %.2f GiB of host memory for the %d streamed "
+                            "layers (%s)",
+                            (double)host / (1 << 30), sw->plan.n_streamed, cudaGetErrorString(ce));
+    }
+    sw->host_bytes = host;
     return 0;
 }
 
 int wisp_cuda_weights_upload(wisp_cuda_engine *e, const wisp_model_weights *w, wisp_err *err)
 {
     const wisp_model_config *c = &e->cfg;
-    size_t total = 0;
-    WISP_TRY(plan(c, w, &e->range, &total, err));
-    e->layers = calloc((size_t)e->range.n_local, sizeof(*e->layers));
+    const int n = e->range.n_local;
+    e->layers = calloc((size_t)n, sizeof(*e->layers));
+    e->images = calloc((size_t)n, sizeof(*e->images));
+    if (!e->layers || !e->images)
+        return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
+    size_t nonlayer = 0, layers = 0;
+    WISP_TRY(plan(c, w, &e->range, &nonlayer, &layers, e->images, err));
+    if (e->opts.weights_budget_bytes)
+        WISP_TRY(plan_stream(e, w, &layers, err));
+    const size_t total = nonlayer + layers;
     int64_t vmax = c->n_embd;
     const int64_t q = (int64_t)c->n_head * c->head_dim;
     vmax = q > vmax ? q : vmax;
     vmax = c->head_dim > vmax ? c->head_dim : vmax;
     arena_cursor a = {0};
     a.host_vec = malloc((size_t)vmax * 4);
-    if (!e->layers || !a.host_vec) {
-        free(a.host_vec);
+    if (!a.host_vec)
         return wisp_err_set(err, WISP_E_NOMEM, "cuda engine: out of host memory");
-    }
     cudaError_t ce = cudaMalloc(&e->warena, total);
     if (ce != cudaSuccess) {
         free(a.host_vec);

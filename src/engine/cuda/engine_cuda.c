@@ -3,7 +3,9 @@
  * vtable (see engine_cuda.h for the contract).
  *
  * Creation order is: device, streams and cuBLAS, weights (checked, then
- * uploaded), KV pool, scratch, step metadata. Every buffer a step uses is
+ * uploaded; under a weights budget, the resident ones and the streamed
+ * layers' pinned host images), the layer stream, KV pool, scratch, step
+ * metadata. Every buffer a step uses is
  * sized here from max_batch_tokens and max_seqs, so a step allocates
  * nothing (the block-table area alone may grow, rarely, when a batch's
  * tables outgrow it). Options left at zero take the CPU engine's defaults,
@@ -184,6 +186,7 @@ static void cuda_destroy(void *ctx)
         cudaFree(e->x); /* the scratch arena starts at x */
     if (e->h_logits)
         cudaFreeHost(e->h_logits);
+    wisp_cuda_stream_free(e);
     if (e->warena)
         cudaFree(e->warena);
     if (e->blas)
@@ -199,6 +202,7 @@ static void cuda_destroy(void *ctx)
     cudaGetLastError();
     free(e->logit_dst);
     free(e->layers);
+    free(e->images);
     free(e);
 }
 
@@ -232,11 +236,12 @@ static int cuda_write_block(void *ctx, int32_t block, const void *src, wisp_err 
 
 static void cuda_get_stats(void *ctx, wisp_engine_stats *out)
 {
-    const wisp_cuda_engine *e = ctx;
+    wisp_cuda_engine *e = ctx;
     memset(out, 0, sizeof(*out));
     out->kv_bytes = (uint64_t)e->kvl.block_bytes * (uint64_t)e->opts.n_blocks;
     out->scratch_bytes = e->scratch_bytes + e->meta_bytes;
     out->weight_bytes = e->warena_bytes;
+    wisp_cuda_stream_stats(e, out);
 }
 
 static const struct wisp_engine_ops cuda_ops = {
@@ -278,6 +283,7 @@ static int setup(wisp_cuda_engine *e, const wisp_model_weights *w, int device, w
     WISP_CUBLAS(err, cublasCreate(&e->blas));
     WISP_CUBLAS(err, cublasSetStream(e->blas, e->stream));
     WISP_TRY(wisp_cuda_weights_upload(e, w, err));
+    WISP_TRY(wisp_cuda_stream_init(e, err));
     WISP_TRY(wisp_cuda_kv_init(e, err));
     scratch_plan p;
     plan_scratch(&e->cfg, w, &e->range, &e->opts, &p);
@@ -313,11 +319,6 @@ int wisp_engine_cuda_create_from_on(const wisp_model_config *cfg, const wisp_mod
     wisp_engine_opts_resolve(cfg, opts ? opts : &zero, &e->opts);
     int rc = wisp_cuda_range_init(cfg, e->opts.layer_begin, e->opts.layer_end,
                                   !w->output || w->output == w->tok_embd, &e->range, err);
-    if (rc == 0 && e->opts.weights_budget_bytes)
-        rc = wisp_err_set(err, WISP_E_UNSUPPORTED,
-                          "cuda engine: streaming weights under a budget (%llu bytes) is not "
-                          "implemented; the engine holds its layers resident",
-                          (unsigned long long)e->opts.weights_budget_bytes);
     if (rc) {
         free(e);
         free(eng);
@@ -337,6 +338,15 @@ int wisp_engine_cuda_create_from_on(const wisp_model_config *cfg, const wisp_mod
               e->dev.name, e->range.begin, e->range.end - 1, (double)st.weight_bytes / (1 << 30),
               (double)st.kv_bytes / (1 << 30), e->opts.n_blocks, e->opts.block_size,
               (double)st.scratch_bytes / (1 << 30));
+    if (e->sw.on)
+        WISP_LOGI("cuda engine: streaming %d of %d layers through two %.2f MiB buffers from "
+                  "%.2f GiB of pinned host memory (%d resident, %.2f MiB of layers on the "
+                  "device for a %.2f MiB budget)",
+                  e->sw.plan.n_streamed, e->range.n_local,
+                  (double)e->sw.plan.slot_bytes / (1 << 20), (double)e->sw.host_bytes / (1 << 30),
+                  e->range.n_local - e->sw.plan.n_streamed,
+                  (double)e->sw.plan.held_bytes / (1 << 20),
+                  (double)e->opts.weights_budget_bytes / (1 << 20));
     eng->ops = &cuda_ops;
     eng->ctx = e;
     eng->model = NULL;
@@ -361,7 +371,7 @@ int wisp_cuda_plan_blocks(const wisp_model_config *cfg, const wisp_model_weights
                                   !w->output || w->output == w->tok_embd, &r, err));
     WISP_TRY(wisp_cuda_select_device(-1, &dev, err));
     size_t wbytes = 0;
-    WISP_TRY(wisp_cuda_weights_bytes(cfg, w, &r, &wbytes, err));
+    WISP_TRY(wisp_cuda_weights_bytes(cfg, w, &r, o.weights_budget_bytes, &wbytes, err));
     scratch_plan p;
     plan_scratch(cfg, w, &r, &o, &p);
     wisp_k_kv_layout kvl;

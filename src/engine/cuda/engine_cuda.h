@@ -22,8 +22,15 @@
  * when it ends at the last layer, holds KV rows of its layers only, and
  * takes its input from / leaves its output in the batch's host hidden
  * state (one host<->device copy of n_tokens x n_embd floats per step).
- * Streaming weights under a budget (opts weights_budget_bytes) is not
- * implemented on CUDA: create refuses it with WISP_E_UNSUPPORTED.
+ *
+ * Under a weights budget (opts weights_budget_bytes) the engine holds at
+ * most that many bytes of its layers' weights on the device: the layers
+ * that fit beside two layer buffers stay resident, the others wait in
+ * pinned host memory and are copied into the buffers on a copy stream,
+ * layer l+1 while layer l computes (engine/stream_plan.h decides what
+ * goes where; cuda_stream.c queues it). The embedding, head and norms
+ * outside the layers stay resident. A budget below two of the largest
+ * layers, when not every layer fits, is WISP_E_INVALID with the numbers.
  */
 #ifndef WISP_ENGINE_CUDA_H
 #define WISP_ENGINE_CUDA_H
