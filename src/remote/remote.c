@@ -217,10 +217,15 @@ static int start_attempt(rcall *c, wisp_err *err)
     if (c->server < 0)
         return wisp_err_set(err, WISP_E_REMOTE, "no remote server left to try");
     c->attempts++;
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", r->urls[c->server], c->path);
+    /* Base URLs come from the client and have no length limit. */
+    wisp_buf url = WISP_BUF_INIT;
+    if (wisp_buf_append_str(&url, r->urls[c->server]) || wisp_buf_append_str(&url, c->path)) {
+        wisp_buf_free(&url);
+        wisp_router_done(r->router, c->server, false, false, false, -1, wisp_now_ms());
+        return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    }
     wisp_http_desc d = {
-        .url = url,
+        .url = url.data,
         .body = c->body,
         .bearer = r->api_key,
         .connect_timeout_ms = r->connect_timeout_ms,
@@ -231,6 +236,7 @@ static int start_attempt(rcall *c, wisp_err *err)
         .ud = c,
     };
     int rc = wisp_http_submit(r->http, &d, err);
+    wisp_buf_free(&url);
     if (rc)
         wisp_router_done(r->router, c->server, false, false, false, -1, wisp_now_ms());
     return rc;
