@@ -478,6 +478,16 @@ static int cmp_op(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
 static wisp_jv *eval(jctx *c, jframe *f, const jnode *n);
 static int exec_body(jctx *c, jframe *f, jnode *const *body, size_t n);
 
+wisp_jv *jinja_arg(const jargs *a, size_t i, const char *name)
+{
+    if (i < a->npos)
+        return a->pos[i];
+    for (size_t k = 0; name && k < a->nkw; k++)
+        if (!strcmp(a->kwname[k], name))
+            return a->kwval[k];
+    return NULL;
+}
+
 static bool eval_args(jctx *c, jframe *f, const jnode *n, jargs *a, wisp_jv *first)
 {
     memset(a, 0, sizeof *a);

@@ -267,7 +267,8 @@ wisp_jv *jinja_iterable(jctx *c, int line, wisp_jv *v);
 /* `item in seq`: 1, 0, or -1 on error. */
 int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq);
 
-/* jinja_builtins.c: lookups by name; NULL when unknown. */
+/* jinja_filters.c, jinja_tests.c, jinja_methods.c and jinja_globals.c:
+ * lookups by name; NULL when unknown. */
 typedef wisp_jv *(*jfilter)(jctx *c, wisp_jv *v, const jargs *a);
 typedef int (*jtest)(jctx *c, wisp_jv *v, const jargs *a); /* 1, 0, or -1 on error */
 jfilter jinja_filter_find(const char *name);
@@ -276,7 +277,8 @@ jtest jinja_test_find(const char *name);
  * NULL when v has no such method. */
 wisp_jv *jinja_method(jctx *c, wisp_jv *v, const char *name);
 wisp_jv *jinja_global(jctx *c, const char *name);
-/* Argument i (positional) or keyword `name`, NULL when not given. */
+/* jinja_eval.c: argument i (positional) or keyword `name`, NULL when not
+ * given. */
 wisp_jv *jinja_arg(const jargs *a, size_t i, const char *name);
 
 #endif
