@@ -291,25 +291,12 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
     return 0;
 }
 
-/* The CPU's name as llama-bench reports it: /proc/cpuinfo's model name. */
+/* The CPU's name as llama-bench reports it (/proc/cpuinfo's model name):
+ * the device list's first entry, which is always the CPU. */
 static void cpu_name(char *out, size_t size)
 {
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        const char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) || !colon)
-            continue;
-        colon++;
-        while (*colon == ' ' || *colon == '\t')
-            colon++;
-        snprintf(out, size, "%.*s", (int)strcspn(colon, "\n"), colon);
-        break;
-    }
-    fclose(f);
+    wisp_engine_device d[1];
+    snprintf(out, size, "%s", wisp_engine_devices(d, 1) == 1 ? d[0].name : "unknown");
 }
 
 /* What llama-bench's run describes, for each test's record. */
