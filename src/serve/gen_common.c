@@ -128,6 +128,16 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
                 return wisp_err_set(err, WISP_E_INVALID, "'stop[%zu]' must be a non-empty string",
                                     i);
             }
+            /* The matcher takes C strings: a NUL would cut the string short
+             * and stop on its prefix. */
+            if (strlen(v) != json_string_length(json_array_get(stops, i))) {
+                out->n_stops = (int)i;
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_INVALID,
+                                    "'stop[%zu]' holds a NUL character (\\u0000), which stop "
+                                    "strings cannot contain",
+                                    i);
+            }
             out->stops[i] = strdup(v);
             if (!out->stops[i]) {
                 out->n_stops = (int)i;
