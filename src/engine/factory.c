@@ -25,12 +25,10 @@
 
 static bool is_auto(const char *dev) { return !dev || !*dev || strcmp(dev, "auto") == 0; }
 
+/* One spelling rule for device names, the one device_map entries follow. */
 static bool is_cuda_name(const char *dev)
 {
-    if (strcmp(dev, "cuda") == 0)
-        return true;
-    return strncmp(dev, "cuda:", 5) == 0 && dev[5] && strlen(dev) < 16 &&
-           strspn(dev + 5, "0123456789") == strlen(dev + 5);
+    return strcmp(dev, "cpu") != 0 && wisp_device_map_name_ok(dev);
 }
 
 #if WISP_CUDA
