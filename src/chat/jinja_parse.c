@@ -485,56 +485,100 @@ static jnode *unary(parser *p, bool with_filter)
     return n;
 }
 
-static jnode *bin(parser *p, const char *op, int line, jnode *a, jnode *b)
+/* ---------------------------------------------------------------- operators */
+
+/* jinja2's operator precedence, loosest first (its parser's parse_or down
+ * to parse_pow). Each level's operands are expressions of the next level;
+ * below the last come unary expressions with their filters. Most levels
+ * are left-associative binary operators; `not` is a prefix, comparisons
+ * chain (a < b <= c is one node) and `~` gathers all its operands into one
+ * node. */
+typedef enum {
+    LV_LEFT,
+    LV_NOT,
+    LV_CMP,
+    LV_CONCAT
+} level_shape;
+
+static const struct op_level {
+    level_shape shape;
+    jnode_kind kind; /* LV_LEFT: the node each operator makes */
+    bool keyword;    /* LV_LEFT: the operators are names, not symbols */
+    const char *ops[4];
+} levels[] = {
+    {LV_LEFT, E_OR, true, {"or"}},
+    {LV_LEFT, E_AND, true, {"and"}},
+    {LV_NOT, E_NOT, true, {"not"}},
+    {LV_CMP, E_CMP, false, {NULL}},
+    {LV_LEFT, E_BIN, false, {"+", "-"}},
+    {LV_CONCAT, E_CONCAT, false, {"~"}},
+    {LV_LEFT, E_BIN, false, {"*", "/", "//", "%"}},
+    {LV_LEFT, E_BIN, false, {"**"}},
+};
+
+#define N_LEVELS ((int)(sizeof levels / sizeof levels[0]))
+
+static jnode *binary(parser *p, int level);
+
+static bool level_op(const struct op_level *lv, const jtok *t)
 {
-    if (!a || !b)
+    for (size_t i = 0; i < sizeof lv->ops / sizeof lv->ops[0] && lv->ops[i]; i++)
+        if (lv->keyword ? is_name(t, lv->ops[i]) : is_op(t, lv->ops[i]))
+            return true;
+    return false;
+}
+
+static jnode *left_assoc(parser *p, int level)
+{
+    const struct op_level *lv = &levels[level];
+    jnode *n = binary(p, level + 1);
+    while (n && level_op(lv, peek(p))) {
+        const jtok *t = next(p);
+        jnode *b = binary(p, level + 1);
+        jnode *x = b ? node(p, lv->kind, t->line) : NULL;
+        if (!x)
+            return NULL;
+        if (lv->kind == E_BIN)
+            x->op = t->s;
+        x->a = n;
+        x->b = b;
+        n = x;
+    }
+    return n;
+}
+
+static jnode *not_expr(parser *p, int level)
+{
+    const struct op_level *lv = &levels[level];
+    if (!level_op(lv, peek(p)))
+        return binary(p, level + 1);
+    int line = next(p)->line;
+    if (!enter(p))
         return NULL;
-    jnode *n = node(p, E_BIN, line);
-    if (n) {
-        n->op = op;
+    jnode *a = not_expr(p, level);
+    p->depth--;
+    jnode *n = a ? node(p, lv->kind, line) : NULL;
+    if (n)
         n->a = a;
-        n->b = b;
-    }
     return n;
 }
 
-static jnode *pow_expr(parser *p)
+static jnode *concat_expr(parser *p, int level)
 {
-    jnode *n = unary(p, true);
-    while (n && is_op(peek(p), "**")) {
-        int line = next(p)->line;
-        n = bin(p, "**", line, n, unary(p, true));
-    }
-    return n;
-}
-
-static jnode *mul_expr(parser *p)
-{
-    jnode *n = pow_expr(p);
-    while (n) {
-        const jtok *t = peek(p);
-        if (!is_op(t, "*") && !is_op(t, "/") && !is_op(t, "//") && !is_op(t, "%"))
-            break;
-        next(p);
-        n = bin(p, t->s, t->line, n, pow_expr(p));
-    }
-    return n;
-}
-
-static jnode *concat_expr(parser *p)
-{
-    jnode *n = mul_expr(p);
-    if (!n || !is_op(peek(p), "~"))
+    const struct op_level *lv = &levels[level];
+    jnode *n = binary(p, level + 1);
+    if (!n || !level_op(lv, peek(p)))
         return n;
     vec parts = {0};
     vpush(p, &parts, n);
     int line = peek(p)->line;
-    while (accept_op(p, "~")) {
-        jnode *x = mul_expr(p);
+    while (level_op(lv, peek(p))) {
+        next(p);
+        jnode *x = binary(p, level + 1);
         if (!x || !vpush(p, &parts, x))
             return NULL;
     }
-    jnode *c = node(p, E_CONCAT, line);
+    jnode *c = node(p, lv->kind, line);
     if (c) {
         c->kids = (jnode **)parts.v;
         c->nkids = parts.n;
@@ -542,22 +586,10 @@ static jnode *concat_expr(parser *p)
     return c;
 }
 
-static jnode *add_expr(parser *p)
+static jnode *compare(parser *p, int level)
 {
-    jnode *n = concat_expr(p);
-    while (n) {
-        const jtok *t = peek(p);
-        if (!is_op(t, "+") && !is_op(t, "-"))
-            break;
-        next(p);
-        n = bin(p, t->s, t->line, n, concat_expr(p));
-    }
-    return n;
-}
-
-static jnode *compare(parser *p)
-{
-    jnode *n = add_expr(p);
+    static const char *const cmp_ops[] = {"==", "!=", "<", "<=", ">", ">="};
+    jnode *n = binary(p, level + 1);
     if (!n)
         return NULL;
     vec ops = {0}, operands = {0};
@@ -565,10 +597,10 @@ static jnode *compare(parser *p)
     for (;;) {
         const jtok *t = peek(p);
         const char *op = NULL;
-        if (t->type == JT_OP &&
-            (!strcmp(t->s, "==") || !strcmp(t->s, "!=") || !strcmp(t->s, "<") ||
-             !strcmp(t->s, "<=") || !strcmp(t->s, ">") || !strcmp(t->s, ">="))) {
-            op = t->s;
+        for (size_t i = 0; !op && i < sizeof cmp_ops / sizeof cmp_ops[0]; i++)
+            if (is_op(t, cmp_ops[i]))
+                op = t->s;
+        if (op) {
             next(p);
         } else if (is_name(t, "in")) {
             op = "in";
@@ -580,7 +612,7 @@ static jnode *compare(parser *p)
         } else {
             break;
         }
-        jnode *b = add_expr(p);
+        jnode *b = binary(p, level + 1);
         if (!b)
             return NULL;
         if (!operands.n)
@@ -600,53 +632,21 @@ static jnode *compare(parser *p)
     return c;
 }
 
-static jnode *not_expr(parser *p)
+/* An expression of operator level `level` and tighter. */
+static jnode *binary(parser *p, int level)
 {
-    if (is_name(peek(p), "not")) {
-        int line = next(p)->line;
-        if (!enter(p))
-            return NULL;
-        jnode *a = not_expr(p);
-        p->depth--;
-        jnode *n = a ? node(p, E_NOT, line) : NULL;
-        if (n)
-            n->a = a;
-        return n;
+    if (level == N_LEVELS)
+        return unary(p, true);
+    switch (levels[level].shape) {
+    case LV_NOT: return not_expr(p, level);
+    case LV_CMP: return compare(p, level);
+    case LV_CONCAT: return concat_expr(p, level);
+    case LV_LEFT: break;
     }
-    return compare(p);
+    return left_assoc(p, level);
 }
 
-static jnode *and_expr(parser *p)
-{
-    jnode *n = not_expr(p);
-    while (n && is_name(peek(p), "and")) {
-        int line = next(p)->line;
-        jnode *b = not_expr(p);
-        jnode *x = b ? node(p, E_AND, line) : NULL;
-        if (!x)
-            return NULL;
-        x->a = n;
-        x->b = b;
-        n = x;
-    }
-    return n;
-}
-
-static jnode *or_expr(parser *p)
-{
-    jnode *n = and_expr(p);
-    while (n && is_name(peek(p), "or")) {
-        int line = next(p)->line;
-        jnode *b = and_expr(p);
-        jnode *x = b ? node(p, E_OR, line) : NULL;
-        if (!x)
-            return NULL;
-        x->a = n;
-        x->b = b;
-        n = x;
-    }
-    return n;
-}
+static jnode *or_expr(parser *p) { return binary(p, 0); }
 
 /* x if c else y; `else` may be left out (then undefined). */
 static jnode *expr(parser *p)
