@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "engine/engine.h"
 #include "harness.h"
@@ -54,6 +55,41 @@ static inline int wisp_test_forward1(wisp_engine *e, const int32_t *toks, int n,
     if (rc && rc != WISP_E_CANCELLED)
         fprintf(stderr, "  forward: %s\n", err.msg);
     return rc;
+}
+
+/* A should_stop that says stop at its stop_at-th poll. */
+typedef struct wisp_test_polls {
+    int polls;
+    int stop_at;
+} wisp_test_polls;
+
+static inline bool wisp_test_stop_at_poll(void *ud)
+{
+    wisp_test_polls *p = ud;
+    return ++p->polls >= p->stop_at;
+}
+
+/* Runs seq through e, asked to stop at every poll in turn: each run is
+ * cancelled at the poll that said so (no further layer ran), and a run
+ * never asked to stop polls once per layer plus once before the head. */
+static inline void wisp_test_stops_at_every_poll(wisp_engine *e, wisp_batch_seq *seq, int n_layers)
+{
+    for (int stop_at = 1; stop_at <= n_layers + 1; stop_at++) {
+        wisp_test_polls pc = {0, stop_at};
+        wisp_batch b = {.seqs = seq,
+                        .n_seqs = 1,
+                        .should_stop = wisp_test_stop_at_poll,
+                        .stop_ud = &pc};
+        wisp_err err = {0};
+        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
+        CHECK_EQ_INT(pc.polls, stop_at);
+        CHECK(strstr(err.msg, "cancelled") != NULL);
+    }
+    wisp_test_polls pc = {0, 1000};
+    wisp_batch b = {.seqs = seq, .n_seqs = 1, .should_stop = wisp_test_stop_at_poll, .stop_ud = &pc};
+    wisp_err err = {0};
+    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
+    CHECK_EQ_INT(pc.polls, n_layers + 1);
 }
 
 #endif

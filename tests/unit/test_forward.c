@@ -502,17 +502,6 @@ TEST(blocks_copy_and_round_trip_through_host_memory)
 
 /* ---------------------------------------------------------------- cancel */
 
-typedef struct poll_count {
-    int polls;
-    int stop_at;
-} poll_count;
-
-static bool stop_after(void *ud)
-{
-    poll_count *p = ud;
-    return ++p->polls >= p->stop_at;
-}
-
 TEST(cancel_between_layers)
 {
     char gguf[512];
@@ -532,21 +521,7 @@ TEST(cancel_between_layers)
                         .block_table = table,
                         .n_blocks = 2,
                         .logits = logits};
-    for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
-        poll_count pc = {0, stop_at};
-        wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-        wisp_err err = {0};
-        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
-        /* It stopped at the poll that said so: no further layer ran. */
-        CHECK_EQ_INT(pc.polls, stop_at);
-        CHECK(strstr(err.msg, "cancelled") != NULL);
-    }
-    /* Never stopping: one poll per layer plus one before the head. */
-    poll_count pc = {0, 1000};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-    wisp_err err = {0};
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
-    CHECK_EQ_INT(pc.polls, c->n_layers + 1);
+    wisp_test_stops_at_every_poll(e, &s, c->n_layers);
     free(logits);
     wisp_engine_destroy(e);
     wisp_model_close(m);

@@ -308,16 +308,6 @@ TEST(split_blocks_round_trip_like_one_engine)
     wisp_model_close(m);
 }
 
-typedef struct poll_count {
-    int polls, stop_at;
-} poll_count;
-
-static bool stop_after(void *ud)
-{
-    poll_count *p = ud;
-    return ++p->polls >= p->stop_at;
-}
-
 /* A step cancelled in every stage, streamed and not: it stops at the poll
  * that says so, and the step rerun afterwards gives the uncancelled
  * logits (the stream recovers from a step left part way). */
@@ -344,18 +334,7 @@ TEST(split_and_streamed_cancel_between_layers)
                         .block_table = table,
                         .n_blocks = 3,
                         .logits = got};
-    for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
-        poll_count pc = {0, stop_at};
-        wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-        wisp_err err = {0};
-        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
-        CHECK_EQ_INT(pc.polls, stop_at);
-    }
-    poll_count pc = {0, 1000};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-    wisp_err err = {0};
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
-    CHECK_EQ_INT(pc.polls, c->n_layers + 1);
+    wisp_test_stops_at_every_poll(e, &s, c->n_layers);
     CHECK(same_floats(ref, got, (size_t)V, "after cancelled steps"));
     free(ref);
     free(got);
