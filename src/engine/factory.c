@@ -35,14 +35,14 @@ static bool is_cuda_name(const char *dev)
 /* True when a GPU this build's kernels run on is present; else why not. */
 static bool cuda_usable(char *why, size_t n)
 {
-    wisp_cuda_device_info d[8];
+    wisp_cuda_device_info d[WISP_ENGINE_MAX_DEVICES];
     wisp_err e = {0};
-    int k = wisp_cuda_devices(d, 8, &e);
+    int k = wisp_cuda_devices(d, WISP_ENGINE_MAX_DEVICES, &e);
     if (k < 0) {
         snprintf(why, n, "%s", e.msg);
         return false;
     }
-    for (int i = 0; i < k && i < 8; i++)
+    for (int i = 0; i < k && i < WISP_ENGINE_MAX_DEVICES; i++)
         if (d[i].usable)
             return true;
     snprintf(why, n,
