@@ -239,8 +239,8 @@ TEST(jinja_errors_name_the_line)
     FAILS_WITH("{{ x|tojson }}", "not JSON serializable");
     FAILS_WITH("{% set x = 1 %}{% set x.a = 2 %}", "non-namespace");
     FAILS_WITH("{{ range(1000000)|length }}", "Range too big");
-    /* A literal longer than the lexer's buffer, its '.' right at the end
-     * (found by fuzz_jinja: the '.' was written past the buffer). */
+    /* A literal longer than the lexer's buffer, its '.' at the buffer's
+     * last byte: the edge where a copy of the literal would overrun. */
     FAILS_WITH("{{ 444444444444444444444444444444444444444444444444444444444444444.4 }}",
                "number literal too long");
     FAILS_WITH("{{ 1"
