@@ -10,6 +10,12 @@
  * lets a cancel close the connection mid-answer and what the idle timeout
  * watches.
  *
+ * wisp_job_stream on the backend thread waits, as on the engine thread,
+ * while stdout's queue is over its high-water mark: a client that stops
+ * reading pauses every remote transfer (the servers then see TCP
+ * backpressure) instead of growing memory; a cancel or shutdown ends the
+ * wait.
+ *
  * Infill's code rules (n_indent, t_max_predict_ms, the suffix repeat) run
  * here, as for local infill, so they mean the same on every backend; when
  * one fires the connection is closed, which stops the server.
