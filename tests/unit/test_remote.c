@@ -1,14 +1,20 @@
 /*
  * test_remote.c - the remote backend's JSON-free and mapping parts: the
  * server-sent events parser, the request and answer mapping of the three
- * wire APIs, and the router's hashing, failover and balancing.
+ * wire APIs, the router's hashing, failover and balancing, and the HTTP
+ * client's shutdown.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "remote/http.h"
 #include "remote/map.h"
 #include "remote/router.h"
 #include "remote/sse.h"
@@ -316,4 +322,71 @@ TEST(router_keys)
     CHECK(wisp_router_key_bytes("abcdefXYZ", 9, 6, &k1));
     CHECK(wisp_router_key_bytes("abcdef123", 9, 6, &k2));
     CHECK(k1 == k2);
+}
+
+/* ---------------------------------------------------------------- http */
+
+typedef struct shutdown_log {
+    wisp_http *h;
+    int done, status, resubmit_rc;
+} shutdown_log;
+
+static int ignore_data(void *ud, long code, const char *p, size_t n)
+{
+    (void)ud;
+    (void)code;
+    (void)p;
+    (void)n;
+    return 0;
+}
+
+static void done_then_resubmit(void *ud, const wisp_http_result *r);
+
+static wisp_http_desc held_desc(shutdown_log *l, const char *url)
+{
+    return (wisp_http_desc){.url = url,
+                            .connect_timeout_ms = 60000,
+                            .idle_timeout_ms = 60000,
+                            .on_data = ignore_data,
+                            .on_done = done_then_resubmit,
+                            .ud = l};
+}
+
+/* on_done of a request ended by shutdown tries to send it again, as a
+ * retry would: the client refuses it rather than queue what nobody will
+ * ever answer. */
+static void done_then_resubmit(void *ud, const wisp_http_result *r)
+{
+    shutdown_log *l = ud;
+    l->done++;
+    l->status = r->status;
+    wisp_err err = {0};
+    wisp_http_desc d = held_desc(l, "http://127.0.0.1:9/");
+    d.on_done = NULL; /* never called: the submit must fail */
+    l->resubmit_rc = wisp_http_submit(l->h, &d, &err);
+}
+
+TEST(http_shutdown_answers_once_and_refuses_new_requests)
+{
+    /* A server that takes the connection (the kernel's backlog) and never
+     * answers, so the request is in flight when the client stops. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    shutdown_log l = {0};
+    wisp_err err = {0};
+    REQUIRE(wisp_http_create(&l.h, &err) == 0);
+    wisp_http_desc d = held_desc(&l, url);
+    REQUIRE(wisp_http_submit(l.h, &d, &err) == 0);
+    usleep(100 * 1000); /* let the backend thread start the transfer */
+    wisp_http_destroy(l.h);
+    CHECK_EQ_INT(l.done, 1);
+    CHECK_EQ_INT(l.status, WISP_E_SHUTDOWN);
+    CHECK_EQ_INT(l.resubmit_rc, WISP_E_SHUTDOWN);
+    close(fd);
 }
