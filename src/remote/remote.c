@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/panic.h"
 #include "remote/http.h"
 #include "remote/router.h"
 #include "remote/sse.h"
@@ -300,6 +301,8 @@ static void sync_done(void *ud, const wisp_remote_done *d)
 int wisp_remote_call_sync(wisp_remote *r, int server, const char *path, json_t *body,
                           json_t **answer, wisp_err *err)
 {
+    /* On the backend thread the wait below would never end. */
+    WISP_ASSERT(!wisp_http_on_thread(r->http));
     sync_call s = {.done = false};
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cond, NULL);
