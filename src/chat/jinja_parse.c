@@ -694,6 +694,21 @@ static bool block_end(parser *p)
  * leaves p at that name (after '{%'). */
 static bool body(parser *p, vec *out, const char *const *ends, const char **which);
 
+/* After {% else %}: the statements up to {% end %} become n's else
+ * branch (kids2); the end tag is consumed. */
+static bool else_body(parser *p, const char *end, jnode *n)
+{
+    const char *const ends[] = {end, NULL};
+    const char *which;
+    vec eb = {0};
+    if (!body(p, &eb, ends, &which))
+        return false;
+    n->kids2 = (jnode **)eb.v;
+    n->nkids2 = eb.n;
+    next(p);
+    return block_end(p);
+}
+
 static jnode *stmt_if(parser *p, int line)
 {
     jnode *n = node(p, N_IF, line);
@@ -723,17 +738,8 @@ static jnode *stmt_if(parser *p, int line)
     }
     if (!block_end(p))
         return NULL;
-    if (!strcmp(which, "else")) {
-        static const char *const ends2[] = {"endif", NULL};
-        vec eb = {0};
-        if (!body(p, &eb, ends2, &which))
-            return NULL;
-        n->kids2 = (jnode **)eb.v;
-        n->nkids2 = eb.n;
-        next(p);
-        if (!block_end(p))
-            return NULL;
-    }
+    if (!strcmp(which, "else") && !else_body(p, "endif", n))
+        return NULL;
     return n;
 }
 
@@ -776,17 +782,8 @@ static jnode *stmt_for(parser *p, int line)
     next(p);
     if (!block_end(p))
         return NULL;
-    if (!strcmp(which, "else")) {
-        static const char *const ends2[] = {"endfor", NULL};
-        vec eb = {0};
-        if (!body(p, &eb, ends2, &which))
-            return NULL;
-        n->kids2 = (jnode **)eb.v;
-        n->nkids2 = eb.n;
-        next(p);
-        if (!block_end(p))
-            return NULL;
-    }
+    if (!strcmp(which, "else") && !else_body(p, "endfor", n))
+        return NULL;
     return n;
 }
 
