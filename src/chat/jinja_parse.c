@@ -98,19 +98,27 @@ static bool block_end(parser *p)
  * leaves p at that name (after '{%'). */
 static bool body(parser *p, vec *out, const char *const *ends, const char **which);
 
+/* The statements up to the first of ends (a NULL-terminated list) into
+ * kids: *which is the end tag's name, consumed. */
+static bool body_into(parser *p, const char *const *ends, jnode ***kids, size_t *n,
+                      const char **which)
+{
+    vec b = {0};
+    if (!body(p, &b, ends, which))
+        return false;
+    *kids = (jnode **)b.v;
+    *n = b.n;
+    next(p);
+    return true;
+}
+
 /* After {% else %}: the statements up to {% end %} become n's else
  * branch (kids2); the end tag is consumed. */
 static bool else_body(parser *p, const char *end, jnode *n)
 {
     const char *const ends[] = {end, NULL};
     const char *which;
-    vec eb = {0};
-    if (!body(p, &eb, ends, &which))
-        return false;
-    n->kids2 = (jnode **)eb.v;
-    n->nkids2 = eb.n;
-    next(p);
-    return block_end(p);
+    return body_into(p, ends, &n->kids2, &n->nkids2, &which) && block_end(p);
 }
 
 static jnode *stmt_if(parser *p, int line)
@@ -122,13 +130,9 @@ static jnode *stmt_if(parser *p, int line)
     if (!n->a || !block_end(p))
         return NULL;
     static const char *const ends[] = {"elif", "else", "endif", NULL};
-    vec b = {0};
     const char *which;
-    if (!body(p, &b, ends, &which))
+    if (!body_into(p, ends, &n->kids, &n->nkids, &which))
         return NULL;
-    n->kids = (jnode **)b.v;
-    n->nkids = b.n;
-    next(p);
     if (!strcmp(which, "elif")) {
         jnode *e = stmt_if(p, peek(p)->line);
         if (!e)
@@ -178,13 +182,9 @@ static jnode *stmt_for(parser *p, int line)
     if (!block_end(p))
         return NULL;
     static const char *const ends[] = {"else", "endfor", NULL};
-    vec b = {0};
     const char *which;
-    if (!body(p, &b, ends, &which))
+    if (!body_into(p, ends, &n->kids, &n->nkids, &which))
         return NULL;
-    n->kids = (jnode **)b.v;
-    n->nkids = b.n;
-    next(p);
     if (!block_end(p))
         return NULL;
     if (!strcmp(which, "else") && !else_body(p, "endfor", n))
@@ -227,13 +227,9 @@ static jnode *stmt_set(parser *p, int line)
             return NULL;
         n->name = name;
         static const char *const ends[] = {"endset", NULL};
-        vec b = {0};
         const char *which;
-        if (!body(p, &b, ends, &which))
+        if (!body_into(p, ends, &n->kids, &n->nkids, &which))
             return NULL;
-        n->kids = (jnode **)b.v;
-        n->nkids = b.n;
-        next(p);
         return block_end(p) ? n : NULL;
     }
     if (!jinja_parse_expect_op(p, "="))
@@ -299,13 +295,9 @@ static jnode *stmt_macro(parser *p, int line)
     if (!n->name || !params(p, n) || !block_end(p))
         return NULL;
     static const char *const ends[] = {"endmacro", NULL};
-    vec b = {0};
     const char *which;
-    if (!body(p, &b, ends, &which))
+    if (!body_into(p, ends, &n->kids, &n->nkids, &which))
         return NULL;
-    n->kids = (jnode **)b.v;
-    n->nkids = b.n;
-    next(p);
     if (peek(p)->type == JT_NAME)
         next(p); /* {% endmacro name %} */
     return block_end(p) ? n : NULL;
@@ -325,13 +317,9 @@ static jnode *stmt_call(parser *p, int line)
     if (!block_end(p))
         return NULL;
     static const char *const ends[] = {"endcall", NULL};
-    vec b = {0};
     const char *which;
-    if (!body(p, &b, ends, &which))
+    if (!body_into(p, ends, &n->kids, &n->nkids, &which))
         return NULL;
-    n->kids = (jnode **)b.v;
-    n->nkids = b.n;
-    next(p);
     return block_end(p) ? n : NULL;
 }
 
@@ -351,13 +339,9 @@ static jnode *stmt_filter(parser *p, int line)
         return NULL;
     n->b = hole;
     static const char *const ends[] = {"endfilter", NULL};
-    vec b = {0};
     const char *which;
-    if (!body(p, &b, ends, &which))
+    if (!body_into(p, ends, &n->kids, &n->nkids, &which))
         return NULL;
-    n->kids = (jnode **)b.v;
-    n->nkids = b.n;
-    next(p);
     return block_end(p) ? n : NULL;
 }
 
