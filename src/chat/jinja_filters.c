@@ -427,14 +427,24 @@ typedef struct sort_item {
     size_t idx;
 } sort_item;
 
-static bool sort_failed;
+/* One sort's state for its comparator (qsort_r: no global, so templates
+ * may render on any number of threads). */
+typedef struct sort_ctx {
+    bool reverse;
+    bool failed; /* two keys had no order */
+} sort_ctx;
 
-static int sort_cmp(const void *x, const void *y)
+/* Python's sorted(): reverse flips the order of the keys, not of the
+ * result, so equal keys keep their input order either way. */
+static int sort_cmp(const void *x, const void *y, void *ud)
 {
     const sort_item *a = x, *b = y;
+    sort_ctx *s = ud;
     int r = 0;
     if (jv_compare(a->key, b->key, &r))
-        sort_failed = true;
+        s->failed = true;
+    if (s->reverse)
+        r = -r;
     return r ? r : (a->idx < b->idx ? -1 : 1); /* stable, as Python's sort */
 }
 
@@ -446,14 +456,14 @@ static wisp_jv *sorted(jctx *c, int line, wisp_jv *items, wisp_jv *keys, bool re
         return nomem(c, line);
     for (size_t i = 0; i < n; i++)
         tmp[i] = (sort_item){keys->list->v[i], items->list->v[i], i};
-    sort_failed = false;
+    sort_ctx sc = {.reverse = reverse};
     if (n)
-        qsort(tmp, n, sizeof *tmp, sort_cmp);
-    if (sort_failed)
+        qsort_r(tmp, n, sizeof *tmp, sort_cmp, &sc);
+    if (sc.failed)
         return jinja_fail(c, line, WISP_E_INVALID, "'<' not supported between these values");
     wisp_jv *out = jv_list_n(c->env, n);
     for (size_t i = 0; i < n; i++)
-        wisp_jv_list_push(c->env, out, tmp[reverse ? n - 1 - i : i].val);
+        wisp_jv_list_push(c->env, out, tmp[i].val);
     return out;
 }
 

@@ -196,6 +196,14 @@ TEST(jinja_filters_more)
     RENDERS("{{ ['a', 'A', 'b', 'a']|unique|list }}", "['a', 'b']");
     RENDERS("{{ 'a\nb\n'|indent(2) }}|{{ 'a\n\nb'|indent(2, true) }}", "a\n  b\n|  a\n\n  b");
     RENDERS("{{ {'b': 1, 'A': 2}|dictsort }}", "[('A', 2), ('b', 1)]");
+    /* reverse keeps equal keys in their input order, as Python's sorted()
+     * (jinja2's answers). */
+    RENDERS("{% for x in [{'a': 1, 'n': 'x'}, {'a': 2, 'n': 'z'}, {'a': 1, 'n': 'y'}]"
+            "|sort(attribute='a', reverse=true) %}{{ x.n }}{% endfor %}",
+            "zxy");
+    RENDERS("{{ {'b': 1, 'A': 2, 'a': 3}|dictsort(reverse=true) }}",
+            "[('b', 1), ('A', 2), ('a', 3)]");
+    RENDERS("{{ [3, 1, 2]|sort(reverse=true) }}", "[3, 2, 1]");
 }
 
 TEST(jinja_methods)
