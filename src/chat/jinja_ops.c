@@ -148,6 +148,8 @@ wisp_jv *jinja_slice(jctx *c, int line, wisp_jv *obj, wisp_jv *const parts[3])
         if (k < 0)
             return NULL;
         wisp_jv *r = jv_list_n(c->env, (size_t)k);
+        if (!c->env->oom)
+            r->list->tuple = obj->list->tuple; /* a tuple's slice is a tuple */
         for (int64_t i = 0; i < k; i++)
             wisp_jv_list_push(c->env, r, obj->list->v[idx[i]]);
         return r;
@@ -251,6 +253,8 @@ wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
                           "unsupported operand type(s) for %s: '%s' and '%s'", op, jv_type_name(a),
                           jv_type_name(b));
     bool fl = a->type == JV_FLOAT || b->type == JV_FLOAT;
+    if (!strcmp(op, "**") && fnum(a) == 0 && fnum(b) < 0)
+        return jinja_fail(c, line, WISP_E_INVALID, "0.0 cannot be raised to a negative power");
     if (!strcmp(op, "/")) {
         if (fnum(b) == 0)
             return jinja_fail(c, line, WISP_E_INVALID, "division by zero");
@@ -282,9 +286,18 @@ wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
         if (op[1]) {
             if (y < 0)
                 return wisp_jv_float(env, pow((double)x, (double)y));
+            /* By squaring: log2(y) steps, so 1 ** 10**18 ends at once. A
+             * square that overflows would be multiplied in by a higher bit
+             * of y, so the result overflows too. */
             r = 1;
-            for (int64_t i = 0; i < y && !ovf; i++)
-                ovf = __builtin_mul_overflow(r, x, &r);
+            int64_t base = x;
+            for (int64_t e = y; e > 0 && !ovf;) {
+                if (e & 1)
+                    ovf = __builtin_mul_overflow(r, base, &r);
+                e >>= 1;
+                if (e > 0 && !ovf)
+                    ovf = __builtin_mul_overflow(base, base, &base);
+            }
         } else {
             ovf = __builtin_mul_overflow(x, y, &r);
         }

@@ -247,6 +247,12 @@ TEST(jinja_errors_name_the_line)
     FAILS_WITH("{{ x|tojson }}", "not JSON serializable");
     FAILS_WITH("{% set x = 1 %}{% set x.a = 2 %}", "non-namespace");
     FAILS_WITH("{{ range(1000000)|length }}", "Range too big");
+    /* Powers take log2(exponent) steps: this one ends at once. */
+    RENDERS("{{ 1 ** 1000000000000000000 }}|{{ (-2) ** 63 }}", "1|-9223372036854775808");
+    FAILS_WITH("{{ 2 ** 63 }}", "integer overflow");
+    FAILS_WITH("{{ 0 ** -1 }}", "0.0 cannot be raised to a negative power");
+    /* A tuple's slice is a tuple. */
+    RENDERS("{{ (1, 2, 3)[1:] }}|{{ (1, 2)[5:] }}", "(2, 3)|()");
     /* A literal longer than the lexer's buffer, its '.' at the buffer's
      * last byte: the edge where a copy of the literal would overrun. */
     FAILS_WITH("{{ 444444444444444444444444444444444444444444444444444444444444444.4 }}",
