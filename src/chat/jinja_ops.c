@@ -194,7 +194,8 @@ static double fnum(const wisp_jv *v)
 
 static wisp_jv *repeat(jctx *c, int line, wisp_jv *seq, int64_t k)
 {
-    if (k < 0)
+    /* An empty sequence stays empty: k, unbounded then, counts no work. */
+    if (k < 0 || (seq->type == JV_STR ? seq->str.n == 0 : seq->list->n == 0))
         k = 0;
     if (seq->type == JV_STR) {
         if (seq->str.n && (uint64_t)k > c->env->lim.max_output / seq->str.n)

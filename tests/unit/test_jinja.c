@@ -250,6 +250,7 @@ TEST(jinja_errors_name_the_line)
     /* Powers take log2(exponent) steps: this one ends at once. */
     RENDERS("{{ 1 ** 1000000000000000000 }}|{{ (-2) ** 63 }}", "1|-9223372036854775808");
     FAILS_WITH("{{ 2 ** 63 }}", "integer overflow");
+    RENDERS("[{{ '' * 1000000000000000000 }}]{{ [] * 1000000000000000000 }}", "[][]");
     FAILS_WITH("{{ 0 ** -1 }}", "0.0 cannot be raised to a negative power");
     /* A tuple's slice is a tuple. */
     RENDERS("{{ (1, 2, 3)[1:] }}|{{ (1, 2)[5:] }}", "(2, 3)|()");
