@@ -247,6 +247,19 @@ static const char *main_type(const wisp_model *m)
     return wisp_type_name(best);
 }
 
+/* The layers the built placement runs on a GPU: llama-bench's n_gpu_layers.
+ * The engine's name alone does not say it ("cuda+cpu" for a split). */
+static int gpu_layers(const bench_args *a)
+{
+    int n = 0;
+    for (int i = 0; i < a->placement.n_stages; i++) {
+        const wisp_place_stage *s = &a->placement.stages[i];
+        if (strncmp(s->device, "cuda", 4) == 0)
+            n += s->layer_end - s->layer_begin;
+    }
+    return n;
+}
+
 static void print_table(const bench_args *a, const wisp_model *m, int threads, int have_pp,
                         bench_result pp, int have_tg, bench_result tg)
 {
@@ -255,7 +268,7 @@ static void print_table(const bench_args *a, const wisp_model *m, int threads, i
     printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |\n");
     char row[512];
     char backend[32];
-    if (!strcmp(a->device, "cuda"))
+    if (gpu_layers(a) > 0)
         snprintf(backend, sizeof backend, "CUDA");
     else
         snprintf(backend, sizeof backend, "CPU (%s)", wisp_matmul_simd_level());
@@ -291,25 +304,12 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
     return 0;
 }
 
-/* The CPU's name as llama-bench reports it: /proc/cpuinfo's model name. */
+/* The CPU's name as llama-bench reports it (/proc/cpuinfo's model name):
+ * the device list's first entry, which is always the CPU. */
 static void cpu_name(char *out, size_t size)
 {
-    snprintf(out, size, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        const char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) || !colon)
-            continue;
-        colon++;
-        while (*colon == ' ' || *colon == '\t')
-            colon++;
-        snprintf(out, size, "%.*s", (int)strcspn(colon, "\n"), colon);
-        break;
-    }
-    fclose(f);
+    wisp_engine_device d[1];
+    snprintf(out, size, "%s", wisp_engine_devices(d, 1) == 1 ? d[0].name : "unknown");
 }
 
 /* What llama-bench's run describes, for each test's record. */
@@ -344,7 +344,8 @@ static void model_label(const wisp_model *m, char *out, size_t size)
 static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const bench_result *r)
 {
     const bench_args *a = in->a;
-    const int cuda = !strcmp(a->device, "cuda");
+    const int n_gpu = gpu_layers(a);
+    const int cuda = n_gpu > 0;
     char label[160];
     model_label(in->m, label, sizeof label);
     const char *kv = wisp_kv_type_name(in->eng->opts.kv_type);
@@ -368,9 +369,7 @@ static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const
     json_object_set_new(o, "poll", json_integer(50));
     json_object_set_new(o, "type_k", json_string(kv));
     json_object_set_new(o, "type_v", json_string(kv));
-    json_object_set_new(o, "n_gpu_layers",
-                        json_integer(cuda ? (json_int_t)wisp_model_get_config(in->m)->n_layers
-                                          : 0));
+    json_object_set_new(o, "n_gpu_layers", json_integer(n_gpu));
     json_object_set_new(o, "n_cpu_moe", json_integer(0));
     json_object_set_new(o, "split_mode", json_string("layer"));
     json_object_set_new(o, "main_gpu", json_integer(0));
@@ -443,7 +442,7 @@ static void print_llama_md(const bench_info *in, const bench_result *pp, const b
              wisp_model_n_params(in->m) >= 1000000000 ? wisp_model_n_params(in->m) / 1e9
                                                       : wisp_model_n_params(in->m) / 1e6,
              wisp_model_n_params(in->m) >= 1000000000 ? "B" : "M");
-    snprintf(backend, sizeof backend, "%s", !strcmp(a->device, "cuda") ? "CUDA" : "CPU");
+    snprintf(backend, sizeof backend, "%s", gpu_layers(a) > 0 ? "CUDA" : "CPU");
     printf("| %-30s | %10s | %10s | %-10s | %7s | %15s | %20s |\n", "model", "size", "params",
            "backend", "threads", "test", "t/s");
     printf("| ------------------------------ | ---------: | ---------: | ---------- | ------: | "
@@ -460,7 +459,7 @@ static void print_llama_md(const bench_info *in, const bench_result *pp, const b
         printf("| %-30s | %10s | %10s | %-10s | %7d | %15s | %21s |\n", label, size, params,
                backend, in->eng->opts.n_threads, test, ts);
     }
-    printf("\nbuild: wisp (%s)\n", !strcmp(a->device, "cuda") ? "cuda" : wisp_matmul_simd_level());
+    printf("\nbuild: wisp (%s)\n", gpu_layers(a) > 0 ? "cuda" : wisp_matmul_simd_level());
 }
 
 int wisp_cmd_bench(int argc, char **argv)

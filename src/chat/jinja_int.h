@@ -254,20 +254,39 @@ typedef struct jctx {
     bool failed;
 } jctx;
 
-/* Records the first error ("chat template line N: ...") and returns NULL. */
+/* jinja_eval.c. Records the first error ("chat template line N: ...") and
+ * returns NULL. */
 wisp_jv *jinja_fail(jctx *c, int line, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 wisp_jv *jinja_call(jctx *c, wisp_jv *fn, const jargs *a);
+/* The elements a for loop walks (a new list for dicts and strings). */
+wisp_jv *jinja_iterable(jctx *c, int line, wisp_jv *v);
+
+/* jinja_ops.c: values under Python's operators. */
+/* Numbers as Python counts them (bool is an int). */
+static inline bool jinja_numeric(const wisp_jv *v)
+{
+    return v->type == JV_INT || v->type == JV_FLOAT || v->type == JV_BOOL;
+}
+static inline int64_t jinja_inum(const wisp_jv *v) { return v->type == JV_INT ? v->i : v->b; }
+/* The error of using an undefined value (its hint says which). */
+wisp_jv *jinja_undef_access(jctx *c, int line, const wisp_jv *u);
+/* a op b for + - * / // % ** (Python's rules, string and list repeat and
+ * concatenation); NULL on error. */
+wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b);
+/* a op b for == != < <= > >=: 1, 0, or -1 on error. */
+int jinja_compare(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b);
+/* obj[start:stop:step] of a string or list; parts may be NULL. */
+wisp_jv *jinja_slice(jctx *c, int line, wisp_jv *obj, wisp_jv *const parts[3]);
 /* obj[key] and obj.name as jinja2 resolves them (item first / attribute
  * first); Undefined for what is missing, NULL on error. */
 wisp_jv *jinja_getitem(jctx *c, int line, wisp_jv *obj, wisp_jv *key);
 wisp_jv *jinja_getattr(jctx *c, int line, wisp_jv *obj, const char *name);
-/* The elements a for loop walks (a new list for dicts and strings). */
-wisp_jv *jinja_iterable(jctx *c, int line, wisp_jv *v);
 /* `item in seq`: 1, 0, or -1 on error. */
 int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq);
 
-/* jinja_builtins.c: lookups by name; NULL when unknown. */
+/* jinja_filters.c, jinja_tests.c, jinja_methods.c and jinja_globals.c:
+ * lookups by name; NULL when unknown. */
 typedef wisp_jv *(*jfilter)(jctx *c, wisp_jv *v, const jargs *a);
 typedef int (*jtest)(jctx *c, wisp_jv *v, const jargs *a); /* 1, 0, or -1 on error */
 jfilter jinja_filter_find(const char *name);
@@ -276,7 +295,8 @@ jtest jinja_test_find(const char *name);
  * NULL when v has no such method. */
 wisp_jv *jinja_method(jctx *c, wisp_jv *v, const char *name);
 wisp_jv *jinja_global(jctx *c, const char *name);
-/* Argument i (positional) or keyword `name`, NULL when not given. */
+/* jinja_eval.c: argument i (positional) or keyword `name`, NULL when not
+ * given. */
 wisp_jv *jinja_arg(const jargs *a, size_t i, const char *name);
 
 #endif

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIB ((uint64_t)1 << 20)
+#define MIB        ((uint64_t)1 << 20)
+#define MAX_LAYERS (1 << 20) /* far above any model's; keeps sums in an int */
 
 bool wisp_device_map_is_set(const wisp_device_map *m)
 {
@@ -39,11 +40,10 @@ int wisp_device_map_add(wisp_device_map *m, const char *device, int64_t layers,
         return wisp_err_set(err, WISP_E_INVALID,
                             "entry %d: unknown device \"%s\" (cpu, cuda or cuda:N)", m->n,
                             device ? device : "");
-    if (layers < 1 || layers > 1 << 20)
+    if (layers < 1 || layers > MAX_LAYERS)
         return wisp_err_set(err, WISP_E_INVALID,
-                            "entry %d (%s): layers must be a whole number of at least 1, not "
-                            "%lld",
-                            m->n, device, (long long)layers);
+                            "entry %d (%s): layers must be a whole number from 1 to %d, not %lld",
+                            m->n, device, MAX_LAYERS, (long long)layers);
     if (weights_budget_mb < 0 || weights_budget_mb > (int64_t)1 << 30)
         return wisp_err_set(err, WISP_E_INVALID,
                             "entry %d (%s): weights_budget_mb must be in [0, 1073741824]", m->n,

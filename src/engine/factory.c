@@ -26,26 +26,24 @@
 
 static bool is_auto(const char *dev) { return !dev || !*dev || strcmp(dev, "auto") == 0; }
 
+/* One spelling rule for device names, the one device_map entries follow. */
 static bool is_cuda_name(const char *dev)
 {
-    if (strcmp(dev, "cuda") == 0)
-        return true;
-    return strncmp(dev, "cuda:", 5) == 0 && dev[5] && strlen(dev) < 16 &&
-           strspn(dev + 5, "0123456789") == strlen(dev + 5);
+    return strcmp(dev, "cpu") != 0 && wisp_device_map_name_ok(dev);
 }
 
 #if WISP_CUDA
 /* True when a GPU this build's kernels run on is present; else why not. */
 static bool cuda_usable(char *why, size_t n)
 {
-    wisp_cuda_device_info d[8];
+    wisp_cuda_device_info d[WISP_ENGINE_MAX_DEVICES];
     wisp_err e = {0};
-    int k = wisp_cuda_devices(d, 8, &e);
+    int k = wisp_cuda_devices(d, WISP_ENGINE_MAX_DEVICES, &e);
     if (k < 0) {
         snprintf(why, n, "%s", e.msg);
         return false;
     }
-    for (int i = 0; i < k && i < 8; i++)
+    for (int i = 0; i < k && i < WISP_ENGINE_MAX_DEVICES; i++)
         if (d[i].usable)
             return true;
     snprintf(why, n,

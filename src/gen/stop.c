@@ -17,32 +17,17 @@
 #include <string.h>
 #include <utf8proc.h>
 
+#include "common/buf.h"
+
 struct wisp_stop {
     char **stops;
     size_t *lens;
     int n;
     size_t max_len;
-    char *held; /* bytes not yet released */
-    size_t held_len, held_cap;
-    char *out; /* the last release */
-    size_t out_cap;
+    wisp_buf held; /* bytes not yet released */
+    wisp_buf out;  /* the last release */
     bool matched;
 };
-
-static int reserve(char **buf, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    char *p = realloc(*buf, n);
-    if (!p)
-        return -1;
-    *buf = p;
-    *cap = n;
-    return 0;
-}
 
 int wisp_stop_create(const char *const *stops, int n, wisp_stop **out, wisp_err *err)
 {
@@ -67,8 +52,8 @@ int wisp_stop_create(const char *const *stops, int n, wisp_stop **out, wisp_err 
         if (m->lens[i] > m->max_len)
             m->max_len = m->lens[i];
     }
-    if (reserve(&m->held, &m->held_cap, 2 * m->max_len + 64) ||
-        reserve(&m->out, &m->out_cap, 3 * (2 * m->max_len + 64)))
+    if (wisp_buf_reserve(&m->held, 2 * m->max_len + 64) ||
+        wisp_buf_reserve(&m->out, 3 * (2 * m->max_len + 64)))
         goto nomem;
     *out = m;
     return 0;
@@ -85,8 +70,8 @@ void wisp_stop_free(wisp_stop *m)
         free(m->stops[i]);
     free(m->stops);
     free(m->lens);
-    free(m->held);
-    free(m->out);
+    wisp_buf_free(&m->held);
+    wisp_buf_free(&m->out);
     free(m);
 }
 
@@ -113,21 +98,23 @@ static size_t incomplete_tail(const char *s, size_t len)
 /* Copies s[0..len) to the out buffer, invalid sequences as U+FFFD. */
 static int release(wisp_stop *m, const char *s, size_t len, wisp_stop_out *out)
 {
-    if (reserve(&m->out, &m->out_cap, 3 * len + 1))
+    wisp_buf_clear(&m->out);
+    if (wisp_buf_reserve(&m->out, 3 * len))
         return -1;
+    char *dst = m->out.data;
     size_t o = 0, i = 0;
     while (i < len) {
         utf8proc_int32_t cp;
         utf8proc_ssize_t n =
             utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &cp);
         if (n > 0) {
-            memcpy(m->out + o, s + i, (size_t)n);
+            memcpy(dst + o, s + i, (size_t)n);
             o += (size_t)n;
             i += (size_t)n;
         } else {
             /* One U+FFFD for a lead byte and the continuation bytes it
              * gathered before the sequence broke off. */
-            memcpy(m->out + o, "\xEF\xBF\xBD", 3);
+            memcpy(dst + o, "\xEF\xBF\xBD", 3);
             o += 3;
             size_t need = utf8_len((uint8_t)s[i]), k = 1;
             while (k < need && i + k < len && ((uint8_t)s[i + k] & 0xC0) == 0x80)
@@ -135,8 +122,9 @@ static int release(wisp_stop *m, const char *s, size_t len, wisp_stop_out *out)
             i += k;
         }
     }
-    m->out[o] = '\0';
-    out->text = m->out;
+    dst[o] = '\0';
+    m->out.len = o;
+    out->text = dst;
     out->len = o;
     return 0;
 }
@@ -144,8 +132,9 @@ static int release(wisp_stop *m, const char *s, size_t len, wisp_stop_out *out)
 /* Drops the first n held bytes. */
 static void consume(wisp_stop *m, size_t n)
 {
-    memmove(m->held, m->held + n, m->held_len - n);
-    m->held_len -= n;
+    memmove(m->held.data, m->held.data + n, m->held.len - n);
+    m->held.len -= n;
+    m->held.data[m->held.len] = '\0';
 }
 
 int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *out, wisp_err *err)
@@ -155,35 +144,35 @@ int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *o
     out->stop = -1;
     if (m->matched)
         return 0;
-    if (reserve(&m->held, &m->held_cap, m->held_len + len))
+    if (wisp_buf_append(&m->held, piece, len))
         return wisp_err_set(err, WISP_E_NOMEM, "stop: out of memory");
-    memcpy(m->held + m->held_len, piece, len);
-    m->held_len += len;
+    const char *held = m->held.data;
+    const size_t held_len = m->held.len;
 
     /* The earliest complete stop string (the first listed on a tie). */
     size_t best = SIZE_MAX;
     for (int i = 0; i < m->n; i++) {
-        const char *hit = memmem(m->held, m->held_len, m->stops[i], m->lens[i]);
-        if (hit && (size_t)(hit - m->held) < best) {
-            best = (size_t)(hit - m->held);
+        const char *hit = memmem(held, held_len, m->stops[i], m->lens[i]);
+        if (hit && (size_t)(hit - held) < best) {
+            best = (size_t)(hit - held);
             out->stop = i;
         }
     }
     if (out->stop >= 0) {
         m->matched = true;
-        if (release(m, m->held, best, out))
+        if (release(m, held, best, out))
             return wisp_err_set(err, WISP_E_NOMEM, "stop: out of memory");
-        m->held_len = 0;
+        wisp_buf_clear(&m->held);
         return 0;
     }
 
     /* Hold the longest tail that begins some stop string... */
     size_t hold = 0;
     size_t k = m->max_len - (m->max_len > 0);
-    if (k > m->held_len)
-        k = m->held_len;
+    if (k > held_len)
+        k = held_len;
     for (; k > 0 && hold == 0; k--) {
-        const char *tail = m->held + m->held_len - k;
+        const char *tail = held + held_len - k;
         for (int i = 0; i < m->n; i++)
             if (m->lens[i] > k && memcmp(m->stops[i], tail, k) == 0) {
                 hold = k;
@@ -191,13 +180,13 @@ int wisp_stop_feed(wisp_stop *m, const char *piece, size_t len, wisp_stop_out *o
             }
     }
     /* ...and any character still being spelled out. */
-    size_t utf = incomplete_tail(m->held, m->held_len);
+    size_t utf = incomplete_tail(held, held_len);
     if (utf > hold)
         hold = utf;
-    size_t n = m->held_len - hold;
+    size_t n = held_len - hold;
     if (n == 0)
         return 0;
-    if (release(m, m->held, n, out))
+    if (release(m, held, n, out))
         return wisp_err_set(err, WISP_E_NOMEM, "stop: out of memory");
     consume(m, n);
     return 0;
@@ -208,10 +197,10 @@ int wisp_stop_flush(wisp_stop *m, wisp_stop_out *out, wisp_err *err)
     out->text = "";
     out->len = 0;
     out->stop = -1;
-    if (m->matched || m->held_len == 0)
+    if (m->matched || m->held.len == 0)
         return 0;
-    if (release(m, m->held, m->held_len, out))
+    if (release(m, m->held.data, m->held.len, out))
         return wisp_err_set(err, WISP_E_NOMEM, "stop: out of memory");
-    m->held_len = 0;
+    wisp_buf_clear(&m->held);
     return 0;
 }

@@ -63,6 +63,8 @@ static void req_free(http_req *r)
     if (r->easy)
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
+    if (r->d.bearer) /* the secret does not outlive its use in freed memory */
+        memset((char *)r->d.bearer, 0, strlen(r->d.bearer));
     free((char *)r->d.bearer);
     free(r->url);
     free(r->body);
@@ -219,14 +221,48 @@ static void idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
 }
 
+/* Answers a request that never reached curl and frees it. */
+static void req_refuse(http_req *r, int status, const char *msg)
+{
+    r->res.status = status;
+    snprintf(r->res.msg, sizeof r->res.msg, "%s", msg);
+    r->d.on_done(r->d.ud, &r->res);
+    req_free(r);
+}
+
+/* curl_slist_append returns NULL on failure and leaves the list as it was. */
+static bool add_header(http_req *r, const char *line)
+{
+    struct curl_slist *l = curl_slist_append(r->headers, line);
+    if (!l)
+        return false;
+    r->headers = l;
+    return true;
+}
+
+static bool add_headers(http_req *r)
+{
+    if (!add_header(r, "Accept: application/json, text/event-stream"))
+        return false;
+    if (r->body && !add_header(r, "Content-Type: application/json"))
+        return false;
+    if (!r->d.bearer)
+        return true;
+    char *line = NULL;
+    if (asprintf(&line, "Authorization: Bearer %s", r->d.bearer) < 0)
+        return false;
+    bool ok = add_header(r, line);
+    /* The secret does not outlive its use in freed memory. */
+    memset(line, 0, strlen(line));
+    free(line);
+    return ok;
+}
+
 static void start_req(wisp_http *h, http_req *r)
 {
     r->easy = curl_easy_init();
-    if (!r->easy) {
-        r->res.status = WISP_E_NOMEM;
-        snprintf(r->res.msg, sizeof r->res.msg, "out of memory");
-        r->d.on_done(r->d.ud, &r->res);
-        req_free(r);
+    if (!r->easy || !add_headers(r)) {
+        req_refuse(r, WISP_E_NOMEM, "out of memory");
         return;
     }
     CURL *e = r->easy;
@@ -239,19 +275,13 @@ static void start_req(wisp_http *h, http_req *r)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->d.connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    r->headers = curl_slist_append(r->headers, "Accept: application/json, text/event-stream");
-    if (r->body) {
-        r->headers = curl_slist_append(r->headers, "Content-Type: application/json");
+    if (r->body)
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-    }
-    if (r->d.bearer) {
-        char *line = NULL;
-        if (asprintf(&line, "Authorization: Bearer %s", r->d.bearer) > 0) {
-            r->headers = curl_slist_append(r->headers, line);
-            free(line);
-        }
-    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+        req_refuse(r, WISP_E_NOMEM, "cannot start the HTTP transfer");
+        return;
+    }
     ev_init(&r->idle, idle_cb);
     r->idle.repeat = (double)r->d.idle_timeout_ms / 1000.0;
     ev_timer_again(h->loop, &r->idle);
@@ -260,7 +290,6 @@ static void start_req(wisp_http *h, http_req *r)
     if (h->active)
         h->active->prev = r;
     h->active = r;
-    curl_multi_add_handle(h->multi, e);
 }
 
 static void end_all(wisp_http *h, int status, const char *msg)
@@ -290,10 +319,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *w, int revents)
         http_req *n = rev->next;
         rev->next = NULL;
         if (stopping) {
-            rev->res.status = WISP_E_SHUTDOWN;
-            snprintf(rev->res.msg, sizeof rev->res.msg, "server shutting down");
-            rev->d.on_done(rev->d.ud, &rev->res);
-            req_free(rev);
+            req_refuse(rev, WISP_E_SHUTDOWN, "server shutting down");
         } else {
             start_req(h, rev);
         }
@@ -375,6 +401,12 @@ int wisp_http_submit(wisp_http *h, const wisp_http_desc *d, wisp_err *err)
     r->d.bearer = bearer;
     r->t0 = wisp_now_ms();
     pthread_mutex_lock(&h->lock);
+    if (h->stopping) {
+        /* The backend thread may be past its last look at the queue. */
+        pthread_mutex_unlock(&h->lock);
+        req_free(r);
+        return wisp_err_set(err, WISP_E_SHUTDOWN, "server shutting down");
+    }
     r->next = h->incoming;
     h->incoming = r;
     pthread_mutex_unlock(&h->lock);

@@ -10,8 +10,9 @@
  * which sockets to watch (CURLMOPT_SOCKETFUNCTION -> ev_io) and when to
  * call back (CURLMOPT_TIMERFUNCTION -> ev_timer), and curl_multi_socket_action
  * moves all transfers on; there is no thread per request and no blocking
- * call anywhere. Other threads talk to it through a locked queue and an
- * ev_async.
+ * call in this file. Other threads talk to it through a locked queue and an
+ * ev_async. (A callback may still wait: see serve/methods_remote.c on
+ * stdout's backpressure.)
  *
  * Every callback of a request runs on the backend thread; on_done runs
  * exactly once per submitted request, also when it was cancelled or the

@@ -12,6 +12,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/panic.h"
 #include "remote/http.h"
 #include "remote/router.h"
 #include "remote/sse.h"
@@ -217,10 +218,15 @@ static int start_attempt(rcall *c, wisp_err *err)
     if (c->server < 0)
         return wisp_err_set(err, WISP_E_REMOTE, "no remote server left to try");
     c->attempts++;
-    char url[2048];
-    snprintf(url, sizeof url, "%s%s", r->urls[c->server], c->path);
+    /* Base URLs come from the client and have no length limit. */
+    wisp_buf url = WISP_BUF_INIT;
+    if (wisp_buf_append_str(&url, r->urls[c->server]) || wisp_buf_append_str(&url, c->path)) {
+        wisp_buf_free(&url);
+        wisp_router_done(r->router, c->server, false, false, false, -1, wisp_now_ms());
+        return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    }
     wisp_http_desc d = {
-        .url = url,
+        .url = url.data,
         .body = c->body,
         .bearer = r->api_key,
         .connect_timeout_ms = r->connect_timeout_ms,
@@ -231,6 +237,7 @@ static int start_attempt(rcall *c, wisp_err *err)
         .ud = c,
     };
     int rc = wisp_http_submit(r->http, &d, err);
+    wisp_buf_free(&url);
     if (rc)
         wisp_router_done(r->router, c->server, false, false, false, -1, wisp_now_ms());
     return rc;
@@ -294,6 +301,8 @@ static void sync_done(void *ud, const wisp_remote_done *d)
 int wisp_remote_call_sync(wisp_remote *r, int server, const char *path, json_t *body,
                           json_t **answer, wisp_err *err)
 {
+    /* On the backend thread the wait below would never end. */
+    WISP_ASSERT(!wisp_http_on_thread(r->http));
     sync_call s = {.done = false};
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.cond, NULL);

@@ -5,6 +5,7 @@
 #include "serve/gen_common.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -42,22 +43,51 @@ static bool bans_everything(const wisp_logit_bias *bias, size_t n, int n_vocab)
     return left == 0;
 }
 
+/* The sampler's fields a request may set, by param name; a field not
+ * given keeps wisp_sampler_params_default's value. The params table has
+ * checked each value's type and range. */
+static const struct sampling_field {
+    const char *key;
+    size_t off;
+    bool is_int;
+} sampling_fields[] = {
+    {"temperature", offsetof(wisp_sampler_params, temperature), false},
+    {"top_k", offsetof(wisp_sampler_params, top_k), true},
+    {"top_p", offsetof(wisp_sampler_params, top_p), false},
+    {"min_p", offsetof(wisp_sampler_params, min_p), false},
+    {"typical_p", offsetof(wisp_sampler_params, typical_p), false},
+    {"repeat_penalty", offsetof(wisp_sampler_params, repeat_penalty), false},
+    {"presence_penalty", offsetof(wisp_sampler_params, presence_penalty), false},
+    {"frequency_penalty", offsetof(wisp_sampler_params, frequency_penalty), false},
+    {"repeat_last_n", offsetof(wisp_sampler_params, penalty_last_n), true},
+    {"n_probs", offsetof(wisp_sampler_params, n_probs), true},
+};
+
+static void sampling_from_json(const json_t *p, wisp_sampler_params *s)
+{
+    wisp_sampler_params_default(s);
+    for (size_t i = 0; i < sizeof sampling_fields / sizeof sampling_fields[0]; i++) {
+        const struct sampling_field *f = &sampling_fields[i];
+        const json_t *v = json_object_get(p, f->key);
+        if (!v)
+            continue;
+        char *at = (char *)s + f->off;
+        if (f->is_int) {
+            int x = (int)json_number_value(v);
+            memcpy(at, &x, sizeof x);
+        } else {
+            float x = (float)json_number_value(v);
+            memcpy(at, &x, sizeof x);
+        }
+    }
+}
+
 int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_spec *out,
                             wisp_err *err)
 {
     memset(out, 0, sizeof *out);
     wisp_sampler_params *s = &out->sampling;
-    wisp_sampler_params_default(s);
-    s->temperature = (float)num(p, "temperature", s->temperature);
-    s->top_k = (int)num(p, "top_k", s->top_k);
-    s->top_p = (float)num(p, "top_p", s->top_p);
-    s->min_p = (float)num(p, "min_p", s->min_p);
-    s->typical_p = (float)num(p, "typical_p", s->typical_p);
-    s->repeat_penalty = (float)num(p, "repeat_penalty", s->repeat_penalty);
-    s->presence_penalty = (float)num(p, "presence_penalty", s->presence_penalty);
-    s->frequency_penalty = (float)num(p, "frequency_penalty", s->frequency_penalty);
-    s->penalty_last_n = (int)num(p, "repeat_last_n", s->penalty_last_n);
-    s->n_probs = (int)num(p, "n_probs", 0);
+    sampling_from_json(p, s);
     /* Without a seed each request draws one (reported in the result, so any
      * output can be reproduced); with a seed the same request gives the
      * same tokens. */
@@ -126,6 +156,16 @@ int wisp_gen_spec_from_json(const wisp_runtime *rt, const json_t *p, wisp_gen_sp
                 out->n_stops = (int)i;
                 wisp_gen_spec_free(out);
                 return wisp_err_set(err, WISP_E_INVALID, "'stop[%zu]' must be a non-empty string",
+                                    i);
+            }
+            /* The matcher takes C strings: a NUL would cut the string short
+             * and stop on its prefix. */
+            if (strlen(v) != json_string_length(json_array_get(stops, i))) {
+                out->n_stops = (int)i;
+                wisp_gen_spec_free(out);
+                return wisp_err_set(err, WISP_E_INVALID,
+                                    "'stop[%zu]' holds a NUL character (\\u0000), which stop "
+                                    "strings cannot contain",
                                     i);
             }
             out->stops[i] = strdup(v);

@@ -44,6 +44,15 @@ static void eval_on_logits(void *ud, int pos, const float *logits, int n_vocab)
     json_array_append_new(r->rows, row);
 }
 
+static void eval_req_free(eval_req *r)
+{
+    if (!r)
+        return;
+    json_decref(r->rows);
+    free(r->topk_ids);
+    free(r);
+}
+
 static bool eval_is_cancelled(void *ud) { return wisp_job_cancelled(((eval_req *)ud)->job); }
 
 static void eval_on_finish(void *ud, int status, const wisp_sched_usage *usage, const wisp_err *err)
@@ -59,9 +68,7 @@ static void eval_on_finish(void *ud, int status, const wisp_sched_usage *usage, 
     } else {
         wisp_gen_answer_failure(r->job, status, err, NULL, NULL, 0);
     }
-    json_decref(r->rows);
-    free(r->topk_ids);
-    free(r);
+    eval_req_free(r);
 }
 
 void wisp_m_evaluate(wisp_job *job)
@@ -91,10 +98,20 @@ void wisp_m_evaluate(wisp_job *job)
     }
     eval_req *r = calloc(1, sizeof *r);
     json_t *k = json_object_get(p, "top_k");
-    r->job = job;
-    r->top_k = k ? (int)json_integer_value(k) : 5;
-    r->rows = json_array();
-    r->topk_ids = calloc((size_t)r->top_k, sizeof(int32_t));
+    const int top_k = k ? (int)json_integer_value(k) : 5;
+    if (r) {
+        r->job = job;
+        r->top_k = top_k;
+        r->rows = json_array();
+        r->topk_ids = calloc((size_t)top_k, sizeof(int32_t));
+    }
+    if (!r || !r->rows || !r->topk_ids) {
+        eval_req_free(r);
+        wisp_tokens_free(&toks);
+        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
+        wisp_job_fail(job, &err);
+        return;
+    }
     wisp_sched_request_desc d = {
         .prompt = toks.ids,
         .n_prompt = (int)toks.n,
@@ -107,9 +124,7 @@ void wisp_m_evaluate(wisp_job *job)
     int rc = wisp_sched_submit(rt->sched, &d, NULL, &err);
     wisp_tokens_free(&toks);
     if (rc) {
-        json_decref(r->rows);
-        free(r->topk_ids);
-        free(r);
+        eval_req_free(r);
         wisp_job_fail(job, &err);
     }
 }

@@ -10,6 +10,12 @@
  * lets a cancel close the connection mid-answer and what the idle timeout
  * watches.
  *
+ * wisp_job_stream on the backend thread waits, as on the engine thread,
+ * while stdout's queue is over its high-water mark: a client that stops
+ * reading pauses every remote transfer (the servers then see TCP
+ * backpressure) instead of growing memory; a cancel or shutdown ends the
+ * wait.
+ *
  * Infill's code rules (n_indent, t_max_predict_ms, the suffix repeat) run
  * here, as for local infill, so they mean the same on every backend; when
  * one fires the connection is closed, which stops the server.
@@ -101,17 +107,22 @@ static int emit(rreq *q, const char *text, size_t len, const json_t *tokens)
     if (len && wisp_buf_append(&q->text, text, len))
         return WISP_E_NOMEM;
     size_t nt = json_array_size(tokens);
-    int32_t ids[256];
-    size_t n_ids = 0;
+    /* Most pieces carry a token or a few; a server may send many at once. */
+    int32_t small[64];
+    int32_t *ids = nt <= sizeof small / sizeof small[0] ? small : malloc(nt * sizeof *ids);
+    if (!ids)
+        return WISP_E_NOMEM;
     for (size_t i = 0; i < nt; i++) {
         json_int_t t = json_integer_value(json_array_get(tokens, i));
         json_array_append_new(q->tokens, json_integer(t));
-        if (n_ids < sizeof ids / sizeof ids[0])
-            ids[n_ids++] = (int32_t)t;
+        ids[i] = (int32_t)t;
     }
-    if (!q->stream || (len == 0 && nt == 0))
-        return 0;
-    return wisp_job_stream(q->job, q->index++, text, len, ids, n_ids, NULL);
+    int rc = 0;
+    if (q->stream && (len || nt))
+        rc = wisp_job_stream(q->job, q->index++, text, len, ids, nt, NULL);
+    if (ids != small)
+        free(ids);
+    return rc;
 }
 
 /* OpenAI streams tool calls as deltas: {index, function: {name?,
@@ -291,6 +302,24 @@ static void on_done(void *ud, const wisp_remote_done *d)
     rreq_free(q);
 }
 
+/* Maps the sampling fields into body and makes the request's state. Takes
+ * body; on failure answers the job and returns NULL. */
+static rreq *prepare(wisp_job *job, rkind kind, wisp_remote_api api, json_t *body, int64_t n_sent)
+{
+    wisp_err err = {0};
+    rreq *q = NULL;
+    if (wisp_remote_map_sampling(api, wisp_job_params(job), body, &err) == 0 &&
+        !(q = rreq_new(job, kind, api)))
+        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
+    if (!q) {
+        json_decref(body);
+        wisp_job_fail(job, &err);
+        return NULL;
+    }
+    q->n_prompt_sent = n_sent;
+    return q;
+}
+
 /* Submits body for q; answers the job on failure. */
 static void submit(wisp_job *job, rreq *q, const char *path, json_t *body, bool has_key,
                    uint64_t key)
@@ -405,22 +434,11 @@ void wisp_remote_m_generate(wisp_job *job)
             has_key = wisp_router_key_tokens(toks.ids, toks.n, KEY_TOKENS, 1, &key);
         wisp_tokens_free(&toks);
     }
-    if (wisp_remote_map_sampling(api, p, body, &err)) {
-        json_decref(body);
-        wisp_job_fail(job, &err);
-        return;
-    }
     if (api == WISP_RAPI_LCPP)
         json_object_set_new(body, "cache_prompt", json_true());
-    rreq *q = rreq_new(job, RK_GENERATE, api);
-    if (!q) {
-        json_decref(body);
-        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
-        wisp_job_fail(job, &err);
-        return;
-    }
-    q->n_prompt_sent = n_sent;
-    submit(job, q, completion_path(api), body, has_key, key);
+    rreq *q = prepare(job, RK_GENERATE, api, body, n_sent);
+    if (q)
+        submit(job, q, completion_path(api), body, has_key, key);
 }
 
 static void fail_invalid(wisp_job *job, json_t *body, const char *field, const char *why)
@@ -534,19 +552,9 @@ void wisp_remote_m_infill(wisp_job *job)
             return;
         }
     }
-    if (wisp_remote_map_sampling(api, p, body, &err)) {
-        json_decref(body);
-        wisp_job_fail(job, &err);
+    rreq *q = prepare(job, RK_INFILL, api, body, n_sent);
+    if (!q)
         return;
-    }
-    rreq *q = rreq_new(job, RK_INFILL, api);
-    if (!q) {
-        json_decref(body);
-        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
-        wisp_job_fail(job, &err);
-        return;
-    }
-    q->n_prompt_sent = n_sent;
     size_t suffix_len;
     const char *suffix = str_of(p, "input_suffix", &suffix_len);
     /* The suffix points into the job's params, which outlive the request. */
@@ -601,19 +609,9 @@ void wisp_remote_m_chat(wisp_job *job)
     const json_t *kw = json_object_get(p, "template_kwargs");
     if (kw)
         json_object_set(body, "chat_template_kwargs", (json_t *)kw);
-    wisp_err err = {0};
-    if (wisp_remote_map_sampling(WISP_RAPI_OAI_CHAT, p, body, &err)) {
-        json_decref(body);
-        wisp_job_fail(job, &err);
+    rreq *q = prepare(job, RK_CHAT, WISP_RAPI_OAI_CHAT, body, -1);
+    if (!q)
         return;
-    }
-    rreq *q = rreq_new(job, RK_CHAT, WISP_RAPI_OAI_CHAT);
-    if (!q) {
-        json_decref(body);
-        wisp_err_set(&err, WISP_E_NOMEM, "out of memory");
-        wisp_job_fail(job, &err);
-        return;
-    }
     /* One conversation keeps its first messages turn after turn. */
     uint64_t key = 0;
     bool has_key = supersede_key(p, &key);

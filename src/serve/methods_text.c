@@ -21,7 +21,7 @@ static bool flag(const json_t *p, const char *key, bool dflt)
 void wisp_m_tokenize(wisp_job *job)
 {
     const wisp_runtime *rt = wisp_job_server(job)->runtime;
-    if (!rt->tok) { /* the remote backend's servers tokenize */
+    if (rt->remote && !rt->tok) { /* the remote backend's servers tokenize */
         wisp_remote_m_tokenize(job);
         return;
     }
@@ -46,7 +46,7 @@ void wisp_m_tokenize(wisp_job *job)
 void wisp_m_detokenize(wisp_job *job)
 {
     const wisp_runtime *rt = wisp_job_server(job)->runtime;
-    if (!rt->tok) {
+    if (rt->remote && !rt->tok) {
         wisp_remote_m_detokenize(job);
         return;
     }

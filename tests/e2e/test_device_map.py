@@ -123,7 +123,7 @@ def test_flags_set_the_default_placement(wisp):
     ({"device_map": [{"device": "cpu", "layers": 6}]}, -32602, "holds 6 layers"),
     ({"device_map": [{"device": "tpu", "layers": 5}]}, -32602, "unknown device \"tpu\""),
     ({"device_map": [{"device": "cpu", "layers": 0}, {"device": "cpu", "layers": 5}]},
-     -32602, "at least 1"),
+     -32602, "from 1 to"),
     ({"device_map": [{"device": "cpu", "layers": 2.5}]}, -32602, "'device_map' entry 0"),
     ({"device_map": [{"device": "cpu", "layers": 5, "gpu": 1}]}, -32602, "unknown field 'gpu'"),
     ({"device_map": []}, -32602, "'device_map' must be an array of 1 to 16"),
@@ -176,7 +176,7 @@ def test_device_without_an_engine_is_a_device_error(wisp):
     (["--device-map", "tpu=3"], "--device-map: entry 0: unknown device \"tpu\""),
     (["--device-map", "cpu=3,"], "a device is missing after the last ','"),
     (["--device-map", "cpu=x"], "the layer count is not a number"),
-    (["--device-map", "cpu=0"], "at least 1"),
+    (["--device-map", "cpu=0"], "from 1 to"),
     (["--weights-budget-mb", "0"], "--weights-budget-mb"),
 ])
 def test_bad_placement_flags_exit_2(args, want):

@@ -164,6 +164,10 @@ def test_text_prompt_and_server_tokenizer(wisp, stories_server):
     ref = http(stories_server.url + "/completion",
                {"prompt": "Once upon a time", "n_predict": 8, "temperature": 0})
     assert r["result"]["text"] == ref["content"]
+    # Without a local vocabulary ids go as they are, but only ids.
+    for bad in (2**40, -1):
+        msg = error_of(c.call("generate", {"prompt": [1, bad], "max_tokens": 2}), -32602)
+        assert "prompt[1]" in msg, msg
 
 
 def test_chat(wisp, stories_server):

@@ -243,6 +243,20 @@ def test_nul_in_generate_prompt_and_infill_is_answered(wisp):
     assert g.result["usage"]["prompt_tokens"] >= 3
 
 
+def test_nul_in_a_stop_string_is_refused_and_serving_goes_on(wisp):
+    # A stop string is matched as a C string: one cut at its NUL would stop
+    # on the prefix, so it is refused by name, for generate and chat alike.
+    srv = stories(wisp)
+    for method, params in (("generate", {"prompt": "Once", "max_tokens": 4}),
+                           ("chat", {"messages": [{"role": "user", "content": "hi"}],
+                                     "template": "{{ messages[0].content }}",
+                                     "max_tokens": 4})):
+        r = srv.call(method, {**params, "stop": ["ok", "a\x00b"], **GREEDY})
+        msg = error_of(r, -32602)
+        assert "stop[1]" in msg and "NUL" in msg, r
+    assert srv.ok(prompt="Once", max_tokens=2, stop=["a"], **GREEDY).result is not None
+
+
 def test_nul_where_a_c_string_is_needed_is_refused(client):
     client.send(b'{"jsonrpc":"2.0","id":1,"method":"status\\u0000x"}')
     client.methods["1"] = "status"

@@ -91,6 +91,13 @@ TEST(device_choice)
     wisp_err err = {0};
     CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_INVALID);
     CHECK(strstr(err.msg, "tpu") != NULL);
+    /* Device names are spelled as device_map entries spell them. */
+    static const char *const misspelled[] = {"cuda:", "cuda:x", "cuda:-1", "cuda:1234", "CPU"};
+    for (size_t i = 0; i < sizeof misspelled / sizeof misspelled[0]; i++) {
+        spec.device = misspelled[i];
+        CHECK(wisp_engine_create(m, &spec, &e, &made, &err) == WISP_E_INVALID);
+        CHECK(e == NULL);
+    }
     /* auto (also NULL) always builds an engine; on the CPU it says why. */
     spec.device = NULL;
     REQUIRE(wisp_engine_create(m, &spec, &e, &made, &err) == 0);

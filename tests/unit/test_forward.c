@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine_test_util.h"
 #include "gen/sampler.h"
 #include "gen/stop.h"
 #include "harness.h"
@@ -78,17 +79,6 @@ static int golden_top(const golden *g, int pos, int32_t ids[5], float vals[5])
     return n < 5 ? n : 5;
 }
 
-static wisp_model *open_model(const char *path)
-{
-    wisp_model *m = NULL;
-    wisp_err err = {0};
-    int rc = wisp_model_open(path, NULL, &m, &err);
-    if (rc)
-        fprintf(stderr, "  open %s: %s\n", path, err.msg);
-    REQUIRE(rc == 0 && m);
-    return m;
-}
-
 static wisp_engine *make_engine(const wisp_model *m, int block_size, int n_blocks, int max_tokens,
                                 int max_seqs, wisp_kv_type kv)
 {
@@ -98,31 +88,7 @@ static wisp_engine *make_engine(const wisp_model *m, int block_size, int n_block
                           .kv_type = kv,
                           .max_batch_tokens = max_tokens,
                           .max_seqs = max_seqs};
-    wisp_engine *e = NULL;
-    wisp_err err = {0};
-    int rc = wisp_engine_cpu_create(m, &o, &e, &err);
-    if (rc)
-        fprintf(stderr, "  engine: %s\n", err.msg);
-    REQUIRE(rc == 0 && e);
-    return e;
-}
-
-static int run_seq(wisp_engine *e, const int32_t *toks, int n, int pos0, const int32_t *table,
-                   int n_blocks, bool all, float *logits)
-{
-    wisp_batch_seq s = {.tokens = toks,
-                        .n_tokens = n,
-                        .pos0 = pos0,
-                        .block_table = table,
-                        .n_blocks = n_blocks,
-                        .all_logits = all,
-                        .logits = logits};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1};
-    wisp_err err = {0};
-    int rc = e->ops->forward(e->ctx, &b, &err);
-    if (rc && rc != WISP_E_CANCELLED)
-        fprintf(stderr, "  forward: %s\n", err.msg);
-    return rc;
+    return wisp_test_cpu_engine(m, &o);
 }
 
 /* One-shot teacher-forced logits for all n ids through KV blocks of bs
@@ -137,7 +103,7 @@ static float *all_logits_bs(const wisp_model *m, const int32_t *ids, int n, wisp
     REQUIRE(table && out);
     for (int i = 0; i < nb; i++)
         table[i] = i;
-    REQUIRE(run_seq(e, ids, n, 0, table, nb, true, out) == 0);
+    REQUIRE(wisp_test_forward1(e, ids, n, 0, table, nb, true, out) == 0);
     free(table);
     wisp_engine_destroy(e);
     return out;
@@ -159,7 +125,7 @@ static void parity(const char *dir, const char *name)
     wisp_test_shared_path(json, sizeof json, rel);
     golden g;
     golden_load(&g, json);
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size;
     const float tol = strstr(name, "q4") ? 0.1f : 0.05f;
     float *lg = all_logits(m, g.ids, g.n_ids, WISP_KV_F16);
@@ -221,10 +187,10 @@ static float *chunked_logits(const wisp_model *m, const golden *g, const int32_t
     float *out = malloc(sizeof(float) * (size_t)g->n_ids * (size_t)V);
     REQUIRE(out);
     int pre = g->n_ids < 5 ? g->n_ids : 5;
-    REQUIRE(run_seq(e, g->ids, pre, 0, table, (pre + bs - 1) / bs, true, out) == 0);
+    REQUIRE(wisp_test_forward1(e, g->ids, pre, 0, table, (pre + bs - 1) / bs, true, out) == 0);
     for (int pos = pre; pos < g->n_ids; pos++)
-        REQUIRE(run_seq(e, g->ids + pos, 1, pos, table, pos / bs + 1, false,
-                        out + (size_t)pos * V) == 0);
+        REQUIRE(wisp_test_forward1(e, g->ids + pos, 1, pos, table, pos / bs + 1, false,
+                                   out + (size_t)pos * V) == 0);
     wisp_engine_destroy(e);
     return out;
 }
@@ -260,7 +226,7 @@ static void paged_equals_contiguous_case(void)
     wisp_test_shared_path(json, sizeof json, rel);
     golden g;
     golden_load(&g, json);
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size, bs = 4;
     const int need = (g.n_ids + bs - 1) / bs, pool = need * 2 + 3;
     int32_t *contig = malloc(sizeof(int32_t) * (size_t)need);
@@ -327,7 +293,7 @@ TEST(stories260K_greedy_60_tokens)
     golden g;
     golden_load(&g, json);
     REQUIRE(g.n_ids - g.n_prompt == 60);
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size, bs = 16;
     const int nb = (g.n_ids + bs - 1) / bs;
     wisp_engine *e = make_engine(m, bs, nb, g.n_prompt, 1, WISP_KV_F16);
@@ -338,8 +304,8 @@ TEST(stories260K_greedy_60_tokens)
     float *logits = malloc(sizeof(float) * (size_t)V);
     REQUIRE(logits);
     int32_t tok[1];
-    REQUIRE(run_seq(e, g.ids, g.n_prompt, 0, table, (g.n_prompt + bs - 1) / bs, false, logits) ==
-            0);
+    REQUIRE(wisp_test_forward1(e, g.ids, g.n_prompt, 0, table, (g.n_prompt + bs - 1) / bs, false,
+                               logits) == 0);
     int matched = 0;
     for (int i = 0; i < 60; i++) {
         int best = 0;
@@ -354,7 +320,7 @@ TEST(stories260K_greedy_60_tokens)
         tok[0] = best;
         int pos = g.n_prompt + i;
         if (i < 59)
-            REQUIRE(run_seq(e, tok, 1, pos, table, pos / bs + 1, false, logits) == 0);
+            REQUIRE(wisp_test_forward1(e, tok, 1, pos, table, pos / bs + 1, false, logits) == 0);
     }
     CHECK_EQ_INT(matched, 60);
     free(logits);
@@ -373,7 +339,7 @@ TEST(stories260K_once_upon_a_time_text)
     wisp_test_shared_path(json, sizeof json, "models/stories260K.json");
     golden g;
     golden_load(&g, json);
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     wisp_tokenizer *tok = NULL;
     wisp_err err = {0};
     REQUIRE(wisp_tokenizer_from_gguf(wisp_model_get_gguf(m), &tok, &err) == 0);
@@ -405,7 +371,7 @@ TEST(stories260K_once_upon_a_time_text)
     char text[1024];
     size_t len = 0;
     REQUIRE(logits);
-    REQUIRE(run_seq(e, ids.ids, (int)ids.n, 0, table, nb, false, logits) == 0);
+    REQUIRE(wisp_test_forward1(e, ids.ids, (int)ids.n, 0, table, nb, false, logits) == 0);
     for (int i = 0; i < n_gen; i++) {
         wisp_sample out = {0};
         wisp_sampler_sample(smp, logits, &out);
@@ -419,7 +385,8 @@ TEST(stories260K_once_upon_a_time_text)
         memcpy(text + len, so.text, so.len);
         len += so.len;
         if (i + 1 < n_gen)
-            REQUIRE(run_seq(e, &out.token, 1, (int)ids.n + i, table, nb, false, logits) == 0);
+            REQUIRE(wisp_test_forward1(e, &out.token, 1, (int)ids.n + i, table, nb, false,
+                                       logits) == 0);
     }
     const char *chunk;
     size_t clen;
@@ -452,7 +419,7 @@ TEST(two_sequences_in_one_batch_match_separate_runs)
 {
     char gguf[512];
     wisp_test_shared_path(gguf, sizeof gguf, "golden/syn-qwen2-dsc-q8_0.gguf");
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size;
     const int32_t a[7] = {32013, 1000, 2000, 3000, 4000, 5000, 6000};
     const int32_t b[3] = {32013, 77, 8888};
@@ -494,14 +461,14 @@ TEST(blocks_copy_and_round_trip_through_host_memory)
 {
     char gguf[512];
     wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size;
     const int32_t ids[9] = {1, 403, 407, 383, 432, 286, 261, 300, 320};
     wisp_engine *e = make_engine(m, 4, 12, 16, 1, WISP_KV_F16);
     float *ref = malloc(sizeof(float) * (size_t)V), *out = malloc(sizeof(float) * (size_t)V);
     const int32_t t1[3] = {0, 1, 2};
     REQUIRE(ref && out);
-    REQUIRE(run_seq(e, ids, 9, 0, t1, 3, false, ref) == 0);
+    REQUIRE(wisp_test_forward1(e, ids, 9, 0, t1, 3, false, ref) == 0);
     /* Blocks 0 and 1 exported and imported as 7 and 8; block 2 (partial)
      * copied on write to 9; the last token recomputed there. */
     size_t n = e->ops->bytes_per_block(e->ctx);
@@ -517,7 +484,7 @@ TEST(blocks_copy_and_round_trip_through_host_memory)
     CHECK_EQ_INT(e->ops->copy_block(e->ctx, 12, 2, &err), WISP_E_INTERNAL);
     CHECK_EQ_INT(e->ops->read_block(e->ctx, -1, buf, &err), WISP_E_INTERNAL);
     const int32_t t2[3] = {7, 8, 9};
-    REQUIRE(run_seq(e, ids + 8, 1, 8, t2, 3, false, out) == 0);
+    REQUIRE(wisp_test_forward1(e, ids + 8, 1, 8, t2, 3, false, out) == 0);
     float dev = 0;
     for (int i = 0; i < V; i++)
         dev = fmaxf(dev, fabsf(out[i] - ref[i]));
@@ -535,22 +502,11 @@ TEST(blocks_copy_and_round_trip_through_host_memory)
 
 /* ---------------------------------------------------------------- cancel */
 
-typedef struct poll_count {
-    int polls;
-    int stop_at;
-} poll_count;
-
-static bool stop_after(void *ud)
-{
-    poll_count *p = ud;
-    return ++p->polls >= p->stop_at;
-}
-
 TEST(cancel_between_layers)
 {
     char gguf[512];
     wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const wisp_model_config *c = wisp_model_get_config(m);
     REQUIRE(c->n_layers >= 3);
     wisp_engine *e = make_engine(m, 16, 4, 32, 1, WISP_KV_F16);
@@ -565,21 +521,7 @@ TEST(cancel_between_layers)
                         .block_table = table,
                         .n_blocks = 2,
                         .logits = logits};
-    for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
-        poll_count pc = {0, stop_at};
-        wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-        wisp_err err = {0};
-        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
-        /* It stopped at the poll that said so: no further layer ran. */
-        CHECK_EQ_INT(pc.polls, stop_at);
-        CHECK(strstr(err.msg, "cancelled") != NULL);
-    }
-    /* Never stopping: one poll per layer plus one before the head. */
-    poll_count pc = {0, 1000};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-    wisp_err err = {0};
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
-    CHECK_EQ_INT(pc.polls, c->n_layers + 1);
+    wisp_test_stops_at_every_poll(e, &s, c->n_layers);
     free(logits);
     wisp_engine_destroy(e);
     wisp_model_close(m);
@@ -591,7 +533,7 @@ TEST(bad_batches_are_refused_with_reasons)
 {
     char gguf[512];
     wisp_test_shared_path(gguf, sizeof gguf, "models/stories260K.gguf");
-    wisp_model *m = open_model(gguf);
+    wisp_model *m = wisp_test_open_model(gguf);
     const int V = wisp_model_get_config(m)->vocab_size;
     wisp_engine *e = make_engine(m, 4, 4, 8, 1, WISP_KV_F16);
     float *logits = malloc(sizeof(float) * 8 * (size_t)V);

@@ -196,6 +196,14 @@ TEST(jinja_filters_more)
     RENDERS("{{ ['a', 'A', 'b', 'a']|unique|list }}", "['a', 'b']");
     RENDERS("{{ 'a\nb\n'|indent(2) }}|{{ 'a\n\nb'|indent(2, true) }}", "a\n  b\n|  a\n\n  b");
     RENDERS("{{ {'b': 1, 'A': 2}|dictsort }}", "[('A', 2), ('b', 1)]");
+    /* reverse keeps equal keys in their input order, as Python's sorted()
+     * (jinja2's answers). */
+    RENDERS("{% for x in [{'a': 1, 'n': 'x'}, {'a': 2, 'n': 'z'}, {'a': 1, 'n': 'y'}]"
+            "|sort(attribute='a', reverse=true) %}{{ x.n }}{% endfor %}",
+            "zxy");
+    RENDERS("{{ {'b': 1, 'A': 2, 'a': 3}|dictsort(reverse=true) }}",
+            "[('b', 1), ('A', 2), ('a', 3)]");
+    RENDERS("{{ [3, 1, 2]|sort(reverse=true) }}", "[3, 2, 1]");
 }
 
 TEST(jinja_methods)
@@ -239,8 +247,15 @@ TEST(jinja_errors_name_the_line)
     FAILS_WITH("{{ x|tojson }}", "not JSON serializable");
     FAILS_WITH("{% set x = 1 %}{% set x.a = 2 %}", "non-namespace");
     FAILS_WITH("{{ range(1000000)|length }}", "Range too big");
-    /* A literal longer than the lexer's buffer, its '.' right at the end
-     * (found by fuzz_jinja: the '.' was written past the buffer). */
+    /* Powers take log2(exponent) steps: this one ends at once. */
+    RENDERS("{{ 1 ** 1000000000000000000 }}|{{ (-2) ** 63 }}", "1|-9223372036854775808");
+    FAILS_WITH("{{ 2 ** 63 }}", "integer overflow");
+    RENDERS("[{{ '' * 1000000000000000000 }}]{{ [] * 1000000000000000000 }}", "[][]");
+    FAILS_WITH("{{ 0 ** -1 }}", "0.0 cannot be raised to a negative power");
+    /* A tuple's slice is a tuple. */
+    RENDERS("{{ (1, 2, 3)[1:] }}|{{ (1, 2)[5:] }}", "(2, 3)|()");
+    /* A literal longer than the lexer's buffer, its '.' at the buffer's
+     * last byte: the edge where a copy of the literal would overrun. */
     FAILS_WITH("{{ 444444444444444444444444444444444444444444444444444444444444444.4 }}",
                "number literal too long");
     FAILS_WITH("{{ 1"

@@ -1,12 +1,20 @@
 /*
  * test_remote.c - the remote backend's JSON-free and mapping parts: the
  * server-sent events parser, the request and answer mapping of the three
- * wire APIs, and the router's hashing, failover and balancing.
+ * wire APIs, the router's hashing, failover and balancing, and the HTTP
+ * client's shutdown.
  */
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "harness.h"
+#include "remote/http.h"
 #include "remote/map.h"
 #include "remote/router.h"
 #include "remote/sse.h"
@@ -39,52 +47,57 @@ static void feed_all(wisp_sse *p, const char *s, size_t step)
         CHECK_EQ_INT(wisp_sse_feed(p, s + i, i + step <= n ? step : n - i, &err), 0);
 }
 
+/* Each stream is fed in pieces of every size from 1 byte to the whole:
+ * what comes out may not depend on where the network cut it. */
+static const struct sse_case {
+    const char *what;
+    const char *stream;
+    int n;               /* events */
+    const char *name[4]; /* each event's name */
+    const char *data[4]; /* and data */
+    bool pending;        /* wisp_sse_finish reports an event cut short */
+} sse_cases[] = {
+    {"fields, a comment, CRLF ends and [DONE]",
+     "data: {\"a\":1}\n\n: a comment\nevent: done\ndata: x\ndata: y\n\n"
+     "id: 7\r\nretry: 10\r\ndata:no space\r\n\r\ndata: [DONE]\n\n",
+     4,
+     /* the name is per event; data lines join with LF */
+     {"message", "done", "message", "message"},
+     {"{\"a\":1}", "x\ny", "no space", "[DONE]"},
+     false},
+    {"CR-only line ends and empty data",
+     "data\r\rdata: a\r\r",
+     2,
+     {"message", "message"},
+     {"", "a"},
+     false},
+    {"an unfinished event is dropped", "data: half", 0, {0}, {0}, true},
+    {"garbage without fields is no event", "this is not an event stream\n\n", 0, {0}, {0}, false},
+};
+
 TEST(sse_events_split_anywhere)
 {
-    const char *stream = "data: {\"a\":1}\n\n: a comment\nevent: done\ndata: x\ndata: y\n\n"
-                         "id: 7\r\nretry: 10\r\ndata:no space\r\n\r\ndata: [DONE]\n\n";
-    for (size_t step = 1; step <= strlen(stream); step++) {
-        sse_log l = {0};
-        wisp_sse p;
-        wisp_sse_init(&p, 1024, log_event, &l);
-        feed_all(&p, stream, step);
-        CHECK(!wisp_sse_finish(&p));
-        CHECK_EQ_INT(l.n, 4);
-        CHECK_EQ_STR(l.names[0], "message");
-        CHECK_EQ_STR(l.data[0], "{\"a\":1}");
-        CHECK_EQ_STR(l.names[1], "done");
-        CHECK_EQ_STR(l.data[1], "x\ny");     /* data lines join with LF */
-        CHECK_EQ_STR(l.names[2], "message"); /* the name is per event */
-        CHECK_EQ_STR(l.data[2], "no space");
-        CHECK_EQ_STR(l.data[3], "[DONE]");
-        wisp_sse_free(&p);
+    for (size_t c = 0; c < sizeof sse_cases / sizeof sse_cases[0]; c++) {
+        const struct sse_case *k = &sse_cases[c];
+        for (size_t step = 1; step <= strlen(k->stream); step++) {
+            sse_log l = {0};
+            wisp_sse p;
+            wisp_sse_init(&p, 1024, log_event, &l);
+            feed_all(&p, k->stream, step);
+            const int before = wisp_test_failed_checks;
+            CHECK(wisp_sse_finish(&p) == k->pending);
+            CHECK_EQ_INT(l.n, k->n);
+            for (int e = 0; e < k->n && e < l.n; e++) {
+                CHECK_EQ_STR(l.names[e], k->name[e]);
+                CHECK_EQ_STR(l.data[e], k->data[e]);
+            }
+            wisp_sse_free(&p);
+            if (wisp_test_failed_checks > before) {
+                fprintf(stderr, "  (case '%s', pieces of %zu bytes)\n", k->what, step);
+                break;
+            }
+        }
     }
-}
-
-TEST(sse_cr_only_lines_and_empty_data)
-{
-    sse_log l = {0};
-    wisp_sse p;
-    wisp_sse_init(&p, 1024, log_event, &l);
-    feed_all(&p, "data\r\rdata: a\r\r", 1);
-    CHECK_EQ_INT(l.n, 2);
-    CHECK_EQ_STR(l.data[0], "");
-    CHECK_EQ_STR(l.data[1], "a");
-    wisp_sse_free(&p);
-}
-
-TEST(sse_unfinished_event_is_dropped_and_reported)
-{
-    sse_log l = {0};
-    wisp_sse p;
-    wisp_sse_init(&p, 1024, log_event, &l);
-    feed_all(&p, "data: half", 3);
-    CHECK_EQ_INT(l.n, 0);
-    CHECK(wisp_sse_finish(&p));
-    /* Garbage without fields is no event either. */
-    feed_all(&p, "this is not an event stream\n\n", 5);
-    CHECK_EQ_INT(l.n, 0);
-    wisp_sse_free(&p);
 }
 
 TEST(sse_limits_and_callback_stop)
@@ -159,55 +172,74 @@ TEST(map_refuses_fields_the_api_lacks)
     json_decref(b);
 }
 
-static json_t *parse(const char *s)
-{
-    json_t *v = json_loads(s, 0, NULL);
-    CHECK(v != NULL);
-    return v;
-}
+/* One answer event of each API, and what wisp reads from it. */
+static const struct event_case {
+    wisp_remote_api api;
+    const char *json;
+    bool had_stops;
+    int rc;
+    int len, reasoning_len, n_tokens;
+    const char *finish;               /* NULL: none yet */
+    int prompt_tokens, cached_tokens; /* -1: not in the event */
+    bool tool_calls;
+    const char *error;
+} event_cases[] = {
+    {WISP_RAPI_LCPP, "{\"content\":\" there\",\"tokens\":[383],\"stop\":false}", false, 0, 6, 0, 1,
+     NULL, -1, -1, false, NULL},
+    {WISP_RAPI_LCPP,
+     "{\"content\":\"\",\"stop\":true,\"stop_type\":\"limit\",\"tokens_evaluated\":5,"
+     "\"tokens_predicted\":8,\"timings\":{\"cache_n\":4}}",
+     false, 0, 0, 0, 0, "length", 5, 4, false, NULL},
+    /* OpenAI's "stop" is a stop string only when the request had some. */
+    {WISP_RAPI_OAI_COMPLETION, "{\"choices\":[{\"text\":\"a\",\"finish_reason\":\"stop\"}]}", false,
+     0, 1, 0, 0, "eog", -1, -1, false, NULL},
+    {WISP_RAPI_OAI_COMPLETION, "{\"choices\":[{\"text\":\"a\",\"finish_reason\":\"stop\"}]}", true,
+     0, 1, 0, 0, "stop", -1, -1, false, NULL},
+    {WISP_RAPI_OAI_CHAT,
+     "{\"choices\":[{\"delta\":{\"content\":\"hi\",\"reasoning_content\":\"hm\","
+     "\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}],"
+     "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,"
+     "\"prompt_tokens_details\":{\"cached_tokens\":8}}}",
+     false, 0, 2, 2, 0, NULL, 9, 8, true, NULL},
+    {WISP_RAPI_OAI_CHAT, "{\"error\":{\"message\":\"boom\"}}", false, 0, 0, 0, 0, NULL, -1, -1,
+     false, "boom"},
+    {WISP_RAPI_OAI_COMPLETION, "{\"unexpected\":1}", false, WISP_E_REMOTE, 0, 0, 0, NULL, -1, -1,
+     false, NULL},
+    {WISP_RAPI_LCPP, "{\"unexpected\":1}", false, WISP_E_REMOTE, 0, 0, 0, NULL, -1, -1, false,
+     NULL},
+    {WISP_RAPI_LCPP, "[1]", false, WISP_E_REMOTE, 0, 0, 0, NULL, -1, -1, false, NULL},
+};
 
 TEST(map_parses_events_of_each_api)
 {
-    wisp_remote_piece pc;
-    wisp_err err = {0};
-    json_t *v = parse("{\"content\":\" there\",\"tokens\":[383],\"stop\":false}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_LCPP, v, false, &pc, &err), 0);
-    CHECK_EQ_INT((int)pc.len, 6);
-    CHECK_EQ_INT((int)json_array_size(pc.tokens), 1);
-    CHECK(pc.finish == NULL);
-    json_decref(v);
-    v = parse("{\"content\":\"\",\"stop\":true,\"stop_type\":\"limit\",\"tokens_evaluated\":5,"
-              "\"tokens_predicted\":8,\"timings\":{\"cache_n\":4}}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_LCPP, v, false, &pc, &err), 0);
-    CHECK_EQ_STR(pc.finish, "length");
-    CHECK_EQ_INT((int)pc.prompt_tokens, 5);
-    CHECK_EQ_INT((int)pc.cached_tokens, 4);
-    json_decref(v);
-    v = parse("{\"choices\":[{\"text\":\"a\",\"finish_reason\":\"stop\"}]}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_OAI_COMPLETION, v, false, &pc, &err), 0);
-    CHECK_EQ_STR(pc.finish, "eog");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_OAI_COMPLETION, v, true, &pc, &err), 0);
-    CHECK_EQ_STR(pc.finish, "stop");
-    json_decref(v);
-    v = parse("{\"choices\":[{\"delta\":{\"content\":\"hi\",\"reasoning_content\":\"hm\","
-              "\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"f\"}}]}}],"
-              "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,"
-              "\"prompt_tokens_details\":{\"cached_tokens\":8}}}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_OAI_CHAT, v, false, &pc, &err), 0);
-    CHECK_EQ_INT((int)pc.len, 2);
-    CHECK_EQ_INT((int)pc.reasoning_len, 2);
-    CHECK(pc.tool_calls != NULL);
-    CHECK_EQ_INT((int)pc.cached_tokens, 8);
-    json_decref(v);
-    v = parse("{\"error\":{\"message\":\"boom\"}}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_OAI_CHAT, v, false, &pc, &err), 0);
-    CHECK_EQ_STR(pc.error, "boom");
-    json_decref(v);
-    v = parse("{\"unexpected\":1}");
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_OAI_COMPLETION, v, false, &pc, &err),
-                 WISP_E_REMOTE);
-    CHECK_EQ_INT(wisp_remote_parse_event(WISP_RAPI_LCPP, v, false, &pc, &err), WISP_E_REMOTE);
-    json_decref(v);
+    for (size_t c = 0; c < sizeof event_cases / sizeof event_cases[0]; c++) {
+        const struct event_case *k = &event_cases[c];
+        json_t *v = json_loads(k->json, 0, NULL);
+        REQUIRE(v != NULL);
+        wisp_remote_piece pc;
+        wisp_err err = {0};
+        const int before = wisp_test_failed_checks;
+        CHECK_EQ_INT(wisp_remote_parse_event(k->api, v, k->had_stops, &pc, &err), k->rc);
+        if (k->rc == 0) {
+            CHECK_EQ_INT((int)pc.len, k->len);
+            CHECK_EQ_INT((int)pc.reasoning_len, k->reasoning_len);
+            CHECK_EQ_INT((int)json_array_size(pc.tokens), k->n_tokens);
+            CHECK((pc.finish == NULL) == (k->finish == NULL));
+            if (k->finish && pc.finish)
+                CHECK_EQ_STR(pc.finish, k->finish);
+            CHECK_EQ_INT((int)pc.prompt_tokens, k->prompt_tokens);
+            CHECK_EQ_INT((int)pc.cached_tokens, k->cached_tokens);
+            CHECK((pc.tool_calls != NULL) == k->tool_calls);
+            CHECK((pc.error == NULL) == (k->error == NULL));
+            if (k->error && pc.error)
+                CHECK_EQ_STR(pc.error, k->error);
+        } else {
+            CHECK(err.msg[0] != 0);
+        }
+        if (wisp_test_failed_checks > before)
+            fprintf(stderr, "  (event %s)\n", k->json);
+        json_decref(v);
+    }
 }
 
 /* ---------------------------------------------------------------- router */
@@ -290,4 +322,71 @@ TEST(router_keys)
     CHECK(wisp_router_key_bytes("abcdefXYZ", 9, 6, &k1));
     CHECK(wisp_router_key_bytes("abcdef123", 9, 6, &k2));
     CHECK(k1 == k2);
+}
+
+/* ---------------------------------------------------------------- http */
+
+typedef struct shutdown_log {
+    wisp_http *h;
+    int done, status, resubmit_rc;
+} shutdown_log;
+
+static int ignore_data(void *ud, long code, const char *p, size_t n)
+{
+    (void)ud;
+    (void)code;
+    (void)p;
+    (void)n;
+    return 0;
+}
+
+static void done_then_resubmit(void *ud, const wisp_http_result *r);
+
+static wisp_http_desc held_desc(shutdown_log *l, const char *url)
+{
+    return (wisp_http_desc){.url = url,
+                            .connect_timeout_ms = 60000,
+                            .idle_timeout_ms = 60000,
+                            .on_data = ignore_data,
+                            .on_done = done_then_resubmit,
+                            .ud = l};
+}
+
+/* on_done of a request ended by shutdown tries to send it again, as a
+ * retry would: the client refuses it rather than queue what nobody will
+ * ever answer. */
+static void done_then_resubmit(void *ud, const wisp_http_result *r)
+{
+    shutdown_log *l = ud;
+    l->done++;
+    l->status = r->status;
+    wisp_err err = {0};
+    wisp_http_desc d = held_desc(l, "http://127.0.0.1:9/");
+    d.on_done = NULL; /* never called: the submit must fail */
+    l->resubmit_rc = wisp_http_submit(l->h, &d, &err);
+}
+
+TEST(http_shutdown_answers_once_and_refuses_new_requests)
+{
+    /* A server that takes the connection (the kernel's backlog) and never
+     * answers, so the request is in flight when the client stops. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0 &&
+            getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    shutdown_log l = {0};
+    wisp_err err = {0};
+    REQUIRE(wisp_http_create(&l.h, &err) == 0);
+    wisp_http_desc d = held_desc(&l, url);
+    REQUIRE(wisp_http_submit(l.h, &d, &err) == 0);
+    usleep(100 * 1000); /* let the backend thread start the transfer */
+    wisp_http_destroy(l.h);
+    CHECK_EQ_INT(l.done, 1);
+    CHECK_EQ_INT(l.status, WISP_E_SHUTDOWN);
+    CHECK_EQ_INT(l.resubmit_rc, WISP_E_SHUTDOWN);
+    close(fd);
 }

@@ -19,6 +19,7 @@
 #include "common/alloc.h"
 #include "engine/device_map.h"
 #include "engine/stages.h"
+#include "engine_test_util.h"
 #include "harness.h"
 #include "model/model.h"
 #include "sched_test_util.h"
@@ -29,13 +30,7 @@ static wisp_model *open_fixture(const char *rel)
 {
     char path[512];
     wisp_test_shared_path(path, sizeof path, rel);
-    wisp_model *m = NULL;
-    wisp_err err = {0};
-    int rc = wisp_model_open(path, NULL, &m, &err);
-    if (rc)
-        fprintf(stderr, "  open %s: %s\n", path, err.msg);
-    REQUIRE(rc == 0 && m);
-    return m;
+    return wisp_test_open_model(path);
 }
 
 static wisp_engine_opts engine_opts(int block_size, int n_blocks, int max_tokens, int max_seqs)
@@ -88,17 +83,6 @@ static wisp_engine *make_staged(const wisp_model *m, const stage_spec *sp, int n
     return e;
 }
 
-static wisp_engine *make_single(const wisp_model *m, const wisp_engine_opts *o)
-{
-    wisp_engine *e = NULL;
-    wisp_err err = {0};
-    int rc = wisp_engine_cpu_create(m, o, &e, &err);
-    if (rc)
-        fprintf(stderr, "  engine: %s\n", err.msg);
-    REQUIRE(rc == 0 && e);
-    return e;
-}
-
 /* The largest layer's arena bytes, from the engine's own arithmetic: the
  * smallest budget that streams is twice it. */
 static uint64_t largest_layer(const wisp_model *m)
@@ -114,24 +98,6 @@ static uint64_t largest_layer(const wisp_model *m)
         big = b > big ? b : big;
     }
     return big;
-}
-
-static int forward1(wisp_engine *e, const int32_t *toks, int n, int pos0, const int32_t *table,
-                    int n_blocks, bool all, float *logits)
-{
-    wisp_batch_seq s = {.tokens = toks,
-                        .n_tokens = n,
-                        .pos0 = pos0,
-                        .block_table = table,
-                        .n_blocks = n_blocks,
-                        .all_logits = all,
-                        .logits = logits};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1};
-    wisp_err err = {0};
-    int rc = e->ops->forward(e->ctx, &b, &err);
-    if (rc)
-        fprintf(stderr, "  forward: %s\n", err.msg);
-    return rc;
 }
 
 /* ---------------------------------------------------------------- runs */
@@ -152,9 +118,9 @@ static void fill_ids(int32_t *ids, int n, int vocab, int salt)
 static void prefill_then_decode(wisp_engine *e, const int32_t *ids, int V, float *out)
 {
     const int32_t table[6] = {4, 0, 5, 2, 1, 3}; /* 6 blocks of 8 */
-    REQUIRE(forward1(e, ids, 13, 0, table, 6, true, out) == 0);
+    REQUIRE(wisp_test_forward1(e, ids, 13, 0, table, 6, true, out) == 0);
     for (int p = 13; p < N_IDS; p++)
-        REQUIRE(forward1(e, ids + p, 1, p, table, 6, false, out + (size_t)p * V) == 0);
+        REQUIRE(wisp_test_forward1(e, ids + p, 1, p, table, 6, false, out + (size_t)p * V) == 0);
 }
 
 static bool same_floats(const float *a, const float *b, size_t n, const char *what)
@@ -181,7 +147,7 @@ static void split_equals_single(const char *rel)
     float *ref = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
     REQUIRE(ref && got);
     wisp_engine_opts o = engine_opts(8, 6, 16, 4);
-    wisp_engine *e = make_single(m, &o);
+    wisp_engine *e = wisp_test_cpu_engine(m, &o);
     prefill_then_decode(e, ids, V, ref);
     wisp_engine_destroy(e);
 
@@ -232,14 +198,14 @@ TEST(split_batch_of_three_sequences)
     const stage_spec sp[3] = {{"cpu", 2, 0}, {"cpu", 1, 0}, {"cpu", 2, 0}};
     float *out[2];
     for (int run = 0; run < 2; run++) {
-        wisp_engine *e = run ? make_staged(m, sp, 3, &o) : make_single(m, &o);
+        wisp_engine *e = run ? make_staged(m, sp, 3, &o) : wisp_test_cpu_engine(m, &o);
         out[run] = calloc((size_t)(16 + 4 + 4) * V, sizeof(float));
         REQUIRE(out[run]);
         float *la = out[run], *lb = la + (size_t)16 * V, *lc = lb + (size_t)4 * V;
         wisp_err err = {0};
         /* b and c first cached 20 tokens each, alone. */
-        REQUIRE(forward1(e, b, 20, 0, tb, 3, false, lb) == 0);
-        REQUIRE(forward1(e, cc, 20, 0, tc, 3, false, lc) == 0);
+        REQUIRE(wisp_test_forward1(e, b, 20, 0, tb, 3, false, lb) == 0);
+        REQUIRE(wisp_test_forward1(e, cc, 20, 0, tc, 3, false, lc) == 0);
         wisp_batch_seq s1[3] = {
             {.tokens = a,
              .n_tokens = 16,
@@ -304,7 +270,7 @@ TEST(split_blocks_round_trip_like_one_engine)
     fill_ids(ids, 12, V, 5);
     wisp_engine_opts o = engine_opts(4, 12, 16, 1);
     const stage_spec sp[2] = {{"cpu", 3, 0}, {"cpu", 2, 0}};
-    wisp_engine *one = make_single(m, &o), *two = make_staged(m, sp, 2, &o);
+    wisp_engine *one = wisp_test_cpu_engine(m, &o), *two = make_staged(m, sp, 2, &o);
     const size_t n = one->ops->bytes_per_block(one->ctx);
     CHECK_EQ_INT(two->ops->bytes_per_block(two->ctx), n);
     /* The same block format, so the same tag on the persistent cache. */
@@ -318,14 +284,14 @@ TEST(split_blocks_round_trip_like_one_engine)
     float *outs[2] = {ref, got};
     for (int k = 0; k < 2; k++) {
         wisp_engine *e = es[k];
-        REQUIRE(forward1(e, ids, 10, 0, t1, 3, false, outs[k]) == 0);
+        REQUIRE(wisp_test_forward1(e, ids, 10, 0, t1, 3, false, outs[k]) == 0);
         for (int blk = 0; blk < 2; blk++) {
             REQUIRE(e->ops->read_block(e->ctx, blk, b1, &err) == 0);
             REQUIRE(e->ops->write_block(e->ctx, 7 + blk, b1, &err) == 0);
         }
         REQUIRE(e->ops->copy_block(e->ctx, 9, 2, &err) == 0);
         CHECK_EQ_INT(e->ops->copy_block(e->ctx, 12, 2, &err), WISP_E_INTERNAL);
-        REQUIRE(forward1(e, ids + 10, 2, 10, t2, 3, false, outs[k]) == 0);
+        REQUIRE(wisp_test_forward1(e, ids + 10, 2, 10, t2, 3, false, outs[k]) == 0);
     }
     CHECK(same_floats(ref, got, (size_t)V, "after import and copy"));
     for (int blk = 0; blk < 3; blk++) {
@@ -342,16 +308,6 @@ TEST(split_blocks_round_trip_like_one_engine)
     wisp_model_close(m);
 }
 
-typedef struct poll_count {
-    int polls, stop_at;
-} poll_count;
-
-static bool stop_after(void *ud)
-{
-    poll_count *p = ud;
-    return ++p->polls >= p->stop_at;
-}
-
 /* A step cancelled in every stage, streamed and not: it stops at the poll
  * that says so, and the step rerun afterwards gives the uncancelled
  * logits (the stream recovers from a step left part way). */
@@ -366,8 +322,8 @@ TEST(split_and_streamed_cancel_between_layers)
     wisp_engine_opts o = engine_opts(8, 3, 20, 1);
     float *ref = malloc(sizeof(float) * (size_t)V), *got = malloc(sizeof(float) * (size_t)V);
     REQUIRE(ref && got);
-    wisp_engine *e = make_single(m, &o);
-    REQUIRE(forward1(e, ids, 20, 0, table, 3, false, ref) == 0);
+    wisp_engine *e = wisp_test_cpu_engine(m, &o);
+    REQUIRE(wisp_test_forward1(e, ids, 20, 0, table, 3, false, ref) == 0);
     wisp_engine_destroy(e);
     const uint64_t budget = 2 * largest_layer(m);
     const stage_spec sp[2] = {{"cpu", 2, budget}, {"cpu", 3, budget}};
@@ -378,18 +334,7 @@ TEST(split_and_streamed_cancel_between_layers)
                         .block_table = table,
                         .n_blocks = 3,
                         .logits = got};
-    for (int stop_at = 1; stop_at <= c->n_layers + 1; stop_at++) {
-        poll_count pc = {0, stop_at};
-        wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-        wisp_err err = {0};
-        CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), WISP_E_CANCELLED);
-        CHECK_EQ_INT(pc.polls, stop_at);
-    }
-    poll_count pc = {0, 1000};
-    wisp_batch b = {.seqs = &s, .n_seqs = 1, .should_stop = stop_after, .stop_ud = &pc};
-    wisp_err err = {0};
-    CHECK_EQ_INT(e->ops->forward(e->ctx, &b, &err), 0);
-    CHECK_EQ_INT(pc.polls, c->n_layers + 1);
+    wisp_test_stops_at_every_poll(e, &s, c->n_layers);
     CHECK(same_floats(ref, got, (size_t)V, "after cancelled steps"));
     free(ref);
     free(got);
@@ -414,7 +359,7 @@ TEST(stream_one_stage_bit_identical_within_budget)
     float *ref = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
     REQUIRE(ref && got);
     wisp_engine_opts o = engine_opts(8, 6, 16, 1);
-    wisp_engine *e = make_single(m, &o);
+    wisp_engine *e = wisp_test_cpu_engine(m, &o);
     prefill_then_decode(e, ids, V, ref);
     wisp_engine_destroy(e);
 
@@ -619,7 +564,7 @@ TEST(split_and_streamed_through_the_scheduler)
     const stage_spec split[2] = {{"cpu", 3, 0}, {"cpu", 2, 0}};
     const stage_spec streamed[2] = {{"cpu", 1, 0}, {"cpu", c->n_layers - 1, budget}};
     for (int run = 0; run < 3; run++) {
-        wisp_engine *e = run == 0   ? make_single(m, &o)
+        wisp_engine *e = run == 0   ? wisp_test_cpu_engine(m, &o)
                          : run == 1 ? make_staged(m, split, 2, &o)
                                     : make_staged(m, streamed, 2, &o);
         eval[run] = calloc((size_t)40 * V, sizeof(float));
