@@ -174,21 +174,39 @@ static int set_kv_type(wisp_options *o, const char *flag, const char *v, wisp_er
     return wisp_err_set(err, WISP_E_INVALID, "%s: expected one of %s, got '%s'", flag, names, v);
 }
 
-static int set_remote(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+/* Each remote flag names what it expects, so an empty value says which. */
+static int set_remote_url(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     if (!*v)
         return wisp_err_set(err, WISP_E_INVALID, "%s: expected a URL, got an empty string", flag);
-    if (strcmp(flag, "--remote") == 0)
-        o->remote = v;
-    else if (strcmp(flag, "--remote-model") == 0)
-        o->remote_model = v;
-    else if (strcmp(flag, "--remote-api-key-env") == 0)
-        o->remote_key_env = v;
-    else if (strcmp(v, "openai") == 0 || strcmp(v, "llama.cpp") == 0)
-        o->remote_kind = v;
-    else
+    o->remote = v;
+    return 0;
+}
+
+static int set_remote_model(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected a model name, got an empty string",
+                            flag);
+    o->remote_model = v;
+    return 0;
+}
+
+static int set_remote_key_env(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (!*v)
+        return wisp_err_set(err, WISP_E_INVALID,
+                            "%s: expected an environment variable name, got an empty string", flag);
+    o->remote_key_env = v;
+    return 0;
+}
+
+static int set_remote_kind(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (strcmp(v, "openai") != 0 && strcmp(v, "llama.cpp") != 0)
         return wisp_err_set(err, WISP_E_INVALID, "%s: expected openai or llama.cpp, got '%s'", flag,
                             v);
+    o->remote_kind = v;
     return 0;
 }
 
@@ -243,10 +261,10 @@ static const struct flag {
     {"--host-cache-mb", set_host_cache_mb, 0},
     {"--cache-dir", set_cache_dir, 0},
     {"--keep-alive", set_keep_alive, 0},
-    {"--remote", set_remote, 0},
-    {"--remote-kind", set_remote, 0},
-    {"--remote-model", set_remote, 0},
-    {"--remote-api-key-env", set_remote, 0},
+    {"--remote", set_remote_url, 0},
+    {"--remote-kind", set_remote_kind, 0},
+    {"--remote-model", set_remote_model, 0},
+    {"--remote-api-key-env", set_remote_key_env, 0},
     {"--device-map", set_device_map, 0},
     {"--weights-budget-mb", set_weights_budget, 0},
     {"--help", NULL, WISP_OPTIONS_HELP},

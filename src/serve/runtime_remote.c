@@ -5,6 +5,7 @@
  * server that never answers or one that answers garbage fails model/load
  * with a clear error instead of the first request.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "model/gguf.h"
 #include "remote/remote.h"
 #include "serve/remote.h"
+#include "serve/runtime.h"
 
 #define DEFAULT_REMOTE_CTX 4096
 #define MAX_TIMEOUT_MS     3600000
@@ -58,7 +60,8 @@ static int read_remote(const json_t *o, const char **urls, int *n, wisp_remote_o
             if (!json_is_string(u))
                 return bad(err, "urls", "an array of strings");
             if (*n >= WISP_REMOTE_MAX_URLS)
-                return bad(err, "urls", "at most 64 URLs");
+                return wisp_err_set(err, WISP_E_INVALID, "invalid params: urls: at most %d URLs",
+                                    WISP_REMOTE_MAX_URLS);
             urls[(*n)++] = json_string_value(u);
         }
     }
@@ -96,15 +99,19 @@ static int read_remote(const json_t *o, const char **urls, int *n, wisp_remote_o
     return 0;
 }
 
-/* --remote's list, split in place into urls (buf holds the copy). */
-static int split_cli(const wisp_remote_load *o, char *buf, size_t cap, const char **urls, int *n,
+/* --remote's list, split into urls that point into *buf, a copy of the
+ * list the caller frees once wisp_remote_open has copied the URLs. */
+static int split_cli(const wisp_remote_load *o, char **buf, const char **urls, int *n,
                      wisp_remote_opts *ro, wisp_err *err)
 {
-    snprintf(buf, cap, "%s", o->cli_urls);
+    *buf = strdup(o->cli_urls ? o->cli_urls : "");
+    if (!*buf)
+        return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
     *n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *save = NULL, *t = strtok_r(*buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (*n >= WISP_REMOTE_MAX_URLS)
-            return wisp_err_set(err, WISP_E_INVALID, "--remote: at most 64 URLs");
+            return wisp_err_set(err, WISP_E_INVALID, "--remote: at most %d URLs",
+                                WISP_REMOTE_MAX_URLS);
         urls[(*n)++] = t;
     }
     if (*n == 0)
@@ -134,6 +141,14 @@ static int open_tokenizer(const char *path, wisp_runtime *rt, wisp_err *err)
     return wisp_tokenizer_from_gguf(g, &rt->tok, err);
 }
 
+/* A count a server reported, 0 (unknown) when it is not in 1..max: a
+ * server's word must not overflow an int or ask for an absurd context. */
+static int server_count(const json_t *v, json_int_t max)
+{
+    json_int_t x = json_integer_value(v);
+    return x >= 1 && x <= max ? (int)x : 0;
+}
+
 /* What the servers say about the model: its name and context length. */
 static void read_models(wisp_remote *r, const json_t *ans, int *n_ctx, int *n_vocab)
 {
@@ -146,10 +161,10 @@ static void read_models(wisp_remote *r, const json_t *ans, int *n_ctx, int *n_vo
     if (!json_is_integer(v))
         v = json_object_get(meta, "n_ctx_train");
     if (json_is_integer(v) && *n_ctx == 0)
-        *n_ctx = (int)json_integer_value(v);
+        *n_ctx = server_count(v, WISP_RUNTIME_MAX_CTX);
     v = json_object_get(meta, "n_vocab");
     if (json_is_integer(v) && *n_vocab == 0)
-        *n_vocab = (int)json_integer_value(v);
+        *n_vocab = server_count(v, INT32_MAX);
 }
 
 static int probe(wisp_remote *r, int *n_ctx, int *n_vocab, wisp_err *err)
@@ -168,8 +183,8 @@ static int probe(wisp_remote *r, int *n_ctx, int *n_vocab, wisp_err *err)
                 wisp_remote_call_sync(r, i, "/props", NULL, &props, &e) == 0) {
                 const json_t *c =
                     json_object_get(json_object_get(props, "default_generation_settings"), "n_ctx");
-                if (json_is_integer(c) && json_integer_value(c) > 0)
-                    *n_ctx = (int)json_integer_value(c);
+                if (json_is_integer(c) && server_count(c, WISP_RUNTIME_MAX_CTX) > 0)
+                    *n_ctx = server_count(c, WISP_RUNTIME_MAX_CTX);
             }
             json_decref(props);
             ok++;
@@ -196,27 +211,33 @@ int wisp_runtime_open_remote(const wisp_remote_load *o, wisp_runtime **out, wisp
 {
     double t0 = wisp_now_ms();
     const char *urls[WISP_REMOTE_MAX_URLS];
-    char cli[8192];
+    char *cli = NULL;
     int n = 0;
     const char *key_env = o->cli_key_env;
     wisp_remote_opts ro = {0};
     int rc = o->remote ? read_remote(o->remote, urls, &n, &ro, &key_env, err)
-                       : split_cli(o, cli, sizeof cli, urls, &n, &ro, err);
-    if (rc)
+                       : split_cli(o, &cli, urls, &n, &ro, err);
+    if (rc) {
+        free(cli);
         return rc;
+    }
     ro.urls = urls;
     ro.n_urls = n;
     if (key_env) {
         ro.api_key = getenv(key_env);
-        if (!ro.api_key || !*ro.api_key)
+        if (!ro.api_key || !*ro.api_key) {
+            free(cli);
             return wisp_err_set(err, WISP_E_INVALID,
                                 "invalid params: api_key_env: the environment variable '%s' is "
                                 "not set",
                                 key_env);
+        }
     }
     wisp_runtime *rt = calloc(1, sizeof *rt);
-    if (!rt)
+    if (!rt) {
+        free(cli);
         return wisp_err_set(err, WISP_E_NOMEM, "out of memory");
+    }
     if (o->path) {
         rc = open_tokenizer(o->path, rt, err);
         if (rc) {
@@ -228,6 +249,8 @@ int wisp_runtime_open_remote(const wisp_remote_load *o, wisp_runtime **out, wisp
         rt->n_vocab = wisp_tokenizer_n_vocab(rt->tok);
     }
     rc = wisp_remote_open(&ro, &rt->remote, err);
+    free(cli); /* the remote holds its own copies of the URLs */
+    cli = NULL;
     if (rc)
         goto fail;
     int n_ctx = 0, n_vocab = 0;
@@ -246,6 +269,7 @@ int wisp_runtime_open_remote(const wisp_remote_load *o, wisp_runtime **out, wisp
     *out = rt;
     return 0;
 fail:
+    free(cli);
     wisp_runtime_close(rt);
     return rc;
 }

@@ -2,7 +2,8 @@
  * cuda_kv.c - the KV cache's device pool and its pinned host tier.
  *
  * The pool is n_blocks blocks in one cudaMalloc; one block holds every
- * layer's (of the engine's range: kernels see layer l - range.begin) K and V for block_size positions, contiguously, in the byte
+ * layer's K and V (the layers of the engine's range: kernels see layer
+ * l - range.begin) for block_size positions, contiguously, in the byte
  * format the CPU engine uses (wisp_k_kv_layout), so a block moves between
  * tiers, engines and files with a single copy. Copies that serve the
  * scheduler's copy-on-write run on the compute stream (ordered with the
