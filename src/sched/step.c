@@ -265,6 +265,9 @@ static int schedule_prefill_first(wisp_sched *s)
         budget -= n;
         admitted++;
     }
+    if (admitted > 0)
+        WISP_LOGD("sched: prefill-first step: %d new prompts, %d tokens, %d decodes wait", admitted,
+                  s->prefill_first_tokens - budget, s->n_running - admitted);
     return admitted;
 }
 

@@ -27,7 +27,8 @@ It also reports, for wisp:
   - time to first token of a new 32-token request, idle and while --ttft-load
     (16) other streams decode (the goal: under load < 2x idle); the median of
     --ttft-reps probes, each sent once every loaded stream has its first
-    token.
+    token, so right after a step began: the client's time includes that
+    step, the server's timings.ttft_ms (printed below it) does not.
 
 HOW TO RUN (from the repository root, after `make -j2 && make tools`):
 
@@ -200,8 +201,10 @@ def wisp_streams(w, prompts, max_tokens, bias, timeout):
 
 def wisp_ttft(w, rng, args, bias, lo, hi, load):
     """Client-side time to the first $/stream of a new request, with `load`
-    streams decoding (each past its first token) when it is sent."""
-    out = []
+    streams decoding (each past its first token) when it is sent, and the
+    server's timings.ttft_ms (from the scheduler's submit, which waits for
+    the step in flight to end, to the first token): medians of both."""
+    out, server = [], []
     for _ in range(args.ttft_reps):
         bg = []
         if load:
@@ -216,13 +219,13 @@ def wisp_ttft(w, rng, args, bias, lo, hi, load):
         w.wait_for(lambda: rid in w.first, args.timeout, "first token of the probe")
         out.append((w.first[rid] - t0) * 1000)
         running = len([r for r in bg if r not in w.answers])
-        w.wait(rid, args.timeout)
+        server.append(w.wait(rid, args.timeout)[1]["timings"]["ttft_ms"])
         for r in bg:
             w.wait(r, args.timeout)
         if load and running < load:
             print(f"  note: only {running} of {load} load streams were still running when the "
                   f"probe's first token came (raise --ttft-load-tokens)", file=sys.stderr)
-    return statistics.median(out)
+    return statistics.median(out), statistics.median(server)
 
 
 # ---------------------------------------------------------------- llama-server
@@ -384,8 +387,10 @@ def bench_model(args, model, streams):
             ls.close()
             ls = None
         if not args.skip_ttft:
-            res["ttft_idle_ms"] = wisp_ttft(w, rng, args, bias, lo, hi, 0)
-            res["ttft_load_ms"] = wisp_ttft(w, rng, args, bias, lo, hi, args.ttft_load)
+            res["ttft_idle_ms"], res["server_ttft_idle_ms"] = wisp_ttft(w, rng, args, bias, lo,
+                                                                         hi, 0)
+            res["ttft_load_ms"], res["server_ttft_load_ms"] = wisp_ttft(w, rng, args, bias, lo,
+                                                                         hi, args.ttft_load)
             res["ttft_load_streams"] = args.ttft_load
     finally:
         if ls:
@@ -422,6 +427,9 @@ def report(all_res, out):
             a, b = res["ttft_idle_ms"], res["ttft_load_ms"]
             p(f"TTFT of a new {32}-token request: idle {a:.1f} ms, with "
               f"{res['ttft_load_streams']} streams decoding {b:.1f} ms ({b / a:.2f}x; goal < 2x)")
+            a, b = res["server_ttft_idle_ms"], res["server_ttft_load_ms"]
+            p(f"  server side (after the step in flight): idle {a:.1f} ms, loaded {b:.1f} ms "
+              f"({b / a:.2f}x)")
         rows = {r["streams"]: r for r in res["rows"]}
         if pp:
             for n, goal in ((16, 0.70), (8, 0.55)):
