@@ -48,6 +48,14 @@ int wisp_sched_create(wisp_engine *engine, const wisp_sched_opts *opts, wisp_sch
     s->max_eval_tokens = opts->max_eval_tokens > 0 ? opts->max_eval_tokens : 64;
     if (s->max_eval_tokens > s->step_tokens)
         s->max_eval_tokens = s->step_tokens;
+    if (opts->prefill_first_tokens < 0)
+        s->prefill_first_tokens = 0;
+    else if (opts->prefill_first_tokens > 0 && opts->prefill_first_tokens < s->step_tokens)
+        s->prefill_first_tokens = opts->prefill_first_tokens;
+    else if (opts->prefill_first_tokens > 0)
+        s->prefill_first_tokens = s->step_tokens;
+    else
+        s->prefill_first_tokens = s->step_tokens / 4 > 0 ? s->step_tokens / 4 : 1;
     s->next_id = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);

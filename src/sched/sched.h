@@ -13,6 +13,12 @@
  * appended to its prompt, and later recomputed, mostly from the prefix
  * cache) instead of anything failing.
  *
+ * A new prompt that is short (opts.prefill_first_tokens) is the exception to
+ * decodes first: when decodes are all there is to run, it gets the next step
+ * to itself and its first token at that step's end, and the decodes run in
+ * the step after, which is never another such step. So a decode waits at
+ * most one short step more, however many prompts arrive.
+ *
  * Threads. wisp_sched_submit, wisp_sched_wake and wisp_sched_get_stats may
  * be called from any thread (the RPC loop); everything else, and every
  * callback of a request, runs on the one thread that calls wisp_sched_step
@@ -96,7 +102,12 @@ typedef struct wisp_sched_opts {
     int max_running;         /* sequences decoded together; 0 = engine max_seqs */
     int max_queued;          /* requests waiting beyond which submit says OVERLOADED; 0 = 256 */
     int step_tokens; /* tokens per step (decodes + prefill chunks); 0 = engine max_batch_tokens */
-    int max_eval_tokens;     /* evaluate positions per step (bounds the logits buffer); 0 = 64 */
+    int max_eval_tokens; /* evaluate positions per step (bounds the logits buffer); 0 = 64 */
+    /* Prefill-first: a new generate prompt with at most this many tokens
+     * left to compute (after its cached prefix) runs in a step of its own,
+     * ahead of the decodes, so that its first token does not wait for them;
+     * never two such steps in a row. 0 = step_tokens / 4; < 0 = never. */
+    int prefill_first_tokens;
     bool no_prefix_cache;    /* disable prefix sharing */
     size_t host_cache_bytes; /* host-memory second tier; 0 = none */
     const char *cache_dir;   /* persist the prefix cache there; NULL = don't */

@@ -23,6 +23,11 @@ typedef struct wisp_sched_req {
     int cached_tokens; /* reused at first admission */
     int preemptions;
     bool admitted_once, preempted;
+    /* The queue head's cached prefix was attached earlier in this step
+     * (attach_reused tokens); admission takes it over instead of asking the
+     * cache again, and the step's end releases it if it was not admitted. */
+    bool attached;
+    int attach_reused;
     wisp_kv_seq seq;
     double t_submit, t_admit, t_first;
     struct wisp_sched_req *next; /* inbox link */
@@ -34,6 +39,8 @@ struct wisp_sched {
     wisp_engine *engine;
     wisp_kv *kv;
     int n_vocab, n_ctx, max_running, max_queued, step_tokens, max_eval_tokens;
+    int prefill_first_tokens; /* resolved: 0 = never */
+    bool last_prefill_first;  /* the last step ran new prompts ahead of the decodes */
 
     /* Engine-thread state. waiting is sorted: priority (high first), then
      * preempted first, then arrival. running is in admission order, so the

@@ -13,6 +13,16 @@
  *      skipped, so a large prompt is not starved by small ones), within the
  *      step's token budget and the free blocks. An admission first attaches
  *      the prompt's cached prefix.
+ *   2'. Instead of 2 and 3, prefill first: when every running sequence is
+ *      decoding, the last step was not one of these, and the queue head is
+ *      a new generate request whose uncached rest fits prefill_first_tokens,
+ *      the step holds only new prompts (from the head, while they fit whole)
+ *      and samples their first tokens. A mixed step of D decodes and a
+ *      P-token prompt takes about as long as the two apart, so the prompt
+ *      waits for P rows instead of D + P, and each decode waits for at most
+ *      one such step, since the next step is always decodes first. A prompt
+ *      that does not fit keeps its attached prefix for step 3, so the cache
+ *      is asked once per admission.
  *   4. One engine forward. If it is stopped (a request of the batch was
  *      cancelled mid-step), every sequence is rolled back to where it was;
  *      on an engine error the batch's requests end with that error.
@@ -161,6 +171,116 @@ static int chunk_for(const wisp_sched_req *r, int budget, int eval_budget)
     return want;
 }
 
+/* Moves the queue head to running, where it joins the step (n tokens). */
+static void admit_head(wisp_sched *s, int reused, int n)
+{
+    wisp_sched_req *r = s->waiting[0];
+    wisp_sched_remove_waiting(s, 0);
+    s->running[s->n_running++] = r;
+    if (!r->admitted_once) {
+        r->admitted_once = true;
+        r->t_admit = wisp_now_ms();
+        s->admitted++;
+        s->queue_wait_ms += r->t_admit - r->t_submit;
+        r->cached_tokens = reused;
+    }
+    r->preempted = false;
+    add_to_batch(s, r, n);
+}
+
+/* Attaches the cached prefix of r (the queue head), or takes over the one
+ * attached earlier in this step. Returns the tokens reused or <0. */
+static int attach_head(wisp_sched *s, wisp_sched_req *r, wisp_err *err)
+{
+    if (r->attached) {
+        r->attached = false;
+        return r->attach_reused;
+    }
+    /* The last token is always computed: its logits are needed. An
+     * evaluate request reuses only positions whose logits it has had. */
+    int max_reuse = r->n_tokens - 1;
+    if (r->d.evaluate_only && max_reuse > r->n_logits_done)
+        max_reuse = r->n_logits_done;
+    return wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse, err);
+}
+
+/* A request that has never run and wants a first token. */
+static bool fresh_generate(const wisp_sched_req *r)
+{
+    return !r->admitted_once && !r->d.evaluate_only && r->n_generated < r->d.max_tokens;
+}
+
+/* Whether this step may be prefill-first: a fresh request heads the queue
+ * and has room, the running sequences all decode (a prompt still being
+ * absorbed came first and keeps its turn), and the last step was not
+ * prefill-first (the bound on how long a decode waits). */
+static bool prefill_first_allowed(const wisp_sched *s)
+{
+    if (s->prefill_first_tokens <= 0 || s->last_prefill_first || s->n_waiting == 0 ||
+        s->n_running == 0 || s->n_running >= s->max_running || !fresh_generate(s->waiting[0]))
+        return false;
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i]->n_tokens - s->running[i]->seq.n_tokens != 1)
+            return false;
+    return true;
+}
+
+/* Admits fresh requests from the queue head whose uncached rest fits the
+ * prefill-first budget whole. Returns how many (0: run a normal step; the
+ * head may then hold its attached prefix for schedule_prefills). */
+static int schedule_prefill_first(wisp_sched *s)
+{
+    int budget = s->prefill_first_tokens, admitted = 0;
+    wisp_err err = {0};
+    while (s->n_waiting > 0 && s->n_running < s->max_running && fresh_generate(s->waiting[0])) {
+        wisp_sched_req *r = s->waiting[0];
+        /* Past the first, only what fits even uncached: no later step in
+         * this one would take over an attachment. */
+        if (admitted > 0 && r->n_tokens > budget)
+            break;
+        int reused = attach_head(s, r, &err);
+        if (reused < 0) {
+            wisp_sched_remove_waiting(s, 0);
+            wisp_sched_end_request(s, r, reused, WISP_SCHED_FINISH_ERROR, &err);
+            continue;
+        }
+        int n = r->n_tokens - reused;
+        int rc = n <= budget ? wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + reused, n, &err)
+                             : WISP_E_BUSY;
+        if (rc == WISP_E_BUSY) {
+            if (admitted > 0) {
+                wisp_kv_seq_release(s->kv, &r->seq);
+            } else {
+                r->attached = true;
+                r->attach_reused = reused;
+            }
+            break;
+        }
+        if (rc != 0) {
+            wisp_sched_remove_waiting(s, 0);
+            wisp_sched_end_request(s, r, rc, WISP_SCHED_FINISH_ERROR, &err);
+            continue;
+        }
+        admit_head(s, reused, n);
+        budget -= n;
+        admitted++;
+    }
+    if (admitted > 0)
+        WISP_LOGD("sched: prefill-first step: %d new prompts, %d tokens, %d decodes wait", admitted,
+                  s->prefill_first_tokens - budget, s->n_running - admitted);
+    return admitted;
+}
+
+/* Releases an attachment that no admission took over (the head stayed). */
+static void release_attached(wisp_sched *s)
+{
+    for (int i = 0; i < s->n_waiting; i++)
+        if (s->waiting[i]->attached) {
+            s->waiting[i]->attached = false;
+            wisp_kv_seq_release(s->kv, &s->waiting[i]->seq);
+        }
+}
+
 static void schedule_prefills(wisp_sched *s, int budget)
 {
     int eval_budget = s->max_eval_tokens;
@@ -194,13 +314,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
         }
         if (r->d.evaluate_only && eval_budget <= 0)
             break;
-        /* The last token is always computed: its logits are needed. An
-         * evaluate request reuses only positions whose logits it has had. */
-        int max_reuse = r->n_tokens - 1;
-        if (r->d.evaluate_only && max_reuse > r->n_logits_done)
-            max_reuse = r->n_logits_done;
-        int reused =
-            wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse, &err);
+        int reused = attach_head(s, r, &err);
         int n = reused < 0 ? reused : reserve_chunk(s, r, chunk_for(r, budget, eval_budget), &err);
         if (n < 0) {
             wisp_sched_remove_waiting(s, 0);
@@ -211,17 +325,7 @@ static void schedule_prefills(wisp_sched *s, int budget)
             wisp_kv_seq_release(s->kv, &r->seq); /* wait for blocks; keep FCFS */
             break;
         }
-        wisp_sched_remove_waiting(s, 0);
-        s->running[s->n_running++] = r;
-        if (!r->admitted_once) {
-            r->admitted_once = true;
-            r->t_admit = wisp_now_ms();
-            s->admitted++;
-            s->queue_wait_ms += r->t_admit - r->t_submit;
-            r->cached_tokens = reused;
-        }
-        r->preempted = false;
-        add_to_batch(s, r, n);
+        admit_head(s, reused, n);
         budget -= n;
         if (r->d.evaluate_only)
             eval_budget -= n;
@@ -323,8 +427,15 @@ bool wisp_sched_step(wisp_sched *s)
         return false;
     poll_cancellations(s);
     s->n_batch = 0;
-    int used = schedule_decodes(s);
-    schedule_prefills(s, s->step_tokens - used);
+    bool tried = prefill_first_allowed(s);
+    bool first = tried && schedule_prefill_first(s) > 0;
+    if (!first) {
+        int used = schedule_decodes(s);
+        schedule_prefills(s, s->step_tokens - used);
+        if (tried)
+            release_attached(s);
+    }
+    s->last_prefill_first = first;
     if (s->n_batch == 0 && s->n_running > 0) {
         /* Every running sequence is stuck in prefill for want of blocks:
          * give the newest one's blocks to the others. A lone sequence always

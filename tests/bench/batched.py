@@ -27,7 +27,8 @@ It also reports, for wisp:
   - time to first token of a new 32-token request, idle and while --ttft-load
     (16) other streams decode (the goal: under load < 2x idle); the median of
     --ttft-reps probes, each sent once every loaded stream has its first
-    token.
+    token, so right after a step began: the client's time includes that
+    step, the server's timings.ttft_ms (printed below it) does not.
 
 HOW TO RUN (from the repository root, after `make -j2 && make tools`):
 
@@ -54,9 +55,7 @@ than wisp's, so a ratio taken under load says little. Standard library only; run
 import argparse
 import json
 import os
-import pathlib
 import random
-import signal
 import socket
 import statistics
 import struct
@@ -67,32 +66,11 @@ import time
 import urllib.error
 import urllib.request
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEFAULT_BIN = os.environ.get("WISP_BIN", str(ROOT / "build" / "wisp"))
-DEFAULT_SYNTH = str(ROOT / "build" / "tools" / "synth")
-SHARED = pathlib.Path(os.environ.get("WISP_SHARED", str(ROOT.parent / "shared")))
-DEFAULT_VOCAB = str(SHARED / "vocab" / "ggml-vocab-deepseek-coder.gguf")
+from benchlib import (DEFAULT_BIN, DEFAULT_SYNTH, DEFAULT_VOCAB, SHARED, STARTED, Wisp, fmt,
+                      load_avg, random_prompt, stop_on_signals, stop_started,
+                      synthesize_qwen2_200m, token_range)
+
 DEFAULT_LLAMA = str(SHARED / "oracle" / "llama.cpp" / "llama-server")
-
-STARTED = []  # the processes this script started, and only those, are stopped
-
-
-def stop_started():
-    for p in STARTED:
-        if p.poll() is None:
-            try:
-                p.terminate()
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            except ProcessLookupError:
-                pass
-
-
-def on_signal(signum, frame):
-    stop_started()
-    sys.exit(128 + signum)
 
 
 # ---------------------------------------------------------------- GGUF
@@ -194,89 +172,6 @@ def banned_tokens(path, eos):
 
 # ---------------------------------------------------------------- wisp
 
-class Wisp:
-    """One wisp process over stdio: requests by id, first-piece times."""
-
-    def __init__(self, binary, args):
-        self.proc = subprocess.Popen([binary, *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        STARTED.append(self.proc)
-        self.cv = threading.Condition()
-        self.answers, self.first = {}, {}
-        self.arrivals = {}  # id -> [(time, tokens)] of its $/stream pieces
-        self.next_id = 1
-        self.closed = False
-        self.stderr = bytearray()
-        self.wlock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            now = time.monotonic()
-            m = json.loads(line)
-            with self.cv:
-                if m.get("method") == "$/stream":
-                    rid = m["params"]["id"]
-                    self.first.setdefault(rid, now)
-                    self.arrivals.setdefault(rid, []).append((now, len(m["params"]["tokens"])))
-                    self.cv.notify_all()
-                elif "id" in m and "method" not in m:
-                    self.answers[m["id"]] = (now, m)
-                    self.cv.notify_all()
-        with self.cv:
-            self.closed = True
-            self.cv.notify_all()
-
-    def _drain(self):
-        for chunk in iter(lambda: self.proc.stderr.read(65536), b""):
-            self.stderr += chunk
-            del self.stderr[:-20000]
-
-    def send(self, method, params=None):
-        with self.wlock:
-            rid = self.next_id
-            self.next_id += 1
-            msg = {"jsonrpc": "2.0", "id": rid, "method": method}
-            if params is not None:
-                msg["params"] = params
-            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
-        return rid
-
-    def wait_for(self, pred, timeout, what):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while not pred():
-                if self.closed:
-                    raise SystemExit("wisp exited:\n" + self.stderr.decode("utf-8", "replace"))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SystemExit(f"wisp: no {what} within {timeout}s")
-                self.cv.wait(left)
-
-    def wait(self, rid, timeout):
-        self.wait_for(lambda: rid in self.answers, timeout, f"answer to request {rid}")
-        with self.cv:
-            t, m = self.answers.pop(rid)
-        if "error" in m:
-            raise SystemExit(f"wisp request {rid} failed: {m['error']}")
-        return t, m["result"]
-
-    def call(self, method, params=None, timeout=600):
-        return self.wait(self.send(method, params), timeout)[1]
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def decode_rate(arrivals):
     """Tokens/s while every stream decodes: the tokens that arrive after the
     last stream's first token and up to the first stream's last token, over
@@ -306,29 +201,31 @@ def wisp_streams(w, prompts, max_tokens, bias, timeout):
 
 def wisp_ttft(w, rng, args, bias, lo, hi, load):
     """Client-side time to the first $/stream of a new request, with `load`
-    streams decoding (each past its first token) when it is sent."""
-    out = []
+    streams decoding (each past its first token) when it is sent, and the
+    server's timings.ttft_ms (from the scheduler's submit, which waits for
+    the step in flight to end, to the first token): medians of both."""
+    out, server = [], []
     for _ in range(args.ttft_reps):
         bg = []
         if load:
-            bg = [w.send("generate", {"prompt": rand_prompt(rng, args.prompt_tokens, lo, hi),
+            bg = [w.send("generate", {"prompt": random_prompt(rng, args.prompt_tokens, lo, hi),
                                       "max_tokens": args.ttft_load_tokens, "temperature": 0,
                                       "logit_bias": bias})
                   for _ in range(load)]
             w.wait_for(lambda: all(r in w.first for r in bg), args.timeout, "first tokens")
         t0 = time.monotonic()
-        rid = w.send("generate", {"prompt": rand_prompt(rng, args.prompt_tokens, lo, hi),
+        rid = w.send("generate", {"prompt": random_prompt(rng, args.prompt_tokens, lo, hi),
                                   "max_tokens": 2, "temperature": 0, "logit_bias": bias})
         w.wait_for(lambda: rid in w.first, args.timeout, "first token of the probe")
         out.append((w.first[rid] - t0) * 1000)
         running = len([r for r in bg if r not in w.answers])
-        w.wait(rid, args.timeout)
+        server.append(w.wait(rid, args.timeout)[1]["timings"]["ttft_ms"])
         for r in bg:
             w.wait(r, args.timeout)
         if load and running < load:
             print(f"  note: only {running} of {load} load streams were still running when the "
                   f"probe's first token came (raise --ttft-load-tokens)", file=sys.stderr)
-    return statistics.median(out)
+    return statistics.median(out), statistics.median(server)
 
 
 # ---------------------------------------------------------------- llama-server
@@ -423,18 +320,10 @@ def llama_streams(ls, prompts, max_tokens, bias, timeout):
 
 # ---------------------------------------------------------------- driver
 
-def rand_prompt(rng, n, lo, hi):
-    return [rng.randrange(lo, hi) for _ in range(n)]
-
-
 def synthesize(path, synth, vocab, t):
     kind = ["--recipe", t] if t.endswith("_k_m") else ["--type", t]
-    cmd = [synth, "--arch", "qwen2", "--layers", "16", "--embd", "1024", "--heads", "16",
-           "--kv-heads", "2", "--ff", "2816", "--vocab", vocab, "--tied", "--rope-base",
-           "1000000", "--name", f"qwen2-200m-{t}", *kind, "--out", path + ".tmp"]
-    print("synthesizing:", " ".join(cmd), file=sys.stderr)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=1800)
-    os.replace(path + ".tmp", path)
+    synthesize_qwen2_200m(path, synth, vocab, kind,
+                          ["--rope-base", "1000000", "--name", f"qwen2-200m-{t}"])
 
 
 def pp256(args, model):
@@ -450,10 +339,6 @@ def pp256(args, model):
     raise SystemExit(f"wisp bench printed no pp result:\n{out.stdout}\n{out.stderr}")
 
 
-def load_avg():
-    return os.getloadavg()[0]
-
-
 def bench_model(args, model, streams):
     rng = random.Random(args.seed)
     res = {"model": model, "threads": args.threads, "rows": []}
@@ -467,19 +352,19 @@ def bench_model(args, model, streams):
         ban = banned_tokens(model, sp.get("eos"))
         bias = [[t, False] for t in ban]
         vocab = info["vocab_size"]
-        lo, hi = min(300, vocab // 4), max(min(300, vocab // 4) + 1, min(vocab - 300, 30000))
+        lo, hi = token_range(vocab)
         res["banned_tokens"] = len(ban)
         res["model_name"] = info.get("name")
         res["tensor_types"] = info.get("tensor_types")
         if not args.skip_llama:
             ls = Llama(args.llama_server, model, args.threads, max(streams), n_ctx, args.timeout)
         # warm-up: page the weights in on both sides
-        wisp_streams(w, [rand_prompt(rng, args.prompt_tokens, lo, hi)], 8, bias, args.timeout)
+        wisp_streams(w, [random_prompt(rng, args.prompt_tokens, lo, hi)], 8, bias, args.timeout)
         if ls:
-            llama_streams(ls, [rand_prompt(rng, args.prompt_tokens, lo, hi)], 8, bias,
+            llama_streams(ls, [random_prompt(rng, args.prompt_tokens, lo, hi)], 8, bias,
                           args.timeout)
         for n in streams:
-            prompts = [rand_prompt(rng, args.prompt_tokens, lo, hi) for _ in range(n)]
+            prompts = [random_prompt(rng, args.prompt_tokens, lo, hi) for _ in range(n)]
             row = {"streams": n, "load_before": load_avg()}
             gen, wall, dec = wisp_streams(w, prompts, args.max_tokens, bias, args.timeout)
             if gen != n * args.max_tokens:
@@ -502,8 +387,10 @@ def bench_model(args, model, streams):
             ls.close()
             ls = None
         if not args.skip_ttft:
-            res["ttft_idle_ms"] = wisp_ttft(w, rng, args, bias, lo, hi, 0)
-            res["ttft_load_ms"] = wisp_ttft(w, rng, args, bias, lo, hi, args.ttft_load)
+            res["ttft_idle_ms"], res["server_ttft_idle_ms"] = wisp_ttft(w, rng, args, bias, lo,
+                                                                         hi, 0)
+            res["ttft_load_ms"], res["server_ttft_load_ms"] = wisp_ttft(w, rng, args, bias, lo,
+                                                                         hi, args.ttft_load)
             res["ttft_load_streams"] = args.ttft_load
     finally:
         if ls:
@@ -513,10 +400,6 @@ def bench_model(args, model, streams):
         res["pp256_tokens_per_s"] = pp256(args, model)
     res["load"] = load_avg()
     return res
-
-
-def fmt(v):
-    return "-" if v is None else f"{v:.1f}"
 
 
 def report(all_res, out):
@@ -544,6 +427,9 @@ def report(all_res, out):
             a, b = res["ttft_idle_ms"], res["ttft_load_ms"]
             p(f"TTFT of a new {32}-token request: idle {a:.1f} ms, with "
               f"{res['ttft_load_streams']} streams decoding {b:.1f} ms ({b / a:.2f}x; goal < 2x)")
+            a, b = res["server_ttft_idle_ms"], res["server_ttft_load_ms"]
+            p(f"  server side (after the step in flight): idle {a:.1f} ms, loaded {b:.1f} ms "
+              f"({b / a:.2f}x)")
         rows = {r["streams"]: r for r in res["rows"]}
         if pp:
             for n, goal in ((16, 0.70), (8, 0.55)):
@@ -588,8 +474,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", action="store_true", help="a JSON summary on stdout")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals()
     streams = [int(s) for s in args.streams.split(",") if s]
     models = args.model or []
     if not models:

@@ -47,104 +47,21 @@ Standard library only; run with /usr/bin/python3.
 import argparse
 import json
 import os
-import pathlib
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEFAULT_BIN = os.environ.get("WISP_BIN", str(ROOT / "build" / "wisp"))
-DEFAULT_SYNTH = str(ROOT / "build" / "tools" / "synth")
-DEFAULT_VOCAB = str(ROOT.parent / "shared" / "vocab" / "ggml-vocab-deepseek-coder.gguf")
+from benchlib import (DEFAULT_BIN, DEFAULT_SYNTH, DEFAULT_VOCAB, Wisp, fmt, random_prompt,
+                      stop_on_signals, stop_started, synthesize_qwen2_200m, token_range)
 
-
-class Wisp:
-    """One wisp process: requests by id, first-token times, answers."""
-
-    def __init__(self, binary, args):
-        self.proc = subprocess.Popen([binary, *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        self.cv = threading.Condition()
-        self.answers = {}
-        self.first = {}            # id -> monotonic time of the first $/stream
-        self.pieces = {}
-        self.next_id = 1
-        self.closed = False
-        self.stderr = bytearray()
-        self.wlock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            now = time.monotonic()
-            m = json.loads(line)
-            with self.cv:
-                if m.get("method") == "$/stream":
-                    rid = m["params"]["id"]
-                    self.first.setdefault(rid, now)
-                    self.pieces[rid] = self.pieces.get(rid, 0) + 1
-                elif "id" in m and "method" not in m:
-                    self.answers[m["id"]] = (now, m)
-                    self.cv.notify_all()
-        with self.cv:
-            self.closed = True
-            self.cv.notify_all()
-
-    def _drain_stderr(self):
-        for chunk in iter(lambda: self.proc.stderr.read(65536), b""):
-            self.stderr += chunk
-            del self.stderr[:-20000]
-
-    def send(self, method, params=None):
-        with self.wlock:
-            rid = self.next_id
-            self.next_id += 1
-            msg = {"jsonrpc": "2.0", "id": rid, "method": method}
-            if params is not None:
-                msg["params"] = params
-            self.proc.stdin.write((json.dumps(msg) + "\n").encode())
-        return rid
-
-    def wait(self, rid, timeout=3600):
-        deadline = time.monotonic() + timeout
-        with self.cv:
-            while rid not in self.answers:
-                if self.closed:
-                    raise SystemExit("wisp exited:\n" + self.stderr.decode("utf-8", "replace"))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SystemExit(f"no answer to request {rid} within {timeout}s")
-                self.cv.wait(left)
-            return self.answers.pop(rid)
-
-    def call(self, method, params=None, timeout=3600):
-        t, m = self.wait(self.send(method, params), timeout)
-        if "error" in m:
-            raise SystemExit(f"{method} failed: {m['error']}")
-        return m["result"]
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+TIMEOUT = 3600  # a bound on every request
 
 
 def synthesize(path, synth, vocab, ctx):
-    cmd = [synth, "--arch", "qwen2", "--layers", "16", "--embd", "1024", "--heads", "16",
-           "--kv-heads", "2", "--ff", "2816", "--tied", "--type", "q8_0", "--ctx", str(ctx),
-           "--vocab", vocab, "--name", "qwen2-200m-synthetic", "--out", path]
-    print("synthesizing:", " ".join(cmd), file=sys.stderr)
-    subprocess.run(cmd, check=True)
+    synthesize_qwen2_200m(path, synth, vocab, ["--type", "q8_0"],
+                          ["--ctx", str(ctx), "--name", "qwen2-200m-synthetic"])
 
 
 class Sampler(threading.Thread):
@@ -158,7 +75,7 @@ class Sampler(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            st = self.w.call("status")
+            st = self.w.call("status", timeout=TIMEOUT)
             kv = st["kv_cache"]
             used = kv["blocks_used"] * kv.get("block_size", 16)
             if used and "unused_slots" in kv:
@@ -166,10 +83,6 @@ class Sampler(threading.Thread):
             self.running.append(st["requests"].get("running", 0))
             self.blocks.append(kv["blocks_used"])
             self.stop.wait(self.period)
-
-
-def random_prompt(rng, n, lo, hi, bos):
-    return ([bos] if bos is not None else []) + [rng.randrange(lo, hi) for _ in range(n)]
 
 
 def throughput(w, info, args, n_streams, rng, sample):
@@ -186,7 +99,7 @@ def throughput(w, info, args, n_streams, rng, sample):
         rid = w.send("generate", {"prompt": p, "max_tokens": args.max_tokens, "temperature": 0,
                                   "logit_bias": bias})
         sent[rid] = time.monotonic()
-    results = {rid: w.wait(rid) for rid in sent}
+    results = {rid: w.wait_message(rid, TIMEOUT) for rid in sent}
     t1 = max(t for t, _ in results.values())
     if sampler:
         sampler.stop.set()
@@ -230,7 +143,7 @@ def mixed_waste(w, info, args, rng):
                                         "temperature": 0, "logit_bias": bias}))
     gen = prompt_toks = 0
     for rid in rids:
-        _, m = w.wait(rid)
+        _, m = w.wait_message(rid, TIMEOUT)
         if "error" in m:
             raise SystemExit(f"mixed run failed: {m['error']}")
         gen += m["result"]["usage"]["completion_tokens"]
@@ -253,7 +166,7 @@ def prefix_ttft(w, info, args, rng):
     def one(prompt):
         t0 = time.monotonic()
         rid = w.send("generate", {"prompt": prompt, "max_tokens": 1, "temperature": 0})
-        t, m = w.wait(rid)
+        t, m = w.wait_message(rid, TIMEOUT)
         if "error" in m:
             raise SystemExit(f"prefix test: {m['error']}")
         r = m["result"]
@@ -288,16 +201,8 @@ def model_facts(info):
     special = tok.get("special", {})
     vocab = info["vocab_size"]
     bos = special.get("bos") if tok.get("add_bos", True) else None
-    # Plain tokens only: skip the low ids (control and byte tokens in most
-    # vocabularies) and the top of the vocabulary (added specials).
-    lo = min(300, vocab // 4)
-    hi = max(lo + 1, min(vocab - 300, 30000))
-    return {"token_range": (lo, hi), "bos": bos, "eos": special.get("eos"),
+    return {"token_range": token_range(vocab), "bos": bos, "eos": special.get("eos"),
             "n_ctx": info["n_ctx"], "name": info.get("name"), "vocab_size": vocab}
-
-
-def fmt(v, spec=".1f"):
-    return "-" if v is None else format(v, spec)
 
 
 def report(res, out):
@@ -391,11 +296,12 @@ def main():
         wargs += ["--kv-mb", str(args.kv_mb)]
     if args.device:
         wargs += ["--device", args.device]
+    stop_on_signals()
     w = Wisp(args.wisp, wargs)
     try:
-        info = w.call("model/info")
+        info = w.call("model/info", timeout=TIMEOUT)
         facts = model_facts(info)
-        kv = w.call("status")["kv_cache"]
+        kv = w.call("status", timeout=TIMEOUT)["kv_cache"]
         res = {"model": {"path": args.model, "name": facts["name"], "n_ctx": info["n_ctx"],
                          "vocab_size": facts["vocab_size"], "kv_blocks": kv["blocks_total"],
                          "block_size": kv.get("block_size")},
@@ -404,7 +310,7 @@ def main():
         rng = random.Random(args.seed)
         # Warm-up: page the weights in, start the pool's threads.
         w.call("generate", {"prompt": random_prompt(rng, 8, *facts["token_range"], facts["bos"]),
-                            "max_tokens": 4, "temperature": 0})
+                            "max_tokens": 4, "temperature": 0}, timeout=TIMEOUT)
         if not args.skip_throughput:
             res["throughput"] = []
             for i, n in enumerate(streams):
@@ -415,9 +321,10 @@ def main():
                 res["mixed"] = mixed_waste(w, facts, args, rng)
         if not args.skip_ttft:
             res["prefix"] = prefix_ttft(w, facts, args, rng)
-        res["status"] = w.call("status")
+        res["status"] = w.call("status", timeout=TIMEOUT)
     finally:
         w.close()
+        stop_started()
 
     goals = {}
     tp = {r["streams"]: r for r in res.get("throughput", [])}

@@ -15,8 +15,9 @@
 
 #define V 50
 
-static wisp_sched *make(fake_engine *fe, int n_ctx, int max_running, int step_tokens,
-                        int max_queued)
+/* prefill_first: opts.prefill_first_tokens (0: the default, step_tokens / 4). */
+static wisp_sched *make_pf(fake_engine *fe, int n_ctx, int max_running, int step_tokens,
+                           int max_queued, int prefill_first)
 {
     wisp_sched_opts o = {.model_identity = 7,
                          .n_vocab = V,
@@ -24,6 +25,7 @@ static wisp_sched *make(fake_engine *fe, int n_ctx, int max_running, int step_to
                          .max_running = max_running,
                          .step_tokens = step_tokens,
                          .max_queued = max_queued,
+                         .prefill_first_tokens = prefill_first,
                          .host_cache_bytes = 1 << 16};
     wisp_sched *s = NULL;
     wisp_err err = {0};
@@ -32,6 +34,12 @@ static wisp_sched *make(fake_engine *fe, int n_ctx, int max_running, int step_to
         fprintf(stderr, "  create: %s\n", err.msg);
     REQUIRE(rc == 0);
     return s;
+}
+
+static wisp_sched *make(fake_engine *fe, int n_ctx, int max_running, int step_tokens,
+                        int max_queued)
+{
+    return make_pf(fe, n_ctx, max_running, step_tokens, max_queued, 0);
 }
 
 static void check_clean(wisp_sched *s, fake_engine *fe)
@@ -489,7 +497,8 @@ TEST(submit_from_another_thread)
 /* Decode-first with chunked prefill, counted in steps rather than time: a
  * new request that arrives while 16 streams decode is admitted and
  * prefilled in the very next step, and that step still gives every stream
- * its token (neither side starves the other). */
+ * its token (neither side starves the other). Its 32 tokens are over the
+ * prefill-first budget (64 / 4), so it does not get a step of its own. */
 TEST(new_request_under_load_gets_its_first_token_next_step)
 {
     fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
@@ -532,7 +541,8 @@ TEST(new_request_under_load_gets_its_first_token_next_step)
  * leave of the budget: each of the 16 streams still gets one token per
  * step, the prompt is done in ceil(200 / (64 - 16)) = 5 steps, and a short
  * request behind it (first come, first served) starts as soon as the long
- * one's last chunk leaves room. */
+ * one's last chunk leaves room: it is short enough to be prefilled first,
+ * but not while an earlier prompt is still being absorbed. */
 TEST(long_prompt_in_chunks_beside_decodes)
 {
     fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
@@ -576,6 +586,242 @@ TEST(long_prompt_in_chunks_beside_decodes)
     for (int i = 0; i < 16; i++)
         CHECK(load[i].finished == 1 && tr_output_ok(&load[i], V));
     check_clean(s, fe);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* ------------------------------------------------------------ prefill first */
+
+/* Submits n 3-token requests of max_tokens and steps until all decode. */
+static void start_load(wisp_sched *s, treq *load, int n, int max_tokens, uint64_t *rng)
+{
+    for (int i = 0; i < n; i++) {
+        int32_t p[3];
+        tr_fill(rng, p, 3, V);
+        tr_init(&load[i], p, 3, max_tokens);
+        REQUIRE(tr_submit(s, &load[i]) == 0);
+    }
+    /* 3n prompt tokens within one step's budget: one step, then decodes. */
+    REQUIRE(wisp_sched_step(s));
+    for (int i = 0; i < n; i++)
+        REQUIRE(load[i].n_out == 1);
+}
+
+/* What one step held: its engine tokens and how many of the load streams
+ * got a token in it. */
+typedef struct step_rows {
+    int tokens, decoded;
+} step_rows;
+
+static step_rows step_once(wisp_sched *s, fake_engine *fe, const treq *load, int n)
+{
+    int had[64];
+    for (int i = 0; i < n; i++)
+        had[i] = load[i].n_out;
+    uint64_t forwards = fe->forwards, tokens = fe->tokens_in;
+    (void)wisp_sched_step(s); /* false after the last step */
+    CHECK_EQ_INT(fe->forwards - forwards, 1);
+    step_rows r = {.tokens = (int)(fe->tokens_in - tokens)};
+    for (int i = 0; i < n; i++)
+        r.decoded += load[i].n_out > had[i];
+    return r;
+}
+
+static void finish_all(wisp_sched *s, fake_engine *fe, treq *t, int n)
+{
+    REQUIRE(tr_run(s, 1000) >= 0);
+    for (int i = 0; i < n; i++)
+        CHECK(t[i].finished == 1 && t[i].status == 0 && tr_output_ok(&t[i], V));
+    check_clean(s, fe);
+}
+
+/* A short prompt that arrives while 16 streams decode runs alone in the
+ * next step and gets its first token there; the step after holds the 16
+ * decodes and its own second token. */
+TEST(prefill_first_short_prompt_runs_alone_then_decodes)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, 24);
+    static treq load[16], probe;
+    uint64_t rng = 51;
+    start_load(s, load, 16, 30, &rng);
+    int32_t p[24];
+    tr_fill(&rng, p, 24, V);
+    tr_init(&probe, p, 24, 4);
+    REQUIRE(tr_submit(s, &probe) == 0);
+    step_rows a = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(a.tokens, 24);
+    CHECK_EQ_INT(a.decoded, 0);
+    CHECK_EQ_INT(probe.n_out, 1);
+    step_rows b = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(b.tokens, 17);
+    CHECK_EQ_INT(b.decoded, 16);
+    CHECK_EQ_INT(probe.n_out, 2);
+    finish_all(s, fe, load, 16);
+    finish_all(s, fe, &probe, 1);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* Switched off, the same prompt shares the next step with the decodes. */
+TEST(prefill_first_off_mixes_the_prompt_with_decodes)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, -1);
+    static treq load[16], probe;
+    uint64_t rng = 51;
+    start_load(s, load, 16, 30, &rng);
+    int32_t p[24];
+    tr_fill(&rng, p, 24, V);
+    tr_init(&probe, p, 24, 4);
+    REQUIRE(tr_submit(s, &probe) == 0);
+    step_rows a = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(a.tokens, 16 + 24);
+    CHECK_EQ_INT(a.decoded, 16);
+    CHECK_EQ_INT(probe.n_out, 1);
+    finish_all(s, fe, load, 16);
+    finish_all(s, fe, &probe, 1);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* A flood of short prompts: the first step takes the ones that fit the
+ * budget whole (2 x 6 of 16 tokens), the next gives every stream its token
+ * and admits the rest decode-first; no stream ever misses two steps in a
+ * row, and every output is the oracle's. */
+TEST(prefill_first_flood_never_starves_decodes)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, 16);
+    static treq load[16], flood[12];
+    uint64_t rng = 53;
+    start_load(s, load, 16, 40, &rng);
+    for (int i = 0; i < 12; i++) {
+        int32_t p[6];
+        tr_fill(&rng, p, 6, V);
+        tr_init(&flood[i], p, 6, 3);
+        REQUIRE(tr_submit(s, &flood[i]) == 0);
+    }
+    step_rows a = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(a.tokens, 12);
+    CHECK_EQ_INT(a.decoded, 0);
+    CHECK(flood[0].n_out == 1 && flood[1].n_out == 1 && flood[2].n_out == 0);
+    step_rows b = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(b.decoded, 16);
+    /* 18 decodes, then 46 tokens of admissions: 7 prompts and 4 of the 8th. */
+    CHECK_EQ_INT(b.tokens, 64);
+    CHECK(flood[8].n_out == 1 && flood[9].n_out == 0);
+    int skipped = 0, alone = 1, steps = 0;
+    while (load[0].n_out < 40 && steps++ < 100) {
+        int live = 0;
+        for (int i = 0; i < 16; i++)
+            live += load[i].n_out < 40;
+        step_rows r = step_once(s, fe, load, 16);
+        if (r.decoded == 0) {
+            alone++;
+            CHECK_EQ_INT(skipped, 0);
+        } else {
+            CHECK_EQ_INT(r.decoded, live);
+        }
+        skipped = r.decoded == 0;
+    }
+    /* The flood's prompts were all admitted by the second step's end. */
+    CHECK_EQ_INT(alone, 1);
+    for (int i = 0; i < 12; i++)
+        CHECK(flood[i].finished == 1 && tr_output_ok(&flood[i], V));
+    finish_all(s, fe, load, 16);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* The budget counts the tokens to compute: a 46-token prompt whose first 40
+ * are cached runs first with 6, and the cache is asked once. */
+TEST(prefill_first_counts_only_uncached_tokens)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, 16);
+    static treq seed, load[16], probe;
+    uint64_t rng = 55;
+    int32_t p[46];
+    tr_fill(&rng, p, 46, V);
+    tr_init(&seed, p, 40, 1);
+    REQUIRE(tr_submit(s, &seed) == 0);
+    REQUIRE(tr_run(s, 100) >= 0);
+    start_load(s, load, 16, 30, &rng);
+    tr_init(&probe, p, 46, 3);
+    REQUIRE(tr_submit(s, &probe) == 0);
+    wisp_sched_stats before, after;
+    wisp_sched_get_stats(s, &before);
+    step_rows a = step_once(s, fe, load, 16);
+    wisp_sched_get_stats(s, &after);
+    CHECK_EQ_INT(a.tokens, 6);
+    CHECK_EQ_INT(a.decoded, 0);
+    CHECK_EQ_INT(probe.n_out, 1);
+    CHECK_EQ_INT(after.kv.prefix_queries - before.kv.prefix_queries, 1);
+    CHECK_EQ_INT(after.kv.hit_tokens - before.kv.hit_tokens, 40);
+    finish_all(s, fe, load, 16);
+    finish_all(s, fe, &probe, 1);
+    CHECK_EQ_INT(probe.usage.cached_tokens, 40);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* A prompt whose uncached rest is over the budget goes decode-first in the
+ * same step, and its prefix attachment is handed over, not asked twice. */
+TEST(prefill_first_over_budget_goes_mixed_with_one_cache_query)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, 16);
+    static treq seed, load[16], probe;
+    uint64_t rng = 57;
+    int32_t p[70];
+    tr_fill(&rng, p, 70, V);
+    tr_init(&seed, p, 40, 1);
+    REQUIRE(tr_submit(s, &seed) == 0);
+    REQUIRE(tr_run(s, 100) >= 0);
+    start_load(s, load, 16, 30, &rng);
+    tr_init(&probe, p, 70, 3);
+    REQUIRE(tr_submit(s, &probe) == 0);
+    wisp_sched_stats before, after;
+    wisp_sched_get_stats(s, &before);
+    step_rows a = step_once(s, fe, load, 16);
+    wisp_sched_get_stats(s, &after);
+    CHECK_EQ_INT(a.tokens, 16 + 30);
+    CHECK_EQ_INT(a.decoded, 16);
+    CHECK_EQ_INT(probe.n_out, 1);
+    CHECK_EQ_INT(after.kv.prefix_queries - before.kv.prefix_queries, 1);
+    CHECK_EQ_INT(after.kv.hit_tokens - before.kv.hit_tokens, 40);
+    finish_all(s, fe, load, 16);
+    finish_all(s, fe, &probe, 1);
+    CHECK_EQ_INT(probe.usage.cached_tokens, 40);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* Only new generate requests go first: an evaluate request shares the step
+ * with the decodes. */
+TEST(prefill_first_not_for_evaluate)
+{
+    fake_engine *fe = fake_engine_create(4, 512, V, 64, 32);
+    wisp_sched *s = make_pf(fe, 200, 32, 64, 64, 16);
+    static treq load[16], ev;
+    uint64_t rng = 59;
+    start_load(s, load, 16, 30, &rng);
+    int32_t p[8];
+    tr_fill(&rng, p, 8, V);
+    tr_init(&ev, p, 8, 0);
+    ev.evaluate = true;
+    ev.n_vocab = V;
+    ev.eval = calloc((size_t)8 * V, sizeof *ev.eval);
+    REQUIRE(ev.eval);
+    REQUIRE(tr_submit(s, &ev) == 0);
+    step_rows a = step_once(s, fe, load, 16);
+    CHECK_EQ_INT(a.tokens, 16 + 8);
+    CHECK_EQ_INT(a.decoded, 16);
+    CHECK_EQ_INT(ev.next_pos, 8);
+    finish_all(s, fe, load, 16);
+    CHECK(ev.finished == 1 && ev.order_errors == 0);
+    free(ev.eval);
     wisp_sched_destroy(s);
     fake_engine_free(fe);
 }
