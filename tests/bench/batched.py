@@ -392,6 +392,7 @@ def bench_model(args, model, streams):
             res["ttft_load_ms"], res["server_ttft_load_ms"] = wisp_ttft(w, rng, args, bias, lo,
                                                                          hi, args.ttft_load)
             res["ttft_load_streams"] = args.ttft_load
+            res["ttft_prompt_tokens"] = args.prompt_tokens
     finally:
         if ls:
             ls.close()
@@ -425,7 +426,7 @@ def report(all_res, out):
               f"{(f'{wd / ld:.2f}' if wd and ld else '-'):>7} | {r['load_before']:>5.2f}")
         if "ttft_idle_ms" in res:
             a, b = res["ttft_idle_ms"], res["ttft_load_ms"]
-            p(f"TTFT of a new {32}-token request: idle {a:.1f} ms, with "
+            p(f"TTFT of a new {res['ttft_prompt_tokens']}-token request: idle {a:.1f} ms, with "
               f"{res['ttft_load_streams']} streams decoding {b:.1f} ms ({b / a:.2f}x; goal < 2x)")
             a, b = res["server_ttft_idle_ms"], res["server_ttft_load_ms"]
             p(f"  server side (after the step in flight): idle {a:.1f} ms, loaded {b:.1f} ms "
