@@ -333,9 +333,9 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     /* Q4_0 / Q8_0 projections are repacked into interleaved rows for the
      * kernels that read them (the same bits, faster). Not for streamed
      * layers, whose copies come raw from the mapping (stream.c), nor where
-     * AMX tiles or the scalar level take the products, nor with
-     * WISP_REPACK=0. */
-    if (!e->stream && wisp_rp_enabled() && !wisp_amx_active() &&
+     * AMX tiles or the scalar level take the products, nor when the
+     * options or WISP_REPACK=0 say so. */
+    if (!e->stream && !e->opts.no_repack && wisp_rp_enabled() && !wisp_amx_active() &&
         wisp_cpu_simd_active() != WISP_SIMD_SCALAR) {
         if ((rc = wisp_rp_weights_create(w, cfg->n_layers, e->layer_begin, e->layer_end,
                                          e->last ? &e->output : NULL, &e->repack, err)))
