@@ -889,6 +889,9 @@ typedef __m256 rv_f;
 #endif
 #define RV_BYTES (RV_ROWS * 16)
 #define RV_HV    (2 * RV_NV) /* vectors per group of 8 rows */
+#ifndef RP_PF_DIST
+#define RP_PF_DIST 4096
+#endif
 /* Tokens one pass over a group's quads takes (accumulators in registers). */
 #define RP_TOKS 4
 
@@ -913,7 +916,9 @@ AI void rp_group(const int Q8, int64_t n, const char *grp, const char *a, size_t
         acc[c][v] = RF_ZERO();
     for (int64_t q = 0; q < nq; q++) {
         const char *d = grp + (size_t)q * qb;
-        PREFETCH_SPAN(d, qb);
+        _Pragma("GCC unroll 32")
+        for (int pf = 0; pf < (int)qb; pf += 64)
+            _mm_prefetch(d + RP_PF_DIST + pf, PF_HINT);
         rv_i isum[RP_TOKS][RV_HV];
         _Pragma("GCC unroll 8")
         for (int c = 0; c < T; c++) {

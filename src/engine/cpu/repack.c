@@ -64,6 +64,9 @@ bool wisp_rp_enabled(void)
 
 /* ------------------------------------------------------------ the copy */
 
+/* The x86-64 huge page; copies this large or larger are aligned to it. */
+#define RP_HUGE_PAGE ((size_t)2 << 20)
+
 /* Tensors per layer that go through the matmul, and their fields. */
 #define RP_PER_LAYER 7
 
@@ -71,9 +74,9 @@ struct wisp_rp_weights {
     wisp_model_weights w;       /* what the engine computes with */
     wisp_layer_weights *layers; /* [n_layers], copies of the model's */
     wisp_tensor *tensors;       /* [n_layers * RP_PER_LAYER + 1] repacked headers */
-    void **bufs;                /* [same] their data, or NULL */
-    int n_slots, n_tensors;
-    size_t bytes;
+    char *arena;                /* every copy, each at a multiple of 64 bytes */
+    int n_tensors;
+    size_t bytes, used;
     double ms;
 };
 
@@ -99,34 +102,49 @@ static void hand_back(const void *p, size_t n)
 #endif
 }
 
-/* Repacks *slot into the next slot when its type has the layout and it has
- * a whole group; *slot then points at the copy. keep_source: the source is
- * still read elsewhere (a tied embedding), so its pages stay. */
-static int repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_source,
-                      wisp_err *err)
+/* Bytes of t's copy in the arena (a multiple of 64), or 0 when t stays as
+ * it is: its type has no repacked layout or it has no whole group. */
+static size_t copy_bytes(const wisp_tensor *t)
+{
+    if (!t || !wisp_rp_type_supported(t->type) || t->n_dims < 2 || t->ne[1] < WISP_RP_ROWS)
+        return 0;
+    return (wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1] + 63) / 64 * 64;
+}
+
+/* Repacks *slot into the arena when it has a copy there; *slot then points
+ * at the copy. keep_source: the source is still read elsewhere (a tied
+ * embedding), so its pages stay. */
+static void repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_source)
 {
     const wisp_tensor *t = *slot;
-    if (!t || !wisp_rp_type_supported(t->type) || t->n_dims < 2 || t->ne[1] < WISP_RP_ROWS ||
-        wisp_cpu_row_bytes(t->type, t->ne[0]) == 0)
-        return 0;
+    const size_t room = copy_bytes(t);
+    if (!room)
+        return;
     const size_t bytes = wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1];
-    void *buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!buf)
-        return wisp_err_set(err, WISP_E_NOMEM,
-                            "cpu engine: cannot allocate %zu bytes to repack tensor %s", bytes,
-                            t->name ? t->name : "?");
+    char *buf = rw->arena + rw->used;
+    rw->used += room;
     wisp_rp_pack(t->type, t->ne[0], t->ne[1], t->data, buf);
     if (!keep_source)
         hand_back(t->data, bytes);
-    const int i = rw->n_tensors++;
-    rw->bufs[i] = buf;
-    rw->tensors[i] = *t;
-    rw->tensors[i].type = t->type | WISP_RP_TYPE_FLAG;
-    rw->tensors[i].data = buf;
-    rw->tensors[i].nbytes = bytes;
+    wisp_tensor *c = &rw->tensors[rw->n_tensors++];
+    *c = *t;
+    c->type = t->type | WISP_RP_TYPE_FLAG;
+    c->data = buf;
+    c->nbytes = bytes;
     rw->bytes += bytes;
-    *slot = &rw->tensors[i];
-    return 0;
+    *slot = c;
+}
+
+/* The slots of layer l's matmul weights in a layer table. */
+static void layer_slots(wisp_layer_weights *L, const wisp_tensor **slots[RP_PER_LAYER])
+{
+    slots[0] = &L->wq;
+    slots[1] = &L->wk;
+    slots[2] = &L->wv;
+    slots[3] = &L->wo;
+    slots[4] = &L->w_gate;
+    slots[5] = &L->w_up;
+    slots[6] = &L->w_down;
 }
 
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
@@ -135,35 +153,46 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
 {
     *out = NULL;
     const double t0 = now_ms();
+    size_t total = out_head ? copy_bytes(*out_head) : 0;
+    for (int l = layer_begin; l < layer_end; l++) {
+        const wisp_tensor **slots[RP_PER_LAYER];
+        layer_slots(&w->layers[l], slots);
+        for (int i = 0; i < RP_PER_LAYER; i++)
+            total += copy_bytes(*slots[i]);
+    }
+    if (total == 0)
+        return 0;
+    /* One arena on huge pages where the kernel gives them on request
+     * (transparent huge pages in "madvise" mode): a decode step streams
+     * every byte of it, and 4 KiB pages would cost a TLB miss each. Its
+     * pages are touched only as each tensor is packed into it. */
+    const size_t arena = (total + RP_HUGE_PAGE - 1) / RP_HUGE_PAGE * RP_HUGE_PAGE;
     wisp_rp_weights *rw = calloc(1, sizeof(*rw));
-    const int n_slots = (layer_end - layer_begin) * RP_PER_LAYER + 1;
     if (rw) {
         rw->layers = calloc((size_t)n_layers, sizeof(*rw->layers));
-        rw->tensors = calloc((size_t)n_slots, sizeof(*rw->tensors));
-        rw->bufs = calloc((size_t)n_slots, sizeof(*rw->bufs));
+        rw->tensors =
+            calloc((size_t)(layer_end - layer_begin) * RP_PER_LAYER + 1, sizeof(*rw->tensors));
+        rw->arena = aligned_alloc(RP_HUGE_PAGE, arena);
     }
-    if (!rw || !rw->layers || !rw->tensors || !rw->bufs) {
+    if (!rw || !rw->layers || !rw->tensors || !rw->arena) {
         wisp_rp_weights_free(rw);
-        return wisp_err_set(err, WISP_E_NOMEM, "cpu engine: out of memory for repacking");
+        return wisp_err_set(err, WISP_E_NOMEM,
+                            "cpu engine: cannot allocate %zu bytes to repack the weights", arena);
     }
-    rw->n_slots = n_slots;
+#ifdef MADV_HUGEPAGE
+    madvise(rw->arena, arena, MADV_HUGEPAGE);
+#endif
     rw->w = *w;
     memcpy(rw->layers, w->layers, (size_t)n_layers * sizeof(*rw->layers));
     rw->w.layers = rw->layers;
-    int rc = 0;
-    for (int l = layer_begin; l < layer_end && !rc; l++) {
-        wisp_layer_weights *L = &rw->layers[l];
-        const wisp_tensor **slots[RP_PER_LAYER] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
-                                                   &L->w_gate, &L->w_up, &L->w_down};
-        for (int i = 0; i < RP_PER_LAYER && !rc; i++)
-            rc = repack_one(rw, slots[i], false, err);
+    for (int l = layer_begin; l < layer_end; l++) {
+        const wisp_tensor **slots[RP_PER_LAYER];
+        layer_slots(&rw->layers[l], slots);
+        for (int i = 0; i < RP_PER_LAYER; i++)
+            repack_one(rw, slots[i], false);
     }
-    if (!rc && out_head)
-        rc = repack_one(rw, out_head, *out_head == w->tok_embd, err);
-    if (rc || rw->n_tensors == 0) {
-        wisp_rp_weights_free(rw);
-        return rc;
-    }
+    if (out_head)
+        repack_one(rw, out_head, *out_head == w->tok_embd);
     rw->ms = now_ms() - t0;
     *out = rw;
     return 0;
@@ -182,10 +211,7 @@ void wisp_rp_weights_free(wisp_rp_weights *rw)
 {
     if (!rw)
         return;
-    if (rw->bufs)
-        for (int i = 0; i < rw->n_tensors; i++)
-            free(rw->bufs[i]);
-    free(rw->bufs);
+    free(rw->arena);
     free(rw->tensors);
     free(rw->layers);
     free(rw);

@@ -99,9 +99,10 @@ typedef struct wisp_rp_weights wisp_rp_weights;
 /* Repacks the projection weights of layers [layer_begin, layer_end) and,
  * when out_head is set, the output head *out_head (replaced by the copy;
  * a tied token_embd stays in place for the embedding lookups), one tensor
- * at a time: each source range is handed back to the kernel after it is
- * copied (MADV_PAGEOUT, where there is one), so the resident memory grows
- * by about one tensor beyond the copies. Returns 0 with *out set (NULL when
+ * at a time into one arena (on transparent huge pages where the kernel
+ * offers them on request): each source range is handed back to the kernel
+ * after it is copied (MADV_PAGEOUT, where there is one), so the resident
+ * memory grows by about one tensor beyond the copies. Returns 0 with *out set (NULL when
  * nothing was repacked), or <0 with err set and nothing allocated. */
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
                            int layer_end, const wisp_tensor **out_head, wisp_rp_weights **out,
