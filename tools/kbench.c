@@ -1,11 +1,13 @@
 /*
  * kbench.c - microbenchmark of the CPU matmul kernels.
  *
- *   kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] [-m SECONDS] [SHAPES]
+ *   kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] [-m SECONDS] [-r 0|1] [SHAPES]
  *     TYPES    comma list of weight types (default Q8_0,Q4_0,Q4_K,Q6_K,F16)
  *     LEVELS   comma list of scalar,avx2,avx512 (default: the best level)
  *     TOKS     comma list of token counts (default 1,128)
  *     THREADS  comma list of thread counts (default 1,2)
+ *     -r 1     Q4_0 / Q8_0 weights repacked into interleaved rows, as the
+ *              engine does at load (repack.h); -r 0 (default) the file layout
  *     SHAPES   n_in x n_out, e.g. 2048x2048 1536x8960 (default both)
  *
  * Prints, per case, the best time per call over short batches, GFLOP/s (2 * n_in * n_out * n_tok)
@@ -22,6 +24,7 @@
 
 #include "engine/cpu/cpu_types.h"
 #include "engine/cpu/matmul.h"
+#include "engine/cpu/repack.h"
 
 static const struct {
     const char *name;
@@ -72,6 +75,7 @@ int main(int argc, char **argv)
     char types_s[256] = "Q8_0,Q4_0,Q4_K,Q6_K,F16", levels_s[64] = "", toks_s[64] = "1,128",
          thr_s[64] = "1,2";
     double min_time = 0.25;
+    int repack = 0;
     const char *shapes[16];
     int n_shapes = 0;
     for (int i = 1; i < argc; i++) {
@@ -87,12 +91,15 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) {
             min_time = atof(argv[++i]);
             continue;
+        } else if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
+            repack = atoi(argv[++i]);
+            continue;
         } else if (strchr(argv[i], 'x') && n_shapes < 16) {
             shapes[n_shapes++] = argv[i];
             continue;
         } else {
             fprintf(stderr, "usage: kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] "
-                            "[-m SECONDS] [NINxNOUT ...]\n");
+                            "[-m SECONDS] [-r 0|1] [NINxNOUT ...]\n");
             return 2;
         }
         if (i + 1 >= argc)
@@ -110,7 +117,7 @@ int main(int argc, char **argv)
     int n_type = split(types_s, type_l, 32), n_lvl = split(levels_s, lvl_l, 8);
     int n_tok_l = split(toks_s, tok_l, 16), n_thr = split(thr_s, thr_l, 16);
 
-    printf("%-5s %-7s %-11s %5s %3s %10s %9s %8s %10s\n", "type", "simd", "shape", "n_tok", "thr",
+    printf("%-5s %-9s %-11s %5s %3s %10s %9s %8s %10s\n", "type", "simd", "shape", "n_tok", "thr",
            "us/call", "GFLOP/s", "GB/s(w)", "cpu-us");
     for (int si = 0; si < n_shapes; si++) {
         long long n_in = 0, n_out = 0;
@@ -144,6 +151,14 @@ int main(int argc, char **argv)
                              .ne = {n_in, n_out, 1, 1},
                              .nbytes = wbytes,
                              .data = w};
+            unsigned char *packed = NULL;
+            if (repack && wisp_rp_type_supported(type)) {
+                if (!(packed = malloc(wbytes)))
+                    return 1;
+                wisp_rp_pack(type, n_in, n_out, w, packed);
+                t.type |= WISP_RP_TYPE_FLAG;
+                t.data = packed;
+            }
             for (int li = 0; li < n_lvl; li++) {
                 int lv = -1;
                 for (int l = 0; l < WISP_SIMD_COUNT; l++)
@@ -197,8 +212,10 @@ int main(int argc, char **argv)
                         char cpu_s[32] = "-";
                         if (nt == 1)
                             snprintf(cpu_s, sizeof cpu_s, "%.1f", cpu_per * 1e6);
-                        printf("%-5s %-7s %5lldx%-5lld %5lld %3d %10.1f %9.1f %8.2f %10s\n",
-                               TYPES[tix].name, lvl_l[li], n_in, n_out, n_tok, nt, per * 1e6,
+                        char lvl_name[32];
+                        snprintf(lvl_name, sizeof lvl_name, "%s%s", lvl_l[li], packed ? "+rp" : "");
+                        printf("%-5s %-9s %5lldx%-5lld %5lld %3d %10.1f %9.1f %8.2f %10s\n",
+                               TYPES[tix].name, lvl_name, n_in, n_out, n_tok, nt, per * 1e6,
                                2.0 * (double)n_in * (double)n_out * (double)n_tok / per * 1e-9,
                                (double)wbytes / per * 1e-9, cpu_s);
                         fflush(stdout);
@@ -210,6 +227,7 @@ int main(int argc, char **argv)
                 }
             }
             free(w);
+            free(packed);
         }
     }
     return 0;

@@ -49,7 +49,7 @@ static void usage(FILE *f)
 {
     fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
           "                  [--device auto|cpu|cuda[:N]] [--kv-type f16|q8_0|f32]\n"
-          "                  [--device-map DEV=N,...] [--weights-budget-mb N]\n"
+          "                  [--device-map DEV=N,...] [--weights-budget-mb N] [--repack 0|1]\n"
           "                  [--json | -o json|jsonl|md]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
@@ -57,6 +57,8 @@ static void usage(FILE *f)
           "  -r  repetitions, default 5\n"
           "  --device, --kv-type, --device-map and --weights-budget-mb as for the\n"
           "      server (default auto, f16, no map, no budget)\n"
+          "  --repack 0 keeps Q4_0 / Q8_0 weights in the file's layout on the CPU\n"
+          "      (as WISP_REPACK=0; default 1, repacked into interleaved rows)\n"
           "  --json  one JSON object with both tests\n"
           "  -o      llama-bench's output: json (an array of one object per test,\n"
           "          llama-bench's fields), jsonl (those objects one per line) or md\n",
@@ -113,6 +115,14 @@ static int parse_args(int argc, char **argv, bench_args *a)
             int mb;
             if ((rc = parse_int(f, v, 1, &mb)) == 0)
                 a->device_map.weights_budget_bytes = (uint64_t)mb << 20;
+        } else if (!strcmp(f, "--repack")) {
+            /* the engines are built by the factory: the environment is
+             * the CPU engine's switch that reaches them (cpu/repack.h) */
+            if (!v || (strcmp(v, "0") && strcmp(v, "1"))) {
+                fprintf(stderr, "wisp bench: --repack needs 0 or 1\n");
+                return -1;
+            }
+            setenv("WISP_REPACK", v, 1);
         } else if (!strcmp(f, "--kv-type")) {
             if (!v || wisp_kv_type_from_name(v, &a->kv_type)) {
                 char names[64];

@@ -47,6 +47,9 @@ typedef struct wisp_engine_opts {
      * engine computes from the weights in place (the CPU) or holds them all
      * (a GPU). */
     uint64_t weights_budget_bytes;
+    /* CPU: keep Q4_0 / Q8_0 weights in the file's layout instead of
+     * repacking them at load (cpu/repack.h); also WISP_REPACK=0. */
+    bool no_repack;
 } wisp_engine_opts;
 
 typedef struct wisp_batch_seq {

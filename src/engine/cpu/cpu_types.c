@@ -221,3 +221,14 @@ wisp_gemv_fn wisp_cpu_gemv_at(wisp_simd_level level, int type)
 }
 
 wisp_gemv_fn wisp_cpu_gemv_get(int type) { return wisp_cpu_gemv_at(wisp_cpu_simd_active(), type); }
+
+wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type)
+{
+    static const wisp_rp_fn *const RP[WISP_SIMD_COUNT] = {wisp_cpu_rp_scalar, wisp_cpu_rp_avx2,
+                                                          wisp_cpu_rp_avx512};
+    if (type < 0 || type >= WISP_TYPE_COUNT || (int)level < 0 || level >= WISP_SIMD_COUNT)
+        return NULL;
+    return RP[level][type];
+}
+
+wisp_rp_fn wisp_cpu_rp_get(int type) { return wisp_cpu_rp_at(wisp_cpu_simd_active(), type); }

@@ -60,10 +60,22 @@ static inline size_t wisp_cpu_act_pairs_offset(int64_t n)
 {
     return wisp_cpu_act_sums_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * sizeof(int32_t);
 }
+/* Then, for weights repacked into interleaved rows (repack.h), each quad
+ * of blocks (4b .. 4b+3) in WISP_CPU_ACT_QUAD_BYTES: the 128 quants
+ * transposed by 4-byte groups (group j of blocks 4b, 4b+1, 4b+2, 4b+3, for
+ * j = 0..7), so that one 16-byte broadcast gives every 128-bit lane of a
+ * zmm the same group of the four blocks, followed by the four blocks' quant
+ * sums negated, as int32. Quads cover the first n/128 * 4 blocks. */
+#define WISP_CPU_ACT_QUAD_BYTES (4 * WISP_CPU_ACT_QK + 4 * sizeof(int32_t))
+static inline size_t wisp_cpu_act_quads_offset(int64_t n)
+{
+    return wisp_cpu_act_pairs_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * WISP_CPU_ACT_QK;
+}
 static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 {
     return act_type == WISP_TYPE_Q8_0 || act_type == WISP_TYPE_Q8_1
-               ? wisp_cpu_act_pairs_offset(n) + (size_t)(n / WISP_CPU_ACT_QK) * WISP_CPU_ACT_QK
+               ? wisp_cpu_act_quads_offset(n) +
+                     (size_t)(n / (4 * WISP_CPU_ACT_QK)) * WISP_CPU_ACT_QUAD_BYTES
                : 0;
 }
 
@@ -89,6 +101,17 @@ typedef void (*wisp_gemm_fn)(int64_t n, const void *w, size_t sw, int nr, const 
  * result has the bits the dot kernel gives for that row. Optional per
  * type and level. */
 typedef void (*wisp_gemv_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, float *s);
+
+/* Weights repacked at load (repack.h): groups of WISP_RP_ROWS rows whose
+ * blocks are interleaved by quads of WISP_RP_QUAD blocks. A kernel of the
+ * repacked layout takes ng row groups (at (const char *)w + g * sg) and nc
+ * activation rows laid out as for dot (with the quads section): s[c * ss +
+ * g * WISP_RP_ROWS + r] for row r of group g. Each result has the bits of
+ * the level's dot kernel for that row in the file's layout. */
+#define WISP_RP_ROWS 8
+#define WISP_RP_QUAD 4
+typedef void (*wisp_rp_fn)(int64_t n, const void *w, size_t sg, int ng, const void *a, size_t sa,
+                           int nc, float *s, size_t ss);
 
 /* Converts or quantizes n floats (a multiple of the act block) to a row. */
 typedef void (*wisp_row_from_float_fn)(const float *x, void *y, int64_t n);
@@ -118,6 +141,11 @@ extern const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT];
 /* gemv kernels per level (NULL entries: none at that level). */
 extern const wisp_gemv_fn wisp_cpu_gemv_avx2[WISP_TYPE_COUNT];
 extern const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT];
+
+/* Repacked-layout kernels per level, by the file's type id (NULL: none). */
+extern const wisp_rp_fn wisp_cpu_rp_scalar[WISP_TYPE_COUNT];
+extern const wisp_rp_fn wisp_cpu_rp_avx2[WISP_TYPE_COUNT];
+extern const wisp_rp_fn wisp_cpu_rp_avx512[WISP_TYPE_COUNT];
 
 /* Block geometry of the types the CPU kernels know (weights and activation
  * formats); 0 for others. Generated from the type list of model/types.h. */
@@ -149,5 +177,11 @@ wisp_gemm_fn wisp_cpu_gemm_get(int type);
 /* The gemv kernel for a type at a level, on the same terms as the gemm. */
 wisp_gemv_fn wisp_cpu_gemv_at(wisp_simd_level level, int type);
 wisp_gemv_fn wisp_cpu_gemv_get(int type);
+/* The kernel of the repacked layout of a type at a level: every level that
+ * has a dot kernel for the type has one, in the summation order of that
+ * level's dot, so repacked weights give the same bits at every level. NULL
+ * when the type is not repacked. */
+wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type);
+wisp_rp_fn wisp_cpu_rp_get(int type);
 
 #endif

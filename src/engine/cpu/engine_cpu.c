@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+#include "engine/cpu/amx.h"
 #include "engine/cpu/attention.h"
+#include "engine/cpu/repack.h"
 #include "model/types.h"
 
 /* ---------------------------------------------------------------- checks */
@@ -231,6 +234,7 @@ static void cpu_destroy(void *ctx)
         free(bufs[i]);
     wisp_kv_pool_free(&e->kv);
     wisp_cpu_stream_destroy(e->stream);
+    wisp_rp_weights_free(e->repack);
     if (e->tp)
         wisp_threadpool_destroy(e->tp);
     free(e);
@@ -268,7 +272,8 @@ static void cpu_get_stats(void *ctx, wisp_engine_stats *out)
     out->kv_bytes = wisp_kv_pool_bytes(&e->kv);
     out->scratch_bytes = e->scratch_bytes;
     /* Weights stay in the file mapping: nothing resident is the engine's
-     * own but a streaming arena. */
+     * own but a streaming arena (repacked copies replace mapped pages of
+     * the same size, and the load logs their size). */
     out->weight_bytes = 0;
     if (e->stream) {
         wisp_cpu_stream_stats st;
@@ -325,6 +330,26 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
         (rc = wisp_cpu_stream_create(w, e->layer_begin, e->layer_end, e->opts.weights_budget_bytes,
                                      &e->stream, err)))
         goto fail;
+    /* Q4_0 / Q8_0 projections are repacked into interleaved rows for the
+     * kernels that read them (the same bits, faster). Not for streamed
+     * layers, whose copies come raw from the mapping (stream.c), nor where
+     * AMX tiles or the scalar level take the products, nor when the
+     * options or WISP_REPACK=0 say so. */
+    if (!e->stream && !e->opts.no_repack && wisp_rp_enabled() && !wisp_amx_active() &&
+        wisp_cpu_simd_active() != WISP_SIMD_SCALAR) {
+        if ((rc = wisp_rp_weights_create(w, cfg->n_layers, e->layer_begin, e->layer_end,
+                                         e->last ? &e->output : NULL, &e->repack, err)))
+            goto fail;
+        if (e->repack) {
+            size_t bytes;
+            int n;
+            double ms;
+            wisp_rp_weights_stats(e->repack, &bytes, &n, &ms);
+            e->w = wisp_rp_weights_get(e->repack);
+            WISP_LOGI("cpu: %d weight tensors (%.1f MiB) repacked into interleaved rows in %.0f ms",
+                      n, (double)bytes / (1 << 20), ms);
+        }
+    }
     if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);

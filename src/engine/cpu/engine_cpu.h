@@ -41,7 +41,8 @@ typedef struct wisp_cpu_engine {
      * chain embeds the tokens, the last applies the output head. */
     int layer_begin, layer_end;
     bool first, last;
-    wisp_cpu_stream *stream; /* the weight arena when weights are streamed, or NULL */
+    wisp_cpu_stream *stream;        /* the weight arena when weights are streamed, or NULL */
+    struct wisp_rp_weights *repack; /* w's repacked copy (repack.h), or NULL */
     int n_threads;
     wisp_threadpool *tp;
     wisp_kv_pool kv; /* rows of layers [layer_begin, layer_end) */

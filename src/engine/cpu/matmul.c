@@ -40,6 +40,7 @@
 #include "common/fp16.h"
 #include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
+#include "engine/cpu/repack.h"
 
 #define ALIGN 64
 /* Rows per tile for a single token: small enough to balance threads,
@@ -56,6 +57,9 @@
  * products. */
 #define ROWS_AMX 32
 #define TOKS_AMX 256
+_Static_assert(ROWS_DECODE % WISP_RP_ROWS == 0 && ROWS_PREFILL % WISP_RP_ROWS == 0 &&
+                   ROWS_AMX % WISP_RP_ROWS == 0,
+               "tiles start on a group of repacked rows");
 /* Bytes of activation rows a prefill tile aims to keep in cache (the L2
  * of current x86 cores is 1-2 MB; the weight rows stream through L1;
  * measured on Zen 4, 1536 x 8960 Q8_0 at 128 tokens: 136 GFLOP/s with
@@ -78,6 +82,7 @@ static size_t act_row_stride(int act_type, int64_t n_in)
 
 size_t wisp_matmul_scratch_size(int weight_type, int64_t n_in, int64_t n_tok)
 {
+    weight_type = wisp_rp_base_type(weight_type);
     const wisp_cpu_kernels *k = wisp_cpu_kernels_get(weight_type);
     if (!k || !k->dot || k->act_type == WISP_TYPE_F32 || n_in <= 0 || n_tok <= 0)
         return 0;
@@ -100,6 +105,8 @@ typedef struct mm_part {
     wisp_gemm_fn gemm; /* NULL: dot only */
     wisp_gemv_fn gemv; /* several rows for one token; NULL: dot */
     wisp_amx_fn amx;   /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    wisp_rp_fn rp;     /* repacked weights (repack.h): their kernel; NULL: file layout */
+    int64_t rp_rows;   /* rows in whole repacked groups; the rest are in the file layout */
     const char *w;
     size_t w_row; /* bytes per weight row */
     float *y;
@@ -111,6 +118,7 @@ typedef struct mm_job {
     mm_part part[WISP_MATMUL_MAX_PARTS];
     int n_parts;
     bool pairs; /* some part has a gemm kernel: write the pair layout */
+    bool quads; /* some part is repacked: write the quads section */
     wisp_row_from_float_fn from_float;
     const float *x;
     const char *a;              /* activation rows (scratch, or x for F32) */
@@ -148,6 +156,20 @@ static void quantize_task(void *ctx, int ith, int nth)
                     sum += qs[i];
                 sums[b] = sum;
             }
+            if (j->quads)
+                for (int64_t q = 0; q < j->n_in / (32 * WISP_RP_QUAD); q++) {
+                    char *dst = row + wisp_cpu_act_quads_offset(j->n_in) +
+                                (size_t)q * WISP_CPU_ACT_QUAD_BYTES;
+                    int32_t neg[WISP_RP_QUAD];
+                    for (int k = 0; k < WISP_RP_QUAD; k++) {
+                        const char *qs = row + (size_t)(4 * q + k) * j->act_bytes_per_block +
+                                         j->act_bytes_per_block - 32;
+                        for (int g = 0; g < 8; g++)
+                            memcpy(dst + 16 * g + 4 * k, qs + 4 * g, 4);
+                        neg[k] = -sums[4 * q + k];
+                    }
+                    memcpy(dst + 128, neg, sizeof(neg));
+                }
             if (j->pairs && j->n_tok > 1) {
                 char *pairs = row + wisp_cpu_act_pairs_offset(j->n_in);
                 size_t bb = j->act_bytes_per_block;
@@ -169,6 +191,16 @@ static void quantize_task(void *ctx, int ith, int nth)
 static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0,
                       int64_t t1)
 {
+    if (p->rp && r0 < p->rp_rows) {
+        /* tiles start on a group (their rows are multiples of WISP_RP_ROWS) */
+        const int64_t re = r1 < p->rp_rows ? r1 : p->rp_rows;
+        p->rp(j->n_in, p->w + (size_t)r0 * p->w_row, WISP_RP_ROWS * p->w_row,
+              (int)((re - r0) / WISP_RP_ROWS), j->a + (size_t)t0 * j->a_row, j->a_row,
+              (int)(t1 - t0), p->y + t0 * p->n_out + r0, (size_t)p->n_out);
+        if (re == r1)
+            return;
+        r0 = re;
+    }
     if (p->gemm && t1 - t0 > 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
             int nr = (int)(r1 - r < WISP_GEMM_NR ? r1 - r : WISP_GEMM_NR);
@@ -245,7 +277,10 @@ static void dot_task(void *ctx, int ith, int nth)
 static const wisp_cpu_kernels *check_weight(const wisp_tensor *w, int64_t n_tok, int *rc,
                                             wisp_err *err)
 {
-    const wisp_cpu_kernels *k = wisp_cpu_kernels_get(w->type);
+    const int type = wisp_rp_base_type(w->type);
+    const wisp_cpu_kernels *k = wisp_cpu_kernels_get(type);
+    if (k && wisp_rp_is_repacked(w->type) && !wisp_cpu_rp_get(type))
+        k = NULL;
     if (!k || !k->dot) {
         *rc = wisp_err_set(err, WISP_E_UNSUPPORTED,
                            "matmul: tensor %s has type id %d, which has no CPU kernel",
@@ -253,7 +288,7 @@ static const wisp_cpu_kernels *check_weight(const wisp_tensor *w, int64_t n_tok,
         return NULL;
     }
     int64_t n_in = w->ne[0], n_out = w->n_dims >= 2 ? w->ne[1] : 1;
-    if (wisp_cpu_row_bytes(w->type, n_in) == 0 || n_out <= 0 || n_tok <= 0) {
+    if (wisp_cpu_row_bytes(type, n_in) == 0 || n_out <= 0 || n_tok <= 0) {
         *rc = wisp_err_set(err, WISP_E_INTERNAL,
                            "matmul: tensor %s: bad shape %lld x %lld for %lld tokens",
                            w->name ? w->name : "?", (long long)n_in, (long long)n_out,
@@ -297,15 +332,21 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
     mm_job j = {.n_parts = n_w, .x = x, .n_in = n_in, .n_tok = n_tok, .act_type = k0->act_type};
     double macs = 0;
     for (int i = 0; i < n_w; i++) {
-        const wisp_cpu_kernels *k = wisp_cpu_kernels_get(ws[i]->type);
+        const int type = wisp_rp_base_type(ws[i]->type);
+        const wisp_cpu_kernels *k = wisp_cpu_kernels_get(type);
         mm_part *p = &j.part[i];
         p->dot = k->dot;
-        p->gemm = wisp_cpu_gemm_get(ws[i]->type);
-        p->gemv = wisp_cpu_gemv_get(ws[i]->type);
+        p->gemm = wisp_cpu_gemm_get(type);
+        p->gemv = wisp_cpu_gemv_get(type);
         p->w = ws[i]->data;
-        p->w_row = wisp_cpu_row_bytes(ws[i]->type, n_in);
+        p->w_row = wisp_cpu_row_bytes(type, n_in);
         p->y = ys[i];
         p->n_out = ws[i]->n_dims >= 2 ? ws[i]->ne[1] : 1;
+        if (wisp_rp_is_repacked(ws[i]->type)) {
+            p->rp = wisp_cpu_rp_get(type);
+            p->rp_rows = p->n_out / WISP_RP_ROWS * WISP_RP_ROWS;
+            j.quads = true;
+        }
         j.pairs |= p->gemm != NULL;
         macs += (double)p->n_out * (double)n_in * (double)n_tok;
     }
@@ -328,7 +369,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         j.from_float = wisp_cpu_kernels_get(k0->act_type)->from_float;
         if (n_tok >= WISP_AMX_TILE && n_in <= WISP_AMX_MAX_IN)
             for (int i = 0; i < n_w; i++)
-                if ((j.part[i].amx = wisp_amx_gemm_get(ws[i]->type)) != NULL)
+                if (!j.part[i].rp && (j.part[i].amx = wisp_amx_gemm_get(ws[i]->type)) != NULL)
                     j.amx_a = (char *)j.a + round_up((size_t)n_tok * j.a_row, ALIGN);
         if (wisp_cpu_act_row_bytes(k0->act_type, n_in))
             j.act_bytes_per_block = wisp_cpu_block_bytes(k0->act_type);

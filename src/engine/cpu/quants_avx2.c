@@ -25,3 +25,8 @@ const wisp_gemm_fn wisp_cpu_gemm_avx2[WISP_TYPE_COUNT] = {
 const wisp_gemv_fn wisp_cpu_gemv_avx2[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q4_K] = x86_gemv_q4_K,
 };
+
+const wisp_rp_fn wisp_cpu_rp_avx2[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_Q4_0] = x86_rp_q4_0,
+    [WISP_TYPE_Q8_0] = x86_rp_q8_0,
+};

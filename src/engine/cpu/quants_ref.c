@@ -16,6 +16,7 @@
 
 #include "common/fp16.h"
 #include "engine/cpu/cpu_types.h"
+#include "engine/cpu/repack.h"
 #include "model/quant_blocks.h"
 
 #define H2F wisp_half_to_float
@@ -392,6 +393,60 @@ MULTI(q3_K)
 MULTI(q4_K)
 MULTI(q5_K)
 MULTI(q6_K)
+
+/* ------------------------------------------------------------ repacked */
+
+/* The repacked layout (repack.h), block by block: each block is copied
+ * back into the file's layout and goes through the dot above, in the
+ * row's block order, so the reference gives its bits exactly. */
+static void rp_ref(int type, int64_t n, const void *vw, size_t sg, int ng, const void *a, size_t sa,
+                   int nc, float *s, size_t ss)
+{
+    const size_t bb = wisp_cpu_block_bytes(type), qb = wisp_rp_quad_bytes(type);
+    const int64_t nb = n / 32, nq = nb / WISP_RP_QUAD, nt = nb % WISP_RP_QUAD;
+    for (int g = 0; g < ng; g++) {
+        const char *grp = (const char *)vw + (size_t)g * sg;
+        for (int r = 0; r < WISP_RP_ROWS; r++)
+            for (int c = 0; c < nc; c++) {
+                const wisp_block_q8_0 *y =
+                    (const wisp_block_q8_0 *)((const char *)a + (size_t)c * sa);
+                float sumf = 0.f;
+                for (int64_t i = 0; i < nb; i++) {
+                    union {
+                        wisp_block_q4_0 q4;
+                        wisp_block_q8_0 q8;
+                    } blk;
+                    if (i < nq * WISP_RP_QUAD)
+                        wisp_rp_unpack_block(type, grp + (size_t)(i / 4) * qb, r / 4, r % 4,
+                                             (int)(i % 4), &blk);
+                    else
+                        memcpy(&blk, grp + (size_t)nq * qb + (size_t)(r * nt + i - nq * 4) * bb,
+                               bb);
+                    /* one block through the single-row dot: its one step */
+                    sumf += type == WISP_TYPE_Q4_0 ? dot1_q4_0(32, &blk, y + i)
+                                                   : dot1_q8_0(32, &blk, y + i);
+                }
+                s[(size_t)c * ss + (size_t)g * WISP_RP_ROWS + (size_t)r] = sumf;
+            }
+    }
+}
+
+static void rp_q4_0(int64_t n, const void *w, size_t sg, int ng, const void *a, size_t sa, int nc,
+                    float *s, size_t ss)
+{
+    rp_ref(WISP_TYPE_Q4_0, n, w, sg, ng, a, sa, nc, s, ss);
+}
+
+static void rp_q8_0(int64_t n, const void *w, size_t sg, int ng, const void *a, size_t sa, int nc,
+                    float *s, size_t ss)
+{
+    rp_ref(WISP_TYPE_Q8_0, n, w, sg, ng, a, sa, nc, s, ss);
+}
+
+const wisp_rp_fn wisp_cpu_rp_scalar[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_Q4_0] = rp_q4_0,
+    [WISP_TYPE_Q8_0] = rp_q8_0,
+};
 
 /* No to_float here: every level's dequantizer falls back to the type
  * table's reference one (model/types.h), the single definition of each

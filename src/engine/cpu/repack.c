@@ -1,0 +1,218 @@
+/*
+ * repack.c - the interleaved-rows layout (repack.h) and the engine's copy
+ * of the weights that uses it.
+ *
+ * Packing is a byte shuffle: no value changes, so the kernels of the
+ * layout compute exactly what the file's layout gives. The engine's copy
+ * shares everything it does not repack with the model (the mapping stays
+ * the one place those bytes live) and repacks a tensor at a time, handing
+ * each source range back to the kernel as soon as it is copied.
+ */
+#include "engine/cpu/repack.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/quant_blocks.h"
+
+static void pack_group(int type, int64_t nb, size_t row, const char *src, char *dst)
+{
+    const size_t bb = wisp_cpu_block_bytes(type);
+    const int64_t nq = nb / WISP_RP_QUAD, nt = nb % WISP_RP_QUAD;
+    const int J = wisp_rp_vecs(type);
+    const size_t qb = wisp_rp_quad_bytes(type);
+    for (int64_t q = 0; q < nq; q++) {
+        char *d = dst + (size_t)q * qb;
+        for (int r = 0; r < WISP_RP_ROWS; r++)
+            for (int k = 0; k < WISP_RP_QUAD; k++) {
+                const char *blk = src + (size_t)r * row + (size_t)(4 * q + k) * bb;
+                const int h = r / 4, lane = 4 * (r % 4) + k;
+                /* the scale is the first field of both block types */
+                memcpy(d + 2 * (16 * h + lane), blk, 2);
+                const char *qs = blk + 2;
+                for (int j = 0; j < J; j++)
+                    memcpy(d + WISP_RP_SCALE_BYTES + (size_t)(2 * j + h) * WISP_RP_VEC_BYTES +
+                               4 * lane,
+                           qs + 4 * j, 4);
+            }
+    }
+    char *tail = dst + (size_t)nq * qb;
+    for (int r = 0; r < WISP_RP_ROWS; r++)
+        memcpy(tail + (size_t)(r * nt) * bb, src + (size_t)r * row + (size_t)(nq * 4) * bb,
+               (size_t)nt * bb);
+}
+
+void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst)
+{
+    const size_t row = wisp_cpu_row_bytes(type, n_in);
+    const int64_t nb = n_in / wisp_cpu_block_size(type), ng = n_out / WISP_RP_ROWS;
+    const size_t gb = WISP_RP_ROWS * row;
+    for (int64_t g = 0; g < ng; g++)
+        pack_group(type, nb, row, (const char *)src + (size_t)g * gb, (char *)dst + (size_t)g * gb);
+    memcpy((char *)dst + (size_t)ng * gb, (const char *)src + (size_t)ng * gb,
+           (size_t)(n_out - ng * WISP_RP_ROWS) * row);
+}
+
+bool wisp_rp_enabled(void)
+{
+    const char *env = getenv("WISP_REPACK");
+    return !(env && strcmp(env, "0") == 0);
+}
+
+/* ------------------------------------------------------------ the copy */
+
+/* The x86-64 huge page; copies this large or larger are aligned to it. */
+#define RP_HUGE_PAGE ((size_t)2 << 20)
+
+/* Tensors per layer that go through the matmul, and their fields. */
+#define RP_PER_LAYER 7
+
+struct wisp_rp_weights {
+    wisp_model_weights w;       /* what the engine computes with */
+    wisp_layer_weights *layers; /* [n_layers], copies of the model's */
+    wisp_tensor *tensors;       /* [n_layers * RP_PER_LAYER + 1] repacked headers */
+    char *arena;                /* every copy, each at a multiple of 64 bytes */
+    int n_tensors;
+    size_t bytes, used;
+    double ms;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
+}
+
+/* The whole pages inside [p, p + n): a mapping's clean pages that the
+ * kernel may drop (and read again from the file if they are touched). */
+static void hand_back(const void *p, size_t n)
+{
+#ifdef MADV_PAGEOUT
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) / page * page, b = ((uintptr_t)p + n) / page * page;
+    if (b > a)
+        madvise((void *)a, b - a, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* Bytes of t's copy in the arena (a multiple of 64), or 0 when t stays as
+ * it is: its type has no repacked layout or it has no whole group. */
+static size_t copy_bytes(const wisp_tensor *t)
+{
+    if (!t || !wisp_rp_type_supported(t->type) || t->n_dims < 2 || t->ne[1] < WISP_RP_ROWS)
+        return 0;
+    return (wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1] + 63) / 64 * 64;
+}
+
+/* Repacks *slot into the arena when it has a copy there; *slot then points
+ * at the copy. keep_source: the source is still read elsewhere (a tied
+ * embedding), so its pages stay. */
+static void repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_source)
+{
+    const wisp_tensor *t = *slot;
+    const size_t room = copy_bytes(t);
+    if (!room)
+        return;
+    const size_t bytes = wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1];
+    char *buf = rw->arena + rw->used;
+    rw->used += room;
+    wisp_rp_pack(t->type, t->ne[0], t->ne[1], t->data, buf);
+    if (!keep_source)
+        hand_back(t->data, bytes);
+    wisp_tensor *c = &rw->tensors[rw->n_tensors++];
+    *c = *t;
+    c->type = t->type | WISP_RP_TYPE_FLAG;
+    c->data = buf;
+    c->nbytes = bytes;
+    rw->bytes += bytes;
+    *slot = c;
+}
+
+/* The slots of layer l's matmul weights in a layer table. */
+static void layer_slots(wisp_layer_weights *L, const wisp_tensor **slots[RP_PER_LAYER])
+{
+    slots[0] = &L->wq;
+    slots[1] = &L->wk;
+    slots[2] = &L->wv;
+    slots[3] = &L->wo;
+    slots[4] = &L->w_gate;
+    slots[5] = &L->w_up;
+    slots[6] = &L->w_down;
+}
+
+int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
+                           int layer_end, const wisp_tensor **out_head, wisp_rp_weights **out,
+                           wisp_err *err)
+{
+    *out = NULL;
+    const double t0 = now_ms();
+    size_t total = out_head ? copy_bytes(*out_head) : 0;
+    for (int l = layer_begin; l < layer_end; l++) {
+        const wisp_tensor **slots[RP_PER_LAYER];
+        layer_slots(&w->layers[l], slots);
+        for (int i = 0; i < RP_PER_LAYER; i++)
+            total += copy_bytes(*slots[i]);
+    }
+    if (total == 0)
+        return 0;
+    /* One arena on huge pages where the kernel gives them on request
+     * (transparent huge pages in "madvise" mode): a decode step streams
+     * every byte of it, and 4 KiB pages would cost a TLB miss each. Its
+     * pages are touched only as each tensor is packed into it. */
+    const size_t arena = (total + RP_HUGE_PAGE - 1) / RP_HUGE_PAGE * RP_HUGE_PAGE;
+    wisp_rp_weights *rw = calloc(1, sizeof(*rw));
+    if (rw) {
+        rw->layers = calloc((size_t)n_layers, sizeof(*rw->layers));
+        rw->tensors =
+            calloc((size_t)(layer_end - layer_begin) * RP_PER_LAYER + 1, sizeof(*rw->tensors));
+        rw->arena = aligned_alloc(RP_HUGE_PAGE, arena);
+    }
+    if (!rw || !rw->layers || !rw->tensors || !rw->arena) {
+        wisp_rp_weights_free(rw);
+        return wisp_err_set(err, WISP_E_NOMEM,
+                            "cpu engine: cannot allocate %zu bytes to repack the weights", arena);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(rw->arena, arena, MADV_HUGEPAGE);
+#endif
+    rw->w = *w;
+    memcpy(rw->layers, w->layers, (size_t)n_layers * sizeof(*rw->layers));
+    rw->w.layers = rw->layers;
+    for (int l = layer_begin; l < layer_end; l++) {
+        const wisp_tensor **slots[RP_PER_LAYER];
+        layer_slots(&rw->layers[l], slots);
+        for (int i = 0; i < RP_PER_LAYER; i++)
+            repack_one(rw, slots[i], false);
+    }
+    if (out_head)
+        repack_one(rw, out_head, *out_head == w->tok_embd);
+    rw->ms = now_ms() - t0;
+    *out = rw;
+    return 0;
+}
+
+const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw) { return &rw->w; }
+
+void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tensors, double *ms)
+{
+    *bytes = rw ? rw->bytes : 0;
+    *n_tensors = rw ? rw->n_tensors : 0;
+    *ms = rw ? rw->ms : 0;
+}
+
+void wisp_rp_weights_free(wisp_rp_weights *rw)
+{
+    if (!rw)
+        return;
+    free(rw->arena);
+    free(rw->tensors);
+    free(rw->layers);
+    free(rw);
+}

@@ -1,0 +1,116 @@
+/*
+ * repack.h - Q4_0 / Q8_0 weights repacked at load into interleaved rows.
+ *
+ * In the file's layout each weight row is a run of blocks, so a kernel
+ * that wants one int32 sum per block has to reduce every block's dot
+ * vector across its lanes. Repacked, WISP_RP_ROWS (8) consecutive rows
+ * form a group whose blocks are stored by quads of WISP_RP_QUAD (4)
+ * blocks: for each quad, a 64-byte vector holds one 4-byte group of
+ * quants of 4 rows x 4 blocks, one per int32 lane (lane 4 * row + block),
+ * so a vpdpbusd against one 16-byte broadcast of the activations (the
+ * same 4-byte group of the 4 blocks, cpu_types.h's quads section) adds
+ * into each lane exactly that lane's block sum: no reduction, no shuffle,
+ * and one activation load feeds 4 rows (8 with the group's two halves).
+ * The quad's 32 half-precision scales come first, in the same lane order,
+ * so they convert as two vectors. Lanes keep blocks 4q + k in lane k of a
+ * row, which is where the kernels of the file's layout accumulate them
+ * (quants_x86.h), so the float work per output is theirs, step for step.
+ *
+ * Group layout (8 * row bytes, the size of the 8 rows it replaces):
+ *   nq = nb / 4 quads, each   [scales: 32 halves, index 16 h + 4 r + k,
+ *                               for row 4 h + r, block 4 q + k]
+ *                              [quants: vectors V(j, h), j = 0..J-1, h = 0, 1,
+ *                               lane 4 r + k = 4 bytes of row 4 h + r,
+ *                               block 4 q + k]
+ *     Q4_0: J = 4, V(m, h) lane = qs[4m .. 4m+3]: low nibbles are elements
+ *           4m .. 4m+3, high nibbles 16+4m .. 16+4m+3 (one AND, or a shift
+ *           and an AND, gives each);
+ *     Q8_0: J = 8, V(j, h) lane = qs[4j .. 4j+3].
+ *   then the nb % 4 blocks past the quads of each row, rows 0..7 in turn,
+ *   in the file's layout.
+ * Rows past the last whole group stay in the file's layout, where they
+ * were, so a tensor of n rows keeps its size and its row offsets for them.
+ *
+ * A repacked tensor carries its layout in its type id: the file's type
+ * with WISP_RP_TYPE_FLAG set, an id no other part of wisp uses; the
+ * matmul is the only reader of such a tensor.
+ */
+#ifndef WISP_REPACK_H
+#define WISP_REPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "engine/cpu/cpu_types.h"
+#include "model/model.h"
+
+#define WISP_RP_TYPE_FLAG 0x10000
+
+static inline bool wisp_rp_is_repacked(int type) { return (type & WISP_RP_TYPE_FLAG) != 0; }
+static inline int wisp_rp_base_type(int type) { return type & ~WISP_RP_TYPE_FLAG; }
+
+/* Bytes of a quad's scales and of one of its quant vectors. */
+#define WISP_RP_SCALE_BYTES (2 * WISP_RP_ROWS * WISP_RP_QUAD)
+#define WISP_RP_VEC_BYTES   64
+
+/* Quant vectors per row half of a quad (J above): 4 for Q4_0, 8 for Q8_0. */
+static inline int wisp_rp_vecs(int type) { return type == WISP_TYPE_Q4_0 ? 4 : 8; }
+
+/* Bytes of one quad of a group. */
+static inline size_t wisp_rp_quad_bytes(int type)
+{
+    return WISP_RP_SCALE_BYTES + (size_t)wisp_rp_vecs(type) * 2 * WISP_RP_VEC_BYTES;
+}
+
+/* Copies block 4 q + k of row 4 h + r of a group back into the file's
+ * layout (blk: one block of the type), from the quad at quad. */
+static inline void wisp_rp_unpack_block(int type, const void *quad, int h, int r, int k, void *blk)
+{
+    const char *d = (const char *)quad;
+    const int lane = 4 * r + k;
+    memcpy(blk, d + 2 * (16 * h + lane), 2);
+    for (int j = 0; j < wisp_rp_vecs(type); j++)
+        memcpy((char *)blk + 2 + 4 * j,
+               d + WISP_RP_SCALE_BYTES + (size_t)(2 * j + h) * WISP_RP_VEC_BYTES + 4 * lane, 4);
+}
+
+/* Whether the file's type has a repacked layout. */
+static inline bool wisp_rp_type_supported(int type)
+{
+    return type == WISP_TYPE_Q4_0 || type == WISP_TYPE_Q8_0;
+}
+
+/* Repacks the whole groups of n_out rows of n_in elements (type Q4_0 or
+ * Q8_0, n_in a multiple of its block) from src (the file's layout) into dst
+ * (the same size) and copies the rows past them. */
+void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst);
+
+/* Whether repacking is on: the environment's WISP_REPACK=0 turns it off. */
+bool wisp_rp_enabled(void);
+
+/* The weights an engine computes with, with its large products' Q4_0 and
+ * Q8_0 tensors repacked (owned copies) and every other tensor shared with
+ * the model, as the model holds it. */
+typedef struct wisp_rp_weights wisp_rp_weights;
+
+/* Repacks the projection weights of layers [layer_begin, layer_end) and,
+ * when out_head is set, the output head *out_head (replaced by the copy;
+ * a tied token_embd stays in place for the embedding lookups), one tensor
+ * at a time into one arena (on transparent huge pages where the kernel
+ * offers them on request): each source range is handed back to the kernel
+ * after it is copied (MADV_PAGEOUT, where there is one), so the resident
+ * memory grows by about one tensor beyond the copies. Returns 0 with *out set (NULL when
+ * nothing was repacked), or <0 with err set and nothing allocated. */
+int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
+                           int layer_end, const wisp_tensor **out_head, wisp_rp_weights **out,
+                           wisp_err *err);
+/* The weights to compute with (valid until wisp_rp_weights_free). */
+const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw);
+/* Bytes of repacked copies, tensors repacked and the load time it took. */
+void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tensors, double *ms);
+void wisp_rp_weights_free(wisp_rp_weights *rw);
+
+#endif
