@@ -221,3 +221,14 @@ wisp_gemv_fn wisp_cpu_gemv_at(wisp_simd_level level, int type)
 }
 
 wisp_gemv_fn wisp_cpu_gemv_get(int type) { return wisp_cpu_gemv_at(wisp_cpu_simd_active(), type); }
+
+wisp_gemm_fn wisp_cpu_panel_at(wisp_simd_level level, int type)
+{
+    return level == WISP_SIMD_AVX512 && wisp_cpu_gemm_at(level, type) ? wisp_cpu_panel_avx512[type]
+                                                                      : NULL;
+}
+
+wisp_gemm_fn wisp_cpu_panel_get(int type)
+{
+    return wisp_cpu_panel_at(wisp_cpu_simd_active(), type);
+}

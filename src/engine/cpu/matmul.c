@@ -97,9 +97,10 @@ const char *wisp_matmul_simd_level(void)
 /* One weight of a job: its kernels, rows and output. */
 typedef struct mm_part {
     wisp_dot_fn dot;
-    wisp_gemm_fn gemm; /* NULL: dot only */
-    wisp_gemv_fn gemv; /* several rows for one token; NULL: dot */
-    wisp_amx_fn amx;   /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    wisp_gemm_fn gemm;  /* NULL: dot only */
+    wisp_gemm_fn panel; /* a batch's rows decoded once for all its tokens; NULL: gemm */
+    wisp_gemv_fn gemv;  /* several rows for one token; NULL: dot */
+    wisp_amx_fn amx;    /* AMX tiles for whole 16 x 16 tiles; NULL: none */
     const char *w;
     size_t w_row; /* bytes per weight row */
     float *y;
@@ -169,6 +170,15 @@ static void quantize_task(void *ctx, int ith, int nth)
 static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1, int64_t t0,
                       int64_t t1)
 {
+    if (p->panel && t1 - t0 > 1) {
+        for (int64_t r = r0; r < r1; r += WISP_PANEL_NR) {
+            int nr = (int)(r1 - r < WISP_PANEL_NR ? r1 - r : WISP_PANEL_NR);
+            p->panel(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                     j->a + (size_t)t0 * j->a_row, j->a_row, (int)(t1 - t0),
+                     p->y + t0 * p->n_out + r, (size_t)p->n_out);
+        }
+        return;
+    }
     if (p->gemm && t1 - t0 > 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
             int nr = (int)(r1 - r < WISP_GEMM_NR ? r1 - r : WISP_GEMM_NR);
@@ -302,6 +312,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         p->dot = k->dot;
         p->gemm = wisp_cpu_gemm_get(ws[i]->type);
         p->gemv = wisp_cpu_gemv_get(ws[i]->type);
+        p->panel = wisp_cpu_panel_get(ws[i]->type);
         p->w = ws[i]->data;
         p->w_row = wisp_cpu_row_bytes(ws[i]->type, n_in);
         p->y = ys[i];
@@ -352,6 +363,12 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         tok = tok / WISP_GEMM_NC * WISP_GEMM_NC;
         if (tok < TILE_MIN_TOKS)
             tok = TILE_MIN_TOKS;
+        /* panel kernels decode a tile's weight rows once for its tokens */
+        bool panels = true;
+        for (int i = 0; i < n_w; i++)
+            panels &= j.part[i].panel != NULL;
+        if (panels)
+            tok = WISP_PANEL_NC;
         j.toks_per_tile = tok < n_tok ? tok : n_tok;
     }
     j.n_tok_tiles = (n_tok + j.toks_per_tile - 1) / j.toks_per_tile;
