@@ -366,6 +366,90 @@ DEF_GEMV_K4(q4_K, wisp_block_q4_K, q4_K_one)
 #if WISP_X86_VNNI
 /* (the 256-bit level keeps Q5_K's dot kernel for one token) */
 DEF_GEMV_K4(q5_K, wisp_block_q5_K, x86_dot_q5_K)
+
+/* Q6_K, 512-bit: the 64 bytes ql[64h ..] hold in their low nibbles the
+ * low bits of elements 128h + 0..63 and in their high nibbles those of
+ * 128h + 64..127, in element order, so one load and the two high bits of
+ * each from qh[32h ..] (broadcast to both halves, each half shifted into
+ * place by its own count) give two 64-element vectors matching 64
+ * consecutive activation quants each. Int16 lane k of a maddubs result
+ * covers elements 2k, 2k + 1, so sub-block k / 8 of the 64: its scale is
+ * picked by one word permute. Returns the unreduced lanes of isum - corr
+ * (exact, as q6_K_one's). */
+AI __m256i q6_K_block_sums(const wisp_block_q6_K *x, const wisp_block_q8_K *y)
+{
+    /* word k: the sub-block of int16 lane k, for (h, lo / hi) */
+    static const _Alignas(64) int16_t pick[4][32] = {
+        {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3},
+        {4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5,
+         6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7},
+        {8,  8,  8,  8,  8,  8,  8,  8,  9,  9,  9,  9,  9,  9,  9,  9,
+         10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11},
+        {12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+         14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15},
+    };
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    /* qh bits 0-1 (elements 0..31 of the 128) and 2-3 (32..63) to bits
+     * 4-5; bits 4-5 (64..95) stay, 6-7 (96..127) come down by 2 */
+    const __m512i shl = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1),
+                  shr = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m256i s16 = _mm256_cvtepi8_epi16(loadu128(x->scales));
+    const __m512i s16z = _mm512_castsi256_si512(s16);
+    __m512i is[2];
+    _Pragma("GCC unroll 2")
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512(x->ql + 64 * h);
+        const __m512i q = _mm512_broadcast_i64x4(loadu256(x->qh + 32 * h));
+        const __m512i lo = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                           _mm512_and_si512(_mm512_sllv_epi16(q, shl), m30));
+        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                           _mm512_and_si512(_mm512_srlv_epi16(q, shr), m30));
+        const __m512i p0 = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(y->qs + 128 * h));
+        const __m512i p1 = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(y->qs + 128 * h + 64));
+        const __m512i slo = _mm512_permutexvar_epi16(_mm512_load_si512(pick[2 * h]), s16z),
+                      shi = _mm512_permutexvar_epi16(_mm512_load_si512(pick[2 * h + 1]), s16z);
+        is[h] = _mm512_dpwssd_epi32(_mm512_madd_epi16(p0, slo), p1, shi);
+    }
+    const __m512i v = _mm512_add_epi32(is[0], is[1]);
+    const __m256i isv =
+        _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+    return _mm256_sub_epi32(isv, _mm256_madd_epi16(_mm256_slli_epi16(s16, 5), loadu256(y->bsums)));
+}
+
+/* WISP_GEMV_NR rows of Q6_K against one Q8_K row; lane r of the float work
+ * is q6_K_one's for row r (fma(y.d * d, (float)(isum - corr), acc), then
+ * + 0), so the bits are those of the dot kernel, the gemm and the panel. */
+static void x86_gemv_q6_K(int64_t n, const void *vw, size_t sw, int nr, const void *va, float *s)
+{
+    if (nr != WISP_GEMV_NR) {
+        for (int r = 0; r < nr; r++)
+            q6_K_one(n, (const char *)vw + (size_t)r * sw, va, 0, 1, s + r, 0);
+        return;
+    }
+    const wisp_block_q8_K *y = va;
+    const char *w = vw;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        __m256i p[8];
+        _Alignas(16) uint16_t dh[8] = {0};
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            const wisp_block_q6_K *x = (const wisp_block_q6_K *)(w + (size_t)r * sw) + i;
+            PREFETCH_SPAN(x, sizeof(*x));
+            memcpy(&dh[r], &x->d, sizeof(uint16_t));
+            p[r] = q6_K_block_sums(x, y + i);
+            p[4 + r] = _mm256_setzero_si256();
+        }
+        const __m256 dv = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)dh));
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(y[i].d), dv),
+                              _mm256_cvtepi32_ps(sum8x8(p, 0)), acc);
+    }
+    _Alignas(32) float out[8];
+    _mm256_store_ps(out, acc);
+    for (int r = 0; r < 4; r++)
+        s[r] = out[r] + 0.f;
+}
 #endif
 
 #endif
