@@ -474,16 +474,18 @@ TEST(amx_equals_avx512_bit_for_bit)
 /* The K-quant panel kernels (16 rows decoded once for all the tokens of a
  * call) give the bits of the gemm kernels they replace, driven the way
  * matmul drives the gemm (4 rows x 8 tokens a call, the last call of a row
- * block taking what is left): for every row count up to a full panel,
- * token counts below the panel's threshold, around the 8-token register
- * tile and past the tokens of one pass, and row lengths of 1 to 11
- * super-blocks. */
+ * block taking what is left): for row counts up to a full panel, token
+ * counts below the panel's threshold, every remainder of its 8-token
+ * register tile and past the tokens of one pass, and row lengths of 1 to
+ * 11 super-blocks. */
 TEST(kquant_panel_equals_gemm_bit_for_bit)
 {
     static const int types[] = {WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
                                 WISP_TYPE_Q6_K};
     static const int64_t lens[] = {256, 3 * 256, 11 * 256};
-    static const int toks[] = {2, 7, 8, 9, 23, 64, WISP_PANEL_NC + 13};
+    /* 2 and 3 below the panel's threshold; 4 .. 45 leave every remainder
+     * 1 .. 7 of the 8-token register tile; then a second pass of 13 */
+    static const int toks[] = {2, 3, 4, 9, 10, 23, 30, 35, 45, 64, WISP_PANEL_NC + 13};
     static const int rows[] = {1, 3, 4, 9, WISP_PANEL_NR};
     int fails = 0, ran = 0;
     for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++)

@@ -35,9 +35,11 @@
 /* Tokens whose accumulators one pass over the row's super-blocks keeps;
  * longer batches take several passes, each decoding the panel again. */
 #define KPANEL_TOKS WISP_PANEL_NC
-/* Fewer tokens than this go to the 4-row gemm: decoding 16 rows into the
- * panel costs about what 4-6 tokens' dots save. */
-#define KPANEL_MIN_TOKS 8
+/* Fewer tokens than this go to the 4-row gemm. Decoding 16 rows into the
+ * panel costs about what 3-4 tokens' dots save over the gemm (kbench cpu
+ * time, 1536 x 8960, Zen 5: 4 tokens 1.25x for Q4_K and Q6_K, 2-3 tokens
+ * a gain for Q4_K but none for Q6_K). */
+#define KPANEL_MIN_TOKS 4
 
 #define PREFETCH_NEXT_Q8K(p)                                         \
     _Pragma("GCC unroll 8")                                          \
@@ -241,21 +243,24 @@ AI void kpanel_run(int64_t n, const char *w, size_t sw, int nr, const char *a, s
 /* wisp_gemm_fn with the panel's terms (cpu_types.h): nr <= WISP_PANEL_NR
  * rows, any nc >= 1; short batches go to the 4-row gemm, which gives the
  * same bits. */
-#define DEF_PANELK(name, WB, SPAN, NARROW, FOLD)                                                 \
-    static void x86_panel_##name(int64_t n, const void *w, size_t sw, int nr, const void *a,     \
-                                 size_t sa, int nc, float *s, size_t ss)                         \
-    {                                                                                            \
-        if (nc < KPANEL_MIN_TOKS) {                                                              \
-            for (int r = 0; r < nr; r += WISP_GEMM_NR)                                           \
-                x86_gemm_##name(n, (const char *)w + (size_t)r * sw, sw,                         \
-                                nr - r < WISP_GEMM_NR ? nr - r : WISP_GEMM_NR, a, sa, nc, s + r, \
-                                ss);                                                             \
-            return;                                                                              \
-        }                                                                                        \
-        for (int t = 0; t < nc; t += KPANEL_TOKS)                                                \
-            kpanel_run(n, w, sw, nr, (const char *)a + (size_t)t * sa, sa,                       \
-                       nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS, s + (size_t)t * ss, ss,      \
-                       kdec_##name, sizeof(WB), SPAN, NARROW, FOLD);                             \
+#define DEF_PANELK(name, WB, SPAN, NARROW, FOLD)                                             \
+    static void x86_panel_##name(int64_t n, const void *w, size_t sw, int nr, const void *a, \
+                                 size_t sa, int nc, float *s, size_t ss)                     \
+    {                                                                                        \
+        if (nc < KPANEL_MIN_TOKS) {                                                          \
+            for (int r = 0; r < nr; r += WISP_GEMM_NR)                                       \
+                for (int t = 0; t < nc; t += WISP_GEMM_NC)                                   \
+                    x86_gemm_##name(n, (const char *)w + (size_t)r * sw, sw,                 \
+                                    nr - r < WISP_GEMM_NR ? nr - r : WISP_GEMM_NR,           \
+                                    (const char *)a + (size_t)t * sa, sa,                    \
+                                    nc - t < WISP_GEMM_NC ? nc - t : WISP_GEMM_NC,           \
+                                    s + (size_t)t * ss + r, ss);                             \
+            return;                                                                          \
+        }                                                                                    \
+        for (int t = 0; t < nc; t += KPANEL_TOKS)                                            \
+            kpanel_run(n, w, sw, nr, (const char *)a + (size_t)t * sa, sa,                   \
+                       nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS, s + (size_t)t * ss, ss,  \
+                       kdec_##name, sizeof(WB), SPAN, NARROW, FOLD);                         \
     }
 
 /* Largest span dots (unsigned quants u, |y| <= 127): Q2_K 16 x 3 x 127,
