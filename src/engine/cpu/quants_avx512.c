@@ -31,7 +31,6 @@ const wisp_gemm_fn wisp_cpu_gemm_avx512[WISP_TYPE_COUNT] = {
 const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q4_K] = x86_gemv_q4_K,
     [WISP_TYPE_Q5_K] = x86_gemv_q5_K,
-    [WISP_TYPE_Q6_K] = x86_gemv_q6_K,
 };
 
 const wisp_gemm_fn wisp_cpu_panel_avx512[WISP_TYPE_COUNT] = {
