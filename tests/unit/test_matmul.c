@@ -471,6 +471,81 @@ TEST(amx_equals_avx512_bit_for_bit)
 /* wisp_matmul_n gives each weight the bits wisp_matmul gives it alone:
  * weights of one activation format in one job (also mixed types, Q4_K
  * with Q6_K as in Q4_K_M files), others one after another. */
+/* The K-quant panel kernels (16 rows decoded once for all the tokens of a
+ * call) give the bits of the gemm kernels they replace, driven the way
+ * matmul drives the gemm (4 rows x 8 tokens a call, the last call of a row
+ * block taking what is left): for row counts up to a full panel, token
+ * counts below the panel's threshold, every remainder of its 8-token
+ * register tile and past the tokens of one pass, and row lengths of 1 to
+ * 11 super-blocks. */
+TEST(kquant_panel_equals_gemm_bit_for_bit)
+{
+    static const int types[] = {WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
+                                WISP_TYPE_Q6_K};
+    static const int64_t lens[] = {256, 3 * 256, 11 * 256};
+    /* 2 and 3 below the panel's threshold; 4 .. 45 leave every remainder
+     * 1 .. 7 of the 8-token register tile; then a second pass of 13 */
+    static const int toks[] = {2, 3, 4, 9, 10, 23, 30, 35, 45, 64, WISP_PANEL_NC + 13};
+    static const int rows[] = {1, 3, 4, 9, WISP_PANEL_NR};
+    int fails = 0, ran = 0;
+    for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++)
+        for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+            const int type = types[ti];
+            wisp_gemm_fn panel = wisp_cpu_panel_at((wisp_simd_level)lv, type),
+                         gemm = wisp_cpu_gemm_at((wisp_simd_level)lv, type);
+            if (!panel)
+                continue;
+            REQUIRE(gemm != NULL);
+            const wisp_cpu_kernels *k = wisp_cpu_kernels_at((wisp_simd_level)lv, type);
+            const wisp_row_from_float_fn quant =
+                wisp_cpu_kernels_at((wisp_simd_level)lv, k->act_type)->from_float;
+            for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+                const int64_t n = lens[li];
+                const int nt_max = WISP_PANEL_NC + 13;
+                mm_case c;
+                case_init(&c, type, n, WISP_PANEL_NR, nt_max);
+                /* outputs of a token ss apart, the rows past nr written by neither */
+                const size_t sw = wisp_cpu_row_bytes(type, n),
+                             sa = wisp_cpu_row_bytes(k->act_type, n) + 64, ss = WISP_PANEL_NR + 3,
+                             ny = ss * (size_t)nt_max;
+                char *a = malloc(sa * (size_t)nt_max);
+                float *want = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * ny);
+                REQUIRE(a && want && got);
+                for (int t = 0; t < nt_max; t++)
+                    quant(c.x + (int64_t)t * n, a + (size_t)t * sa, n);
+                for (size_t ri = 0; ri < sizeof(rows) / sizeof(rows[0]); ri++)
+                    for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++) {
+                        const int nr = rows[ri], nt = toks[ki];
+                        for (size_t i = 0; i < ny; i++)
+                            want[i] = got[i] = NAN;
+                        for (int r = 0; r < nr; r += WISP_GEMM_NR)
+                            for (int t = 0; t < nt; t += WISP_GEMM_NC)
+                                gemm(n, (const char *)c.w + (size_t)r * sw, sw,
+                                     nr - r < WISP_GEMM_NR ? nr - r : WISP_GEMM_NR,
+                                     a + (size_t)t * sa, sa,
+                                     nt - t < WISP_GEMM_NC ? nt - t : WISP_GEMM_NC,
+                                     want + (size_t)t * ss + r, ss);
+                        panel(n, c.w, sw, nr, a, sa, nt, got, ss);
+                        ran++;
+                        for (size_t i = 0; i < ny; i++)
+                            if (memcmp(&got[i], &want[i], sizeof(float)) != 0 && fails++ < 5)
+                                fprintf(stderr,
+                                        "  %s %s n=%lld rows=%d toks=%d t=%zu r=%zu: panel %.9g, "
+                                        "gemm %.9g\n",
+                                        type_name(type), wisp_cpu_simd_name((wisp_simd_level)lv),
+                                        (long long)n, nr, nt, i / ss, i % ss, got[i], want[i]);
+                    }
+                free(a);
+                free(want);
+                free(got);
+                case_free(&c);
+            }
+        }
+    if (ran == 0)
+        SKIP("no SIMD level of this CPU has K-quant panel kernels");
+    CHECK_EQ_INT(fails, 0);
+}
+
 TEST(matmul_n_equals_separate_products)
 {
     static const int sets[][3] = {

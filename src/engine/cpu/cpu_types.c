@@ -232,3 +232,13 @@ wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type)
 }
 
 wisp_rp_fn wisp_cpu_rp_get(int type) { return wisp_cpu_rp_at(wisp_cpu_simd_active(), type); }
+wisp_gemm_fn wisp_cpu_panel_at(wisp_simd_level level, int type)
+{
+    return level == WISP_SIMD_AVX512 && wisp_cpu_gemm_at(level, type) ? wisp_cpu_panel_avx512[type]
+                                                                      : NULL;
+}
+
+wisp_gemm_fn wisp_cpu_panel_get(int type)
+{
+    return wisp_cpu_panel_at(wisp_cpu_simd_active(), type);
+}

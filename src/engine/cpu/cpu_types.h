@@ -92,6 +92,19 @@ static inline size_t wisp_cpu_act_row_bytes(int act_type, int64_t n)
 typedef void (*wisp_gemm_fn)(int64_t n, const void *w, size_t sw, int nr, const void *a, size_t sa,
                              int nc, float *s, size_t ss);
 
+/* Most weight rows one call of a panel kernel takes. */
+#define WISP_PANEL_NR 16
+/* Tokens a panel kernel's decoded rows serve in one pass: a batch's tiles
+ * should hold this many for the decoding to cost little per token. */
+#define WISP_PANEL_NC 256
+
+/* Panel product for batches: a wisp_gemm_fn for 1 <= nr <= WISP_PANEL_NR
+ * rows and any nc >= 1 tokens, which decodes each weight super-block once
+ * for all nc tokens (a per-thread panel, not a repacking at load) and
+ * gives the bits of the level's gemm kernel. Optional per type and level;
+ * only where the level also has a gemm kernel for the type. */
+extern const wisp_gemm_fn wisp_cpu_panel_avx512[WISP_TYPE_COUNT];
+
 /* Weight rows one call of a gemv kernel takes. */
 #define WISP_GEMV_NR 4
 
@@ -183,5 +196,8 @@ wisp_gemv_fn wisp_cpu_gemv_get(int type);
  * when the type is not repacked. */
 wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type);
 wisp_rp_fn wisp_cpu_rp_get(int type);
+/* The panel kernel for a type at a level, on the same terms as the gemm. */
+wisp_gemm_fn wisp_cpu_panel_at(wisp_simd_level level, int type);
+wisp_gemm_fn wisp_cpu_panel_get(int type);
 
 #endif

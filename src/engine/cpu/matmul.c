@@ -102,11 +102,12 @@ const char *wisp_matmul_simd_level(void)
 /* One weight of a job: its kernels, rows and output. */
 typedef struct mm_part {
     wisp_dot_fn dot;
-    wisp_gemm_fn gemm; /* NULL: dot only */
-    wisp_gemv_fn gemv; /* several rows for one token; NULL: dot */
-    wisp_amx_fn amx;   /* AMX tiles for whole 16 x 16 tiles; NULL: none */
-    wisp_rp_fn rp;     /* repacked weights (repack.h): their kernel; NULL: file layout */
-    int64_t rp_rows;   /* rows in whole repacked groups; the rest are in the file layout */
+    wisp_gemm_fn gemm;  /* NULL: dot only */
+    wisp_gemm_fn panel; /* a batch's rows decoded once for all its tokens; NULL: gemm */
+    wisp_gemv_fn gemv;  /* several rows for one token; NULL: dot */
+    wisp_amx_fn amx;    /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    wisp_rp_fn rp;      /* repacked weights (repack.h): their kernel; NULL: file layout */
+    int64_t rp_rows;    /* rows in whole repacked groups; the rest are in the file layout */
     const char *w;
     size_t w_row; /* bytes per weight row */
     float *y;
@@ -200,6 +201,15 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
         if (re == r1)
             return;
         r0 = re;
+    }
+    if (p->panel && t1 - t0 > 1) {
+        for (int64_t r = r0; r < r1; r += WISP_PANEL_NR) {
+            int nr = (int)(r1 - r < WISP_PANEL_NR ? r1 - r : WISP_PANEL_NR);
+            p->panel(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                     j->a + (size_t)t0 * j->a_row, j->a_row, (int)(t1 - t0),
+                     p->y + t0 * p->n_out + r, (size_t)p->n_out);
+        }
+        return;
     }
     if (p->gemm && t1 - t0 > 1) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
@@ -338,6 +348,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         p->dot = k->dot;
         p->gemm = wisp_cpu_gemm_get(type);
         p->gemv = wisp_cpu_gemv_get(type);
+        p->panel = wisp_cpu_panel_get(type);
         p->w = ws[i]->data;
         p->w_row = wisp_cpu_row_bytes(type, n_in);
         p->y = ys[i];
@@ -393,6 +404,12 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         tok = tok / WISP_GEMM_NC * WISP_GEMM_NC;
         if (tok < TILE_MIN_TOKS)
             tok = TILE_MIN_TOKS;
+        /* panel kernels decode a tile's weight rows once for its tokens */
+        bool panels = true;
+        for (int i = 0; i < n_w; i++)
+            panels &= j.part[i].panel != NULL;
+        if (panels)
+            tok = WISP_PANEL_NC;
         j.toks_per_tile = tok < n_tok ? tok : n_tok;
     }
     j.n_tok_tiles = (n_tok + j.toks_per_tile - 1) / j.toks_per_tile;

@@ -16,6 +16,7 @@
 #include "engine/cpu/quants_x86_f.h"
 #include "engine/cpu/quants_x86_k.h"
 #include "engine/cpu/quants_x86_kmr.h"
+#include "engine/cpu/quants_x86_kpanel.h"
 
 const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};
 
@@ -35,4 +36,10 @@ const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT] = {
 const wisp_rp_fn wisp_cpu_rp_avx512[WISP_TYPE_COUNT] = {
     [WISP_TYPE_Q4_0] = x86_rp_q4_0,
     [WISP_TYPE_Q8_0] = x86_rp_q8_0,
+};
+
+const wisp_gemm_fn wisp_cpu_panel_avx512[WISP_TYPE_COUNT] = {
+    [WISP_TYPE_Q2_K] = x86_panel_q2_K, [WISP_TYPE_Q3_K] = x86_panel_q3_K,
+    [WISP_TYPE_Q4_K] = x86_panel_q4_K, [WISP_TYPE_Q5_K] = x86_panel_q5_K,
+    [WISP_TYPE_Q6_K] = x86_panel_q6_K,
 };

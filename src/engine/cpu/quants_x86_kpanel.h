@@ -1,0 +1,277 @@
+/*
+ * quants_x86_kpanel.h - K-quant (Q2_K .. Q6_K) x Q8_K products for batches
+ * of many tokens, AVX-512 + VNNI (include in quants_avx512.c after
+ * quants_x86_kmr.h).
+ *
+ * The gemm of quants_x86_kmr.h decodes 4 weight rows' super-blocks for
+ * every 8 tokens and ends each (row, token) pair with a horizontal
+ * reduction, which together cost about as much as the dots. Here a panel
+ * of WISP_PANEL_NR = 16 weight rows is decoded once per super-block for
+ * all the tokens of the call, into an int8 form whose int32 lanes are the
+ * rows (kpanel: group g holds elements 4g .. 4g + 3 of the 16 rows, the
+ * per-16 scales and corrections kept apart), so that
+ *   vpdpbusd(acc, q[g], broadcast(token's 4 quants of group g))
+ * is the 4-element dot of 16 rows at once and nothing is reduced across
+ * lanes: a sub-block's sum is scaled in its lanes and added to the
+ * super-block's, and the float work runs in the same lanes. The decoded
+ * weights stay in registers for 8 tokens at a time (16 rows x 8 tokens).
+ *
+ * Exactness: the integers per (row, token, super-block) are those of
+ * kdot_block (the same decoders, exact sums in any order), and the float
+ * work per output is kdot_block's, in the same order over super-blocks:
+ *   acc  = fma(y.d * d,  (float)isum (- corr when folded), acc)
+ *   accm = fma(y.d * cm, (float)corr, accm),   result = acc + accm
+ * so each result has the bits of the gemm and of the one-token kernels.
+ *
+ * Scratch: the panel (about 6 KiB) and the float accumulators of up to
+ * KPANEL_TOKS tokens (32 KiB) live on the calling thread's stack; nothing
+ * is allocated and the weights are not repacked at load.
+ */
+#ifndef WISP_QUANTS_X86_KPANEL_H
+#define WISP_QUANTS_X86_KPANEL_H
+
+#if WISP_X86_VNNI
+
+/* Tokens whose accumulators one pass over the row's super-blocks keeps;
+ * longer batches take several passes, each decoding the panel again. */
+#define KPANEL_TOKS WISP_PANEL_NC
+/* Fewer tokens than this go to the 4-row gemm. Decoding 16 rows into the
+ * panel costs about what 3-4 tokens' dots save over the gemm (kbench cpu
+ * time, 1536 x 8960, Zen 5: 4 tokens 1.25x for Q4_K and Q6_K, 2-3 tokens
+ * a gain for Q4_K but none for Q6_K). */
+#define KPANEL_MIN_TOKS 4
+
+#define PREFETCH_NEXT_Q8K(p)                                         \
+    _Pragma("GCC unroll 8")                                          \
+    for (int pf_ = 0; pf_ < (int)sizeof(wisp_block_q8_K); pf_ += 64) \
+    _mm_prefetch((const char *)(p) + pf_, _MM_HINT_T0)
+
+/* One super-block of 16 weight rows, lanes = rows. */
+typedef struct kpanel {
+    __m512i q[WISP_QK_K / 4]; /* group g: elements 4g .. 4g + 3 of each row, unsigned */
+    __m512i sc[16];           /* sub-block j's scale of each row, int32 (see KPANEL_NARROW) */
+    __m512i corr[8];          /* corrections 2m, 2m + 1 of each row as an int16 pair */
+    __m512 d, cm;
+} kpanel;
+
+/* 16 x 16 int32 transpose: c[k] lane r = a[r] lane k. */
+AI void transpose16(const __m512i a[16], __m512i c[16])
+{
+    __m512i t[16], u[16];
+    _Pragma("GCC unroll 8")
+    for (int p = 0; p < 8; p++) {
+        t[2 * p] = _mm512_unpacklo_epi32(a[2 * p], a[2 * p + 1]);
+        t[2 * p + 1] = _mm512_unpackhi_epi32(a[2 * p], a[2 * p + 1]);
+    }
+    /* u[4q + m], 128-bit lane L: column 4L + m of rows 4q .. 4q + 3 */
+    _Pragma("GCC unroll 4")
+    for (int q = 0; q < 4; q++) {
+        u[4 * q + 0] = _mm512_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 1] = _mm512_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+        u[4 * q + 2] = _mm512_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+        u[4 * q + 3] = _mm512_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+    }
+    /* then the 4 x 4 transpose of 128-bit lanes, for each m */
+    _Pragma("GCC unroll 4")
+    for (int m = 0; m < 4; m++) {
+        const __m512i x0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44),
+                      x1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xEE),
+                      x2 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44),
+                      x3 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xEE);
+        c[m] = _mm512_shuffle_i32x4(x0, x2, 0x88);
+        c[4 + m] = _mm512_shuffle_i32x4(x0, x2, 0xDD);
+        c[8 + m] = _mm512_shuffle_i32x4(x1, x3, 0x88);
+        c[12 + m] = _mm512_shuffle_i32x4(x1, x3, 0xDD);
+    }
+}
+
+/* Decodes super-block i of rows 0 .. nr - 1 (the missing rows repeat the
+ * last one; their lanes are not stored) into the panel. NARROW: the
+ * scales go in the low 16 bits of their lanes with zero above, for
+ * vpdpwssd; else sign-extended, for vpmulld. */
+AI void kpanel_build(const char *w, size_t sw, int nr, int64_t i, size_t wb, kdec_fn dec,
+                     int narrow, kpanel *P)
+{
+    kdec k[16];
+    _Alignas(64) int32_t sc[16][16];
+    _Alignas(64) int32_t corr[16][8];
+    _Alignas(64) float d[16], cm[16];
+    _Pragma("GCC unroll 16")
+    for (int r = 0; r < 16; r++) {
+        const char *b = w + (size_t)(r < nr ? r : nr - 1) * sw + (size_t)i * wb;
+        PREFETCH_SPAN(b, wb);
+        dec(b, &k[r]);
+        const __m512i s32 = _mm512_cvtepi8_epi32(k[r].sc);
+        _mm512_store_si512(sc[r], narrow ? _mm512_and_si512(s32, _mm512_set1_epi32(0xFFFF)) : s32);
+        _mm256_store_si256((__m256i *)corr[r], k[r].corr);
+        d[r] = k[r].d;
+        cm[r] = k[r].cm;
+    }
+    _Pragma("GCC unroll 4")
+    for (int part = 0; part < 4; part++) {
+        __m512i a[16];
+        _Pragma("GCC unroll 16")
+        for (int r = 0; r < 16; r++)
+            a[r] = _mm512_loadu_si512(k[r].u + 64 * part);
+        transpose16(a, P->q + 16 * part);
+    }
+    __m512i a[16], c[16];
+    _Pragma("GCC unroll 16")
+    for (int r = 0; r < 16; r++)
+        a[r] = _mm512_load_si512(sc[r]);
+    transpose16(a, P->sc);
+    /* the corrections: 8 int32 (pairs) per row, in the low half of each */
+    _Pragma("GCC unroll 16")
+    for (int r = 0; r < 16; r++)
+        a[r] = _mm512_castsi256_si512(_mm256_load_si256((const __m256i *)corr[r]));
+    transpose16(a, c);
+    _Pragma("GCC unroll 8")
+    for (int m = 0; m < 8; m++)
+        P->corr[m] = c[m];
+    P->d = _mm512_load_ps(d);
+    P->cm = _mm512_load_ps(cm);
+}
+
+AI __m512i bcast32(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* acc += dot(w, 4 bytes at p in every lane): the broadcast folded into the
+ * instruction's memory operand (GCC otherwise loads it apart and, around
+ * the accumulator the instruction both reads and writes, spills). */
+AI __m512i dpbusd_bcast(__m512i acc, __m512i w, const void *p)
+{
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*(const int32_t *)p));
+    return acc;
+}
+
+/* T tokens (1 <= T <= 8; y[t] their Q8_K blocks of this super-block)
+ * against the panel; acc / accm hold 16 floats (the rows) per token. */
+AI void kpanel_tokens(const kpanel *P, const wisp_block_q8_K *const *y, const int T, int span,
+                      int narrow, int fold, float *acc, float *accm)
+{
+    __m512i is[8], pt[8];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++)
+        is[t] = _mm512_setzero_si512();
+    /* not unrolled: GCC would interleave the spans and spill the sums */
+    _Pragma("GCC unroll 1")
+    for (int j = 0; j < 16; j += span / 16) {
+        _Pragma("GCC unroll 8")
+        for (int g = 0; g < span / 4; g++) {
+            const __m512i wq = P->q[4 * j + g];
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < T; t++) {
+                if (g == 0)
+                    pt[t] = _mm512_setzero_si512();
+                pt[t] = dpbusd_bcast(pt[t], wq, y[t]->qs + 16 * j + 4 * g);
+            }
+        }
+        const __m512i s = P->sc[j];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < T; t++)
+            is[t] = narrow ? _mm512_dpwssd_epi32(is[t], pt[t], s)
+                           : _mm512_add_epi32(is[t], _mm512_mullo_epi32(pt[t], s));
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++) {
+        __m512i c = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8")
+        for (int m = 0; m < 8; m++)
+            c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y[t]->bsums + 2 * m));
+        const __m512 yd = _mm512_set1_ps(y[t]->d);
+        float *a = acc + 16 * t;
+        if (fold) {
+            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d),
+                                               _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], c)),
+                                               _mm512_load_ps(a)));
+        } else {
+            float *am = accm + 16 * t;
+            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
+                                               _mm512_load_ps(a)));
+            _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
+                                                _mm512_load_ps(am)));
+        }
+    }
+}
+
+/* The panel product for nr <= 16 rows and nt <= KPANEL_TOKS tokens.
+ * SPAN: elements per scale (16, or 32 for Q4_K / Q5_K, whose scales are
+ * per 32); NARROW: a span's integer dot fits int16, so the scale is
+ * applied by vpdpwssd instead of vpmulld + vpaddd; FOLD: kdec's fold. */
+AI void kpanel_run(int64_t n, const char *w, size_t sw, int nr, const char *a, size_t sa, int nt,
+                   float *s, size_t ss, kdec_fn dec, size_t wb, int span, int narrow, int fold)
+{
+    _Alignas(64) float acc[KPANEL_TOKS * 16], accm[KPANEL_TOKS * 16];
+    kpanel P;
+    memset(acc, 0, sizeof(float) * 16 * (size_t)nt);
+    memset(accm, 0, sizeof(float) * 16 * (size_t)nt);
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        kpanel_build(w, sw, nr, i, wb, dec, narrow, &P);
+        for (int t = 0; t < nt; t += 8) {
+            const wisp_block_q8_K *y[8];
+            const int T = nt - t < 8 ? nt - t : 8;
+            for (int c = 0; c < T; c++) {
+                y[c] = (const wisp_block_q8_K *)(a + (size_t)(t + c) * sa) + i;
+                /* the tokens' next blocks, sa apart: beyond the hardware
+                 * prefetchers when the tile's rows exceed L2 */
+                PREFETCH_NEXT_Q8K(y[c] + 1);
+            }
+            float *at = acc + 16 * t, *amt = accm + 16 * t;
+            switch (T) {
+            case 8: kpanel_tokens(&P, y, 8, span, narrow, fold, at, amt); break;
+            case 7: kpanel_tokens(&P, y, 7, span, narrow, fold, at, amt); break;
+            case 6: kpanel_tokens(&P, y, 6, span, narrow, fold, at, amt); break;
+            case 5: kpanel_tokens(&P, y, 5, span, narrow, fold, at, amt); break;
+            case 4: kpanel_tokens(&P, y, 4, span, narrow, fold, at, amt); break;
+            case 3: kpanel_tokens(&P, y, 3, span, narrow, fold, at, amt); break;
+            case 2: kpanel_tokens(&P, y, 2, span, narrow, fold, at, amt); break;
+            default: kpanel_tokens(&P, y, 1, span, narrow, fold, at, amt); break;
+            }
+        }
+    }
+    const __mmask16 rows = (__mmask16)((1u << nr) - 1);
+    for (int t = 0; t < nt; t++)
+        _mm512_mask_storeu_ps(s + (size_t)t * ss, rows,
+                              _mm512_add_ps(_mm512_load_ps(acc + 16 * t),
+                                            _mm512_load_ps(accm + 16 * t)));
+}
+
+/* wisp_gemm_fn with the panel's terms (cpu_types.h): nr <= WISP_PANEL_NR
+ * rows, any nc >= 1; short batches go to the 4-row gemm, which gives the
+ * same bits. */
+#define DEF_PANELK(name, WB, SPAN, NARROW, FOLD)                                             \
+    static void x86_panel_##name(int64_t n, const void *w, size_t sw, int nr, const void *a, \
+                                 size_t sa, int nc, float *s, size_t ss)                     \
+    {                                                                                        \
+        if (nc < KPANEL_MIN_TOKS) {                                                          \
+            for (int r = 0; r < nr; r += WISP_GEMM_NR)                                       \
+                for (int t = 0; t < nc; t += WISP_GEMM_NC)                                   \
+                    x86_gemm_##name(n, (const char *)w + (size_t)r * sw, sw,                 \
+                                    nr - r < WISP_GEMM_NR ? nr - r : WISP_GEMM_NR,           \
+                                    (const char *)a + (size_t)t * sa, sa,                    \
+                                    nc - t < WISP_GEMM_NC ? nc - t : WISP_GEMM_NC,           \
+                                    s + (size_t)t * ss + r, ss);                             \
+            return;                                                                          \
+        }                                                                                    \
+        for (int t = 0; t < nc; t += KPANEL_TOKS)                                            \
+            kpanel_run(n, w, sw, nr, (const char *)a + (size_t)t * sa, sa,                   \
+                       nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS, s + (size_t)t * ss, ss,  \
+                       kdec_##name, sizeof(WB), SPAN, NARROW, FOLD);                         \
+    }
+
+/* Largest span dots (unsigned quants u, |y| <= 127): Q2_K 16 x 3 x 127,
+ * Q3_K 16 x 7 x 127, Q4_K 16 x 15 x 127 = 30480 fit int16; Q5_K's and
+ * Q6_K's (31 and 63 per element) do not. */
+DEF_PANELK(q2_K, wisp_block_q2_K, 16, 1, 0)
+DEF_PANELK(q3_K, wisp_block_q3_K, 16, 1, 1)
+DEF_PANELK(q4_K, wisp_block_q4_K, 32, 0, 0)
+DEF_PANELK(q5_K, wisp_block_q5_K, 32, 0, 0)
+DEF_PANELK(q6_K, wisp_block_q6_K, 16, 0, 1)
+
+#endif
+
+#endif
