@@ -124,6 +124,10 @@ struct wisp_engine_ops {
     int (*write_block)(void *ctx, int32_t block, const void *src, wisp_err *err);
     void (*get_stats)(void *ctx, wisp_engine_stats *out);
     void (*destroy)(void *ctx);
+    /* Optional: whether the engine reads the model's bytes at data when it
+     * computes (false for a tensor it replaced with a copy of its own), so
+     * warm-up touches only pages that will be used. NULL: every tensor. */
+    bool (*reads_model_bytes)(void *ctx, const void *data);
 };
 
 struct wisp_engine {

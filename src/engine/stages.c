@@ -109,6 +109,17 @@ static int stages_write_block(void *ctx, int32_t block, const void *src, wisp_er
     return 0;
 }
 
+static bool stages_reads_model_bytes(void *ctx, const void *data)
+{
+    const stages_ctx *c = ctx;
+    for (int i = 0; i < c->n; i++) {
+        const wisp_engine *e = c->st[i].e;
+        if (!e->ops->reads_model_bytes || e->ops->reads_model_bytes(e->ctx, data))
+            return true;
+    }
+    return false;
+}
+
 static void stages_get_stats(void *ctx, wisp_engine_stats *out)
 {
     stages_ctx *c = ctx;
@@ -157,6 +168,7 @@ static const struct wisp_engine_ops stages_ops = {
     .read_block = stages_read_block,
     .write_block = stages_write_block,
     .get_stats = stages_get_stats,
+    .reads_model_bytes = stages_reads_model_bytes,
     .destroy = stages_destroy,
 };
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Reads one byte per page so the kernel maps the whole tensor in. */
+/* Reads one byte per page so the kernel maps the whole tensor in. Tensors
+ * the engine replaced with copies of its own (repacked weights) are left
+ * alone: their pages were handed back and would only fill memory again. */
 static uint8_t touch(const uint8_t *p, uint64_t n, uint64_t page)
 {
     uint8_t x = 0;
@@ -22,7 +24,8 @@ int wisp_engine_warmup(wisp_engine *e, const wisp_model *model, int32_t token, w
     volatile uint8_t sink = 0; /* keeps the reads */
     for (int64_t i = 0; i < wisp_model_n_tensors(model); i++) {
         const wisp_tensor *t = wisp_model_tensor_at(model, i);
-        if (t && t->data)
+        if (t && t->data &&
+            (!e->ops->reads_model_bytes || e->ops->reads_model_bytes(e->ctx, t->data)))
             sink ^= touch(t->data, t->nbytes, page);
     }
     (void)sink;

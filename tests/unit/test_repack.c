@@ -299,6 +299,11 @@ TEST(weights_copy_repacks_what_it_can)
     double ms;
     wisp_rp_weights_stats(rw, &bytes, &n, &ms);
     CHECK_EQ_INT(n, 5);
+    /* warm-up skips the sources of the copies, but not a tied embedding
+     * that the lookups still read */
+    CHECK(wisp_rp_weights_replaces(rw, q4.data) && wisp_rp_weights_replaces(rw, q8.data));
+    CHECK(!wisp_rp_weights_replaces(rw, emb.data) && !wisp_rp_weights_replaces(rw, small.data));
+    CHECK(!wisp_rp_weights_replaces(rw, norm) && !wisp_rp_weights_replaces(NULL, q4.data));
     CHECK(bytes == 2 * q4.ne[1] * wisp_cpu_row_bytes(WISP_TYPE_Q4_0, E) +
                        2 * q8.ne[1] * wisp_cpu_row_bytes(WISP_TYPE_Q8_0, E) +
                        16 * wisp_cpu_row_bytes(WISP_TYPE_Q4_0, E));
@@ -353,6 +358,15 @@ TEST(engine_logits_equal_with_and_without_repack)
                 wisp_batch b = {.seqs = &s, .n_seqs = 1};
                 REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
             }
+            /* the copies are weights the engine holds, and it no longer
+             * reads their model bytes; without repacking it holds none */
+            wisp_engine_stats st;
+            e->ops->get_stats(e->ctx, &st);
+            const void *wq = wisp_model_get_weights(m)->layers[0].wq->data;
+            if (run == 1)
+                CHECK(st.weight_bytes == 0 && e->ops->reads_model_bytes(e->ctx, wq));
+            else
+                CHECK((st.weight_bytes > 0) == !e->ops->reads_model_bytes(e->ctx, wq));
             wisp_engine_destroy(e);
         }
         CHECK(memcmp(logits[0], logits[1], sizeof(float) * (size_t)V * 2) == 0);

@@ -271,19 +271,30 @@ static void cpu_get_stats(void *ctx, wisp_engine_stats *out)
     memset(out, 0, sizeof(*out));
     out->kv_bytes = wisp_kv_pool_bytes(&e->kv);
     out->scratch_bytes = e->scratch_bytes;
-    /* Weights stay in the file mapping: nothing resident is the engine's
-     * own but a streaming arena (repacked copies replace mapped pages of
-     * the same size, and the load logs their size). */
-    out->weight_bytes = 0;
+    /* Weights the engine holds itself: the repacked copies (their mapped
+     * pages were handed back) and a streaming arena; the rest is read from
+     * the file mapping. */
+    size_t rp_bytes = 0;
+    int rp_n = 0;
+    double rp_ms = 0;
+    if (e->repack)
+        wisp_rp_weights_stats(e->repack, &rp_bytes, &rp_n, &rp_ms);
+    out->weight_bytes = rp_bytes;
     if (e->stream) {
         wisp_cpu_stream_stats st;
         wisp_cpu_stream_get_stats(e->stream, &st);
-        out->weight_bytes = st.arena_bytes;
+        out->weight_bytes += st.arena_bytes;
         out->weights_streaming = true;
         out->weights_streamed_bytes = st.streamed_bytes;
         out->weights_copy_ms = st.copy_ms;
         out->weights_wait_ms = st.wait_ms;
     }
+}
+
+static bool cpu_reads_model_bytes(void *ctx, const void *data)
+{
+    const wisp_cpu_engine *e = ctx;
+    return !wisp_rp_weights_replaces(e->repack, data);
 }
 
 static const struct wisp_engine_ops cpu_ops = {
@@ -294,6 +305,7 @@ static const struct wisp_engine_ops cpu_ops = {
     .read_block = cpu_read_block,
     .write_block = cpu_write_block,
     .get_stats = cpu_get_stats,
+    .reads_model_bytes = cpu_reads_model_bytes,
     .destroy = cpu_destroy,
 };
 

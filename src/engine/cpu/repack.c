@@ -74,7 +74,9 @@ struct wisp_rp_weights {
     wisp_model_weights w;       /* what the engine computes with */
     wisp_layer_weights *layers; /* [n_layers], copies of the model's */
     wisp_tensor *tensors;       /* [n_layers * RP_PER_LAYER + 1] repacked headers */
-    char *arena;                /* every copy, each at a multiple of 64 bytes */
+    const void **replaced;      /* [n_replaced] model bytes no longer read */
+    int n_replaced;
+    char *arena; /* every copy, each at a multiple of 64 bytes */
     int n_tensors;
     size_t bytes, used;
     double ms;
@@ -124,8 +126,10 @@ static void repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_
     char *buf = rw->arena + rw->used;
     rw->used += room;
     wisp_rp_pack(t->type, t->ne[0], t->ne[1], t->data, buf);
-    if (!keep_source)
+    if (!keep_source) {
         hand_back(t->data, bytes);
+        rw->replaced[rw->n_replaced++] = t->data;
+    }
     wisp_tensor *c = &rw->tensors[rw->n_tensors++];
     *c = *t;
     c->type = t->type | WISP_RP_TYPE_FLAG;
@@ -172,9 +176,11 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
         rw->layers = calloc((size_t)n_layers, sizeof(*rw->layers));
         rw->tensors =
             calloc((size_t)(layer_end - layer_begin) * RP_PER_LAYER + 1, sizeof(*rw->tensors));
+        rw->replaced =
+            calloc((size_t)(layer_end - layer_begin) * RP_PER_LAYER + 1, sizeof(*rw->replaced));
         rw->arena = aligned_alloc(RP_HUGE_PAGE, arena);
     }
-    if (!rw || !rw->layers || !rw->tensors || !rw->arena) {
+    if (!rw || !rw->layers || !rw->tensors || !rw->replaced || !rw->arena) {
         wisp_rp_weights_free(rw);
         return wisp_err_set(err, WISP_E_NOMEM,
                             "cpu engine: cannot allocate %zu bytes to repack the weights", arena);
@@ -200,6 +206,14 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
 
 const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw) { return &rw->w; }
 
+bool wisp_rp_weights_replaces(const wisp_rp_weights *rw, const void *data)
+{
+    for (int i = 0; rw && i < rw->n_replaced; i++)
+        if (rw->replaced[i] == data)
+            return true;
+    return false;
+}
+
 void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tensors, double *ms)
 {
     *bytes = rw ? rw->bytes : 0;
@@ -213,6 +227,7 @@ void wisp_rp_weights_free(wisp_rp_weights *rw)
         return;
     free(rw->arena);
     free(rw->tensors);
+    free(rw->replaced);
     free(rw->layers);
     free(rw);
 }

@@ -109,6 +109,9 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
                            wisp_err *err);
 /* The weights to compute with (valid until wisp_rp_weights_free). */
 const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw);
+/* Whether data is the model's bytes of a tensor that has a copy here and
+ * is no longer read from the model (a tied embedding still is). */
+bool wisp_rp_weights_replaces(const wisp_rp_weights *rw, const void *data);
 /* Bytes of repacked copies, tensors repacked and the load time it took. */
 void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tensors, double *ms);
 void wisp_rp_weights_free(wisp_rp_weights *rw);
