@@ -35,6 +35,7 @@
 #include "engine/cpu/matmul.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fp16.h"
@@ -68,6 +69,10 @@ _Static_assert(ROWS_DECODE % WISP_RP_ROWS == 0 && ROWS_PREFILL % WISP_RP_ROWS ==
  * reuse each weight row for several kernel calls before it is evicted. */
 #define TILE_ACT_BYTES (512 * 1024)
 #define TILE_MIN_TOKS  16
+/* Tokens below which a product takes its one-token kernel once per token. */
+#ifndef FEW_TOKS
+#define FEW_TOKS 4
+#endif
 /* Multiply-accumulates below which a product runs on the calling thread. */
 #define MATMUL_MIN_PARALLEL_MACS (1 << 18)
 
@@ -106,6 +111,7 @@ typedef struct mm_part {
     wisp_gemm_fn panel; /* a batch's rows decoded once for all its tokens; NULL: gemm */
     wisp_gemv_fn gemv;  /* several rows for one token; NULL: dot */
     wisp_amx_fn amx;    /* AMX tiles for whole 16 x 16 tiles; NULL: none */
+    bool dot_few;       /* a few tokens go through the dot one token at a time */
     wisp_rp_fn rp;      /* repacked weights (repack.h): their kernel; NULL: file layout */
     int64_t rp_rows;    /* rows in whole repacked groups; the rest are in the file layout */
     const char *w;
@@ -202,7 +208,23 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
             return;
         r0 = re;
     }
-    if (p->panel && t1 - t0 > 1) {
+    /* A few tokens: the one-token kernels, once per token, beat the
+     * register-blocked ones, whose decoded blocks are used too few times to
+     * pay for their tiles (Zen 5, 1024 x 2816 Q4_K in cache, one thread:
+     * 40 us for one token, 143 for two through the 4 x 8 gemm, 80 through
+     * the gemv twice, the tile's rows coming from L1 the second time). The
+     * bits are the same: every kernel of a level gives a row the same sum. */
+    const bool few = t1 - t0 < FEW_TOKS;
+    if (few && p->gemv) {
+        for (int64_t t = t0; t < t1; t++)
+            for (int64_t r = r0; r < r1; r += WISP_GEMV_NR) {
+                int nr = (int)(r1 - r < WISP_GEMV_NR ? r1 - r : WISP_GEMV_NR);
+                p->gemv(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
+                        j->a + (size_t)t * j->a_row, p->y + t * p->n_out + r);
+            }
+        return;
+    }
+    if (p->panel && t1 - t0 > 1 && !(few && p->dot_few)) {
         for (int64_t r = r0; r < r1; r += WISP_PANEL_NR) {
             int nr = (int)(r1 - r < WISP_PANEL_NR ? r1 - r : WISP_PANEL_NR);
             p->panel(j->n_in, p->w + (size_t)r * p->w_row, p->w_row, nr,
@@ -211,7 +233,7 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
         }
         return;
     }
-    if (p->gemm && t1 - t0 > 1) {
+    if (p->gemm && t1 - t0 > 1 && !(few && p->dot_few)) {
         for (int64_t r = r0; r < r1; r += WISP_GEMM_NR) {
             int nr = (int)(r1 - r < WISP_GEMM_NR ? r1 - r : WISP_GEMM_NR);
             for (int64_t t = t0; t < t1; t += WISP_GEMM_NC) {
@@ -349,6 +371,7 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         p->gemm = wisp_cpu_gemm_get(type);
         p->gemv = wisp_cpu_gemv_get(type);
         p->panel = wisp_cpu_panel_get(type);
+        p->dot_few = p->panel && !p->gemv;
         p->w = ws[i]->data;
         p->w_row = wisp_cpu_row_bytes(type, n_in);
         p->y = ys[i];
