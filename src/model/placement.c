@@ -309,7 +309,8 @@ static void describe(wisp_placement *p, const wisp_model_plan *pl, const eligibl
                                   (unsigned long long)mib_up(p->stages[i].weight_bytes +
                                                              p->stages[i].kv_bytes +
                                                              p->stages[i].scratch_bytes));
-    } else if (strcmp(s->device, "cpu") == 0) {
+    } else if (s->weights_budget_bytes == 2 * pl->layer_bytes_max) {
+        /* the CPU, or a GPU with room for the two buffers alone */
         snprintf(out, cap,
                  "the layers (%llu MiB) do not fit beside the KV cache: streamed from host "
                  "memory through 2 x %llu MiB layer buffers on %s (%llu MiB of %llu MiB usable)",

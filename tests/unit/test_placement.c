@@ -281,6 +281,9 @@ TEST(stream_gpu_budget_is_its_spare_memory)
     CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
     check_stage(&p.stages[0], "cuda:0", 0, 4, 301, 4);
     CHECK_EQ_INT((long long)p.stages[0].weights_budget_bytes, (long long)(200 * MIB));
+    CHECK_EQ_STR(p.reason, "the layers (400 MiB) do not fit beside the KV cache: streamed from "
+                           "host memory through 2 x 100 MiB layer buffers on cuda:0 (315 MiB of "
+                           "315 MiB usable)");
     /* One byte less cannot hold the two buffers. */
     two[0].free_bytes -= 1;
     CHECK(plan(&pl, "cuda", two, 1, &p, &err) == WISP_E_TOO_LARGE);
