@@ -29,7 +29,6 @@ typedef struct stage {
     wisp_engine *e;
     char device[16];
     int layer_begin, layer_end;
-    bool streamed;
 } stage;
 
 typedef struct stages_ctx {
@@ -145,7 +144,10 @@ static void stages_get_stats(void *ctx, wisp_engine_stats *out)
         o->kv_bytes = one.kv_bytes;
         o->scratch_bytes = one.scratch_bytes;
         o->weight_bytes = one.weight_bytes;
-        o->streamed = s->streamed;
+        /* What the engine does, not what it was allowed: a GPU stage whose
+         * budget holds all its layers keeps them resident and streams
+         * none; a CPU stage with a budget always streams. */
+        o->streamed = one.weights_streaming;
     }
 }
 
@@ -272,7 +274,6 @@ int wisp_engine_stages_create(const wisp_model *model, const wisp_placement *p,
         snprintf(st->device, sizeof st->device, "%s", s->device);
         st->layer_begin = s->layer_begin;
         st->layer_end = s->layer_end;
-        st->streamed = s->weights_budget_bytes > 0;
     }
     /* Every stage resolved the same shared options; the chain runs them
      * all over the whole model. */

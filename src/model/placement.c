@@ -12,9 +12,11 @@
  * A device's capacity is its free memory less wisp_place_reserve().
  *
  * Streaming keeps the non-layer weights, the whole KV pool and the scratch
- * on the device and at most two layers' weights (the largest layer twice:
- * one computing while the next is copied in); the layers themselves stay
- * in host memory (the file's mapping).
+ * on the device and a budget of layer weights: at least two layer buffers
+ * (the largest layer twice: one computing while the next is copied in),
+ * on a GPU all its spare memory, so that the layers that fit stay
+ * resident; the layers themselves stay in host memory (the file's
+ * mapping). A stage's weight bytes count its budget, at most every layer.
  *
  * The pool shrinks only when the caller allows it (min_blocks < n_blocks):
  * each strategy is tried with the full pool, then with the largest pool
@@ -203,30 +205,40 @@ static bool try_split(const eligible *el, const costs *c, wisp_placement *p)
     return true;
 }
 
-/* What a streaming device holds beside the KV pool and scratch. */
-static uint64_t stream_weights(const wisp_model_plan *pl)
-{
-    return pl->embd_bytes + pl->output_bytes + pl->other_bytes + 2 * pl->layer_bytes_max;
-}
-
-static uint64_t stream_need(const costs *c)
+/* What a streaming device holds whatever its budget: the non-layer
+ * weights, the KV pool and the scratch. */
+static uint64_t stream_fixed(const costs *c)
 {
     const wisp_model_plan *pl = c->pl;
-    return stream_weights(pl) + c->kv_layer * (uint64_t)pl->n_layers + pl->scratch_bytes;
+    return pl->embd_bytes + pl->output_bytes + pl->other_bytes +
+           c->kv_layer * (uint64_t)pl->n_layers + pl->scratch_bytes;
 }
 
-/* The first device that holds the streaming working set. */
+/* The least a streaming device needs: the fixed part and two layer
+ * buffers. */
+static uint64_t stream_need(const costs *c) { return stream_fixed(c) + 2 * c->pl->layer_bytes_max; }
+
+/* The first device that holds the streaming working set. A GPU's budget
+ * is all it has spare beside the fixed part: its engine keeps the layers
+ * that fit there resident beside the two buffers (engine/stream_plan.h),
+ * so only the rest are copied each step. The CPU's is the two buffers:
+ * its engine computes a resident layer from the file mapping anyway, and
+ * a copy beside it would only add memory. */
 static bool try_stream(const eligible *el, const costs *c, wisp_placement *p)
 {
     const wisp_model_plan *pl = c->pl;
     for (int i = 0; i < el->n; i++) {
         if (stream_need(c) > el->cap[i])
             continue;
+        const uint64_t budget =
+            el->dev[i]->is_cpu ? 2 * pl->layer_bytes_max : el->cap[i] - stream_fixed(c);
+        const uint64_t layers = budget < pl->layer_bytes_total ? budget : pl->layer_bytes_total;
         p->strategy = WISP_PLACE_STREAM;
         p->n_stages = 1;
-        set_stage(&p->stages[0], el->dev[i], el->cap[i], 0, pl->n_layers, stream_weights(pl),
+        set_stage(&p->stages[0], el->dev[i], el->cap[i], 0, pl->n_layers,
+                  pl->embd_bytes + pl->output_bytes + pl->other_bytes + layers,
                   c->kv_layer * (uint64_t)pl->n_layers, pl->scratch_bytes);
-        p->stages[0].weights_budget_bytes = 2 * pl->layer_bytes_max;
+        p->stages[0].weights_budget_bytes = budget;
         return true;
     }
     return false;
@@ -297,13 +309,23 @@ static void describe(wisp_placement *p, const wisp_model_plan *pl, const eligibl
                                   (unsigned long long)mib_up(p->stages[i].weight_bytes +
                                                              p->stages[i].kv_bytes +
                                                              p->stages[i].scratch_bytes));
-    } else {
+    } else if (s->weights_budget_bytes == 2 * pl->layer_bytes_max) {
+        /* the CPU, or a GPU with room for the two buffers alone */
         snprintf(out, cap,
                  "the layers (%llu MiB) do not fit beside the KV cache: streamed from host "
                  "memory through 2 x %llu MiB layer buffers on %s (%llu MiB of %llu MiB usable)",
                  (unsigned long long)mib_up(pl->layer_bytes_total),
                  (unsigned long long)mib_up(pl->layer_bytes_max), s->device,
                  (unsigned long long)mib_up(need), (unsigned long long)mib_down(s->capacity_bytes));
+    } else {
+        snprintf(out, cap,
+                 "the layers (%llu MiB) do not fit beside the KV cache: streamed from host "
+                 "memory on %s, those a %llu MiB budget holds resident beside 2 x %llu MiB "
+                 "buffers (%llu of %llu MiB usable)",
+                 (unsigned long long)mib_up(pl->layer_bytes_total), s->device,
+                 (unsigned long long)mib_down(s->weights_budget_bytes),
+                 (unsigned long long)mib_up(pl->layer_bytes_max), (unsigned long long)mib_up(need),
+                 (unsigned long long)mib_down(s->capacity_bytes));
     }
 }
 

@@ -49,7 +49,9 @@ typedef struct wisp_place_stage {
     uint64_t scratch_bytes;     /* activations of one step */
     /* > 0 (WISP_PLACE_STREAM): the weights of its layers stay in host
      * memory and at most this many bytes of them are resident on the
-     * device at once (two layer buffers for double buffering). */
+     * device at once: two layer buffers for double buffering and, on a
+     * GPU, the layers that fit beside them (the planner gives a GPU all
+     * its memory spare beside the rest; the CPU gets the two buffers). */
     uint64_t weights_budget_bytes;
     uint64_t capacity_bytes; /* what the planner could use there: free
                                 memory less the reserve */
@@ -94,7 +96,8 @@ typedef struct wisp_place_request {
  * last, each layer's KV share on the device holding the layer, the
  * embeddings on stage 0 and the output head on the last stage; a device
  * that cannot hold one layer is skipped); else one device streaming the
- * layers through two layer buffers; else WISP_E_TOO_LARGE, the message
+ * layers through two layer buffers (a GPU keeping what else fits in its
+ * spare memory resident); else WISP_E_TOO_LARGE, the message
  * naming every device's capacity, what the model needs and the shortfall
  * in MiB. WISP_E_INVALID for a device preference wisp does not know,
  * WISP_E_DEVICE when the preferred device is not in the list. */

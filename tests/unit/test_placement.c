@@ -9,7 +9,8 @@
  * blocks a layer's KV takes 4 KiB per block: 1 MiB for the 256-block pool
  * most cases use, so holding a layer costs 101 MiB and everything resident
  * 501 + 4 + 10 = 515 MiB. Streaming holds the non-layer weights, two
- * layer buffers, the KV and the scratch: 101 + 200 + 4 + 10 = 315 MiB.
+ * layer buffers, the KV and the scratch: 101 + 200 + 4 + 10 = 315 MiB at
+ * least (a GPU's budget takes all it has beyond 115 MiB).
  * A GPU's reserve is 512 MiB below 25600 MiB free, so "free 512 + N MiB"
  * means N MiB usable.
  */
@@ -240,11 +241,52 @@ TEST(stream_when_nothing_holds_the_layers)
                            "host memory through 2 x 100 MiB layer buffers on cpu (315 MiB of "
                            "400 MiB usable)");
     /* "cuda" puts no layer on the CPU: two GPUs of 200 MiB cannot split
-     * it (the second device would need 10 + 202 + 51), so cuda:0 streams. */
+     * it (the second device would need 10 + 202 + 51), so cuda:0 streams,
+     * its budget the 320 - 115 MiB it has spare. */
     wisp_place_device g[] = {gpu("cuda:0", 512 + 320), gpu("cuda:1", 512 + 200), cpu(100000)};
     REQUIRE(plan(&pl, "cuda", g, 3, &p, &err) == 0);
     CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
+    check_stage(&p.stages[0], "cuda:0", 0, 4, 101 + 205, 4);
+    CHECK_EQ_INT((long long)p.stages[0].weights_budget_bytes, (long long)(205 * MIB));
+    CHECK_EQ_STR(p.reason, "the layers (400 MiB) do not fit beside the KV cache: streamed from "
+                           "host memory on cuda:0, those a 205 MiB budget holds resident "
+                           "beside 2 x 100 MiB buffers (320 of 320 MiB usable)");
+}
+
+/* A GPU streaming gets every byte it has spare beside the non-layer
+ * weights, the KV and the scratch (115 MiB) as its budget, so its engine
+ * keeps the layers that fit resident; the CPU gets two layer buffers
+ * whatever it has (above: 400 MiB, budget 200). */
+TEST(stream_gpu_budget_is_its_spare_memory)
+{
+    wisp_model_plan pl = model();
+    wisp_placement p;
+    wisp_err err = {0};
+    /* 450 MiB and 12345 bytes usable: 335 MiB and 12345 bytes spare. */
+    wisp_place_device d[] = {gpu("cuda:0", 512 + 450), cpu(100000)};
+    d[0].free_bytes += 12345;
+    REQUIRE(plan(&pl, "cuda", d, 2, &p, &err) == 0);
+    CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
+    REQUIRE(p.n_stages == 1);
+    const wisp_place_stage *s = &p.stages[0];
+    CHECK_EQ_STR(s->device, "cuda:0");
+    CHECK_EQ_INT((long long)s->capacity_bytes, (long long)(450 * MIB + 12345));
+    CHECK_EQ_INT((long long)s->weights_budget_bytes, (long long)(335 * MIB + 12345));
+    CHECK_EQ_INT((long long)(s->weight_bytes + s->kv_bytes + s->scratch_bytes),
+                 (long long)s->capacity_bytes); /* the device is full */
+    CHECK_EQ_INT((long long)s->weight_bytes, (long long)(101 * MIB + s->weights_budget_bytes));
+    /* Spare memory of just two layers: the two buffers and nothing else. */
+    wisp_place_device two[] = {gpu("cuda:0", 512 + 315)};
+    REQUIRE(plan(&pl, "cuda", two, 1, &p, &err) == 0);
+    CHECK_EQ_INT(p.strategy, WISP_PLACE_STREAM);
     check_stage(&p.stages[0], "cuda:0", 0, 4, 301, 4);
+    CHECK_EQ_INT((long long)p.stages[0].weights_budget_bytes, (long long)(200 * MIB));
+    CHECK_EQ_STR(p.reason, "the layers (400 MiB) do not fit beside the KV cache: streamed from "
+                           "host memory through 2 x 100 MiB layer buffers on cuda:0 (315 MiB of "
+                           "315 MiB usable)");
+    /* One byte less cannot hold the two buffers. */
+    two[0].free_bytes -= 1;
+    CHECK(plan(&pl, "cuda", two, 1, &p, &err) == WISP_E_TOO_LARGE);
 }
 
 TEST(refusal_names_devices_need_and_shortfall)

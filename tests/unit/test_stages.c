@@ -397,6 +397,45 @@ TEST(stream_one_stage_bit_identical_within_budget)
     wisp_model_close(m);
 }
 
+/* A stage reports whether its engine streams, not whether it was given a
+ * budget. The CPU engine streams under any budget, even one that would
+ * hold all its layers (it computes from the mapping either way, so a
+ * resident copy would only add memory): such a stage and a plain one
+ * beside it report true and false, and a step copies layers. */
+TEST(stage_reports_what_its_engine_does)
+{
+    wisp_model *m = open_fixture("models/stories260K.gguf");
+    const wisp_model_config *c = wisp_model_get_config(m);
+    const int V = c->vocab_size;
+    int32_t ids[20];
+    fill_ids(ids, 20, V, 8);
+    const int32_t table[3] = {0, 1, 2};
+    wisp_engine_opts o = engine_opts(8, 3, 20, 1);
+    float *got = malloc(sizeof(float) * (size_t)V);
+    REQUIRE(got);
+    const uint64_t all = (uint64_t)c->n_layers * largest_layer(m);
+    const stage_spec sp[3] = {{"cpu", 2, 4 * all}, {"cpu", 2, 0}, {"cpu", 1, 2 * largest_layer(m)}};
+    wisp_engine *e = make_staged(m, sp, 3, &o);
+    REQUIRE(wisp_test_forward1(e, ids, 20, 0, table, 3, false, got) == 0);
+    wisp_engine_stats st;
+    e->ops->get_stats(e->ctx, &st);
+    REQUIRE(st.n_stages == 3);
+    CHECK(st.stages[0].streamed);
+    CHECK(!st.stages[1].streamed);
+    CHECK(st.stages[2].streamed);
+    CHECK(st.weights_streaming);
+    CHECK(st.weights_streamed_bytes > 0);
+    wisp_engine_destroy(e);
+    /* Without a budget anywhere nothing streams. */
+    const stage_spec plain[2] = {{"cpu", 3, 0}, {"cpu", 2, 0}};
+    e = make_staged(m, plain, 2, &o);
+    e->ops->get_stats(e->ctx, &st);
+    CHECK(!st.stages[0].streamed && !st.stages[1].streamed && !st.weights_streaming);
+    wisp_engine_destroy(e);
+    free(got);
+    wisp_model_close(m);
+}
+
 /* ---------------------------------------------------------------- refusals */
 
 TEST(bad_placements_are_refused)
