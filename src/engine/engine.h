@@ -84,7 +84,7 @@ typedef struct wisp_engine_stage_stats {
     char device[16]; /* "cpu", "cuda:0" */
     int layer_begin, layer_end;
     uint64_t kv_bytes, scratch_bytes, weight_bytes;
-    bool streamed; /* its layers' weights are streamed (weights_budget_bytes) */
+    bool streamed; /* its engine streams some of its layers (weights_budget_bytes) */
 } wisp_engine_stage_stats;
 
 #define WISP_ENGINE_MAX_STAGES 16
