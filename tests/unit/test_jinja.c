@@ -194,6 +194,13 @@ TEST(jinja_percent_format)
             "+2.500000| 2.5e+00|-0 -1.500  |-001.500|+0000042");
     RENDERS("{{ \"%.*f|%*s|\" % (2, 3.14159, -4, \"a\") }} {{ \"%ld %%s %s%%\" % (3, 5) }}",
             "3.14|a   | 3 %s 5%");
+    /* the format filter: str(value) % args, or % kwargs */
+    RENDERS("{{ \"%s, %s!\"|format(\"Hello\", n) }} {{ \"%(a)s=%(b)05.1f\"|format(a=\"x\", b=f) }}",
+            "Hello, 7! x=002.5");
+    RENDERS("{{ n|format }}|{{ x|format }}|{{ \"%s\"|format([1]) }}", "7||[1]");
+    FAILS_WITH("{{ \"%s %s\"|format(\"a\", b=\"c\") }}",
+               "can't handle positional and keyword arguments at the same time");
+    FAILS_WITH("{{ \"%s\"|format }}", "not enough arguments for format string");
     FAILS_WITH("{{ \"%d\" % \"x\" }}", "%d format: a real number is required, not str");
     FAILS_WITH("{{ \"%x\" % 1.5 }}", "%x format: an integer is required, not float");
     FAILS_WITH("{{ \"%f\" % \"x\" }}", "must be real number, not str");
