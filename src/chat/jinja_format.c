@@ -304,7 +304,7 @@ static wisp_jv *keyed(fstate *s, const char *k, size_t kn)
 /* One conversion after its '%' at p[*i]; appends to b. */
 static int one_spec(fstate *s, wisp_buf *b, const char *p, size_t n, size_t *i)
 {
-    wisp_jv *keyv = NULL;
+    bool keyed_spec = false;
     if (*i < n && p[*i] == '(') {
         size_t k0 = ++*i;
         int depth = 1;
@@ -314,9 +314,15 @@ static int one_spec(fstate *s, wisp_buf *b, const char *p, size_t n, size_t *i)
         }
         if (depth)
             return jinja_fail(s->c, s->line, WISP_E_INVALID, "incomplete format key"), -1;
-        keyv = keyed(s, p + k0, *i - 1 - k0);
-        if (!keyv)
+        wisp_jv *v = keyed(s, p + k0, *i - 1 - k0);
+        if (!v)
             return -1;
+        /* as in CPython, the value becomes the one operand the rest of this
+         * spec consumes, so a later plain %s finds none left */
+        s->args = v;
+        s->tuple = false;
+        s->used_one = false;
+        keyed_spec = true;
     }
     fspec f = {.prec = -1};
     for (; *i < n; (*i)++) {
@@ -356,18 +362,18 @@ static int one_spec(fstate *s, wisp_buf *b, const char *p, size_t n, size_t *i)
     }
     if (f.width > FMT_MAX_WIDTH || f.prec > FMT_MAX_WIDTH)
         return jinja_fail(s->c, s->line, WISP_E_TOO_LARGE, "format width too large"), -1;
-    while (*i < n && (p[*i] == 'h' || p[*i] == 'l' || p[*i] == 'L'))
-        (*i)++; /* length modifiers: accepted and ignored, as Python does */
+    if (*i < n && (p[*i] == 'h' || p[*i] == 'l' || p[*i] == 'L'))
+        (*i)++; /* one length modifier: accepted and ignored, as Python does */
     if (*i >= n)
         return jinja_fail(s->c, s->line, WISP_E_INVALID, "incomplete format"), -1;
     size_t at = *i;
     f.conv = p[(*i)++];
-    if (f.conv == '%' && !spec && !keyv) {
+    if (f.conv == '%' && !spec && !keyed_spec) {
         if (wisp_buf_append(b, "%", 1))
             return jinja_fail(s->c, s->line, WISP_E_NOMEM, "out of memory"), -1;
         return 0;
     }
-    wisp_jv *v = keyv ? keyv : next_arg(s);
+    wisp_jv *v = next_arg(s);
     if (!v)
         return -1;
     switch (f.conv) {
@@ -391,16 +397,11 @@ static int one_spec(fstate *s, wisp_buf *b, const char *p, size_t n, size_t *i)
     }
     size_t q = at;
     int32_t cp = pystr_next(p, n, &q);
-    char enc[4];
-    int en = cp >= 0x20 && cp < 0x7f ? pystr_encode(cp, enc) : 0;
-    if (en)
-        return jinja_fail(s->c, s->line, WISP_E_INVALID,
-                          "unsupported format character '%.*s' (0x%x) at index %zu", en, enc,
-                          (unsigned)cp, pystr_len(p, at)),
-               -1;
+    /* Python shows the character itself only in 31..126 */
+    char shown = cp >= 31 && cp <= 126 ? (char)cp : '?';
     return jinja_fail(s->c, s->line, WISP_E_INVALID,
-                      "unsupported format character '\\x%02x' (0x%x) at index %zu", (unsigned)cp,
-                      (unsigned)cp, pystr_len(p, at)),
+                      "unsupported format character '%c' (0x%x) at index %zu", shown, (unsigned)cp,
+                      pystr_len(p, at)),
            -1;
 }
 

@@ -207,6 +207,12 @@ TEST(jinja_percent_format)
     FAILS_WITH("{{ \"%c\" % \"ab\" }}", "%c requires int or char");
     FAILS_WITH("{{ \"%c\" % 1114112 }}", "%c arg not in range(0x110000)");
     FAILS_WITH("{{ \"\xc3\xa9%zx\" % 1 }}", "unsupported format character 'z' (0x7a) at index 2");
+    /* a %(key) value is the operand the rest of that spec consumes */
+    RENDERS("{{ \"%s %(a)s\" % {\"a\": 1} }} {{ \"%hd|%Lf\" % (3, 1.5) }}",
+            "{'a': 1} 1 3|1.500000");
+    FAILS_WITH("{{ \"%(a)s %s\" % {\"a\": 1} }}", "not enough arguments for format string");
+    FAILS_WITH("{{ \"%hhd\" % 1 }}", "unsupported format character 'h' (0x68) at index 2");
+    FAILS_WITH("{{ \"%\xc3\xa9\" % 1 }}", "unsupported format character '?' (0xe9) at index 1");
     FAILS_WITH("{{ \"%5%\" % (1,) }}", "unsupported format character '%' (0x25) at index 2");
     FAILS_WITH("{{ \"%\" % 1 }}", "incomplete format");
     FAILS_WITH("{{ \"%(k\" % {} }}", "incomplete format key");
