@@ -51,6 +51,30 @@ static wisp_jv *f_trim(jctx *c, wisp_jv *v, const jargs *a)
     return jinja_str_strip(c, v, a, true, true);
 }
 
+/* jinja2's format: str(value) % args, or % kwargs as a dict. */
+static wisp_jv *f_format(jctx *c, wisp_jv *v, const jargs *a)
+{
+    if (a->npos && a->nkw)
+        return jinja_fail(c, a->line, WISP_E_INVALID,
+                          "can't handle positional and keyword arguments at the same time");
+    wisp_jv *args;
+    if (a->nkw) {
+        args = wisp_jv_dict(c->env);
+        for (size_t i = 0; i < a->nkw; i++)
+            wisp_jv_dict_set(c->env, args, a->kwname[i], strlen(a->kwname[i]), a->kwval[i]);
+    } else {
+        args = jv_list_n(c->env, a->npos);
+        if (!c->env->oom)
+            args->list->tuple = true;
+        for (size_t i = 0; i < a->npos; i++)
+            wisp_jv_list_push(c->env, args, a->pos[i]);
+    }
+    if (c->env->oom)
+        return jinja_fail(c, a->line, WISP_E_TOO_LARGE, "memory limit reached");
+    wisp_jv *fmt = v->type == JV_UNDEF ? c->env->empty : S(c, v);
+    return jinja_percent_format(c, a->line, fmt, args);
+}
+
 static wisp_jv *f_length(jctx *c, wisp_jv *v, const jargs *a)
 {
     switch (v->type) {
@@ -535,6 +559,7 @@ typedef struct filter_row {
 static const filter_row filters[] = {
     {"tojson", f_tojson},
     {"trim", f_trim},
+    {"format", f_format},
     {"length", f_length},
     {"count", f_length},
     {"first", f_first},

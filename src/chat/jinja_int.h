@@ -274,6 +274,9 @@ wisp_jv *jinja_undef_access(jctx *c, int line, const wisp_jv *u);
 /* a op b for + - * / // % ** (Python's rules, string and list repeat and
  * concatenation); NULL on error. */
 wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b);
+/* fmt % args: Python's printf-style formatting (jinja_format.c); NULL on
+ * error. */
+wisp_jv *jinja_percent_format(jctx *c, int line, wisp_jv *fmt, wisp_jv *args);
 /* a op b for == != < <= > >=: 1, 0, or -1 on error. */
 int jinja_compare(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b);
 /* obj[start:stop:step] of a string or list; parts may be NULL. */

@@ -213,6 +213,8 @@ static wisp_jv *repeat(jctx *c, int line, wisp_jv *seq, int64_t k)
     if (seq->list->n && (uint64_t)k > 1000000 / seq->list->n)
         return jinja_fail(c, line, WISP_E_TOO_LARGE, "list repetition too large");
     wisp_jv *r = jv_list_n(c->env, seq->list->n * (size_t)k);
+    if (!c->env->oom)
+        r->list->tuple = seq->list->tuple; /* a tuple repeats into a tuple */
     for (int64_t i = 0; i < k; i++)
         for (size_t j = 0; j < seq->list->n; j++)
             wisp_jv_list_push(c->env, r, seq->list->v[j]);
@@ -222,12 +224,18 @@ static wisp_jv *repeat(jctx *c, int line, wisp_jv *seq, int64_t k)
 wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
 {
     wisp_jinja_env *env = c->env;
+    /* str % Undefined is Python's str.__mod__: Undefined prints empty */
+    if (op[0] == '%' && a->type == JV_STR)
+        return jinja_percent_format(c, line, a, b);
     if (a->type == JV_UNDEF || b->type == JV_UNDEF)
         return jinja_undef_access(c, line, a->type == JV_UNDEF ? a : b);
     if (op[0] == '+' && a->type == JV_STR && b->type == JV_STR)
         return jv_strcat(env, a->str.s, a->str.n, b->str.s, b->str.n);
-    if (op[0] == '+' && a->type == JV_LIST && b->type == JV_LIST) {
+    if (op[0] == '+' && a->type == JV_LIST && b->type == JV_LIST &&
+        a->list->tuple == b->list->tuple) {
         wisp_jv *r = jv_list_n(env, a->list->n + b->list->n);
+        if (!env->oom)
+            r->list->tuple = a->list->tuple;
         for (size_t i = 0; i < a->list->n; i++)
             wisp_jv_list_push(env, r, a->list->v[i]);
         for (size_t i = 0; i < b->list->n; i++)
@@ -240,15 +248,12 @@ wisp_jv *jinja_arith(jctx *c, int line, const char *op, wisp_jv *a, wisp_jv *b)
         if ((b->type == JV_STR || b->type == JV_LIST) && (a->type == JV_INT || a->type == JV_BOOL))
             return repeat(c, line, b, jinja_inum(a));
     }
-    if (op[0] == '%' && a->type == JV_STR)
-        return jinja_fail(c, line, WISP_E_INVALID,
-                          "printf-style string formatting is not supported");
     if (op[0] == '+' && a->type == JV_STR)
         return jinja_fail(c, line, WISP_E_INVALID, "can only concatenate str (not \"%s\") to str",
                           jv_type_name(b));
     if (op[0] == '+' && a->type == JV_LIST)
-        return jinja_fail(c, line, WISP_E_INVALID, "can only concatenate list (not \"%s\") to list",
-                          jv_type_name(b));
+        return jinja_fail(c, line, WISP_E_INVALID, "can only concatenate %s (not \"%s\") to %s",
+                          jv_type_name(a), jv_type_name(b), jv_type_name(a));
     if (!jinja_numeric(a) || !jinja_numeric(b))
         return jinja_fail(c, line, WISP_E_INVALID,
                           "unsupported operand type(s) for %s: '%s' and '%s'", op, jv_type_name(a),

@@ -92,8 +92,12 @@ static jnode *primary(parser *p)
     case JT_FLOAT: return lit(p, line, wisp_jv_float(p->env, t->f));
     case JT_OP:
         if (!strcmp(t->s, "(")) {
-            if (accept_op(p, ")"))
-                return jinja_parse_node(p, E_LIST, line); /* () */
+            if (accept_op(p, ")")) {
+                jnode *n = jinja_parse_node(p, E_LIST, line); /* () */
+                if (n)
+                    n->neg = true; /* the empty tuple */
+                return n;
+            }
             jnode *e = jinja_parse_expr(p);
             if (!e)
                 return NULL;
@@ -281,14 +285,15 @@ jnode *jinja_parse_filter(parser *p, jnode *obj)
     return n;
 }
 
-static bool starts_primary(const jtok *t)
+/* What jinja2 takes as a test's bare argument (`is divisibleby 3`): any
+ * name but else/or/and, so `a is odd if b` fails as it does there, and no
+ * operator (`is sameas -1` is no argument). */
+static bool starts_test_arg(const jtok *t)
 {
-    if (t->type == JT_STRING || t->type == JT_INT || t->type == JT_FLOAT)
-        return true;
     if (t->type == JT_NAME)
-        return !is_name(t, "and") && !is_name(t, "or") && !is_name(t, "else") &&
-               !is_name(t, "if") && !is_name(t, "in") && !is_name(t, "is") && !is_name(t, "not");
-    return is_op(t, "(") || is_op(t, "[") || is_op(t, "{") || is_op(t, "-");
+        return !is_name(t, "else") && !is_name(t, "or") && !is_name(t, "and");
+    return t->type == JT_STRING || t->type == JT_INT || t->type == JT_FLOAT || is_op(t, "[") ||
+           is_op(t, "{");
 }
 
 static jnode *test(parser *p, jnode *obj)
@@ -311,7 +316,10 @@ static jnode *test(parser *p, jnode *obj)
     if (accept_op(p, "(")) {
         if (!call_args(p, n))
             return NULL;
-    } else if (starts_primary(peek(p)) && !is_op(peek(p), "-")) {
+    } else if (is_name(peek(p), "is")) {
+        /* jinja2 refuses `a is x is y`; `a is x() is y` it parses as (a is x()) is y */
+        return jinja_parse_fail(p, "%s", "You cannot chain multiple tests with is");
+    } else if (starts_test_arg(peek(p))) {
         /* `is divisibleby 3`, `is sameas false`: one argument without parens */
         jnode *arg = unary(p, false);
         if (!arg)

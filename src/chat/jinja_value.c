@@ -411,6 +411,8 @@ const char *jv_type_name(const wisp_jv *v)
         [JV_MACRO] = "Macro",
         [JV_FUNC] = "builtin_function_or_method",
     };
+    if (v->type == JV_LIST && v->list->tuple)
+        return "tuple";
     return names[v->type];
 }
 

@@ -153,6 +153,86 @@ TEST(jinja_expressions)
     RENDERS("{{ (1, 2)[1] }} {{ [1, [2, 3]][1][0] }}", "2 2");
 }
 
+TEST(jinja_tuple_arithmetic)
+{
+    RENDERS("{{ (1, 2) * 2 }} {{ 2 * (1,) }} {{ (1, 2) + (3,) }} {{ () }} {{ () + (1,) }}",
+            "(1, 2, 1, 2) (1, 1) (1, 2, 3) () (1,)");
+    RENDERS("{{ ((1, 2) * 2)[1:] }} {{ [1] * 2 + [3] }}", "(2, 1, 2) [1, 1, 3]");
+    FAILS_WITH("{{ (1, 2) + [3] }}", "can only concatenate tuple (not \"list\") to tuple");
+    FAILS_WITH("{{ [3] + (1, 2) }}", "can only concatenate list (not \"tuple\") to list");
+}
+
+TEST(jinja_percent_format)
+{
+    RENDERS("{{ \"%s-%d\" % (\"a\", 3) }} {{ \"%05.2f\" % f }} {{ \"%d%%\" % (n * 10) }}",
+            "a-3 02.50 70%");
+    RENDERS("{{ \"%(role)s: %(content)s\" % messages[0] }}", "system: Be brief.");
+    RENDERS("{{ \"%(a)s %(b)d\" % {\"a\": \"x\", \"b\": 2} }}", "x 2");
+    /* one operand that is not a tuple, and what str() and repr() print */
+    RENDERS("{{ \"%s\" % messages[0] }}", "{'role': 'system', 'content': 'Be brief.'}");
+    RENDERS("{{ \"%s|%s|%s\" % (none, [1, 'a'], (1, 2)) }} {{ \"%s\" % ((1,),) }}",
+            "None|[1, 'a']|(1, 2) (1,)");
+    RENDERS("{{ \"%r %a\" % (\"\xc3\xa9\", \"\xc3\xa9\") }} {{ \"%r\" % \"a'b\" }}",
+            "'\xc3\xa9' '\\xe9' \"a'b\"");
+    /* a list or dict no conversion consumes is no error, as in Python */
+    RENDERS("{{ \"abc\" % [] }}{{ \"abc\" % {} }}{{ \"%s\" % [] }}", "abcabc[]");
+    /* str(Undefined) is empty */
+    RENDERS("{{ \"%s|\" % x }}{{ \"abc\" % x }}", "|abc");
+    RENDERS("{{ \"%+05d|%#x|%#o|%.3d|%x|%#X|%+ d|% d|%o|%.2x\" % (-3, 0, 8, -5, -255, 255, 3, 3, "
+            "-8, 5) }}",
+            "-0003|0x0|0o10|-005|-ff|0XFF|+3| 3|-10|05");
+    RENDERS("{{ \"%d|%i|%d|%d\" % (3.7, true, -2.9, 1e20) }}", "3|1|-2|100000000000000000000");
+    RENDERS("{{ \"%-5s|%.1s|%5.1f|%05s\" % (\"\xc3\xa9\", \"\xc3\xa9"
+            "a\", -2.25, \"a\") }}",
+            "\xc3\xa9    |\xc3\xa9| -2.2|    a");
+    RENDERS("{{ \"%c%c%5c|\" % (\"\xc3\xa9\", 233, \"x\") }}", "\xc3\xa9\xc3\xa9    x|");
+    RENDERS("{{ \"%e|%g|%#g|%E|%G|%#.0f|%010.3e|%.0f\" % (12345.678, 0.0001, 1.0, 1.5, 1e-10, "
+            "3.0, -1.5, 2.5) }}",
+            "1.234568e+04|0.0001|1.00000|1.500000E+00|1E-10|3.|-1.500e+00|2");
+    RENDERS("{{ \"%+f|% .1e|%+g\" % (2.5, 2.5, -0.0) }} {{ \"%-08.3f|%08.3f|%+08d\" % (-1.5, "
+            "-1.5, 42) }}",
+            "+2.500000| 2.5e+00|-0 -1.500  |-001.500|+0000042");
+    RENDERS("{{ \"%.*f|%*s|\" % (2, 3.14159, -4, \"a\") }} {{ \"%ld %%s %s%%\" % (3, 5) }}",
+            "3.14|a   | 3 %s 5%");
+    /* the format filter: str(value) % args, or % kwargs */
+    RENDERS("{{ \"%s, %s!\"|format(\"Hello\", n) }} {{ \"%(a)s=%(b)05.1f\"|format(a=\"x\", b=f) }}",
+            "Hello, 7! x=002.5");
+    RENDERS("{{ n|format }}|{{ x|format }}|{{ \"%s\"|format([1]) }}", "7||[1]");
+    FAILS_WITH("{{ \"%s %s\"|format(\"a\", b=\"c\") }}",
+               "can't handle positional and keyword arguments at the same time");
+    FAILS_WITH("{{ \"%s\"|format }}", "not enough arguments for format string");
+    FAILS_WITH("{{ \"%d\" % \"x\" }}", "%d format: a real number is required, not str");
+    FAILS_WITH("{{ \"%x\" % 1.5 }}", "%x format: an integer is required, not float");
+    FAILS_WITH("{{ \"%f\" % \"x\" }}", "must be real number, not str");
+    FAILS_WITH("{{ \"%c\" % \"ab\" }}", "%c requires int or char");
+    FAILS_WITH("{{ \"%c\" % 1114112 }}", "%c arg not in range(0x110000)");
+    FAILS_WITH("{{ \"\xc3\xa9%zx\" % 1 }}", "unsupported format character 'z' (0x7a) at index 2");
+    /* a %(key) value is the operand the rest of that spec consumes */
+    RENDERS("{{ \"%s %(a)s\" % {\"a\": 1} }} {{ \"%hd|%Lf\" % (3, 1.5) }}",
+            "{'a': 1} 1 3|1.500000");
+    FAILS_WITH("{{ \"%(a)s %s\" % {\"a\": 1} }}", "not enough arguments for format string");
+    FAILS_WITH("{{ \"%hhd\" % 1 }}", "unsupported format character 'h' (0x68) at index 2");
+    FAILS_WITH("{{ \"%\xc3\xa9\" % 1 }}", "unsupported format character '?' (0xe9) at index 1");
+    FAILS_WITH("{{ \"%5%\" % (1,) }}", "unsupported format character '%' (0x25) at index 2");
+    FAILS_WITH("{{ \"%\" % 1 }}", "incomplete format");
+    FAILS_WITH("{{ \"%(k\" % {} }}", "incomplete format key");
+    FAILS_WITH("{{ \"%(k)s\" % 1 }}", "format requires a mapping");
+    FAILS_WITH("{{ \"%(k)s\" % {} }}", "'k'");
+    FAILS_WITH("{{ \"%(a)s\" % [1] }}", "list indices must be integers or slices, not str");
+    FAILS_WITH("{{ \"abc\" % 5 }}", "not all arguments converted during string formatting");
+    FAILS_WITH("{{ \"%s\" % (1, 2) }}", "not all arguments converted during string formatting");
+    FAILS_WITH("{{ \"%s %s\" % (1,) }}", "not enough arguments for format string");
+    FAILS_WITH("{{ \"%s\" % () }}", "not enough arguments for format string");
+    FAILS_WITH("{{ \"%*d\" % (\"a\", 1) }}", "* wants int");
+    FAILS_WITH("{{ \"%d\" % x }}", "'x' is undefined");
+    FAILS_WITH("{{ \"%d\" % (f * 1e308) }}", "cannot convert float infinity to integer");
+    FAILS_WITH("{{ \"%d\" % (f * 1e308 - f * 1e308) }}", "cannot convert float NaN to integer");
+    /* not Python's: a limit on untrusted templates, checked before padding */
+    FAILS_WITH("{{ \"%999999999d\" % 1 }}", "format width too large");
+    FAILS_WITH("{{ \"%*d\" % (-9223372036854775807, 1) }}", "format width too large");
+    FAILS_WITH("{{ \"%.*f\" % (99999999, 1.5) }}", "format width too large");
+}
+
 TEST(jinja_tests)
 {
     RENDERS("{{ x is defined }}{{ n is defined }}{{ nothing is none }}{{ 'a' is string }}",
@@ -162,6 +242,16 @@ TEST(jinja_tests)
     RENDERS("{{ flag is boolean }}{{ flag is true }}{{ flag is false }}{{ n is not string }}",
             "TrueTrueFalseTrue");
     RENDERS("{{ n is odd }}{{ 6 is divisibleby 3 }}{{ 'a' is eq 'a' }}", "TrueTrueTrue");
+    /* a test after a call's parentheses or a bare argument applies to the result */
+    RENDERS("{{ n is defined() is string }}{{ n is not divisibleby(3) is sameas false }}"
+            "{{ n is divisibleby 3 is odd }}",
+            "FalseFalseFalse");
+    FAILS_WITH("{{ x is defined is string }}", "You cannot chain multiple tests with is");
+    FAILS_WITH("{{ n is not defined is none }}", "You cannot chain multiple tests with is");
+    FAILS_WITH("{% if n is odd is odd %}{% endif %}", "You cannot chain multiple tests with is");
+    /* any name but else/or/and is a bare argument, so these do not parse */
+    FAILS_WITH("{{ n is odd if true else 1 }}", "expected '}}', got true");
+    FAILS_WITH("{{ x is not not defined }}", "unknown test 'not'");
 }
 
 TEST(jinja_filters)
