@@ -1,7 +1,8 @@
 /*
  * test_threadpool.c - the persistent pool runs every index exactly once per
  * run, over many runs and pool sizes, including after the workers went to
- * sleep, and reports a sane core count.
+ * sleep and when the caller has to sleep waiting for a slow slot, and
+ * reports a sane core count.
  */
 #include <stdatomic.h>
 #include <time.h>
@@ -61,6 +62,42 @@ TEST(two_threads_many_runs) { check_pool(2, 3000, 0); }
 TEST(three_threads_many_runs) { check_pool(3, 1000, 0); }
 TEST(eight_threads_oversubscribed) { check_pool(8, 300, 0); }
 TEST(wakes_sleeping_workers) { check_pool(4, 40, 4); }
+
+/* Every slot but 0 outlasts the caller's spin, so the caller must sleep
+ * until the slot is done and must not return before it is. */
+typedef struct slow_ctx {
+    atomic_int finished;
+} slow_ctx;
+
+static void slow_task(void *vctx, int ith, int nth)
+{
+    slow_ctx *c = vctx;
+    (void)nth;
+    if (ith != 0) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add(&c->finished, 1);
+}
+
+TEST(caller_waits_for_slow_slots)
+{
+    for (int nt = 2; nt <= 3; nt++) {
+        wisp_threadpool *tp = NULL;
+        wisp_err err = {0};
+        REQUIRE(wisp_threadpool_create(nt, &tp, &err) == 0);
+        for (int r = 0; r < 10; r++) {
+            slow_ctx c;
+            atomic_init(&c.finished, 0);
+            wisp_threadpool_run(tp, slow_task, &c);
+            if (atomic_load(&c.finished) != nt) {
+                CHECK_EQ_INT(atomic_load(&c.finished), nt);
+                break;
+            }
+        }
+        wisp_threadpool_destroy(tp);
+    }
+}
 
 typedef struct sum_ctx {
     const int *v;

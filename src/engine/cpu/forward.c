@@ -51,11 +51,20 @@ static void rows_task(void *ctx, int ith, int nth)
         j->fn(j->e, j->layer, r, ith);
 }
 
+/* Rows below this many run on the calling thread: a row's operation takes
+ * well under a microsecond for these models, less than waking the pool and
+ * joining it, and with one row (every decode step) a second thread would
+ * only be woken to find nothing to do. */
+#define ROWS_MIN_PARALLEL 4
+
 static void run_rows(wisp_cpu_engine *e, int layer, int n_rows,
                      void (*fn)(wisp_cpu_engine *, int, int, int))
 {
     rows_job j = {e, n_rows, layer, fn};
-    wisp_threadpool_run(e->tp, rows_task, &j);
+    if (n_rows < ROWS_MIN_PARALLEL)
+        rows_task(&j, 0, 1);
+    else
+        wisp_threadpool_run(e->tp, rows_task, &j);
 }
 
 static void row_embed(wisp_cpu_engine *e, int layer, int r, int ith)
@@ -119,6 +128,14 @@ static void row_residual(wisp_cpu_engine *e, int l, int r, int ith)
 {
     const size_t n = (size_t)e->cfg.n_embd;
     wisp_ops_add(e->x + r * n, e->xb + r * n, (int64_t)n);
+}
+
+/* The attention block's residual, then the FFN's norm of the sum: one pass
+ * over the pool instead of two. */
+static void row_residual_ffn_norm(wisp_cpu_engine *e, int l, int r, int ith)
+{
+    row_residual(e, l, r, ith);
+    row_ffn_norm(e, l, r, ith);
 }
 
 static void row_swiglu(wisp_cpu_engine *e, int l, int r, int ith)
@@ -186,6 +203,22 @@ static bool stopped(const wisp_batch *b) { return b->should_stop && b->should_st
 
 /* ---------------------------------------------------------------- step */
 
+/* Multiply-adds below which attention runs on the calling thread: a decode
+ * over a short context is a few microseconds of work, about what waking
+ * the pool and joining it costs (the same bound as the matmuls'). */
+#define ATTN_MIN_PARALLEL_MACS (1 << 18)
+
+/* The pool attention runs on, or NULL for the calling thread alone: which
+ * thread runs a (rows, kv head) item does not change its bits. */
+static wisp_threadpool *attn_pool(const wisp_cpu_engine *e, int n_rows)
+{
+    const wisp_model_config *c = &e->cfg;
+    double macs = 0;
+    for (int r = 0; r < n_rows && macs < ATTN_MIN_PARALLEL_MACS; r++)
+        macs += 2.0 * (e->row_pos[r] + 1) * c->n_head * c->head_dim;
+    return macs < ATTN_MIN_PARALLEL_MACS ? NULL : e->tp;
+}
+
 static int layer_forward(wisp_cpu_engine *e, const wisp_layer_weights *lw, int l, int n,
                          wisp_err *err)
 {
@@ -213,13 +246,11 @@ static int layer_forward(wisp_cpu_engine *e, const wisp_layer_weights *lw, int l
         .scratch = e->attn_scratch,
         .scratch_floats = e->attn_scratch_floats,
     };
-    wisp_attention_run(e->tp, &job);
+    wisp_attention_run(attn_pool(e, n), &job);
 
     if ((rc = wisp_matmul(e->tp, lw->wo, e->att, n, e->xb, &e->mm, err)))
         return rc;
-    run_rows(e, l, n, row_residual);
-
-    run_rows(e, l, n, row_ffn_norm);
+    run_rows(e, l, n, row_residual_ffn_norm);
     const wisp_tensor *gate_up[2] = {lw->w_gate, lw->w_up};
     float *gate_up_out[2] = {e->hb, e->hb2};
     if ((rc = wisp_matmul_n(e->tp, gate_up, 2, e->xb, n, gate_up_out, &e->mm, err)))
