@@ -834,6 +834,7 @@ typedef struct wait_case {
     int busy_tokens;   /* the running request's max_tokens */
     bool busy_grows;   /* it needs the 4th block while the other waits */
     int want_queries;  /* prefix queries from the waiter's submit on */
+    int cancel_at;     /* the waiter cancels after waiting this many steps; 0 never */
 } wait_case;
 
 static void run_wait_case(const wait_case *c)
@@ -858,8 +859,20 @@ static void run_wait_case(const wait_case *c)
     tr_init(&waiter, p, 20, 2);
     REQUIRE(tr_submit(s, &waiter) == 0);
     int waited = 0;
-    while (waiter.n_out == 0 && waited < 100 && wisp_sched_step(s))
+    while (waiter.n_out == 0 && waited < 100 && wisp_sched_step(s)) {
         waited++;
+        wisp_sched_stats mid;
+        wisp_sched_get_stats(s, &mid);
+        if (c->cancel_at && waited > c->cancel_at) {
+            /* Cancelled: its held prefix is back in the cache only. */
+            CHECK_EQ_INT(waiter.finished, 1);
+            CHECK_EQ_INT(mid.kv.blocks_used, busy.finished ? 0 : 3);
+        }
+        if (c->cancel_at && waited == c->cancel_at) {
+            CHECK_EQ_INT(mid.kv.blocks_used, 4); /* busy's 3 and the held one */
+            atomic_store(&waiter.cancel, true);
+        }
+    }
     CHECK(waited >= 6); /* it did wait while busy decoded */
     REQUIRE(tr_run(s, 100) >= 0);
     wisp_sched_get_stats(s, &after);
@@ -870,22 +883,28 @@ static void run_wait_case(const wait_case *c)
      * back for the waiter's second query); else the waiter kept it. */
     CHECK_EQ_INT(after.kv.promotions > before.kv.promotions, c->busy_grows);
     CHECK(busy.finished == 1 && busy.status == 0 && busy.n_out == c->busy_tokens);
-    CHECK(waiter.finished == 1 && waiter.status == 0 && waiter.n_out == 2);
     CHECK(tr_output_ok(&busy, V));
-    CHECK(tr_output_ok(&waiter, V));
-    CHECK_EQ_INT(waiter.usage.cached_tokens, 16);
+    if (c->cancel_at) {
+        CHECK(waiter.finished == 1 && waiter.status == WISP_E_CANCELLED && waiter.n_out == 0);
+    } else {
+        CHECK(waiter.finished == 1 && waiter.status == 0 && waiter.n_out == 2);
+        CHECK(tr_output_ok(&waiter, V));
+        CHECK_EQ_INT(waiter.usage.cached_tokens, 16);
+    }
     check_clean(s, fe);
     wisp_sched_destroy(s);
     fake_engine_free(fe);
 }
 
 /* A head waiting for blocks asks the prefix cache once, however many steps
- * it waits, with prefill-first on and off. */
+ * it waits, with prefill-first on and off; cancelled while it waits, it
+ * gives the prefix it holds back. */
 TEST(waiting_head_queries_the_prefix_cache_once)
 {
     static const wait_case cases[] = {
         {.prefill_first = 0, .busy_tokens = 8, .busy_grows = false, .want_queries = 1},
         {.prefill_first = -1, .busy_tokens = 8, .busy_grows = false, .want_queries = 1},
+        {.prefill_first = 0, .busy_tokens = 8, .want_queries = 1, .cancel_at = 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_wait_case(&cases[i]);
