@@ -301,11 +301,7 @@ static int schedule_prefill_first(wisp_sched *s)
         int rc = n <= budget ? wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + reused, n, &err)
                              : WISP_E_BUSY;
         if (rc == WISP_E_BUSY) {
-            if (admitted > 0) {
-                wisp_kv_seq_release(s->kv, &r->seq);
-            } else {
-                hold_prefix(r, reused);
-            }
+            hold_prefix(r, reused); /* for this step's prefills or a later one */
             break;
         }
         if (rc != 0) {
