@@ -835,13 +835,14 @@ typedef struct wait_case {
     bool busy_grows;   /* it needs the 4th block while the other waits */
     int want_queries;  /* prefix queries from the waiter's submit on */
     int cancel_at;     /* the waiter cancels after waiting this many steps; 0 never */
+    int rival_at;      /* a higher-priority request arrives then and goes first; 0 never */
 } wait_case;
 
 static void run_wait_case(const wait_case *c)
 {
     fake_engine *fe = fake_engine_create(16, 4, V, 64, 8);
     wisp_sched *s = make_pf(fe, 64, 8, 64, 8, c->prefill_first);
-    static treq seed, busy, waiter;
+    static treq seed, busy, waiter, rival;
     uint64_t rng = 61;
     int32_t p[20], q[41];
     tr_fill(&rng, p, 20, V);
@@ -868,6 +869,13 @@ static void run_wait_case(const wait_case *c)
             CHECK_EQ_INT(waiter.finished, 1);
             CHECK_EQ_INT(mid.kv.blocks_used, busy.finished ? 0 : 3);
         }
+        if (c->rival_at && waited == c->rival_at) {
+            int32_t rp[4];
+            tr_fill(&rng, rp, 4, V);
+            tr_init(&rival, rp, 4, 1);
+            rival.priority = 1;
+            REQUIRE(tr_submit(s, &rival) == 0);
+        }
         if (c->cancel_at && waited == c->cancel_at) {
             CHECK_EQ_INT(mid.kv.blocks_used, 4); /* busy's 3 and the held one */
             atomic_store(&waiter.cancel, true);
@@ -879,9 +887,15 @@ static void run_wait_case(const wait_case *c)
     CHECK_EQ_INT((int)(after.kv.prefix_queries - before.kv.prefix_queries), c->want_queries);
     CHECK(after.kv.prefix_hits - before.kv.prefix_hits <= (uint64_t)c->want_queries);
     CHECK_EQ_INT((int)after.preemptions, 0);
-    /* Growing, busy took the held block (demoted to the host tier, promoted
-     * back for the waiter's second query); else the waiter kept it. */
-    CHECK_EQ_INT(after.kv.promotions > before.kv.promotions, c->busy_grows);
+    /* Growing busy or the rival took the held block (demoted to the host
+     * tier, promoted back for the waiter's second query); else the waiter
+     * kept it. */
+    CHECK_EQ_INT(after.kv.promotions > before.kv.promotions, c->busy_grows || c->rival_at);
+    if (c->rival_at) {
+        CHECK(rival.finished == 1 && rival.status == 0 && rival.n_out == 1);
+        CHECK(tr_output_ok(&rival, V));
+        CHECK(rival.finish_seq < busy.finish_seq); /* it did not wait for busy */
+    }
     CHECK(busy.finished == 1 && busy.status == 0 && busy.n_out == c->busy_tokens);
     CHECK(tr_output_ok(&busy, V));
     if (c->cancel_at) {
@@ -911,13 +925,16 @@ TEST(waiting_head_queries_the_prefix_cache_once)
 }
 
 /* The prefix a waiting head holds goes back to the pool when a running
- * decode needs a block: no preemption, and the head asks again (its prefix
- * comes back from the host tier). */
+ * decode needs a block, or when a higher-priority arrival takes the head
+ * and needs the block: no preemption, and the head asks again (its prefix
+ * comes back from the host tier; the rival's lookup is the third query). */
 TEST(held_prefix_yields_to_a_running_decode)
 {
     static const wait_case cases[] = {
         {.prefill_first = 0, .busy_tokens = 12, .busy_grows = true, .want_queries = 2},
         {.prefill_first = -1, .busy_tokens = 12, .busy_grows = true, .want_queries = 2},
+        {.prefill_first = 0, .busy_tokens = 8, .want_queries = 3, .rival_at = 2},
+        {.prefill_first = -1, .busy_tokens = 8, .want_queries = 3, .rival_at = 2},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         run_wait_case(&cases[i]);
