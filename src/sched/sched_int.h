@@ -23,9 +23,10 @@ typedef struct wisp_sched_req {
     int cached_tokens; /* reused at first admission */
     int preemptions;
     bool admitted_once, preempted;
-    /* The queue head's cached prefix was attached earlier in this step
-     * (attach_reused tokens); admission takes it over instead of asking the
-     * cache again, and the step's end releases it if it was not admitted. */
+    /* The queue head's cached prefix is attached (attach_reused tokens) from
+     * an earlier admission attempt, so that a head waiting for blocks asks
+     * the cache once; admission takes it over. Given back when the head
+     * loses its place or any allocation comes up short (step.c). */
     bool attached;
     int attach_reused;
     wisp_kv_seq seq;

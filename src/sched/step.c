@@ -21,8 +21,13 @@
  *      P-token prompt takes about as long as the two apart, so the prompt
  *      waits for P rows instead of D + P, and each decode waits for at most
  *      one such step, since the next step is always decodes first. A prompt
- *      that does not fit keeps its attached prefix for step 3, so the cache
- *      is asked once per admission.
+ *      that does not fit keeps its attached prefix for step 3.
+ *   A head that waits for blocks holds its attached prefix from one step to
+ *   the next, so the cache is asked once per admission: it is not asked at
+ *   all while no block is available (the smallest chunk needs one), and the
+ *   held blocks go back to the pool before any allocation would come up
+ *   short (a running decode, a prefill chunk, the new head's admission), so
+ *   holding never costs a preemption or another request's admission.
  *   4. One engine forward. If it is stopped (a request of the batch was
  *      cancelled mid-step), every sequence is rolled back to where it was;
  *      on an engine error the batch's requests end with that error.
@@ -113,13 +118,36 @@ static void add_to_batch(wisp_sched *s, wisp_sched_req *r, int n)
     s->breqs[s->n_batch++] = r;
 }
 
+/* Releases the prefix held by every waiting request but keep (which may be
+ * NULL). A held prefix only saves asking the cache again; it must never
+ * cost a running sequence a block or the head its admission, so any
+ * allocation that comes up short gives the held blocks back to the pool
+ * first (cached-only again, reclaimable by the LRU as before). Returns
+ * whether anything was released. */
+static bool unpin_waiting(wisp_sched *s, const wisp_sched_req *keep)
+{
+    bool any = false;
+    for (int i = 0; i < s->n_waiting; i++) {
+        wisp_sched_req *w = s->waiting[i];
+        if (w != keep && w->attached) {
+            w->attached = false;
+            wisp_kv_seq_release(s->kv, &w->seq);
+            any = true;
+        }
+    }
+    return any;
+}
+
 /* Reserves slots for up to want of r's pending tokens, halving the chunk
- * while the pool is short. Returns the tokens reserved (0: none fit) or a
+ * while the pool is short (after taking back the prefixes other requests
+ * hold while they wait). Returns the tokens reserved (0: none fit) or a
  * negative code with err set. */
 static int reserve_chunk(wisp_sched *s, wisp_sched_req *r, int want, wisp_err *err)
 {
     for (int n = want; n > 0; n /= 2) {
         int rc = wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + r->seq.n_tokens, n, err);
+        if (rc == WISP_E_BUSY && unpin_waiting(s, r))
+            rc = wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + r->seq.n_tokens, n, err);
         if (rc == 0)
             return n;
         if (rc != WISP_E_BUSY)
@@ -148,6 +176,9 @@ static int schedule_decodes(wisp_sched *s)
                 wisp_sched_end_request(s, r, rc, WISP_SCHED_FINISH_ERROR, &err);
                 break;
             }
+            /* A waiting request's held prefix goes before any preemption. */
+            if (unpin_waiting(s, NULL))
+                continue;
             /* The newest is last and not scheduled yet (we go oldest first). */
             bool self = s->running[s->n_running - 1] == r;
             preempt(s, s->n_running - 1);
@@ -189,7 +220,7 @@ static void admit_head(wisp_sched *s, int reused, int n)
 }
 
 /* Attaches the cached prefix of r (the queue head), or takes over the one
- * attached earlier in this step. Returns the tokens reused or <0. */
+ * it holds from an earlier attempt. Returns the tokens reused or <0. */
 static int attach_head(wisp_sched *s, wisp_sched_req *r, wisp_err *err)
 {
     if (r->attached) {
@@ -202,6 +233,26 @@ static int attach_head(wisp_sched *s, wisp_sched_req *r, wisp_err *err)
     if (r->d.evaluate_only && max_reuse > r->n_logits_done)
         max_reuse = r->n_logits_done;
     return wisp_kv_seq_attach_prefix(s->kv, &r->seq, r->tokens, r->n_tokens, max_reuse, err);
+}
+
+/* Keeps r's attached prefix (reused tokens) for its next admission
+ * attempt, so that a head waiting for blocks asks the cache once. */
+static void hold_prefix(wisp_sched_req *r, int reused)
+{
+    r->attached = true;
+    r->attach_reused = reused;
+}
+
+/* Whether admitting r (the queue head) could find a block, which is when
+ * its cache lookup is worth making: the smallest chunk takes one block (a
+ * new one, or the copy of a cut cached one) and attaching only takes
+ * blocks away, so with none available the lookup would be wasted (and
+ * counted) on every step r waits. A prefix r already holds was looked up. */
+static bool head_may_fit(wisp_sched *s, const wisp_sched_req *r)
+{
+    if (r->attached || wisp_kv_available_blocks(s->kv) > 0)
+        return true;
+    return unpin_waiting(s, r) && wisp_kv_available_blocks(s->kv) > 0;
 }
 
 /* A request that has never run and wants a first token. */
@@ -238,6 +289,8 @@ static int schedule_prefill_first(wisp_sched *s)
          * this one would take over an attachment. */
         if (admitted > 0 && r->n_tokens > budget)
             break;
+        if (!head_may_fit(s, r))
+            break;
         int reused = attach_head(s, r, &err);
         if (reused < 0) {
             wisp_sched_remove_waiting(s, 0);
@@ -248,12 +301,7 @@ static int schedule_prefill_first(wisp_sched *s)
         int rc = n <= budget ? wisp_kv_seq_reserve(s->kv, &r->seq, r->tokens + reused, n, &err)
                              : WISP_E_BUSY;
         if (rc == WISP_E_BUSY) {
-            if (admitted > 0) {
-                wisp_kv_seq_release(s->kv, &r->seq);
-            } else {
-                r->attached = true;
-                r->attach_reused = reused;
-            }
+            hold_prefix(r, reused); /* for this step's prefills or a later one */
             break;
         }
         if (rc != 0) {
@@ -269,16 +317,6 @@ static int schedule_prefill_first(wisp_sched *s)
         WISP_LOGD("sched: prefill-first step: %d new prompts, %d tokens, %d decodes wait", admitted,
                   s->prefill_first_tokens - budget, s->n_running - admitted);
     return admitted;
-}
-
-/* Releases an attachment that no admission took over (the head stayed). */
-static void release_attached(wisp_sched *s)
-{
-    for (int i = 0; i < s->n_waiting; i++)
-        if (s->waiting[i]->attached) {
-            s->waiting[i]->attached = false;
-            wisp_kv_seq_release(s->kv, &s->waiting[i]->seq);
-        }
 }
 
 static void schedule_prefills(wisp_sched *s, int budget)
@@ -314,15 +352,25 @@ static void schedule_prefills(wisp_sched *s, int budget)
         }
         if (r->d.evaluate_only && eval_budget <= 0)
             break;
+        if (!head_may_fit(s, r))
+            break; /* wait for blocks; keep FCFS */
         int reused = attach_head(s, r, &err);
-        int n = reused < 0 ? reused : reserve_chunk(s, r, chunk_for(r, budget, eval_budget), &err);
+        int want = chunk_for(r, budget, eval_budget);
+        int n = reused < 0 ? reused : reserve_chunk(s, r, want, &err);
+        if (n == 0 && reused > 0 && s->n_running == 0) {
+            /* The prefix pins the blocks the rest would need and nothing
+             * running will free more: recompute it rather than wait forever. */
+            wisp_kv_seq_release(s->kv, &r->seq);
+            reused = 0;
+            n = reserve_chunk(s, r, want, &err);
+        }
         if (n < 0) {
             wisp_sched_remove_waiting(s, 0);
             wisp_sched_end_request(s, r, n, WISP_SCHED_FINISH_ERROR, &err);
             continue;
         }
         if (n == 0) {
-            wisp_kv_seq_release(s->kv, &r->seq); /* wait for blocks; keep FCFS */
+            hold_prefix(r, reused); /* wait for blocks; keep FCFS */
             break;
         }
         admit_head(s, reused, n);
@@ -432,9 +480,10 @@ bool wisp_sched_step(wisp_sched *s)
     if (!first) {
         int used = schedule_decodes(s);
         schedule_prefills(s, s->step_tokens - used);
-        if (tried)
-            release_attached(s);
     }
+    /* Only the head may hold a prefix: one that lost its place (to a
+     * preempted or higher-priority request) gives its blocks back. */
+    unpin_waiting(s, s->n_waiting > 0 ? s->waiting[0] : NULL);
     s->last_prefill_first = first;
     if (s->n_batch == 0 && s->n_running > 0) {
         /* Every running sequence is stuck in prefill for want of blocks:

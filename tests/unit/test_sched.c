@@ -825,3 +825,117 @@ TEST(prefill_first_not_for_evaluate)
     wisp_sched_destroy(s);
     fake_engine_free(fe);
 }
+
+/* A pool of 4 blocks of 16: a seed leaves prompt p's first block cached
+ * only, then a request takes the other 3 blocks and decodes (n_out tokens)
+ * while a request on p's prefix waits for a block. */
+typedef struct wait_case {
+    int prefill_first; /* opts.prefill_first_tokens */
+    int busy_tokens;   /* the running request's max_tokens */
+    bool busy_grows;   /* it needs the 4th block while the other waits */
+    int want_queries;  /* prefix queries from the waiter's submit on */
+    int cancel_at;     /* the waiter cancels after waiting this many steps; 0 never */
+    int rival_at;      /* a higher-priority request arrives then and goes first; 0 never */
+} wait_case;
+
+static void run_wait_case(const wait_case *c)
+{
+    fake_engine *fe = fake_engine_create(16, 4, V, 64, 8);
+    wisp_sched *s = make_pf(fe, 64, 8, 64, 8, c->prefill_first);
+    static treq seed, busy, waiter, rival;
+    uint64_t rng = 61;
+    int32_t p[20], q[41];
+    tr_fill(&rng, p, 20, V);
+    tr_fill(&rng, q, 41, V);
+    tr_init(&seed, p, 16, 1);
+    REQUIRE(tr_submit(s, &seed) == 0);
+    REQUIRE(tr_run(s, 100) >= 0);
+    tr_init(&busy, q, 41, c->busy_tokens);
+    REQUIRE(tr_submit(s, &busy) == 0);
+    REQUIRE(wisp_sched_step(s));
+    wisp_sched_stats before, after;
+    wisp_sched_get_stats(s, &before);
+    CHECK_EQ_INT(before.kv.blocks_used, 3);
+    CHECK_EQ_INT(before.kv.blocks_cached_only, 1);
+    tr_init(&waiter, p, 20, 2);
+    REQUIRE(tr_submit(s, &waiter) == 0);
+    int waited = 0;
+    while (waiter.n_out == 0 && waited < 100 && wisp_sched_step(s)) {
+        waited++;
+        wisp_sched_stats mid;
+        wisp_sched_get_stats(s, &mid);
+        if (c->cancel_at && waited > c->cancel_at) {
+            /* Cancelled: its held prefix is back in the cache only. */
+            CHECK_EQ_INT(waiter.finished, 1);
+            CHECK_EQ_INT(mid.kv.blocks_used, busy.finished ? 0 : 3);
+        }
+        if (c->rival_at && waited == c->rival_at) {
+            int32_t rp[4];
+            tr_fill(&rng, rp, 4, V);
+            tr_init(&rival, rp, 4, 1);
+            rival.priority = 1;
+            REQUIRE(tr_submit(s, &rival) == 0);
+        }
+        if (c->cancel_at && waited == c->cancel_at) {
+            CHECK_EQ_INT(mid.kv.blocks_used, 4); /* busy's 3 and the held one */
+            atomic_store(&waiter.cancel, true);
+        }
+    }
+    CHECK(waited >= 6); /* it did wait while busy decoded */
+    REQUIRE(tr_run(s, 100) >= 0);
+    wisp_sched_get_stats(s, &after);
+    CHECK_EQ_INT((int)(after.kv.prefix_queries - before.kv.prefix_queries), c->want_queries);
+    CHECK(after.kv.prefix_hits - before.kv.prefix_hits <= (uint64_t)c->want_queries);
+    CHECK_EQ_INT((int)after.preemptions, 0);
+    /* Growing busy or the rival took the held block (demoted to the host
+     * tier, promoted back for the waiter's second query); else the waiter
+     * kept it. */
+    CHECK_EQ_INT(after.kv.promotions > before.kv.promotions, c->busy_grows || c->rival_at);
+    if (c->rival_at) {
+        CHECK(rival.finished == 1 && rival.status == 0 && rival.n_out == 1);
+        CHECK(tr_output_ok(&rival, V));
+        CHECK(rival.finish_seq < busy.finish_seq); /* it did not wait for busy */
+    }
+    CHECK(busy.finished == 1 && busy.status == 0 && busy.n_out == c->busy_tokens);
+    CHECK(tr_output_ok(&busy, V));
+    if (c->cancel_at) {
+        CHECK(waiter.finished == 1 && waiter.status == WISP_E_CANCELLED && waiter.n_out == 0);
+    } else {
+        CHECK(waiter.finished == 1 && waiter.status == 0 && waiter.n_out == 2);
+        CHECK(tr_output_ok(&waiter, V));
+        CHECK_EQ_INT(waiter.usage.cached_tokens, 16);
+    }
+    check_clean(s, fe);
+    wisp_sched_destroy(s);
+    fake_engine_free(fe);
+}
+
+/* A head waiting for blocks asks the prefix cache once, however many steps
+ * it waits, with prefill-first on and off; cancelled while it waits, it
+ * gives the prefix it holds back. */
+TEST(waiting_head_queries_the_prefix_cache_once)
+{
+    static const wait_case cases[] = {
+        {.prefill_first = 0, .busy_tokens = 8, .busy_grows = false, .want_queries = 1},
+        {.prefill_first = -1, .busy_tokens = 8, .busy_grows = false, .want_queries = 1},
+        {.prefill_first = 0, .busy_tokens = 8, .want_queries = 1, .cancel_at = 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_wait_case(&cases[i]);
+}
+
+/* The prefix a waiting head holds goes back to the pool when a running
+ * decode needs a block, or when a higher-priority arrival takes the head
+ * and needs the block: no preemption, and the head asks again (its prefix
+ * comes back from the host tier; the rival's lookup is the third query). */
+TEST(held_prefix_yields_to_a_running_decode)
+{
+    static const wait_case cases[] = {
+        {.prefill_first = 0, .busy_tokens = 12, .busy_grows = true, .want_queries = 2},
+        {.prefill_first = -1, .busy_tokens = 12, .busy_grows = true, .want_queries = 2},
+        {.prefill_first = 0, .busy_tokens = 8, .want_queries = 3, .rival_at = 2},
+        {.prefill_first = -1, .busy_tokens = 8, .want_queries = 3, .rival_at = 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        run_wait_case(&cases[i]);
+}
