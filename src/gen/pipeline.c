@@ -117,16 +117,25 @@ static int emit_pending(wisp_pipeline *p, bool final)
     if (ntext == 0 && (!final || ntok == 0))
         return 0;
     wisp_gen_piece piece = {
-        .index = p->index++,
+        .index = p->index,
         .text = p->text.data ? p->text.data + p->pend_from : "",
         .len = ntext,
         .tokens = p->gen.ids + p->tok_streamed,
         .n_tokens = ntok,
         .token_from = p->tok_streamed,
     };
-    p->pend_from = p->text.len;
-    p->tok_streamed = p->gen.n;
-    return p->emit(p->emit_ud, &piece);
+    /* A piece the emitter refused (the job was cancelled meanwhile, or
+     * memory ran out) stays pending: the last emission offers it again,
+     * so a cancel that lands mid-stream in the request's last step ends it
+     * "cancelled" with the whole output, never a success whose text the
+     * client's pieces do not add up to. */
+    int rc = p->emit(p->emit_ud, &piece);
+    if (rc == 0) {
+        p->index++;
+        p->pend_from = p->text.len;
+        p->tok_streamed = p->gen.n;
+    }
+    return rc;
 }
 
 int wisp_pipeline_token(wisp_pipeline *p, int32_t token, bool *more, wisp_err *err)
@@ -160,7 +169,9 @@ int wisp_pipeline_token(wisp_pipeline *p, int32_t token, bool *more, wisp_err *e
                 end_by_rule(p, "stop");
         }
     }
-    emit_pending(p, false);
+    /* A refused piece stays pending (see emit_pending); the scheduler
+     * sees the cancel itself at the step's end. */
+    (void)emit_pending(p, false);
     *more = !p->ended;
     return 0;
 }

@@ -217,6 +217,40 @@ TEST(a_cancel_racing_the_last_piece_is_cancelled_with_the_whole_output)
     wisp_tokenizer_free(tok);
 }
 
+/* The same race without a stop string: the cancel lands while a piece
+ * streams in the request's last step (its last token's piece, or one
+ * before it with every later one refused too), and the scheduler then
+ * ends the request by its length, a success for it. The refused pieces
+ * must not be lost: the answer is "cancelled" with the whole output, and
+ * the client's pieces are a strict prefix of it, with no gap in indexes. */
+TEST(a_cancel_refusing_a_mid_stream_piece_is_cancelled_with_the_whole_output)
+{
+    wisp_tokenizer *tok = load_tok();
+    wisp_tokens t = {0};
+    tokens_of(tok, STORY, &t);
+    rec probe = {.cancel_at = -1};
+    wisp_pipeline *p = make(tok, NULL, 0, &probe, NULL);
+    CHECK_EQ_INT(feed_all(p, &t), t.n);
+    const int mid_calls = probe.calls;
+    wisp_pipeline_free(p);
+    REQUIRE(mid_calls >= 2);
+    const int cancel_ats[] = {mid_calls - 1, mid_calls / 2};
+    for (size_t i = 0; i < sizeof cancel_ats / sizeof cancel_ats[0]; i++) {
+        rec r = {.cancel_at = cancel_ats[i]};
+        p = make(tok, NULL, 0, &r, NULL);
+        CHECK_EQ_INT(feed_all(p, &t), t.n);
+        wisp_err err = {0};
+        CHECK_EQ_INT(wisp_pipeline_end(p, 0, &err), WISP_E_CANCELLED);
+        const char *text = wisp_pipeline_text(p, NULL);
+        CHECK(strncmp(text, r.text, r.len) == 0 && r.len < strlen(text));
+        CHECK(!r.bad_order);
+        CHECK_EQ_INT(r.pieces, cancel_ats[i]);
+        wisp_pipeline_free(p);
+    }
+    wisp_tokens_free(&t);
+    wisp_tokenizer_free(tok);
+}
+
 TEST(a_failed_generation_keeps_its_status_and_emits_nothing_more)
 {
     wisp_tokenizer *tok = load_tok();
