@@ -354,6 +354,9 @@ def test_fifo_in_the_cache_files_place_is_ignored(wisp, tmp_path):
     os.mkfifo(files[0])
     srv = start(wisp, stories_path(), ctx=256, cache_dir=cache)
     assert srv.ok(prompt="Once", max_tokens=2, **GREEDY).tokens
+    # stderr is read by its own thread: all of it is in once wisp exited
+    srv.c.close_stdin()
+    srv.c.finish()
     assert "not a regular file" in srv.c.stderr_text()
 
 
