@@ -209,7 +209,7 @@ test-gpu:
 FUZZ_OBJ := build/fuzz/obj
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g $(ARCH_FLAGS) -pthread -Isrc -Wall -Wextra -Werror \
     -Wno-unused-parameter -fsanitize=fuzzer-no-link,address,undefined -MMD -MP
-FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/engine/cuda/%,$(SRC_ALL:%.c=$(FUZZ_OBJ)/%.o))
+FUZZ_LIB_OBJ := $(filter-out $(SRC_CUDA:%.c=$(FUZZ_OBJ)/%.o),$(SRC_ALL:%.c=$(FUZZ_OBJ)/%.o))
 FUZZ_LIB_OBJ := $(filter-out $(FUZZ_OBJ)/src/main.o,$(FUZZ_LIB_OBJ))
 
 $(FUZZ_OBJ)/%.o: %.c
