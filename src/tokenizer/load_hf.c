@@ -227,6 +227,10 @@ static int parse_decoder(wisp_tokenizer *tok, const json_t *d, wisp_err *err)
 
 /* ---------------------------------------------------------------- model */
 
+/* The largest vocabularies shipped today are ~262k tokens (Gemma 3). */
+#define WISP_HF_VOCAB_MAX       (1 << 24)
+#define WISP_HF_VOCAB_HOLES_MAX 65536
+
 typedef struct slot {
     const char *s;
     size_t n;
@@ -260,7 +264,17 @@ static int build_vocab(wisp_tokenizer *tok, const json_t *model, const json_t *a
     }
     if (max_id < 0)
         return wisp_err_set(err, WISP_E_FORMAT, "tokenizer.json: empty vocabulary");
+    /* Ids the file does not define become placeholders, one table entry
+     * each. Real vocabularies are dense (a few unused ids at most), so a
+     * file whose highest id is far above its token count is refused
+     * rather than allocating and filling millions of placeholders. */
     size_t n = (size_t)max_id + 1;
+    size_t defined = json_object_size(vocab) + json_array_size(added);
+    if (n > WISP_HF_VOCAB_MAX || (n > defined && n - defined > WISP_HF_VOCAB_HOLES_MAX + defined))
+        return wisp_err_set(err, WISP_E_FORMAT,
+                            "tokenizer.json: ids reach %zu but only %zu tokens are defined "
+                            "(at most %d ids, and at most %d + one unused id per defined token)",
+                            n - 1, defined, WISP_HF_VOCAB_MAX, WISP_HF_VOCAB_HOLES_MAX);
     slot *sl = calloc(n, sizeof *sl);
     if (!sl)
         return wisp_err_set(err, WISP_E_NOMEM, "tokenizer.json: no memory");

@@ -344,8 +344,13 @@ TEST(hf_rejects_unsupported_blocks)
         "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
         "\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(\"},\"behavior\":"
         "\"Isolated\"}}",
+        /* a sparse vocabulary would allocate half a billion placeholders */
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":500000000},\"merges\":[]}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},"
+        "\"added_tokens\":[{\"id\":70000,\"content\":\"<x>\"}]}",
     };
-    const int want[] = {WISP_E_UNSUPPORTED, WISP_E_UNSUPPORTED, WISP_E_FORMAT, WISP_E_FORMAT};
+    const int want[] = {WISP_E_UNSUPPORTED, WISP_E_UNSUPPORTED, WISP_E_FORMAT,
+                        WISP_E_FORMAT,      WISP_E_FORMAT,      WISP_E_FORMAT};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char dir[] = "/tmp/wisp-tokjson-XXXXXX", path[128];
         REQUIRE(mkdtemp(dir));
