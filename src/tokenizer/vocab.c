@@ -287,8 +287,9 @@ int tok_vocab_finish(wisp_tokenizer *tok, wisp_err *err)
 
     int32_t n = 0;
     const uint32_t cls = WISP_TOKATTR_CONTROL | WISP_TOKATTR_USER_DEFINED | WISP_TOKATTR_UNKNOWN;
+    /* an empty text matches everywhere and nowhere: it is never split out */
     for (int32_t i = 0; i < tok->n_vocab; i++)
-        n += (tok->attr[i] & cls) != 0;
+        n += (tok->attr[i] & cls) && tok->st.len[i] > 0;
     len_id *li = malloc(sizeof(len_id) * (size_t)(n ? n : 1));
     tok->special_ids = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
     if (!li || !tok->special_ids) {
@@ -297,7 +298,7 @@ int tok_vocab_finish(wisp_tokenizer *tok, wisp_err *err)
     }
     n = 0;
     for (int32_t i = 0; i < tok->n_vocab; i++)
-        if (tok->attr[i] & cls)
+        if ((tok->attr[i] & cls) && tok->st.len[i] > 0)
             li[n++] = (len_id){tok->st.len[i], i};
     /* llama.cpp partitions longest text first; ties by id keep it stable */
     qsort(li, (size_t)n, sizeof(len_id), by_len_desc);

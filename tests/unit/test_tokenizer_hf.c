@@ -334,6 +334,41 @@ TEST(hf_llama_spm_byte_fallback)
     wisp_gguf_close(g);
 }
 
+/* An added token with empty text must not be matched at every offset of
+ * the text (it once made the special-token split loop forever). */
+TEST(hf_empty_special_token_is_never_matched)
+{
+    char dir[] = "/tmp/wisp-tokjson-XXXXXX", path[128];
+    REQUIRE(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fputs("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"c\":2},\"merges\":[]},"
+          "\"added_tokens\":[{\"id\":3,\"content\":\"\",\"special\":true},"
+          "{\"id\":4,\"content\":\"<s>\",\"special\":true}]}",
+          f);
+    fclose(f);
+    wisp_tokenizer *tok = NULL;
+    wisp_err err = {0};
+    REQUIRE(wisp_tokenizer_from_hf(path, &tok, &err) == 0);
+    for (int ps = 0; ps < 2; ps++) {
+        wisp_tokens t = {0};
+        CHECK_EQ_INT(wisp_tokenize(tok, "ab<s>c", 6, false, ps, &t, &err), 0);
+        const int32_t want_ps[] = {0, 1, 4, 2};
+        if (ps) {
+            CHECK_EQ_INT((int)t.n, 4);
+            for (size_t i = 0; i < t.n && i < 4; i++)
+                CHECK_EQ_INT(t.ids[i], want_ps[i]);
+        } else {
+            for (size_t i = 0; i < t.n; i++)
+                CHECK(t.ids[i] != 3);
+        }
+        wisp_tokens_free(&t);
+    }
+    wisp_tokenizer_free(tok);
+    remove_fixture(dir);
+}
+
 TEST(hf_rejects_unsupported_blocks)
 {
     const char *bad[] = {
