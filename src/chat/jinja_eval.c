@@ -385,12 +385,13 @@ static wisp_jv *eval(jctx *c, jframe *f, const jnode *n)
         return fl(c, v, &a);
     }
     case E_TEST: {
-        jtest t = jinja_test_find(n->name);
+        int nargs;
+        jtest t = jinja_test_find(n->name, &nargs);
         if (!t)
             return jinja_fail(c, n->line, WISP_E_INVALID, "unknown test '%s'", n->name);
         wisp_jv *v = eval(c, f, n->a);
         jargs a;
-        if (!v || !eval_args(c, f, n, &a, NULL))
+        if (!v || !eval_args(c, f, n, &a, NULL) || !jinja_test_args_ok(c, n->name, nargs, &a))
             return NULL;
         int r = t(c, v, &a);
         if (r < 0)

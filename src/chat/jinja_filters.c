@@ -371,8 +371,9 @@ static wisp_jv *select_impl(jctx *c, wisp_jv *v, const jargs *a, bool by_attr, b
     }
     wisp_jv *tname = jinja_arg(a, k++, NULL);
     jtest t = NULL;
+    int nargs = 0;
     if (tname) {
-        if (tname->type != JV_STR || !(t = jinja_test_find(tname->str.s)))
+        if (tname->type != JV_STR || !(t = jinja_test_find(tname->str.s, &nargs)))
             return jinja_fail(c, a->line, WISP_E_INVALID, "unknown test '%s'",
                               tname->type == JV_STR ? tname->str.s : "?");
     }
@@ -381,6 +382,8 @@ static wisp_jv *select_impl(jctx *c, wisp_jv *v, const jargs *a, bool by_attr, b
         rest.pos = a->pos + k;
         rest.npos = a->npos - k;
     }
+    if (t && !jinja_test_args_ok(c, tname->str.s, nargs, &rest))
+        return NULL;
     wisp_jv *out = wisp_jv_list(c->env);
     for (size_t i = 0; i < l->list->n; i++) {
         wisp_jv *x = l->list->v[i];

@@ -293,7 +293,11 @@ int jinja_contains(jctx *c, int line, wisp_jv *item, wisp_jv *seq);
 typedef wisp_jv *(*jfilter)(jctx *c, wisp_jv *v, const jargs *a);
 typedef int (*jtest)(jctx *c, wisp_jv *v, const jargs *a); /* 1, 0, or -1 on error */
 jfilter jinja_filter_find(const char *name);
-jtest jinja_test_find(const char *name);
+/* The test called name and how many arguments it takes after the value,
+ * or NULL; jinja_test_args_ok fails the render (returning 0) when a call
+ * passes more, or any keyword. */
+jtest jinja_test_find(const char *name, int *nargs);
+int jinja_test_args_ok(jctx *c, const char *name, int nargs, const jargs *a);
 /* The attribute `name` of v as Python's getattr sees it (a bound method);
  * NULL when v has no such method. */
 wisp_jv *jinja_method(jctx *c, wisp_jv *v, const char *name);

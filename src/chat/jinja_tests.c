@@ -189,34 +189,58 @@ static int t_case(jctx *c, wisp_jv *v, const jargs *a, int mode)
 static int t_lower(jctx *c, wisp_jv *v, const jargs *a) { return t_case(c, v, a, PYSTR_LOWER); }
 static int t_upper(jctx *c, wisp_jv *v, const jargs *a) { return t_case(c, v, a, PYSTR_UPPER); }
 
+/* nargs: the arguments after the tested value (jinja2's tests are plain
+ * functions: one more positional is a TypeError, and none takes keywords). */
 typedef struct test_row {
     const char *name;
     jtest fn;
+    int nargs;
 } test_row;
 
 static const test_row tests[] = {
-    {"defined", t_defined}, {"undefined", t_undefined},
-    {"none", t_none},       {"string", t_string},
-    {"mapping", t_mapping}, {"iterable", t_iterable},
-    {"number", t_number},   {"sequence", t_sequence},
-    {"boolean", t_boolean}, {"true", t_true},
-    {"false", t_false},     {"integer", t_integer},
-    {"float", t_float},     {"callable", t_callable},
-    {"eq", t_eq},           {"equalto", t_eq},
-    {"==", t_eq},           {"ne", t_ne},
-    {"!=", t_ne},           {"lt", t_lt},
-    {"lessthan", t_lt},     {"le", t_le},
-    {"gt", t_gt},           {"greaterthan", t_gt},
-    {"ge", t_ge},           {"in", t_in},
-    {"sameas", t_sameas},   {"odd", t_odd},
-    {"even", t_even},       {"divisibleby", t_divisibleby},
-    {"lower", t_lower},     {"upper", t_upper},
+    {"defined", t_defined, 0}, {"undefined", t_undefined, 0},
+    {"none", t_none, 0},       {"string", t_string, 0},
+    {"mapping", t_mapping, 0}, {"iterable", t_iterable, 0},
+    {"number", t_number, 0},   {"sequence", t_sequence, 0},
+    {"boolean", t_boolean, 0}, {"true", t_true, 0},
+    {"false", t_false, 0},     {"integer", t_integer, 0},
+    {"float", t_float, 0},     {"callable", t_callable, 0},
+    {"eq", t_eq, 1},           {"equalto", t_eq, 1},
+    {"==", t_eq, 1},           {"ne", t_ne, 1},
+    {"!=", t_ne, 1},           {"lt", t_lt, 1},
+    {"lessthan", t_lt, 1},     {"le", t_le, 1},
+    {"gt", t_gt, 1},           {"greaterthan", t_gt, 1},
+    {"ge", t_ge, 1},           {"in", t_in, 1},
+    {"sameas", t_sameas, 1},   {"odd", t_odd, 0},
+    {"even", t_even, 0},       {"divisibleby", t_divisibleby, 1},
+    {"lower", t_lower, 0},     {"upper", t_upper, 0},
 };
 
-jtest jinja_test_find(const char *name)
+jtest jinja_test_find(const char *name, int *nargs)
 {
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-        if (!strcmp(tests[i].name, name))
+        if (!strcmp(tests[i].name, name)) {
+            *nargs = tests[i].nargs;
             return tests[i].fn;
+        }
     return NULL;
+}
+
+int jinja_test_args_ok(jctx *c, const char *name, int nargs, const jargs *a)
+{
+    if (a->nkw) {
+        jinja_fail(c, a->line, WISP_E_INVALID, "test '%s' got an unexpected keyword argument '%s'",
+                   name, a->kwname[0]);
+        return 0;
+    }
+    if (a->npos > (size_t)nargs) {
+        if (nargs == 0)
+            jinja_fail(c, a->line, WISP_E_INVALID, "test '%s' takes no arguments (%zu given)", name,
+                       a->npos);
+        else
+            jinja_fail(c, a->line, WISP_E_INVALID, "test '%s' takes %d argument (%zu given)", name,
+                       nargs, a->npos);
+        return 0;
+    }
+    return 1;
 }

@@ -328,6 +328,12 @@ TEST(jinja_errors_name_the_line)
     FAILS_WITH("{% include 'x' %}", "unknown or unsupported statement 'include'");
     FAILS_WITH("\n{{ x|nosuchfilter }}", "line 2: unknown filter 'nosuchfilter'");
     FAILS_WITH("{{ x is nosuchtest }}", "unknown test 'nosuchtest'");
+    /* jinja2's tests are functions of a fixed arity: a TypeError there */
+    FAILS_WITH("{{ 1 is odd(2) }}", "test 'odd' takes no arguments (1 given)");
+    FAILS_WITH("{{ x is defined(1) }}", "test 'defined' takes no arguments (1 given)");
+    FAILS_WITH("{{ 1 is eq(1, 2) }}", "test 'eq' takes 1 argument (2 given)");
+    FAILS_WITH("{{ 1 is eq(other=1) }}", "test 'eq' got an unexpected keyword argument 'other'");
+    FAILS_WITH("{{ [1, 2] | select('odd', 3) | list }}", "test 'odd' takes no arguments (1 given)");
     FAILS_WITH("{{ undefined_thing.attr }}", "'undefined_thing' is undefined");
     FAILS_WITH("{{ 'a' + 1 }}", "can only concatenate str");
     FAILS_WITH("{{ 1 / 0 }}", "division by zero");
