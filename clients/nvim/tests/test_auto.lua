@@ -9,8 +9,10 @@ T.run(function()
   local wisp = T.wisp()
   T.check('setup', wisp.setup({
     cmd = { T.bin, '--model', T.model, '--threads', '1' },
-    auto_trigger = true, debounce_ms = 0, max_tokens = 200, t_max_predict_ms = 0,
-    -- no line breaks, so every request runs its 200 tokens unless superseded
+    auto_trigger = true, debounce_ms = 0, max_tokens = 1500, t_max_predict_ms = 0,
+    -- no line breaks, so every request runs its 1500 tokens unless superseded:
+    -- ~0.5 s at this tiny model's ~3000 tok/s, so each one is still running when
+    -- the next key arrives even if a loaded machine stretches the 15 ms gaps
     infill_params = { temperature = 0, logit_bias = { { 185, false } } },
   }))
   T.ready()
