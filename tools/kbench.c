@@ -6,7 +6,7 @@
  *     LEVELS   comma list of scalar,avx2,avx512 (default: the best level)
  *     TOKS     comma list of token counts (default 1,128)
  *     THREADS  comma list of thread counts (default 1,2)
- *     -r 1     Q4_0 / Q8_0 weights repacked into interleaved rows, as the
+ *     -r 1     Q4_0 / Q8_0 / Q4_K weights repacked into interleaved rows, as the
  *              engine does at load (repack.h); -r 0 (default) the file layout
  *     SHAPES   n_in x n_out, e.g. 2048x2048 1536x8960 (default both)
  *
