@@ -168,6 +168,11 @@ int main(int argc, char **argv)
                     fprintf(stderr, "kbench: level %s not available\n", lvl_l[li]);
                     continue;
                 }
+                if (packed && !wisp_cpu_rp_get(type)) {
+                    fprintf(stderr, "kbench: %s has no repacked kernel at level %s\n",
+                            TYPES[tix].name, lvl_l[li]);
+                    continue;
+                }
                 for (int ki = 0; ki < n_tok_l; ki++) {
                     long long n_tok = atoll(tok_l[ki]);
                     float *x = malloc(sizeof(float) * (size_t)(n_in * n_tok));
