@@ -6,7 +6,7 @@
  *     LEVELS   comma list of scalar,avx2,avx512 (default: the best level)
  *     TOKS     comma list of token counts (default 1,128)
  *     THREADS  comma list of thread counts (default 1,2)
- *     -r 1     Q4_0 / Q8_0 weights repacked into interleaved rows, as the
+ *     -r 1     Q4_0 / Q8_0 / Q4_K weights repacked into interleaved rows, as the
  *              engine does at load (repack.h); -r 0 (default) the file layout
  *     SHAPES   n_in x n_out, e.g. 2048x2048 1536x8960 (default both)
  *
@@ -166,6 +166,11 @@ int main(int argc, char **argv)
                         lv = l;
                 if (lv < 0 || wisp_cpu_simd_force((wisp_simd_level)lv) != (wisp_simd_level)lv) {
                     fprintf(stderr, "kbench: level %s not available\n", lvl_l[li]);
+                    continue;
+                }
+                if (packed && !wisp_cpu_rp_get(type)) {
+                    fprintf(stderr, "kbench: %s has no repacked kernel at level %s\n",
+                            TYPES[tix].name, lvl_l[li]);
                     continue;
                 }
                 for (int ki = 0; ki < n_tok_l; ki++) {

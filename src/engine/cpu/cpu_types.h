@@ -119,7 +119,8 @@ typedef void (*wisp_gemv_fn)(int64_t n, const void *w, size_t sw, int nr, const 
  * blocks are interleaved by quads of WISP_RP_QUAD blocks. A kernel of the
  * repacked layout takes ng row groups (at (const char *)w + g * sg) and nc
  * activation rows laid out as for dot (with the quads section): s[c * ss +
- * g * WISP_RP_ROWS + r] for row r of group g. Each result has the bits of
+ * g * G + r] for row r of group g, G the type's group rows
+ * (wisp_rp_group_rows: WISP_RP_ROWS, or 16 for the K-quants). Each result has the bits of
  * the level's dot kernel for that row in the file's layout. */
 #define WISP_RP_ROWS 8
 #define WISP_RP_QUAD 4

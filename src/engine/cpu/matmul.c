@@ -61,8 +61,8 @@
  * products. */
 #define ROWS_AMX 32
 #define TOKS_AMX 256
-_Static_assert(ROWS_DECODE % WISP_RP_ROWS == 0 && ROWS_PREFILL % WISP_RP_ROWS == 0 &&
-                   ROWS_AMX % WISP_RP_ROWS == 0,
+_Static_assert(ROWS_DECODE % WISP_RP_MAX_ROWS == 0 && ROWS_PREFILL % WISP_RP_MAX_ROWS == 0 &&
+                   ROWS_AMX % WISP_RP_MAX_ROWS == 0,
                "tiles start on a group of repacked rows");
 /* Bytes of activation rows a prefill tile aims to keep in cache (the L2
  * of current x86 cores is 1-2 MB; the weight rows stream through L1;
@@ -117,6 +117,7 @@ typedef struct mm_part {
     bool dot_few;       /* a few tokens go through the dot one token at a time */
     wisp_rp_fn rp;      /* repacked weights (repack.h): their kernel; NULL: file layout */
     int64_t rp_rows;    /* rows in whole repacked groups; the rest are in the file layout */
+    int rp_group;       /* rows of a repacked group */
     const char *w;
     size_t w_row; /* bytes per weight row */
     float *y;
@@ -204,8 +205,8 @@ static void run_range(const mm_job *j, const mm_part *p, int64_t r0, int64_t r1,
     if (p->rp && r0 < p->rp_rows) {
         /* tiles start on a group (their rows are multiples of WISP_RP_ROWS) */
         const int64_t re = r1 < p->rp_rows ? r1 : p->rp_rows;
-        p->rp(j->n_in, p->w + (size_t)r0 * p->w_row, WISP_RP_ROWS * p->w_row,
-              (int)((re - r0) / WISP_RP_ROWS), j->a + (size_t)t0 * j->a_row, j->a_row,
+        p->rp(j->n_in, p->w + (size_t)r0 * p->w_row, (size_t)p->rp_group * p->w_row,
+              (int)((re - r0) / p->rp_group), j->a + (size_t)t0 * j->a_row, j->a_row,
               (int)(t1 - t0), p->y + t0 * p->n_out + r0, (size_t)p->n_out);
         if (re == r1)
             return;
@@ -381,7 +382,8 @@ int wisp_matmul_n(wisp_threadpool *tp, const wisp_tensor *const *ws, int n_w, co
         p->n_out = ws[i]->n_dims >= 2 ? ws[i]->ne[1] : 1;
         if (wisp_rp_is_repacked(ws[i]->type)) {
             p->rp = wisp_cpu_rp_get(type);
-            p->rp_rows = p->n_out / WISP_RP_ROWS * WISP_RP_ROWS;
+            p->rp_group = wisp_rp_group_rows(type);
+            p->rp_rows = p->n_out / p->rp_group * p->rp_group;
             j.quads = true;
         }
         j.pairs |= p->gemm != NULL;

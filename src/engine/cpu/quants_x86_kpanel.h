@@ -25,7 +25,8 @@
  *
  * Scratch: the panel (about 6 KiB) and the float accumulators of up to
  * KPANEL_TOKS tokens (32 KiB) live on the calling thread's stack; nothing
- * is allocated and the weights are not repacked at load.
+ * is allocated. Q4_K weights repacked at load (repack.h) skip the panel:
+ * their layout is read straight, below.
  */
 #ifndef WISP_QUANTS_X86_KPANEL_H
 #define WISP_QUANTS_X86_KPANEL_H
@@ -271,6 +272,150 @@ DEF_PANELK(q3_K, wisp_block_q3_K, 16, 1, 1)
 DEF_PANELK(q4_K, wisp_block_q4_K, 32, 0, 0)
 DEF_PANELK(q5_K, wisp_block_q5_K, 32, 0, 0)
 DEF_PANELK(q6_K, wisp_block_q6_K, 16, 0, 1)
+
+/* ------------------------------------------- Q4_K repacked at load */
+
+/* A repacked Q4_K group's super-block (repack.h) needs no transpose: its
+ * quant vectors are the panel's group vectors after one AND (or a shift
+ * and an AND) and its scales unpack in the lanes, so it is read straight
+ * from the weights for every 8 tokens instead of being decoded into a
+ * panel. The integers and the float work per output are kpanel_tokens'
+ * with SPAN 32, not NARROW, not FOLD, hence the bits of the file layout's
+ * kernels. */
+typedef struct krp4 {
+    __m512i sc[8];   /* sub-block m's scale of each row, int32 */
+    __m512i corr[8]; /* sub-block m's min of each row, in both int16 halves */
+    __m512 d, cm;
+} krp4;
+
+AI void krp4_scales(const char *b, krp4 *P)
+{
+    const __m512i a0 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES),
+                  a1 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES + WISP_RP_VEC_BYTES),
+                  a2 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES + 2 * WISP_RP_VEC_BYTES);
+    const __m512i m6 = _mm512_set1_epi32(0x3f), m4 = _mm512_set1_epi32(0x0f),
+                  m2 = _mm512_set1_epi32(0x30);
+    /* ggml's layout: bytes 0..3 scales 0..3 (low 6 bits, top 2 bits of
+     * scales 4..7), 4..7 the same for the mins, 8..11 the low nibbles of
+     * scales 4..7 and the high nibbles of mins 4..7 */
+    _Pragma("GCC unroll 4")
+    for (int m = 0; m < 4; m++) {
+        const __m512i mn = _mm512_and_si512(_mm512_srli_epi32(a1, 8 * m), m6);
+        P->sc[m] = _mm512_and_si512(_mm512_srli_epi32(a0, 8 * m), m6);
+        P->corr[m] = _mm512_or_si512(mn, _mm512_slli_epi32(mn, 16));
+        const __m512i sh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a2, 8 * m), m4),
+                                           _mm512_and_si512(_mm512_srli_epi32(a0, 8 * m + 2), m2));
+        const __m512i mh = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a2, 8 * m + 4), m4),
+                                           _mm512_and_si512(_mm512_srli_epi32(a1, 8 * m + 2), m2));
+        P->sc[4 + m] = sh;
+        P->corr[4 + m] = _mm512_or_si512(mh, _mm512_slli_epi32(mh, 16));
+    }
+    P->d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + WISP_RP_K4_D)));
+    P->cm =
+        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_cvtph_ps(_mm256_loadu_si256(
+                                                 (const __m256i *)(b + WISP_RP_K4_DMIN)))),
+                                             _mm512_set1_epi32((int)0x80000000u)));
+}
+
+/* T tokens (1 <= T <= 8) against super-block b of a repacked group. */
+AI void krp4_tokens(const char *b, const krp4 *P, const wisp_block_q8_K *const *y, const int T,
+                    float *acc, float *accm)
+{
+    /* C chains per token: with few tokens one chain of 8 dependent
+     * vpdpbusd per sub-block would wait on its latency (exact integer sums:
+     * the split changes no bit) */
+    const int C = T >= 4 ? 1 : T >= 2 ? 2 : 4;
+    __m512i is[8], pt[8];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++)
+        is[t] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 1")
+    for (int m = 0; m < 8; m++) {
+        const char *v = b + (size_t)(m / 2) * 8 * WISP_RP_VEC_BYTES;
+        const int sh = 4 * (m & 1);
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < T * C; t++)
+            pt[t] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8")
+        for (int g = 0; g < 8; g++) {
+            const __m512i raw = _mm512_loadu_si512(v + g * WISP_RP_VEC_BYTES);
+            const __m512i wq = _mm512_and_si512(_mm512_srl_epi16(raw, _mm_cvtsi32_si128(sh)), m4);
+            _Pragma("GCC unroll 8")
+            for (int t = 0; t < T; t++)
+                pt[C * t + g % C] = dpbusd_bcast(pt[C * t + g % C], wq, y[t]->qs + 32 * m + 4 * g);
+        }
+        const __m512i s = P->sc[m];
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < T; t++) {
+            __m512i p = pt[C * t];
+            _Pragma("GCC unroll 4")
+            for (int c = 1; c < C; c++)
+                p = _mm512_add_epi32(p, pt[C * t + c]);
+            is[t] = _mm512_add_epi32(is[t], _mm512_mullo_epi32(p, s));
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < T; t++) {
+        __m512i c = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8")
+        for (int m = 0; m < 8; m++)
+            c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y[t]->bsums + 2 * m));
+        const __m512 yd = _mm512_set1_ps(y[t]->d);
+        float *a = acc + 16 * t, *am = accm + 16 * t;
+        _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
+                                           _mm512_load_ps(a)));
+        _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
+                                            _mm512_load_ps(am)));
+    }
+}
+
+/* One repacked group (16 rows) against nt <= KPANEL_TOKS tokens. */
+static void krp4_run(int64_t n, const char *w, const char *a, size_t sa, int nt, float *s,
+                     size_t ss)
+{
+    _Alignas(64) float acc[KPANEL_TOKS * 16], accm[KPANEL_TOKS * 16];
+    krp4 P;
+    memset(acc, 0, sizeof(float) * 16 * (size_t)nt);
+    memset(accm, 0, sizeof(float) * 16 * (size_t)nt);
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        const char *b = w + (size_t)i * WISP_RP_K4_SB_BYTES;
+        krp4_scales(b, &P);
+        for (int t = 0; t < nt; t += 8) {
+            const wisp_block_q8_K *y[8];
+            const int T = nt - t < 8 ? nt - t : 8;
+            for (int c = 0; c < T; c++) {
+                y[c] = (const wisp_block_q8_K *)(a + (size_t)(t + c) * sa) + i;
+                PREFETCH_NEXT_Q8K(y[c] + 1);
+            }
+            float *at = acc + 16 * t, *amt = accm + 16 * t;
+            switch (T) {
+            case 8: krp4_tokens(b, &P, y, 8, at, amt); break;
+            case 7: krp4_tokens(b, &P, y, 7, at, amt); break;
+            case 6: krp4_tokens(b, &P, y, 6, at, amt); break;
+            case 5: krp4_tokens(b, &P, y, 5, at, amt); break;
+            case 4: krp4_tokens(b, &P, y, 4, at, amt); break;
+            case 3: krp4_tokens(b, &P, y, 3, at, amt); break;
+            case 2: krp4_tokens(b, &P, y, 2, at, amt); break;
+            default: krp4_tokens(b, &P, y, 1, at, amt); break;
+            }
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(s + (size_t)t * ss, _mm512_add_ps(_mm512_load_ps(acc + 16 * t),
+                                                           _mm512_load_ps(accm + 16 * t)));
+}
+
+/* wisp_rp_fn for Q4_K: ng groups of WISP_RP_K_ROWS rows, any nc. */
+static void x86_rp_q4_K(int64_t n, const void *w, size_t sg, int ng, const void *a, size_t sa,
+                        int nc, float *s, size_t ss)
+{
+    for (int g = 0; g < ng; g++)
+        for (int t = 0; t < nc; t += KPANEL_TOKS)
+            krp4_run(n, (const char *)w + (size_t)g * sg, (const char *)a + (size_t)t * sa, sa,
+                     nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS,
+                     s + (size_t)t * ss + (size_t)g * WISP_RP_K_ROWS, ss);
+}
 
 #endif
 

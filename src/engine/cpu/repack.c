@@ -45,15 +45,42 @@ static void pack_group(int type, int64_t nb, size_t row, const char *src, char *
                (size_t)nt * bb);
 }
 
+/* The Q4_K group of 16 rows (repack.h), super-block by super-block. */
+static void pack_group_q4_K(int64_t nb, size_t row, const char *src, char *dst)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        char *d = dst + (size_t)i * WISP_RP_K4_SB_BYTES;
+        for (int r = 0; r < WISP_RP_K_ROWS; r++) {
+            const wisp_block_q4_K *b = (const wisp_block_q4_K *)(src + (size_t)r * row) + i;
+            for (int c = 0; c < 4; c++)
+                for (int m = 0; m < 8; m++)
+                    memcpy(d + (size_t)(8 * c + m) * WISP_RP_VEC_BYTES + 4 * r,
+                           b->qs + 32 * c + 4 * m, 4);
+            for (int k = 0; k < 3; k++)
+                memcpy(d + WISP_RP_K4_SCALES + (size_t)k * WISP_RP_VEC_BYTES + 4 * r,
+                       b->scales + 4 * k, 4);
+            memcpy(d + WISP_RP_K4_D + 2 * r, &b->d, 2);
+            memcpy(d + WISP_RP_K4_DMIN + 2 * r, &b->dmin, 2);
+        }
+    }
+}
+
 void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst)
 {
     const size_t row = wisp_cpu_row_bytes(type, n_in);
-    const int64_t nb = n_in / wisp_cpu_block_size(type), ng = n_out / WISP_RP_ROWS;
-    const size_t gb = WISP_RP_ROWS * row;
-    for (int64_t g = 0; g < ng; g++)
-        pack_group(type, nb, row, (const char *)src + (size_t)g * gb, (char *)dst + (size_t)g * gb);
+    const int G = wisp_rp_group_rows(type);
+    const int64_t nb = n_in / wisp_cpu_block_size(type), ng = n_out / G;
+    const size_t gb = (size_t)G * row;
+    for (int64_t g = 0; g < ng; g++) {
+        const char *s = (const char *)src + (size_t)g * gb;
+        char *d = (char *)dst + (size_t)g * gb;
+        if (type == WISP_TYPE_Q4_K)
+            pack_group_q4_K(nb, row, s, d);
+        else
+            pack_group(type, nb, row, s, d);
+    }
     memcpy((char *)dst + (size_t)ng * gb, (const char *)src + (size_t)ng * gb,
-           (size_t)(n_out - ng * WISP_RP_ROWS) * row);
+           (size_t)(n_out - ng * G) * row);
 }
 
 bool wisp_rp_enabled(void)
@@ -105,10 +132,12 @@ static void hand_back(const void *p, size_t n)
 }
 
 /* Bytes of t's copy in the arena (a multiple of 64), or 0 when t stays as
- * it is: its type has no repacked layout or it has no whole group. */
+ * it is: its type has no repacked layout, or no kernel for it at the
+ * active SIMD level, or it has no whole group. */
 static size_t copy_bytes(const wisp_tensor *t)
 {
-    if (!t || !wisp_rp_type_supported(t->type) || t->n_dims < 2 || t->ne[1] < WISP_RP_ROWS)
+    if (!t || !wisp_rp_type_supported(t->type) || !wisp_cpu_rp_get(t->type) || t->n_dims < 2 ||
+        t->ne[1] < wisp_rp_group_rows(t->type))
         return 0;
     return (wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1] + 63) / 64 * 64;
 }

@@ -31,6 +31,19 @@
  * Rows past the last whole group stay in the file's layout, where they
  * were, so a tensor of n rows keeps its size and its row offsets for them.
  *
+ * Q4_K: groups of WISP_RP_K_ROWS (16) rows, the lanes of the panel
+ * kernel (quants_x86_kpanel.h), super-block by super-block; super-block i
+ * of a group is WISP_RP_K4_SB_BYTES (16 x 144, the bytes of the 16 blocks
+ * it replaces):
+ *   [quants: vectors V(c, m), c = 0..3, m = 0..7, lane r = qs[32c + 4m ..
+ *            32c + 4m + 3] of row r: low nibbles are elements 64c + 4m ..
+ *            + 3, high nibbles 64c + 32 + 4m .. + 3, so one AND (or a
+ *            shift and an AND) gives the panel's group vector, lanes = rows]
+ *   [scales: 3 vectors, lane r = bytes 4k .. 4k + 3 of row r's 12 scale
+ *            bytes: the 6-bit scales and mins unpack with shifts and ANDs
+ *            in the lanes, no transpose]
+ *   [d: 16 halves, row order] [dmin: 16 halves, row order]
+ *
  * A repacked tensor carries its layout in its type id: the file's type
  * with WISP_RP_TYPE_FLAG set, an id no other part of wisp uses; the
  * matmul is the only reader of such a tensor.
@@ -77,14 +90,30 @@ static inline void wisp_rp_unpack_block(int type, const void *quad, int h, int r
                d + WISP_RP_SCALE_BYTES + (size_t)(2 * j + h) * WISP_RP_VEC_BYTES + 4 * lane, 4);
 }
 
+/* Rows of a Q4_K group and the most rows of any type's group (tiles start
+ * on a group of every type). */
+#define WISP_RP_K_ROWS   16
+#define WISP_RP_MAX_ROWS 16
+/* Offsets in a Q4_K group's super-block and its size. */
+#define WISP_RP_K4_SCALES   (32 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K4_D        (WISP_RP_K4_SCALES + 3 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K4_DMIN     (WISP_RP_K4_D + 2 * WISP_RP_K_ROWS)
+#define WISP_RP_K4_SB_BYTES (WISP_RP_K4_DMIN + 2 * WISP_RP_K_ROWS)
+
 /* Whether the file's type has a repacked layout. */
 static inline bool wisp_rp_type_supported(int type)
 {
-    return type == WISP_TYPE_Q4_0 || type == WISP_TYPE_Q8_0;
+    return type == WISP_TYPE_Q4_0 || type == WISP_TYPE_Q8_0 || type == WISP_TYPE_Q4_K;
 }
 
-/* Repacks the whole groups of n_out rows of n_in elements (type Q4_0 or
- * Q8_0, n_in a multiple of its block) from src (the file's layout) into dst
+/* Rows of a group of the type's layout. */
+static inline int wisp_rp_group_rows(int type)
+{
+    return wisp_rp_base_type(type) == WISP_TYPE_Q4_K ? WISP_RP_K_ROWS : WISP_RP_ROWS;
+}
+
+/* Repacks the whole groups of n_out rows of n_in elements (a supported
+ * type, n_in a multiple of its block) from src (the file's layout) into dst
  * (the same size) and copies the rows past them. */
 void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst);
 
