@@ -871,7 +871,13 @@ function M.setup(opts)
   au('BufLeave', function(a) pick_around(a.buf, true) end)
   au('BufWritePost', function(a) pick_around(a.buf, true) end)
   au('BufEnter', function(a)
-    vim.defer_fn(function() pick_around(a.buf, true) end, 100)
+    -- A buffer left again within the delay was picked by BufLeave, around
+    -- its cursor; picking it now would take its first lines instead.
+    vim.defer_fn(function()
+      if vim.api.nvim_get_current_buf() == a.buf then
+        pick_around(a.buf, true)
+      end
+    end, 100)
   end)
   au('TextYankPost', function()
     local ev = vim.v.event

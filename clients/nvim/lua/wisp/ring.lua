@@ -100,13 +100,16 @@ end
 
 -- Drops ring chunks too similar to the code around the cursor: the local
 -- context already carries that code, and a second copy makes the model
--- repeat it. Returns the number dropped.
+-- repeat it. Queued chunks go too, or the next update would bring such a
+-- copy straight back. Returns the number dropped.
 function M:evict_similar(lines)
   local n = 0
-  for i = #self.chunks, 1, -1 do
-    if M.similarity(self.chunks[i].lines, lines) > self.cfg.ring_evict_similarity then
-      table.remove(self.chunks, i)
-      n = n + 1
+  for _, list in ipairs({ self.chunks, self.queued }) do
+    for i = #list, 1, -1 do
+      if M.similarity(list[i].lines, lines) > self.cfg.ring_evict_similarity then
+        table.remove(list, i)
+        n = n + 1
+      end
     end
   end
   self.n_evicted = self.n_evicted + n
