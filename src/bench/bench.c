@@ -57,7 +57,7 @@ static void usage(FILE *f)
           "  -r  repetitions, default 5\n"
           "  --device, --kv-type, --device-map and --weights-budget-mb as for the\n"
           "      server (default auto, f16, no map, no budget)\n"
-          "  --repack 0 keeps Q4_0 / Q8_0 / Q4_K weights in the file's layout on the CPU\n"
+          "  --repack 0 keeps Q4_0 / Q8_0 / K-quant weights in the file's layout on the CPU\n"
           "      (as WISP_REPACK=0; default 1, repacked into interleaved rows)\n"
           "  --json  one JSON object with both tests\n"
           "  -o      llama-bench's output: json (an array of one object per test,\n"

@@ -191,97 +191,112 @@ TEST(repacked_equals_file_layout)
     CHECK_EQ_INT(fails, 0);
 }
 
-/* Q4_K random blocks with sane d and dmin (quants and 6-bit scales
- * random). */
-static void *make_q4_K(int64_t n_in, int64_t n_out)
+/* Random K-quant blocks (quants, scales, high bits) with sane factors:
+ * d and, for Q4_K / Q5_K, dmin. */
+static void *make_k(int type, int64_t n_in, int64_t n_out)
 {
+    const size_t bb = wisp_cpu_block_bytes(type);
     const int64_t nb = n_in / WISP_QK_K * n_out;
-    wisp_block_q4_K *w = malloc(sizeof(*w) * (size_t)nb);
-    REQUIRE(w);
-    uint8_t *bytes = (uint8_t *)w;
-    for (size_t i = 0; i < sizeof(*w) * (size_t)nb; i++)
+    uint8_t *bytes = malloc(bb * (size_t)nb);
+    REQUIRE(bytes);
+    for (size_t i = 0; i < bb * (size_t)nb; i++)
         bytes[i] = (uint8_t)rng_u64();
     for (int64_t b = 0; b < nb; b++) {
-        w[b].d = wisp_float_to_half(rng_f(0.0005f, 0.02f));
-        w[b].dmin = wisp_float_to_half(rng_f(0.f, 0.01f));
+        void *blk = bytes + (size_t)b * bb;
+        const wisp_half d = wisp_float_to_half(rng_f(0.0005f, 0.02f)),
+                        dmin = wisp_float_to_half(rng_f(0.f, 0.01f));
+        if (type == WISP_TYPE_Q6_K) {
+            ((wisp_block_q6_K *)blk)->d = d;
+        } else if (type == WISP_TYPE_Q5_K) {
+            ((wisp_block_q5_K *)blk)->d = d;
+            ((wisp_block_q5_K *)blk)->dmin = dmin;
+        } else {
+            ((wisp_block_q4_K *)blk)->d = d;
+            ((wisp_block_q4_K *)blk)->dmin = dmin;
+        }
     }
-    return w;
+    return bytes;
 }
 
-/* Q4_K repacked into 16-row groups = the file layout at the same level,
- * bit for bit, for rows past the last group, 1 .. 40 tokens, 1 and 2
- * threads; a batch's token = the token alone. */
-TEST(q4_K_repacked_equals_file_layout)
+/* K-quants repacked into 16-row groups = the file layout at the same
+ * level, bit for bit, for rows past the last group, 1 .. 40 tokens, 1 and
+ * 2 threads; a batch's token = the token alone. */
+TEST(k_quants_repacked_equal_file_layout)
 {
+    static const int types[] = {WISP_TYPE_Q4_K, WISP_TYPE_Q5_K, WISP_TYPE_Q6_K};
     static const int64_t sbs[] = {1, 2, 5};
     static const int64_t outs[] = {16, 37, 69};
-    const int type = WISP_TYPE_Q4_K;
-    int fails = 0, checked = 0;
-    for (size_t bi = 0; bi < sizeof(sbs) / sizeof(sbs[0]); bi++)
-        for (size_t oi = 0; oi < sizeof(outs) / sizeof(outs[0]); oi++) {
-            const int64_t n_in = WISP_QK_K * sbs[bi], n_out = outs[oi];
-            void *w = make_q4_K(n_in, n_out);
-            void *p = repacked_copy(type, n_in, n_out, w);
-            const wisp_tensor tw = {.name = "w",
-                                    .type = type,
-                                    .n_dims = 2,
-                                    .ne = {n_in, n_out, 1, 1},
-                                    .data = w};
-            wisp_tensor tp = tw;
-            tp.type = type | WISP_RP_TYPE_FLAG;
-            tp.data = p;
-            for (int64_t nt = 1; nt <= 40; nt++) {
-                float *x = malloc(sizeof(float) * (size_t)(n_in * nt));
-                float *want = malloc(sizeof(float) * (size_t)(n_out * nt));
-                float *got = malloc(sizeof(float) * (size_t)(n_out * nt));
-                float *one = malloc(sizeof(float) * (size_t)n_out);
-                REQUIRE(x && want && got && one);
-                for (int64_t i = 0; i < n_in * nt; i++)
-                    x[i] = rng_f(-2.f, 2.f) * (rng_u64() % 29 == 0 ? 8.f : 1.f);
-                for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
-                    REQUIRE(wisp_cpu_simd_force((wisp_simd_level)lv) == (wisp_simd_level)lv);
-                    /* the engine repacks only where the level has a kernel */
-                    if (!wisp_cpu_rp_get(type))
-                        continue;
-                    run(&tw, x, nt, 1, want);
-                    for (int th = 1; th <= 2; th++) {
-                        for (int64_t i = 0; i < n_out * nt; i++)
-                            got[i] = NAN;
-                        run(&tp, x, nt, th, got);
-                        checked++;
-                        if (memcmp(got, want, sizeof(float) * (size_t)(n_out * nt)) != 0 &&
-                            fails++ < 5) {
-                            int64_t i = 0;
-                            while (got[i] == want[i])
-                                i++;
-                            fprintf(stderr,
-                                    "  Q4_K %s %lld x %lld, %lld tokens, %d threads: [%lld] "
-                                    "repacked %.9g, file layout %.9g\n",
-                                    wisp_cpu_simd_name((wisp_simd_level)lv), (long long)n_in,
-                                    (long long)n_out, (long long)nt, th, (long long)i, got[i],
-                                    want[i]);
+    int fails = 0;
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
+        const int type = types[ti];
+        const char *tn = wisp_type_name(type);
+        int checked = 0;
+        for (size_t bi = 0; bi < sizeof(sbs) / sizeof(sbs[0]); bi++)
+            for (size_t oi = 0; oi < sizeof(outs) / sizeof(outs[0]); oi++) {
+                const int64_t n_in = WISP_QK_K * sbs[bi], n_out = outs[oi];
+                void *w = make_k(type, n_in, n_out);
+                void *p = repacked_copy(type, n_in, n_out, w);
+                const wisp_tensor tw = {.name = "w",
+                                        .type = type,
+                                        .n_dims = 2,
+                                        .ne = {n_in, n_out, 1, 1},
+                                        .data = w};
+                wisp_tensor tp = tw;
+                tp.type = type | WISP_RP_TYPE_FLAG;
+                tp.data = p;
+                for (int64_t nt = 1; nt <= 40; nt++) {
+                    float *x = malloc(sizeof(float) * (size_t)(n_in * nt));
+                    float *want = malloc(sizeof(float) * (size_t)(n_out * nt));
+                    float *got = malloc(sizeof(float) * (size_t)(n_out * nt));
+                    float *one = malloc(sizeof(float) * (size_t)n_out);
+                    REQUIRE(x && want && got && one);
+                    for (int64_t i = 0; i < n_in * nt; i++)
+                        x[i] = rng_f(-2.f, 2.f) * (rng_u64() % 29 == 0 ? 8.f : 1.f);
+                    for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
+                        REQUIRE(wisp_cpu_simd_force((wisp_simd_level)lv) == (wisp_simd_level)lv);
+                        /* the engine repacks only where the level has a kernel */
+                        if (!wisp_cpu_rp_get(type))
+                            continue;
+                        run(&tw, x, nt, 1, want);
+                        for (int th = 1; th <= 2; th++) {
+                            for (int64_t i = 0; i < n_out * nt; i++)
+                                got[i] = NAN;
+                            run(&tp, x, nt, th, got);
+                            checked++;
+                            if (memcmp(got, want, sizeof(float) * (size_t)(n_out * nt)) != 0 &&
+                                fails++ < 5) {
+                                int64_t i = 0;
+                                while (got[i] == want[i])
+                                    i++;
+                                fprintf(stderr,
+                                        "  %s %s %lld x %lld, %lld tokens, %d threads: [%lld] "
+                                        "repacked %.9g, file layout %.9g\n",
+                                        tn, wisp_cpu_simd_name((wisp_simd_level)lv),
+                                        (long long)n_in, (long long)n_out, (long long)nt, th,
+                                        (long long)i, got[i], want[i]);
+                            }
+                        }
+                        for (int64_t t = 0; t < nt && nt > 1; t += 7) {
+                            run(&tp, x + t * n_in, 1, 1, one);
+                            if (memcmp(one, got + t * n_out, sizeof(float) * (size_t)n_out) &&
+                                fails++ < 5)
+                                fprintf(stderr, "  %s token %lld alone differs from its batch\n",
+                                        tn, (long long)t);
                         }
                     }
-                    for (int64_t t = 0; t < nt && nt > 1; t += 7) {
-                        run(&tp, x + t * n_in, 1, 1, one);
-                        if (memcmp(one, got + t * n_out, sizeof(float) * (size_t)n_out) &&
-                            fails++ < 5)
-                            fprintf(stderr, "  Q4_K token %lld alone differs from its batch\n",
-                                    (long long)t);
-                    }
+                    free(x);
+                    free(want);
+                    free(got);
+                    free(one);
                 }
-                free(x);
-                free(want);
-                free(got);
-                free(one);
+                free(w);
+                free(p);
             }
-            free(w);
-            free(p);
-        }
+        /* every shape was compared where this CPU has the kernel */
+        CHECK(checked > 0 || !wisp_cpu_rp_at(wisp_cpu_simd_max(), type));
+    }
     wisp_cpu_simd_force(wisp_cpu_simd_max());
     CHECK_EQ_INT(fails, 0);
-    /* every shape was compared where this CPU has the kernel */
-    CHECK(checked > 0 || !wisp_cpu_rp_at(wisp_cpu_simd_max(), type));
 }
 
 /* A repacked weight in a wisp_matmul_n job with weights in the file's

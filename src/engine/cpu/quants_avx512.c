@@ -34,9 +34,8 @@ const wisp_gemv_fn wisp_cpu_gemv_avx512[WISP_TYPE_COUNT] = {
 };
 
 const wisp_rp_fn wisp_cpu_rp_avx512[WISP_TYPE_COUNT] = {
-    [WISP_TYPE_Q4_0] = x86_rp_q4_0,
-    [WISP_TYPE_Q8_0] = x86_rp_q8_0,
-    [WISP_TYPE_Q4_K] = x86_rp_q4_K,
+    [WISP_TYPE_Q4_0] = x86_rp_q4_0, [WISP_TYPE_Q8_0] = x86_rp_q8_0, [WISP_TYPE_Q4_K] = x86_rp_q4_K,
+    [WISP_TYPE_Q5_K] = x86_rp_q5_K, [WISP_TYPE_Q6_K] = x86_rp_q6_K,
 };
 
 const wisp_gemm_fn wisp_cpu_panel_avx512[WISP_TYPE_COUNT] = {

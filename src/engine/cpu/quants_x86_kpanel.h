@@ -25,8 +25,8 @@
  *
  * Scratch: the panel (about 6 KiB) and the float accumulators of up to
  * KPANEL_TOKS tokens (32 KiB) live on the calling thread's stack; nothing
- * is allocated. Q4_K weights repacked at load (repack.h) skip the panel:
- * their layout is read straight, below.
+ * is allocated. Q4_K, Q5_K and Q6_K weights repacked at load (repack.h)
+ * skip the panel: their layout is read straight, below.
  */
 #ifndef WISP_QUANTS_X86_KPANEL_H
 #define WISP_QUANTS_X86_KPANEL_H
@@ -273,26 +273,28 @@ DEF_PANELK(q4_K, wisp_block_q4_K, 32, 0, 0)
 DEF_PANELK(q5_K, wisp_block_q5_K, 32, 0, 0)
 DEF_PANELK(q6_K, wisp_block_q6_K, 16, 0, 1)
 
-/* ------------------------------------------- Q4_K repacked at load */
+/* ---------------------------------- K-quants repacked at load */
 
-/* A repacked Q4_K group's super-block (repack.h) needs no transpose: its
- * quant vectors are the panel's group vectors after one AND (or a shift
- * and an AND) and its scales unpack in the lanes, so it is read straight
- * from the weights for every 8 tokens instead of being decoded into a
- * panel. The integers and the float work per output are kpanel_tokens'
- * with SPAN 32, not NARROW, not FOLD, hence the bits of the file layout's
+/* A repacked group's super-block (repack.h) needs no transpose: its
+ * quant vectors give the panel's group vectors after a shift or rotate and
+ * an AND, and its scales unpack in the lanes, so it is read straight from
+ * the weights for every 8 tokens instead of being decoded into a panel.
+ * The integers and the float work per output are kpanel_tokens' with the
+ * type's SPAN and FOLD (never NARROW), hence the bits of the file layout's
  * kernels. */
-typedef struct krp4 {
-    __m512i sc[8];   /* sub-block m's scale of each row, int32 */
-    __m512i corr[8]; /* sub-block m's min of each row, in both int16 halves */
+typedef struct krp {
+    __m512i sc[16];  /* sub-block j's scale of each row, int32 */
+    __m512i corr[8]; /* corrections 2m, 2m + 1 of each row as an int16 pair */
     __m512 d, cm;
-} krp4;
+} krp;
 
-AI void krp4_scales(const char *b, krp4 *P)
+/* Q4_K / Q5_K: eight 6-bit scales and mins from 3 vectors at sc, d and
+ * dmin as 16 halves each. Sub-block m's min serves both of its 16-element
+ * corrections, so it fills both halves of corr[m]. */
+AI void krp_scales_k4(const char *sc, const char *d, const char *dmin, krp *P)
 {
-    const __m512i a0 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES),
-                  a1 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES + WISP_RP_VEC_BYTES),
-                  a2 = _mm512_loadu_si512(b + WISP_RP_K4_SCALES + 2 * WISP_RP_VEC_BYTES);
+    const __m512i a0 = _mm512_loadu_si512(sc), a1 = _mm512_loadu_si512(sc + WISP_RP_VEC_BYTES),
+                  a2 = _mm512_loadu_si512(sc + 2 * WISP_RP_VEC_BYTES);
     const __m512i m6 = _mm512_set1_epi32(0x3f), m4 = _mm512_set1_epi32(0x0f),
                   m2 = _mm512_set1_epi32(0x30);
     /* ggml's layout: bytes 0..3 scales 0..3 (low 6 bits, top 2 bits of
@@ -310,42 +312,131 @@ AI void krp4_scales(const char *b, krp4 *P)
         P->sc[4 + m] = sh;
         P->corr[4 + m] = _mm512_or_si512(mh, _mm512_slli_epi32(mh, 16));
     }
-    P->d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + WISP_RP_K4_D)));
-    P->cm =
-        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_cvtph_ps(_mm256_loadu_si256(
-                                                 (const __m256i *)(b + WISP_RP_K4_DMIN)))),
-                                             _mm512_set1_epi32((int)0x80000000u)));
+    P->d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d));
+    P->cm = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_cvtph_ps(
+                                                     _mm256_loadu_si256((const __m256i *)dmin))),
+                                                 _mm512_set1_epi32((int)0x80000000u)));
 }
 
-/* T tokens (1 <= T <= 8) against super-block b of a repacked group. */
-AI void krp4_tokens(const char *b, const krp4 *P, const wisp_block_q8_K *const *y, const int T,
-                    float *acc, float *accm)
+AI void krp_scales_q4_K(const char *b, krp *P)
 {
-    /* C chains per token: with few tokens one chain of 8 dependent
-     * vpdpbusd per sub-block would wait on its latency (exact integer sums:
-     * the split changes no bit) */
-    const int C = T >= 4 ? 1 : T >= 2 ? 2 : 4;
+    krp_scales_k4(b + WISP_RP_K4_SCALES, b + WISP_RP_K4_D, b + WISP_RP_K4_DMIN, P);
+}
+
+AI void krp_scales_q5_K(const char *b, krp *P)
+{
+    krp_scales_k4(b + WISP_RP_K5_SCALES, b + WISP_RP_K5_D, b + WISP_RP_K5_DMIN, P);
+}
+
+/* Q6_K: sixteen int8 scales, byte q of vector k being scale 4k + q; the
+ * correction of each 16 elements is 32 times its scale (the stored quant
+ * is the value + 32), folded into the sum (cm = -d). */
+AI void krp_scales_q6_K(const char *b, krp *P)
+{
+    _Pragma("GCC unroll 4")
+    for (int k = 0; k < 4; k++) {
+        const __m512i v = _mm512_loadu_si512(b + WISP_RP_K6_SCALES + k * WISP_RP_VEC_BYTES);
+        _Pragma("GCC unroll 4")
+        for (int q = 0; q < 4; q++)
+            P->sc[4 * k + q] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * q), 24);
+        /* the pair's first in the low int16 of each lane, the second above */
+        _Pragma("GCC unroll 2")
+        for (int h = 0; h < 2; h++)
+            P->corr[2 * k + h] =
+                _mm512_mask_blend_epi16((__mmask32)0xAAAAAAAAu,
+                                        _mm512_slli_epi32(P->sc[4 * k + 2 * h], 5),
+                                        _mm512_slli_epi32(P->sc[4 * k + 2 * h + 1], 21));
+    }
+    P->d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(b + WISP_RP_K6_D)));
+    P->cm = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(P->d), _mm512_set1_epi32((int)0x80000000u)));
+}
+
+/* The group vector of piece g (elements 4g' .. 4g' + 3 of sub-block j,
+ * g' = span / 4 * j + g) of the 16 rows, unsigned. */
+AI __m512i krp_wq_q4_K(const char *b, int j, int g)
+{
+    const __m512i raw =
+        _mm512_loadu_si512(b + WISP_RP_K4_QS + (size_t)(8 * (j / 2) + g) * WISP_RP_VEC_BYTES);
+    return _mm512_and_si512(_mm512_srl_epi16(raw, _mm_cvtsi32_si128(4 * (j & 1))),
+                            _mm512_set1_epi8(0x0F));
+}
+
+/* (a & 0x0F) | hi: vpternlogd's A & B | C */
+AI __m512i krp_nibble_or(__m512i a, __m512i hi)
+{
+    return _mm512_ternarylogic_epi32(a, _mm512_set1_epi8(0x0F), hi, 0xEA);
+}
+
+AI __m512i krp_wq_q5_K(const char *b, int j, int g)
+{
+    const __m512i raw =
+        _mm512_loadu_si512(b + WISP_RP_K5_QS + (size_t)(8 * (j / 2) + g) * WISP_RP_VEC_BYTES);
+    const __m512i qh = _mm512_loadu_si512(b + WISP_RP_K5_QH + (size_t)g * WISP_RP_VEC_BYTES);
+    /* bit j of each byte to bit 4: a rotation of the lane keeps every
+     * byte's bits in that byte */
+    const __m512i hi = _mm512_and_si512(_mm512_rolv_epi32(qh, _mm512_set1_epi32((4 - j) & 31)),
+                                        _mm512_set1_epi8(0x10));
+    return krp_nibble_or(_mm512_srl_epi16(raw, _mm_cvtsi32_si128(4 * (j & 1))), hi);
+}
+
+/* Q6_K's sub-blocks are 16 elements: half h = j / 8 of the super-block,
+ * part p = j % 8 / 2 of it (ql's low nibbles for p < 2, high for p >= 2;
+ * qh's bits 2p, 2p + 1), pieces 4 (j % 2) + g of the part. */
+AI __m512i krp_wq_q6_K(const char *b, int j, int g)
+{
+    const int h = j / 8, p = j % 8 / 2, q = j % 2;
+    const __m512i ql = _mm512_loadu_si512(b + WISP_RP_K6_SLOT(h, q, g, p & 1));
+    const __m512i qh = _mm512_loadu_si512(b + WISP_RP_K6_SLOT(h, q, g, 2));
+    const __m512i hi = _mm512_and_si512(_mm512_rolv_epi32(qh, _mm512_set1_epi32((4 - 2 * p) & 31)),
+                                        _mm512_set1_epi8(0x30));
+    return krp_nibble_or(_mm512_srl_epi16(ql, _mm_cvtsi32_si128(4 * (p >> 1))), hi);
+}
+
+/* Software prefetch of the weight stream: a one-token step is bound by
+ * DRAM, and on the machines measured the hardware prefetchers alone keep
+ * too few lines in flight (kbench, 1536 x 151936 from DRAM, one token:
+ * 2.3x slower without). A super-block's bytes KRP_PF_DIST ahead are asked
+ * for in nparts slices, slice part with the part-th sub-block's work,
+ * rather than all at once, which overflows the miss queue. */
+#define KRP_PF_DIST 8192
+AI void krp_prefetch(const char *b, size_t sb, int part, int nparts)
+{
+    const size_t lines = (sb + 63) / 64, per = (lines + (size_t)nparts - 1) / (size_t)nparts;
+    for (size_t l = (size_t)part * per; l < (size_t)(part + 1) * per && l < lines; l++)
+        _mm_prefetch(b + KRP_PF_DIST + 64 * l, PF_HINT);
+}
+
+typedef void (*krp_scales_fn)(const char *b, krp *P);
+typedef __m512i (*krp_wq_fn)(const char *b, int j, int g);
+/* A type's own kernel for one token (NULL: krp_tokens), FOLD only. */
+typedef void (*krp_one_fn)(const char *b, const krp *P, const wisp_block_q8_K *y, float *acc);
+
+/* T tokens (1 <= T <= 8) against super-block b of a repacked group. */
+AI void krp_tokens(const char *b, size_t sb, const krp *P, const wisp_block_q8_K *const *y,
+                   const int T, int span, int fold, krp_wq_fn wq, float *acc, float *accm)
+{
+    /* C chains per token: with few tokens one chain of dependent vpdpbusd
+     * per sub-block would wait on its latency (exact integer sums: the
+     * split changes no bit) */
+    const int C0 = T >= 4 ? 1 : T >= 2 ? 2 : 4, C = C0 < span / 8 ? C0 : span / 8;
     __m512i is[8], pt[8];
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     _Pragma("GCC unroll 8")
     for (int t = 0; t < T; t++)
         is[t] = _mm512_setzero_si512();
-    _Pragma("GCC unroll 1")
-    for (int m = 0; m < 8; m++) {
-        const char *v = b + (size_t)(m / 2) * 8 * WISP_RP_VEC_BYTES;
-        const int sh = 4 * (m & 1);
+    for (int j = 0; j < WISP_QK_K / span; j++) {
+        krp_prefetch(b, sb, j, WISP_QK_K / span);
         _Pragma("GCC unroll 8")
         for (int t = 0; t < T * C; t++)
             pt[t] = _mm512_setzero_si512();
         _Pragma("GCC unroll 8")
-        for (int g = 0; g < 8; g++) {
-            const __m512i raw = _mm512_loadu_si512(v + g * WISP_RP_VEC_BYTES);
-            const __m512i wq = _mm512_and_si512(_mm512_srl_epi16(raw, _mm_cvtsi32_si128(sh)), m4);
+        for (int g = 0; g < span / 4; g++) {
+            const __m512i w = wq(b, j, g);
             _Pragma("GCC unroll 8")
             for (int t = 0; t < T; t++)
-                pt[C * t + g % C] = dpbusd_bcast(pt[C * t + g % C], wq, y[t]->qs + 32 * m + 4 * g);
+                pt[C * t + g % C] = dpbusd_bcast(pt[C * t + g % C], w, y[t]->qs + span * j + 4 * g);
         }
-        const __m512i s = P->sc[m];
+        const __m512i s = P->sc[j];
         _Pragma("GCC unroll 8")
         for (int t = 0; t < T; t++) {
             __m512i p = pt[C * t];
@@ -363,59 +454,193 @@ AI void krp4_tokens(const char *b, const krp4 *P, const wisp_block_q8_K *const *
             c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y[t]->bsums + 2 * m));
         const __m512 yd = _mm512_set1_ps(y[t]->d);
         float *a = acc + 16 * t, *am = accm + 16 * t;
-        _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
-                                           _mm512_load_ps(a)));
-        _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
-                                            _mm512_load_ps(am)));
+        if (fold) {
+            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d),
+                                               _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], c)),
+                                               _mm512_load_ps(a)));
+        } else {
+            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
+                                               _mm512_load_ps(a)));
+            _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
+                                                _mm512_load_ps(am)));
+        }
     }
 }
 
-/* One repacked group (16 rows) against nt <= KPANEL_TOKS tokens. */
-static void krp4_run(int64_t n, const char *w, const char *a, size_t sa, int nt, float *s,
-                     size_t ss)
+/* Q6_K against one token. A qh vector serves the 4 parts of its half and
+ * each ql vector 2 of them, so here each is loaded once and split 4 ways
+ * (the sums of 4 sub-blocks at a time) instead of once per part, as
+ * krp_tokens does: a decode step streams the weights once, and the
+ * extraction, not the dots, is most of its work. Same integers, same
+ * float work. */
+AI void krp6_one(const char *b, const krp *P, const wisp_block_q8_K *y, float *acc)
 {
-    _Alignas(64) float acc[KPANEL_TOKS * 16], accm[KPANEL_TOKS * 16];
-    krp4 P;
-    memset(acc, 0, sizeof(float) * 16 * (size_t)nt);
-    memset(accm, 0, sizeof(float) * 16 * (size_t)nt);
-    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
-        const char *b = w + (size_t)i * WISP_RP_K4_SB_BYTES;
-        krp4_scales(b, &P);
-        for (int t = 0; t < nt; t += 8) {
-            const wisp_block_q8_K *y[8];
-            const int T = nt - t < 8 ? nt - t : 8;
-            for (int c = 0; c < T; c++) {
-                y[c] = (const wisp_block_q8_K *)(a + (size_t)(t + c) * sa) + i;
-                PREFETCH_NEXT_Q8K(y[c] + 1);
-            }
-            float *at = acc + 16 * t, *amt = accm + 16 * t;
-            switch (T) {
-            case 8: krp4_tokens(b, &P, y, 8, at, amt); break;
-            case 7: krp4_tokens(b, &P, y, 7, at, amt); break;
-            case 6: krp4_tokens(b, &P, y, 6, at, amt); break;
-            case 5: krp4_tokens(b, &P, y, 5, at, amt); break;
-            case 4: krp4_tokens(b, &P, y, 4, at, amt); break;
-            case 3: krp4_tokens(b, &P, y, 3, at, amt); break;
-            case 2: krp4_tokens(b, &P, y, 2, at, amt); break;
-            default: krp4_tokens(b, &P, y, 1, at, amt); break;
-            }
+    const __m512i m30 = _mm512_set1_epi8(0x30);
+    __m512i is = _mm512_setzero_si512();
+    _Pragma("GCC unroll 1")
+    for (int hq = 0; hq < 4; hq++) {
+        const int h = hq / 2, q = hq % 2;
+        krp_prefetch(b, WISP_RP_K_ROWS * sizeof(wisp_block_q6_K), hq, 4);
+        __m512i pt[4];
+        _Pragma("GCC unroll 4")
+        for (int p = 0; p < 4; p++)
+            pt[p] = _mm512_setzero_si512();
+        _Pragma("GCC unroll 4")
+        for (int g = 0; g < 4; g++) {
+            const __m512i l0 = _mm512_loadu_si512(b + WISP_RP_K6_SLOT(h, q, g, 0)),
+                          l1 = _mm512_loadu_si512(b + WISP_RP_K6_SLOT(h, q, g, 1)),
+                          qh = _mm512_loadu_si512(b + WISP_RP_K6_SLOT(h, q, g, 2));
+            const __m512i w[4] = {
+                krp_nibble_or(l0, _mm512_and_si512(_mm512_slli_epi32(qh, 4), m30)),
+                krp_nibble_or(l1, _mm512_and_si512(_mm512_slli_epi32(qh, 2), m30)),
+                krp_nibble_or(_mm512_srli_epi32(l0, 4), _mm512_and_si512(qh, m30)),
+                krp_nibble_or(_mm512_srli_epi32(l1, 4),
+                              _mm512_and_si512(_mm512_srli_epi32(qh, 2), m30)),
+            };
+            _Pragma("GCC unroll 4")
+            for (int p = 0; p < 4; p++)
+                pt[p] = dpbusd_bcast(pt[p], w[p], y->qs + 16 * (8 * h + 2 * p + q) + 4 * g);
         }
+        _Pragma("GCC unroll 4")
+        for (int p = 0; p < 4; p++)
+            is = _mm512_add_epi32(is, _mm512_mullo_epi32(pt[p], P->sc[8 * h + 2 * p + q]));
     }
+    __m512i c = _mm512_setzero_si512();
+    _Pragma("GCC unroll 8")
+    for (int m = 0; m < 8; m++)
+        c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y->bsums + 2 * m));
+    _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(y->d), P->d),
+                                         _mm512_cvtepi32_ps(_mm512_sub_epi32(is, c)),
+                                         _mm512_load_ps(acc)));
+}
+
+/* The panel of a repacked super-block: its group vectors once, for
+ * batches that would otherwise extract them again for every 8 tokens.
+ * The panel keeps a scale per 16 elements, so a 32-element sub-block's
+ * scale is written twice. */
+AI void krp_panel(const char *b, size_t sb, int span, krp_scales_fn scales, krp_wq_fn wq, kpanel *P)
+{
+    krp k;
+    scales(b, &k);
+    for (int j = 0; j < WISP_QK_K / span; j++) {
+        krp_prefetch(b, sb, j, WISP_QK_K / span);
+        _Pragma("GCC unroll 8")
+        for (int g = 0; g < span / 4; g++)
+            P->q[span / 4 * j + g] = wq(b, j, g);
+        _Pragma("GCC unroll 2")
+        for (int e = 0; e < span / 16; e++)
+            P->sc[span / 16 * j + e] = k.sc[j];
+    }
+    memcpy(P->corr, k.corr, sizeof(P->corr));
+    P->d = k.d;
+    P->cm = k.cm;
+}
+
+/* The tokens' blocks of super-block i, 8 at most from token t. */
+AI int krp_ys(const char *a, size_t sa, int nt, int t, int64_t i, const wisp_block_q8_K *y[8])
+{
+    const int T = nt - t < 8 ? nt - t : 8;
+    for (int c = 0; c < T; c++) {
+        y[c] = (const wisp_block_q8_K *)(a + (size_t)(t + c) * sa) + i;
+        PREFETCH_NEXT_Q8K(y[c] + 1);
+    }
+    return T;
+}
+
+AI void krp_store(const float *acc, const float *accm, int nt, float *s, size_t ss)
+{
     for (int t = 0; t < nt; t++)
         _mm512_storeu_ps(s + (size_t)t * ss, _mm512_add_ps(_mm512_load_ps(acc + 16 * t),
                                                            _mm512_load_ps(accm + 16 * t)));
 }
 
-/* wisp_rp_fn for Q4_K: ng groups of WISP_RP_K_ROWS rows, any nc. */
-static void x86_rp_q4_K(int64_t n, const void *w, size_t sg, int ng, const void *a, size_t sa,
-                        int nc, float *s, size_t ss)
+/* One repacked group (16 rows, super-blocks of sb bytes) against
+ * nt <= 8 tokens, read straight from the weights; one token goes to ONE
+ * where the type has it. */
+AI void krp_run(int64_t n, const char *w, const char *a, size_t sa, int nt, float *s, size_t ss,
+                size_t sb, int span, int fold, krp_scales_fn scales, krp_wq_fn wq, krp_one_fn one)
 {
-    for (int g = 0; g < ng; g++)
-        for (int t = 0; t < nc; t += KPANEL_TOKS)
-            krp4_run(n, (const char *)w + (size_t)g * sg, (const char *)a + (size_t)t * sa, sa,
-                     nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS,
-                     s + (size_t)t * ss + (size_t)g * WISP_RP_K_ROWS, ss);
+    _Alignas(64) float acc[8 * 16] = {0}, accm[8 * 16] = {0};
+    krp P;
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        const char *b = w + (size_t)i * sb;
+        const wisp_block_q8_K *y[8];
+        scales(b, &P);
+        const int T = krp_ys(a, sa, nt, 0, i, y);
+        if (T == 1 && one) {
+            one(b, &P, y[0], acc);
+            continue;
+        }
+        switch (T) {
+        case 8: krp_tokens(b, sb, &P, y, 8, span, fold, wq, acc, accm); break;
+        case 7: krp_tokens(b, sb, &P, y, 7, span, fold, wq, acc, accm); break;
+        case 6: krp_tokens(b, sb, &P, y, 6, span, fold, wq, acc, accm); break;
+        case 5: krp_tokens(b, sb, &P, y, 5, span, fold, wq, acc, accm); break;
+        case 4: krp_tokens(b, sb, &P, y, 4, span, fold, wq, acc, accm); break;
+        case 3: krp_tokens(b, sb, &P, y, 3, span, fold, wq, acc, accm); break;
+        case 2: krp_tokens(b, sb, &P, y, 2, span, fold, wq, acc, accm); break;
+        default: krp_tokens(b, sb, &P, y, 1, span, fold, wq, acc, accm); break;
+        }
+    }
+    krp_store(acc, accm, nt, s, ss);
 }
+
+/* The same for 8 < nt <= KPANEL_TOKS tokens, through a panel per
+ * super-block (kpanel_tokens: the same integers and floats). */
+AI void krp_run_panel(int64_t n, const char *w, const char *a, size_t sa, int nt, float *s,
+                      size_t ss, size_t sb, int span, int fold, krp_scales_fn scales, krp_wq_fn wq)
+{
+    _Alignas(64) float acc[KPANEL_TOKS * 16], accm[KPANEL_TOKS * 16];
+    kpanel P;
+    memset(acc, 0, sizeof(float) * 16 * (size_t)nt);
+    memset(accm, 0, sizeof(float) * 16 * (size_t)nt);
+    for (int64_t i = 0; i < n / WISP_QK_K; i++) {
+        krp_panel(w + (size_t)i * sb, sb, span, scales, wq, &P);
+        for (int t = 0; t < nt; t += 8) {
+            const wisp_block_q8_K *y[8];
+            float *at = acc + 16 * t, *amt = accm + 16 * t;
+            switch (krp_ys(a, sa, nt, t, i, y)) {
+            case 8: kpanel_tokens(&P, y, 8, span, 0, fold, at, amt); break;
+            case 7: kpanel_tokens(&P, y, 7, span, 0, fold, at, amt); break;
+            case 6: kpanel_tokens(&P, y, 6, span, 0, fold, at, amt); break;
+            case 5: kpanel_tokens(&P, y, 5, span, 0, fold, at, amt); break;
+            case 4: kpanel_tokens(&P, y, 4, span, 0, fold, at, amt); break;
+            case 3: kpanel_tokens(&P, y, 3, span, 0, fold, at, amt); break;
+            case 2: kpanel_tokens(&P, y, 2, span, 0, fold, at, amt); break;
+            default: kpanel_tokens(&P, y, 1, span, 0, fold, at, amt); break;
+            }
+        }
+    }
+    krp_store(acc, accm, nt, s, ss);
+}
+
+/* wisp_rp_fn for a repacked K-quant: ng groups of WISP_RP_K_ROWS rows,
+ * any nc; SPAN and FOLD as for the panel (kdec), ONE: krp_run's. */
+#define DEF_RPK(name, WB, SPAN, FOLD, ONE)                                                   \
+    static void krp_group_##name(int64_t n, const char *w, const char *a, size_t sa, int nt, \
+                                 float *s, size_t ss)                                        \
+    {                                                                                        \
+        if (nt > 8)                                                                          \
+            krp_run_panel(n, w, a, sa, nt, s, ss, WISP_RP_K_ROWS * sizeof(WB), SPAN, FOLD,   \
+                          krp_scales_##name, krp_wq_##name);                                 \
+        else                                                                                 \
+            krp_run(n, w, a, sa, nt, s, ss, WISP_RP_K_ROWS * sizeof(WB), SPAN, FOLD,         \
+                    krp_scales_##name, krp_wq_##name, ONE);                                  \
+    }                                                                                        \
+    static void x86_rp_##name(int64_t n, const void *w, size_t sg, int ng, const void *a,    \
+                              size_t sa, int nc, float *s, size_t ss)                        \
+    {                                                                                        \
+        for (int g = 0; g < ng; g++)                                                         \
+            for (int t = 0; t < nc; t += KPANEL_TOKS)                                        \
+                krp_group_##name(n, (const char *)w + (size_t)g * sg,                        \
+                                 (const char *)a + (size_t)t * sa, sa,                       \
+                                 nc - t < KPANEL_TOKS ? nc - t : KPANEL_TOKS,                \
+                                 s + (size_t)t * ss + (size_t)g * WISP_RP_K_ROWS, ss);       \
+    }
+
+DEF_RPK(q4_K, wisp_block_q4_K, 32, 0, NULL)
+DEF_RPK(q5_K, wisp_block_q5_K, 32, 0, NULL)
+DEF_RPK(q6_K, wisp_block_q6_K, 16, 1, krp6_one)
 
 #endif
 

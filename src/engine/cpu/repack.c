@@ -10,6 +10,7 @@
  */
 #include "engine/cpu/repack.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,22 +46,86 @@ static void pack_group(int type, int64_t nb, size_t row, const char *src, char *
                (size_t)nt * bb);
 }
 
-/* The Q4_K group of 16 rows (repack.h), super-block by super-block. */
-static void pack_group_q4_K(int64_t nb, size_t row, const char *src, char *dst)
+/* A K-quant group's super-block (repack.h): each byte field of the file's
+ * block goes, 4 bytes a row at a time, into vectors (lane = row); each
+ * half, into 16 halves. A field's piece k goes to the vector at
+ * dst + k * WISP_RP_VEC_BYTES, or where slot(k) says. */
+typedef struct rp_k_field {
+    uint16_t src, bytes, dst; /* bytes: a multiple of 4, or 2 for a half */
+    size_t (*slot)(int k);    /* NULL: consecutive vectors from dst */
+} rp_k_field;
+
+typedef struct rp_k_layout {
+    int type, n_fields;
+    rp_k_field f[5];
+} rp_k_layout;
+
+/* Q6_K's ql piece k: half h = k / 16 of the row; pieces 0..7 of a half
+ * are the low-nibble part, 8..15 the high; then quarter q, group g. */
+static size_t q6_ql_slot(int k)
 {
+    const int h = k / 16, r = k % 16, gi = r % 8;
+    return WISP_RP_K6_SLOT(h, gi / 4, gi % 4, r / 8);
+}
+
+static size_t q6_qh_slot(int k)
+{
+    const int h = k / 8, gi = k % 8;
+    return WISP_RP_K6_SLOT(h, gi / 4, gi % 4, 2);
+}
+
+#define RP_FIELD(blk, field, at, slot)                              \
+    {                                                               \
+        offsetof(blk, field), sizeof(((blk *)0)->field), (at), slot \
+    }
+static const rp_k_layout RP_K_LAYOUTS[] = {
+    {WISP_TYPE_Q4_K,
+     4,
+     {RP_FIELD(wisp_block_q4_K, scales, WISP_RP_K4_SCALES, NULL),
+      RP_FIELD(wisp_block_q4_K, qs, WISP_RP_K4_QS, NULL),
+      RP_FIELD(wisp_block_q4_K, d, WISP_RP_K4_D, NULL),
+      RP_FIELD(wisp_block_q4_K, dmin, WISP_RP_K4_DMIN, NULL)}},
+    {WISP_TYPE_Q5_K,
+     5,
+     {RP_FIELD(wisp_block_q5_K, scales, WISP_RP_K5_SCALES, NULL),
+      RP_FIELD(wisp_block_q5_K, qh, WISP_RP_K5_QH, NULL),
+      RP_FIELD(wisp_block_q5_K, qs, WISP_RP_K5_QS, NULL),
+      RP_FIELD(wisp_block_q5_K, d, WISP_RP_K5_D, NULL),
+      RP_FIELD(wisp_block_q5_K, dmin, WISP_RP_K5_DMIN, NULL)}},
+    {WISP_TYPE_Q6_K,
+     4,
+     {RP_FIELD(wisp_block_q6_K, scales, WISP_RP_K6_SCALES, NULL),
+      RP_FIELD(wisp_block_q6_K, ql, 0, q6_ql_slot), RP_FIELD(wisp_block_q6_K, qh, 0, q6_qh_slot),
+      RP_FIELD(wisp_block_q6_K, d, WISP_RP_K6_D, NULL)}},
+};
+#undef RP_FIELD
+
+static const rp_k_layout *k_layout(int type)
+{
+    for (size_t i = 0; i < sizeof(RP_K_LAYOUTS) / sizeof(RP_K_LAYOUTS[0]); i++)
+        if (RP_K_LAYOUTS[i].type == type)
+            return &RP_K_LAYOUTS[i];
+    return NULL;
+}
+
+static void pack_group_k(const rp_k_layout *L, int64_t nb, size_t row, const char *src, char *dst)
+{
+    const size_t bb = wisp_cpu_block_bytes(L->type), sb = wisp_rp_k_sb_bytes(L->type);
     for (int64_t i = 0; i < nb; i++) {
-        char *d = dst + (size_t)i * WISP_RP_K4_SB_BYTES;
+        char *d = dst + (size_t)i * sb;
         for (int r = 0; r < WISP_RP_K_ROWS; r++) {
-            const wisp_block_q4_K *b = (const wisp_block_q4_K *)(src + (size_t)r * row) + i;
-            for (int c = 0; c < 4; c++)
-                for (int m = 0; m < 8; m++)
-                    memcpy(d + (size_t)(8 * c + m) * WISP_RP_VEC_BYTES + 4 * r,
-                           b->qs + 32 * c + 4 * m, 4);
-            for (int k = 0; k < 3; k++)
-                memcpy(d + WISP_RP_K4_SCALES + (size_t)k * WISP_RP_VEC_BYTES + 4 * r,
-                       b->scales + 4 * k, 4);
-            memcpy(d + WISP_RP_K4_D + 2 * r, &b->d, 2);
-            memcpy(d + WISP_RP_K4_DMIN + 2 * r, &b->dmin, 2);
+            const char *blk = src + (size_t)r * row + (size_t)i * bb;
+            for (int f = 0; f < L->n_fields; f++) {
+                const rp_k_field *F = &L->f[f];
+                if (F->bytes == 2) {
+                    memcpy(d + F->dst + 2 * r, blk + F->src, 2);
+                    continue;
+                }
+                for (int k = 0; k < F->bytes / 4; k++) {
+                    const size_t at = F->slot ? F->slot(k) : F->dst + (size_t)k * WISP_RP_VEC_BYTES;
+                    memcpy(d + at + 4 * r, blk + F->src + 4 * k, 4);
+                }
+            }
         }
     }
 }
@@ -74,8 +139,9 @@ void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *
     for (int64_t g = 0; g < ng; g++) {
         const char *s = (const char *)src + (size_t)g * gb;
         char *d = (char *)dst + (size_t)g * gb;
-        if (type == WISP_TYPE_Q4_K)
-            pack_group_q4_K(nb, row, s, d);
+        const rp_k_layout *L = k_layout(type);
+        if (L)
+            pack_group_k(L, nb, row, s, d);
         else
             pack_group(type, nb, row, s, d);
     }

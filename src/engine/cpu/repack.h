@@ -1,5 +1,6 @@
 /*
- * repack.h - Q4_0 / Q8_0 weights repacked at load into interleaved rows.
+ * repack.h - Q4_0 / Q8_0 / K-quant weights repacked at load into
+ * interleaved rows.
  *
  * In the file's layout each weight row is a run of blocks, so a kernel
  * that wants one int32 sum per block has to reduce every block's dot
@@ -31,18 +32,30 @@
  * Rows past the last whole group stay in the file's layout, where they
  * were, so a tensor of n rows keeps its size and its row offsets for them.
  *
- * Q4_K: groups of WISP_RP_K_ROWS (16) rows, the lanes of the panel
- * kernel (quants_x86_kpanel.h), super-block by super-block; super-block i
- * of a group is WISP_RP_K4_SB_BYTES (16 x 144, the bytes of the 16 blocks
- * it replaces):
- *   [quants: vectors V(c, m), c = 0..3, m = 0..7, lane r = qs[32c + 4m ..
- *            32c + 4m + 3] of row r: low nibbles are elements 64c + 4m ..
- *            + 3, high nibbles 64c + 32 + 4m .. + 3, so one AND (or a
- *            shift and an AND) gives the panel's group vector, lanes = rows]
- *   [scales: 3 vectors, lane r = bytes 4k .. 4k + 3 of row r's 12 scale
- *            bytes: the 6-bit scales and mins unpack with shifts and ANDs
- *            in the lanes, no transpose]
- *   [d: 16 halves, row order] [dmin: 16 halves, row order]
+ * K-quants (Q4_K, Q5_K, Q6_K): groups of WISP_RP_K_ROWS (16) rows, the
+ * lanes of the panel kernel (quants_x86_kpanel.h), super-block by
+ * super-block; super-block i of a group takes the bytes of the 16 file
+ * blocks it replaces (wisp_rp_k_sb_bytes). Each of the block's byte fields
+ * is cut into 4-byte pieces, piece k of every row making one vector whose
+ * int32 lane r is row r's piece: a field of B bytes is B / 4 vectors, and
+ * each half-precision factor is 16 halves in row order. The quant bits of
+ * one element group then come out of a shift or rotate and an AND in the
+ * lanes, and the 6-bit or 8-bit scales unpack in the lanes too, so no
+ * kernel transposes anything. The vectors lie in the order the kernels
+ * read them, so a decode step streams each super-block front to back,
+ * which is what the hardware prefetchers follow:
+ *   Q4_K: [scales: 3 vectors] [qs: 32: lane r = qs[4v .. 4v + 3]: low
+ *          nibbles are elements 64c + 4m .. + 3 for v = 8c + m, high
+ *          nibbles 64c + 32 + 4m .. + 3] [d: 16 halves] [dmin: 16]
+ *   Q5_K: [scales: 3] [qh: 8, element bit 4 of piece g's byte b is bit m
+ *          of qh[4g + b], m the 32-element sub-block] [qs: 32, as Q4_K's]
+ *         [d] [dmin]
+ *   Q6_K: [scales: 4, int8 per 16 elements] [4 chunks c = 2h + q, one
+ *          per quarter of the element groups: for g = 0..3, the vectors
+ *          ql(16h + 4q + g), ql(16h + 8 + 4q + g), qh(8h + 4q + g)] [d]
+ *          (ql(k), qh(k): the field's piece k; WISP_RP_K6_SLOT)
+ * The factors go last so that the quant vectors keep their 64-byte
+ * alignment within a super-block.
  *
  * A repacked tensor carries its layout in its type id: the file's type
  * with WISP_RP_TYPE_FLAG set, an id no other part of wisp uses; the
@@ -94,22 +107,49 @@ static inline void wisp_rp_unpack_block(int type, const void *quad, int h, int r
  * on a group of every type). */
 #define WISP_RP_K_ROWS   16
 #define WISP_RP_MAX_ROWS 16
-/* Offsets in a Q4_K group's super-block and its size. */
-#define WISP_RP_K4_SCALES   (32 * WISP_RP_VEC_BYTES)
-#define WISP_RP_K4_D        (WISP_RP_K4_SCALES + 3 * WISP_RP_VEC_BYTES)
-#define WISP_RP_K4_DMIN     (WISP_RP_K4_D + 2 * WISP_RP_K_ROWS)
-#define WISP_RP_K4_SB_BYTES (WISP_RP_K4_DMIN + 2 * WISP_RP_K_ROWS)
+/* Offsets in a K-quant group's super-block (above). */
+#define WISP_RP_K4_SCALES 0
+#define WISP_RP_K4_QS     (3 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K4_D      (WISP_RP_K4_QS + 32 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K4_DMIN   (WISP_RP_K4_D + 2 * WISP_RP_K_ROWS)
+#define WISP_RP_K5_SCALES 0
+#define WISP_RP_K5_QH     (3 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K5_QS     (WISP_RP_K5_QH + 8 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K5_D      (WISP_RP_K5_QS + 32 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K5_DMIN   (WISP_RP_K5_D + 2 * WISP_RP_K_ROWS)
+#define WISP_RP_K6_SCALES 0
+#define WISP_RP_K6_CHUNKS (4 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K6_CHUNK  (12 * WISP_RP_VEC_BYTES)
+#define WISP_RP_K6_D      (WISP_RP_K6_CHUNKS + 4 * WISP_RP_K6_CHUNK)
+/* The offset of Q6_K's vector (h, q, g, which) in a super-block: which 0
+ * and 1 the two ql vectors, 2 the qh vector. */
+#define WISP_RP_K6_SLOT(h, q, g, which)                               \
+    (WISP_RP_K6_CHUNKS + (size_t)(2 * (h) + (q)) * WISP_RP_K6_CHUNK + \
+     (size_t)(3 * (g) + (which)) * WISP_RP_VEC_BYTES)
+
+/* Whether the type is one of the K-quants with a 16-row group layout. */
+static inline bool wisp_rp_is_k(int type)
+{
+    const int b = wisp_rp_base_type(type);
+    return b == WISP_TYPE_Q4_K || b == WISP_TYPE_Q5_K || b == WISP_TYPE_Q6_K;
+}
+
+/* Bytes of one super-block of a K-quant group: its 16 file blocks. */
+static inline size_t wisp_rp_k_sb_bytes(int type)
+{
+    return WISP_RP_K_ROWS * wisp_cpu_block_bytes(wisp_rp_base_type(type));
+}
 
 /* Whether the file's type has a repacked layout. */
 static inline bool wisp_rp_type_supported(int type)
 {
-    return type == WISP_TYPE_Q4_0 || type == WISP_TYPE_Q8_0 || type == WISP_TYPE_Q4_K;
+    return type == WISP_TYPE_Q4_0 || type == WISP_TYPE_Q8_0 || wisp_rp_is_k(type);
 }
 
 /* Rows of a group of the type's layout. */
 static inline int wisp_rp_group_rows(int type)
 {
-    return wisp_rp_base_type(type) == WISP_TYPE_Q4_K ? WISP_RP_K_ROWS : WISP_RP_ROWS;
+    return wisp_rp_is_k(type) ? WISP_RP_K_ROWS : WISP_RP_ROWS;
 }
 
 /* Repacks the whole groups of n_out rows of n_in elements (a supported
