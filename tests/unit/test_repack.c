@@ -299,6 +299,42 @@ TEST(k_quants_repacked_equal_file_layout)
     CHECK_EQ_INT(fails, 0);
 }
 
+/* Packing split over 1..3 threads writes wisp_rp_pack's bytes, for group
+ * counts below, at and above the thread count and rows past the last
+ * group. */
+TEST(pool_pack_equals_pack)
+{
+    static const int types[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q8_0, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
+                                WISP_TYPE_Q6_K};
+    static const int64_t outs[] = {16, 37, 69, 131};
+    for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++)
+        for (size_t oi = 0; oi < sizeof(outs) / sizeof(outs[0]); oi++) {
+            const int type = types[ti];
+            const int64_t n_in = 512, n_out = outs[oi];
+            const size_t bytes = wisp_cpu_row_bytes(type, n_in) * (size_t)n_out;
+            void *w =
+                wisp_rp_is_k(type) ? make_k(type, n_in, n_out) : make_weights(type, n_in, n_out);
+            void *want = repacked_copy(type, n_in, n_out, w), *got = malloc(bytes);
+            REQUIRE(got);
+            for (int th = 1; th <= 3; th++) {
+                wisp_threadpool *tp = NULL;
+                wisp_err err = {0};
+                REQUIRE(wisp_threadpool_create(th, &tp, &err) == 0);
+                memset(got, 0xA5, bytes);
+                wisp_rp_pack_pool(tp, type, n_in, n_out, w, got);
+                wisp_threadpool_destroy(tp);
+                if (memcmp(got, want, bytes) != 0) {
+                    fprintf(stderr, "  %s %lld rows, %d threads: bytes differ\n",
+                            wisp_type_name(type), (long long)n_out, th);
+                    CHECK(0);
+                }
+            }
+            free(w);
+            free(want);
+            free(got);
+        }
+}
+
 /* A repacked weight in a wisp_matmul_n job with weights in the file's
  * layout gives what it gives alone. */
 TEST(matmul_n_mixes_layouts)
@@ -394,7 +430,10 @@ TEST(weights_copy_repacks_what_it_can)
     const wisp_tensor *head = w.output;
     wisp_rp_weights *rw = NULL;
     wisp_err err = {0};
-    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, &rw, &err) == 0);
+    wisp_threadpool *tp = NULL;
+    REQUIRE(wisp_threadpool_create(2, &tp, &err) == 0);
+    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, tp, &rw, &err) == 0);
+    wisp_threadpool_destroy(tp);
     REQUIRE(rw != NULL);
     const wisp_model_weights *cw = wisp_rp_weights_get(rw);
     const wisp_layer_weights *C = &cw->layers[0];
@@ -421,7 +460,7 @@ TEST(weights_copy_repacks_what_it_can)
     /* nothing to repack: no copy */
     L.wq = L.wo = L.w_up = L.w_down = &f32;
     head = &vec;
-    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, &rw, &err) == 0);
+    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, NULL, &rw, &err) == 0);
     CHECK(rw == NULL);
 }
 

@@ -342,7 +342,10 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
         (rc = wisp_cpu_stream_create(w, e->layer_begin, e->layer_end, e->opts.weights_budget_bytes,
                                      &e->stream, err)))
         goto fail;
-    /* Q4_0 / Q8_0 projections are repacked into interleaved rows for the
+    if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
+        goto fail;
+    e->n_threads = wisp_threadpool_size(e->tp);
+    /* Q4_0 / Q8_0 / K-quant projections are repacked into interleaved rows for the
      * kernels that read them (the same bits, faster). Not for streamed
      * layers, whose copies come raw from the mapping (stream.c), nor where
      * AMX tiles or the scalar level take the products, nor when the
@@ -350,7 +353,7 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
     if (!e->stream && !e->opts.no_repack && wisp_rp_enabled() && !wisp_amx_active() &&
         wisp_cpu_simd_active() != WISP_SIMD_SCALAR) {
         if ((rc = wisp_rp_weights_create(w, cfg->n_layers, e->layer_begin, e->layer_end,
-                                         e->last ? &e->output : NULL, &e->repack, err)))
+                                         e->last ? &e->output : NULL, e->tp, &e->repack, err)))
             goto fail;
         if (e->repack) {
             size_t bytes;
@@ -362,9 +365,6 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
                       n, (double)bytes / (1 << 20), ms);
         }
     }
-    if ((rc = wisp_threadpool_create(e->opts.n_threads, &e->tp, err)))
-        goto fail;
-    e->n_threads = wisp_threadpool_size(e->tp);
     if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, e->layer_end - e->layer_begin,
                                 e->opts.n_blocks, e->opts.block_size, cfg->n_head_kv, cfg->head_dim,
                                 err)) ||

@@ -130,23 +130,64 @@ static void pack_group_k(const rp_k_layout *L, int64_t nb, size_t row, const cha
     }
 }
 
-void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst)
+/* Groups [g0, g1) of a tensor (wisp_rp_pack). */
+static void pack_groups(int type, int64_t n_in, const void *src, void *dst, int64_t g0, int64_t g1)
 {
     const size_t row = wisp_cpu_row_bytes(type, n_in);
-    const int G = wisp_rp_group_rows(type);
-    const int64_t nb = n_in / wisp_cpu_block_size(type), ng = n_out / G;
-    const size_t gb = (size_t)G * row;
-    for (int64_t g = 0; g < ng; g++) {
+    const int64_t nb = n_in / wisp_cpu_block_size(type);
+    const size_t gb = (size_t)wisp_rp_group_rows(type) * row;
+    const rp_k_layout *L = k_layout(type);
+    for (int64_t g = g0; g < g1; g++) {
         const char *s = (const char *)src + (size_t)g * gb;
         char *d = (char *)dst + (size_t)g * gb;
-        const rp_k_layout *L = k_layout(type);
         if (L)
             pack_group_k(L, nb, row, s, d);
         else
             pack_group(type, nb, row, s, d);
     }
-    memcpy((char *)dst + (size_t)ng * gb, (const char *)src + (size_t)ng * gb,
-           (size_t)(n_out - ng * G) * row);
+}
+
+/* The rows past the last whole group, copied as they are. */
+static void copy_tail(int type, int64_t n_in, int64_t n_out, const void *src, void *dst)
+{
+    const size_t row = wisp_cpu_row_bytes(type, n_in);
+    const int G = wisp_rp_group_rows(type);
+    const size_t at = (size_t)(n_out / G * G) * row;
+    memcpy((char *)dst + at, (const char *)src + at, (size_t)(n_out % G) * row);
+}
+
+void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst)
+{
+    pack_groups(type, n_in, src, dst, 0, n_out / wisp_rp_group_rows(type));
+    copy_tail(type, n_in, n_out, src, dst);
+}
+
+typedef struct pack_job {
+    int type;
+    int64_t n_in, n_out;
+    const void *src;
+    void *dst;
+} pack_job;
+
+/* Thread ith of nth packs its share of the groups; the first also copies
+ * the tail. Each thread writes (and so faults in) its own pages. */
+static void pack_task(void *ctx, int ith, int nth)
+{
+    const pack_job *j = ctx;
+    const int64_t ng = j->n_out / wisp_rp_group_rows(j->type);
+    pack_groups(j->type, j->n_in, j->src, j->dst, ng * ith / nth, ng * (ith + 1) / nth);
+    if (ith == 0)
+        copy_tail(j->type, j->n_in, j->n_out, j->src, j->dst);
+}
+
+void wisp_rp_pack_pool(wisp_threadpool *tp, int type, int64_t n_in, int64_t n_out, const void *src,
+                       void *dst)
+{
+    pack_job j = {type, n_in, n_out, src, dst};
+    if (tp && wisp_threadpool_size(tp) > 1)
+        wisp_threadpool_run(tp, pack_task, &j);
+    else
+        pack_task(&j, 0, 1);
 }
 
 bool wisp_rp_enabled(void)
@@ -211,7 +252,8 @@ static size_t copy_bytes(const wisp_tensor *t)
 /* Repacks *slot into the arena when it has a copy there; *slot then points
  * at the copy. keep_source: the source is still read elsewhere (a tied
  * embedding), so its pages stay. */
-static void repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_source)
+static void repack_one(wisp_rp_weights *rw, wisp_threadpool *tp, const wisp_tensor **slot,
+                       bool keep_source)
 {
     const wisp_tensor *t = *slot;
     const size_t room = copy_bytes(t);
@@ -220,7 +262,7 @@ static void repack_one(wisp_rp_weights *rw, const wisp_tensor **slot, bool keep_
     const size_t bytes = wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1];
     char *buf = rw->arena + rw->used;
     rw->used += room;
-    wisp_rp_pack(t->type, t->ne[0], t->ne[1], t->data, buf);
+    wisp_rp_pack_pool(tp, t->type, t->ne[0], t->ne[1], t->data, buf);
     if (!keep_source) {
         hand_back(t->data, bytes);
         rw->replaced[rw->n_replaced++] = t->data;
@@ -247,8 +289,8 @@ static void layer_slots(wisp_layer_weights *L, const wisp_tensor **slots[RP_PER_
 }
 
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
-                           int layer_end, const wisp_tensor **out_head, wisp_rp_weights **out,
-                           wisp_err *err)
+                           int layer_end, const wisp_tensor **out_head, wisp_threadpool *tp,
+                           wisp_rp_weights **out, wisp_err *err)
 {
     *out = NULL;
     const double t0 = now_ms();
@@ -290,10 +332,10 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
         const wisp_tensor **slots[RP_PER_LAYER];
         layer_slots(&rw->layers[l], slots);
         for (int i = 0; i < RP_PER_LAYER; i++)
-            repack_one(rw, slots[i], false);
+            repack_one(rw, tp, slots[i], false);
     }
     if (out_head)
-        repack_one(rw, out_head, *out_head == w->tok_embd);
+        repack_one(rw, tp, out_head, *out_head == w->tok_embd);
     rw->ms = now_ms() - t0;
     *out = rw;
     return 0;

@@ -71,6 +71,7 @@
 
 #include "common/err.h"
 #include "engine/cpu/cpu_types.h"
+#include "engine/cpu/threadpool.h"
 #include "model/model.h"
 
 #define WISP_RP_TYPE_FLAG 0x10000
@@ -156,6 +157,10 @@ static inline int wisp_rp_group_rows(int type)
  * type, n_in a multiple of its block) from src (the file's layout) into dst
  * (the same size) and copies the rows past them. */
 void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *dst);
+/* The same, its groups split over the pool's threads (NULL: the caller
+ * alone); the bytes are wisp_rp_pack's. */
+void wisp_rp_pack_pool(wisp_threadpool *tp, int type, int64_t n_in, int64_t n_out, const void *src,
+                       void *dst);
 
 /* Whether repacking is on: the environment's WISP_REPACK=0 turns it off. */
 bool wisp_rp_enabled(void);
@@ -168,14 +173,15 @@ typedef struct wisp_rp_weights wisp_rp_weights;
 /* Repacks the projection weights of layers [layer_begin, layer_end) and,
  * when out_head is set, the output head *out_head (replaced by the copy;
  * a tied token_embd stays in place for the embedding lookups), one tensor
- * at a time into one arena (on transparent huge pages where the kernel
+ * at a time, each split over tp's threads (NULL: the caller alone), into
+ * one arena (on transparent huge pages where the kernel
  * offers them on request): each source range is handed back to the kernel
  * after it is copied (MADV_PAGEOUT, where there is one), so the resident
  * memory grows by about one tensor beyond the copies. Returns 0 with *out set (NULL when
  * nothing was repacked), or <0 with err set and nothing allocated. */
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
-                           int layer_end, const wisp_tensor **out_head, wisp_rp_weights **out,
-                           wisp_err *err);
+                           int layer_end, const wisp_tensor **out_head, wisp_threadpool *tp,
+                           wisp_rp_weights **out, wisp_err *err);
 /* The weights to compute with (valid until wisp_rp_weights_free). */
 const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw);
 /* Whether data is the model's bytes of a tensor that has a copy here and
