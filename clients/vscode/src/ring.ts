@@ -92,14 +92,21 @@ export class RingBuffer {
         return true;
     }
 
-    // Drops held chunks that repeat the lines around the cursor.
-    evictSimilar(cursorLines: string[]): void {
-        for (let i = this.chunks.length - 1; i >= 0; i--) {
-            if (chunkSimilarity(this.chunks[i].lines, cursorLines) > SIMILAR_CURSOR) {
-                this.chunks.splice(i, 1);
-                this.evicted++;
+    // Drops chunks that repeat the lines around the cursor. Queued chunks
+    // go too, or the next update would bring such a copy straight back.
+    // Returns the number dropped.
+    evictSimilar(cursorLines: string[]): number {
+        let n = 0;
+        for (const list of [this.chunks, this.queued]) {
+            for (let i = list.length - 1; i >= 0; i--) {
+                if (chunkSimilarity(list[i].lines, cursorLines) > SIMILAR_CURSOR) {
+                    list.splice(i, 1);
+                    n++;
+                }
             }
         }
+        this.evicted += n;
+        return n;
     }
 
     // The ring as infill's input_extra, oldest first (arrival order), so

@@ -57,6 +57,14 @@ test("queue and ring are bounded FIFOs; chunks near the cursor are evicted", () 
     assert.deepEqual(r.extra().map(c => c.filename), ["c.py", "d.py"], "ring keeps the newest, oldest first");
     r.evictSimilar([...lines(5, "c").slice(0, 3), "x", "y"]);   // 3 of 5 shared: 0.6 > 0.5
     assert.deepEqual(r.extra().map(c => c.filename), ["d.py"]);
+    // a queued copy of the cursor's code goes too, or the next update
+    // would bring it back into the ring
+    r.pick(lines(5, "e"), "e.py", true);
+    r.pick(lines(5, "f"), "f.py", true);
+    assert.equal(r.evictSimilar(lines(5, "e")), 1);
+    assert.deepEqual(r.queued.map(c => c.filename), ["f.py"]);
+    while (r.update()) { /* drain */ }
+    assert.deepEqual(r.extra().map(c => c.filename), ["d.py", "f.py"]);
     const off = new RingBuffer({ nChunks: 0, chunkSize: 64, maxQueued: 2 });
     off.pick(lines(5, "a"), "a.py", true);
     assert.equal(off.queued.length, 0, "nChunks 0 turns extra context off");
