@@ -118,6 +118,64 @@ TEST(layout_round_trip)
         }
 }
 
+/* The repacked copy p of w (type, n_in x n_out) against the file layout at
+ * the active level, nt tokens of random activations, on 1 and 2 threads,
+ * and every 5th token of the batch alone. Returns the mismatches and
+ * reports the first few (*reported counts them across calls). */
+static int compare_layouts(int type, int64_t n_in, int64_t n_out, void *w, void *p, int64_t nt,
+                           int *reported)
+{
+    const wisp_tensor tw = {.name = "w",
+                            .type = type,
+                            .n_dims = 2,
+                            .ne = {n_in, n_out, 1, 1},
+                            .data = w};
+    wisp_tensor tp = tw;
+    tp.type = type | WISP_RP_TYPE_FLAG;
+    tp.data = p;
+    const char *lv = wisp_cpu_simd_name(wisp_cpu_simd_active());
+    float *x = malloc(sizeof(float) * (size_t)(n_in * nt));
+    float *want = malloc(sizeof(float) * (size_t)(n_out * nt));
+    float *got = malloc(sizeof(float) * (size_t)(n_out * nt));
+    float *one = malloc(sizeof(float) * (size_t)n_out);
+    REQUIRE(x && want && got && one);
+    for (int64_t i = 0; i < n_in * nt; i++)
+        x[i] = rng_f(-2.f, 2.f) * (rng_u64() % 29 == 0 ? 8.f : 1.f);
+    int fails = 0;
+    run(&tw, x, nt, 1, want);
+    for (int th = 1; th <= 2; th++) {
+        for (int64_t i = 0; i < n_out * nt; i++)
+            got[i] = NAN;
+        run(&tp, x, nt, th, got);
+        if (memcmp(got, want, sizeof(float) * (size_t)(n_out * nt)) != 0) {
+            fails++;
+            int64_t i = 0;
+            while (got[i] == want[i])
+                i++;
+            if ((*reported)++ < 5)
+                fprintf(stderr,
+                        "  %s %s %lld x %lld, %lld tokens, %d threads: [%lld] repacked %.9g, "
+                        "file layout %.9g\n",
+                        wisp_type_name(type), lv, (long long)n_in, (long long)n_out, (long long)nt,
+                        th, (long long)i, got[i], want[i]);
+        }
+    }
+    for (int64_t t = 0; t < nt && nt > 1; t += 5) {
+        run(&tp, x + t * n_in, 1, 1, one);
+        if (memcmp(one, got + t * n_out, sizeof(float) * (size_t)n_out) != 0) {
+            fails++;
+            if ((*reported)++ < 5)
+                fprintf(stderr, "  %s %s: token %lld alone differs from its batch of %lld\n",
+                        wisp_type_name(type), lv, (long long)t, (long long)nt);
+        }
+    }
+    free(x);
+    free(want);
+    free(got);
+    free(one);
+    return fails;
+}
+
 /* Repacked = file layout, bit for bit, at every level; a batch = each of
  * its tokens alone. */
 TEST(repacked_equals_file_layout)
@@ -125,7 +183,7 @@ TEST(repacked_equals_file_layout)
     static const int64_t blocks[] = {3, 5, 8, 9, 37, 88};
     static const int64_t outs[] = {8, 37, 69};
     static const int64_t toks[] = {1, 3, 6, 13, 17};
-    int fails = 0;
+    int fails = 0, reported = 0;
     for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
         REQUIRE(wisp_cpu_simd_force((wisp_simd_level)lv) == (wisp_simd_level)lv);
         for (size_t ti = 0; ti < 2; ti++)
@@ -135,54 +193,8 @@ TEST(repacked_equals_file_layout)
                     const int64_t n_in = 32 * blocks[bi], n_out = outs[oi];
                     void *w = make_weights(type, n_in, n_out);
                     void *p = repacked_copy(type, n_in, n_out, w);
-                    const wisp_tensor tw = {.name = "w",
-                                            .type = type,
-                                            .n_dims = 2,
-                                            .ne = {n_in, n_out, 1, 1},
-                                            .data = w};
-                    wisp_tensor tp = tw;
-                    tp.type = type | WISP_RP_TYPE_FLAG;
-                    tp.data = p;
-                    for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++) {
-                        const int64_t nt = toks[ki];
-                        float *x = malloc(sizeof(float) * (size_t)(n_in * nt));
-                        float *want = malloc(sizeof(float) * (size_t)(n_out * nt));
-                        float *got = malloc(sizeof(float) * (size_t)(n_out * nt));
-                        float *one = malloc(sizeof(float) * (size_t)n_out);
-                        REQUIRE(x && want && got && one);
-                        for (int64_t i = 0; i < n_in * nt; i++)
-                            x[i] = rng_f(-2.f, 2.f) * (rng_u64() % 29 == 0 ? 8.f : 1.f);
-                        run(&tw, x, nt, 1, want);
-                        for (int th = 1; th <= 2; th++) {
-                            for (int64_t i = 0; i < n_out * nt; i++)
-                                got[i] = NAN;
-                            run(&tp, x, nt, th, got);
-                            if (memcmp(got, want, sizeof(float) * (size_t)(n_out * nt)) != 0 &&
-                                fails++ < 5) {
-                                int64_t i = 0;
-                                while (got[i] == want[i])
-                                    i++;
-                                fprintf(stderr,
-                                        "  %s %s %lld x %lld, %lld tokens, %d threads: [%lld] "
-                                        "repacked %.9g, file layout %.9g\n",
-                                        type == WISP_TYPE_Q4_0 ? "Q4_0" : "Q8_0",
-                                        wisp_cpu_simd_name((wisp_simd_level)lv), (long long)n_in,
-                                        (long long)n_out, (long long)nt, th, (long long)i, got[i],
-                                        want[i]);
-                            }
-                        }
-                        for (int64_t t = 0; t < nt && nt > 1; t += 5) {
-                            run(&tp, x + t * n_in, 1, 1, one);
-                            if (memcmp(one, got + t * n_out, sizeof(float) * (size_t)n_out) &&
-                                fails++ < 5)
-                                fprintf(stderr, "  token %lld alone differs from its batch\n",
-                                        (long long)t);
-                        }
-                        free(x);
-                        free(want);
-                        free(got);
-                        free(one);
-                    }
+                    for (size_t ki = 0; ki < sizeof(toks) / sizeof(toks[0]); ki++)
+                        fails += compare_layouts(type, n_in, n_out, w, p, toks[ki], &reported);
                     free(w);
                     free(p);
                 }
@@ -226,68 +238,22 @@ TEST(k_quants_repacked_equal_file_layout)
     static const int types[] = {WISP_TYPE_Q4_K, WISP_TYPE_Q5_K, WISP_TYPE_Q6_K};
     static const int64_t sbs[] = {1, 2, 5};
     static const int64_t outs[] = {16, 37, 69};
-    int fails = 0;
+    int fails = 0, reported = 0;
     for (size_t ti = 0; ti < sizeof(types) / sizeof(types[0]); ti++) {
         const int type = types[ti];
-        const char *tn = wisp_type_name(type);
         int checked = 0;
         for (size_t bi = 0; bi < sizeof(sbs) / sizeof(sbs[0]); bi++)
             for (size_t oi = 0; oi < sizeof(outs) / sizeof(outs[0]); oi++) {
                 const int64_t n_in = WISP_QK_K * sbs[bi], n_out = outs[oi];
                 void *w = make_k(type, n_in, n_out);
                 void *p = repacked_copy(type, n_in, n_out, w);
-                const wisp_tensor tw = {.name = "w",
-                                        .type = type,
-                                        .n_dims = 2,
-                                        .ne = {n_in, n_out, 1, 1},
-                                        .data = w};
-                wisp_tensor tp = tw;
-                tp.type = type | WISP_RP_TYPE_FLAG;
-                tp.data = p;
-                for (int64_t nt = 1; nt <= 40; nt++) {
-                    float *x = malloc(sizeof(float) * (size_t)(n_in * nt));
-                    float *want = malloc(sizeof(float) * (size_t)(n_out * nt));
-                    float *got = malloc(sizeof(float) * (size_t)(n_out * nt));
-                    float *one = malloc(sizeof(float) * (size_t)n_out);
-                    REQUIRE(x && want && got && one);
-                    for (int64_t i = 0; i < n_in * nt; i++)
-                        x[i] = rng_f(-2.f, 2.f) * (rng_u64() % 29 == 0 ? 8.f : 1.f);
-                    for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
-                        REQUIRE(wisp_cpu_simd_force((wisp_simd_level)lv) == (wisp_simd_level)lv);
-                        /* the engine repacks only where the level has a kernel */
-                        if (!wisp_cpu_rp_get(type))
-                            continue;
-                        run(&tw, x, nt, 1, want);
-                        for (int th = 1; th <= 2; th++) {
-                            for (int64_t i = 0; i < n_out * nt; i++)
-                                got[i] = NAN;
-                            run(&tp, x, nt, th, got);
-                            checked++;
-                            if (memcmp(got, want, sizeof(float) * (size_t)(n_out * nt)) != 0 &&
-                                fails++ < 5) {
-                                int64_t i = 0;
-                                while (got[i] == want[i])
-                                    i++;
-                                fprintf(stderr,
-                                        "  %s %s %lld x %lld, %lld tokens, %d threads: [%lld] "
-                                        "repacked %.9g, file layout %.9g\n",
-                                        tn, wisp_cpu_simd_name((wisp_simd_level)lv),
-                                        (long long)n_in, (long long)n_out, (long long)nt, th,
-                                        (long long)i, got[i], want[i]);
-                            }
-                        }
-                        for (int64_t t = 0; t < nt && nt > 1; t += 7) {
-                            run(&tp, x + t * n_in, 1, 1, one);
-                            if (memcmp(one, got + t * n_out, sizeof(float) * (size_t)n_out) &&
-                                fails++ < 5)
-                                fprintf(stderr, "  %s token %lld alone differs from its batch\n",
-                                        tn, (long long)t);
-                        }
-                    }
-                    free(x);
-                    free(want);
-                    free(got);
-                    free(one);
+                for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
+                    REQUIRE(wisp_cpu_simd_force((wisp_simd_level)lv) == (wisp_simd_level)lv);
+                    /* the engine repacks only where the level has a kernel */
+                    if (!wisp_cpu_rp_get(type))
+                        continue;
+                    for (int64_t nt = 1; nt <= 40; nt++, checked++)
+                        fails += compare_layouts(type, n_in, n_out, w, p, nt, &reported);
                 }
                 free(w);
                 free(p);
