@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "common/fp16.h"
+#include "dequant_ref.h"
 #include "engine/cpu/amx.h"
 #include "engine/cpu/cpu_types.h"
 #include "engine/cpu/matmul.h"
@@ -747,116 +748,19 @@ TEST(vec_helpers)
     }
 }
 
-/* ------------------------------------------------------------------------
- * The K-quant bit layouts, a second time: these dequantizers follow the
- * published loop structure of ggml's dequantize_row_q*_K (pointer walks,
- * shifts and masks in its order), independently of the unpacking the
- * kernels share, and must agree with the kernels' dequantizers exactly. */
-
-static void ggml_style_q2_K(const wisp_block_q2_K *x, float *y)
-{
-    const float d = wisp_half_to_float(x->d), min = wisp_half_to_float(x->dmin);
-    const uint8_t *q = x->qs;
-    int is = 0;
-    for (int n = 0; n < 256; n += 128) {
-        int shift = 0;
-        for (int j = 0; j < 4; ++j) {
-            uint8_t sc = x->scales[is++];
-            float dl = d * (sc & 0xF), ml = min * (sc >> 4);
-            for (int l = 0; l < 16; ++l)
-                *y++ = dl * ((int8_t)((q[l] >> shift) & 3)) - ml;
-            sc = x->scales[is++];
-            dl = d * (sc & 0xF), ml = min * (sc >> 4);
-            for (int l = 0; l < 16; ++l)
-                *y++ = dl * ((int8_t)((q[l + 16] >> shift) & 3)) - ml;
-            shift += 2;
-        }
-        q += 32;
-    }
-}
-
-static void ggml_style_q3_K(const wisp_block_q3_K *x, float *y)
-{
-    const uint32_t kmask1 = 0x03030303, kmask2 = 0x0f0f0f0f;
-    uint32_t aux[4];
-    memcpy(aux, x->scales, 12);
-    uint32_t tmp = aux[2];
-    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
-    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
-    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
-    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
-    int8_t scales[16];
-    memcpy(scales, aux, 16);
-    const float d_all = wisp_half_to_float(x->d);
-    const uint8_t *q = x->qs, *hm = x->hmask;
-    uint8_t m = 1;
-    int is = 0;
-    for (int n = 0; n < 256; n += 128) {
-        int shift = 0;
-        for (int j = 0; j < 4; ++j) {
-            float dl = d_all * (scales[is++] - 32);
-            for (int l = 0; l < 16; ++l)
-                *y++ = dl * ((int8_t)((q[l + 0] >> shift) & 3) - ((hm[l + 0] & m) ? 0 : 4));
-            dl = d_all * (scales[is++] - 32);
-            for (int l = 0; l < 16; ++l)
-                *y++ = dl * ((int8_t)((q[l + 16] >> shift) & 3) - ((hm[l + 16] & m) ? 0 : 4));
-            shift += 2;
-            m <<= 1;
-        }
-        q += 32;
-    }
-}
-
-static void ggml_style_q45_K(const uint8_t *scales, const uint8_t *ql, const uint8_t *qh, float d,
-                             float min, float *y)
-{
-    int is = 0;
-    uint8_t u1 = 1, u2 = 2;
-    for (int j = 0; j < 256; j += 64) {
-        uint8_t sc, m;
-        wisp_get_scale_min_k4(is + 0, scales, &sc, &m);
-        const float d1 = d * sc, m1 = min * m;
-        wisp_get_scale_min_k4(is + 1, scales, &sc, &m);
-        const float d2 = d * sc, m2 = min * m;
-        for (int l = 0; l < 32; ++l)
-            *y++ = d1 * ((ql[l] & 0xF) + (qh && (qh[l] & u1) ? 16 : 0)) - m1;
-        for (int l = 0; l < 32; ++l)
-            *y++ = d2 * ((ql[l] >> 4) + (qh && (qh[l] & u2) ? 16 : 0)) - m2;
-        ql += 32;
-        is += 2;
-        u1 <<= 2;
-        u2 <<= 2;
-    }
-}
-
-static void ggml_style_q6_K(const wisp_block_q6_K *x, float *y)
-{
-    const float d = wisp_half_to_float(x->d);
-    const uint8_t *ql = x->ql, *qh = x->qh;
-    const int8_t *sc = x->scales;
-    for (int n = 0; n < 256; n += 128) {
-        for (int l = 0; l < 32; ++l) {
-            int is = l / 16;
-            const int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-            const int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-            const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-            const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-            y[l + 0] = d * sc[is + 0] * q1;
-            y[l + 32] = d * sc[is + 2] * q2;
-            y[l + 64] = d * sc[is + 4] * q3;
-            y[l + 96] = d * sc[is + 6] * q4;
-        }
-        y += 128;
-        ql += 64;
-        qh += 32;
-        sc += 8;
-    }
-}
-
+/* The K-quant bit layouts, a second time: the CPU kernels' dequantizers
+ * against the independent reference of dequant_ref.h (ggml's loop
+ * structure, none of the unpacking the kernels share), exactly. */
 TEST(kquant_layouts_match_ggml_loops)
 {
     static const int types[] = {WISP_TYPE_Q2_K, WISP_TYPE_Q3_K, WISP_TYPE_Q4_K, WISP_TYPE_Q5_K,
                                 WISP_TYPE_Q6_K};
+    static void (*const REF[WISP_TYPE_COUNT])(const void *,
+                                              float *) = {[WISP_TYPE_Q2_K] = ref_q2_K,
+                                                          [WISP_TYPE_Q3_K] = ref_q3_K,
+                                                          [WISP_TYPE_Q4_K] = ref_q4_K,
+                                                          [WISP_TYPE_Q5_K] = ref_q5_K,
+                                                          [WISP_TYPE_Q6_K] = ref_q6_K};
     enum {
         NB = 7
     };
@@ -871,25 +775,12 @@ TEST(kquant_layouts_match_ggml_loops)
         for (int b = 0; b < NB; b++) {
             const void *blk = w + (size_t)b * bb;
             float *o = want + 256 * b;
-            if (type == WISP_TYPE_Q2_K)
-                ggml_style_q2_K(blk, o);
-            else if (type == WISP_TYPE_Q3_K)
-                ggml_style_q3_K(blk, o);
-            else if (type == WISP_TYPE_Q4_K) {
-                const wisp_block_q4_K *x = blk;
-                ggml_style_q45_K(x->scales, x->qs, NULL, wisp_half_to_float(x->d),
-                                 wisp_half_to_float(x->dmin), o);
-            } else if (type == WISP_TYPE_Q5_K) {
-                const wisp_block_q5_K *x = blk;
-                ggml_style_q45_K(x->scales, x->qs, x->qh, wisp_half_to_float(x->d),
-                                 wisp_half_to_float(x->dmin), o);
-            } else
-                ggml_style_q6_K(blk, o);
+            REF[type](blk, o);
         }
         int bad = 0;
         for (int i = 0; i < 256 * NB; i++)
             if (!(fabsf(got[i] - want[i]) <= 1e-6f * (1.f + fabsf(want[i]))) && bad++ < 3)
-                fprintf(stderr, "  %s element %d: %g vs ggml-style %g\n", type_name(type), i,
+                fprintf(stderr, "  %s element %d: %g vs the reference %g\n", type_name(type), i,
                         got[i], want[i]);
         CHECK_EQ_INT(bad, 0);
         free(w);
