@@ -17,6 +17,7 @@
 #include "engine/cpu/quants_x86_k.h"
 #include "engine/cpu/quants_x86_kmr.h"
 #include "engine/cpu/quants_x86_kpanel.h"
+#include "engine/cpu/quants_x86_rp.h"
 
 const wisp_cpu_kernels wisp_cpu_kernels_avx512[WISP_TYPE_COUNT] = {WISP_X86_KERNEL_ROWS};
 
