@@ -149,6 +149,29 @@ AI __m512i dpbusd_bcast(__m512i acc, __m512i w, const void *p)
     return acc;
 }
 
+/* One token's end of a super-block, lanes = rows: the corrections
+ * (int16 pairs against the token's block sums) and the float work of
+ * kdot_block, folded into acc or kept apart in accm. */
+AI void kpanel_end(const __m512i corr[8], __m512 d, __m512 cm, const wisp_block_q8_K *y, __m512i is,
+                   int fold, float *acc, float *accm)
+{
+    __m512i c = _mm512_setzero_si512();
+    _Pragma("GCC unroll 8")
+    for (int m = 0; m < 8; m++)
+        c = _mm512_dpwssd_epi32(c, corr[m], bcast32(y->bsums + 2 * m));
+    const __m512 yd = _mm512_set1_ps(y->d);
+    if (fold) {
+        _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_mul_ps(yd, d),
+                                             _mm512_cvtepi32_ps(_mm512_sub_epi32(is, c)),
+                                             _mm512_load_ps(acc)));
+    } else {
+        _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_mul_ps(yd, d), _mm512_cvtepi32_ps(is),
+                                             _mm512_load_ps(acc)));
+        _mm512_store_ps(accm, _mm512_fmadd_ps(_mm512_mul_ps(yd, cm), _mm512_cvtepi32_ps(c),
+                                              _mm512_load_ps(accm)));
+    }
+}
+
 /* T tokens (1 <= T <= 8; y[t] their Q8_K blocks of this super-block)
  * against the panel; acc / accm hold 16 floats (the rows) per token. */
 AI void kpanel_tokens(const kpanel *P, const wisp_block_q8_K *const *y, const int T, int span,
@@ -178,25 +201,8 @@ AI void kpanel_tokens(const kpanel *P, const wisp_block_q8_K *const *y, const in
                            : _mm512_add_epi32(is[t], _mm512_mullo_epi32(pt[t], s));
     }
     _Pragma("GCC unroll 8")
-    for (int t = 0; t < T; t++) {
-        __m512i c = _mm512_setzero_si512();
-        _Pragma("GCC unroll 8")
-        for (int m = 0; m < 8; m++)
-            c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y[t]->bsums + 2 * m));
-        const __m512 yd = _mm512_set1_ps(y[t]->d);
-        float *a = acc + 16 * t;
-        if (fold) {
-            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d),
-                                               _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], c)),
-                                               _mm512_load_ps(a)));
-        } else {
-            float *am = accm + 16 * t;
-            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
-                                               _mm512_load_ps(a)));
-            _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
-                                                _mm512_load_ps(am)));
-        }
-    }
+    for (int t = 0; t < T; t++)
+        kpanel_end(P->corr, P->d, P->cm, y[t], is[t], fold, acc + 16 * t, accm + 16 * t);
 }
 
 /* The panel product for nr <= 16 rows and nt <= KPANEL_TOKS tokens.
@@ -447,24 +453,8 @@ AI void krp_tokens(const char *b, size_t sb, const krp *P, const wisp_block_q8_K
         }
     }
     _Pragma("GCC unroll 8")
-    for (int t = 0; t < T; t++) {
-        __m512i c = _mm512_setzero_si512();
-        _Pragma("GCC unroll 8")
-        for (int m = 0; m < 8; m++)
-            c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y[t]->bsums + 2 * m));
-        const __m512 yd = _mm512_set1_ps(y[t]->d);
-        float *a = acc + 16 * t, *am = accm + 16 * t;
-        if (fold) {
-            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d),
-                                               _mm512_cvtepi32_ps(_mm512_sub_epi32(is[t], c)),
-                                               _mm512_load_ps(a)));
-        } else {
-            _mm512_store_ps(a, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->d), _mm512_cvtepi32_ps(is[t]),
-                                               _mm512_load_ps(a)));
-            _mm512_store_ps(am, _mm512_fmadd_ps(_mm512_mul_ps(yd, P->cm), _mm512_cvtepi32_ps(c),
-                                                _mm512_load_ps(am)));
-        }
-    }
+    for (int t = 0; t < T; t++)
+        kpanel_end(P->corr, P->d, P->cm, y[t], is[t], fold, acc + 16 * t, accm + 16 * t);
 }
 
 /* Q6_K against one token. A qh vector serves the 4 parts of its half and
@@ -505,13 +495,7 @@ AI void krp6_one(const char *b, const krp *P, const wisp_block_q8_K *y, float *a
         for (int p = 0; p < 4; p++)
             is = _mm512_add_epi32(is, _mm512_mullo_epi32(pt[p], P->sc[8 * h + 2 * p + q]));
     }
-    __m512i c = _mm512_setzero_si512();
-    _Pragma("GCC unroll 8")
-    for (int m = 0; m < 8; m++)
-        c = _mm512_dpwssd_epi32(c, P->corr[m], bcast32(y->bsums + 2 * m));
-    _mm512_store_ps(acc, _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(y->d), P->d),
-                                         _mm512_cvtepi32_ps(_mm512_sub_epi32(is, c)),
-                                         _mm512_load_ps(acc)));
+    kpanel_end(P->corr, P->d, P->cm, y, is, 1, acc, NULL);
 }
 
 /* The panel of a repacked super-block: its group vectors once, for
