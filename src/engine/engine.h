@@ -50,6 +50,13 @@ typedef struct wisp_engine_opts {
     /* CPU: keep Q4_0 / Q8_0 weights in the file's layout instead of
      * repacking them at load (cpu/repack.h); also WISP_REPACK=0. */
     bool no_repack;
+    /* CPU: compute F16 and BF16 weights in BF16 (cpu/repack.h): F16
+     * weights rounded to BF16 once at load, activations rounded to BF16,
+     * products through AVX512-BF16 dot products, about twice the prefill
+     * rate at 3 fewer significand bits. Lossy, hence off by default; taken
+     * only where the CPU has AVX512-BF16 and the weights are repacked
+     * (stats' bf16_tensors says how many tensors it applied to). */
+    bool f16_as_bf16;
 } wisp_engine_opts;
 
 typedef struct wisp_batch_seq {
@@ -101,6 +108,8 @@ typedef struct wisp_engine_stats {
     uint64_t weights_streamed_bytes;
     double weights_copy_ms;
     double weights_wait_ms;
+    /* Weight tensors computed in BF16 (opts.f16_as_bf16), over all stages. */
+    int bf16_tensors;
     /* One entry per engine of a chain (engine/stages.h); 0 for an engine
      * that runs the whole model alone. */
     int n_stages;
