@@ -32,7 +32,7 @@ ARCH     ?= x86-64-v2
 NATIVE   ?= 0
 
 # The instructions every file may use. Vector code beyond them lives only in
-# the _avx2 / _avx512 / _amx files below, which the CPU engine calls after
+# the _avx2 / _avx512 / _avx512bf16 / _amx files below, which the CPU engine calls after
 # checking the CPU has what their flags allow, so the binary runs on any
 # CPU of the baseline (WISP_SIMD=scalar is then the baseline's own code).
 # Contraction stays off everywhere: the scalar and lane-wise code is written
@@ -87,6 +87,7 @@ LDLIBS  := -ljansson -lev -lcurl -lpcre2-8 -lutf8proc -ledit -lxxhash -lpthread 
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 ISA_AMX    := $(ISA_AVX512) -mamx-tile -mamx-int8
+ISA_AVX512BF16 := $(ISA_AVX512) -mavx512bf16
 
 SRC_ALL  := $(shell find src -name '*.c' | sort)
 # rope_table.c, range.c and layer_image.c are host arithmetic with no CUDA
@@ -154,6 +155,10 @@ $(OBJ)/%_avx512.o: %_avx512.c
 $(OBJ)/%_amx.o: %_amx.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_AMX) -c -o $@ $<
+
+$(OBJ)/%_avx512bf16.o: %_avx512bf16.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVX512BF16) -c -o $@ $<
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -230,6 +235,9 @@ $(FUZZ_OBJ)/%_avx512.o: %_avx512.c
 $(FUZZ_OBJ)/%_amx.o: %_amx.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_KERNEL_CFLAGS) $(ISA_AMX) -c -o $@ $<
+$(FUZZ_OBJ)/%_avx512bf16.o: %_avx512bf16.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_KERNEL_CFLAGS) $(ISA_AVX512BF16) -c -o $@ $<
 
 # Kept between runs: make would otherwise delete them as intermediates.
 .SECONDARY: $(FUZZ_LIB_OBJ)

@@ -1,13 +1,15 @@
 /*
  * kbench.c - microbenchmark of the CPU matmul kernels.
  *
- *   kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] [-m SECONDS] [-r 0|1] [SHAPES]
+ *   kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] [-m SECONDS] [-r 0|1|2] [SHAPES]
  *     TYPES    comma list of weight types (default Q8_0,Q4_0,Q4_K,Q6_K,F16)
  *     LEVELS   comma list of scalar,avx2,avx512 (default: the best level)
  *     TOKS     comma list of token counts (default 1,128)
  *     THREADS  comma list of thread counts (default 1,2)
- *     -r 1     Q4_0 / Q8_0 / Q4_K weights repacked into interleaved rows, as the
- *              engine does at load (repack.h); -r 0 (default) the file layout
+ *     -r 1     Q4_0 / Q8_0 / K-quant weights repacked into interleaved rows, as the
+ *              engine does at load (repack.h); -r 2 also F16 / BF16 weights into
+ *              the BF16 layout (bf16dot.h, f16_as_bf16); -r 0 (default) the file
+ *              layout
  *     SHAPES   n_in x n_out, e.g. 2048x2048 1536x8960 (default both)
  *
  * Prints, per case, the best time per call over short batches, GFLOP/s (2 * n_in * n_out * n_tok)
@@ -99,7 +101,7 @@ int main(int argc, char **argv)
             continue;
         } else {
             fprintf(stderr, "usage: kbench [-t TYPES] [-s LEVELS] [-n TOKS] [-T THREADS] "
-                            "[-m SECONDS] [-r 0|1] [NINxNOUT ...]\n");
+                            "[-m SECONDS] [-r 0|1|2] [NINxNOUT ...]\n");
             return 2;
         }
         if (i + 1 >= argc)
@@ -158,6 +160,12 @@ int main(int argc, char **argv)
                 wisp_rp_pack(type, n_in, n_out, w, packed);
                 t.type |= WISP_RP_TYPE_FLAG;
                 t.data = packed;
+            } else if (repack == 2 && (type == WISP_TYPE_F16 || type == WISP_TYPE_BF16)) {
+                if (!(packed = malloc(wbytes)))
+                    return 1;
+                wisp_rp_pack_bf16(type, n_in, n_out, w, packed);
+                t.type = WISP_TYPE_BF16 | WISP_RP_TYPE_FLAG;
+                t.data = packed;
             }
             for (int li = 0; li < n_lvl; li++) {
                 int lv = -1;
@@ -168,7 +176,7 @@ int main(int argc, char **argv)
                     fprintf(stderr, "kbench: level %s not available\n", lvl_l[li]);
                     continue;
                 }
-                if (packed && !wisp_cpu_rp_get(type)) {
+                if (packed && !wisp_cpu_rp_get(wisp_rp_base_type(t.type))) {
                     fprintf(stderr, "kbench: %s has no repacked kernel at level %s\n",
                             TYPES[tix].name, lvl_l[li]);
                     continue;

@@ -13,10 +13,12 @@
  * what it replaces and what it shares; a whole engine gives the same
  * logits with and without repacking (no_repack), prefill and decode.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "common/fp16.h"
+#include "engine/cpu/bf16dot.h"
 #include "engine/cpu/cpu_types.h"
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/repack.h"
@@ -81,6 +83,7 @@ static void run(const wisp_tensor *t, const float *x, int64_t n_tok, int n_threa
 }
 
 static const int TYPES[] = {WISP_TYPE_Q4_0, WISP_TYPE_Q8_0};
+static const wisp_rp_what QUANTS = {.quants = true};
 
 /* Every block of every row comes back from the layout as it was. */
 TEST(layout_round_trip)
@@ -398,7 +401,7 @@ TEST(weights_copy_repacks_what_it_can)
     wisp_err err = {0};
     wisp_threadpool *tp = NULL;
     REQUIRE(wisp_threadpool_create(2, &tp, &err) == 0);
-    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, tp, &rw, &err) == 0);
+    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, QUANTS, tp, &rw, &err) == 0);
     wisp_threadpool_destroy(tp);
     REQUIRE(rw != NULL);
     const wisp_model_weights *cw = wisp_rp_weights_get(rw);
@@ -426,7 +429,7 @@ TEST(weights_copy_repacks_what_it_can)
     /* nothing to repack: no copy */
     L.wq = L.wo = L.w_up = L.w_down = &f32;
     head = &vec;
-    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, NULL, &rw, &err) == 0);
+    REQUIRE(wisp_rp_weights_create(&w, 1, 0, 1, &head, QUANTS, NULL, &rw, &err) == 0);
     CHECK(rw == NULL);
 }
 
@@ -487,5 +490,232 @@ TEST(engine_logits_equal_with_and_without_repack)
         free(logits[0]);
         free(logits[1]);
         wisp_model_close(m);
+    }
+}
+
+/* ------------------------------------------------------------ BF16 */
+
+/* Random F16 (or BF16) weights, in [-1, 1] with some exact zeros. */
+static uint16_t *make_16bit(int type, int64_t n_in, int64_t n_out)
+{
+    uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(n_in * n_out));
+    REQUIRE(w);
+    for (int64_t i = 0; i < n_in * n_out; i++) {
+        const float f = rng_u64() % 16 == 0 ? 0.0f : rng_f(-1.0f, 1.0f);
+        w[i] = type == WISP_TYPE_F16 ? wisp_float_to_half(f) : wisp_float_to_bf16(f);
+    }
+    return w;
+}
+
+static float value16(int type, uint16_t h)
+{
+    return type == WISP_TYPE_F16 ? wisp_half_to_float(h) : wisp_bf16_to_float(h);
+}
+
+/* The layout holds every element, F16 rounded to nearest BF16, where
+ * repack.h says; packing over threads gives the same bytes. */
+TEST(bf16_layout_holds_every_element)
+{
+    static const int64_t shapes[][2] = {{2, 16}, {64, 17}, {98, 40}, {256, 48}};
+    static const int src_types[] = {WISP_TYPE_F16, WISP_TYPE_BF16};
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t si = 0; si < sizeof(shapes) / sizeof(shapes[0]); si++) {
+            const int st = src_types[ti];
+            const int64_t n = shapes[si][0], m = shapes[si][1], G = WISP_BF16_ROWS;
+            uint16_t *w = make_16bit(st, n, m);
+            const size_t bytes = sizeof(uint16_t) * (size_t)(n * m);
+            uint16_t *p = malloc(bytes), *q = malloc(bytes);
+            REQUIRE(p && q);
+            wisp_rp_pack_bf16(st, n, m, w, p);
+            int bad = 0;
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t i = 0; i < n; i++) {
+                    const uint16_t want = wisp_float_to_bf16(value16(st, w[r * n + i]));
+                    const size_t at =
+                        r < m / G * G ? (size_t)(r / G * G * n + (i / 2) * 32 + (r % G) * 2 + i % 2)
+                                      : (size_t)(r * n + i);
+                    bad += p[at] != want;
+                }
+            CHECK_EQ_INT(bad, 0);
+            for (int nt = 1; nt <= 3; nt++) {
+                wisp_threadpool *tp = NULL;
+                wisp_err err = {0};
+                REQUIRE(wisp_threadpool_create(nt, &tp, &err) == 0);
+                memset(q, 0xa5, bytes);
+                wisp_rp_pack_bf16_pool(tp, st, n, m, w, q);
+                CHECK(memcmp(p, q, bytes) == 0);
+                wisp_threadpool_destroy(tp);
+            }
+            free(w);
+            free(p);
+            free(q);
+        }
+}
+
+/* The AVX512-BF16 kernel gives the reference's bits, a token alone those
+ * of its batch, and both stay within BF16's rounding of the exact dot. */
+TEST(bf16_kernel_equals_reference)
+{
+    const wisp_rp_fn fast = wisp_bf16dot_at(WISP_SIMD_AVX512);
+    if (fast == wisp_bf16dot_ref)
+        fprintf(stderr, "  (no AVX512-BF16 here: only the reference is checked)\n");
+    static const int64_t ns[] = {2, 64, 130, 1024};
+    for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+        const int64_t n = ns[ni], ng = 11, m = ng * WISP_BF16_ROWS, nc = 29;
+        uint16_t *w = make_16bit(WISP_TYPE_F16, n, m), *p = malloc(sizeof(uint16_t) * n * m);
+        const size_t sa = sizeof(uint16_t) * (size_t)n + 6; /* rows not aligned */
+        char *a = malloc(sa * nc);
+        float *x = malloc(sizeof(float) * (size_t)(n * nc));
+        float *ref = malloc(sizeof(float) * (size_t)(m * nc)),
+              *got = malloc(sizeof(float) * m * nc);
+        REQUIRE(p && a && x && ref && got);
+        wisp_rp_pack_bf16(WISP_TYPE_F16, n, m, w, p);
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t i = 0; i < n; i++) {
+                x[c * n + i] = rng_u64() % 16 == 0 ? 0.0f : rng_f(-4.0f, 4.0f);
+                const uint16_t h = wisp_float_to_bf16(x[c * n + i]);
+                memcpy(a + (size_t)c * sa + 2 * (size_t)i, &h, 2);
+            }
+        const size_t sg = sizeof(uint16_t) * (size_t)(n * WISP_BF16_ROWS);
+        wisp_bf16dot_ref(n, p, sg, ng, a, sa, nc, ref, (size_t)m);
+        int far = 0;
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t r = 0; r < m; r++) {
+                double exact = 0, mag = 0;
+                for (int64_t i = 0; i < n; i++) {
+                    const double t = (double)wisp_half_to_float(w[r * n + i]) * x[c * n + i];
+                    exact += t;
+                    mag += fabs(t);
+                }
+                /* each factor within 2^-8 of itself (half a BF16 ulp), each sum
+                 * within 2^-24 */
+                const double bound = (1.0 / 128 + (double)n * 0x1p-23) * mag + 1e-30;
+                if (fabs(ref[c * m + r] - exact) > bound && far++ < 3)
+                    fprintf(stderr, "  n %lld row %lld tok %lld: %.9g, exact %.9g, bound %.3g\n",
+                            (long long)n, (long long)r, (long long)c, ref[c * m + r], exact, bound);
+            }
+        CHECK_EQ_INT(far, 0);
+        /* groups and tokens in every split the kernel has */
+        const int splits[][2] = {{ng, nc}, {1, 1}, {ng, 1}, {3, 13}, {2, 12}, {9, 2}};
+        for (size_t k = 0; k < sizeof(splits) / sizeof(splits[0]); k++) {
+            const int gs = splits[k][0], cs = splits[k][1];
+            memset(got, 0, sizeof(float) * (size_t)(m * nc));
+            for (int g = 0; g < ng; g += gs)
+                for (int c = 0; c < nc; c += cs)
+                    fast(n, (const char *)p + (size_t)g * sg, sg, ng - g < gs ? ng - g : gs,
+                         a + (size_t)c * sa, sa, nc - c < cs ? nc - c : cs,
+                         got + (size_t)c * m + (size_t)g * WISP_BF16_ROWS, (size_t)m);
+            CHECK(memcmp(ref, got, sizeof(float) * (size_t)(m * nc)) == 0);
+        }
+        free(w);
+        free(p);
+        free(a);
+        free(x);
+        free(ref);
+        free(got);
+    }
+}
+
+/* An F16 model computed in BF16: only where it pays, close to the exact
+ * logits, and a prompt's last row gives the bits of the same token decoded
+ * alone after the rest. */
+TEST(engine_f16_as_bf16)
+{
+    char path[512];
+    wisp_test_shared_path(path, sizeof path, "golden/syn-qwen2-dsc-f16.gguf");
+    wisp_model *m = NULL;
+    wisp_err err = {0};
+    REQUIRE(wisp_model_open(path, NULL, &m, &err) == 0 && m);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    int32_t toks[13];
+    for (int i = 0; i < 13; i++)
+        toks[i] = (int32_t)(rng_u64() % (uint64_t)V);
+    const int32_t table[2] = {0, 1};
+    float *lg = malloc(sizeof(float) * (size_t)V * 3);
+    REQUIRE(lg);
+    for (int run = 0; run < 2; run++) {
+        wisp_engine_opts o = {.n_threads = 2,
+                              .block_size = 8,
+                              .n_blocks = 4,
+                              .kv_type = WISP_KV_F16,
+                              .max_batch_tokens = 16,
+                              .max_seqs = 1,
+                              .f16_as_bf16 = run == 1};
+        wisp_engine *e = NULL;
+        REQUIRE(wisp_engine_cpu_create(m, &o, &e, &err) == 0 && e);
+        wisp_engine_stats st;
+        e->ops->get_stats(e->ctx, &st);
+        CHECK((st.bf16_tensors > 0) == (run == 1 && wisp_bf16dot_fast() && wisp_rp_enabled()));
+        /* run 0: the 13-token prompt at once; run 1: 12, then the 13th */
+        for (int step = 0; step < 1 + run; step++) {
+            const int n = run == 0 ? 13 : step ? 1 : 12;
+            wisp_batch_seq s = {.tokens = toks + 12 * step,
+                                .n_tokens = n,
+                                .pos0 = 12 * step,
+                                .block_table = table,
+                                .n_blocks = 2,
+                                .logits = lg + (size_t)(run + step) * V};
+            wisp_batch b = {.seqs = &s, .n_seqs = 1};
+            REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
+        }
+        if (run == 1 && st.bf16_tensors > 0) {
+            /* the 13-token prompt in BF16 too: its last row is the decode's */
+            wisp_batch_seq s = {.tokens = toks,
+                                .n_tokens = 13,
+                                .pos0 = 0,
+                                .block_table = table,
+                                .n_blocks = 2,
+                                .logits = lg + (size_t)V};
+            wisp_batch b = {.seqs = &s, .n_seqs = 1};
+            REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
+            CHECK(memcmp(lg + V, lg + 2 * (size_t)V, sizeof(float) * (size_t)V) == 0);
+        }
+        wisp_engine_destroy(e);
+    }
+    /* BF16's logits against the exact path's: within a few percent of
+     * their spread, and the same argmax */
+    float lo = lg[0], hi = lg[0], dmax = 0;
+    int a0 = 0, a1 = 0;
+    for (int v = 0; v < V; v++) {
+        lo = lg[v] < lo ? lg[v] : lo;
+        hi = lg[v] > hi ? lg[v] : hi;
+        const float d = fabsf(lg[v] - lg[2 * V + v]);
+        dmax = d > dmax ? d : dmax;
+        a0 = lg[v] > lg[a0] ? v : a0;
+        a1 = lg[2 * V + v] > lg[2 * V + a1] ? v : a1;
+    }
+    fprintf(stderr, "  bf16 vs f16 logits: max diff %.4g of a range %.4g\n", dmax, hi - lo);
+    CHECK(dmax <= 0.05f * (hi - lo));
+    CHECK_EQ_INT(a0, a1);
+    free(lg);
+    wisp_model_close(m);
+}
+
+/* Every level rounds activations to BF16 with the scalar conversion's bits:
+ * ties both ways, NaNs of both signs, infinities, denormals, random. */
+TEST(bf16_activations_round_as_the_reference)
+{
+    enum {
+        N = 4099
+    };
+    static float x[N];
+    static const uint32_t special[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u,
+                                       0xff800000u, 0x00000001u, 0x80007fffu, 0x3f808000u,
+                                       0x3f818000u, 0x3f80ffffu, 0x7f7fffffu, 0xff7fffffu,
+                                       0x00000000u, 0x80000000u, 0x3f7f8000u, 0x00018000u};
+    for (int i = 0; i < N; i++)
+        x[i] = i < 16
+                   ? wisp_f32_from_bits(special[i])
+                   : wisp_f32_from_bits((uint32_t)rng_u64() & (i % 3 ? 0xffffffffu : 0xc0ffffffu));
+    static uint16_t want[N], got[N];
+    for (int i = 0; i < N; i++)
+        want[i] = wisp_float_to_bf16(x[i]);
+    for (int lv = 0; lv <= (int)wisp_cpu_simd_max(); lv++) {
+        wisp_row_from_float_fn f =
+            wisp_cpu_kernels_at((wisp_simd_level)lv, WISP_TYPE_BF16)->from_float;
+        REQUIRE(f != NULL);
+        memset(got, 0, sizeof got);
+        f(x, got, N);
+        CHECK(memcmp(want, got, sizeof want) == 0);
     }
 }

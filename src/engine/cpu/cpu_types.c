@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "engine/cpu/bf16dot.h"
 #include "model/quant_blocks.h"
 
 typedef struct geom {
@@ -228,6 +229,10 @@ wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type)
                                                           wisp_cpu_rp_avx512};
     if (type < 0 || type >= WISP_TYPE_COUNT || (int)level < 0 || level >= WISP_SIMD_COUNT)
         return NULL;
+    /* BF16's layout computes in vdpbf16ps's arithmetic at every level
+     * (bf16dot.h), not in the BF16 dot's. */
+    if (type == WISP_TYPE_BF16)
+        return wisp_bf16dot_at(level);
     return RP[level][type];
 }
 

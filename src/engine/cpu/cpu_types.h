@@ -194,7 +194,8 @@ wisp_gemv_fn wisp_cpu_gemv_get(int type);
 /* The kernel of the repacked layout of a type at a level: every level that
  * has a dot kernel for the type has one, in the summation order of that
  * level's dot, so repacked weights give the same bits at every level. NULL
- * when the type is not repacked. */
+ * when the type is not repacked. BF16's layout is the exception that
+ * computes in its own arithmetic, the same at every level (bf16dot.h). */
 wisp_rp_fn wisp_cpu_rp_at(wisp_simd_level level, int type);
 wisp_rp_fn wisp_cpu_rp_get(int type);
 /* The panel kernel for a type at a level, on the same terms as the gemm. */

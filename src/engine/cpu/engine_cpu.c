@@ -280,6 +280,7 @@ static void cpu_get_stats(void *ctx, wisp_engine_stats *out)
     if (e->repack)
         wisp_rp_weights_stats(e->repack, &rp_bytes, &rp_n, &rp_ms);
     out->weight_bytes = rp_bytes;
+    out->bf16_tensors = wisp_rp_weights_bf16_tensors(e->repack);
     if (e->stream) {
         wisp_cpu_stream_stats st;
         wisp_cpu_stream_get_stats(e->stream, &st);
@@ -346,14 +347,17 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
         goto fail;
     e->n_threads = wisp_threadpool_size(e->tp);
     /* Q4_0 / Q8_0 / K-quant projections are repacked into interleaved rows for the
-     * kernels that read them (the same bits, faster). Not for streamed
+     * kernels that read them (the same bits, faster), and F16 / BF16 ones
+     * into the BF16 layout when the options ask for it (lossy, bf16dot.h). Not for streamed
      * layers, whose copies come raw from the mapping (stream.c), nor where
      * AMX tiles or the scalar level take the products, nor when the
      * options or WISP_REPACK=0 say so. */
     if (!e->stream && !e->opts.no_repack && wisp_rp_enabled() && !wisp_amx_active() &&
         wisp_cpu_simd_active() != WISP_SIMD_SCALAR) {
-        if ((rc = wisp_rp_weights_create(w, cfg->n_layers, e->layer_begin, e->layer_end,
-                                         e->last ? &e->output : NULL, e->tp, &e->repack, err)))
+        const wisp_rp_what what = {.quants = true, .bf16 = e->opts.f16_as_bf16};
+        if ((rc =
+                 wisp_rp_weights_create(w, cfg->n_layers, e->layer_begin, e->layer_end,
+                                        e->last ? &e->output : NULL, what, e->tp, &e->repack, err)))
             goto fail;
         if (e->repack) {
             size_t bytes;
@@ -361,8 +365,9 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
             double ms;
             wisp_rp_weights_stats(e->repack, &bytes, &n, &ms);
             e->w = wisp_rp_weights_get(e->repack);
-            WISP_LOGI("cpu: %d weight tensors (%.1f MiB) repacked into interleaved rows in %.0f ms",
-                      n, (double)bytes / (1 << 20), ms);
+            WISP_LOGI("cpu: %d weight tensors (%.1f MiB) repacked into interleaved rows in %.0f ms"
+                      " (%d of them computed in BF16)",
+                      n, (double)bytes / (1 << 20), ms, wisp_rp_weights_bf16_tensors(e->repack));
         }
     }
     if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, e->layer_end - e->layer_begin,

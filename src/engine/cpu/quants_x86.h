@@ -205,6 +205,34 @@ static void x86_from_float_f16(const float *x, void *vy, int64_t n)
         y[i] = wisp_float_to_half(x[i]);
 }
 
+/* BF16 activations, 8 at a time in the scalar conversion's arithmetic
+ * (common/fp16.h: round to nearest even on the bits, a NaN kept quiet), so
+ * the bits are its bits. */
+static void x86_from_float_bf16(const float *x, void *vy, int64_t n)
+{
+    uint16_t *y = vy;
+    int64_t i = 0;
+    const __m256i abs = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    const __m256i quiet = _mm256_set1_epi32(64);
+    for (; i + 8 <= n; i += 8) {
+        const __m256i u = _mm256_loadu_si256((const __m256i *)(x + i));
+        const __m256i hi = _mm256_srli_epi32(u, 16);
+        const __m256i r =
+            _mm256_srli_epi32(_mm256_add_epi32(u,
+                                               _mm256_add_epi32(bias, _mm256_and_si256(hi, one))),
+                              16);
+        /* |u| as a signed int32 is never negative: a signed compare will do */
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs), inf);
+        const __m256i v = _mm256_blendv_epi8(r, _mm256_or_si256(hi, quiet), nan);
+        /* each 32-bit lane holds 0..0xffff: the unsigned pack is exact */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(v, v), 0x08);
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_castsi256_si128(p));
+    }
+    for (; i < n; i++)
+        y[i] = wisp_float_to_bf16(x[i]);
+}
+
 /* ------------------------------------------------------------ 32-blocks */
 
 /* A decoded weight block: 32 quants and the block's scale (and minimum). */

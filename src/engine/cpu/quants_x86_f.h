@@ -244,7 +244,9 @@ DEF_GEMMF(bf16)
     [WISP_TYPE_F16] = {.act_type = WISP_TYPE_F16,                         \
                        .dot = x86_dot_f16,                                \
                        .from_float = x86_from_float_f16},                 \
-    [WISP_TYPE_BF16] = {.act_type = WISP_TYPE_BF16, .dot = x86_dot_bf16}, \
+    [WISP_TYPE_BF16] = {.act_type = WISP_TYPE_BF16,                       \
+                        .dot = x86_dot_bf16,                              \
+                        .from_float = x86_from_float_bf16},               \
     [WISP_TYPE_Q4_0] = {.act_type = WISP_TYPE_Q8_0, .dot = x86_dot_q4_0}, \
     [WISP_TYPE_Q4_1] = {.act_type = WISP_TYPE_Q8_1, .dot = x86_dot_q4_1}, \
     [WISP_TYPE_Q5_0] = {.act_type = WISP_TYPE_Q8_0, .dot = x86_dot_q5_0}, \

@@ -3,13 +3,16 @@
  * of the weights that uses it.
  *
  * Packing is a byte shuffle: no value changes, so the kernels of the
- * layout compute exactly what the file's layout gives. The engine's copy
+ * layout compute exactly what the file's layout gives; the one exception
+ * is the BF16 layout, asked for by name, which rounds F16 weights to BF16
+ * and computes in BF16's own arithmetic (bf16dot.h). The engine's copy
  * shares everything it does not repack with the model (the mapping stays
  * the one place those bytes live) and repacks a tensor at a time, handing
  * each source range back to the kernel as soon as it is copied.
  */
 #include "engine/cpu/repack.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fp16.h"
+#include "engine/cpu/bf16dot.h"
 #include "model/quant_blocks.h"
 
 static void pack_group(int type, int64_t nb, size_t row, const char *src, char *dst)
@@ -190,6 +195,81 @@ void wisp_rp_pack_pool(wisp_threadpool *tp, int type, int64_t n_in, int64_t n_ou
         pack_task(&j, 0, 1);
 }
 
+/* F16 to BF16, rounded to nearest even, for all 65536 halves: a lookup
+ * is several times faster than converting through float, and a model's
+ * F16 weights are hundreds of millions of them. */
+static uint16_t f16_bf16[65536];
+static pthread_once_t f16_bf16_once = PTHREAD_ONCE_INIT;
+
+static void f16_bf16_init(void)
+{
+    for (uint32_t h = 0; h < 65536; h++)
+        f16_bf16[h] = wisp_float_to_bf16(wisp_half_to_float((uint16_t)h));
+}
+
+/* The conversion table of the source type, NULL for BF16 (a copy). */
+static const uint16_t *bf16_table(int src_type)
+{
+    if (src_type != WISP_TYPE_F16)
+        return NULL;
+    pthread_once(&f16_bf16_once, f16_bf16_init);
+    return f16_bf16;
+}
+
+/* Rows [r0, r1) of src (F16 or BF16) as BF16 rows. */
+static void bf16_rows(int src_type, int64_t n_in, const void *src, uint16_t *dst, int64_t r0,
+                      int64_t r1)
+{
+    const uint16_t *h = (const uint16_t *)src, *tab = bf16_table(src_type);
+    for (int64_t i = r0 * n_in; i < r1 * n_in; i++)
+        dst[i] = tab ? tab[h[i]] : h[i];
+}
+
+/* Groups [g0, g1) of the BF16 layout, each written front to back. */
+static void pack_groups_bf16(int src_type, int64_t n_in, const void *src, void *dst, int64_t g0,
+                             int64_t g1)
+{
+    const uint16_t *h = (const uint16_t *)src, *tab = bf16_table(src_type);
+    const int64_t np = n_in / 2;
+    for (int64_t g = g0; g < g1; g++) {
+        const size_t at = (size_t)g * WISP_RP_K_ROWS * (size_t)n_in;
+        const uint16_t *rows = h + at;
+        uint16_t *d = (uint16_t *)dst + at;
+        for (int64_t p = 0; p < np; p++, d += 2 * WISP_RP_K_ROWS)
+            for (int r = 0; r < WISP_RP_K_ROWS; r++) {
+                const uint16_t *x = rows + (size_t)r * (size_t)n_in + 2 * p;
+                d[2 * r] = tab ? tab[x[0]] : x[0];
+                d[2 * r + 1] = tab ? tab[x[1]] : x[1];
+            }
+    }
+}
+
+void wisp_rp_pack_bf16(int src_type, int64_t n_in, int64_t n_out, const void *src, void *dst)
+{
+    const int64_t ng = n_out / WISP_RP_K_ROWS;
+    pack_groups_bf16(src_type, n_in, src, dst, 0, ng);
+    bf16_rows(src_type, n_in, src, dst, ng * WISP_RP_K_ROWS, n_out);
+}
+
+static void pack_bf16_task(void *ctx, int ith, int nth)
+{
+    const pack_job *j = ctx;
+    const int64_t ng = j->n_out / WISP_RP_K_ROWS;
+    pack_groups_bf16(j->type, j->n_in, j->src, j->dst, ng * ith / nth, ng * (ith + 1) / nth);
+    if (ith == 0)
+        bf16_rows(j->type, j->n_in, j->src, j->dst, ng * WISP_RP_K_ROWS, j->n_out);
+}
+
+void wisp_rp_pack_bf16_pool(wisp_threadpool *tp, int src_type, int64_t n_in, int64_t n_out,
+                            const void *src, void *dst)
+{
+    pack_job j = {src_type, n_in, n_out, src, dst};
+    if (tp && wisp_threadpool_size(tp) > 1)
+        wisp_threadpool_run(tp, pack_bf16_task, &j);
+    else
+        pack_bf16_task(&j, 0, 1);
+}
+
 bool wisp_rp_enabled(void)
 {
     const char *env = getenv("WISP_REPACK");
@@ -211,7 +291,8 @@ struct wisp_rp_weights {
     const void **replaced;      /* [n_replaced] model bytes no longer read */
     int n_replaced;
     char *arena; /* every copy, each at a multiple of 64 bytes */
-    int n_tensors;
+    int n_tensors, n_bf16;
+    wisp_rp_what what;
     size_t bytes, used;
     double ms;
 };
@@ -238,12 +319,23 @@ static void hand_back(const void *p, size_t n)
 #endif
 }
 
+/* Whether t (a matrix) goes into the BF16 layout. */
+static bool to_bf16(wisp_rp_what what, const wisp_tensor *t)
+{
+    return what.bf16 && (t->type == WISP_TYPE_F16 || t->type == WISP_TYPE_BF16) &&
+           t->ne[0] % 2 == 0 && t->ne[1] >= WISP_RP_K_ROWS && wisp_bf16dot_fast();
+}
+
 /* Bytes of t's copy in the arena (a multiple of 64), or 0 when t stays as
  * it is: its type has no repacked layout, or no kernel for it at the
  * active SIMD level, or it has no whole group. */
-static size_t copy_bytes(const wisp_tensor *t)
+static size_t copy_bytes(wisp_rp_what what, const wisp_tensor *t)
 {
-    if (!t || !wisp_rp_type_supported(t->type) || !wisp_cpu_rp_get(t->type) || t->n_dims < 2 ||
+    if (!t || t->n_dims < 2)
+        return 0;
+    if (to_bf16(what, t))
+        return (wisp_cpu_row_bytes(WISP_TYPE_BF16, t->ne[0]) * (size_t)t->ne[1] + 63) / 64 * 64;
+    if (!what.quants || !wisp_rp_type_supported(t->type) || !wisp_cpu_rp_get(t->type) ||
         t->ne[1] < wisp_rp_group_rows(t->type))
         return 0;
     return (wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1] + 63) / 64 * 64;
@@ -256,20 +348,27 @@ static void repack_one(wisp_rp_weights *rw, wisp_threadpool *tp, const wisp_tens
                        bool keep_source)
 {
     const wisp_tensor *t = *slot;
-    const size_t room = copy_bytes(t);
+    const size_t room = copy_bytes(rw->what, t);
     if (!room)
         return;
-    const size_t bytes = wisp_cpu_row_bytes(t->type, t->ne[0]) * (size_t)t->ne[1];
+    const bool bf16 = to_bf16(rw->what, t);
+    const int type = bf16 ? WISP_TYPE_BF16 : t->type;
+    /* the BF16 layout has the size of the F16 or BF16 rows it replaces */
+    const size_t bytes = wisp_cpu_row_bytes(type, t->ne[0]) * (size_t)t->ne[1];
     char *buf = rw->arena + rw->used;
     rw->used += room;
-    wisp_rp_pack_pool(tp, t->type, t->ne[0], t->ne[1], t->data, buf);
+    if (bf16)
+        wisp_rp_pack_bf16_pool(tp, t->type, t->ne[0], t->ne[1], t->data, buf);
+    else
+        wisp_rp_pack_pool(tp, t->type, t->ne[0], t->ne[1], t->data, buf);
+    rw->n_bf16 += bf16;
     if (!keep_source) {
         hand_back(t->data, bytes);
         rw->replaced[rw->n_replaced++] = t->data;
     }
     wisp_tensor *c = &rw->tensors[rw->n_tensors++];
     *c = *t;
-    c->type = t->type | WISP_RP_TYPE_FLAG;
+    c->type = type | WISP_RP_TYPE_FLAG;
     c->data = buf;
     c->nbytes = bytes;
     rw->bytes += bytes;
@@ -289,17 +388,17 @@ static void layer_slots(wisp_layer_weights *L, const wisp_tensor **slots[RP_PER_
 }
 
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
-                           int layer_end, const wisp_tensor **out_head, wisp_threadpool *tp,
-                           wisp_rp_weights **out, wisp_err *err)
+                           int layer_end, const wisp_tensor **out_head, wisp_rp_what what,
+                           wisp_threadpool *tp, wisp_rp_weights **out, wisp_err *err)
 {
     *out = NULL;
     const double t0 = now_ms();
-    size_t total = out_head ? copy_bytes(*out_head) : 0;
+    size_t total = out_head ? copy_bytes(what, *out_head) : 0;
     for (int l = layer_begin; l < layer_end; l++) {
         const wisp_tensor **slots[RP_PER_LAYER];
         layer_slots(&w->layers[l], slots);
         for (int i = 0; i < RP_PER_LAYER; i++)
-            total += copy_bytes(*slots[i]);
+            total += copy_bytes(what, *slots[i]);
     }
     if (total == 0)
         return 0;
@@ -325,6 +424,7 @@ int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_
 #ifdef MADV_HUGEPAGE
     madvise(rw->arena, arena, MADV_HUGEPAGE);
 #endif
+    rw->what = what;
     rw->w = *w;
     memcpy(rw->layers, w->layers, (size_t)n_layers * sizeof(*rw->layers));
     rw->w.layers = rw->layers;
@@ -357,6 +457,8 @@ void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tens
     *n_tensors = rw ? rw->n_tensors : 0;
     *ms = rw ? rw->ms : 0;
 }
+
+int wisp_rp_weights_bf16_tensors(const wisp_rp_weights *rw) { return rw ? rw->n_bf16 : 0; }
 
 void wisp_rp_weights_free(wisp_rp_weights *rw)
 {

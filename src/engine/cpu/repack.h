@@ -1,6 +1,6 @@
 /*
- * repack.h - Q4_0 / Q8_0 / K-quant weights repacked at load into
- * interleaved rows.
+ * repack.h - Q4_0 / Q8_0 / K-quant (and, on request, F16 / BF16) weights
+ * repacked at load into interleaved rows.
  *
  * In the file's layout each weight row is a run of blocks, so a kernel
  * that wants one int32 sum per block has to reduce every block's dot
@@ -57,9 +57,18 @@
  * The factors go last so that the quant vectors keep their 64-byte
  * alignment within a super-block.
  *
+ * BF16 (F16 or BF16 weights computed in BF16, on request: bf16dot.h):
+ * groups of 16 rows; for each element pair p, one vector whose int32 lane
+ * r holds row r's elements 2p (low half) and 2p + 1 (high half), what
+ * vdpbf16ps multiplies against the token's pair p, the 4 bytes at 4p of
+ * its BF16 row. The rows past the last group are BF16 rows of the file's
+ * layout. F16 weights lose their 3 lowest significand bits here (rounded
+ * to nearest); unlike every layout above, this one changes the values.
+ *
  * A repacked tensor carries its layout in its type id: the file's type
- * with WISP_RP_TYPE_FLAG set, an id no other part of wisp uses; the
- * matmul is the only reader of such a tensor.
+ * with WISP_RP_TYPE_FLAG set (BF16's for the BF16 layout, whatever the
+ * file's type), an id no other part of wisp uses; the matmul is the only
+ * reader of such a tensor.
  */
 #ifndef WISP_REPACK_H
 #define WISP_REPACK_H
@@ -150,7 +159,8 @@ static inline bool wisp_rp_type_supported(int type)
 /* Rows of a group of the type's layout. */
 static inline int wisp_rp_group_rows(int type)
 {
-    return wisp_rp_is_k(type) ? WISP_RP_K_ROWS : WISP_RP_ROWS;
+    return wisp_rp_is_k(type) || wisp_rp_base_type(type) == WISP_TYPE_BF16 ? WISP_RP_K_ROWS
+                                                                           : WISP_RP_ROWS;
 }
 
 /* Repacks the whole groups of n_out rows of n_in elements (a supported
@@ -162,6 +172,13 @@ void wisp_rp_pack(int type, int64_t n_in, int64_t n_out, const void *src, void *
 void wisp_rp_pack_pool(wisp_threadpool *tp, int type, int64_t n_in, int64_t n_out, const void *src,
                        void *dst);
 
+/* The BF16 layout of n_out rows of n_in elements (n_in even) of F16 or
+ * BF16 weights (src_type), F16 rounded to nearest BF16: the whole groups
+ * repacked, the rows past them as BF16 rows of the file's layout. */
+void wisp_rp_pack_bf16(int src_type, int64_t n_in, int64_t n_out, const void *src, void *dst);
+void wisp_rp_pack_bf16_pool(wisp_threadpool *tp, int src_type, int64_t n_in, int64_t n_out,
+                            const void *src, void *dst);
+
 /* Whether repacking is on: the environment's WISP_REPACK=0 turns it off. */
 bool wisp_rp_enabled(void);
 
@@ -169,6 +186,14 @@ bool wisp_rp_enabled(void);
  * Q8_0 tensors repacked (owned copies) and every other tensor shared with
  * the model, as the model holds it. */
 typedef struct wisp_rp_weights wisp_rp_weights;
+
+/* What wisp_rp_weights_create converts: quants, the Q4_0 / Q8_0 /
+ * K-quant tensors into their layouts (the same bits); bf16, F16 and BF16
+ * tensors into the BF16 layout (lossy: wisp_engine_opts.f16_as_bf16), only
+ * where wisp_bf16dot_fast() says it pays. */
+typedef struct wisp_rp_what {
+    bool quants, bf16;
+} wisp_rp_what;
 
 /* Repacks the projection weights of layers [layer_begin, layer_end) and,
  * when out_head is set, the output head *out_head (replaced by the copy;
@@ -180,8 +205,8 @@ typedef struct wisp_rp_weights wisp_rp_weights;
  * memory grows by about one tensor beyond the copies. Returns 0 with *out set (NULL when
  * nothing was repacked), or <0 with err set and nothing allocated. */
 int wisp_rp_weights_create(const wisp_model_weights *w, int n_layers, int layer_begin,
-                           int layer_end, const wisp_tensor **out_head, wisp_threadpool *tp,
-                           wisp_rp_weights **out, wisp_err *err);
+                           int layer_end, const wisp_tensor **out_head, wisp_rp_what what,
+                           wisp_threadpool *tp, wisp_rp_weights **out, wisp_err *err);
 /* The weights to compute with (valid until wisp_rp_weights_free). */
 const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw);
 /* Whether data is the model's bytes of a tensor that has a copy here and
@@ -189,6 +214,8 @@ const wisp_model_weights *wisp_rp_weights_get(const wisp_rp_weights *rw);
 bool wisp_rp_weights_replaces(const wisp_rp_weights *rw, const void *data);
 /* Bytes of repacked copies, tensors repacked and the load time it took. */
 void wisp_rp_weights_stats(const wisp_rp_weights *rw, size_t *bytes, int *n_tensors, double *ms);
+/* Tensors of those in the BF16 layout. */
+int wisp_rp_weights_bf16_tensors(const wisp_rp_weights *rw);
 void wisp_rp_weights_free(wisp_rp_weights *rw);
 
 #endif
