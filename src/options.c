@@ -29,6 +29,10 @@ static const char usage[] =
     "  --kv-mb N                KV cache pool in MiB (default: eight contexts, at most a\n"
     "                           quarter of available RAM)\n"
     "  --kv-type T              KV cache storage: f16 (default), q8_0 or f32\n"
+    "  --f16-as-bf16            on the CPU, compute F16 and BF16 weights in BF16: about twice\n"
+    "                           the prompt rate, but lossy (F16 weights lose 3 significand\n"
+    "                           bits); taken only with AVX512-BF16 and repacked weights\n"
+    "                           (off by default; --f16-as-bf16=0 turns it off again)\n"
     "  --host-cache-mb N        host-RAM tier of the prefix cache in MiB (default: as large as\n"
     "                           the KV pool; 0 turns it off)\n"
     "  --cache-dir DIR          keep the prefix cache on disk in DIR, so a restart starts warm\n"
@@ -228,6 +232,14 @@ static int set_keep_alive(wisp_options *o, const char *flag, const char *v, wisp
     return rc;
 }
 
+static int set_f16_as_bf16(wisp_options *o, const char *flag, const char *v, wisp_err *err)
+{
+    if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+        return wisp_err_set(err, WISP_E_INVALID, "%s: expected 0 or 1, got '%s'", flag, v);
+    o->f16_as_bf16 = v[0] == '1';
+    return 0;
+}
+
 static int set_device_map(wisp_options *o, const char *flag, const char *v, wisp_err *err)
 {
     int rc = wisp_device_map_parse(v, &o->device_map, err);
@@ -249,26 +261,30 @@ static const struct flag {
     const char *name;
     int (*set)(wisp_options *o, const char *flag, const char *value, wisp_err *err);
     wisp_options_status status; /* for flags without a value (set == NULL) */
+    /* A switch: the value it stands for alone ("--flag"); "--flag=V" still
+     * gives V, so a later one can turn an earlier one off. */
+    const char *implied;
 } flags[] = {
-    {"--model", set_model, 0},
-    {"--ctx", set_ctx, 0},
-    {"--threads", set_threads, 0},
-    {"--device", set_device, 0},
-    {"--log-level", set_log_level, 0},
-    {"--max-message-bytes", set_max_message, 0},
-    {"--kv-mb", set_kv_mb, 0},
-    {"--kv-type", set_kv_type, 0},
-    {"--host-cache-mb", set_host_cache_mb, 0},
-    {"--cache-dir", set_cache_dir, 0},
-    {"--keep-alive", set_keep_alive, 0},
-    {"--remote", set_remote_url, 0},
-    {"--remote-kind", set_remote_kind, 0},
-    {"--remote-model", set_remote_model, 0},
-    {"--remote-api-key-env", set_remote_key_env, 0},
-    {"--device-map", set_device_map, 0},
-    {"--weights-budget-mb", set_weights_budget, 0},
-    {"--help", NULL, WISP_OPTIONS_HELP},
-    {"--version", NULL, WISP_OPTIONS_VERSION},
+    {"--model", set_model, 0, NULL},
+    {"--ctx", set_ctx, 0, NULL},
+    {"--threads", set_threads, 0, NULL},
+    {"--device", set_device, 0, NULL},
+    {"--log-level", set_log_level, 0, NULL},
+    {"--max-message-bytes", set_max_message, 0, NULL},
+    {"--kv-mb", set_kv_mb, 0, NULL},
+    {"--kv-type", set_kv_type, 0, NULL},
+    {"--f16-as-bf16", set_f16_as_bf16, 0, "1"},
+    {"--host-cache-mb", set_host_cache_mb, 0, NULL},
+    {"--cache-dir", set_cache_dir, 0, NULL},
+    {"--keep-alive", set_keep_alive, 0, NULL},
+    {"--remote", set_remote_url, 0, NULL},
+    {"--remote-kind", set_remote_kind, 0, NULL},
+    {"--remote-model", set_remote_model, 0, NULL},
+    {"--remote-api-key-env", set_remote_key_env, 0, NULL},
+    {"--device-map", set_device_map, 0, NULL},
+    {"--weights-budget-mb", set_weights_budget, 0, NULL},
+    {"--help", NULL, WISP_OPTIONS_HELP, NULL},
+    {"--version", NULL, WISP_OPTIONS_VERSION, NULL},
 };
 
 int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_err *err)
@@ -301,6 +317,8 @@ int wisp_options_parse(wisp_options *o, int argc, char **argv, int first, wisp_e
         const char *value;
         if (eq) {
             value = eq + 1;
+        } else if (f->implied) {
+            value = f->implied;
         } else {
             if (i + 1 >= argc)
                 return wisp_err_set(err, WISP_E_INVALID, "%s: missing value", f->name);

@@ -9,6 +9,7 @@
 #ifndef WISP_OPTIONS_H
 #define WISP_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ typedef struct wisp_options {
     size_t max_message_bytes; /* --max-message-bytes N (default 16 MiB) */
     int64_t kv_mb;            /* --kv-mb N: KV cache pool in MiB; 0 = default */
     int kv_type;              /* --kv-type f16|q8_0|f32 (a wisp_kv_type) */
+    bool f16_as_bf16;         /* --f16-as-bf16: CPU F16 / BF16 weights computed in BF16 */
     int64_t host_cache_mb;    /* --host-cache-mb N: second-tier prefix cache; -1 = default */
     const char *cache_dir;    /* --cache-dir DIR: persistent prefix cache; NULL = none */
     int64_t keep_alive_s;     /* --keep-alive S: unload an idle model after S s; 0 = never */

@@ -35,7 +35,9 @@ typedef struct bench_args {
     int json;
     const char *output; /* -o: NULL (wisp's table), "json", "jsonl" or "md" */
     wisp_kv_type kv_type;
+    bool f16_as_bf16;         /* --f16-as-bf16 1: CPU F16 / BF16 weights computed in BF16 */
     wisp_placement placement; /* the one built */
+    int bf16_tensors;         /* the weight tensors the engine built computes in BF16 */
 } bench_args;
 
 typedef struct bench_result {
@@ -50,7 +52,7 @@ static void usage(FILE *f)
     fputs("usage: wisp bench -m MODEL [-p N_PROMPT] [-n N_GEN] [-t THREADS] [-r REPS]\n"
           "                  [--device auto|cpu|cuda[:N]] [--kv-type f16|q8_0|f32]\n"
           "                  [--device-map DEV=N,...] [--weights-budget-mb N] [--repack 0|1]\n"
-          "                  [--json | -o json|jsonl|md]\n"
+          "                  [--f16-as-bf16 0|1] [--json | -o json|jsonl|md]\n"
           "  -p  prompt tokens processed in one step (pp), default 512; 0 skips pp\n"
           "  -n  tokens generated one step at a time (tg), default 128; 0 skips tg\n"
           "  -t  threads, default the physical cores\n"
@@ -59,6 +61,9 @@ static void usage(FILE *f)
           "      server (default auto, f16, no map, no budget)\n"
           "  --repack 0 keeps Q4_0 / Q8_0 / K-quant weights in the file's layout on the CPU\n"
           "      (as WISP_REPACK=0; default 1, repacked into interleaved rows)\n"
+          "  --f16-as-bf16 1 computes F16 / BF16 weights in BF16 on the CPU (lossy; only with\n"
+          "      AVX512-BF16 and repacking; default 0); the output says to how many\n"
+          "      tensors it applied\n"
           "  --json  one JSON object with both tests\n"
           "  -o      llama-bench's output: json (an array of one object per test,\n"
           "          llama-bench's fields), jsonl (those objects one per line) or md\n",
@@ -123,6 +128,12 @@ static int parse_args(int argc, char **argv, bench_args *a)
                 return -1;
             }
             setenv("WISP_REPACK", v, 1);
+        } else if (!strcmp(f, "--f16-as-bf16")) {
+            if (!v || (strcmp(v, "0") && strcmp(v, "1"))) {
+                fprintf(stderr, "wisp bench: --f16-as-bf16 needs 0 or 1\n");
+                return -1;
+            }
+            a->f16_as_bf16 = v[0] == '1';
         } else if (!strcmp(f, "--kv-type")) {
             if (!v || wisp_kv_type_from_name(v, &a->kv_type)) {
                 char names[64];
@@ -270,6 +281,12 @@ static int gpu_layers(const bench_args *a)
     return n;
 }
 
+/* --f16-as-bf16 as asked and as taken, as the server's model info says it. */
+static json_t *bf16_json(const bench_args *a)
+{
+    return json_pack("{s:b, s:i}", "requested", a->f16_as_bf16, "tensors", a->bf16_tensors);
+}
+
 static void print_table(const bench_args *a, const wisp_model *m, int threads, int have_pp,
                         bench_result pp, int have_tg, bench_result tg)
 {
@@ -281,7 +298,8 @@ static void print_table(const bench_args *a, const wisp_model *m, int threads, i
     if (gpu_layers(a) > 0)
         snprintf(backend, sizeof backend, "CUDA");
     else
-        snprintf(backend, sizeof backend, "CPU (%s)", wisp_matmul_simd_level());
+        snprintf(backend, sizeof backend, "CPU (%s%s)", wisp_matmul_simd_level(),
+                 a->bf16_tensors > 0 ? ", bf16" : "");
     snprintf(row, sizeof row, "| %s %s | %s | %.2f MiB | %.2f M | %s | %d |", c->arch_name, c->name,
              main_type(m), wisp_model_file_bytes(m) / 1048576.0, wisp_model_n_params(m) / 1e6,
              backend, threads);
@@ -305,6 +323,7 @@ static int print_json(const bench_args *a, int threads, bench_result pp, bench_r
                         json_pack("{s:s, s:i, s:s}", "strategy",
                                   wisp_place_strategy_name(a->placement.strategy), "stages",
                                   a->placement.n_stages, "reason", a->placement.reason));
+    json_object_set_new(o, "f16_as_bf16", bf16_json(a));
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (!s)
@@ -350,7 +369,7 @@ static void model_label(const wisp_model *m, char *out, size_t size)
 
 /* One test's record with llama-bench's fields (its -o json), in its order.
  * Settings wisp does not have carry llama-bench's defaults, so records of
- * both line up column for column; "simd" is wisp's own. */
+ * both line up column for column; "simd" and "f16_as_bf16" are wisp's own. */
 static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const bench_result *r)
 {
     const bench_args *a = in->a;
@@ -405,6 +424,7 @@ static json_t *llama_record(const bench_info *in, int n_prompt, int n_gen, const
     json_object_set_new(o, "samples_ns", doubles(r->ns, r->n, 1));
     json_object_set_new(o, "samples_ts", doubles(r->tps, r->n, 0));
     json_object_set_new(o, "simd", json_string(cuda ? "cuda" : wisp_matmul_simd_level()));
+    json_object_set_new(o, "f16_as_bf16", bf16_json(a));
     return o;
 }
 
@@ -470,6 +490,8 @@ static void print_llama_md(const bench_info *in, const bench_result *pp, const b
                backend, in->eng->opts.n_threads, test, ts);
     }
     printf("\nbuild: wisp (%s)\n", gpu_layers(a) > 0 ? "cuda" : wisp_matmul_simd_level());
+    if (a->f16_as_bf16)
+        printf("f16_as_bf16: %d tensors in BF16\n", a->bf16_tensors);
 }
 
 int wisp_cmd_bench(int argc, char **argv)
@@ -493,6 +515,7 @@ int wisp_cmd_bench(int argc, char **argv)
         .device = a.device,
         .n_threads = a.threads,
         .kv_type = a.kv_type,
+        .f16_as_bf16 = a.f16_as_bf16,
         .n_ctx = longest > 0 ? longest : 1,
         .device_map = &a.device_map,
     };
@@ -503,6 +526,12 @@ int wisp_cmd_bench(int argc, char **argv)
     snprintf(device, sizeof device, "%s", made.device);
     a.device = device;
     a.placement = made.placement;
+    if (eng->ops->get_stats) {
+        wisp_engine_stats es;
+        memset(&es, 0, sizeof es);
+        eng->ops->get_stats(eng->ctx, &es);
+        a.bf16_tensors = es.bf16_tensors;
+    }
     b.n_blocks = (longest + made.block_size - 1) / made.block_size + 1;
     b.eng = eng;
     b.tokens = malloc(sizeof(int32_t) * (size_t)(longest + 1));

@@ -19,6 +19,7 @@ typedef enum arg_kind {
     ARG_STRS,       /* repeatable string, collected into an array param */
     ARG_SERVER_INT, /* integer flag passed to the server child */
     ARG_SERVER_STR, /* string flag passed to the server child */
+    ARG_SERVER_ON,  /* switch passed to the server child as it is */
     ARG_FLAG,       /* sets an int field of wisp_cli_args */
     ARG_STR,        /* sets a string field of wisp_cli_args */
     ARG_HELP,
@@ -55,6 +56,8 @@ static const cli_flag flags[] = {
     {"-c", "--ctx-size", ARG_SERVER_INT, "--ctx", 0, ALL, "N",
      "context length (default the model's)"},
     {NULL, "--device", ARG_SERVER_STR, "--device", 0, ALL, "D", "auto, cpu or cuda (default auto)"},
+    {NULL, "--f16-as-bf16", ARG_SERVER_ON, "--f16-as-bf16", 0, ALL, NULL,
+     "CPU: compute F16 weights in BF16 (faster prompts, lossy; see wisp --help)"},
     {NULL, "--chat", ARG_FLAG, NULL, F(chat), WISP_CLI_RUN, NULL,
      "send the prompt as a user message through the chat template"},
     {NULL, "--chat-template-file", ARG_STR, NULL, F(template_file), WISP_CLI_RUN | WISP_CLI_CHAT,
@@ -178,6 +181,8 @@ static int apply(wisp_cli_args *a, const cli_flag *fl, const char *flag, char *v
             push_server(a, n_server, v, err) < 0)
             return WISP_E_INVALID;
         return 0;
+    case ARG_SERVER_ON:
+        return push_server(a, n_server, (char *)fl->target, err) < 0 ? WISP_E_INVALID : 0;
     case ARG_FLAG: *(int *)((char *)a + fl->field) = 1; return 0;
     case ARG_STR: *(const char **)((char *)a + fl->field) = v; return 0;
     case ARG_HELP: a->help = 1; return 0;
@@ -185,7 +190,10 @@ static int apply(wisp_cli_args *a, const cli_flag *fl, const char *flag, char *v
     return wisp_err_set(err, WISP_E_INTERNAL, "flag %s has no kind", flag);
 }
 
-static int takes_value(const cli_flag *fl) { return fl->kind != ARG_FLAG && fl->kind != ARG_HELP; }
+static int takes_value(const cli_flag *fl)
+{
+    return fl->kind != ARG_FLAG && fl->kind != ARG_SERVER_ON && fl->kind != ARG_HELP;
+}
 
 /* ------------------------------------------------------------ parsing */
 

@@ -143,6 +143,7 @@ static wisp_engine_opts engine_opts(const wisp_engine_spec *spec)
         .n_threads = spec->n_threads,
         .block_size = WISP_ENGINE_SERVE_BLOCK,
         .kv_type = spec->kv_type,
+        .f16_as_bf16 = spec->f16_as_bf16,
         .max_batch_tokens =
             spec->max_batch_tokens > 0 ? spec->max_batch_tokens : WISP_ENGINE_SERVE_BATCH_TOKENS,
         .max_seqs = spec->max_seqs > 0 ? spec->max_seqs : WISP_ENGINE_SERVE_SEQS,

@@ -53,6 +53,9 @@ typedef struct wisp_engine_spec {
     const char *device; /* "auto" (also NULL or ""), "cpu", "cuda", "cuda:N" */
     int n_threads;      /* 0: physical cores */
     wisp_kv_type kv_type;
+    /* CPU stages: compute F16 / BF16 weights in BF16 (engine.h's
+     * wisp_engine_opts.f16_as_bf16); GPU stages ignore it. */
+    bool f16_as_bf16;
     int n_ctx;            /* tokens one sequence may hold (> 0) */
     int64_t kv_cache_mb;  /* > 0: KV pool size; else the default pool */
     int max_batch_tokens; /* 0: WISP_ENGINE_SERVE_BATCH_TOKENS */

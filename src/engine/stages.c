@@ -137,6 +137,7 @@ static void stages_get_stats(void *ctx, wisp_engine_stats *out)
         out->weights_streamed_bytes += one.weights_streamed_bytes;
         out->weights_copy_ms += one.weights_copy_ms;
         out->weights_wait_ms += one.weights_wait_ms;
+        out->bf16_tensors += one.bf16_tensors;
         wisp_engine_stage_stats *o = &out->stages[out->n_stages++];
         snprintf(o->device, sizeof o->device, "%s", s->device);
         o->layer_begin = s->layer_begin;

@@ -54,6 +54,7 @@ static const wisp_param p_model_load[] = {
     OPT("cache_dir", WISP_PT_STRING),
     OPT_RANGE("keep_alive_s", WISP_PT_INT, 0, 2147483648.0),
     OPT("warmup", WISP_PT_BOOL),
+    OPT("f16_as_bf16", WISP_PT_BOOL),
     OPT("device_map", WISP_PT_ANY), /* its entries are checked by model/load */
     OPT_RANGE("weights_budget_mb", WISP_PT_INT, 0, 1073741824.0),
     END,

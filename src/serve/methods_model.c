@@ -45,6 +45,7 @@ static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opt
     o->device = cli->device;
     o->kv_cache_mb = cli->kv_mb;
     o->kv_type = (wisp_kv_type)cli->kv_type;
+    o->f16_as_bf16 = cli->f16_as_bf16;
     o->host_cache_mb = cli->host_cache_mb;
     o->cache_dir = cli->cache_dir;
     if (!p)
@@ -66,6 +67,8 @@ static void runtime_opts(const wisp_server *s, const json_t *p, wisp_runtime_opt
         wisp_kv_type_from_name(json_string_value(v), &o->kv_type);
     if ((v = json_object_get(p, "cache_dir")))
         o->cache_dir = json_string_value(v);
+    if ((v = json_object_get(p, "f16_as_bf16")))
+        o->f16_as_bf16 = json_is_true(v);
 }
 
 /* model/load's warm-up: on unless params say "warmup": false. */

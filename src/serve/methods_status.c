@@ -74,8 +74,10 @@ static json_t *memory_json(json_t *model)
  * file mapping keeps none), what streaming copied, how long the copies
  * took and how much of that compute waited for, and the stages of a
  * placement. copy_overlap is the share of copy time hidden behind
- * compute, null before any copy. */
-static json_t *weights_json(const wisp_engine_stats *e)
+ * compute, null before any copy. f16_as_bf16 says whether the loaded
+ * model asked for BF16 compute (its published info) and how many weight
+ * tensors the engine computes in BF16. */
+static json_t *weights_json(const wisp_engine_stats *e, bool bf16_requested)
 {
     bool streaming = e->weights_streaming;
     json_t *stages = json_array();
@@ -95,6 +97,9 @@ static json_t *weights_json(const wisp_engine_stats *e)
                   e->weights_copy_ms, "wait_ms", e->weights_wait_ms, "copy_overlap",
                   e->weights_copy_ms > 0 ? json_real(overlap < 0 ? 0 : overlap) : json_null(),
                   "stages", stages);
+    json_object_set_new(o, "f16_as_bf16",
+                        json_pack("{s:b, s:i}", "requested", bf16_requested, "tensors",
+                                  e->bf16_tensors));
     return o;
 }
 
@@ -123,6 +128,9 @@ void wisp_m_status(wisp_job *job)
         json_pack("{s:I, s:I}", "prompt", U(st.prefill_tokens), "generated", U(st.decode_tokens));
     json_t *model = wisp_server_model_info(s);
     json_t *memory = memory_json(model);
+    /* read before the result takes model over */
+    const bool bf16_requested =
+        json_is_true(json_object_get(json_object_get(model, "f16_as_bf16"), "requested"));
     json_t *result = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "requests",
                                requests, "kv_cache", kv_json(&st.kv), "prefix_cache",
                                prefix_json(&st.kv), "scheduler", sched, "tokens", tokens, "model",
@@ -137,7 +145,7 @@ void wisp_m_status(wisp_job *job)
         json_object_set_new(result, "remote", remote);
     wisp_engine_stats es;
     wisp_server_read_engine_stats(s, &es);
-    json_object_set_new(result, "weights", weights_json(&es));
+    json_object_set_new(result, "weights", weights_json(&es, bf16_requested));
     if (!result) {
         wisp_job_error(job, WISP_RPC_INTERNAL_ERROR, "out of memory building the result", NULL);
         return;

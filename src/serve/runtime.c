@@ -42,6 +42,7 @@ static int open_engine(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *e
         .device = o->device,
         .n_threads = o->n_threads,
         .kv_type = o->kv_type,
+        .f16_as_bf16 = o->f16_as_bf16,
         .n_ctx = rt->n_ctx,
         .kv_cache_mb = o->kv_cache_mb,
         .device_map = &o->device_map,
@@ -140,6 +141,7 @@ int wisp_runtime_open(const wisp_runtime_opts *o, wisp_runtime **out, wisp_err *
     }
     rt->n_vocab = rt->cfg->vocab_size;
     rt->n_ctx = wisp_runtime_n_ctx(rt->cfg, o->n_ctx);
+    rt->f16_as_bf16 = o->f16_as_bf16;
     if (rt->n_ctx > WISP_RUNTIME_MAX_CTX) {
         rc = wisp_err_set(err, WISP_E_TOO_LARGE, "n_ctx %d is more than wisp supports (%d tokens)",
                           rt->n_ctx, WISP_RUNTIME_MAX_CTX);
@@ -255,6 +257,11 @@ json_t *wisp_runtime_info(const wisp_runtime *rt)
         json_object_set_new(info, "memory",
                             wisp_placement_memory_json(&rt->placement, &rt->engine_stats));
     }
+    /* Asked for and where it applied: the CPU engine takes it only with
+     * AVX512-BF16 and repacked weights, and only F16 / BF16 tensors. */
+    json_object_set_new(info, "f16_as_bf16",
+                        json_pack("{s:b, s:i}", "requested", rt->f16_as_bf16, "tensors",
+                                  rt->engine ? rt->engine_stats.bf16_tensors : 0));
     json_object_set_new(info, "warmup_ms",
                         rt->engine && rt->warmup_ms >= 0 ? json_real(rt->warmup_ms) : json_null());
     return info;

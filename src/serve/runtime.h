@@ -38,6 +38,7 @@ typedef struct wisp_runtime_opts {
     wisp_device_map device_map;
     int64_t kv_cache_mb; /* 0: default from the context size and free memory */
     wisp_kv_type kv_type;
+    bool f16_as_bf16;      /* CPU: F16 / BF16 weights computed in BF16 (lossy) */
     int64_t host_cache_mb; /* second-tier prefix cache in host RAM; <0: default */
     const char *cache_dir; /* persistent prefix cache; NULL: none */
     int max_running;       /* 0: default */
@@ -69,6 +70,7 @@ typedef struct wisp_runtime {
     int block_size;
     wisp_placement placement;       /* where the layers live (engine/factory.h) */
     wisp_engine_stats engine_stats; /* weights and scratch the engine holds */
+    bool f16_as_bf16;               /* as requested; engine_stats says where it applied */
     double load_ms;
     double warmup_ms;      /* the warm-up's share of load_ms; < 0: skipped */
     wisp_file_stamp stamp; /* the model file as it was when opened */

@@ -193,6 +193,7 @@ def test_run_ctrl_c_json_carries_the_partial_output():
     (["run", "-m", STORIES, "-n", "many", "x"], "-n needs an integer"),
     (["run", "-m", STORIES, "--temp"], "--temp needs a value"),
     (["run", "-m", STORIES, "--json=1", "x"], "--json takes no value"),
+    (["run", "-m", STORIES, "--f16-as-bf16=1", "x"], "--f16-as-bf16 takes no value"),
     (["run", "hello"], "-m MODEL is required"),
     (["run", "-m", STORIES, "--top-p", "3", "x"], "'top_p'"),
     (["run", "-m", STORIES, "--system-prompt", "s", "x"], "needs --chat"),
@@ -213,7 +214,7 @@ def test_help_lists_the_flags():
     assert rc == 0, err
     text = out.decode()
     for flag in ("--max-tokens", "--temp", "--top-k", "--top-p", "--seed", "--stop", "--threads",
-                 "--ctx-size", "--chat", "--json"):
+                 "--ctx-size", "--f16-as-bf16", "--chat", "--json"):
         assert flag in text, flag
 
 
@@ -235,6 +236,21 @@ def test_run_threads_and_ctx_reach_the_server(wisp):
     # A context too small for the request is the server's refusal.
     rc, out, err = cli("run", "-m", STORIES, "-c", "16", "-n", "100", *GREEDY, "Once")
     assert rc == 1 and "wisp run:" in err and out == b"", (rc, err)
+
+
+def test_run_f16_as_bf16_reaches_the_server(wisp):
+    """The same text as a server started with --f16-as-bf16 (which computes
+    an F16 model in BF16 where the CPU can, so its greedy text may differ
+    from the F16 one)."""
+    f16 = os.path.join(SHARED, "golden", "syn-qwen2-dsc-f16.gguf")
+    if not os.path.exists(f16):
+        pytest.skip(f"fixture {f16} is missing")
+    c = wisp("--model", f16, "--log-level", "error", "--f16-as-bf16")
+    assert c.call("model/info")["result"]["f16_as_bf16"]["requested"] is True
+    want = c.call("generate", {"prompt": "Once", "max_tokens": 8, **GREEDY_PARAMS})
+    rc, out, err = cli("run", "-m", f16, "--f16-as-bf16", "-n", "8", *GREEDY, "Once")
+    assert rc == 0, err
+    assert out.decode() == want["result"]["text"]
 
 
 # ---------------------------------------------------------------- wisp complete

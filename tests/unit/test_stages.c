@@ -188,6 +188,43 @@ TEST(split_llama_q4_k_m) { split_equals_single("golden/syn-llama-spm-q4_k_m.gguf
 TEST(split_qwen2_f16_biases) { split_equals_single("golden/syn-qwen2-dsc-f16.gguf"); }
 TEST(split_qwen2_q4_0) { split_equals_single("golden/syn-qwen2-dsc-q4_0.gguf"); }
 
+/* With f16_as_bf16, every CPU stage gets the option: a two-stage split of
+ * an F16 model computes the same logits as one engine with it, and its
+ * stats count the BF16 tensors of both stages, as many as the one engine
+ * converts (none on a CPU without AVX512-BF16). */
+TEST(split_f16_as_bf16_reaches_every_stage)
+{
+    wisp_model *m = open_fixture("golden/syn-qwen2-dsc-f16.gguf");
+    const wisp_model_config *c = wisp_model_get_config(m);
+    const int V = c->vocab_size, L = c->n_layers;
+    REQUIRE(L >= 2);
+    int32_t ids[N_IDS];
+    fill_ids(ids, N_IDS, V, 5);
+    const size_t n = (size_t)N_IDS * V;
+    float *ref = calloc(n, sizeof(float)), *got = calloc(n, sizeof(float));
+    REQUIRE(ref && got);
+    wisp_engine_opts o = engine_opts(8, 6, 16, 4);
+    o.f16_as_bf16 = true;
+    wisp_engine *e = wisp_test_cpu_engine(m, &o);
+    prefill_then_decode(e, ids, V, ref);
+    wisp_engine_stats single;
+    e->ops->get_stats(e->ctx, &single);
+    wisp_engine_destroy(e);
+
+    const int cut = L / 2;
+    stage_spec sp[2] = {{"cpu", cut, 0}, {"cpu", L - cut, 0}};
+    e = make_staged(m, sp, 2, &o);
+    prefill_then_decode(e, ids, V, got);
+    CHECK(same_floats(ref, got, n, "f16_as_bf16 split"));
+    wisp_engine_stats st;
+    e->ops->get_stats(e->ctx, &st);
+    CHECK_EQ_INT(st.bf16_tensors, single.bf16_tensors);
+    wisp_engine_destroy(e);
+    free(ref);
+    free(got);
+    wisp_model_close(m);
+}
+
 /* Three sequences in one step (a prefill chunk beside two decodes), then
  * a step of three decodes, over a split into three stages. */
 TEST(split_batch_of_three_sequences)
