@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "engine/cpu/amx.h"
 #include "engine/cpu/attention.h"
+#include "engine/cpu/bf16dot.h"
 #include "engine/cpu/repack.h"
 #include "model/types.h"
 
@@ -370,6 +371,14 @@ int wisp_engine_cpu_create_from(const wisp_model_config *cfg, const wisp_model_w
                       n, (double)bytes / (1 << 20), ms, wisp_rp_weights_bf16_tensors(e->repack));
         }
     }
+    /* Asked for and not taken: say why, once, where the user reads. */
+    if (e->opts.f16_as_bf16 && !wisp_rp_weights_bf16_tensors(e->repack))
+        WISP_LOGW("cpu: f16_as_bf16 not taken: %s",
+                  e->stream                                 ? "the layers are streamed"
+                  : e->opts.no_repack || !wisp_rp_enabled() ? "repacking is off"
+                  : wisp_amx_active()                       ? "AMX tiles take the products"
+                  : !wisp_bf16dot_fast() ? "this CPU (or WISP_SIMD) has no AVX512-BF16"
+                                         : "the model has no F16 or BF16 matrix");
     if ((rc = wisp_kv_pool_init(&e->kv, e->opts.kv_type, e->layer_end - e->layer_begin,
                                 e->opts.n_blocks, e->opts.block_size, cfg->n_head_kv, cfg->head_dim,
                                 err)) ||
