@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "engine/factory.h"
 #include "engine/warmup.h"
+#include "kv/hash.h"
 #include "model/gguf.h"
 #include "model/types.h"
 #include "remote/remote.h"
@@ -105,6 +106,10 @@ static int open_sched(const wisp_runtime_opts *o, wisp_runtime *rt, wisp_err *er
         WISP_LOGI("prefix cache identity over the weights: %s, %.0f ms",
                   reused ? "file unchanged since it was hashed" : "hashed", wisp_now_ms() - t0);
     }
+    /* KV computed in BF16 (f16_as_bf16) is not the exact path's KV: a
+     * cache on disk written by one must not serve the other. */
+    if (rt->engine_stats.bf16_tensors > 0)
+        identity = wisp_hash64("f16_as_bf16", 11, identity);
     wisp_sched_opts so = {
         .model_identity = identity,
         .n_vocab = rt->n_vocab,

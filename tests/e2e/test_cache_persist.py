@@ -72,3 +72,26 @@ def test_other_models_cache_is_not_used(wisp, tmp_path):
     g = run_and_exit(wisp, other, tmp_path)
     assert g.result["usage"]["cached_tokens"] == 0, "another model's cached blocks were used"
     assert g.tokens == cold.tokens
+
+
+def test_bf16_compute_keeps_its_own_cache(wisp, tmp_path):
+    # KV computed with --f16-as-bf16 is not the exact path's: where the
+    # engine takes the option, the two must not serve each other's blocks;
+    # where it does not, they compute the same and may.
+    model = shared_file("golden/syn-qwen2-dsc-f16.gguf")
+    prompt = [5 + i % 40 for i in range(40)]
+
+    def run(extra):
+        srv = start(wisp, model, ctx=256, cache_dir=tmp_path, extra=extra)
+        taken = srv.result("model/info")["f16_as_bf16"]["tensors"] > 0
+        g = srv.ok(prompt=prompt, max_tokens=4, **GREEDY)
+        srv.c.close_stdin()
+        assert srv.c.wait() == 0, srv.c.stderr_text()
+        return taken, g.result["usage"]["cached_tokens"]
+
+    assert run(())[1] == 0
+    taken, cached = run(("--f16-as-bf16",))
+    assert (cached == 0) == taken, (taken, cached)
+    taken, cached = run(("--f16-as-bf16",))
+    assert cached > 0, "the BF16 run's own cache was not used"
+    assert run(())[1] > 0, "the exact run's cache did not survive the BF16 runs"
