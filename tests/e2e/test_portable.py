@@ -15,7 +15,8 @@ with itself only. The emulated run must also report the level it chose.
 Emulation only reaches the code a run executes, so the object files are
 also read instruction by instruction: baseline files hold no VEX or EVEX
 instruction, _avx2 files no EVEX one, and _avx512 / _amx files none from
-an extension their flags do not name (AVX512-FP16, BF16, VBMI, ...).
+an extension their flags do not name (AVX512-FP16, BF16, VBMI, ...);
+_avx512bf16 files add AVX512-BF16's and nothing else.
 """
 import json
 import os
@@ -188,6 +189,11 @@ def test_objects_use_only_their_files_instructions():
         if o.stem.endswith(("_avx512", "_amx")):
             def allowed(mn, ops):
                 return not mn.startswith("v") or mn in F16C or not NOT_IN_AVX512_LEVEL.search(mn)
+        elif o.stem.endswith("_avx512bf16"):
+            # the AVX-512 level's instructions and AVX512-BF16's, no more
+            def allowed(mn, ops):
+                return (not mn.startswith("v") or mn in F16C or "bf16" in mn
+                        or not NOT_IN_AVX512_LEVEL.search(mn))
         elif o.stem.endswith("_avx2"):
             def allowed(mn, ops):
                 return not EVEX_ONLY.search(ops)
