@@ -177,15 +177,28 @@ AI __m512 load16_bf16(const void *p, int64_t i)
             _Pragma("GCC unroll 8")                                                               \
         for (int c = 0; c < C; c++)                                                               \
             acc[r][c] = _mm512_setzero_ps();                                                      \
+        /* pointers stepped through the row rather than one index off ten   \
+         * bases: GCC kept too few of the bases in registers and reloaded   \
+         * them from the stack in the loop */                     \
+        const char *wp[FG_R], *ap[FZ_C];                                                          \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (int r = 0; r < R; r++)                                                               \
+            wp[r] = w + (size_t)r * sw;                                                           \
+        _Pragma("GCC unroll 8")                                                                   \
+        for (int c = 0; c < C; c++)                                                               \
+            ap[c] = a + (size_t)c * sa;                                                           \
         int64_t i = 0;                                                                            \
         for (; i + 16 <= n; i += 16) {                                                            \
             __m512 wv[FG_R];                                                                      \
             _Pragma("GCC unroll 8")                                                               \
-            for (int r = 0; r < R; r++)                                                           \
-                wv[r] = load16_##name(w + (size_t)r * sw, i);                                     \
+            for (int r = 0; r < R; r++) {                                                         \
+                wv[r] = load16_##name(wp[r], 0);                                                  \
+                wp[r] += 32;                                                                      \
+            }                                                                                     \
             _Pragma("GCC unroll 8")                                                               \
             for (int c = 0; c < C; c++) {                                                         \
-                const __m512 av = load16_##name(a + (size_t)c * sa, i);                           \
+                const __m512 av = load16_##name(ap[c], 0);                                        \
+                ap[c] += 32;                                                                      \
                 _Pragma("GCC unroll 8")                                                           \
                 for (int r = 0; r < R; r++)                                                       \
                     acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);                            \
