@@ -23,6 +23,7 @@
 #include "engine/cpu/matmul.h"
 #include "engine/cpu/repack.h"
 #include "engine/engine.h"
+#include "engine_test_util.h"
 #include "harness.h"
 #include "model/model.h"
 #include "model/quant_blocks.h"
@@ -433,6 +434,32 @@ TEST(weights_copy_repacks_what_it_can)
     CHECK(rw == NULL);
 }
 
+/* The KV blocks of the one sequence the engine tests run: 16 positions. */
+static const int32_t ENGINE_TABLE[2] = {0, 1};
+
+/* Builds the CPU engine the engine tests compare (2 threads, one sequence
+ * of up to 16 tokens in two 8-token F16 KV blocks) with sw's switches
+ * (no_repack, f16_as_bf16), and feeds it toks from position 0 in forward
+ * steps of steps[i] tokens, each step's last-row logits (V of them) at
+ * logits + i * V. Returns the engine for its caller to look into and
+ * destroy. */
+static wisp_engine *engine_run(const wisp_model *m, wisp_engine_opts sw, const int32_t *toks,
+                               const int *steps, int n_steps, float *logits)
+{
+    sw.n_threads = 2;
+    sw.block_size = 8;
+    sw.n_blocks = 4;
+    sw.kv_type = WISP_KV_F16;
+    sw.max_batch_tokens = 16;
+    sw.max_seqs = 1;
+    wisp_engine *e = wisp_test_cpu_engine(m, &sw);
+    const int V = wisp_model_get_config(m)->vocab_size;
+    for (int i = 0, pos = 0; i < n_steps; pos += steps[i++])
+        REQUIRE(wisp_test_forward1(e, toks + pos, steps[i], pos, ENGINE_TABLE, 2, false,
+                                   logits + (size_t)i * V) == 0);
+    return e;
+}
+
 /* One prompt and one decode step through an engine built with and without
  * repacking: the same logits, bit for bit, on Q4_0, Q8_0 and Q4_K_M golden files. */
 TEST(engine_logits_equal_with_and_without_repack)
@@ -440,41 +467,22 @@ TEST(engine_logits_equal_with_and_without_repack)
     static const char *const files[] = {"golden/syn-qwen2-dsc-q4_0.gguf",
                                         "golden/syn-qwen2-dsc-q8_0.gguf",
                                         "golden/syn-llama-spm-q4_k_m.gguf"};
+    /* a 12-token prefill, then one decode step */
+    static const int steps[] = {12, 1};
     for (size_t fi = 0; fi < sizeof(files) / sizeof(files[0]); fi++) {
         char path[512];
         wisp_test_shared_path(path, sizeof path, files[fi]);
-        wisp_model *m = NULL;
-        wisp_err err = {0};
-        REQUIRE(wisp_model_open(path, NULL, &m, &err) == 0 && m);
+        wisp_model *m = wisp_test_open_model(path);
         const int V = wisp_model_get_config(m)->vocab_size;
         int32_t toks[13];
         for (int i = 0; i < 13; i++)
             toks[i] = (int32_t)(rng_u64() % (uint64_t)V);
-        const int32_t table[2] = {0, 1};
         float *logits[2];
         for (int run = 0; run < 2; run++) {
-            wisp_engine_opts o = {.n_threads = 2,
-                                  .block_size = 8,
-                                  .n_blocks = 4,
-                                  .kv_type = WISP_KV_F16,
-                                  .max_batch_tokens = 16,
-                                  .max_seqs = 1,
-                                  .no_repack = run == 1};
-            wisp_engine *e = NULL;
-            REQUIRE(wisp_engine_cpu_create(m, &o, &e, &err) == 0 && e);
             logits[run] = malloc(sizeof(float) * (size_t)V * 2);
             REQUIRE(logits[run]);
-            /* a 12-token prefill, then one decode step */
-            for (int step = 0; step < 2; step++) {
-                wisp_batch_seq s = {.tokens = toks + 12 * step,
-                                    .n_tokens = step ? 1 : 12,
-                                    .pos0 = 12 * step,
-                                    .block_table = table,
-                                    .n_blocks = 2,
-                                    .logits = logits[run] + (size_t)step * V};
-                wisp_batch b = {.seqs = &s, .n_seqs = 1};
-                REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
-            }
+            wisp_engine *e = engine_run(m, (wisp_engine_opts){.no_repack = run == 1}, toks, steps,
+                                        2, logits[run]);
             /* the copies are weights the engine holds, and it no longer
              * reads their model bytes; without repacking it holds none */
             wisp_engine_stats st;
@@ -623,51 +631,24 @@ TEST(engine_f16_as_bf16)
 {
     char path[512];
     wisp_test_shared_path(path, sizeof path, "golden/syn-qwen2-dsc-f16.gguf");
-    wisp_model *m = NULL;
-    wisp_err err = {0};
-    REQUIRE(wisp_model_open(path, NULL, &m, &err) == 0 && m);
+    wisp_model *m = wisp_test_open_model(path);
     const int V = wisp_model_get_config(m)->vocab_size;
     int32_t toks[13];
     for (int i = 0; i < 13; i++)
         toks[i] = (int32_t)(rng_u64() % (uint64_t)V);
-    const int32_t table[2] = {0, 1};
     float *lg = malloc(sizeof(float) * (size_t)V * 3);
     REQUIRE(lg);
+    /* run 0: the 13-token prompt at once; run 1: 12, then the 13th */
+    static const int whole[] = {13}, split[] = {12, 1};
     for (int run = 0; run < 2; run++) {
-        wisp_engine_opts o = {.n_threads = 2,
-                              .block_size = 8,
-                              .n_blocks = 4,
-                              .kv_type = WISP_KV_F16,
-                              .max_batch_tokens = 16,
-                              .max_seqs = 1,
-                              .f16_as_bf16 = run == 1};
-        wisp_engine *e = NULL;
-        REQUIRE(wisp_engine_cpu_create(m, &o, &e, &err) == 0 && e);
+        wisp_engine *e = engine_run(m, (wisp_engine_opts){.f16_as_bf16 = run == 1}, toks,
+                                    run ? split : whole, 1 + run, lg + (size_t)run * V);
         wisp_engine_stats st;
         e->ops->get_stats(e->ctx, &st);
         CHECK((st.bf16_tensors > 0) == (run == 1 && wisp_bf16dot_fast() && wisp_rp_enabled()));
-        /* run 0: the 13-token prompt at once; run 1: 12, then the 13th */
-        for (int step = 0; step < 1 + run; step++) {
-            const int n = run == 0 ? 13 : step ? 1 : 12;
-            wisp_batch_seq s = {.tokens = toks + 12 * step,
-                                .n_tokens = n,
-                                .pos0 = 12 * step,
-                                .block_table = table,
-                                .n_blocks = 2,
-                                .logits = lg + (size_t)(run + step) * V};
-            wisp_batch b = {.seqs = &s, .n_seqs = 1};
-            REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
-        }
         if (run == 1 && st.bf16_tensors > 0) {
             /* the 13-token prompt in BF16 too: its last row is the decode's */
-            wisp_batch_seq s = {.tokens = toks,
-                                .n_tokens = 13,
-                                .pos0 = 0,
-                                .block_table = table,
-                                .n_blocks = 2,
-                                .logits = lg + (size_t)V};
-            wisp_batch b = {.seqs = &s, .n_seqs = 1};
-            REQUIRE(e->ops->forward(e->ctx, &b, &err) == 0);
+            REQUIRE(wisp_test_forward1(e, toks, 13, 0, ENGINE_TABLE, 2, false, lg + V) == 0);
             CHECK(memcmp(lg + V, lg + 2 * (size_t)V, sizeof(float) * (size_t)V) == 0);
         }
         wisp_engine_destroy(e);
