@@ -30,7 +30,7 @@
 #define BF_PF_DIST 2048
 
 AI void bf_tile(int64_t np, const char *w, size_t sg, int GB, const char *a, size_t sa, int C,
-                float *s, size_t ss, bool pf)
+                float *s, size_t ss, size_t pf)
 {
     __m512 acc[8][12];
     _Pragma("GCC unroll 8")
@@ -42,8 +42,13 @@ AI void bf_tile(int64_t np, const char *w, size_t sg, int GB, const char *a, siz
         const char *wp = w + (size_t)p * 64;
         if (pf)
             _Pragma("GCC unroll 8")
-        for (int g = 0; g < GB; g++)
-            _mm_prefetch(wp + (size_t)g * sg + BF_PF_DIST, _MM_HINT_T0);
+        for (int g = 0; g < GB; g++) {
+            /* a batch's next groups go to L2: its own groups fill L1 */
+            if (C == 1)
+                _mm_prefetch(wp + (size_t)g * sg + pf, _MM_HINT_T0);
+            else
+                _mm_prefetch(wp + (size_t)g * sg + pf, _MM_HINT_T1);
+        }
         _Pragma("GCC unroll 8")
         for (int g = 0; g < GB; g++) {
             const __m512bh wv = (__m512bh)_mm512_loadu_si512(wp + (size_t)g * sg);
@@ -65,7 +70,7 @@ AI void bf_tile(int64_t np, const char *w, size_t sg, int GB, const char *a, siz
 #define ONE(GB)                                                                         \
     static void one_##GB(int64_t np, const char *w, size_t sg, const char *a, float *s) \
     {                                                                                   \
-        bf_tile(np, w, sg, GB, a, 0, 1, s, 0, true);                                    \
+        bf_tile(np, w, sg, GB, a, 0, 1, s, 0, BF_PF_DIST);                              \
     }
 ONE(8)
 ONE(4)
@@ -74,9 +79,9 @@ ONE(1)
 
 #define BATCH(GB, C)                                                                             \
     static void batch_##GB##_##C(int64_t np, const char *w, size_t sg, const char *a, size_t sa, \
-                                 float *s, size_t ss)                                            \
+                                 float *s, size_t ss, size_t pf)                                 \
     {                                                                                            \
-        bf_tile(np, w, sg, GB, a, sa, C, s, ss, false);                                          \
+        bf_tile(np, w, sg, GB, a, sa, C, s, ss, pf);                                             \
     }
 /* (clang-format does not settle on a layout for this list) */
 /* clang-format off */
@@ -88,7 +93,8 @@ ONE(1)
 BATCHES(2)
 BATCHES(1)
 
-typedef void (*batch_fn)(int64_t, const char *, size_t, const char *, size_t, float *, size_t);
+typedef void (*batch_fn)(int64_t, const char *, size_t, const char *, size_t, float *, size_t,
+                         size_t);
 #define ROW(GB)                                                                              \
     {                                                                                        \
         batch_##GB##_1, batch_##GB##_2, batch_##GB##_3, batch_##GB##_4, batch_##GB##_5,      \
@@ -119,14 +125,18 @@ void wisp_bf16dot_avx512bf16(int64_t n, const void *vw, size_t sg, int ng, const
         return;
     }
     /* Tokens in chunks of at most 12, as even as they go: a short last
-     * chunk would run at a fraction of the rate. */
+     * chunk would run at a fraction of the rate. The first chunk over a
+     * pair of groups also prefetches the next pair, which a few tokens'
+     * product reads from memory once (1024 x 65536 from DRAM, 16 tokens, 2
+     * threads: 411 GFLOP/s without, 770 in cache). */
     const int n_chunks = (nc + 11) / 12, base = nc / n_chunks, extra = nc % n_chunks;
     for (int g = 0; g < ng; g += 2) {
         const int gb = ng - g >= 2 ? 2 : 1;
         for (int k = 0, c = 0; k < n_chunks; k++) {
             const int cc = base + (k < extra);
             BATCH_FN[gb - 1][cc - 1](np, w + (size_t)g * sg, sg, a + (size_t)c * sa, sa,
-                                     s + (size_t)c * ss + (size_t)g * WISP_BF16_ROWS, ss);
+                                     s + (size_t)c * ss + (size_t)g * WISP_BF16_ROWS, ss,
+                                     k == 0 && g + 2 * gb <= ng ? (size_t)gb * sg : 0);
             c += cc;
         }
     }
