@@ -67,14 +67,19 @@ DEF_DOTF(bf16, 2)
  * chains to hide their latency. */
 #define FG_R 4
 #ifndef FG_C
-#define FG_C 2
+#define FG_C 3
 #endif
 #if !WISP_X86_VNNI
+/* Rows of a register tile at this level: a call's four rows go two at a
+ * time, so that 2 x 2 x FG_C accumulators, the two rows' weights and one
+ * activation vector fit the 16 registers (four rows x two tokens needed
+ * 21 and kept accumulators on the stack). */
+#define FG_RT 2
 #define DEF_GEMMF(name)                                                                          \
     AI void name##_gemm_rc(int64_t n, const char *w, size_t sw, const char *a, size_t sa, int R, \
                            int C, float *s, size_t ss, const int PF)                             \
     {                                                                                            \
-        __m256 acc[2][FG_R][FG_C];                                                               \
+        __m256 acc[2][FG_RT][FG_C];                                                              \
         _Pragma("GCC unroll 8")                                                                  \
         for (int r = 0; r < R; r++)                                                              \
             _Pragma("GCC unroll 8")                                                              \
@@ -88,7 +93,7 @@ DEF_DOTF(bf16, 2)
                 _mm_prefetch(w + (size_t)(r + FG_R) * sw + i * 2, PF_HINT);                      \
             _Pragma("GCC unroll 8")                                                              \
             for (int h = 0; h < 2; h++) {                                                        \
-                __m256 wv[FG_R];                                                                 \
+                __m256 wv[FG_RT];                                                                \
                 _Pragma("GCC unroll 8")                                                          \
                 for (int r = 0; r < R; r++)                                                      \
                     wv[r] = load_##name(w + (size_t)r * sw, i + 8 * h);                          \
@@ -114,24 +119,25 @@ DEF_DOTF(bf16, 2)
     static void x86_gemm_##name(int64_t n, const void *vw, size_t sw, int nr, const void *va,    \
                                 size_t sa, int nc, float *s, size_t ss)                          \
     {                                                                                            \
-        const char *w = vw;                                                                      \
-        for (int c0 = 0; c0 < nc; c0 += FG_C) {                                                  \
-            const char *a = (const char *)va + (size_t)c0 * sa;                                  \
-            int ncc = nc - c0 < FG_C ? nc - c0 : FG_C;                                           \
-            float *o = s + (size_t)c0 * ss;                                                      \
-            if (c0 == 0 && nr == FG_R) {                                                         \
-                switch (ncc) {                                                                   \
-                    GEMMF_PF_CASES(name)                                                         \
+        for (int r0 = 0; r0 < nr; r0 += FG_RT) {                                                 \
+            const char *w = (const char *)vw + (size_t)r0 * sw;                                  \
+            const int nrr = nr - r0 < FG_RT ? nr - r0 : FG_RT;                                   \
+            for (int c0 = 0; c0 < nc; c0 += FG_C) {                                              \
+                const char *a = (const char *)va + (size_t)c0 * sa;                              \
+                int ncc = nc - c0 < FG_C ? nc - c0 : FG_C;                                       \
+                float *o = s + (size_t)c0 * ss + r0;                                             \
+                if (c0 == 0 && nr == FG_R) {                                                     \
+                    switch (ncc) {                                                               \
+                        GEMMF_PF_CASES(name)                                                     \
+                    default: break;                                                              \
+                    }                                                                            \
+                    continue;                                                                    \
+                }                                                                                \
+                switch (nrr * 8 + ncc) {                                                         \
+                    GEMMF_CASES(name, 2)                                                         \
+                    GEMMF_CASES(name, 1)                                                         \
                 default: break;                                                                  \
                 }                                                                                \
-                continue;                                                                        \
-            }                                                                                    \
-            switch (nr * 8 + ncc) {                                                              \
-                GEMMF_CASES(name, 4)                                                             \
-                GEMMF_CASES(name, 3)                                                             \
-                GEMMF_CASES(name, 2)                                                             \
-                GEMMF_CASES(name, 1)                                                             \
-            default: break;                                                                      \
             }                                                                                    \
         }                                                                                        \
     }
@@ -147,14 +153,14 @@ DEF_DOTF(bf16, 2)
         break;
 #if FG_C >= 4
 #define GEMMF_C4(name, R) GEMMF_CASE(name, R * 8 + 4, R, 4, 0)
-#define GEMMF_PF_C4(name) GEMMF_CASE(name, 4, FG_R, 4, 1)
+#define GEMMF_PF_C4(name) GEMMF_CASE(name, 4, FG_RT, 4, 1)
 #else
 #define GEMMF_C4(name, R)
 #define GEMMF_PF_C4(name)
 #endif
 #if FG_C >= 3
 #define GEMMF_C3(name, R) GEMMF_CASE(name, R * 8 + 3, R, 3, 0)
-#define GEMMF_PF_C3(name) GEMMF_CASE(name, 3, FG_R, 3, 1)
+#define GEMMF_PF_C3(name) GEMMF_CASE(name, 3, FG_RT, 3, 1)
 #else
 #define GEMMF_C3(name, R)
 #define GEMMF_PF_C3(name)
@@ -164,11 +170,11 @@ DEF_DOTF(bf16, 2)
     GEMMF_C3(name, R)                    \
     GEMMF_CASE(name, R * 8 + 2, R, 2, 0) \
     GEMMF_CASE(name, R * 8 + 1, R, 1, 0)
-#define GEMMF_PF_CASES(name)        \
-    GEMMF_PF_C4(name)               \
-    GEMMF_PF_C3(name)               \
-    GEMMF_CASE(name, 2, FG_R, 2, 1) \
-    GEMMF_CASE(name, 1, FG_R, 1, 1)
+#define GEMMF_PF_CASES(name)         \
+    GEMMF_PF_C4(name)                \
+    GEMMF_PF_C3(name)                \
+    GEMMF_CASE(name, 2, FG_RT, 2, 1) \
+    GEMMF_CASE(name, 1, FG_RT, 1, 1)
 
 _Static_assert(FG_C >= 2 && FG_C <= 4, "GEMMF_CASES covers 1..4 tokens");
 _Static_assert(FG_R == WISP_GEMM_NR, "GEMMF_CASES covers rows 1..4");
